@@ -1,0 +1,1 @@
+"""Bottom layer: schemas, errors, configs, registry, devices and seeds. Imports nothing from marketlab."""
