@@ -1,0 +1,135 @@
+"""Validation of frames before they are written: schema, names, finiteness, signs, order, uniqueness.
+
+Every check raises a one-line :class:`DataError` naming the source (file or dataset/kind), the field, the
+first offending row and its value, so a bad ingest stops before anything touches the store.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from marketlab.core.errors import DataError
+from marketlab.core.schema import SCHEMAS, book_levels, book_schema
+from marketlab.store.types import KINDS, check_symbol
+
+# Time key of each kind; features/signals may carry either (or neither, for features).
+TS_KINDS = ("events", "book", "trades", "bars")
+DATE_KINDS = ("panel",)
+
+
+def schema_for(kind: str, frame: pl.DataFrame) -> dict[str, pl.DataType]:
+    """The storage schema of ``frame`` as ``kind``: fixed schemas for the core kinds, book by level count,
+    and the frame's own schema for features/signals (which must carry ``symbol``)."""
+    if kind in SCHEMAS:
+        return SCHEMAS[kind]
+    if kind == "book":
+        return book_schema(book_levels(frame.columns))
+    if kind in ("features", "signals"):
+        return dict(frame.schema)
+    raise DataError(None, f"unknown frame kind '{kind}' (expected one of {', '.join(KINDS)})")
+
+
+def time_key(kind: str, columns: list[str]) -> str | None:
+    """``"ts"`` (partition by day), ``"date"`` (partition by year) or None (no time partition)."""
+    if kind in TS_KINDS:
+        return "ts"
+    if kind in DATE_KINDS:
+        return "date"
+    if "ts" in columns:
+        return "ts"
+    if "date" in columns:
+        return "date"
+    return None
+
+
+def _first_bad(frame: pl.DataFrame, mask: pl.Expr, col: str) -> tuple[int, object] | None:
+    idx = frame.with_row_index("_row").filter(mask).select("_row", col).head(1)
+    if idx.height == 0:
+        return None
+    return int(idx["_row"][0]), idx[col][0]
+
+
+def _fail_if(frame: pl.DataFrame, mask: pl.Expr, col: str, problem: str, source: str) -> None:
+    bad = _first_bad(frame, mask, col)
+    if bad is not None:
+        raise DataError(source, problem, field=col, row=bad[0], value=bad[1])
+
+
+def conform_frame(kind: str, frame: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Cast ``frame`` to its kind's schema (column order included); missing/uncastable columns are errors."""
+    if kind == "book" and book_levels(frame.columns) < 1:
+        raise DataError(source, "book frame has no ask_px_1 column", field="ask_px_1")
+    schema = schema_for(kind, frame)
+    missing = [c for c in schema if c not in frame.columns]
+    if missing:
+        raise DataError(source, f"missing column(s) {missing} for kind '{kind}'", field=missing[0])
+    if "symbol" not in schema:
+        raise DataError(source, f"kind '{kind}' needs a 'symbol' column", field="symbol")
+    out = []
+    for c, t in schema.items():
+        try:
+            out.append(frame.get_column(c).cast(t, strict=True))
+        except Exception as exc:  # polars raises InvalidOperationError / ComputeError
+            raise DataError(
+                source, f"cannot cast to {t} ({type(exc).__name__})", field=c, value=str(frame[c].dtype)
+            ) from None
+    return pl.DataFrame(out)
+
+
+def validate_frame(kind: str, frame: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Conform and check ``frame``; returns the conformed frame. Raises :class:`DataError` on bad data."""
+    df = conform_frame(kind, frame, source)
+    if df.height == 0:
+        return df
+    _fail_if(df, pl.col("symbol").is_null(), "symbol", "null symbol", source)
+    for sym in df["symbol"].unique().to_list():
+        check_symbol(sym, source=source)
+    key = time_key(kind, df.columns)
+    if key is not None:
+        _fail_if(df, pl.col(key).is_null(), key, "null timestamp", source)
+
+    # Finite, positive prices; non-negative sizes/volumes.
+    for c, t in df.schema.items():
+        if t.is_float() and kind in ("bars", "panel"):
+            _fail_if(df, pl.col(c).is_nan() | pl.col(c).is_infinite(), c, "NaN or infinite value", source)
+    if kind == "events":
+        # LOBSTER halts (type 7) carry price -1: every other event needs a positive price.
+        _fail_if(df, (pl.col("price") <= 0) & (pl.col("type") != 7), "price", "non-positive price", source)
+        _fail_if(df, pl.col("size") < 0, "size", "negative size", source)
+        _fail_if(df, ~pl.col("type").is_between(1, 7), "type", "event type outside 1..7", source)
+        _fail_if(df, ~pl.col("side").is_in([1, -1]), "side", "side must be +1 or -1", source)
+    elif kind == "trades":
+        _fail_if(df, pl.col("price") <= 0, "price", "non-positive price", source)
+        _fail_if(df, pl.col("size") <= 0, "size", "non-positive size", source)
+        _fail_if(df, ~pl.col("aggressor").is_in([1, -1, 0]), "aggressor", "aggressor must be +1, -1 or 0", source)
+    elif kind == "book":
+        for c in df.columns:
+            if "_px_" in c or "_sz_" in c:
+                _fail_if(df, pl.col(c) < 0, c, "negative book price/size", source)
+    elif kind in ("bars", "panel"):
+        for c in ("open", "high", "low", "close"):
+            _fail_if(df, pl.col(c) <= 0, c, "non-positive price", source)
+        _fail_if(df, pl.col("volume") < 0, "volume", "negative volume", source)
+        _fail_if(df, pl.col("high") < pl.col("low"), "high", "high below low", source)
+
+    # Order: time non-decreasing per symbol (strictly increasing, i.e. unique, for bars and panels).
+    if key is not None:
+        strict = kind in ("bars", "panel", "signals")
+        diff = pl.col(key).diff().over("symbol")
+        if kind == "panel" or kind == "signals":
+            # Panels are long frames sorted by (date, symbol) or (symbol, date): check uniqueness and
+            # sort instead of requiring an input order.
+            dup = df.select("symbol", key).is_duplicated()
+            if dup.any():
+                row = int(dup.arg_true()[0])
+                raise DataError(
+                    source, f"duplicate ({key}, symbol) row", field=key, row=row,
+                    value=f"{df[key][row]}, {df['symbol'][row]}",
+                )
+            df = df.sort([key, "symbol"])
+        else:
+            bad = df.with_row_index("_row").filter(diff <= 0 if strict else diff < 0).head(1)
+            if bad.height:
+                what = "timestamps not strictly increasing" if strict else "timestamps out of order"
+                raise DataError(source, what, field=key, row=int(bad["_row"][0]), value=bad[key][0])
+    return df
