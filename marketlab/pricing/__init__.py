@@ -1,0 +1,2 @@
+"""Pricing: deep BSDE solvers (:mod:`marketlab.pricing.bsde`) and the layered deep xVA pipeline
+(:mod:`marketlab.pricing.xva`)."""

@@ -1,0 +1,23 @@
+"""Deep BSDE library: equations (forward SDE, generator, terminal condition), Z-networks and the solver."""
+
+from marketlab.pricing.bsde.equations import (
+    EQUATIONS,
+    AllenCahn,
+    BlackScholesLinear,
+    BurgersType,
+    Equation,
+    HJBLQ,
+    PathBatch,
+    PricingDefaultRisk,
+    PricingDiffRate,
+    QuadraticGradient,
+    ReactionDiffusion,
+    make_equation,
+)
+from marketlab.pricing.bsde.solver import DeepBSDESolver, SolverConfig, TrainResult, relative_error, solve
+
+__all__ = [
+    "EQUATIONS", "AllenCahn", "BlackScholesLinear", "BurgersType", "DeepBSDESolver", "Equation", "HJBLQ",
+    "PathBatch", "PricingDefaultRisk", "PricingDiffRate", "QuadraticGradient", "ReactionDiffusion",
+    "SolverConfig", "TrainResult", "make_equation", "relative_error", "solve",
+]
