@@ -1,0 +1,237 @@
+"""The swappable parts of the bar-trading env: features, state interpreter, action interpreter, reward.
+
+The env is ``simulator + state interpreter + action interpreter + reward`` (qlib's decomposition). Each
+part is picked by the ``kind`` of its spec table: a built-in name from the tables below, or a
+``"package.module:Class"`` entry point constructed with the same arguments as the built-in.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+from numba import njit
+
+from marketlab.core.errors import SpecError
+from marketlab.envs.data import MarketData
+from marketlab.envs.spec import ActionConfig, ObservationConfig, RewardConfig
+
+BAR_FEATURES = ("ret", "range", "body", "logvol")
+
+
+def bar_features(market: MarketData, names: list[str] | tuple[str, ...]) -> np.ndarray:
+    """Causal per-bar features, (T, N, F) float64: row t uses bars <= t only.
+
+    ``ret`` log close-to-close return, ``range`` log(high/low), ``body`` log(close/open), ``logvol``
+    change of log(1+volume); any other name is a column of ``market.extra`` (signals; NaN -> 0).
+    """
+    t, n = market.close.shape
+    out = np.zeros((t, n, len(names)))
+    for k, name in enumerate(names):
+        if name == "ret":
+            out[1:, :, k] = np.diff(np.log(market.close), axis=0)
+        elif name == "range":
+            out[:, :, k] = np.log(market.high / market.low)
+        elif name == "body":
+            out[:, :, k] = np.log(market.close / market.open)
+        elif name == "logvol":
+            out[1:, :, k] = np.diff(np.log1p(market.volume), axis=0)
+        elif name in market.extra:
+            out[:, :, k] = np.nan_to_num(market.extra[name], nan=0.0, posinf=0.0, neginf=0.0)
+        else:
+            known = list(BAR_FEATURES) + sorted(market.extra)
+            raise SpecError(None, "env.observation.features", f"unknown feature {name!r} (known: {known})")
+    return out
+
+
+def normalize_features(x: np.ndarray, fit_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Z-score (T, N, F) features with mean/std of the first ``fit_rows`` rows (the train split).
+
+    Returns (normalized float32 (T, N, F), mean (N, F), std (N, F)).
+    """
+    fit = x[: max(fit_rows, 2)]
+    mean = fit.mean(axis=0)
+    std = fit.std(axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    z = (x - mean) / std
+    return z.astype(np.float32), mean, std
+
+
+class StateInterpreter(Protocol):
+    observation_space: gym.spaces.Space
+
+    def observe(self, t: int, weights: np.ndarray) -> Any: ...
+
+
+class WindowState:
+    """Observation = the last ``window`` rows of the (T, N*F) feature matrix, flattened, then the current
+    portfolio weights (N,). Shape (window * N * F + N,) float32 (without weights when not requested).
+
+    Features are clipped to [-clip, clip] by the env; weights are clipped to the same bound, so the
+    observation space is a finite box."""
+
+    def __init__(self, config: ObservationConfig, features: np.ndarray, n_assets: int) -> None:
+        t, n, f = features.shape
+        self.window = config.window
+        self.flat = np.ascontiguousarray(features.reshape(t, n * f), dtype=np.float32)
+        self.include_position = config.include_position
+        self.n_feat = self.window * n * f
+        dim = self.n_feat + (n_assets if self.include_position else 0)
+        self.bound = float(max(config.clip, 10.0))
+        self.observation_space = gym.spaces.Box(-self.bound, self.bound, shape=(dim,), dtype=np.float32)
+        self._buf = np.zeros(dim, dtype=np.float32)
+
+    def observe(self, t: int, weights: np.ndarray) -> np.ndarray:
+        """Observation at decision step t (rows t-window+1 .. t); t >= window - 1."""
+        buf = self._buf
+        buf[: self.n_feat] = self.flat[t - self.window + 1 : t + 1].reshape(-1)
+        if self.include_position:
+            _copy_clipped_nb(buf, self.n_feat, weights, self.bound)
+        return buf.copy()
+
+
+@njit(cache=True)
+def _copy_clipped_nb(dst: np.ndarray, offset: int, src: np.ndarray, bound: float) -> None:
+    """dst[offset + j] = clip(src[j], -bound, bound) (one numba call is cheaper than numpy's clip here)."""
+    for j in range(src.shape[0]):
+        dst[offset + j] = min(max(src[j], -bound), bound)
+
+
+class ActionInterpreter(Protocol):
+    action_space: gym.spaces.Space
+
+    def to_weights(self, action: Any) -> np.ndarray: ...
+
+
+class DiscreteAction:
+    """Discrete target positions: one of ``levels`` (fractions of net value) per asset.
+
+    One asset: ``Discrete(L)``; many: ``MultiDiscrete([L]*N)`` with each asset's weight level/N so the
+    gross exposure stays within max |level|. Returned weight arrays are shared, read-only constants.
+    """
+
+    def __init__(self, config: ActionConfig, n_assets: int) -> None:
+        levels = np.asarray(config.levels, dtype=np.float64)
+        if levels.size < 2:
+            raise SpecError(None, "env.action.levels", "need at least two levels")
+        if config.long_only and (levels < 0).any():
+            raise SpecError(None, "env.action.levels", "negative level with long_only = true")
+        self.n_assets = n_assets
+        if n_assets == 1:
+            self.action_space: gym.spaces.Space = gym.spaces.Discrete(levels.size)
+            self._table = [np.array([lv]) for lv in levels]
+            for a in self._table:
+                a.flags.writeable = False
+        else:
+            self.action_space = gym.spaces.MultiDiscrete([levels.size] * n_assets)
+        self.levels = levels
+
+    def to_weights(self, action: Any) -> np.ndarray:
+        if self.n_assets == 1:
+            return self._table[int(action)]
+        return self.levels[np.asarray(action, dtype=np.int64)] / self.n_assets
+
+
+class WeightsAction:
+    """Continuous target weights: clipped to [-1, 1] ([0, 1] long-only) and scaled so sum|w| <= max_leverage."""
+
+    def __init__(self, config: ActionConfig, n_assets: int) -> None:
+        low = 0.0 if config.long_only else -1.0
+        self.low = low
+        self.max_leverage = config.max_leverage
+        if self.max_leverage <= 0:
+            raise SpecError(None, "env.action.max_leverage", f"must be > 0, got {self.max_leverage}")
+        self.action_space = gym.spaces.Box(low, 1.0, shape=(n_assets,), dtype=np.float32)
+
+    def to_weights(self, action: Any) -> np.ndarray:
+        w = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), self.low, 1.0)
+        gross = np.abs(w).sum()
+        if gross > self.max_leverage:
+            w = w * (self.max_leverage / gross)
+        return w
+
+
+class Reward(Protocol):
+    def reset(self, value: float) -> None: ...
+
+    def __call__(self, prev_value: float, value: float) -> float: ...
+
+
+class PnLReward:
+    """Change in net value after costs, in units of the initial cash (so rewards are O(returns))."""
+
+    def __init__(self, config: RewardConfig, init_cash: float) -> None:
+        self.k = config.scale / init_cash
+
+    def reset(self, value: float) -> None:
+        pass
+
+    def __call__(self, prev_value: float, value: float) -> float:
+        return (value - prev_value) * self.k
+
+
+class LogReturnReward:
+    """log(V_t+1 / V_t) of net value; a wiped-out account gets log(1e-12)."""
+
+    def __init__(self, config: RewardConfig, init_cash: float) -> None:
+        self.scale = config.scale
+
+    def reset(self, value: float) -> None:
+        pass
+
+    def __call__(self, prev_value: float, value: float) -> float:
+        if value <= 0 or prev_value <= 0:
+            return self.scale * math.log(1e-12)
+        return self.scale * math.log(value / prev_value)
+
+
+class DiffSharpeReward:
+    """Differential Sharpe ratio (Moody & Saffell 2001) of simple returns R_t:
+
+    D_t = (B_{t-1} dA_t - A_{t-1} dB_t / 2) / (B_{t-1} - A_{t-1}^2)^{3/2}, with EMAs A (mean) and B
+    (second moment) updated at rate ``eta``; 0 while the variance estimate is not yet positive.
+    """
+
+    def __init__(self, config: RewardConfig, init_cash: float) -> None:
+        self.eta = config.eta
+        self.scale = config.scale
+        self.a = 0.0
+        self.b = 0.0
+
+    def reset(self, value: float) -> None:
+        self.a = 0.0
+        self.b = 0.0
+
+    def __call__(self, prev_value: float, value: float) -> float:
+        r = value / prev_value - 1.0 if prev_value > 0 else -1.0
+        da = r - self.a
+        db = r * r - self.b
+        var = self.b - self.a * self.a
+        d = (self.b * da - 0.5 * self.a * db) / var**1.5 if var > 1e-12 else 0.0
+        self.a += self.eta * da
+        self.b += self.eta * db
+        return self.scale * d
+
+
+STATE_INTERPRETERS: dict[str, Any] = {"window": WindowState}
+ACTION_INTERPRETERS: dict[str, Any] = {"discrete": DiscreteAction, "weights": WeightsAction}
+REWARDS: dict[str, Any] = {"pnl": PnLReward, "log_return": LogReturnReward, "diff_sharpe": DiffSharpeReward}
+
+
+def resolve_component(kind: str, table: dict[str, Any], key: str) -> Any:
+    """A built-in name from ``table`` or a ``"module:attr"`` entry point; unknown -> SpecError naming ``key``."""
+    if kind in table:
+        return table[kind]
+    if ":" in kind:
+        module, _, attr = kind.partition(":")
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+            return obj
+        except (ImportError, AttributeError) as exc:
+            raise SpecError(None, key, f"cannot import {kind!r}: {exc}") from None
+    raise SpecError(None, key, f"unknown kind {kind!r} (built-in: {sorted(table)}, or 'module:Class')")

@@ -1,0 +1,217 @@
+"""``marketlab/Trading-v0``: trade one or many assets on bars with costs.
+
+Time convention (shared with the batched env and the backtester): at decision step t the agent sees
+features of bars <= t, its target is executed at ``close[t]`` (plus half spread and slippage, minus
+commission), and the step's reward is the change of net value from ``close[t]`` to ``close[t+1]``.
+
+The env is composed from a spec (:class:`~marketlab.envs.spec.TradingEnvConfig`): a
+:class:`BarSimulator` (accounting, numba), a state interpreter (observations), an action interpreter
+(actions -> target weights) and a reward, each chosen by ``kind``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from marketlab.core.errors import SpecError
+from marketlab.envs.components import (
+    ACTION_INTERPRETERS,
+    REWARDS,
+    STATE_INTERPRETERS,
+    bar_features,
+    normalize_features,
+    resolve_component,
+)
+from marketlab.envs.data import MarketData, align_signals, load_market, resolve_store
+from marketlab.envs.execution import portfolio_value_nb, rebalance_nb
+from marketlab.envs.spec import CostConfig, TradingEnvConfig, env_config
+
+
+class BarSimulator:
+    """Cash + share accounting over a (T, N) close matrix, executed by :func:`rebalance_nb`."""
+
+    def __init__(self, close: np.ndarray, costs: CostConfig) -> None:
+        self.close = np.ascontiguousarray(close, dtype=np.float64)
+        self.fees = float(costs.commission)
+        self.slippage = float(costs.price_slippage)
+        self.init_cash = float(costs.init_cash)
+        if self.init_cash <= 0:
+            raise SpecError(None, "env.costs.init_cash", f"must be > 0, got {self.init_cash}")
+        for name, v in (("commission", self.fees), ("spread", costs.spread), ("slippage", costs.slippage)):
+            if not 0 <= v < 1:
+                raise SpecError(None, f"env.costs.{name}", f"must be in [0, 1), got {v}")
+        n = self.close.shape[1]
+        self.shares = np.zeros(n)
+        self.cash = self.init_cash
+        self._active = np.ones(n, dtype=bool)
+
+    def reset(self) -> None:
+        self.shares[:] = 0.0
+        self.cash = self.init_cash
+
+    def value(self, t: int) -> float:
+        """Net value at close t (currency)."""
+        return portfolio_value_nb(self.cash, self.shares, self.close[t])
+
+    def rebalance(self, t: int, target: np.ndarray) -> tuple[float, float]:
+        """Trade to target weights (N,) at close t; returns (fees paid, traded notional)."""
+        self.cash, fees, traded = rebalance_nb(
+            self.cash, self.shares, self.close[t], target, self._active, self.fees, self.slippage
+        )
+        return fees, traded
+
+    def weights(self, t: int, value: float) -> np.ndarray:
+        """Current weights (N,) = shares * close[t] / value."""
+        if value <= 0:
+            return np.zeros_like(self.shares)
+        return self.shares * self.close[t] / value
+
+
+class TradingEnv(gym.Env):
+    """Bar trading with target positions/weights, costs and a window of features (see module docstring).
+
+    Args:
+        config: a :class:`TradingEnvConfig`, a dict of the same shape (validated) or None.
+        market: bars to trade; when omitted they are read from the store named in ``config.data``.
+        store: a ``marketlab.store.Store`` (default: ``config.data.store`` or the default store).
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 30}
+
+    def __init__(
+        self,
+        config: TradingEnvConfig | dict[str, Any] | None = None,
+        *,
+        market: MarketData | None = None,
+        store: Any = None,
+        render_mode: str | None = None,
+        spec_path: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        cfg = env_config(config, path=spec_path)
+        self.config = cfg
+        self.render_mode = render_mode
+        if market is None:
+            market = market_for(cfg, store)
+        self.market = market
+        win = cfg.observation.window
+        if win < 1:
+            raise SpecError(spec_path, "env.observation.window", f"must be >= 1, got {win}")
+        split = market.index_of(cfg.data.test_start, default=market.n_steps)
+        self.split = split
+        self.t_lo, self.t_hi = period_bounds(cfg.period, split, market.n_steps, win, spec_path)
+        # Signal columns aligned into the market (predictor probabilities, alphas) are observed too.
+        names = list(cfg.observation.features) + [k for k in market.extra if k not in cfg.observation.features]
+        feats = bar_features(market, names)
+        if cfg.observation.normalize:
+            feats, _, _ = normalize_features(feats, split)
+        self.features = np.clip(feats, -cfg.observation.clip, cfg.observation.clip).astype(np.float32)
+        n = market.n_assets
+        self.sim = BarSimulator(market.close, cfg.costs)
+        self.state_interp = resolve_component(cfg.observation.kind, STATE_INTERPRETERS, "env.observation.kind")(
+            cfg.observation, self.features, n
+        )
+        self.action_interp = resolve_component(cfg.action.kind, ACTION_INTERPRETERS, "env.action.kind")(cfg.action, n)
+        self.reward_fn = resolve_component(cfg.reward.kind, REWARDS, "env.reward.kind")(cfg.reward, cfg.costs.init_cash)
+        self.observation_space = self.state_interp.observation_space
+        self.action_space = self.action_interp.action_space
+        if cfg.episode_length < 0:
+            raise SpecError(spec_path, "env.episode_length", f"must be >= 0, got {cfg.episode_length}")
+        if cfg.episode_length > self.t_hi - self.t_lo:
+            raise SpecError(
+                spec_path,
+                "env.episode_length",
+                f"{cfg.episode_length} steps do not fit in the {cfg.period} period ({self.t_hi - self.t_lo} steps)",
+            )
+        self._zeros = np.zeros(n)
+        self.t = self.t_lo
+        self.start = self.t_lo
+        self.end = self.t_hi
+        self.value = self.sim.init_cash
+        self._prev_target: np.ndarray = self._zeros
+        self._weights = self._zeros
+
+    # gymnasium API -------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """Start an episode; ``options={"start": t}`` pins the first decision step."""
+        super().reset(seed=seed)
+        length = self.config.episode_length
+        if options and "start" in options:
+            start = int(options["start"])
+        elif self.config.random_start:
+            last = self.t_hi - (length if length else 1)
+            start = int(self.np_random.integers(self.t_lo, last + 1))
+        else:
+            start = self.t_lo
+        if not self.t_lo <= start < self.t_hi:
+            raise ValueError(f"start {start} outside the period [{self.t_lo}, {self.t_hi})")
+        self.start = start
+        self.end = min(start + length, self.t_hi) if length else self.t_hi
+        self.t = start
+        self.sim.reset()
+        self.value = self.sim.init_cash
+        self.reward_fn.reset(self.value)
+        self._prev_target = self._zeros
+        self._weights = self._zeros
+        return self.state_interp.observe(self.t, self._weights), self._info(0.0, 0.0)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        target = self.action_interp.to_weights(action)
+        t = self.t
+        fees = traded = 0.0
+        if not self.config.trade_on_change or not (target is self._prev_target or np.array_equal(target, self._prev_target)):
+            fees, traded = self.sim.rebalance(t, target)
+            self._prev_target = target
+        prev_value = self.value
+        t += 1
+        self.t = t
+        value = self.sim.value(t)
+        self.value = value
+        reward = self.reward_fn(prev_value, value)
+        self._weights = self.sim.weights(t, value)
+        terminated = t >= self.end or value <= 0
+        return self.state_interp.observe(t, self._weights), float(reward), bool(terminated), False, self._info(fees, traded)
+
+    def _info(self, fees: float, traded: float) -> dict[str, Any]:
+        return {"t": self.t, "value": self.value, "cash": self.sim.cash, "fees": fees, "traded": traded}
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return f"t={self.t} ts={self.market.ts[self.t]} value={self.value:.2f} weights={np.round(self._weights, 4)}"
+
+
+def period_bounds(period: str, split: int, n_steps: int, window: int, path: Any = None) -> tuple[int, int]:
+    """Decision steps of a period: (first t, last valued t). Train: rows < split; test: rows >= split
+    (its observation window may reach back into train data, which is the past); all: every row."""
+    first = window - 1
+    if period == "train":
+        lo, hi = first, split - 1
+    elif period == "test":
+        lo, hi = max(split, first), n_steps - 1
+    elif period == "all":
+        lo, hi = first, n_steps - 1
+    else:
+        raise SpecError(path, "env.period", f"must be one of ['train', 'test', 'all'], got {period!r}")
+    if hi - lo < 1:
+        raise SpecError(
+            path, "env.period", f"the {period} period has no steps (rows {lo}..{hi} of {n_steps}, window {window})"
+        )
+    return lo, hi
+
+
+def market_for(cfg: TradingEnvConfig, store: Any = None) -> MarketData:
+    """Load the env's bars (and signal columns) from the store named by ``cfg.data``."""
+    d = cfg.data
+    if not d.dataset:
+        raise SpecError(None, "env.data.dataset", "no dataset given and no market passed")
+    store = store if store is not None else resolve_store(d.store)
+    market = load_market(store, d.dataset, kind=d.kind, symbols=list(d.symbols) or None, start=d.start, end=d.end)
+    if d.signals:
+        sig = store.scan_signals(d.signals, symbols=list(market.symbols), start=d.start, end=d.end)
+        market = market.with_extra(align_signals(market, sig, list(d.signal_columns) or None, source=f"dataset '{d.signals}'"))
+    return market
