@@ -1,0 +1,484 @@
+"""Python boundary of the matching engine: :class:`OrderBook`.
+
+A price-time-priority continuous double auction with full L3 state (order ids, FIFO queue per price
+level). Prices are ``int`` ticks (> 0), sizes ``int`` lots (> 0), order ids ``int`` (> 0; ids <= 0 are
+reserved for the engine's synthetic liquidity), sides ``+1`` buy / ``-1`` sell, timestamps ``int`` ns.
+
+Two ways to drive it:
+
+* **Simulation (matching)** — one call per order, for agents::
+
+      book = OrderBook()
+      book.submit_limit(1, +1, 10_000, 5, ts=t)            # -> status (0 = accepted)
+      book.submit_limit(2, -1, 9_999, 3, ts=t, tif="IOC")  # crosses: fills at 10_000
+      book.last_fills()        # structured FILL_DTYPE rows of the last call
+      book.cancel(1, ts=t)     # full cancel; cancel(1, 2) takes 2 lots off
+      book.modify(1, price=10_001, size=4, ts=t)
+      book.snapshot(10)        # int64[40]: ask_px_1, ask_sz_1, bid_px_1, bid_sz_1, ...
+
+  A bad order (non-positive size/price, unknown or duplicate id, earlier timestamp, non-integer price)
+  is **rejected**: the call returns a non-zero ``R_*`` code, :attr:`rejections` counts it by reason and the
+  book is untouched. Fill-or-kill orders that cannot fill completely return ``R_FOK`` (counted as
+  ``fok_killed``).
+
+* **Batch** — :meth:`process` runs an array of commands (``COMMAND_DTYPE``) in one numba call and can
+  snapshot the top ``depth`` levels after every command. Replay of recorded messages uses the
+  ``apply_*`` kinds, which rest orders without matching (the data already says what traded).
+
+Semantics
+---------
+* Matching: an incoming buy trades with the lowest ask while ``ask <= limit`` (any ask for market
+  orders), oldest order first within a level; the trade price is the resting order's price.
+* GTC limit remainder rests at the back of its level; IOC/market remainders are cancelled; FOK trades
+  only if the whole size is available at acceptable prices, else nothing happens.
+* ``cancel(id, size)``: ``size`` 0 or >= remaining removes the order, else reduces it (keeps priority).
+* ``modify(id, price, size)``: same price and size <= remaining keeps priority (a reduction); a price
+  change or size increase loses priority: the order is removed and re-entered with the same id at the
+  back of the new level, and it may trade if it now crosses.
+* Emitted events (store EVENTS_SCHEMA codes): 1 add (the resting part of a new order), 2 partial
+  cancel, 3 delete, 4 execution of a resting order (one per fill, on the maker's id/side/price).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from marketlab.lob import kernels as K
+
+log = logging.getLogger(__name__)
+
+COMMAND_DTYPE = np.dtype(
+    [
+        ("ts", np.int64),
+        ("kind", np.int64),
+        ("order_id", np.int64),
+        ("side", np.int64),
+        ("price", np.int64),
+        ("size", np.int64),
+        ("aux", np.int64),
+    ]
+)
+FILL_DTYPE = np.dtype(
+    [
+        ("ts", np.int64),
+        ("seq", np.int64),  # seq of the matching execution event
+        ("taker_id", np.int64),
+        ("maker_id", np.int64),
+        ("aggressor", np.int64),  # side of the incoming order
+        ("price", np.int64),
+        ("size", np.int64),
+    ]
+)
+# Same fields as marketlab.core.schema.EVENT_DTYPE, kept int64 in the kernels.
+ENGINE_EVENT_DTYPE = np.dtype(
+    [
+        ("ts", np.int64),
+        ("seq", np.int64),
+        ("type", np.int64),
+        ("order_id", np.int64),
+        ("side", np.int64),
+        ("price", np.int64),
+        ("size", np.int64),
+    ]
+)
+
+KIND = {
+    "limit": K.K_LIMIT,
+    "market": K.K_MARKET,
+    "cancel": K.K_CANCEL,
+    "modify": K.K_MODIFY,
+    "apply_add": K.K_APPLY_ADD,
+    "apply_reduce": K.K_APPLY_REDUCE,
+    "set_level": K.K_SET_LEVEL,
+}
+TIF = {"GTC": K.TIF_GTC, "IOC": K.TIF_IOC, "FOK": K.TIF_FOK}
+
+REASONS = {
+    K.R_SIZE: "non_positive_size",
+    K.R_PRICE: "non_positive_price",
+    K.R_DUP_ID: "duplicate_order_id",
+    K.R_UNKNOWN_ID: "unknown_order_id",
+    K.R_TS: "out_of_order_timestamp",
+    K.R_FOK: "fok_killed",
+    K.R_OFF_TICK: "price_off_tick_grid",
+    K.R_SIDE: "bad_side",
+    K.R_KIND: "bad_command_kind",
+    K.R_CROSS: "add_would_cross_book",
+    K.R_OVERSIZE: "reduce_exceeds_remaining",
+    K.R_ATTR: "side_or_price_differs_from_order",
+    K.R_ID: "non_positive_order_id",
+    K.R_BAND: "price_outside_max_band",
+}
+
+
+@dataclass(frozen=True)
+class OrderInfo:
+    """A live order: id, side (+1/-1), price (ticks), remaining size (lots), entry ts (ns), synthetic flag."""
+
+    order_id: int
+    side: int
+    price: int
+    size: int
+    ts: int
+    synthetic: bool
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Outcome of :meth:`OrderBook.process`: ``status[n]`` per command (0 ok, else ``R_*``), ``snaps``
+    ``int64[n, 4*depth]`` (empty when depth 0), fills/events emitted by the batch (structured arrays)."""
+
+    status: np.ndarray
+    snaps: np.ndarray
+    fills: np.ndarray
+    events: np.ndarray
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(6, int(n - 1).bit_length())
+
+
+class OrderBook:
+    """L3 limit-order book and matching engine over numba kernels (see the module docstring).
+
+    Parameters
+    ----------
+    capacity: initial number of order slots (grows by doubling).
+    price_band: optional ``(low, high)`` ticks to preallocate; otherwise the band is centred on the
+        first price seen and grows (re-based, doubling) whenever a price falls outside it.
+    max_levels: largest band (price levels per side) the book may allocate; a price that would need more
+        is rejected (``price_outside_max_band``). 2**24 levels cost ~1 GiB, so the default is 2**22.
+    tolerant: replay mode for data that starts mid-day: ``apply_reduce`` of an unknown id takes the
+        quantity from synthetic pre-existing liquidity at the message's (side, price) (see
+        :meth:`set_level`) and clamps oversize reductions instead of rejecting them.
+    """
+
+    def __init__(
+        self,
+        *,
+        capacity: int = 1 << 14,
+        price_band: tuple[int, int] | None = None,
+        max_levels: int = 1 << 22,
+        tolerant: bool = False,
+    ) -> None:
+        cap = max(16, int(capacity))
+        self.max_levels = int(max_levels)
+        self._orders = np.zeros((cap, 8), dtype=np.int64)
+        self._orders[:, K.O_NEXT] = np.arange(1, cap + 1)
+        self._orders[-1, K.O_NEXT] = -1
+        hcap = _pow2(2 * cap)
+        self._hkeys = np.zeros(hcap, dtype=np.int64)
+        self._hvals = np.full(hcap, -1, dtype=np.int64)
+        self._sc = np.zeros(K.N_SCALARS, dtype=np.int64)
+        self._sc[K.S_FREE] = 0
+        self._sc[K.S_HSHIFT] = 64 - (hcap.bit_length() - 1)
+        self._sc[K.S_LASTTS] = np.iinfo(np.int64).min
+        self._sc[K.S_TOLERANT] = 1 if tolerant else 0
+        self._levels = np.zeros((2, 0, 4), dtype=np.int64)
+        self._bm = np.zeros((2, 0), dtype=np.uint64)
+        if price_band is not None:
+            lo, hi = int(price_band[0]), int(price_band[1])
+            self._alloc_band(max(1, lo), max(1, lo) + _pow2(max(64, hi - lo + 1)))
+        self._fills = np.zeros((1024, 7), dtype=np.int64)
+        self._events = np.zeros((1024, 7), dtype=np.int64)
+        self._fill_mark = 0
+        self._event_mark = 0
+        self.rejections: dict[str, int] = {}
+        self.rejection_log: list[tuple[int, int, str]] = []  # (ts, order_id, reason), last 10_000 kept
+        self._one = np.zeros((1, 7), dtype=np.int64)
+        self._one_status = np.zeros(1, dtype=np.int64)
+        self._nosnap = np.zeros((1, 1), dtype=np.int64)
+
+    # ------------------------------------------------------------ storage management
+    def _alloc_band(self, base: int, nlev: int) -> None:
+        nlev = ((nlev + 63) // 64) * 64
+        new = np.zeros((2, nlev, 4), dtype=np.int64)
+        new[:, :, K.L_HEAD] = -1
+        new[:, :, K.L_TAIL] = -1
+        old_n = self._levels.shape[1]
+        if old_n:
+            off = int(self._sc[K.S_BASE]) - base
+            new[:, off : off + old_n, :] = self._levels
+        self._levels = new
+        self._bm = np.zeros((2, nlev // 64), dtype=np.uint64)
+        self._sc[K.S_BASE] = base
+        self._sc[K.S_NLEV] = nlev
+        if old_n:
+            K.rebuild_bitmap_nb(self._levels, self._bm)
+
+    def _grow_band(self, price: int) -> bool:
+        """Re-base/enlarge the band so ``price`` fits with margin; False when it would exceed max_levels."""
+        n = self._levels.shape[1]
+        if n == 0:
+            nlev = 1 << 14
+            base = max(1, price - nlev // 2)
+            self._alloc_band(base, nlev)
+            return True
+        lo = min(int(self._sc[K.S_BASE]), price)
+        hi = max(int(self._sc[K.S_BASE]) + n, price + 1)
+        nlev = _pow2(2 * (hi - lo))
+        if nlev > self.max_levels:
+            nlev = self.max_levels
+            if hi - lo > nlev:
+                return False
+        base = max(1, lo - (nlev - (hi - lo)) // 2)
+        if base + nlev < hi:
+            base = hi - nlev
+        self._alloc_band(base, nlev)
+        return True
+
+    def _grow_slots(self) -> None:
+        old = self._orders
+        cap = old.shape[0]
+        new = np.zeros((2 * cap, 8), dtype=np.int64)
+        new[:cap] = old
+        new[cap:, K.O_NEXT] = np.arange(cap + 1, 2 * cap + 1)
+        new[-1, K.O_NEXT] = -1
+        new[cap:, K.O_QTY] = 0
+        # append the new slots in front of the (empty) free list
+        new[-1, K.O_NEXT] = self._sc[K.S_FREE]
+        self._sc[K.S_FREE] = cap
+        self._orders = new
+
+    def _grow_hash(self) -> None:
+        hcap = self._hkeys.shape[0] * 2
+        self._hkeys = np.zeros(hcap, dtype=np.int64)
+        self._hvals = np.full(hcap, -1, dtype=np.int64)
+        self._sc[K.S_HSHIFT] = 64 - (hcap.bit_length() - 1)
+        K.rehash_nb(self._orders, self._hkeys, self._hvals, self._sc)
+
+    def _grow_out(self) -> None:
+        need = int(self._sc[K.S_NASK] + self._sc[K.S_NBID]) + 8
+        for name, used in (("_fills", K.S_NFILL), ("_events", K.S_NEVT)):
+            buf = getattr(self, name)
+            size = max(2 * buf.shape[0], int(self._sc[used]) + 2 * need)
+            new = np.zeros((size, 7), dtype=np.int64)
+            new[: int(self._sc[used])] = buf[: int(self._sc[used])]
+            setattr(self, name, new)
+
+    # ------------------------------------------------------------ core loop
+    def _run(self, cmds: np.ndarray, status: np.ndarray, snaps: np.ndarray, depth: int, stop: bool) -> tuple[int, int]:
+        i = 0
+        n = cmds.shape[0]
+        while True:
+            code, i = K.process_nb(
+                self._orders, self._levels, self._bm, self._hkeys, self._hvals, self._sc,
+                cmds, i, status, self._fills, self._events, snaps, depth, stop,
+            )  # fmt: skip
+            if code == K.OK or code > 0:
+                return int(code), int(i)
+            if code == K.NEED_SLOTS:
+                self._grow_slots()
+            elif code == K.NEED_HASH:
+                self._grow_hash()
+            elif code == K.NEED_OUT:
+                self._grow_out()
+            elif code == K.NEED_BAND:
+                if not self._grow_band(int(self._sc[K.S_NEEDPX])):
+                    status[i] = K.R_BAND
+                    if depth > 0:
+                        K.snapshot_nb(self._levels, self._bm, self._sc, depth, snaps[i])
+                    if stop:
+                        return K.R_BAND, i
+                    i += 1
+                    if i >= n:
+                        return K.OK, n
+            else:  # pragma: no cover - kernel contract
+                raise RuntimeError(f"kernel returned unknown code {code}")
+
+    def _count_reject(self, cmds: np.ndarray, status: np.ndarray, lo: int, hi: int) -> None:
+        for j in np.flatnonzero(status[lo:hi]) + lo:
+            reason = REASONS.get(int(status[j]), f"code_{int(status[j])}")
+            self.rejections[reason] = self.rejections.get(reason, 0) + 1
+            if len(self.rejection_log) >= 10_000:
+                del self.rejection_log[:1000]
+            self.rejection_log.append((int(cmds[j, K.C_TS]), int(cmds[j, K.C_ID]), reason))
+            log.debug("order %d rejected: %s", int(cmds[j, K.C_ID]), reason)
+
+    def _one_cmd(self, ts: int | None, kind: int, oid: int, side: int, price: object, size: int, aux: int) -> int:
+        if ts is None:
+            ts = max(int(self._sc[K.S_LASTTS]), 0)
+        px, off = _as_tick(price)
+        c = self._one
+        c[0, 0], c[0, 1], c[0, 2], c[0, 3], c[0, 4], c[0, 5], c[0, 6] = ts, kind, oid, side, px, int(size), aux
+        self._fill_mark = int(self._sc[K.S_NFILL])
+        self._event_mark = int(self._sc[K.S_NEVT])
+        if off:
+            self._one_status[0] = K.R_OFF_TICK
+            self._count_reject(c, self._one_status, 0, 1)
+            return K.R_OFF_TICK
+        self._one_status[0] = 0
+        self._run(c, self._one_status, self._nosnap, 0, False)
+        code = int(self._one_status[0])
+        if code:
+            self._count_reject(c, self._one_status, 0, 1)
+        return code
+
+    # ------------------------------------------------------------ simulation API
+    def submit_limit(self, order_id: int, side: int, price: int, size: int, *, ts: int | None = None, tif: str = "GTC") -> int:
+        """Limit order (``tif`` GTC, IOC or FOK). Returns 0 or an ``R_*`` rejection code."""
+        return self._one_cmd(ts, K.K_LIMIT, order_id, side, price, size, TIF[tif])
+
+    def submit_market(self, order_id: int, side: int, size: int, *, ts: int | None = None) -> int:
+        """Market order: trades up to ``size`` at any price; the rest is cancelled."""
+        return self._one_cmd(ts, K.K_MARKET, order_id, side, 1, size, K.TIF_IOC)
+
+    def cancel(self, order_id: int, size: int = 0, *, ts: int | None = None) -> int:
+        """Cancel ``size`` lots (0 = all) of a resting order."""
+        return self._one_cmd(ts, K.K_CANCEL, order_id, 1, 1, size, 0)
+
+    def modify(self, order_id: int, *, size: int, price: int | None = None, ts: int | None = None) -> int:
+        """Change a resting order to ``size`` lots at ``price`` (None keeps it); see priority rules above."""
+        return self._one_cmd(ts, K.K_MODIFY, order_id, 1, 0 if price is None else price, size, 0)
+
+    def set_level(self, side: int, price: int, size: int, *, ts: int | None = None) -> int:
+        """Replay helper: make the total at (side, price) ``size`` via synthetic pre-existing liquidity."""
+        return self._one_cmd(ts, K.K_SET_LEVEL, 0, side, price, size, 0)
+
+    def process(self, cmds: np.ndarray, *, depth: int = 0, stop_on_reject: bool = False) -> BatchResult:
+        """Run a batch of commands (``COMMAND_DTYPE`` structured array or ``int64[n, 7]``).
+
+        ``depth > 0`` snapshots the top ``depth`` levels after every command. With ``stop_on_reject`` the
+        batch stops at the first rejected command (status set, command not applied); otherwise rejected
+        commands are skipped and counted in :attr:`rejections`.
+        """
+        arr = as_command_array(cmds)
+        n = arr.shape[0]
+        status = np.zeros(n, dtype=np.int64)
+        snaps = np.zeros((n, 4 * depth) if depth > 0 else (1, 1), dtype=np.int64)
+        f0, e0 = int(self._sc[K.S_NFILL]), int(self._sc[K.S_NEVT])
+        self._fill_mark, self._event_mark = f0, e0
+        code, i = self._run(arr, status, snaps, depth, stop_on_reject)
+        self._count_reject(arr, status, 0, n if code == K.OK else i + 1)
+        f1, e1 = int(self._sc[K.S_NFILL]), int(self._sc[K.S_NEVT])
+        return BatchResult(
+            status=status,
+            snaps=snaps if depth > 0 else np.zeros((n, 0), dtype=np.int64),
+            fills=self._fills[f0:f1].copy().view(FILL_DTYPE).reshape(-1),
+            events=self._events[e0:e1].copy().view(ENGINE_EVENT_DTYPE).reshape(-1),
+        )
+
+    # ------------------------------------------------------------ outputs
+    def last_fills(self) -> np.ndarray:
+        """Fills (``FILL_DTYPE``) produced by the last call (a copy)."""
+        n = int(self._sc[K.S_NFILL])
+        return self._fills[self._fill_mark : n].copy().view(FILL_DTYPE).reshape(-1)
+
+    def last_events(self) -> np.ndarray:
+        """Events (``ENGINE_EVENT_DTYPE``) produced by the last call (a copy)."""
+        n = int(self._sc[K.S_NEVT])
+        return self._events[self._event_mark : n].copy().view(ENGINE_EVENT_DTYPE).reshape(-1)
+
+    def drain_fills(self) -> np.ndarray:
+        """All fills since the last drain (``FILL_DTYPE``); empties the buffer."""
+        n = int(self._sc[K.S_NFILL])
+        out = self._fills[:n].copy().view(FILL_DTYPE).reshape(-1)
+        self._sc[K.S_NFILL] = 0
+        self._fill_mark = 0
+        return out
+
+    def drain_events(self) -> np.ndarray:
+        """All events since the last drain (``ENGINE_EVENT_DTYPE``, ``seq`` increasing); empties the buffer."""
+        n = int(self._sc[K.S_NEVT])
+        out = self._events[:n].copy().view(ENGINE_EVENT_DTYPE).reshape(-1)
+        self._sc[K.S_NEVT] = 0
+        self._event_mark = 0
+        return out
+
+    # ------------------------------------------------------------ inspection
+    def snapshot(self, depth: int = 10) -> np.ndarray:
+        """Top ``depth`` levels: ``int64[4*depth]`` = ask_px_i, ask_sz_i, bid_px_i, bid_sz_i (0 = empty)."""
+        out = np.zeros(4 * depth, dtype=np.int64)
+        if self._levels.shape[1]:
+            K.snapshot_nb(self._levels, self._bm, self._sc, depth, out)
+        return out
+
+    @property
+    def best_bid(self) -> int | None:
+        """Best bid price in ticks (None when there are no bids)."""
+        v = int(self._sc[K.S_BID])
+        return v if v > 0 else None
+
+    @property
+    def best_ask(self) -> int | None:
+        """Best ask price in ticks (None when there are no asks)."""
+        v = int(self._sc[K.S_ASK])
+        return v if v > 0 else None
+
+    @property
+    def n_orders(self) -> int:
+        """Live resting orders (synthetic ones included)."""
+        return int(self._sc[K.S_LIVE])
+
+    @property
+    def last_ts(self) -> int:
+        return int(self._sc[K.S_LASTTS])
+
+    def level_size(self, side: int, price: int) -> int:
+        """Total lots resting at (side, price)."""
+        li = int(price) - int(self._sc[K.S_BASE])
+        if li < 0 or li >= self._levels.shape[1]:
+            return 0
+        return int(self._levels[0 if side > 0 else 1, li, K.L_QTY])
+
+    def queue(self, side: int, price: int) -> list[int]:
+        """Order ids queued at (side, price), front (next to trade) first."""
+        out = np.zeros(max(1, self.level_count(side, price)), dtype=np.int64)
+        k = K.level_orders_nb(self._orders, self._levels, self._sc, side, int(price), out) if self._levels.shape[1] else 0
+        return [int(x) for x in out[:k]]
+
+    def level_count(self, side: int, price: int) -> int:
+        li = int(price) - int(self._sc[K.S_BASE])
+        if li < 0 or li >= self._levels.shape[1]:
+            return 0
+        return int(self._levels[0 if side > 0 else 1, li, K.L_CNT])
+
+    def order(self, order_id: int) -> OrderInfo | None:
+        """The live order ``order_id`` or None."""
+        slot = K.hash_get_nb(self._hkeys, self._hvals, self._sc, int(order_id))
+        if slot < 0:
+            return None
+        r = self._orders[slot]
+        return OrderInfo(int(r[K.O_ID]), int(r[K.O_SIDE]), int(r[K.O_PRICE]), int(r[K.O_QTY]), int(r[K.O_TS]), bool(r[K.O_SYN]))
+
+    def resting_orders(self) -> np.ndarray:
+        """All live orders as ``int64[n, 4]`` rows (order_id, side, price, size), sorted by order id."""
+        live = self._orders[self._orders[:, K.O_QTY] > 0]
+        out = live[:, [K.O_ID, K.O_SIDE, K.O_PRICE, K.O_QTY]].copy()
+        return out[np.argsort(out[:, 0], kind="stable")]
+
+    def is_crossed(self) -> bool:
+        b, a = self.best_bid, self.best_ask
+        return b is not None and a is not None and b >= a
+
+
+def _as_tick(price: object) -> tuple[int, bool]:
+    """Integer tick of ``price`` and whether it was off the integer grid (e.g. 100.5 ticks)."""
+    if isinstance(price, (int, np.integer)):
+        return int(price), False
+    p = float(price)  # type: ignore[arg-type]
+    if p != p or p in (float("inf"), float("-inf")):
+        return 0, True
+    r = round(p)
+    return int(r), abs(p - r) > 1e-9
+
+
+def as_command_array(cmds: np.ndarray) -> np.ndarray:
+    """``int64[n, 7]`` C-contiguous command array from a structured ``COMMAND_DTYPE`` array or 2-D ints."""
+    if cmds.dtype.names:
+        out = np.empty((cmds.shape[0], 7), dtype=np.int64)
+        for j, name in enumerate(COMMAND_DTYPE.names):
+            out[:, j] = cmds[name]
+        return out
+    arr = np.ascontiguousarray(cmds, dtype=np.int64)
+    if arr.ndim != 2 or arr.shape[1] != 7:
+        raise ValueError(f"commands must be int64[n, 7] or COMMAND_DTYPE, got shape {arr.shape}")
+    return arr
+
+
+def make_commands(n: int) -> np.ndarray:
+    """Zeroed structured command array (``COMMAND_DTYPE``) of length ``n`` to fill in."""
+    return np.zeros(n, dtype=COMMAND_DTYPE)

@@ -1,0 +1,683 @@
+"""numba kernels of the price-time-priority limit-order book (L3: every order, FIFO queue per level).
+
+All state lives in a handful of flat, preallocated NumPy arrays so one kernel call can process a whole
+batch of commands without touching Python objects. :class:`marketlab.lob.engine.OrderBook` owns the
+arrays, grows them when a kernel asks for room, and is the only supported way to use these kernels.
+
+State arrays (all ``int64`` unless said otherwise)
+--------------------------------------------------
+``orders[cap, 8]``
+    One row (64 bytes, one cache line) per order slot: ``O_ID, O_SIDE (+1/-1), O_PRICE (ticks),
+    O_QTY (remaining lots), O_PREV, O_NEXT (slot links inside the level's FIFO; -1 = none), O_TS,
+    O_SYN (1 for synthetic "pre-existing liquidity" orders used by replay)``. Free slots form a list
+    through ``O_NEXT`` starting at ``sc[S_FREE]``.
+``levels[2, nlev, 4]``
+    Per side (0 = bid, 1 = ask) and price index ``price - sc[S_BASE]``: ``L_HEAD, L_TAIL`` (slots),
+    ``L_QTY`` (total lots), ``L_CNT`` (orders).
+``bitmap[2, nlev // 64]`` (``uint64``)
+    Bit set where a level is non-empty, so the next occupied level is found 64 prices at a time.
+``hkeys[hcap], hvals[hcap]``
+    Open-addressing hash map order id -> slot (linear probing, backward-shift deletion, ``hvals == -1``
+    marks an empty bucket); ``hcap`` is a power of two kept at most half full.
+``sc[16]``
+    Scalars: base price, best bid/ask (0 = none), free-list head, counters, last timestamp, ...
+
+Commands (``cmds[n, 7]``): ``C_TS, C_KIND, C_ID, C_SIDE, C_PRICE, C_SIZE, C_AUX``; kinds are the ``K_*``
+constants below. Outputs: ``fills[m, 7]`` (``ts, seq, taker_id, maker_id, aggressor_side, price, size``),
+``events[m, 7]`` (``ts, seq, type, order_id, side, price, size`` with LOBSTER type codes, i.e. the
+store's EVENTS_SCHEMA without ``symbol``), ``status[n]`` (0 accepted, ``R_*`` rejection code) and, when
+``depth > 0``, ``snaps[n, 4*depth]`` (``ask_px_i, ask_sz_i, bid_px_i, bid_sz_i``; empty levels are 0).
+
+A kernel that runs out of room (order slots, hash buckets, price band, output rows) returns a negative
+``NEED_*`` code and the index of the command it did *not* process; nothing of that command has been
+applied, so the caller grows the arrays and resumes there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
+
+# --- order slot columns
+O_ID, O_SIDE, O_PRICE, O_QTY, O_PREV, O_NEXT, O_TS, O_SYN = 0, 1, 2, 3, 4, 5, 6, 7
+# --- level columns
+L_HEAD, L_TAIL, L_QTY, L_CNT = 0, 1, 2, 3
+# --- scalars
+S_BASE = 0  # price (ticks) of level index 0
+S_NLEV = 1  # number of price levels in the band (multiple of 64)
+S_BID = 2  # best bid price, 0 = no bids
+S_ASK = 3  # best ask price, 0 = no asks
+S_FREE = 4  # head of the free-slot list, -1 = full
+S_LIVE = 5  # live orders
+S_HSHIFT = 6  # 64 - log2(hcap) for Fibonacci hashing
+S_HCOUNT = 7  # keys in the hash map
+S_SEQ = 8  # next event sequence number
+S_LASTTS = 9  # timestamp of the last accepted command
+S_NBID = 10  # resting bid orders
+S_NASK = 11  # resting ask orders
+S_NFILL = 12  # fill rows written
+S_NEVT = 13  # event rows written
+S_NEEDPX = 14  # price that did not fit the band (with NEED_BAND)
+S_TOLERANT = 15  # 1: replay resolves unknown ids against synthetic liquidity at (side, price)
+N_SCALARS = 16
+
+# --- command columns and kinds
+C_TS, C_KIND, C_ID, C_SIDE, C_PRICE, C_SIZE, C_AUX = 0, 1, 2, 3, 4, 5, 6
+K_LIMIT = 1  # aux: TIF_GTC / TIF_IOC / TIF_FOK
+K_MARKET = 2  # price ignored
+K_CANCEL = 3  # size 0 = cancel all; else reduce by size (>= remaining cancels all)
+K_MODIFY = 4  # price (0 = keep), size = new remaining size
+K_APPLY_ADD = 5  # replay: rest without matching (crossing the book is rejected)
+K_APPLY_REDUCE = 6  # replay: reduce by size; aux = event type to emit (2 cancel, 3 delete, 4 execute)
+K_SET_LEVEL = 7  # replay: set the total at (side, price) to size through synthetic liquidity
+TIF_GTC, TIF_IOC, TIF_FOK = 0, 1, 2
+
+# --- event types (LOBSTER codes, = marketlab.core.schema.EventType)
+E_ADD, E_CANCEL, E_DELETE, E_EXECUTE = 1, 2, 3, 4
+
+# --- status codes: 0 ok, > 0 rejection (the book is unchanged), < 0 kernel needs room
+OK = 0
+R_SIZE = 1  # size <= 0
+R_PRICE = 2  # price <= 0
+R_DUP_ID = 3  # order id already live
+R_UNKNOWN_ID = 4  # cancel/modify/reduce of an id that is not live
+R_TS = 5  # timestamp earlier than the previous command's
+R_FOK = 6  # fill-or-kill could not fill completely (killed, nothing traded)
+R_OFF_TICK = 7  # price not an integer number of ticks (set at the Python boundary)
+R_SIDE = 8  # side not +1/-1
+R_KIND = 9  # unknown command kind
+R_CROSS = 10  # replay add would cross the opposite best
+R_OVERSIZE = 11  # replay reduce larger than the order's remaining size (strict mode)
+R_ATTR = 12  # replay message's side/price differ from the live order's
+R_ID = 13  # non-positive order id for a new order (ids <= 0 are reserved)
+R_BAND = 14  # price beyond the largest price band the book may allocate (set at the Python boundary)
+NEED_SLOTS = -1
+NEED_HASH = -2
+NEED_BAND = -3
+NEED_OUT = -4
+
+U1 = np.uint64(1)
+U0 = np.uint64(0)
+ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+FIB = np.uint64(11400714819323198485)
+
+
+# ---------------------------------------------------------------- bitmap
+@njit(cache=True, inline="always")
+def _bit_set(bm, s, i):
+    bm[s, i >> 6] |= U1 << np.uint64(i & 63)
+
+
+@njit(cache=True, inline="always")
+def _bit_clear(bm, s, i):
+    bm[s, i >> 6] &= ~(U1 << np.uint64(i & 63))
+
+
+@njit(cache=True)
+def scan_up_nb(bm, s, i):
+    """Smallest occupied level index >= i on side s, or -1."""
+    nw = bm.shape[1]
+    if i < 0:
+        i = 0
+    w = i >> 6
+    if w >= nw:
+        return -1
+    word = bm[s, w] & (ALL << np.uint64(i & 63))
+    while True:
+        if word != U0:
+            return (w << 6) + np.int64(trailing_zeros(word))
+        w += 1
+        if w >= nw:
+            return -1
+        word = bm[s, w]
+
+
+@njit(cache=True)
+def scan_down_nb(bm, s, i):
+    """Largest occupied level index <= i on side s, or -1."""
+    if i < 0:
+        return -1
+    nw = bm.shape[1]
+    w = i >> 6
+    if w >= nw:
+        w = nw - 1
+        word = bm[s, w]
+    else:
+        word = bm[s, w] & (ALL >> np.uint64(63 - (i & 63)))
+    while True:
+        if word != U0:
+            return (w << 6) + 63 - np.int64(leading_zeros(word))
+        w -= 1
+        if w < 0:
+            return -1
+        word = bm[s, w]
+
+
+# ---------------------------------------------------------------- hash map id -> slot
+@njit(cache=True, inline="always")
+def _home(key, shift):
+    return np.int64((np.uint64(key) * FIB) >> np.uint64(shift))
+
+
+@njit(cache=True)
+def hash_get_nb(hkeys, hvals, sc, key):
+    """Slot of order ``key`` or -1."""
+    mask = hkeys.shape[0] - 1
+    i = _home(key, sc[S_HSHIFT])
+    while hvals[i] != -1:
+        if hkeys[i] == key:
+            return hvals[i]
+        i = (i + 1) & mask
+    return -1
+
+
+@njit(cache=True)
+def hash_put_nb(hkeys, hvals, sc, key, slot):
+    """Insert ``key`` (must be absent)."""
+    mask = hkeys.shape[0] - 1
+    i = _home(key, sc[S_HSHIFT])
+    while hvals[i] != -1:
+        i = (i + 1) & mask
+    hkeys[i] = key
+    hvals[i] = slot
+    sc[S_HCOUNT] += 1
+
+
+@njit(cache=True)
+def hash_del_nb(hkeys, hvals, sc, key):
+    """Remove ``key`` (backward-shift deletion keeps probe chains intact without tombstones)."""
+    mask = hkeys.shape[0] - 1
+    shift = sc[S_HSHIFT]
+    i = _home(key, shift)
+    while hvals[i] != -1:
+        if hkeys[i] == key:
+            break
+        i = (i + 1) & mask
+    if hvals[i] == -1:
+        return
+    j = i
+    while True:
+        j = (j + 1) & mask
+        if hvals[j] == -1:
+            break
+        k = _home(hkeys[j], shift)
+        # move j back to i when its home bucket is not cyclically in (i, j]
+        if (j > i and (k <= i or k > j)) or (j < i and (k <= i and k > j)):
+            hkeys[i] = hkeys[j]
+            hvals[i] = hvals[j]
+            i = j
+    hvals[i] = -1
+    sc[S_HCOUNT] -= 1
+
+
+@njit(cache=True)
+def rehash_nb(orders, hkeys, hvals, sc):
+    """Rebuild the (new, empty) hash map from the live slots of ``orders``."""
+    hvals[:] = -1
+    sc[S_HCOUNT] = 0
+    for slot in range(orders.shape[0]):
+        if orders[slot, O_QTY] > 0:
+            hash_put_nb(hkeys, hvals, sc, orders[slot, O_ID], slot)
+
+
+@njit(cache=True)
+def rebuild_bitmap_nb(levels, bm):
+    """Recompute the occupancy bitmap from level counts (after the band moved)."""
+    bm[:, :] = U0
+    for s in range(2):
+        for i in range(levels.shape[1]):
+            if levels[s, i, L_CNT] > 0:
+                _bit_set(bm, s, i)
+
+
+# ---------------------------------------------------------------- levels and orders
+@njit(cache=True, inline="always")
+def _sidx(side):
+    return 0 if side > 0 else 1
+
+
+@njit(cache=True)
+def _level_gained(levels, bm, sc, s, li, price):
+    """Level (s, li) just became non-empty: set its bit and update the best price."""
+    _bit_set(bm, s, li)
+    if s == 0:
+        if sc[S_BID] == 0 or price > sc[S_BID]:
+            sc[S_BID] = price
+    else:
+        if sc[S_ASK] == 0 or price < sc[S_ASK]:
+            sc[S_ASK] = price
+
+
+@njit(cache=True)
+def _level_emptied(levels, bm, sc, s, li, price):
+    """Level (s, li) just became empty: clear its bit and move the best price if it was the best."""
+    _bit_clear(bm, s, li)
+    base = sc[S_BASE]
+    if s == 0:
+        if sc[S_BID] == price:
+            j = scan_down_nb(bm, 0, li - 1)
+            sc[S_BID] = 0 if j < 0 else j + base
+    else:
+        if sc[S_ASK] == price:
+            j = scan_up_nb(bm, 1, li + 1)
+            sc[S_ASK] = 0 if j < 0 else j + base
+
+
+@njit(cache=True)
+def _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, qty, ts, syn, front):
+    """Allocate a slot and link it at the tail (``front`` False) or head of its level. Room is checked
+    by the caller."""
+    slot = sc[S_FREE]
+    sc[S_FREE] = orders[slot, O_NEXT]
+    s = _sidx(side)
+    li = price - sc[S_BASE]
+    orders[slot, O_ID] = oid
+    orders[slot, O_SIDE] = side
+    orders[slot, O_PRICE] = price
+    orders[slot, O_QTY] = qty
+    orders[slot, O_TS] = ts
+    orders[slot, O_SYN] = syn
+    if levels[s, li, L_CNT] == 0:
+        orders[slot, O_PREV] = -1
+        orders[slot, O_NEXT] = -1
+        levels[s, li, L_HEAD] = slot
+        levels[s, li, L_TAIL] = slot
+    elif front:
+        h = levels[s, li, L_HEAD]
+        orders[slot, O_PREV] = -1
+        orders[slot, O_NEXT] = h
+        orders[h, O_PREV] = slot
+        levels[s, li, L_HEAD] = slot
+    else:
+        t = levels[s, li, L_TAIL]
+        orders[slot, O_PREV] = t
+        orders[slot, O_NEXT] = -1
+        orders[t, O_NEXT] = slot
+        levels[s, li, L_TAIL] = slot
+    levels[s, li, L_QTY] += qty
+    levels[s, li, L_CNT] += 1
+    if levels[s, li, L_CNT] == 1:
+        _level_gained(levels, bm, sc, s, li, price)
+    hash_put_nb(hkeys, hvals, sc, oid, slot)
+    sc[S_LIVE] += 1
+    if s == 0:
+        sc[S_NBID] += 1
+    else:
+        sc[S_NASK] += 1
+    return slot
+
+
+@njit(cache=True)
+def _remove_order(orders, levels, bm, hkeys, hvals, sc, slot):
+    """Unlink ``slot`` from its level (whatever quantity it still has), free it and forget its id."""
+    s = _sidx(orders[slot, O_SIDE])
+    price = orders[slot, O_PRICE]
+    li = price - sc[S_BASE]
+    p = orders[slot, O_PREV]
+    n = orders[slot, O_NEXT]
+    if p == -1:
+        levels[s, li, L_HEAD] = n
+    else:
+        orders[p, O_NEXT] = n
+    if n == -1:
+        levels[s, li, L_TAIL] = p
+    else:
+        orders[n, O_PREV] = p
+    levels[s, li, L_QTY] -= orders[slot, O_QTY]
+    levels[s, li, L_CNT] -= 1
+    hash_del_nb(hkeys, hvals, sc, orders[slot, O_ID])
+    orders[slot, O_QTY] = 0
+    orders[slot, O_NEXT] = sc[S_FREE]
+    sc[S_FREE] = slot
+    sc[S_LIVE] -= 1
+    if s == 0:
+        sc[S_NBID] -= 1
+    else:
+        sc[S_NASK] -= 1
+    if levels[s, li, L_CNT] == 0:
+        _level_emptied(levels, bm, sc, s, li, price)
+
+
+@njit(cache=True)
+def _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, qty):
+    """Take ``qty`` (<= remaining) off an order, removing it when nothing is left."""
+    if qty >= orders[slot, O_QTY]:
+        _remove_order(orders, levels, bm, hkeys, hvals, sc, slot)
+    else:
+        orders[slot, O_QTY] -= qty
+        levels[_sidx(orders[slot, O_SIDE]), orders[slot, O_PRICE] - sc[S_BASE], L_QTY] -= qty
+
+
+@njit(cache=True, inline="always")
+def _emit(events, sc, ts, etype, oid, side, price, size):
+    k = sc[S_NEVT]
+    events[k, 0] = ts
+    events[k, 1] = sc[S_SEQ]
+    events[k, 2] = etype
+    events[k, 3] = oid
+    events[k, 4] = side
+    events[k, 5] = price
+    events[k, 6] = size
+    sc[S_SEQ] += 1
+    sc[S_NEVT] = k + 1
+
+
+@njit(cache=True, inline="always")
+def _fill(fills, sc, ts, taker, maker, aggressor, price, size):
+    k = sc[S_NFILL]
+    fills[k, 0] = ts
+    fills[k, 1] = sc[S_SEQ]
+    fills[k, 2] = taker
+    fills[k, 3] = maker
+    fills[k, 4] = aggressor
+    fills[k, 5] = price
+    fills[k, 6] = size
+    sc[S_NFILL] = k + 1
+
+
+@njit(cache=True)
+def synthetic_id_nb(side, price):
+    """Negative id of the synthetic order holding pre-existing liquidity at (side, price)."""
+    return -(price * 2 + (0 if side > 0 else 1)) - 1
+
+
+@njit(cache=True)
+def _fillable(orders, levels, bm, sc, side, price, market, need):
+    """Opposite-side quantity available at prices no worse than ``price`` (stops once >= need)."""
+    base = sc[S_BASE]
+    tot = 0
+    if side > 0:
+        li = sc[S_ASK] - base if sc[S_ASK] > 0 else -1
+        while li >= 0 and tot < need:
+            if not market and li + base > price:
+                break
+            tot += levels[1, li, L_QTY]
+            li = scan_up_nb(bm, 1, li + 1)
+    else:
+        li = sc[S_BID] - base if sc[S_BID] > 0 else -1
+        while li >= 0 and tot < need:
+            if not market and li + base < price:
+                break
+            tot += levels[0, li, L_QTY]
+            li = scan_down_nb(bm, 0, li - 1)
+    return tot
+
+
+@njit(cache=True)
+def _match(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, price, qty, market):
+    """Match an incoming order against the opposite side in price-time priority; returns what is left."""
+    base = sc[S_BASE]
+    o = 1 if side > 0 else 0
+    while qty > 0:
+        best = sc[S_ASK] if side > 0 else sc[S_BID]
+        if best == 0:
+            break
+        if not market:
+            if side > 0 and best > price:
+                break
+            if side < 0 and best < price:
+                break
+        li = best - base
+        while qty > 0 and levels[o, li, L_CNT] > 0:
+            slot = levels[o, li, L_HEAD]
+            f = orders[slot, O_QTY]
+            if f > qty:
+                f = qty
+            mid = orders[slot, O_ID]
+            _fill(fills, sc, ts, oid, mid, side, best, f)
+            _emit(events, sc, ts, E_EXECUTE, mid, -side, best, f)
+            qty -= f
+            _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, f)
+    return qty
+
+
+@njit(cache=True)
+def _room(orders_free, hkeys, sc, fills, events, need_rows):
+    """Negative NEED_* code when a command touching up to ``need_rows`` output rows might not fit."""
+    if orders_free < 0:
+        return NEED_SLOTS
+    if 2 * (sc[S_HCOUNT] + 2) > hkeys.shape[0]:
+        return NEED_HASH
+    if sc[S_NFILL] + need_rows > fills.shape[0] or sc[S_NEVT] + need_rows + 2 > events.shape[0]:
+        return NEED_OUT
+    return OK
+
+
+@njit(cache=True)
+def _in_band(sc, price):
+    return price >= sc[S_BASE] and price < sc[S_BASE] + sc[S_NLEV]
+
+
+@njit(cache=True)
+def _submit(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, price, qty, market, tif):
+    """New order: match, then rest the remainder (GTC limit only). Validation done by the caller."""
+    if tif == TIF_FOK:
+        if _fillable(orders, levels, bm, sc, side, price, market, qty) < qty:
+            return R_FOK
+    left = _match(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, price, qty, market)
+    if left > 0 and not market and tif == TIF_GTC:
+        _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, left, ts, 0, False)
+        _emit(events, sc, ts, E_ADD, oid, side, price, left)
+    return OK
+
+
+@njit(cache=True)
+def _set_level(orders, levels, bm, hkeys, hvals, sc, events, ts, side, price, size):
+    """Make the level total at (side, price) equal ``size`` by resizing its synthetic order (created at
+    the head of the queue: pre-existing liquidity is older than anything seen); if real orders alone
+    exceed ``size``, the oldest are reduced (their out-of-view history is unknown)."""
+    s = _sidx(side)
+    li = price - sc[S_BASE]
+    sid = synthetic_id_nb(side, price)
+    sslot = hash_get_nb(hkeys, hvals, sc, sid)
+    syn = orders[sslot, O_QTY] if sslot >= 0 else 0
+    real = levels[s, li, L_QTY] - syn
+    if size >= real:
+        want = size - real
+        if want == syn:
+            return
+        if sslot >= 0:
+            if want == 0:
+                _remove_order(orders, levels, bm, hkeys, hvals, sc, sslot)
+                _emit(events, sc, ts, E_DELETE, sid, side, price, syn)
+            else:
+                orders[sslot, O_QTY] = want
+                levels[s, li, L_QTY] += want - syn
+                _emit(events, sc, ts, E_ADD if want > syn else E_CANCEL, sid, side, price, abs(want - syn))
+        else:
+            _new_order(orders, levels, bm, hkeys, hvals, sc, sid, side, price, want, ts, 1, True)
+            _emit(events, sc, ts, E_ADD, sid, side, price, want)
+        return
+    if sslot >= 0:
+        _remove_order(orders, levels, bm, hkeys, hvals, sc, sslot)
+        _emit(events, sc, ts, E_DELETE, sid, side, price, syn)
+    excess = real - size
+    while excess > 0:
+        slot = levels[s, li, L_HEAD]
+        q = orders[slot, O_QTY]
+        take = q if q < excess else excess
+        oid = orders[slot, O_ID]
+        _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, take)
+        _emit(events, sc, ts, E_DELETE if take == q else E_CANCEL, oid, side, price, take)
+        excess -= take
+
+
+@njit(cache=True)
+def process_nb(orders, levels, bm, hkeys, hvals, sc, cmds, start, status, fills, events, snaps, depth, stop_on_reject):
+    """Apply ``cmds[start:]`` in order.
+
+    Returns ``(code, i)``: ``code`` 0 when all commands were processed (``i = len(cmds)``), a ``NEED_*``
+    code when command ``i`` needs more room (nothing of it applied), or with ``stop_on_reject`` the
+    rejection code of command ``i`` (which was not applied). ``status[i]`` receives each command's code;
+    ``snaps[i]`` the top-``depth`` book after command ``i`` when ``depth > 0``.
+    """
+    n = cmds.shape[0]
+    for i in range(start, n):
+        ts = cmds[i, C_TS]
+        kind = cmds[i, C_KIND]
+        oid = cmds[i, C_ID]
+        side = cmds[i, C_SIDE]
+        price = cmds[i, C_PRICE]
+        size = cmds[i, C_SIZE]
+        aux = cmds[i, C_AUX]
+        # worst case output rows: every resting order on the opposite side fills
+        need = sc[S_NASK] if side > 0 else sc[S_NBID]
+        if kind == K_SET_LEVEL or kind == K_MODIFY:
+            need = sc[S_NASK] + sc[S_NBID]
+        code = _room(sc[S_FREE], hkeys, sc, fills, events, need + 3)
+        if code != OK:
+            return code, i
+        if (kind == K_LIMIT or kind == K_APPLY_ADD or kind == K_SET_LEVEL) and price > 0 and not _in_band(sc, price):
+            sc[S_NEEDPX] = price
+            return NEED_BAND, i
+        if kind == K_MODIFY and price > 0 and not _in_band(sc, price):
+            sc[S_NEEDPX] = price
+            return NEED_BAND, i
+        code = OK
+        if ts < sc[S_LASTTS]:
+            code = R_TS
+        elif side != 1 and side != -1:
+            code = R_SIDE
+        elif kind == K_LIMIT or kind == K_MARKET or kind == K_APPLY_ADD:
+            if size <= 0:
+                code = R_SIZE
+            elif kind != K_MARKET and price <= 0:
+                code = R_PRICE
+            elif oid <= 0:
+                code = R_ID
+            elif hash_get_nb(hkeys, hvals, sc, oid) >= 0:
+                code = R_DUP_ID
+            elif kind == K_APPLY_ADD:
+                opp = sc[S_ASK] if side > 0 else sc[S_BID]
+                if opp != 0 and ((side > 0 and price >= opp) or (side < 0 and price <= opp)):
+                    code = R_CROSS
+                else:
+                    _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, size, ts, 0, False)
+                    _emit(events, sc, ts, E_ADD, oid, side, price, size)
+            else:
+                tif = aux if kind == K_LIMIT else TIF_IOC
+                code = _submit(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, price, size,
+                               kind == K_MARKET, tif)
+        elif kind == K_CANCEL:
+            slot = hash_get_nb(hkeys, hvals, sc, oid)
+            if size < 0:
+                code = R_SIZE
+            elif slot < 0 or oid <= 0:
+                code = R_UNKNOWN_ID
+            else:
+                q = orders[slot, O_QTY]
+                sd = orders[slot, O_SIDE]
+                px = orders[slot, O_PRICE]
+                if size == 0 or size >= q:
+                    _remove_order(orders, levels, bm, hkeys, hvals, sc, slot)
+                    _emit(events, sc, ts, E_DELETE, oid, sd, px, q)
+                else:
+                    _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, size)
+                    _emit(events, sc, ts, E_CANCEL, oid, sd, px, size)
+        elif kind == K_MODIFY:
+            slot = hash_get_nb(hkeys, hvals, sc, oid)
+            if size <= 0:
+                code = R_SIZE
+            elif price < 0:
+                code = R_PRICE
+            elif slot < 0 or oid <= 0:
+                code = R_UNKNOWN_ID
+            else:
+                q = orders[slot, O_QTY]
+                sd = orders[slot, O_SIDE]
+                px = orders[slot, O_PRICE]
+                newpx = px if price == 0 else price
+                if newpx == px and size <= q:
+                    # size decrease at the same price keeps time priority
+                    if size < q:
+                        _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, q - size)
+                        _emit(events, sc, ts, E_CANCEL, oid, sd, px, q - size)
+                else:
+                    # price change or size increase: loses priority (cancel + new order, may match)
+                    _remove_order(orders, levels, bm, hkeys, hvals, sc, slot)
+                    _emit(events, sc, ts, E_DELETE, oid, sd, px, q)
+                    _submit(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, sd, newpx, size,
+                            False, TIF_GTC)
+        elif kind == K_APPLY_REDUCE:
+            slot = hash_get_nb(hkeys, hvals, sc, oid)
+            if size <= 0:
+                code = R_SIZE
+            elif slot < 0 and sc[S_TOLERANT] == 1 and price > 0 and _in_band(sc, price):
+                # an order that predates the data: take it from the synthetic liquidity at its level
+                slot = hash_get_nb(hkeys, hvals, sc, synthetic_id_nb(side, price))
+            if code == OK and slot < 0:
+                code = R_UNKNOWN_ID
+            if code == OK:
+                q = orders[slot, O_QTY]
+                sd = orders[slot, O_SIDE]
+                px = orders[slot, O_PRICE]
+                if sd != side or px != price:
+                    code = R_ATTR
+                elif size > q and sc[S_TOLERANT] == 0:
+                    code = R_OVERSIZE
+                else:
+                    take = size if size < q else q
+                    eid = orders[slot, O_ID]
+                    _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, take)
+                    et = aux if (aux == E_CANCEL or aux == E_EXECUTE) else E_DELETE
+                    if et == E_CANCEL and take == q:
+                        et = E_DELETE
+                    _emit(events, sc, ts, et, eid, sd, px, take)
+        elif kind == K_SET_LEVEL:
+            if size < 0:
+                code = R_SIZE
+            elif price <= 0:
+                code = R_PRICE
+            else:
+                _set_level(orders, levels, bm, hkeys, hvals, sc, events, ts, side, price, size)
+        else:
+            code = R_KIND
+        status[i] = code
+        if code != OK and code != R_FOK and stop_on_reject:
+            return code, i
+        if code == OK or code == R_FOK:
+            sc[S_LASTTS] = ts
+        if depth > 0:
+            snapshot_nb(levels, bm, sc, depth, snaps[i])
+    return OK, n
+
+
+@njit(cache=True)
+def snapshot_nb(levels, bm, sc, depth, out):
+    """Write the top ``depth`` levels into ``out[4*depth]`` as ask_px, ask_sz, bid_px, bid_sz per level."""
+    base = sc[S_BASE]
+    li = sc[S_ASK] - base if sc[S_ASK] > 0 else -1
+    for k in range(depth):
+        if li < 0:
+            out[4 * k] = 0
+            out[4 * k + 1] = 0
+        else:
+            out[4 * k] = li + base
+            out[4 * k + 1] = levels[1, li, L_QTY]
+            li = scan_up_nb(bm, 1, li + 1)
+    li = sc[S_BID] - base if sc[S_BID] > 0 else -1
+    for k in range(depth):
+        if li < 0:
+            out[4 * k + 2] = 0
+            out[4 * k + 3] = 0
+        else:
+            out[4 * k + 2] = li + base
+            out[4 * k + 3] = levels[0, li, L_QTY]
+            li = scan_down_nb(bm, 0, li - 1)
+
+
+@njit(cache=True)
+def level_orders_nb(orders, levels, sc, side, price, out):
+    """Write the queue (order ids, front first) at (side, price) into ``out``; returns the count."""
+    s = _sidx(side)
+    li = price - sc[S_BASE]
+    if li < 0 or li >= levels.shape[1]:
+        return 0
+    slot = levels[s, li, L_HEAD]
+    k = 0
+    while slot != -1 and k < out.shape[0]:
+        out[k] = orders[slot, O_ID]
+        k += 1
+        slot = orders[slot, O_NEXT]
+    return k
