@@ -1,0 +1,462 @@
+"""Windowed datasets for the LOB predictors: FI-2010 (shipped labels) and LOBSTER (TLOB preprocessing).
+
+A :class:`WindowSet` keeps **one** contiguous ``(N, F)`` float32 tensor and two index maps: window start
+``starts[j]`` and label position ``label_index[j]``. Window ``j`` is ``features[starts[j] : starts[j]+T]``,
+taken from a strided view (``Tensor.as_strided``, no copy); only a mini-batch is materialised when it is
+gathered. Windows never straddle a segment (an FI-2010 stock/day, a LOBSTER day/split).
+
+FI-2010 (``../shared/data/fi2010_noauction_zscore``, see its SOURCE.md): day 1 is ``Train_CF_1``, day
+``k+1`` is ``Test_CF_k``; day ``k+1`` is z-scored with the pooled statistics of days ``1..k``. The
+standard training file (Train CF_7 = days 1-7) is not staged, so :func:`load_fi2010_days` rebuilds it:
+each day is brought back to day-1 units with the pooled mean/std of the preceding days, then days 1-7
+are z-scored together with their pooled per-row mean/std. Day 10 (``Test_CF_9``, the only standard test
+day available) is used as shipped, as the standard protocol does. Labels are the shipped ones, aligned to
+the **last** step of each window.
+
+LOBSTER (TLOB's ``preprocessing/lobster.py``): drop event types 2/5/6/7, keep an event when the running
+sum of sizes crosses a multiple of ``q = 500`` shares, features = 40 book columns (prices in dollars) +
+6 message features ``[dt, event_type(0/1/2), size, price, direction(aggressor for executions), depth]``
+(the event type sits at column 41, where TLOB/MLPLOB embed it), split **by time within the day**, and
+z-scored with training statistics pooled over all price columns and over all size columns. Labels are
+TLOB's with α fitted on the training split.
+"""
+
+from __future__ import annotations
+
+import lzma
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from marketlab.core.errors import DataError
+from marketlab.features.labels import (
+    UNDEFINED,
+    fi2010_labels,
+    fit_tlob_alpha,
+    tlob_labels,
+    tlob_smoothing,
+)
+
+# ----------------------------------------------------------------------------------------------------
+# Window sets
+
+
+@dataclass
+class WindowSet:
+    """Windows of ``seq_size`` rows cut from ``features`` by index maps (no per-window copies).
+
+    ``features``: ``(N, F)`` float32; ``labels``: ``(N,)`` int64 with ``-1`` = undefined;
+    ``starts``/``label_index``: ``(M,)`` int64; ``ts``: ``(N,)`` int64 ns (or sample numbers) for outputs;
+    ``symbols``: ``(N,)`` symbol per row (or None).
+    """
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    starts: np.ndarray
+    label_index: np.ndarray
+    seq_size: int
+    ts: np.ndarray | None = None
+    symbols: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.features = self.features.contiguous()
+        n, _ = self.features.shape
+        self._view = self.features.as_strided(
+            (max(n - self.seq_size + 1, 0), self.seq_size, self.features.shape[1]),
+            (self.features.shape[1], self.features.shape[1], 1),
+        )
+
+    def __len__(self) -> int:
+        return int(len(self.starts))
+
+    @property
+    def num_features(self) -> int:
+        return int(self.features.shape[1])
+
+    def windows(self) -> torch.Tensor:
+        """The strided ``(N-T+1, T, F)`` view of every possible window (shares memory with ``features``)."""
+        return self._view
+
+    def batch(self, idx: np.ndarray, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gather windows ``idx`` -> ``x (b, T, F)`` float32 and ``y (b,)`` int64 (copies only the batch)."""
+        s = torch.from_numpy(self.starts[idx])
+        x = self._view.index_select(0, s)
+        y = self.labels.index_select(0, torch.from_numpy(self.label_index[idx]))
+        if device is not None and device.type != "cpu":
+            return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        return x, y
+
+    def subset(self, idx: np.ndarray) -> "WindowSet":
+        """The same arrays with only windows ``idx`` (e.g. a subsample); still no copies of features."""
+        return WindowSet(self.features, self.labels, self.starts[idx], self.label_index[idx], self.seq_size,
+                         self.ts, self.symbols, dict(self.meta))
+
+    def window_labels(self) -> np.ndarray:
+        """Labels of all windows, ``(M,)`` int64."""
+        return self.labels.numpy()[self.label_index]
+
+
+def window_index(
+    segments: list[tuple[int, int]], seq_size: int, label_offset: int, labels: np.ndarray, stride: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index maps of every window ``[s, s+T)`` inside one segment whose label ``labels[s+offset]`` is defined.
+
+    ``segments``: half-open ``(begin, end)`` row ranges. Returns ``(starts, label_index)`` int64.
+    """
+    starts_all, lab_all = [], []
+    for b, e in segments:
+        if e - b < seq_size:
+            continue
+        s = np.arange(b, e - seq_size + 1, stride, dtype=np.int64)
+        li = s + label_offset
+        ok = (li < e) & (labels[np.minimum(li, len(labels) - 1)] != UNDEFINED)
+        starts_all.append(s[ok])
+        lab_all.append(li[ok])
+    if not starts_all:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(starts_all), np.concatenate(lab_all)
+
+
+# ----------------------------------------------------------------------------------------------------
+# FI-2010
+
+FI2010_FILES: dict[int, str] = {
+    1: "Train_Dst_NoAuction_ZScore_CF_1.txt.xz",
+    **{d: f"Test_Dst_NoAuction_ZScore_CF_{d - 1}.txt.xz" for d in range(2, 11)},
+}
+# Stock boundaries (column indices) per day, from the dataset's SOURCE.md (checked there against price jumps).
+FI2010_STOCK_BOUNDS: dict[int, tuple[int, ...]] = {
+    1: (0, 3454, 9772, 14694, 25413, 39512),
+    2: (0, 5079, 11201, 17166, 23878, 38397),
+    3: (0, 3903, 9314, 13341, 18527, 28535),
+    4: (0, 2806, 9798, 15140, 25959, 37023),
+    5: (0, 3030, 9758, 15704, 22082, 34785),
+    6: (0, 2263, 8506, 14113, 21120, 39152),
+    7: (0, 2801, 9861, 16601, 24455, 37346),
+    8: (0, 2647, 11309, 19900, 33129, 55478),
+    9: (0, 1873, 11144, 21180, 34060, 52172),
+    10: (0, 1888, 7016, 12738, 18559, 31937),
+}
+FI2010_HORIZONS = {10: 1, 20: 2, 50: 5, 100: 10}  # TLOB's h (events) -> FI-2010 k (samples)
+FI2010_ROWS = 149
+
+
+def read_fi2010_file(path: str | Path) -> np.ndarray:
+    """Read one FI-2010 ``.txt`` / ``.txt.xz`` file -> ``(149, N)`` float64 (rows: 144 features + 5 labels)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, "file not found")
+    raw = lzma.open(p).read() if p.suffix == ".xz" else p.read_bytes()
+    flat = np.fromstring(raw, sep=" ")  # C parser, ~10x faster than np.loadtxt; stops at the first bad token
+    n_first = len(raw[: raw.find(b"\n")].split()) if b"\n" in raw else flat.size // FI2010_ROWS
+    if n_first == 0 or flat.size != n_first * FI2010_ROWS:
+        raise DataError(p, f"expected a numeric matrix of {FI2010_ROWS} rows x {n_first} columns, "
+                        f"parsed {flat.size} numbers", value=flat.size)
+    return flat.reshape(FI2010_ROWS, n_first)
+
+
+@lru_cache(maxsize=16)
+def _read_day(root: str, day: int) -> np.ndarray:
+    if day not in FI2010_FILES:
+        raise DataError(root, f"FI-2010 has days 1..10, got {day}", field="day", value=day)
+    p = Path(root) / FI2010_FILES[day]
+    if not p.is_file():
+        raise DataError(p, f"FI-2010 day {day} file not found")
+    a = read_fi2010_file(p)
+    bounds = FI2010_STOCK_BOUNDS[day]
+    if a.shape[1] != bounds[-1]:
+        raise DataError(p, f"expected {bounds[-1]} samples for day {day}", value=a.shape[1])
+    return a
+
+
+@dataclass
+class FI2010Days:
+    """Features ``(N, 144)`` float32 (time-major), shipped label rows ``(5, N)``, segment bounds, day of each row."""
+
+    features: np.ndarray
+    label_rows: np.ndarray
+    segments: list[tuple[int, int]]
+    day: np.ndarray
+    stock: np.ndarray
+
+
+def load_fi2010_days(root: str | Path, days: tuple[int, ...], *, rezscore: bool) -> FI2010Days:
+    """Load FI-2010 ``days`` (ascending, starting at 1 when ``rezscore``) as one array.
+
+    ``rezscore=True`` rebuilds the standard cumulative training normalisation (see module docstring):
+    day ``k+1`` -> day-1 units with the pooled stats of days ``1..k``, then z-score the union with its
+    pooled per-row mean/std (ddof 0). ``rezscore=False`` returns the files as shipped (test days).
+    """
+    root = str(root)
+    days = tuple(days)
+    if rezscore and (days[0] != 1 or list(days) != list(range(1, len(days) + 1))):
+        raise DataError(root, "re-z-scoring needs consecutive days starting at day 1", field="days", value=days)
+    feats, labels, day_of, stock_of = [], [], [], []
+    s1 = s2 = None  # running sums (day-1 units) for pooled stats
+    count = 0
+    for d in days:
+        a = _read_day(root, d)
+        x = a[:144].copy()
+        if rezscore and d > 1:
+            mean = s1 / count
+            std = np.sqrt(np.maximum(s2 / count - mean**2, 0.0))
+            x = x * std[:, None] + mean[:, None]  # back to day-1 units
+        if rezscore:
+            s1 = x.sum(axis=1) if s1 is None else s1 + x.sum(axis=1)
+            s2 = (x**2).sum(axis=1) if s2 is None else s2 + (x**2).sum(axis=1)
+            count += x.shape[1]
+        feats.append(x)
+        labels.append(a[144:149])
+        day_of.append(np.full(x.shape[1], d, np.int16))
+        st = np.zeros(x.shape[1], np.int16)
+        b = FI2010_STOCK_BOUNDS[d]
+        for i in range(5):
+            st[b[i] : b[i + 1]] = i
+        stock_of.append(st)
+    x = np.concatenate(feats, axis=1)
+    if rezscore:
+        mean = x.mean(axis=1, keepdims=True)
+        std = x.std(axis=1, keepdims=True)
+        std[std < 1e-12] = 1.0  # constant rows stay constant (0)
+        x = (x - mean) / std
+    segments, off = [], 0
+    for d in days:
+        b = FI2010_STOCK_BOUNDS[d]
+        segments += [(off + b[i], off + b[i + 1]) for i in range(5)]
+        off += b[-1]
+    return FI2010Days(
+        np.ascontiguousarray(x.T, dtype=np.float32), np.concatenate(labels, axis=1), segments,
+        np.concatenate(day_of), np.concatenate(stock_of),
+    )
+
+
+def _cut_segments(segments: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
+    return [(max(b, lo), min(e, hi)) for b, e in segments if min(e, hi) > max(b, lo)]
+
+
+def fi2010_windowsets(
+    root: str | Path,
+    *,
+    horizon: int,
+    seq_size: int,
+    num_features: int = 144,
+    train_days: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7),
+    test_days: tuple[int, ...] = (10,),
+    val_fraction: float = 0.2,
+) -> dict[str, WindowSet]:
+    """FI-2010 train / val / test :class:`WindowSet` s for TLOB horizon ``h`` in {10, 20, 50, 100}.
+
+    Train = the first ``1 - val_fraction`` of the rebuilt days 1-7 in time order, val = the rest;
+    test = ``test_days`` as shipped. ``num_features``: 144 (all) or 40 (LOB only). Labels are the
+    shipped ones for ``k = h / 10`` samples at the window's last step.
+    """
+    if horizon not in FI2010_HORIZONS:
+        raise DataError(root, f"FI-2010 horizon must be one of {sorted(FI2010_HORIZONS)}", field="horizon",
+                        value=horizon)
+    if num_features not in (40, 144):
+        raise DataError(root, "FI-2010 num_features must be 40 or 144", field="num_features", value=num_features)
+    k = FI2010_HORIZONS[horizon]
+    out: dict[str, WindowSet] = {}
+    tr = load_fi2010_days(root, train_days, rezscore=True)
+    te = load_fi2010_days(root, test_days, rezscore=False)
+    for name, part in (("train", tr), ("test", te)):
+        lab = fi2010_labels(part.label_rows, k).astype(np.int64)
+        feats = torch.from_numpy(np.ascontiguousarray(part.features[:, :num_features]))
+        labels = torch.from_numpy(lab)
+        ts = np.arange(len(lab), dtype=np.int64)
+        symbols = np.array([f"FI{d:02d}S{s + 1}" for d, s in zip(part.day, part.stock)], dtype=object) \
+            if name == "test" else None
+        meta = {"dataset": "fi2010", "horizon": horizon, "k": k, "days": list(train_days if name == "train" else test_days)}
+        if name == "train":
+            n = len(lab)
+            cut = int(n * (1 - val_fraction))
+            for sub, (lo, hi) in (("train", (0, cut)), ("val", (cut, n))):
+                st, li = window_index(_cut_segments(part.segments, lo, hi), seq_size, seq_size - 1, lab)
+                out[sub] = WindowSet(feats, labels, st, li, seq_size, ts, None, dict(meta, split=sub))
+        else:
+            st, li = window_index(part.segments, seq_size, seq_size - 1, lab)
+            out["test"] = WindowSet(feats, labels, st, li, seq_size, ts, symbols, dict(meta, split="test"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# LOBSTER (TLOB preprocessing)
+
+LOBSTER_KEEP_TYPES = (1, 3, 4)  # drop 2 (partial cancel), 5 (hidden execution), 6 (cross), 7 (halt)
+EVENT_TYPE_CODE = {1: 0, 3: 1, 4: 2}  # limit order, cancel/delete, market (execution)
+
+
+@dataclass
+class LobsterArrays:
+    """One symbol's events and the book after each event, in float units.
+
+    ``time``: seconds after midnight; ``type``, ``size`` (shares), ``price`` ($), ``direction`` (+1/-1
+    of the resting order); ``book``: ``(N, 4L)`` ask_px, ask_sz, bid_px, bid_sz per level ($, shares).
+    ``day``: ``(N,)`` int day index; ``ts``: ``(N,)`` int64 ns UTC.
+    """
+
+    time: np.ndarray
+    type: np.ndarray
+    size: np.ndarray
+    price: np.ndarray
+    direction: np.ndarray
+    book: np.ndarray
+    day: np.ndarray
+    ts: np.ndarray
+    symbol: str = ""
+
+
+def lobster_from_frames(events: pl.DataFrame, book: pl.DataFrame, levels: int = 10) -> LobsterArrays:
+    """Join store frames (``events`` + ``book`` in float units, one symbol) on ``seq`` -> :class:`LobsterArrays`."""
+    need_book = [f"{s}_{k}_{i}" for i in range(1, levels + 1) for s, k in
+                 (("ask", "px"), ("ask", "sz"), ("bid", "px"), ("bid", "sz"))]
+    missing = [c for c in need_book if c not in book.columns]
+    if missing:
+        raise DataError("book", f"missing column(s) for {levels} levels", field=missing[0])
+    for c in ("ts", "seq", "type", "side", "price", "size"):
+        if c not in events.columns:
+            raise DataError("events", "missing column", field=c)
+    df = events.select("ts", "seq", "type", "side", "price", "size", "symbol").join(
+        book.select(["seq", *need_book]), on="seq", how="inner").sort("ts", "seq")
+    ts = df["ts"].to_numpy().astype(np.int64)
+    day = (ts // 86_400_000_000_000).astype(np.int64)
+    tod = (ts % 86_400_000_000_000) / 1e9
+    return LobsterArrays(
+        time=tod, type=df["type"].to_numpy().astype(np.int64), size=df["size"].to_numpy().astype(np.float64),
+        price=df["price"].to_numpy().astype(np.float64), direction=df["side"].to_numpy().astype(np.float64),
+        book=df.select(need_book).to_numpy().astype(np.float64), day=day - day.min(), ts=ts,
+        symbol=str(df["symbol"][0]) if df.height else "",
+    )
+
+
+def read_lobster_csv(message: str | Path, orderbook: str | Path, *, date: str = "2012-06-21",
+                     symbol: str = "") -> LobsterArrays:
+    """Read a raw LOBSTER message/orderbook pair (optionally .gz) -> :class:`LobsterArrays` ($, shares)."""
+    msg = pl.read_csv(message, has_header=False, new_columns=["time", "type", "order_id", "size", "price", "direction"])
+    ob = pl.read_csv(orderbook, has_header=False)
+    if msg.height != ob.height:
+        raise DataError(orderbook, f"{ob.height} book rows for {msg.height} messages", value=ob.height)
+    t = msg["time"].to_numpy().astype(np.float64)
+    base = np.datetime64(date, "ns").astype(np.int64)
+    book = ob.to_numpy().astype(np.float64)
+    book[:, 0::2] /= 10_000.0  # prices in USD x 10^4 -> $
+    return LobsterArrays(
+        time=t, type=msg["type"].to_numpy().astype(np.int64), size=msg["size"].to_numpy().astype(np.float64),
+        price=msg["price"].to_numpy().astype(np.float64) / 10_000.0,
+        direction=msg["direction"].to_numpy().astype(np.float64), book=book,
+        day=np.zeros(len(t), np.int64), ts=base + np.round(t * 1e9).astype(np.int64), symbol=symbol,
+    )
+
+
+def volume_sample_mask(size: np.ndarray, q: float) -> np.ndarray:
+    """TLOB's quantity sampling: keep event ``i`` when the running size sum crosses a multiple of ``q``.
+
+    ``cumsum % q < size`` <=> the cumulative volume passed a multiple of ``q`` within this event.
+    """
+    c = np.cumsum(size)
+    return (c % q) < size
+
+
+def lobster_features(a: LobsterArrays, *, q: float = 500.0, levels: int = 10) -> dict[str, np.ndarray]:
+    """TLOB preprocessing per day: filter types, volume-sample, build the 46 raw features.
+
+    Returns ``features (n, 4L + 6)`` float64 (book first, then [dt, event_type, size, price, direction,
+    depth]), ``mid (n,)`` $, ``day (n,)``, ``ts (n,)``.
+    """
+    out: dict[str, list[np.ndarray]] = {"features": [], "mid": [], "day": [], "ts": []}
+    for d in np.unique(a.day):
+        m = (a.day == d)
+        keep = m & np.isin(a.type, LOBSTER_KEEP_TYPES)
+        idx = np.flatnonzero(keep)
+        if idx.size < 3:
+            continue
+        # depth uses the book before the event for cancels/executions, after it for adds
+        prev = np.maximum(idx - 1, np.flatnonzero(m)[0])
+        sel = idx[volume_sample_mask(a.size[idx], q)] if q > 0 else idx
+        pos = np.searchsorted(idx, sel)
+        book = a.book[sel, : 4 * levels]
+        t = a.time[sel]
+        dt = np.diff(t, prepend=34_200.0)  # first delta from the 09:30 open
+        typ = a.type[sel]
+        side = a.direction[sel]
+        best_same = np.where(side > 0, a.book[:, 2], a.book[:, 0])
+        ref = np.where(typ == 1, best_same[sel], best_same[prev[pos]])
+        depth = np.maximum(np.round(np.abs(a.price[sel] - ref) * 100.0), 0.0)  # cents
+        direction = np.where(typ == 4, -side, side)  # executions: aggressor side
+        msg = np.column_stack([dt, np.vectorize(EVENT_TYPE_CODE.get)(typ).astype(np.float64),
+                               a.size[sel], a.price[sel], direction, depth])
+        feats = np.column_stack([book, msg])[1:]  # the reference drops the first row
+        mid = ((book[:, 0] + book[:, 2]) / 2.0)[1:]
+        out["features"].append(feats)
+        out["mid"].append(mid)
+        out["day"].append(np.full(len(mid), d))
+        out["ts"].append(a.ts[sel][1:])
+    if not out["features"]:
+        raise DataError(None, "no events left after filtering and sampling", field="events")
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def lobster_normalise(train: np.ndarray, *others: np.ndarray, levels: int = 10) -> list[np.ndarray]:
+    """Z-score with training statistics: pooled over all book price columns, pooled over all book size
+    columns, and per column for the message features except the event type (column ``4L + 1``)."""
+    nb = 4 * levels
+    px = np.r_[0:nb:2]
+    sz = np.r_[1:nb:2]
+    mu = np.zeros(train.shape[1])
+    sd = np.ones(train.shape[1])
+    mu[px], sd[px] = train[:, px].mean(), train[:, px].std()
+    mu[sz], sd[sz] = train[:, sz].mean(), train[:, sz].std()
+    for c in range(nb, train.shape[1]):
+        if c == nb + 1:
+            continue  # event type stays a category code for the embedding
+        mu[c], sd[c] = train[:, c].mean(), train[:, c].std()
+    sd[sd < 1e-12] = 1.0
+    return [((x - mu) / sd).astype(np.float32) for x in (train, *others)]
+
+
+def lobster_windowsets(
+    a: LobsterArrays,
+    *,
+    horizon: int,
+    seq_size: int,
+    splits: tuple[float, float] = (0.8, 0.9),
+    q: float = 500.0,
+    levels: int = 10,
+    num_features: int = 46,
+) -> dict[str, WindowSet]:
+    """LOBSTER train / val / test windows with TLOB labels at ``horizon`` (sampled events).
+
+    Split **by time**: the sampled rows of each day are cut at fractions ``splits`` (default 80/10/10) --
+    with a single day (the staged GOOG sample) this is the only split possible; with several days split
+    by day first instead. Labels are computed inside each split (no label reads across a cut), α is
+    fitted on the training split only. ``num_features``: 46 (book + messages) or 40 (book only).
+    """
+    f = lobster_features(a, q=q, levels=levels)
+    n = len(f["mid"])
+    c1, c2 = int(n * splits[0]), int(n * splits[1])
+    parts = {"train": (0, c1), "val": (c1, c2), "test": (c2, n)}
+    raw = {k: f["features"][lo:hi] for k, (lo, hi) in parts.items()}
+    normed = dict(zip(raw, lobster_normalise(raw["train"], raw["val"], raw["test"], levels=levels)))
+    alpha = fit_tlob_alpha(f["mid"][:c1], horizon)
+    lam = tlob_smoothing(horizon)
+    out = {}
+    for k, (lo, hi) in parts.items():
+        mid = f["mid"][lo:hi]
+        lab = tlob_labels(mid, horizon, alpha).astype(np.int64)
+        days = f["day"][lo:hi]
+        segs = []
+        for d in np.unique(days):
+            w = np.flatnonzero(days == d)
+            segs.append((int(w[0]), int(w[-1]) + 1))
+        st, li = window_index(segs, seq_size, seq_size - lam, lab)
+        feats = torch.from_numpy(np.ascontiguousarray(normed[k][:, :num_features]))
+        out[k] = WindowSet(feats, torch.from_numpy(lab), st, li, seq_size, f["ts"][lo:hi],
+                           np.full(hi - lo, a.symbol or "SYM", dtype=object),
+                           {"dataset": "lobster", "horizon": horizon, "alpha": alpha, "split": k, "q": q})
+    return out
