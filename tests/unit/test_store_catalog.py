@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import polars as pl
@@ -12,22 +10,10 @@ import pytest
 from marketlab.core.errors import DataError, MarketlabError, StoreError
 from marketlab.store import IngestBatch, Instrument, Store
 from marketlab.store import duck
+from tests_store_util import tree_hash
 
 NS_DAY = 86_400_000_000_000
 T0 = 19_724 * NS_DAY  # 2024-01-02 00:00 UTC
-
-
-def tree_hash(root: Path) -> str:
-    """Hash of every path (files and directories) and file content under ``root``."""
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in sorted(os.walk(root)):
-        dirnames.sort()
-        h.update(dirpath.encode())
-        for name in sorted(filenames):
-            p = Path(dirpath) / name
-            h.update(name.encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def trades(symbols=("AAA", "BBB"), days=3, per_day=50) -> pl.DataFrame:
