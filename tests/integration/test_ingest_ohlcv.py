@@ -19,7 +19,7 @@ def test_sp500_5yr_panel_known_answer(shared_data, tmp_path) -> None:
     assert counts.row(0) == (619_040, 505, 1_259)
     aapl = store.scan_panel("sp500_5yr", "AAPL", "2013-02-08", "2013-02-09").collect()
     assert aapl["close"].to_list() == [pytest.approx(67.8542)]  # split-adjusted (SOURCE.md)
-    assert store.scan_panel("sp500_5yr").select(pl.col("open").is_null().sum()).item() == 11
+    assert store.scan_panel("sp500_5yr").select(pl.col("open").is_null().sum()).collect().item() == 11
     again = store.ingest("ohlcv", [shared_data / "sp500_5yr" / "all_stocks_5yr.csv.gz"])
     assert again.skipped
 
