@@ -1,0 +1,672 @@
+"""Agent-based LOB market in the spirit of ABIDES' RMSC configurations, and the day runner.
+
+Agents (each draws from its own RNG stream, derived from one master seed):
+
+* :class:`NoiseCrowd` — zero-intelligence limit/market/cancel flow (the bulk of the messages);
+* :class:`ValueTrader` — trades toward a noisy estimate of the :class:`Fundamental` (OU + jumps);
+* :class:`MomentumTrader` — follows the sign of a short-minus-long moving average of the mids it saw;
+* :class:`MarketMaker` — a ladder of quotes around the mid, skewed by its inventory;
+* :class:`POVTrader` — the experimental participation-of-volume agent used for market-impact A/B runs;
+* :class:`ExternalTrader` — a handle through which outside code (an RL policy, a notebook) trades.
+
+RNG layout: ``child_rngs(seed, 1 + 2*n_agents)``: stream 0 drives the fundamental and the activity, agent ``i`` (in the
+order built by :meth:`Simulation.build`) gets streams ``1+2i`` (decisions) and ``2+2i`` (latencies).
+Experimental agents are added after the built-in ones, so the built-in agents' streams are identical
+with and without them: an A/B run with the same seed changes only what the experiment causes.
+
+Entry points: :meth:`Simulation.from_spec`, :func:`simulate_day` (spec file -> store, summary dict) and
+:func:`impact_experiment` (same seed with/without a POV trader -> mid-price difference path).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from marketlab.core.device import child_rngs
+from marketlab.core.schema import EVENTS_SCHEMA, TRADES_SCHEMA, book_schema
+from marketlab.simulators.config import ActivityConfig, FundamentalConfig, SimSpec
+from marketlab.simulators.exchange import (
+    NS_PER_S,
+    Agent,
+    Exchange,
+    Fill,
+    LatencyModel,
+    Reject,
+    snapshots_after_events,
+)
+
+if TYPE_CHECKING:
+    from marketlab.store import IngestBatch, Store
+
+log = logging.getLogger(__name__)
+
+# wake tags of the noise crowd's three Poisson processes
+_LIMIT, _MARKET, _CANCEL = 0, 1, 2
+
+
+class Fundamental:
+    """Fundamental value path in ticks on a ``step_s`` grid over the session (ABIDES "oracle").
+
+    Exact OU transition between grid points, x_{k+1} = a x_k + s eps_k with a = exp(-kappa dt) and
+    s = sigma sqrt((1 - a^2) / (2 kappa)), plus compound-Poisson jumps of random sign; r = r_bar + x.
+    ``value(t_ns)`` returns the grid value at or before ``t_ns`` (float ticks).
+    """
+
+    def __init__(self, cfg: FundamentalConfig, rng: np.random.Generator, t0_ns: int, duration_s: float, r_bar: float) -> None:
+        from scipy.signal import lfilter
+
+        n = int(np.ceil(duration_s / cfg.step_s)) + 2
+        dt = cfg.step_s
+        a = float(np.exp(-cfg.kappa * dt))
+        s = cfg.sigma * (np.sqrt((1 - a * a) / (2 * cfg.kappa)) if cfg.kappa > 0 else np.sqrt(dt))
+        shocks = s * rng.standard_normal(n)
+        jumps = rng.poisson(cfg.jump_rate * dt, n)
+        sizes = np.abs(rng.normal(cfg.jump_mean, cfg.jump_std, n)) * rng.choice([-1.0, 1.0], n)
+        shocks += jumps * sizes
+        shocks[0] = 0.0
+        self.path = r_bar + lfilter([1.0], [1.0, -a], shocks)
+        self.r_bar = float(r_bar)
+        self.t0_ns = int(t0_ns)
+        self.step_ns = int(cfg.step_s * NS_PER_S)
+        self.n_jumps = int(jumps.sum())
+
+    def value(self, t_ns: int) -> float:
+        k = (t_ns - self.t0_ns) // self.step_ns
+        return float(self.path[min(max(k, 0), self.path.size - 1)])
+
+
+class Activity:
+    """Trading-activity multiplier a(t) = exp(x_t - sigma^2/2) on a ``step_s`` grid (see ActivityConfig).
+
+    x is a stationary OU process (exact AR(1) transition), started from its stationary law.
+    ``value(t_ns)`` is the multiplier at or before ``t_ns`` (mean 1).
+    """
+
+    def __init__(self, cfg: ActivityConfig, rng: np.random.Generator, t0_ns: int, duration_s: float) -> None:
+        from scipy.signal import lfilter
+
+        n = int(np.ceil(duration_s / cfg.step_s)) + 2
+        a = float(np.exp(-cfg.step_s / cfg.tau_s))
+        eps = rng.standard_normal(n) * cfg.sigma * np.sqrt(1 - a * a)
+        eps[0] = rng.standard_normal() * cfg.sigma
+        x = lfilter([1.0], [1.0, -a], eps)
+        self.path = np.exp(x - cfg.sigma**2 / 2).tolist()
+        self.t0_ns = int(t0_ns)
+        self.step_ns = int(cfg.step_s * NS_PER_S)
+
+    def value(self, t_ns: int) -> float:
+        k = (t_ns - self.t0_ns) // self.step_ns
+        return self.path[min(max(k, 0), len(self.path) - 1)]
+
+
+class NoiseCrowd(Agent):
+    """Zero-intelligence order flow of many small traders, one agent with one RNG stream (see NoiseConfig).
+
+    Three independent Poisson processes: limit orders (rate ``limit_rate``), market orders
+    (``market_rate``) and cancellations (``cancel_rate`` per resting crowd order). Random draws are made
+    in vectorised chunks, so a message costs a few list lookups.
+    """
+
+    name = "noise"
+
+    def __init__(self, cfg: Any, initial_price: int, activity: Activity) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.initial_price = initial_price
+        self.activity = activity
+        d = np.arange(1, cfg.max_depth + 1, dtype=np.float64)
+        p = d ** (-cfg.depth_alpha)
+        self._depth_cdf = np.cumsum(p / p.sum())
+        self._ids: list[int] = []  # resting (believed) crowd orders, for O(1) random cancels
+        self._pos: dict[int, int] = {}
+        self._left: dict[int, int] = {}
+        self._chunk: dict[str, list] = {}
+        self._k = 1 << 30
+
+    def _refill(self) -> None:
+        """Pre-draw 4096 decisions of every kind from the crowd's stream."""
+        g = self.rng.rng  # type: ignore[union-attr]
+        c, n = self.cfg, 4096
+        size = np.exp(np.log(c.size_median) + c.size_sigma * g.standard_normal(n))
+        rounded = np.maximum(1, np.round(size / c.size_round)) * c.size_round
+        size = np.where(g.random(n) < c.round_prob, rounded, np.maximum(1, np.round(size)))
+        self._chunk = {
+            "side": np.where(g.random(n) < 0.5, 1, -1).tolist(),
+            "depth": (np.searchsorted(self._depth_cdf, g.random(n), side="right") + 1).tolist(),
+            "size": np.minimum(size, c.max_size).astype(np.int64).tolist(),
+            "exp": g.standard_exponential(n).tolist(),
+            "u": g.random(n).tolist(),
+        }
+        self._k = 0
+
+    def _draw(self) -> int:
+        if self._k >= 4096:
+            self._refill()
+        k = self._k
+        self._k += 1
+        return k
+
+    def _add(self, oid: int, size: int) -> None:
+        self._pos[oid] = len(self._ids)
+        self._ids.append(oid)
+        self._left[oid] = size
+
+    def _forget(self, oid: int) -> None:
+        i = self._pos.pop(oid, None)
+        if i is None:
+            return
+        last = self._ids.pop()
+        if last != oid:
+            self._ids[i] = last
+            self._pos[last] = i
+        self._left.pop(oid, None)
+
+    def on_start(self, ex: Exchange) -> None:
+        # Seed the book: one order per tick for max_depth ticks on each side of the initial price.
+        c = self.cfg
+        for d in range(1, c.max_depth + 1):
+            for side in (1, -1):
+                k = self._draw()
+                size = self._chunk["size"][k]
+                self._add(ex.limit(self, side, self.initial_price - side * d, size), size)
+        for tag, rate in ((_LIMIT, c.limit_rate), (_MARKET, c.market_rate), (_CANCEL, c.cancel_rate * len(self._ids))):
+            ex.wake_at(self, ex.now + int(self._chunk["exp"][self._draw()] / rate * NS_PER_S), tag)
+
+    def on_wakeup(self, ex: Exchange, tag: int) -> None:
+        c = self.cfg
+        k = self._draw()
+        ch = self._chunk
+        if tag == _LIMIT:
+            side = ch["side"][k]
+            bid, ask = ex.quotes()
+            # d ticks inside the opposite best: small d improves a wide spread, large d builds depth
+            price = ask - ch["depth"][k] if side > 0 else bid + ch["depth"][k]
+            if price >= 1:
+                size = ch["size"][k]
+                self._add(ex.limit(self, side, price, size), size)
+            rate = c.limit_rate
+        elif tag == _MARKET:
+            ex.market(self, ch["side"][k], ch["size"][k])
+            rate = c.market_rate
+        else:
+            if self._ids:
+                oid = self._ids[int(ch["u"][k] * len(self._ids))]
+                self._forget(oid)
+                ex.cancel(self, oid)
+            rate = c.cancel_rate * max(len(self._ids), 1)
+        ex.wake_at(self, ex.now + int(ch["exp"][k] / (rate * self.activity.value(ex.now)) * NS_PER_S) + 1, tag)
+
+    def on_fill(self, ex: Exchange, fill: Fill) -> None:
+        if fill.maker and fill.order_id in self._left:
+            left = self._left[fill.order_id] - fill.size
+            if left <= 0:
+                self._forget(fill.order_id)
+            else:
+                self._left[fill.order_id] = left
+
+
+class ValueTrader(Agent):
+    """ABIDES-style value agent: trades toward a shrunk, noisy observation of the fundamental."""
+
+    name = "value"
+
+    def __init__(self, cfg: Any, fundamental: Fundamental) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.fundamental = fundamental
+        self.open_order = 0
+        self.open_left = 0
+        self.position = 0
+
+    def _next(self, ex: Exchange) -> None:
+        ex.wake_at(self, ex.now + int(self.rng.exponential() / self.cfg.wake_rate * NS_PER_S) + 1)  # type: ignore[union-attr]
+
+    def on_start(self, ex: Exchange) -> None:
+        self._next(ex)
+
+    def on_wakeup(self, ex: Exchange, tag: int) -> None:
+        c, rb = self.cfg, self.rng
+        assert rb is not None
+        if self.open_order:
+            ex.cancel(self, self.open_order)
+            self.open_order = 0
+        obs = self.fundamental.value(ex.now) + c.obs_noise * rb.normal()
+        est = (1.0 - c.prior_weight) * obs + c.prior_weight * self.fundamental.r_bar
+        bid, ask = ex.quotes()
+        mid = (bid + ask) / 2.0
+        size = rb.integer(c.size_min, c.size_max)
+        u, v = rb.uniform(), rb.uniform()
+        if est > mid:
+            if u < c.aggressive_prob:
+                price = ask
+            else:  # a random price between its own best and min(estimate, ask - 1)
+                top = max(bid, min(int(est), ask - 1))
+                price = bid + int(v * (top - bid + 1))
+            self.open_order, self.open_left = ex.limit(self, 1, price, size), size
+        elif est < mid:
+            if u < c.aggressive_prob:
+                price = bid
+            else:
+                bottom = min(ask, max(int(np.ceil(est)), bid + 1))
+                price = ask - int(v * (ask - bottom + 1))
+            self.open_order, self.open_left = ex.limit(self, -1, price, size), size
+        self._next(ex)
+
+    def on_fill(self, ex: Exchange, fill: Fill) -> None:
+        self.position += fill.side * fill.size
+        if fill.order_id == self.open_order:
+            self.open_left -= fill.size
+            if self.open_left <= 0:
+                self.open_order = 0
+
+
+class MomentumTrader(Agent):
+    """Trend follower: market order in the direction of (short mean - long mean) of observed mids."""
+
+    name = "momentum"
+
+    def __init__(self, cfg: Any, activity: Activity) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.activity = activity
+        self.mids: deque[float] = deque(maxlen=cfg.long_window)
+        self.position = 0
+
+    def _next(self, ex: Exchange) -> None:
+        rate = self.cfg.wake_rate * self.activity.value(ex.now)
+        ex.wake_at(self, ex.now + int(self.rng.exponential() / rate * NS_PER_S) + 1)  # type: ignore[union-attr]
+
+    def on_start(self, ex: Exchange) -> None:
+        self._next(ex)
+
+    def on_wakeup(self, ex: Exchange, tag: int) -> None:
+        c, rb = self.cfg, self.rng
+        assert rb is not None
+        self.mids.append(ex.mid())
+        size = rb.integer(c.size_min, c.size_max)
+        if len(self.mids) == c.long_window:
+            m = list(self.mids)
+            signal = sum(m[-c.short_window :]) / c.short_window - sum(m) / c.long_window
+            if signal > c.threshold_ticks:
+                ex.market(self, 1, size)
+            elif signal < -c.threshold_ticks:
+                ex.market(self, -1, size)
+        self._next(ex)
+
+    def on_fill(self, ex: Exchange, fill: Fill) -> None:
+        self.position += fill.side * fill.size
+
+
+class MarketMaker(Agent):
+    """Ladder market maker with inventory skew (a simplified ABIDES AdaptiveMarketMaker)."""
+
+    name = "market_maker"
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.inventory = 0
+        self.cash = 0  # ticks x lots
+        self.resting: dict[int, int] = {}
+
+    def on_start(self, ex: Exchange) -> None:
+        # stagger market makers so several do not requote in the same nanosecond
+        ex.wake_at(self, ex.now + int(self.rng.uniform() * self.cfg.interval_s * NS_PER_S))  # type: ignore[union-attr]
+
+    def on_wakeup(self, ex: Exchange, tag: int) -> None:
+        c = self.cfg
+        for oid in self.resting:
+            ex.cancel(self, oid)
+        self.resting.clear()
+        centre = ex.mid() - c.skew_ticks * self.inventory / c.max_inventory
+        room = 1.0 - abs(self.inventory) / c.max_inventory
+        bid_size = c.size if self.inventory <= 0 else int(c.size * max(room, 0.0))
+        ask_size = c.size if self.inventory >= 0 else int(c.size * max(room, 0.0))
+        for k in range(c.levels):
+            off = c.half_spread + k * c.level_spacing
+            bp, ap = int(np.floor(centre - off)), int(np.ceil(centre + off))
+            if bid_size > 0 and bp >= 1:
+                self.resting[ex.limit(self, 1, bp, bid_size)] = bid_size
+            if ask_size > 0:
+                self.resting[ex.limit(self, -1, ap, ask_size)] = ask_size
+        ex.wake_at(self, ex.now + int(c.interval_s * NS_PER_S))
+
+    def on_fill(self, ex: Exchange, fill: Fill) -> None:
+        self.inventory += fill.side * fill.size
+        self.cash -= fill.side * fill.size * fill.price
+        left = self.resting.get(fill.order_id)
+        if left is not None:  # forget fully filled quotes so the next requote does not cancel them
+            if left <= fill.size:
+                del self.resting[fill.order_id]
+            else:
+                self.resting[fill.order_id] = left - fill.size
+
+
+class POVTrader(Agent):
+    """Experimental agent: trade ``pov`` x (others' volume since the last wake) every ``interval_s``.
+
+    Uses only the public hook (``ex.volume``, ``ex.market``, fills), like any outside strategy would.
+    ``executed`` counts filled lots, ``fills`` keeps every fill for analysis.
+    """
+
+    name = "pov"
+
+    def __init__(self, cfg: Any, t0_ns: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.t_start = t0_ns + int(cfg.start_s * NS_PER_S)
+        self.t_end = t0_ns + int(cfg.end_s * NS_PER_S)
+        self.executed = 0
+        self.sent = 0
+        self.fills: list[Fill] = []
+        self._last_market_volume = 0
+
+    def on_start(self, ex: Exchange) -> None:
+        ex.wake_at(self, self.t_start)
+
+    def on_wakeup(self, ex: Exchange, tag: int) -> None:
+        c = self.cfg
+        others = ex.volume - ex.agent_volume[self.agent_id]
+        if ex.now > self.t_start:
+            qty = min(int(round(c.pov * (others - self._last_market_volume))), c.quantity - self.sent)
+            if qty > 0:
+                ex.market(self, c.side, qty)
+                self.sent += qty
+        self._last_market_volume = others
+        nxt = ex.now + int(c.interval_s * NS_PER_S)
+        if nxt <= self.t_end and self.sent < c.quantity:
+            ex.wake_at(self, nxt)
+
+    def on_fill(self, ex: Exchange, fill: Fill) -> None:
+        self.executed += fill.size
+        self.fills.append(fill)
+
+
+class ExternalTrader(Agent):
+    """A handle for outside code: it never wakes by itself; its fills and rejections are collected.
+
+    Typical use (RL environment / notebook)::
+
+        sim = Simulation.from_spec("simulators/abm_default.toml", seed=1)
+        me = sim.add_experimental_agent(ExternalTrader())
+        sim.exchange.run_until(sim.exchange.t0_ns + 600 * NS_PER_S)
+        sim.exchange.limit(me, +1, sim.exchange.best_bid, 100)
+        sim.exchange.run_until(sim.exchange.now + 60 * NS_PER_S)
+        me.fills, me.position
+    """
+
+    name = "external"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fills: list[Fill] = []
+        self.rejects: list[Reject] = []
+        self.position = 0
+
+    def on_fill(self, ex: Exchange, fill: Fill) -> None:
+        self.fills.append(fill)
+        self.position += fill.side * fill.size
+
+    def on_reject(self, ex: Exchange, reject: Reject) -> None:
+        self.rejects.append(reject)
+
+
+def _parse_start(start: str) -> int:
+    dt = datetime.fromisoformat(start)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp()) * NS_PER_S + dt.microsecond * 1000
+
+
+class Simulation:
+    """One simulated session built from a :class:`SimSpec`: fundamental, agents, exchange, outputs."""
+
+    def __init__(self, spec: SimSpec, *, seed: int | None = None) -> None:
+        self.spec = spec if seed is None else replace(spec, seed=int(seed))
+        self.seed = int(self.spec.seed)
+        m = self.spec.market
+        self.t0_ns = _parse_start(m.start)
+        self.t_end_ns = self.t0_ns + int(m.duration_s * NS_PER_S)
+        lat = self.spec.latency
+        self.exchange = Exchange(
+            self.t0_ns,
+            self.t_end_ns,
+            LatencyModel(int(lat.base_us * 1000), int(lat.jitter_median_us * 1000), lat.jitter_sigma),
+            reference_price=m.initial_price,
+        )
+        # stream 0 of the master seed is the same whatever the number of streams spawned
+        env_rng = child_rngs(self.seed, 1)[0]
+        self.fundamental = Fundamental(self.spec.fundamental, env_rng, self.t0_ns, m.duration_s, m.initial_price)
+        self.activity = Activity(self.spec.activity, env_rng, self.t0_ns, m.duration_s)
+        self.builtin = self._build_agents()
+        rngs = child_rngs(self.seed, 1 + 2 * len(self.builtin))
+        for i, agent in enumerate(self.builtin):
+            self.exchange.add_agent(agent, rngs[1 + 2 * i], rngs[2 + 2 * i])
+        self.pov: POVTrader | None = None
+        if self.spec.pov.enabled:
+            self.pov = self.add_experimental_agent(POVTrader(self.spec.pov, self.t0_ns))  # type: ignore[assignment]
+        self.wall_s = 0.0
+
+    @classmethod
+    def from_spec(cls, path: str | Path, *, seed: int | None = None) -> Simulation:
+        """Build from a TOML spec (validated; unknown keys rejected)."""
+        return cls(SimSpec.from_toml(path), seed=seed)
+
+    def _build_agents(self) -> list[Agent]:
+        s = self.spec
+        agents: list[Agent] = []
+        agents += [NoiseCrowd(s.noise, s.market.initial_price, self.activity) for _ in range(s.noise.count)]
+        agents += [ValueTrader(s.value, self.fundamental) for _ in range(s.value.count)]
+        agents += [MomentumTrader(s.momentum, self.activity) for _ in range(s.momentum.count)]
+        agents += [MarketMaker(s.market_maker) for _ in range(s.market_maker.count)]
+        return agents
+
+    def add_experimental_agent(self, agent: Agent) -> Agent:
+        """The experimental-agent hook: add ``agent`` with its own streams after the built-in agents.
+
+        Its streams are ``child_rngs`` of the master seed at indices past the built-in ones, so built-in
+        agents draw the same numbers with or without it (common random numbers for A/B runs).
+        """
+        idx = len(self.exchange.agents)
+        rngs = child_rngs(self.seed, 3 + 2 * idx)
+        return self.exchange.add_agent(agent, rngs[1 + 2 * idx], rngs[2 + 2 * idx])
+
+    # ------------------------------------------------------------ running
+    def run(self, *, progress: bool = False) -> Simulation:
+        """Run the whole session (optionally with a tqdm bar over simulated seconds)."""
+        t = time.perf_counter()
+        ex = self.exchange
+        if progress:
+            from tqdm import tqdm
+
+            total = int(self.spec.market.duration_s)
+            with tqdm(total=total, unit="sim-s", desc=f"simulate {self.spec.market.dataset}") as bar:
+
+                def tick(now: int) -> None:
+                    bar.update(max(0, (now - ex.t0_ns) // NS_PER_S - bar.n))
+
+                ex.run_until(None, tick)
+                bar.update(total - bar.n)
+        else:
+            ex.run_until(None)
+        self.wall_s = time.perf_counter() - t
+        return self
+
+    # ------------------------------------------------------------ outputs
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """Events, book snapshots (after every event) and trades in the store schemas.
+
+        Drains the engine's buffers, so call it once, after :meth:`run`.
+        """
+        m = self.spec.market
+        ev, fills = self.exchange.drain()
+        n = ev.shape[0]
+        sym = pl.Series("symbol", [m.symbol], dtype=pl.String()).repeat_by(n).explode() if n else pl.Series("symbol", [], pl.String())
+        events = pl.DataFrame(
+            {name: ev[name] for name in ("ts", "seq", "type", "order_id", "side", "price", "size")}
+        ).with_columns(symbol=sym.alias("symbol")).select(list(EVENTS_SCHEMA)).cast(EVENTS_SCHEMA)  # type: ignore[arg-type]
+        snaps = snapshots_after_events(ev, m.book_levels)
+        bs = book_schema(m.book_levels)
+        cols: dict[str, Any] = {"ts": ev["ts"], "symbol": sym, "seq": ev["seq"]}
+        for j, name in enumerate(list(bs)[3:]):
+            cols[name] = snaps[:, j]
+        book = pl.DataFrame(cols).cast(bs)  # type: ignore[arg-type]
+        trades = pl.DataFrame(
+            {
+                "ts": fills["ts"],
+                "symbol": pl.Series([m.symbol] * fills.shape[0], dtype=pl.String()),
+                "seq": fills["seq"],
+                "price": fills["price"],
+                "size": fills["size"],
+                "aggressor": fills["aggressor"],
+            }
+        ).cast(TRADES_SCHEMA)  # type: ignore[arg-type]
+        out = {"events": events, "book": book}
+        if self.spec.output.write_trades:
+            out["trades"] = trades
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and settings of the run (JSON-friendly)."""
+        ex = self.exchange
+        m = self.spec.market
+        by_kind: dict[str, int] = {}
+        for a in ex.agents:
+            by_kind[a.name] = by_kind.get(a.name, 0) + 1
+        mm = [a for a in ex.agents if isinstance(a, MarketMaker)]
+        out: dict[str, Any] = {
+            "dataset": m.dataset,
+            "symbol": m.symbol,
+            "seed": self.seed,
+            "start": m.start,
+            "duration_s": m.duration_s,
+            "agents": by_kind,
+            "messages": ex.messages,
+            "trades": ex.n_trades,
+            "volume_lots": ex.volume,
+            "last_price_ticks": ex.last_price,
+            "fundamental_jumps": self.fundamental.n_jumps,
+            "rejections": dict(sorted(ex.rejections.items())),
+            "rejected_total": int(sum(ex.rejections.values())),
+            "market_maker_inventory": [a.inventory for a in mm],
+            "wall_s": round(self.wall_s, 3),
+        }
+        if self.pov is not None:
+            out["pov_executed_lots"] = self.pov.executed
+        return out
+
+    def to_batch(self) -> IngestBatch:
+        """An :class:`IngestBatch` for ``store.write`` (same schemas as real LOB data)."""
+        from marketlab.store import IngestBatch, Instrument
+
+        m = self.spec.market
+        frames = self.frames()
+        meta = {
+            "source": "marketlab.simulators.abm",
+            "book_levels": m.book_levels,
+            "seed": self.seed,
+            "synthetic": True,
+            "summary": self.summary(),
+        }
+        return IngestBatch(
+            dataset=m.dataset,
+            frames=frames,
+            instruments=[Instrument(m.symbol, m.tick_size, m.lot_size, m.currency)],
+            meta=meta,
+        )
+
+
+def simulate_day(
+    spec_path: str | Path,
+    store: Store | None = None,
+    seed: int | None = None,
+    *,
+    progress: bool = False,
+    dataset: str | None = None,
+) -> dict[str, Any]:
+    """Simulate one session from ``spec_path`` and write it to ``store`` (if given); return a summary.
+
+    ``seed`` overrides the spec's master seed; ``dataset`` overrides ``market.dataset``. The summary has
+    the run counts (:meth:`Simulation.summary`), ``events``, ``book_rows``, ``events_per_s`` (events per
+    wall second of simulation) and, when written, the store's report fields.
+    """
+    spec = SimSpec.from_toml(spec_path)
+    if dataset is not None:
+        spec = replace(spec, market=replace(spec.market, dataset=dataset))
+    sim = Simulation(spec, seed=seed).run(progress=progress)
+    t = time.perf_counter()
+    batch = sim.to_batch()
+    out = sim.summary()
+    out["events"] = batch.frames["events"].height
+    out["book_rows"] = batch.frames["book"].height
+    out["events_per_s"] = round(out["events"] / max(sim.wall_s, 1e-9), 1)
+    out["output_s"] = round(time.perf_counter() - t, 3)
+    if store is not None:
+        report = store.write(batch, source_files=(str(spec_path),), format="abm")
+        out["store"] = str(getattr(store, "root", getattr(store, "path", "")))
+        out["written"] = _report_dict(report)
+    return out
+
+
+def _report_dict(report: Any) -> dict[str, Any]:
+    if hasattr(report, "to_dict"):
+        return report.to_dict()
+    if hasattr(report, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(report)
+    return {"report": str(report)}
+
+
+def impact_experiment(
+    spec: SimSpec,
+    seed: int,
+    *,
+    grid_s: float = 60.0,
+) -> dict[str, Any]:
+    """A/B market-impact run: the same seed without and with the POV trader of ``spec.pov``.
+
+    Returns ``times_s`` (grid after the open), ``mid_base``/``mid_pov`` (ticks, mid at each grid point),
+    ``diff`` (pov - base, ticks), ``executed`` (lots the POV trader filled), the mean difference
+    ``impact_during``/``impact_after`` over the POV window and after it (ticks) and ``impact_bps``.
+    """
+    base = replace(spec, pov=replace(spec.pov, enabled=False))
+    treat = replace(spec, pov=replace(spec.pov, enabled=True))
+    grid = np.arange(grid_s, spec.market.duration_s + 1e-9, grid_s)
+    paths = []
+    executed = 0
+    for s in (base, treat):
+        sim = Simulation(s, seed=seed)
+        ex = sim.exchange
+        mids = np.empty(grid.size)
+        for j, g in enumerate(grid):
+            ex.run_until(sim.t0_ns + int(g * NS_PER_S))
+            mids[j] = ex.mid()
+        if sim.pov is not None:
+            executed = sim.pov.executed
+        paths.append(mids)
+    diff = paths[1] - paths[0]
+    p = spec.pov
+    during = (grid > p.start_s) & (grid <= p.end_s)
+    after = grid > p.end_s
+    impact_during = float(diff[during].mean()) if during.any() else float("nan")
+    impact_after = float(diff[after].mean()) if after.any() else float("nan")
+    return {
+        "times_s": grid,
+        "mid_base": paths[0],
+        "mid_pov": paths[1],
+        "diff": diff,
+        "executed": executed,
+        "impact_during": impact_during,
+        "impact_after": impact_after,
+        "impact_bps": impact_during / spec.market.initial_price * 1e4,
+    }

@@ -1,0 +1,256 @@
+"""Frozen configs of the agent-based market, loaded from TOML specs in ``simulators/*.toml``.
+
+Units: times in seconds (floats) unless the name ends in ``_ns``; prices in integer ticks of the
+instrument; sizes in integer lots. Rates are Poisson intensities per second. Unknown keys and wrong
+types are rejected by :func:`marketlab.core.config.from_dict` with the file and dotted key named;
+:meth:`SimSpec.validate` adds range checks with the same one-line :class:`SpecError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from marketlab.core.config import from_dict, load_toml
+from marketlab.core.errors import SpecError
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """The session and instrument: ``start`` is an ISO UTC time, ``duration_s`` the session length."""
+
+    dataset: str = "abm_default"
+    symbol: str = "ABM"
+    tick_size: float = 0.01  # currency per tick
+    lot_size: float = 1.0  # units per lot
+    currency: str = "USD"
+    start: str = "2024-01-02T14:30:00"  # 09:30 New York
+    duration_s: float = 23_400.0  # 6.5 hours
+    book_levels: int = 10  # depth L of the stored snapshots
+    initial_price: int = 10_000  # ticks ($100.00 at a 1-cent tick)
+
+
+@dataclass(frozen=True)
+class FundamentalConfig:
+    """Mean-reverting Ornstein-Uhlenbeck fundamental with Poisson jumps ("megashocks", ABIDES RMSC style).
+
+    dr = kappa (r_bar - r) dt + sigma dW + J dN, with N Poisson(jump_rate) and |J| ~ N(jump_mean, jump_std)
+    with a random sign; r_bar defaults to the initial price. Simulated once on a ``step_s`` grid.
+    """
+
+    kappa: float = 1e-4  # 1/s
+    sigma: float = 0.6  # ticks / sqrt(s)
+    jump_rate: float = 1.0 / 3600.0  # per s
+    jump_mean: float = 40.0  # ticks
+    jump_std: float = 15.0  # ticks
+    step_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class ActivityConfig:
+    """Stochastic trading activity: the crowd's and momentum traders' rates are multiplied by
+    a(t) = exp(x_t - sigma^2/2), x an OU process with correlation time ``tau_s`` and stationary std
+    ``sigma`` (E[a] = 1). Persistent busy and quiet spells give volatility clustering and fat-tailed
+    minute returns, as a Hawkes-like clustering of order flow does; ``sigma = 0`` switches it off.
+    """
+
+    tau_s: float = 900.0
+    sigma: float = 0.6
+    step_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """One-way agent <-> exchange latency: ``base_us`` plus a lognormal jitter with median ``jitter_median_us``.
+
+    Messages of one agent keep their order (FIFO per agent, as on one TCP session).
+    """
+
+    base_us: float = 50.0
+    jitter_median_us: float = 20.0
+    jitter_sigma: float = 1.0
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Zero-intelligence crowd (Farmer-Daniels / Cont-Stoikov-Talreja style).
+
+    Limit orders arrive at ``limit_rate``; a buy is placed ``d`` ticks below the best ask (a sell above the
+    best bid), d in 1..max_depth with P(d) proportional to d**(-depth_alpha), so orders inside a wide spread
+    tighten it. Market orders arrive at ``market_rate``; every resting crowd order is cancelled at
+    ``cancel_rate`` per second. Sizes are lognormal (median ``size_median`` lots), rounded to
+    ``size_round`` lots with probability ``round_prob``.
+    """
+
+    count: int = 1
+    limit_rate: float = 9.0
+    market_rate: float = 0.9
+    cancel_rate: float = 0.02
+    max_depth: int = 30
+    depth_alpha: float = 0.8
+    size_median: float = 100.0
+    size_sigma: float = 0.7
+    size_round: int = 100
+    round_prob: float = 0.5
+    max_size: int = 5_000
+
+
+@dataclass(frozen=True)
+class ValueConfig:
+    """Value traders around the fundamental (ABIDES ValueAgent): each wakes at ``wake_rate``.
+
+    On waking: cancel its resting order, observe the fundamental plus N(0, obs_noise) noise, shrink the
+    estimate toward the mean (weight ``prior_weight`` on r_bar), then buy if the estimate is above the
+    mid and sell if below; with probability ``aggressive_prob`` it crosses the spread, else it quotes a
+    random price between its own best and the mid.
+    """
+
+    count: int = 100
+    wake_rate: float = 1.0 / 60.0
+    obs_noise: float = 20.0  # ticks
+    prior_weight: float = 0.2
+    aggressive_prob: float = 0.1
+    size_min: int = 20
+    size_max: int = 100
+
+
+@dataclass(frozen=True)
+class MomentumConfig:
+    """Trend followers (ABIDES MomentumAgent): compare a short and a long mean of the mids they saw."""
+
+    count: int = 25
+    wake_rate: float = 1.0 / 20.0
+    short_window: int = 20
+    long_window: int = 50
+    threshold_ticks: float = 1.0
+    size_min: int = 1
+    size_max: int = 50
+
+
+@dataclass(frozen=True)
+class MarketMakerConfig:
+    """A ladder market maker: every ``interval_s`` it cancels its quotes and posts ``levels`` per side.
+
+    Quotes start ``half_spread`` ticks from the mid and step ``level_spacing`` ticks outwards; the centre
+    is skewed by ``-skew_ticks * inventory / max_inventory`` and sizes shrink on the side that would grow
+    the inventory beyond ``max_inventory``.
+    """
+
+    count: int = 1
+    interval_s: float = 5.0
+    levels: int = 5
+    half_spread: int = 2
+    level_spacing: int = 1
+    size: int = 100
+    max_inventory: int = 20_000
+    skew_ticks: float = 3.0
+
+
+@dataclass(frozen=True)
+class POVConfig:
+    """Experimental participation-of-volume buyer/seller (market-impact experiments).
+
+    From ``start_s`` to ``end_s`` after the open it wakes every ``interval_s`` and trades ``pov`` times the
+    market volume (other agents') since its previous wake with a market order, up to ``quantity`` lots.
+    """
+
+    enabled: bool = False
+    side: int = 1
+    pov: float = 0.1
+    start_s: float = 900.0
+    end_s: float = 3_600.0
+    interval_s: float = 60.0
+    quantity: int = 100_000
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What is written: the snapshot depth is ``market.book_levels``; ``write_trades`` adds the trades kind."""
+
+    write_trades: bool = True
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    """A whole simulated day: ``seed`` is the master seed every RNG stream is derived from."""
+
+    seed: int = 0
+    market: MarketConfig = field(default_factory=MarketConfig)
+    fundamental: FundamentalConfig = field(default_factory=FundamentalConfig)
+    activity: ActivityConfig = field(default_factory=ActivityConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    value: ValueConfig = field(default_factory=ValueConfig)
+    momentum: MomentumConfig = field(default_factory=MomentumConfig)
+    market_maker: MarketMakerConfig = field(default_factory=MarketMakerConfig)
+    pov: POVConfig = field(default_factory=POVConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> SimSpec:
+        """Load and validate a spec file (unknown keys, wrong types and bad ranges raise :class:`SpecError`)."""
+        spec = from_dict(cls, load_toml(path), path=path)
+        spec.validate(path)
+        return spec
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], path: str | Path | None = None) -> SimSpec:
+        spec = from_dict(cls, data, path=path)
+        spec.validate(path)
+        return spec
+
+    def validate(self, path: str | Path | None = None) -> None:
+        """Range checks: counts >= 0, rates/intervals/sizes positive where needed, windows ordered."""
+
+        def need(ok: bool, key: str, problem: str) -> None:
+            if not ok:
+                raise SpecError(path, key, problem)
+
+        m = self.market
+        need(m.duration_s > 0, "market.duration_s", f"must be > 0, got {m.duration_s}")
+        need(m.tick_size > 0, "market.tick_size", f"must be > 0, got {m.tick_size}")
+        need(m.lot_size > 0, "market.lot_size", f"must be > 0, got {m.lot_size}")
+        need(1 <= m.book_levels <= 50, "market.book_levels", f"must be in 1..50, got {m.book_levels}")
+        need(m.initial_price > 100, "market.initial_price", f"must be > 100 ticks, got {m.initial_price}")
+        try:
+            from datetime import datetime
+
+            datetime.fromisoformat(m.start)
+        except ValueError:
+            need(False, "market.start", f"not an ISO date-time: {m.start!r}")
+        need(self.fundamental.kappa >= 0, "fundamental.kappa", "must be >= 0")
+        need(self.fundamental.sigma >= 0, "fundamental.sigma", "must be >= 0")
+        need(self.fundamental.step_s > 0, "fundamental.step_s", "must be > 0")
+        need(self.fundamental.jump_rate >= 0, "fundamental.jump_rate", "must be >= 0")
+        need(self.activity.tau_s > 0, "activity.tau_s", "must be > 0")
+        need(self.activity.sigma >= 0, "activity.sigma", "must be >= 0")
+        need(self.activity.step_s > 0, "activity.step_s", "must be > 0")
+        need(self.latency.base_us >= 0 and self.latency.jitter_median_us >= 0, "latency", "latencies must be >= 0")
+        for section in ("noise", "value", "momentum", "market_maker"):
+            cfg = getattr(self, section)
+            need(cfg.count >= 0, f"{section}.count", f"must be >= 0, got {cfg.count}")
+            for f in fields(cfg):
+                v = getattr(cfg, f.name)
+                if f.name.endswith(("_rate", "interval_s")) or f.name in ("size", "size_median"):
+                    need(v > 0, f"{section}.{f.name}", f"must be > 0, got {v}")
+        n = self.noise
+        need(n.max_depth >= 1, "noise.max_depth", "must be >= 1")
+        need(0 <= n.round_prob <= 1, "noise.round_prob", "must be in [0, 1]")
+        need(n.size_round >= 1 and n.max_size >= 1, "noise.size_round", "sizes must be >= 1")
+        v = self.value
+        need(1 <= v.size_min <= v.size_max, "value.size_min", "need 1 <= size_min <= size_max")
+        need(0 <= v.aggressive_prob <= 1, "value.aggressive_prob", "must be in [0, 1]")
+        need(0 <= v.prior_weight <= 1, "value.prior_weight", "must be in [0, 1]")
+        mo = self.momentum
+        need(1 <= mo.short_window < mo.long_window, "momentum.short_window", "need 1 <= short_window < long_window")
+        need(1 <= mo.size_min <= mo.size_max, "momentum.size_min", "need 1 <= size_min <= size_max")
+        mm = self.market_maker
+        need(mm.levels >= 1 and mm.half_spread >= 1 and mm.level_spacing >= 1, "market_maker.levels",
+             "levels, half_spread and level_spacing must be >= 1")
+        need(mm.max_inventory > 0, "market_maker.max_inventory", "must be > 0")
+        p = self.pov
+        need(p.side in (1, -1), "pov.side", f"must be 1 (buy) or -1 (sell), got {p.side}")
+        need(0 < p.pov <= 1, "pov.pov", f"must be in (0, 1], got {p.pov}")
+        need(0 <= p.start_s < p.end_s, "pov.start_s", "need 0 <= start_s < end_s")
+        need(p.interval_s > 0 and p.quantity > 0, "pov.interval_s", "interval_s and quantity must be > 0")

@@ -1,0 +1,461 @@
+"""Agents <-> matching engine: a discrete-event exchange with a latency model.
+
+Time is an ``int`` of nanoseconds (UTC). Everything that happens is a timed message on one heap:
+
+* ``WAKE``   — an agent's own timer fires (``Agent.on_wakeup``);
+* ``ARRIVE`` — an order/cancel an agent sent reaches the engine after its one-way latency;
+* ``NOTIFY`` — a fill or a rejection reaches the agent after the latency back.
+
+Agents decide on the **live** book at their wake time (what they would see on a direct feed) and their
+messages reach the engine ``latency`` later, so orders race: a cancel can arrive after the order it
+targets was filled, a marketable order can find the book moved. Messages of one agent stay in order
+(FIFO per agent). Ties in time are broken by insertion order, so a run is a pure function of the
+agents' RNG streams.
+
+The engine is :class:`marketlab.lob.engine.OrderBook` (one call per order). Bad orders — non-positive
+or fractional sizes, prices off the tick grid, unknown cancels — are **rejected and counted**
+(:attr:`Exchange.rejections`, per agent in :attr:`Exchange.agent_rejections`, logged at DEBUG); the
+book is never touched by them. After the session, the engine's event stream is replayed in one batch
+call through a second book to get the top-L snapshot after **every** event, as in LOBSTER's orderbook
+file (:func:`snapshots_after_events`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from marketlab.lob import kernels as K
+from marketlab.lob.engine import REASONS as _REASONS
+from marketlab.lob.engine import OrderBook
+
+log = logging.getLogger(__name__)
+
+WAKE, ARRIVE, NOTIFY = 0, 1, 2
+OP_LIMIT, OP_MARKET, OP_CANCEL, OP_MODIFY = 1, 2, 3, 4
+NS_PER_S = 1_000_000_000
+
+
+class Fill(NamedTuple):
+    """A fill as the owning agent sees it: ``ts`` (engine time, ns), own ``order_id``, own ``side``,
+    ``price`` (ticks), ``size`` (lots) and ``maker`` (True when the agent's resting order was hit)."""
+
+    ts: int
+    order_id: int
+    side: int
+    price: int
+    size: int
+    maker: bool
+
+
+class Reject(NamedTuple):
+    """A rejected message: engine time, the order id it was about, and the reason string."""
+
+    ts: int
+    order_id: int
+    reason: str
+
+
+class RandomBuffer:
+    """Chunked draws from one ``numpy.random.Generator`` (scalar draws from NumPy cost ~1 us each).
+
+    The sequence of values is a pure function of the generator's seed and the order of calls, so a run
+    stays reproducible. ``chunk`` values are drawn at a time per distribution.
+    """
+
+    __slots__ = ("rng", "chunk", "_u", "_ui", "_n", "_ni", "_e", "_ei")
+
+    def __init__(self, rng: np.random.Generator, chunk: int = 1024) -> None:
+        self.rng = rng
+        self.chunk = chunk
+        self._u: list[float] = []
+        self._ui = 0
+        self._n: list[float] = []
+        self._ni = 0
+        self._e: list[float] = []
+        self._ei = 0
+
+    def uniform(self) -> float:
+        """U[0, 1)."""
+        if self._ui >= len(self._u):
+            self._u = self.rng.random(self.chunk).tolist()
+            self._ui = 0
+        v = self._u[self._ui]
+        self._ui += 1
+        return v
+
+    def normal(self) -> float:
+        """N(0, 1)."""
+        if self._ni >= len(self._n):
+            self._n = self.rng.standard_normal(self.chunk).tolist()
+            self._ni = 0
+        v = self._n[self._ni]
+        self._ni += 1
+        return v
+
+    def exponential(self) -> float:
+        """Exp(1)."""
+        if self._ei >= len(self._e):
+            self._e = self.rng.standard_exponential(self.chunk).tolist()
+            self._ei = 0
+        v = self._e[self._ei]
+        self._ei += 1
+        return v
+
+    def integer(self, lo: int, hi: int) -> int:
+        """Uniform integer in [lo, hi] (inclusive)."""
+        return lo + int(self.uniform() * (hi - lo + 1))
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """One-way latency in ns: ``base_ns + jitter_median_ns * exp(sigma * Z)``, Z ~ N(0, 1) per message.
+
+    Each agent draws its latencies from its own stream (see :meth:`Exchange.add_agent`), so adding an
+    experimental agent does not change anyone else's latencies.
+    """
+
+    base_ns: int = 50_000
+    jitter_median_ns: int = 20_000
+    sigma: float = 1.0
+
+    def sample(self, rb: RandomBuffer) -> int:
+        """One latency draw (ns, >= base_ns)."""
+        if self.jitter_median_ns <= 0:
+            return self.base_ns
+        return self.base_ns + int(self.jitter_median_ns * math.exp(self.sigma * rb.normal()))
+
+    def stream(self, rng: np.random.Generator, chunk: int = 2048) -> LatencyStream:
+        """A per-agent source of latency draws, computed ``chunk`` at a time (same values as :meth:`sample`)."""
+        return LatencyStream(self, rng, chunk)
+
+
+class LatencyStream:
+    """Latencies of one agent, drawn in vectorised chunks from the agent's latency generator."""
+
+    __slots__ = ("model", "rng", "chunk", "_buf", "_i")
+
+    def __init__(self, model: LatencyModel, rng: np.random.Generator, chunk: int) -> None:
+        self.model = model
+        self.rng = rng
+        self.chunk = chunk
+        self._buf: list[int] = []
+        self._i = 0
+
+    def next(self) -> int:
+        """Next one-way latency in ns."""
+        if self._i >= len(self._buf):
+            m = self.model
+            z = self.rng.standard_normal(self.chunk)
+            jitter = (m.jitter_median_ns * np.exp(m.sigma * z)).astype(np.int64) if m.jitter_median_ns > 0 else 0
+            self._buf = (m.base_ns + np.zeros(self.chunk, dtype=np.int64) + jitter).tolist()
+            self._i = 0
+        v = self._buf[self._i]
+        self._i += 1
+        return v
+
+
+class Agent:
+    """Base class of everything that trades in the simulation (and the experimental-agent hook).
+
+    Subclasses override the ``on_*`` callbacks; inside them they act through the exchange:
+    ``ex.limit / ex.market / ex.cancel / ex.modify`` (each returns the order id immediately; the message
+    reaches the engine after the latency), ``ex.wake_at(self, t)``, and read ``ex.now``, ``ex.best_bid``,
+    ``ex.best_ask``, ``ex.mid()``, ``ex.book(depth)``, ``ex.volume`` (lots traded so far), ``ex.last_price``.
+    ``rng`` is the agent's own :class:`RandomBuffer` (set by :meth:`Exchange.add_agent`).
+    ``notify_fills``: whether fills/rejections are delivered to ``on_fill``/``on_reject``.
+    """
+
+    name: str = "agent"
+    notify_fills: bool = True
+
+    def __init__(self) -> None:
+        self.agent_id = -1
+        self.rng: RandomBuffer | None = None
+
+    def on_start(self, ex: Exchange) -> None:
+        """Called once at the session open (schedule the first wake-up here)."""
+
+    def on_wakeup(self, ex: Exchange, tag: int) -> None:
+        """A timer set with ``ex.wake_at(self, t, tag)`` fired."""
+
+    def on_fill(self, ex: Exchange, fill: Fill) -> None:
+        """One of the agent's orders traded (delivered one latency after the trade)."""
+
+    def on_reject(self, ex: Exchange, reject: Reject) -> None:
+        """A message of the agent was rejected by the engine (delivered one latency later)."""
+
+
+class Exchange:
+    """The discrete-event market: agents, a latency model, the engine and the event heap.
+
+    ``t0_ns``/``t_end_ns``: session open/close (messages after the close are dropped);
+    ``latency``: the :class:`LatencyModel`; ``book``: the engine (a fresh :class:`OrderBook` by default);
+    ``reference_price``: ticks used as the mid while one side of the book is empty and nothing traded.
+    """
+
+    def __init__(
+        self,
+        t0_ns: int,
+        t_end_ns: int,
+        latency: LatencyModel,
+        *,
+        reference_price: int,
+        book: OrderBook | None = None,
+    ) -> None:
+        if t_end_ns <= t0_ns:
+            raise ValueError("t_end_ns must be after t0_ns")
+        self.t0_ns = int(t0_ns)
+        self.t_end_ns = int(t_end_ns)
+        self.latency = latency
+        self.book = book or OrderBook(capacity=1 << 15)
+        self.now = self.t0_ns
+        self.reference_price = int(reference_price)
+        self.last_price = int(reference_price)
+        self.volume = 0  # lots traded in the session
+        self.n_trades = 0
+        self.agents: list[Agent] = []
+        self.agent_volume: list[int] = []
+        self.agent_rejections: list[int] = []
+        self.rejections: dict[str, int] = {}
+        self.messages = 0
+        self._lat: list[LatencyStream] = []
+        self._last_arrival: list[int] = []
+        self._owner: list[int] = [-1]  # order id -> agent index (ids start at 1)
+        self._heap: list[tuple] = []
+        self._seq = 0
+        self._started = False
+
+    # ------------------------------------------------------------ setup
+    def add_agent(self, agent: Agent, rng: np.random.Generator, latency_rng: np.random.Generator) -> Agent:
+        """Register ``agent`` with its decision stream ``rng`` and latency stream ``latency_rng``.
+
+        Agents may be added before :meth:`start` or while the session runs (their ``on_start`` is then
+        called at once).
+        """
+        agent.agent_id = len(self.agents)
+        agent.rng = RandomBuffer(rng)
+        self.agents.append(agent)
+        self.agent_volume.append(0)
+        self.agent_rejections.append(0)
+        self._lat.append(self.latency.stream(latency_rng))
+        self._last_arrival.append(self.t0_ns)
+        if self._started:
+            agent.on_start(self)
+        return agent
+
+    def start(self) -> None:
+        """Open the session: every agent's ``on_start`` runs at ``t0``, in registration order."""
+        if not self._started:
+            self._started = True
+            for a in list(self.agents):
+                a.on_start(self)
+
+    # ------------------------------------------------------------ market data for agents
+    @property
+    def best_bid(self) -> int | None:
+        return self.book.best_bid
+
+    @property
+    def best_ask(self) -> int | None:
+        return self.book.best_ask
+
+    def quotes(self) -> tuple[int, int]:
+        """(bid, ask) in ticks with a one-sided or empty book filled in around the last/ref price."""
+        sc = self.book._sc  # read-only peek at the engine scalars: ~10x cheaper than two properties
+        b = int(sc[K.S_BID])
+        a = int(sc[K.S_ASK])
+        if b > 0 and a > 0:
+            return b, a
+        if b > 0:
+            return b, max(b + 1, self.last_price + 1)
+        if a > 0:
+            return max(1, min(a - 1, self.last_price - 1)), a
+        return max(1, self.last_price - 1), self.last_price + 1
+
+    def mid(self) -> float:
+        """Mid price in ticks (see :meth:`quotes` for one-sided books)."""
+        b, a = self.quotes()
+        return (a + b) / 2.0
+
+    def book_snapshot(self, depth: int = 10) -> np.ndarray:
+        """Top ``depth`` levels, ``int64[4*depth]`` = ask_px_i, ask_sz_i, bid_px_i, bid_sz_i (0 = empty)."""
+        return self.book.snapshot(depth)
+
+    # ------------------------------------------------------------ actions (agent -> exchange)
+    def _send(self, agent: Agent, payload: tuple) -> None:
+        aid = agent.agent_id
+        t = self.now + self._lat[aid].next()
+        if t < self._last_arrival[aid]:  # FIFO per agent
+            t = self._last_arrival[aid]
+        self._last_arrival[aid] = t
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, ARRIVE, aid, payload))
+        self.messages += 1
+
+    def _new_id(self, agent: Agent) -> int:
+        self._owner.append(agent.agent_id)
+        return len(self._owner) - 1
+
+    def limit(self, agent: Agent, side: int, price: int | float, size: int | float, tif: str = "GTC") -> int:
+        """Send a limit order (``tif`` GTC/IOC/FOK); returns its order id."""
+        oid = self._new_id(agent)
+        self._send(agent, (OP_LIMIT, oid, side, price, size, tif))
+        return oid
+
+    def market(self, agent: Agent, side: int, size: int | float) -> int:
+        """Send a market order (trades up to ``size`` at any price, the rest is cancelled); returns its id."""
+        oid = self._new_id(agent)
+        self._send(agent, (OP_MARKET, oid, side, 0, size, ""))
+        return oid
+
+    def cancel(self, agent: Agent, order_id: int, size: int = 0) -> None:
+        """Send a cancel of ``size`` lots (0 = all) of ``order_id``."""
+        self._send(agent, (OP_CANCEL, order_id, 0, 0, size, ""))
+
+    def modify(self, agent: Agent, order_id: int, size: int, price: int | None = None) -> None:
+        """Send a modify (engine priority rules: a price change or size increase loses priority)."""
+        self._send(agent, (OP_MODIFY, order_id, 0, price, size, ""))
+
+    def wake_at(self, agent: Agent, t_ns: int, tag: int = 0) -> None:
+        """Schedule ``agent.on_wakeup(ex, tag)`` at ``t_ns`` (clamped to now; dropped after the close)."""
+        t = max(int(t_ns), self.now)
+        if t > self.t_end_ns:
+            return
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, WAKE, agent.agent_id, tag))
+
+    # ------------------------------------------------------------ engine boundary
+    def _reject(self, aid: int, oid: int, reason: str) -> None:
+        self.rejections[reason] = self.rejections.get(reason, 0) + 1
+        self.agent_rejections[aid] += 1
+        log.debug("t=%d agent %d order %d rejected: %s", self.now, aid, oid, reason)
+        agent = self.agents[aid]
+        if agent.notify_fills:
+            self._notify(aid, Reject(self.now, oid, reason))
+
+    def _notify(self, aid: int, msg: Fill | Reject) -> None:
+        t = self.now + self._lat[aid].next()
+        if t <= self.t_end_ns:
+            self._seq += 1
+            heapq.heappush(self._heap, (t, self._seq, NOTIFY, aid, msg))
+
+    def _arrive(self, aid: int, payload: tuple) -> None:
+        op, oid, side, price, size, tif = payload
+        book = self.book
+        # Sizes must be whole lots: the engine would truncate 1.5 to 1, so reject it here.
+        if type(size) is not int and not isinstance(size, np.integer):
+            if not (isinstance(size, float) and size.is_integer()):
+                self._reject(aid, oid, "size_not_whole_lots")
+                return
+            size = int(size)
+        t = self.now
+        if op == OP_LIMIT:
+            code = book.submit_limit(oid, side, price, size, ts=t, tif=tif)
+        elif op == OP_MARKET:
+            code = book.submit_market(oid, side, size, ts=t)
+        else:
+            # Unknown ids, and ids of other agents' orders: one agent never cancels another's order.
+            if not (isinstance(oid, (int, np.integer)) and 0 < oid < len(self._owner)) or self._owner[oid] != aid:
+                self._reject(aid, oid, "unknown_order_id")
+                return
+            if op == OP_CANCEL:
+                code = book.cancel(oid, size, ts=t)
+            else:
+                code = book.modify(oid, size=size, price=price, ts=t)
+        if code:
+            reason = _REASONS.get(code, f"code_{code}")
+            if code != K.R_FOK:
+                self._reject(aid, oid, reason)
+            return
+        # Only fetch fills when the engine's fill counter moved (peek at its scalars: most orders rest
+        # without trading, and last_fills() costs a copy).
+        if op != OP_CANCEL and book._sc[K.S_NFILL] != book._fill_mark:
+            self._route(aid, book.last_fills().tolist())
+
+    def _route(self, taker: int, rows: list) -> None:
+        agents = self.agents
+        owner = self._owner
+        for ts, _seq, taker_id, maker_id, aggressor, price, size in rows:
+            self.volume += size
+            self.n_trades += 1
+            self.last_price = price
+            maker = owner[maker_id]
+            self.agent_volume[taker] += size
+            self.agent_volume[maker] += size
+            if agents[maker].notify_fills:
+                self._notify(maker, Fill(ts, maker_id, -aggressor, price, size, True))
+            if agents[taker].notify_fills:
+                self._notify(taker, Fill(ts, taker_id, aggressor, price, size, False))
+
+    # ------------------------------------------------------------ the event loop
+    def run_until(self, t_ns: int | None = None, progress: Callable[[int], None] | None = None) -> int:
+        """Process every message with time <= ``t_ns`` (default: the close); returns messages processed.
+
+        Afterwards ``now == min(t_ns, close)``, so external code (an RL environment, a notebook) can
+        inspect the book, act through an agent and call ``run_until`` again: this is the
+        experimental-agent hook for stepping the live market. ``progress(now)`` is called every 8192
+        messages.
+        """
+        self.start()
+        end = self.t_end_ns if t_ns is None else min(int(t_ns), self.t_end_ns)
+        heap = self._heap
+        agents = self.agents
+        pop = heapq.heappop
+        n = 0
+        while heap and heap[0][0] <= end:
+            t, _s, kind, aid, payload = pop(heap)
+            self.now = t
+            if kind == ARRIVE:
+                self._arrive(aid, payload)
+            elif kind == WAKE:
+                agents[aid].on_wakeup(self, payload)
+            elif type(payload) is Fill:
+                agents[aid].on_fill(self, payload)
+            else:
+                agents[aid].on_reject(self, payload)
+            n += 1
+            if progress is not None and not n & 8191:
+                progress(t)
+        self.now = max(self.now, end)
+        return n
+
+    # ------------------------------------------------------------ outputs
+    def drain(self) -> tuple[np.ndarray, np.ndarray]:
+        """(events, fills) the engine emitted since the last drain, as structured arrays."""
+        return self.book.drain_events(), self.book.drain_fills()
+
+
+def snapshots_after_events(events: np.ndarray, depth: int) -> np.ndarray:
+    """Top-``depth`` book after every event: replay ``events`` (engine event dtype) through a fresh book.
+
+    Adds become ``apply_add``; partial cancels, deletes and executions become ``apply_reduce`` of the
+    order's id (strict mode: the stream must be self-consistent, which the engine guarantees). Returns
+    ``int64[n, 4*depth]`` rows ``ask_px_i, ask_sz_i, bid_px_i, bid_sz_i``. Raises ``RuntimeError`` if the
+    replay rejects any event (an engine/recording bug, not user input).
+    """
+    n = events.shape[0]
+    cmds = np.zeros((n, 7), dtype=np.int64)
+    if n == 0:
+        return np.zeros((0, 4 * depth), dtype=np.int64)
+    et = events["type"]
+    cmds[:, K.C_TS] = events["ts"]
+    cmds[:, K.C_KIND] = np.where(et == K.E_ADD, K.K_APPLY_ADD, K.K_APPLY_REDUCE)
+    cmds[:, K.C_ID] = events["order_id"]
+    cmds[:, K.C_SIDE] = events["side"]
+    cmds[:, K.C_PRICE] = events["price"]
+    cmds[:, K.C_SIZE] = events["size"]
+    cmds[:, K.C_AUX] = et
+    lo, hi = int(events["price"].min()), int(events["price"].max())
+    replay = OrderBook(capacity=1 << 15, price_band=(max(1, lo - 64), hi + 64))
+    res = replay.process(cmds, depth=depth)
+    bad = np.flatnonzero(res.status)
+    if bad.size:
+        raise RuntimeError(f"snapshot replay rejected {bad.size} events, first at index {bad[0]}: {replay.rejections}")
+    return res.snaps
