@@ -1,0 +1,174 @@
+"""Evaluate expression trees over a ``[days, stocks]`` panel of feature tensors, with a sub-expression cache.
+
+Results are float32 ``[T, N]`` tensors on the evaluator's device. Non-finite results (``Log`` of a negative
+number, division by zero) become NaN, so NaN is the single "no value" marker downstream. Every operator
+node's result is cached under its canonical key (:attr:`Expr.key`), least-recently-used first out when the
+byte budget is exceeded; RL and GP search re-use sub-expressions heavily, so a hit skips whole sub-trees.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import torch
+
+from marketlab.core.errors import DataError
+from marketlab.features.expr import kernels as K
+from marketlab.features.expr.parser import parse
+from marketlab.features.expr.tree import Expr
+
+Tensor = torch.Tensor
+
+
+class Evaluator:
+    """Evaluates expressions over fixed feature tensors.
+
+    ``features``: name -> ``[T, N]`` tensor (float32; NaN where a stock has no value that day).
+    ``cache_bytes``: LRU budget for cached sub-expression results (0 disables the cache).
+    ``engine``: ``"auto"`` (numba on CPU, torch on CUDA) or ``"torch"``.
+    """
+
+    def __init__(
+        self,
+        features: Mapping[str, Tensor],
+        *,
+        device: torch.device | str | None = None,
+        cache_bytes: int = 1 << 30,
+        source: str = "panel",
+        engine: str = "auto",
+    ) -> None:
+        if not features:
+            raise DataError(source, "no feature tensors given")
+        dev = torch.device(device) if device is not None else next(iter(features.values())).device
+        self.features = {k: v.to(dev, torch.float32) for k, v in features.items()}
+        shapes = {tuple(v.shape) for v in self.features.values()}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+            raise DataError(source, f"feature tensors must share one [days, stocks] shape, got {sorted(shapes)}")
+        self.shape: tuple[int, int] = next(iter(shapes))  # type: ignore[assignment]
+        self.device = dev
+        self.source = source
+        # "auto": numba loops on CPU, torch kernels on CUDA; "torch" forces the torch kernels everywhere
+        self.engine = engine
+        self.cache_bytes = int(cache_bytes)
+        self._cache: OrderedDict[str, Tensor] = OrderedDict()
+        self._cached_bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    # ---- cache --------------------------------------------------------------------------------------
+    def clear_cache(self) -> None:
+        self._cache.clear()
+        self._cached_bytes = 0
+
+    def _get(self, key: str) -> Tensor | None:
+        t = self._cache.get(key)
+        if t is not None:
+            self._cache.move_to_end(key)
+            self.hits += 1
+        return t
+
+    def _put(self, key: str, t: Tensor) -> None:
+        if self.cache_bytes <= 0:
+            return
+        size = t.numel() * t.element_size()
+        if size > self.cache_bytes:
+            return
+        self._cache[key] = t
+        self._cached_bytes += size
+        while self._cached_bytes > self.cache_bytes:
+            _, old = self._cache.popitem(last=False)
+            self._cached_bytes -= old.numel() * old.element_size()
+
+    # ---- evaluation ---------------------------------------------------------------------------------
+    def check(self, expr: Expr, text: str | None = None) -> None:
+        """Raise a one-line :class:`DataError` when the panel is too short for the expression's windows."""
+        T = self.shape[0]
+        need = expr.lookback + expr.lookahead
+        if need >= T:
+            raise DataError(
+                self.source,
+                f"formula {text or str(expr)!r} needs {need + 1} days of data (look-back {expr.lookback}, "
+                f"look-ahead {expr.lookahead}) but the panel has {T} days",
+            )
+        for node in expr.walk():
+            if node.kind == "feature" and node.name not in self.features:
+                raise DataError(
+                    self.source, f"unknown feature {node.name!r} (panel has {', '.join(self.features)})"
+                )
+
+    def __call__(self, expr: Expr | str, *, allow_future: bool = False) -> Tensor:
+        """Evaluate ``expr`` (a tree or a formula string) to a float32 ``[T, N]`` tensor."""
+        text = expr if isinstance(expr, str) else None
+        e = parse(expr, allow_future=allow_future) if isinstance(expr, str) else expr
+        self.check(e, text)
+        out = self._eval(e)
+        if isinstance(out, float):
+            return torch.full(self.shape, out, dtype=torch.float32, device=self.device)
+        return out
+
+    evaluate = __call__
+
+    def _eval(self, e: Expr) -> Tensor | float:
+        if e.kind == "feature":
+            return self.features[e.name]
+        if e.kind in ("const", "delta"):
+            return e.value
+        hit = self._get(e.key)
+        if hit is not None:
+            return hit
+        self.misses += 1
+        out = self._apply(e)
+        if e.name in ("Div", "Log", "Pow", "Mul", "Kurt", "Skew"):  # the ops that can make +-inf
+            out = out.masked_fill(torch.isinf(out), float("nan"))
+        self._put(e.key, out)
+        return out
+
+    def _tensor(self, v: Tensor | float) -> Tensor:
+        if isinstance(v, Tensor):
+            return v
+        return torch.full(self.shape, float(v), dtype=torch.float32, device=self.device)
+
+    def _apply(self, e: Expr) -> Tensor:
+        name = e.name
+        spec = e.spec
+        if spec.category == "unary":
+            x = self._tensor(self._eval(e.args[0]))
+            if name == "Abs":
+                return x.abs()
+            if name == "Log":
+                return torch.where(x > 0, x, torch.nan).log()
+            if name == "Sign":
+                return x.sign()
+            if name in ("CSRank", "CSZScore"):
+                return K.cross_section(name, x, self.engine)
+        elif spec.category == "binary":
+            a, b = self._eval(e.args[0]), self._eval(e.args[1])
+            if name == "Add":
+                return self._tensor(a + b)
+            if name == "Sub":
+                return self._tensor(a - b)
+            if name == "Mul":
+                return self._tensor(a * b)
+            if name == "Div":
+                return self._tensor(a / b) if isinstance(b, Tensor) else self._tensor(a * (1.0 / b) if b else a * torch.nan)
+            if name == "Pow":
+                if isinstance(a, Tensor):
+                    return torch.pow(a, b)
+                return torch.pow(torch.tensor(a, device=self.device), b)
+            if name == "Greater":
+                return torch.maximum(self._tensor(a), self._tensor(b))
+            if name == "Less":
+                return torch.minimum(self._tensor(a), self._tensor(b))
+        elif spec.category == "rolling":
+            x = self._tensor(self._eval(e.args[0]))
+            return K.rolling(name, x, e.window, self.engine)
+        elif spec.category == "pair_rolling":
+            x = self._tensor(self._eval(e.args[0]))
+            y = self._tensor(self._eval(e.args[1]))
+            return K.pair_rolling(name, x, y, e.window, self.engine)
+        raise AssertionError(f"unhandled operator {name}")  # every OpSpec is handled above
+
+    @property
+    def cache_info(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses, "entries": len(self._cache), "bytes": self._cached_bytes}
