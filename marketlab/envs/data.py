@@ -195,7 +195,8 @@ def load_market(
     start: str | None = None,
     end: str | None = None,
 ) -> MarketData:
-    """Read ``dataset`` from the store (``scan_bars`` or ``scan_panel``) into :class:`MarketData`.
+    """Read ``dataset`` from the store (``scan_bars`` or ``scan_panel``, rows in ``[start, end)``) into
+    :class:`MarketData`.
 
     A dataset the store does not know is a :class:`StoreError` naming it; an empty period a
     :class:`DataError`.
@@ -212,18 +213,6 @@ def load_market(
         raise StoreError(f"dataset '{dataset}': {exc}") from None
     if frame.height == 0:
         raise DataError(f"dataset '{dataset}'", f"no {kind} for symbols={symbols or 'all'} in [{start}, {end}]")
-    tcol = "ts" if "ts" in frame.columns else "date"
-    # The store filters too; filtering again keeps the contract independent of its inclusivity rules.
-    if start is not None or end is not None:
-        tvals = frame[tcol].cast(pl.Date).cast(pl.Int64) * NS_PER_DAY if tcol == "date" else frame[tcol]
-        mask = np.ones(frame.height, dtype=bool)
-        if start is not None:
-            mask &= tvals.to_numpy() >= to_ns(start)
-        if end is not None:
-            mask &= tvals.to_numpy() <= to_ns(end)
-        frame = frame.filter(pl.Series(mask))
-        if frame.height == 0:
-            raise DataError(f"dataset '{dataset}'", f"no {kind} in the period [{start}, {end}]")
     return market_from_frame(frame, source=f"dataset '{dataset}'")
 
 

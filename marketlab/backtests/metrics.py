@@ -1,0 +1,95 @@
+"""Performance metrics of an equity curve, computed from arrays (no vectorbt needed).
+
+Conventions: ``value`` (T,) is net portfolio value after costs at each bar close; returns are simple
+bar returns with the initial cash as the value before the first bar; annualisation uses
+``periods_per_year`` (252 for daily data, bars per calendar year for 24/7 crypto); risk-free rate 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def returns_of(value: np.ndarray, init_cash: float) -> np.ndarray:
+    """Simple returns (T,) of ``value`` with ``init_cash`` as the value before row 0."""
+    prev = np.concatenate([[init_cash], value[:-1]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(prev > 0, value / prev - 1.0, 0.0)
+
+
+def drawdown(value: np.ndarray) -> np.ndarray:
+    """value / running max - 1, (T,), <= 0."""
+    peak = np.maximum.accumulate(value)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(peak > 0, value / peak - 1.0, -1.0)
+
+
+def rolling_sharpe(returns: np.ndarray, window: int, periods_per_year: float) -> np.ndarray:
+    """Annualised Sharpe over a trailing ``window`` of returns (NaN for the first window-1 rows)."""
+    out = np.full(returns.shape[0], np.nan)
+    if window < 2 or returns.shape[0] < window:
+        return out
+    c1 = np.cumsum(np.concatenate([[0.0], returns]))
+    c2 = np.cumsum(np.concatenate([[0.0], returns * returns]))
+    m = (c1[window:] - c1[:-window]) / window
+    var = (c2[window:] - c2[:-window]) / window - m * m
+    sd = np.sqrt(np.maximum(var * window / (window - 1), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[window - 1 :] = np.where(sd > 0, m / sd * math.sqrt(periods_per_year), np.nan)
+    return out
+
+
+def summary(
+    value: np.ndarray,
+    *,
+    init_cash: float,
+    periods_per_year: float,
+    traded: np.ndarray | None = None,
+    gross_exposure: np.ndarray | None = None,
+    trade_pnl: np.ndarray | None = None,
+    benchmark: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Headline metrics.
+
+    Args:
+        value: (T,) net value. traded: (T,) traded notional per bar (turnover). gross_exposure: (T,)
+        sum |position value| / value. trade_pnl: (n_trades,) PnL of closed trades (hit rate).
+        benchmark: (T,) benchmark value (any scale) for the benchmark-relative return.
+    Returns: total_return, cagr, volatility, sharpe, sortino, calmar, max_drawdown, turnover
+        (annualised traded notional / mean value), hit_rate, exposure (mean gross exposure),
+        benchmark_return, excess_return (total minus benchmark), n_bars, n_trades.
+    """
+    n = int(value.shape[0])
+    r = returns_of(value, init_cash)
+    years = n / periods_per_year if periods_per_year > 0 else float("nan")
+    total = float(value[-1] / init_cash - 1.0) if n else float("nan")
+    cagr = float((value[-1] / init_cash) ** (1.0 / years) - 1.0) if n and value[-1] > 0 and years > 0 else -1.0
+    sd = float(r.std(ddof=1)) if n > 1 else float("nan")
+    mean = float(r.mean()) if n else float("nan")
+    ann = math.sqrt(periods_per_year)
+    downside = float(np.sqrt(np.mean(np.minimum(r, 0.0) ** 2))) if n else float("nan")
+    mdd = float(drawdown(value).min()) if n else float("nan")
+    out = {
+        "total_return": total,
+        "cagr": cagr,
+        "volatility": sd * ann,
+        "sharpe": mean / sd * ann if sd > 0 else float("nan"),
+        "sortino": mean / downside * ann if downside > 0 else float("nan"),
+        "calmar": cagr / abs(mdd) if mdd < 0 else float("nan"),
+        "max_drawdown": mdd,
+        "turnover": float(traded.sum() / value.mean() / years) if traded is not None and years > 0 else float("nan"),
+        "hit_rate": float((trade_pnl > 0).mean()) if trade_pnl is not None and trade_pnl.size else float("nan"),
+        "exposure": float(gross_exposure.mean()) if gross_exposure is not None and n else float("nan"),
+        "n_bars": n,
+        "n_trades": int(trade_pnl.size) if trade_pnl is not None else 0,
+    }
+    if benchmark is not None and benchmark.size and np.isfinite(benchmark[[0, -1]]).all():
+        b = float(benchmark[-1] / benchmark[0] - 1.0)
+        out["benchmark_return"] = b
+        out["excess_return"] = total - b
+    else:
+        out["benchmark_return"] = float("nan")
+        out["excess_return"] = float("nan")
+    return out
