@@ -64,9 +64,12 @@ def fi2010_labels(label_rows: np.ndarray, k: int) -> np.ndarray:
 
 
 def rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
-    """``out[t] = mean(x[t : t+n])`` for ``t`` in ``0..len(x)-n`` (length ``len(x)-n+1``), via cumsum."""
-    c = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
-    return (c[n:] - c[:-n]) / n
+    """``out[t] = mean(x[t : t+n])`` for ``t`` in ``0..len(x)-n`` (length ``len(x)-n+1``).
+
+    Computed window by window over a strided view (not by cumsum differences), so ``out[t]`` depends on
+    ``x[t : t+n]`` alone, bit for bit -- far-away prices cannot leak in through rounding.
+    """
+    return np.lib.stride_tricks.sliding_window_view(np.asarray(x, dtype=np.float64), n).mean(axis=1)
 
 
 def deeplob_delta(mid: np.ndarray, k: int) -> np.ndarray:

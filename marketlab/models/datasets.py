@@ -385,8 +385,10 @@ def lobster_features(a: LobsterArrays, *, q: float = 500.0, levels: int = 10) ->
         dt = np.diff(t, prepend=34_200.0)  # first delta from the 09:30 open
         typ = a.type[sel]
         side = a.direction[sel]
-        best_same = np.where(side > 0, a.book[:, 2], a.book[:, 0])
-        ref = np.where(typ == 1, best_same[sel], best_same[prev[pos]])
+        before = prev[pos]
+        best_after = np.where(side > 0, a.book[sel, 2], a.book[sel, 0])
+        best_before = np.where(side > 0, a.book[before, 2], a.book[before, 0])
+        ref = np.where(typ == 1, best_after, best_before)
         depth = np.maximum(np.round(np.abs(a.price[sel] - ref) * 100.0), 0.0)  # cents
         direction = np.where(typ == 4, -side, side)  # executions: aggressor side
         msg = np.column_stack([dt, np.vectorize(EVENT_TYPE_CODE.get)(typ).astype(np.float64),
@@ -437,6 +439,9 @@ def lobster_windowsets(
     by day first instead. Labels are computed inside each split (no label reads across a cut), α is
     fitted on the training split only. ``num_features``: 46 (book + messages) or 40 (book only).
     """
+    if seq_size < tlob_smoothing(horizon):
+        raise DataError(None, f"seq_size must be >= the smoothing length {tlob_smoothing(horizon)} so the "
+                        "past average lies inside the window", field="seq_size", value=seq_size)
     f = lobster_features(a, q=q, levels=levels)
     n = len(f["mid"])
     c1, c2 = int(n * splits[0]), int(n * splits[1])

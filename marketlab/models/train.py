@@ -137,7 +137,8 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "best_val_loss": math.inf,
                                       "best_epoch": -1, "bad_epochs": 0, "lr_bad_epochs": 0,
-                                      "lr": cfg.lr, "history": [], "stopped_early": False, "done": False}
+                                      "lr": cfg.lr, "history": [], "stopped_early": False, "done": False,
+                                      "epoch_loss_sum": 0.0, "epoch_loss_n": 0}
 
     # -- EMA ---------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -232,6 +233,8 @@ class Trainer:
                 idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                 x, y = train.batch(idx, self.device)
                 losses.append(self._train_step(x, y))
+                self.state["epoch_loss_sum"] += losses[-1]  # kept in the state so a resumed epoch's mean is exact
+                self.state["epoch_loss_n"] += 1
                 windows_seen += len(idx)
                 self.state["batch"] = b + 1
                 bar.update(1)
@@ -253,7 +256,8 @@ class Trainer:
         cfg = self.cfg
         ev = evaluate(self.eval_model, val, batch_size=cfg.eval_batch_size, device=self.device, amp=self.amp)
         st = self.state
-        st["history"].append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else math.nan,
+        n = max(st["epoch_loss_n"], 1)
+        st["history"].append({"epoch": epoch + 1, "train_loss": st["epoch_loss_sum"] / n,
                               "val_loss": ev["loss"], "val_macro_f1": ev["macro_f1"], "lr": st["lr"]})
         if ev["loss"] < st["best_val_loss"] - 1e-6:
             st["best_val_loss"], st["best_epoch"] = ev["loss"], epoch + 1
@@ -273,6 +277,7 @@ class Trainer:
                 st["done"] = True
         st["epoch"] = epoch + 1
         st["batch"] = 0
+        st["epoch_loss_sum"], st["epoch_loss_n"] = 0.0, 0
         if st["epoch"] >= cfg.epochs:
             st["done"] = True
 

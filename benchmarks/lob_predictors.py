@@ -1,0 +1,160 @@
+"""FI-2010 (train days 1-7 rebuilt, test day 10) and LOBSTER GOOG results for the four LOB predictors.
+
+Writes ``benchmarks/results/lob_predictors.json``: macro F1 / accuracy / MCC / confusion per model and
+horizon next to the published numbers (TLOB repo ``fI-2010.png`` @6a2273e = paper Table 2, see
+``shared/research/lob_prediction.md``). Day 10 is the only standard FI-2010 test day staged here (one
+third of the standard test set), so the numbers are a proxy, not a reproduction.
+
+CPU profile (no GPU here, 2 shared cores): every model sees the 40 LOB features; BiN-CTABL and DeepLOB
+run their reference architectures, TLOB and MLPLOB reduced ones (see ``PROFILES``); training windows
+are a fixed random subsample and epochs are few. Each (model, horizon) result is saved as soon as it
+is done and skipped on a re-run, so the script can be interrupted and continued.
+
+Usage: ``python benchmarks/lob_predictors.py [--profile cpu|smoke] [--only fi2010|lobster] [--models ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+from marketlab.core.device import set_torch_threads  # noqa: E402
+from marketlab.models.datasets import fi2010_windowsets, lobster_windowsets, read_lobster_csv  # noqa: E402
+from marketlab.models.train import TrainConfig, train_predictor  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("MARKETLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
+OUT = ROOT / "benchmarks" / "results" / "lob_predictors.json"
+RUNS = ROOT / "runs" / "lob_predictors"
+
+# Published FI-2010 macro F1 (%), TLOB fI-2010.png @6a2273e (paper Table 2), h = 10, 20, 50, 100.
+PUBLISHED_FI2010 = {
+    "tlob": [81.55, 82.68, 90.03, 92.81],
+    "mlplob": [81.64, 84.88, 91.39, 92.62],
+    "deeplob": [71.1, 62.4, 75.4, 77.6],
+    "binctabl": [81.1, 71.5, 87.7, 92.1],
+}
+
+# (seq_size, model overrides, train overrides) per model and profile.
+PROFILES: dict[str, dict[str, tuple[int, dict, dict]]] = {
+    "cpu": {
+        "binctabl": (10, {}, {"lr": 1e-3, "epochs": 4, "max_train_windows": None}),
+        "deeplob": (100, {}, {"lr": 5e-4, "epochs": 3, "max_train_windows": 12_000}),
+        "tlob": (32, {"hidden_dim": 40, "num_layers": 2}, {"lr": 3e-4, "epochs": 3, "max_train_windows": 30_000}),
+        "mlplob": (32, {"hidden_dim": 40, "num_layers": 2}, {"lr": 3e-4, "epochs": 3, "max_train_windows": 50_000}),
+    },
+    "smoke": {
+        "binctabl": (10, {}, {"lr": 1e-3, "epochs": 1, "max_train_windows": 2_000}),
+        "deeplob": (30, {}, {"lr": 5e-4, "epochs": 1, "max_train_windows": 500}),
+        "tlob": (16, {"hidden_dim": 40, "num_layers": 1}, {"lr": 3e-4, "epochs": 1, "max_train_windows": 1_000}),
+        "mlplob": (16, {"hidden_dim": 40, "num_layers": 2}, {"lr": 3e-4, "epochs": 1, "max_train_windows": 1_000}),
+    },
+}
+
+
+def hardware() -> dict:
+    return {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "cuda": torch.cuda.is_available(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch_threads": torch.get_num_threads(), "python": sys.version.split()[0]}
+
+
+def load() -> dict:
+    return json.loads(OUT.read_text()) if OUT.is_file() else {}
+
+
+def save(res: dict) -> None:
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(res, indent=2, default=str))
+
+
+def slim(summary: dict) -> dict:
+    keep = ("parameters", "model_config", "epochs_run", "best_epoch", "train_windows", "test_windows",
+            "train_seconds", "train_windows_per_s", "inference_windows_per_s", "history")
+    out = {k: summary[k] for k in keep if k in summary}
+    t = summary["test"]
+    out["test"] = {k: t[k] for k in ("macro_f1", "accuracy", "mcc", "f1_per_class", "confusion", "n", "loss")}
+    out["train_config"] = {k: summary["train_config"][k] for k in
+                           ("epochs", "batch_size", "lr", "ema_decay", "max_train_windows", "max_val_windows", "seed")}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    ap.add_argument("--only", choices=["fi2010", "lobster"], default=None)
+    ap.add_argument("--models", nargs="*", default=["binctabl", "mlplob", "tlob", "deeplob"])
+    ap.add_argument("--horizons", nargs="*", type=int, default=None)
+    args = ap.parse_args()
+    set_torch_threads(int(os.environ.get("MARKETLAB_TORCH_THREADS", "1")))
+    prof = PROFILES[args.profile]
+    res = load()
+    res["hardware"] = hardware()
+    res["profile"] = args.profile
+    res["note"] = ("CPU-only run on a 2-core machine shared with other jobs; reduced configurations and "
+                   "subsampled training windows (see per-run model_config/train_config). FI-2010: train = "
+                   "days 1-7 rebuilt from the staged daily files (last 20% of it = validation), test = day 10 "
+                   "only, the one standard test day available here (a third of the standard test set). "
+                   "All models use the 40 LOB features.")
+    res["published_fi2010_macro_f1"] = PUBLISHED_FI2010
+    key = f"fi2010_{args.profile}"
+    if args.only in (None, "fi2010"):
+        fi = res.setdefault(key, {})
+        for h in args.horizons or [10, 20, 50, 100]:
+            for name in args.models:
+                tag = f"{name}_h{h}"
+                if tag in fi:
+                    continue
+                T, mc, tc = prof[name]
+                sets = fi2010_windowsets(DATA / "fi2010_noauction_zscore", horizon=h, seq_size=T, num_features=40)
+                cfg = TrainConfig(batch_size=64, max_val_windows=20_000, patience=2, progress=False, seed=0, **tc)
+                t0 = time.perf_counter()
+                s = train_predictor(name, sets, RUNS / key / tag, model_config=mc, train_config=cfg, resume=True)
+                fi[tag] = {**slim(s), "horizon": h, "wall_seconds": time.perf_counter() - t0,
+                           "published_macro_f1": PUBLISHED_FI2010[name][[10, 20, 50, 100].index(h)]}
+                print(f"FI-2010 {tag}: test macro-F1 {100 * s['test']['macro_f1']:.2f} "
+                      f"(published {fi[tag]['published_macro_f1']}) acc {s['test']['accuracy']:.3f} "
+                      f"in {fi[tag]['wall_seconds']:.0f}s", flush=True)
+                save(res)
+    if args.only in (None, "lobster"):
+        d = DATA / "lobster_sample_2012-06-21"
+        arr = read_lobster_csv(d / "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz",
+                               d / "GOOG_2012-06-21_34200000_57600000_orderbook_10.csv.gz", symbol="GOOG")
+        lk = f"lobster_goog_{args.profile}"
+        lob = res.setdefault(lk, {"split": "sampled events of 2012-06-21 cut by time: first 80% train, "
+                                           "next 10% validation, last 10% test; alpha fitted on train"})
+        for h in args.horizons or [10, 50]:
+            for name in args.models:
+                tag = f"{name}_h{h}"
+                if tag in lob:
+                    continue
+                T, mc, tc = prof[name]
+                nf = 40 if name in ("deeplob", "binctabl") else 46  # TLOB/MLPLOB add the 6 message features
+                mc = dict(mc, event_type_index=41) if nf == 46 else mc
+                if nf == 46 and "hidden_dim" in mc:
+                    mc["hidden_dim"] = 46
+                sets = lobster_windowsets(arr, horizon=h, seq_size=T, num_features=nf)
+                tc2 = dict(tc, max_train_windows=min(tc.get("max_train_windows") or 10**9, 20_000),
+                           epochs=max(tc["epochs"], 4))
+                cfg = TrainConfig(batch_size=64, patience=2, progress=False, seed=0, **tc2)
+                t0 = time.perf_counter()
+                s = train_predictor(name, sets, RUNS / lk / tag, model_config=mc, train_config=cfg, resume=True)
+                lob[tag] = {**slim(s), "horizon": h, "alpha": sets["train"].meta["alpha"],
+                            "wall_seconds": time.perf_counter() - t0,
+                            "windows": {k: len(v) for k, v in sets.items()}}
+                print(f"LOBSTER GOOG {tag}: test macro-F1 {100 * s['test']['macro_f1']:.2f} "
+                      f"acc {s['test']['accuracy']:.3f} in {lob[tag]['wall_seconds']:.0f}s", flush=True)
+                save(res)
+
+
+if __name__ == "__main__":
+    main()
