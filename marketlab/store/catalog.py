@@ -636,7 +636,8 @@ def _hash_sources(paths: Sequence[Path]) -> list[dict[str, Any]]:
     out = []
     for p in paths:
         if p.is_dir():
-            for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            # Documentation beside the data (SOURCE.md, README.md) is not ingested, so it is not hashed.
+            for f in sorted(q for q in p.rglob("*") if q.is_file() and q.suffix != ".md"):
                 out.append({"file": str(f), "sha256": sha256_file(f), "bytes": f.stat().st_size})
         elif p.is_file():
             out.append({"file": str(p), "sha256": sha256_file(p), "bytes": p.stat().st_size})

@@ -1,0 +1,135 @@
+"""CLI for the store: ``marketlab ingest``, ``marketlab data list|bars|sql|synth``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
+
+data_app = typer.Typer(help="Inspect and query the market-data store.", no_args_is_help=True)
+
+
+def _store(path: Path | None):
+    from marketlab.store import Store
+
+    return Store(path)
+
+
+@command
+def ingest(
+    format: Annotated[str, typer.Argument(help="lobster | fi2010 | binance-raw | ohlcv | ashare")],
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset name (default: from the folder).")] = None,
+    store: StoreOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Parse files of FORMAT and write them atomically into the store (re-ingesting a file is a no-op)."""
+    rep = _store(store).ingest(format, paths, dataset=dataset, progress=not json)
+    emit(rep.to_dict(), json, title=f"ingest {format}")
+
+
+@data_app.command("list")
+@command
+def list_(store: StoreOpt = None, json: JsonOpt = False) -> None:
+    """List datasets (kinds, symbols, rows, time range)."""
+    df = _store(store).datasets().drop("meta")
+    rows = df.with_columns([df[c].cast(str) for c in ("created_at", "updated_at")]).to_dicts()
+    if json:
+        emit({"datasets": rows}, True)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="datasets")
+    for c in ("dataset", "format", "kinds", "symbols", "rows"):
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in ("dataset", "format", "kinds", "symbols", "rows")))
+    Console().print(table)
+
+
+@data_app.command("bars")
+@command
+def bars(
+    dataset: str,
+    symbol: str,
+    freq: Annotated[str, typer.Option("--freq", help="Bar size: 1m, 5m, 1h, 1d, 30s ...")] = "1m",
+    start: Annotated[str | None, typer.Option(help="Start (ISO), inclusive.")] = None,
+    end: Annotated[str | None, typer.Option(help="End (ISO), exclusive.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the bars to this Parquet file.")] = None,
+    store: StoreOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """OHLCV + vwap bars of one symbol from its trades (or executions of its events, or finer bars)."""
+    from marketlab.core.errors import StoreError
+    from marketlab.store import resample
+
+    st = _store(store)
+    kinds = set(st.tables(dataset)["kind"].to_list()) if st.tables(dataset).height else set()
+    if not kinds:
+        st._require_dataset(dataset)
+    if "trades" in kinds:
+        df = resample.trades_to_bars(st.scan_trades(dataset, symbol, start, end, as_float=True), freq)
+        source = "trades"
+    elif "events" in kinds:
+        df = resample.events_to_bars(st.scan_events(dataset, symbol, start, end, as_float=True), freq)
+        source = "events"
+    elif "bars" in kinds:
+        df = resample.aggregate_bars(st.scan_bars(dataset, symbol, start, end), freq)
+        source = "bars"
+    else:
+        raise StoreError(f"dataset '{dataset}' has no trades, events or bars to resample")
+    summary: dict[str, Any] = {"dataset": dataset, "symbol": symbol, "freq": freq, "source": source,
+                               "bars": df.height}
+    if out is not None:
+        df.write_parquet(out)
+        summary["out"] = str(out)
+    if df.height:
+        summary["first"] = df.row(0, named=True)
+        summary["last"] = df.row(-1, named=True)
+    emit(summary, json, title="bars")
+
+
+@data_app.command("sql")
+@command
+def sql(
+    query: str,
+    limit: Annotated[int, typer.Option(help="Rows to print (table mode).")] = 50,
+    store: StoreOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Run a DuckDB query over the store (views: <kind>_<dataset>, datasets, instruments, ingest_log, tables)."""
+    df = _store(store).sql(query)
+    if json:
+        emit({"rows": df.height, "columns": df.columns, "data": df.head(limit).to_dicts()}, True)
+        return
+    import polars as pl
+
+    with pl.Config(tbl_rows=limit, tbl_cols=-1):
+        typer.echo(df.head(limit))
+
+
+@data_app.command("synth")
+@command
+def synth(
+    seed: Annotated[int, typer.Option(help="Random seed (same seed -> same data).")] = 0,
+    symbols: Annotated[int, typer.Option(help="Symbols in the daily panel.")] = 300,
+    days: Annotated[int, typer.Option(help="Business days in the daily panel.")] = 756,
+    events: Annotated[int, typer.Option(help="Events in the LOB day.")] = 20_000,
+    store: StoreOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Write the seeded synthetic daily panel (synth_daily) and LOB day (synth_lob) into the store."""
+    from marketlab.store.synth import write_synth
+
+    reps = write_synth(_store(store), seed, n_symbols=symbols, n_days=days, n_events=events)
+    emit({"seed": seed, "datasets": [r.to_dict() for r in reps]}, json, title="synth")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ingest`` (top level) and the ``data`` group to the main app."""
+    app.command("ingest")(ingest)
+    app.add_typer(data_app, name="data")

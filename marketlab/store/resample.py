@@ -1,0 +1,152 @@
+"""Resampling: trades/events -> OHLCV + vwap + trade-count bars; bars -> coarser bars; book -> samples.
+
+Bars use integer bucketing on int64 ns timestamps: a trade at ``ts`` belongs to the bar opening at
+``ts - ts mod every`` (UTC-aligned, floor for negative times). Only non-empty bars are emitted (no
+forward fill), so "resample to 1m then aggregate to 5m" equals "resample to 5m" exactly for
+open/high/low/close/volume/trades and up to float rounding for vwap.
+
+Trades must be in time order within a symbol (as the store returns them within a partition); ties keep
+input order, which is the exchange sequence.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from marketlab.core.errors import StoreError
+from marketlab.core.schema import BARS_SCHEMA, EventType
+
+_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "min": 60 * 10**9,
+          "h": 3600 * 10**9, "d": 86_400 * 10**9}
+
+Frame = pl.DataFrame | pl.LazyFrame
+
+
+def parse_every(every: str | int) -> int:
+    """``"1m"``, ``"5min"``, ``"30s"``, ``"1h"``, ``"1d"``, ``"250ms"`` or int ns -> int ns (> 0)."""
+    if isinstance(every, int) and not isinstance(every, bool):
+        ns = every
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*(ns|us|ms|s|min|m|h|d)\s*", str(every))
+        if not m:
+            raise StoreError(f"invalid frequency {every!r} (e.g. 1m, 5min, 30s, 1h, 1d, 250ms)")
+        ns = int(m.group(1)) * _UNITS[m.group(2)]
+    if ns <= 0:
+        raise StoreError(f"frequency must be positive, got {every!r}")
+    return ns
+
+
+def _lazy(frame: Frame) -> pl.LazyFrame:
+    return frame.lazy() if isinstance(frame, pl.DataFrame) else frame
+
+
+def trades_to_bars(trades: Frame, every: str | int, *, price_scale: float | dict[str, float] = 1.0,
+                   size_scale: float | dict[str, float] = 1.0) -> pl.DataFrame:
+    """Trades (``ts, symbol, price, size``) -> bars in BARS_SCHEMA, one row per non-empty (symbol, bar).
+
+    ``price_scale``/``size_scale`` convert integer ticks/lots to currency/units (a float, or a per-symbol
+    mapping from the instruments); pass 1.0 for trades that are already floats (``as_float=True``).
+    ``vwap`` = sum(price*size)/sum(size); ``trades`` = number of trades; ``ts`` = bar open (ns UTC).
+    """
+    step = parse_every(every)
+    lf = _lazy(trades).select("ts", "symbol", "price", "size")
+    lf = lf.with_columns(_scaled("price", price_scale), _scaled("size", size_scale))
+    bucket = (pl.col("ts") - pl.col("ts").mod(step)).alias("ts")
+    out = (
+        lf.with_columns(bucket)
+        .group_by("symbol", "ts", maintain_order=True)
+        .agg(
+            pl.col("price").first().alias("open"),
+            pl.col("price").max().alias("high"),
+            pl.col("price").min().alias("low"),
+            pl.col("price").last().alias("close"),
+            pl.col("size").sum().alias("volume"),
+            (pl.col("price") * pl.col("size")).sum().alias("_notional"),
+            pl.len().alias("trades"),
+        )
+        .with_columns((pl.col("_notional") / pl.col("volume")).alias("vwap"))
+        .sort("symbol", "ts")
+    )
+    return out.select([pl.col(c).cast(t) for c, t in BARS_SCHEMA.items()]).collect()
+
+
+def events_to_trades(events: Frame) -> pl.LazyFrame:
+    """Executions (LOBSTER types 4 visible, 5 hidden) -> trades; the aggressor is opposite the resting side."""
+    ex = (EventType.EXECUTE, EventType.EXECUTE_HIDDEN)
+    return (
+        _lazy(events)
+        .filter(pl.col("type").is_in([int(t) for t in ex]))
+        .select("ts", "symbol", "seq", "price", "size", (-pl.col("side")).cast(pl.Int8).alias("aggressor"))
+    )
+
+
+def events_to_bars(events: Frame, every: str | int, **scales: float | dict[str, float]) -> pl.DataFrame:
+    """LOB events -> bars of their executions (see :func:`events_to_trades`, :func:`trades_to_bars`)."""
+    return trades_to_bars(events_to_trades(events), every, **scales)
+
+
+def aggregate_bars(bars: Frame, every: str | int) -> pl.DataFrame:
+    """Bars -> coarser bars (``every`` must be a multiple of the input spacing for exact results).
+
+    vwap is volume-weighted (bars with zero volume or null vwap do not contribute to it).
+    """
+    step = parse_every(every)
+    lf = _lazy(bars)
+    out = (
+        lf.with_columns((pl.col("ts") - pl.col("ts").mod(step)).alias("ts"))
+        .sort("symbol", "ts", maintain_order=True)
+        .group_by("symbol", "ts", maintain_order=True)
+        .agg(
+            pl.col("open").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").last(),
+            pl.col("volume").sum(),
+            (pl.col("vwap") * pl.col("volume")).sum().alias("_notional"),
+            pl.col("volume").filter(pl.col("vwap").is_not_null()).sum().alias("_vv"),
+            pl.col("trades").sum(),
+        )
+        .with_columns(pl.when(pl.col("_vv") > 0).then(pl.col("_notional") / pl.col("_vv")).alias("vwap"))
+        .sort("symbol", "ts")
+    )
+    return out.select([pl.col(c).cast(t) for c, t in BARS_SCHEMA.items()]).collect()
+
+
+def sample_book_by_time(book: Frame, every: str | int) -> pl.DataFrame:
+    """The last snapshot within each ``every`` interval, per symbol; ``ts`` becomes the interval END
+    (the time at which that state is known), so sampled rows never look ahead."""
+    step = parse_every(every)
+    lf = _lazy(book).with_columns((pl.col("ts") - pl.col("ts").mod(step) + step).alias("_t"))
+    out = lf.group_by("symbol", "_t", maintain_order=True).last().sort("symbol", "_t")
+    return out.with_columns(pl.col("_t").alias("ts")).drop("_t").collect()
+
+
+def sample_book_by_volume(book: Frame, trades: Frame, volume: float) -> pl.DataFrame:
+    """A snapshot each time cumulative traded size crosses a multiple of ``volume`` (per symbol).
+
+    For each crossing trade the book row taken is the last snapshot at or before that trade (as-of join
+    backward on ``ts``); the output has the book's columns plus ``cum_volume`` [size units of trades].
+    """
+    if volume <= 0:
+        raise StoreError(f"volume bucket must be positive, got {volume}")
+    tr = (
+        _lazy(trades)
+        .select("ts", "symbol", "size")
+        .with_columns(pl.col("size").cast(pl.Float64).cum_sum().over("symbol").alias("cum_volume"))
+        .with_columns((pl.col("cum_volume") // volume).alias("_bucket"))
+        .with_columns(pl.col("_bucket").diff().over("symbol").fill_null(pl.col("_bucket")).alias("_step"))
+        .filter(pl.col("_step") > 0)
+        .select("ts", "symbol", "cum_volume")
+        .sort("symbol", "ts")
+    )
+    bk = _lazy(book).sort("symbol", "ts")
+    joined = tr.join_asof(bk, on="ts", by="symbol", strategy="backward", suffix="_book")
+    return joined.collect()
+
+
+def _scaled(col: str, scale: float | dict[str, float]) -> pl.Expr:
+    if isinstance(scale, dict):
+        return (pl.col(col).cast(pl.Float64) * pl.col("symbol").replace_strict(scale, return_dtype=pl.Float64)).alias(col)
+    return (pl.col(col).cast(pl.Float64) * float(scale)).alias(col)
