@@ -1,0 +1,100 @@
+"""``marketlab demo``: the main job on the embedded default data, end to end.
+
+Each step uses only data marketlab generates itself, so a new user needs nothing else:
+synthetic daily panel + agent-based LOB day -> features/alpha -> a signal -> backtest -> report.
+Components add their step here as they land.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _steps(store: Any, seed: int, out_dir: Path) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+    """The demo's steps in order; each returns a small JSON-ready summary."""
+
+    def synth() -> dict[str, Any]:
+        from marketlab.store.synth import write_synth
+
+        reports = write_synth(store, seed)
+        return {r.dataset: r.rows for r in reports}
+
+    def simulate() -> dict[str, Any]:
+        from marketlab.simulators.abm import simulate_day
+
+        s = simulate_day(REPO_ROOT / "simulators" / "abm_default.toml", store, seed, progress=True)
+        return {k: s[k] for k in ("events", "book_rows", "events_per_s") if k in s}
+
+    def backtest() -> dict[str, Any]:
+        from marketlab.backtests.engine import run_demo
+
+        r = run_demo(store, out_dir=out_dir)
+        keys = ("name", "total_return", "sharpe", "max_drawdown", "turnover", "report")
+        return {k: r.get(k) for k in keys}
+
+    return [
+        ("synthetic daily panel + LOB day", synth),
+        ("agent-based market day (matching engine)", simulate),
+        ("momentum top-k backtest (vectorbt) + report", backtest),
+    ]
+
+
+@command
+def demo(
+    seed: int = typer.Option(0, help="Master seed for every generated dataset."),
+    out: Path = typer.Option(Path("reports"), "--out", help="Folder for reports and plots."),
+    store: StoreOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Run the main job on marketlab's own synthetic data and print where the report is."""
+    from rich.console import Console
+
+    from marketlab.store import Store
+
+    console = Console(stderr=True)
+    st = Store(store)
+    summary: dict[str, Any] = {"store": str(st.path), "seed": seed, "steps": {}}
+    t_all = time.perf_counter()
+    steps = _steps(st, seed, out)
+    for i, (title, fn) in enumerate(steps, 1):
+        console.print(f"[bold]\\[{i}/{len(steps)}][/bold] {title} ...")
+        t = time.perf_counter()
+        res = fn()
+        res["seconds"] = round(time.perf_counter() - t, 2)
+        summary["steps"][title] = res
+    summary["seconds"] = round(time.perf_counter() - t_all, 2)
+    report = summary["steps"].get("momentum top-k backtest (vectorbt) + report", {}).get("report")
+    summary["report"] = report
+    if json:
+        emit(summary, True)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"marketlab demo (store {st.path}, seed {seed})")
+    table.add_column("step")
+    table.add_column("result")
+    table.add_column("s", justify="right")
+    for title, res in summary["steps"].items():
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in res.items() if k != "seconds")
+        table.add_row(title, shown, f"{res['seconds']:.1f}")
+    Console().print(table)
+    console.print(f"Report: {report}")
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
