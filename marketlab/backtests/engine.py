@@ -19,8 +19,8 @@ import numpy as np
 from marketlab.backtests import signals as sg
 from marketlab.backtests.metrics import summary
 from marketlab.backtests.spec import BacktestSpec, load_spec
-from marketlab.core.errors import SpecError, StoreError
-from marketlab.envs.data import MarketData, align_signals, load_market, resolve_store
+from marketlab.core.errors import SpecError
+from marketlab.envs.data import MarketData, align_signals, ensure_dataset, load_market, resolve_store
 
 
 @dataclass
@@ -86,22 +86,11 @@ class Backtest:
 
     def _ensure_dataset(self) -> None:
         d = self.spec.data
-        names = self.store.datasets()
-        col = "dataset" if "dataset" in names.columns else names.columns[0]
-        if d.dataset in names[col].to_list():
-            return
-        if d.ingest is None or not d.ingest.paths:
-            raise StoreError(f"{self.spec_path or 'spec'}: dataset '{d.dataset}' is not in the store and [data.ingest] gives no files")
-        paths = [self._resolve_path(p) for p in d.ingest.paths]
-        self.store.ingest(d.ingest.format, paths, dataset=d.dataset, **d.ingest.options)
-
-    def _resolve_path(self, p: str) -> Path:
-        cand = Path(p)
-        if not cand.is_absolute() and self.spec_path is not None and (self.spec_path.parent / cand).exists():
-            return self.spec_path.parent / cand
-        if not cand.exists():
-            raise SpecError(self.spec_path, "data.ingest.paths", f"file not found: {p}")
-        return cand
+        ing = d.ingest
+        ensure_dataset(
+            self.store, d.dataset, format=ing.format if ing else "ohlcv", paths=list(ing.paths) if ing else [],
+            options=dict(ing.options) if ing else None, base=self.spec_path.parent if self.spec_path else None,
+        )
 
     def market(self) -> MarketData:
         if self._market is None:

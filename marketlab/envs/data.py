@@ -318,6 +318,33 @@ def market_to_frame(market: MarketData) -> pl.DataFrame:
     )
 
 
+def ensure_dataset(
+    store: Any, dataset: str, *, format: str = "ohlcv", paths: list[str] | tuple[str, ...] = (),
+    options: dict[str, Any] | None = None, base: Path | None = None, key: str = "data.ingest.paths",
+) -> None:
+    """Ingest ``paths`` into ``dataset`` with ``Store.ingest(format, ...)`` when the store lacks it.
+
+    Relative paths are tried against ``base`` (the spec's folder) first, then the current directory.
+    Without paths a missing dataset is a :class:`StoreError` naming it.
+    """
+    names = store.datasets()
+    col = "dataset" if "dataset" in names.columns else names.columns[0]
+    if dataset in names[col].to_list():
+        return
+    if not paths:
+        hint = " (run `marketlab data synth` first)" if dataset.startswith("synth") else ""
+        raise StoreError(f"dataset '{dataset}' is not in the store at {getattr(store, 'path', '?')}{hint}")
+    resolved = []
+    for p in paths:
+        cand = Path(p)
+        if not cand.is_absolute() and base is not None and (base / cand).exists():
+            cand = base / cand
+        if not cand.exists():
+            raise SpecError(base, key, f"file not found: {p}")
+        resolved.append(cand)
+    store.ingest(format, resolved, dataset=dataset, **(options or {}))
+
+
 def resolve_store(path: str | Path | None) -> Any:
     """Open the store (lazy import: the store layer sits below envs but is heavy)."""
     from marketlab.store import Store

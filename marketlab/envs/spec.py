@@ -21,6 +21,8 @@ class DataConfig:
     ``dataset``/``kind`` select ``Store.scan_bars`` (kind="bars") or ``Store.scan_panel`` (kind="panel");
     ``test_start`` splits train (before) from test (from it on); ``signals`` names a stored signals
     dataset whose ``signal_columns`` become extra observation features (predictor probabilities, alphas).
+    ``ingest_paths`` (with ``ingest_format``) are ingested when the store lacks ``dataset``; relative
+    paths are tried against the spec's folder, then the current directory.
     """
 
     dataset: str = ""
@@ -32,6 +34,8 @@ class DataConfig:
     signals: str | None = None
     signal_columns: list[str] = field(default_factory=list)
     store: str | None = None
+    ingest_format: str = "ohlcv"
+    ingest_paths: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from marketlab.envs.components import (
     normalize_features,
     resolve_component,
 )
-from marketlab.envs.data import MarketData, align_signals, load_market, resolve_store
+from marketlab.envs.data import MarketData, align_signals, ensure_dataset, load_market, resolve_store
 from marketlab.envs.execution import portfolio_value_nb, rebalance_nb
 from marketlab.envs.spec import CostConfig, TradingEnvConfig, env_config
 
@@ -204,12 +204,14 @@ def period_bounds(period: str, split: int, n_steps: int, window: int, path: Any 
     return lo, hi
 
 
-def market_for(cfg: TradingEnvConfig, store: Any = None) -> MarketData:
-    """Load the env's bars (and signal columns) from the store named by ``cfg.data``."""
+def market_for(cfg: TradingEnvConfig, store: Any = None, base: Path | None = None) -> MarketData:
+    """Load the env's bars (and signal columns) from the store named by ``cfg.data`` (ingesting
+    ``ingest_paths`` first when the store lacks the dataset)."""
     d = cfg.data
     if not d.dataset:
         raise SpecError(None, "env.data.dataset", "no dataset given and no market passed")
     store = store if store is not None else resolve_store(d.store)
+    ensure_dataset(store, d.dataset, format=d.ingest_format, paths=list(d.ingest_paths), base=base, key="env.data.ingest_paths")
     market = load_market(store, d.dataset, kind=d.kind, symbols=list(d.symbols) or None, start=d.start, end=d.end)
     if d.signals:
         sig = store.scan_signals(d.signals, symbols=list(market.symbols), start=d.start, end=d.end)

@@ -1,0 +1,58 @@
+"""``marketlab rl train agents/<spec>.toml`` and ``marketlab rl eval <run> --period test``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
+
+rl = typer.Typer(help="Train and evaluate SB3 agents on marketlab/Trading-v0.", no_args_is_help=True)
+
+
+def _store(path: Path | None):
+    if path is None:
+        return None
+    from marketlab.store import Store
+
+    return Store(path)
+
+
+@rl.command("train")
+@command
+def train_cmd(
+    spec: Annotated[Path, typer.Argument(help="Agent spec (TOML), e.g. agents/ppo_trading.toml.")],
+    timesteps: Annotated[int | None, typer.Option("--timesteps", help="Override total_timesteps.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Runs folder (default: the spec's out_dir).")] = None,
+    store: StoreOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Train an agent on the train period; saves policy.safetensors + config.json in the run folder."""
+    import json as jsonlib
+
+    from marketlab.agents.sb3 import load_agent_spec, train
+
+    agent = load_agent_spec(spec)
+    run = train(spec, store=_store(store), out_dir=out, total_timesteps=timesteps, progress=not json)
+    summary = {"run": str(run), **jsonlib.loads((run / "train.json").read_text())}
+    emit(summary, json, title=f"rl train {agent.name}")
+
+
+@rl.command("eval")
+@command
+def eval_cmd(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `marketlab rl train`.")],
+    period: Annotated[str, typer.Option("--period", help="train | test | all")] = "test",
+    store: StoreOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Roll the trained policy over a period and compare it with buy-and-hold."""
+    from marketlab.agents.sb3 import evaluate
+
+    emit(evaluate(run, period=period, store=_store(store)), json, title=f"rl eval {run}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(rl, name="rl")
