@@ -1,0 +1,448 @@
+"""``marketlab mine <spec>.toml``: mine a formulaic alpha pool and report it.
+
+Spec (TOML)::
+
+    [data]    dataset, store?, source?/format? (ingested when the dataset is missing), universe, adjust
+    [split]   train / valid / test / test2 as "YYYY-MM-DD:YYYY-MM-DD" (inclusive)
+    target  = "Ref(close, -20) / close - 1"           (top-level key; 1-day: "Ref(close, -1) / close - 1")
+    [miner]   method = "alphagen" | "gp" | "hand", seed, capacity, steps, PPO / GP / hand settings
+    [output]  dir, signals_dataset
+
+Leakage guards: the miner only ever sees feature rows up to the end of the training split; the target at
+day ``t`` counts in a split only when ``t + horizon`` is still inside that split (purge), so no label reads
+prices from the next split; the hand model's fit uses training stock-days only.
+
+Outputs in ``output.dir``: ``pool.json`` (formulas, weights, train/valid/test IC, RankIC, ICIR of the pool
+and of each alpha), checkpoints (``checkpoint/policy.safetensors`` + ``checkpoint/state.json``), and the
+combined factor written to the store as ``signals`` (columns date, symbol, value) of
+``output.signals_dataset`` so backtests can trade it top-k.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from marketlab.core.config import from_dict, load_toml
+from marketlab.core.device import get_device, seed_everything, set_torch_threads
+from marketlab.core.errors import SpecError
+from marketlab.features.expr import Evaluator, Expr, ExprError, Vocabulary, parse
+from marketlab.features.expr.tokens import ALPHAGEN_OPERATORS, CONSTANTS, DELTAS
+from marketlab.features.ic import ic_summary, mean_corr, normalize_by_day
+from marketlab.features.panel_tensor import PanelTensors, panel_to_tensors
+
+SPLITS = ("train", "valid", "test", "test2")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dataset: str
+    store: str | None = None
+    source: str | None = None
+    format: str | None = None
+    universe: str = "members"  # "members": IC over in-universe stock-days; "all": every traded stock
+    adjust: bool = True
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    train: str
+    valid: str | None = None
+    test: str | None = None
+    test2: str | None = None
+
+
+@dataclass(frozen=True)
+class MinerSpec:
+    method: str = "alphagen"  # alphagen | gp | hand
+    seed: int = 0
+    capacity: int = 10
+    l1: float = 5e-3
+    dup_threshold: float = 0.99
+    max_len: int = 20
+    max_lookback: int = 100
+    operators: list[str] | None = None
+    deltas: list[int] | None = None
+    # PPO (AlphaGen)
+    steps: int = 20_000
+    n_steps: int = 512
+    batch_size: int = 128
+    n_epochs: int = 4
+    learning_rate: float = 3e-4
+    ent_coef: float = 0.01
+    d_model: int = 64
+    n_layers: int = 2
+    checkpoint_every: int = 2048
+    # GP
+    gp_population: int = 200
+    gp_generations: int = 10
+    # hand baseline
+    hand_model: str = "linear"  # linear | gbdt
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    dir: str = "runs/alphagen"
+    signals_dataset: str | None = None
+
+
+@dataclass(frozen=True)
+class MineSpec:
+    data: DataSpec
+    split: SplitSpec
+    miner: MinerSpec = field(default_factory=MinerSpec)
+    output: OutputSpec = field(default_factory=OutputSpec)
+    target: str = "Ref(close, -20) / close - 1"
+
+    @staticmethod
+    def from_toml(path: str | Path) -> "MineSpec":
+        spec = from_dict(MineSpec, load_toml(path), path=path)
+        spec.check(path)
+        return spec
+
+    def check(self, path: str | Path | None = None) -> None:
+        if self.miner.method not in ("alphagen", "gp", "hand"):
+            raise SpecError(path, "miner.method", f"must be alphagen, gp or hand, got {self.miner.method!r}")
+        if self.miner.hand_model not in ("linear", "gbdt"):
+            raise SpecError(path, "miner.hand_model", f"must be linear or gbdt, got {self.miner.hand_model!r}")
+        if self.miner.capacity < 1:
+            raise SpecError(path, "miner.capacity", "must be >= 1")
+        if self.data.universe not in ("members", "all"):
+            raise SpecError(path, "data.universe", f"must be members or all, got {self.data.universe!r}")
+        for name in SPLITS:
+            v = getattr(self.split, name)
+            if v is not None and (v.count(":") != 1):
+                raise SpecError(path, f"split.{name}", f"expected 'START:END', got {v!r}")
+        try:
+            t = parse(self.target, allow_future=True)
+        except ExprError as exc:
+            raise SpecError(path, "target", str(exc)) from None
+        if t.lookahead < 1:
+            raise SpecError(path, "target", "target must look ahead (e.g. Ref(close, -20) / close - 1)")
+
+
+def _period(text: str) -> tuple[str | None, str | None]:
+    a, b = text.split(":")
+    return (a or None), (b or None)
+
+
+class MiningData:
+    """Panel tensors, evaluators, target and per-split masks for one spec."""
+
+    def __init__(self, spec: MineSpec, panel: PanelTensors | None = None, store: Any = None) -> None:
+        self.spec = spec
+        if panel is None:
+            panel = load_panel(spec.data, store)
+        self.panel = panel
+        dev = panel.features["close"].device
+        self.device = dev
+        self.full = Evaluator(panel.features, source=spec.data.dataset)
+        self.target_expr = parse(spec.target, allow_future=True)
+        self.horizon = self.target_expr.lookahead
+        self.target = self.full(self.target_expr)
+        self.rows: dict[str, slice] = {}
+        for name in SPLITS:
+            v = getattr(spec.split, name)
+            if v is not None:
+                self.rows[name] = panel.rows(*_period(v))
+        tr = self.rows["train"]
+        if tr.stop - tr.start < 2:
+            raise SpecError(None, "split.train", f"train period {spec.split.train!r} holds fewer than 2 days")
+        base = panel.traded if spec.data.universe == "all" else panel.in_universe & panel.traded
+        self.base_mask = base
+        # the miner sees only rows before the end of training (past data for look-backs included)
+        self.train_eval = Evaluator({k: v[: tr.stop] for k, v in panel.features.items()}, source=spec.data.dataset)
+        self.masks = {name: self.split_mask(name) for name in self.rows}
+        self.train_target_z = normalize_by_day(self.target[tr], self.masks["train"])
+
+    def split_mask(self, name: str) -> torch.Tensor:
+        """``[rows, N]`` mask of the split: universe, target valid, and purged ``horizon`` days at its end."""
+        r = self.rows[name]
+        m = self.base_mask[r] & torch.isfinite(self.target[r])
+        n = r.stop - r.start
+        if self.horizon > 0:
+            m[max(0, n - self.horizon) :] = False
+        return m
+
+    def train_values(self, expr: Expr) -> torch.Tensor:
+        tr = self.rows["train"]
+        return self.train_eval(expr)[tr.start :]
+
+
+def load_panel(data: DataSpec, store: Any = None) -> PanelTensors:
+    """Read ``data.dataset`` from the store (ingesting ``data.source`` with ``data.format`` when missing)."""
+    from marketlab.store import Store
+
+    st = store if store is not None else Store(data.store)
+    known = st.datasets()
+    names = known["dataset"].to_list() if "dataset" in known.columns else []
+    if data.dataset not in names:
+        if data.source is None or data.format is None:
+            raise SpecError(None, "data.dataset", f"dataset {data.dataset!r} is not in the store and no data.source/format to ingest")
+        st.ingest(data.format, [data.source], dataset=data.dataset)
+    return panel_to_tensors(st.scan_panel(data.dataset), adjust=data.adjust, device=get_device("auto"), source=data.dataset)
+
+
+def vocabulary(m: MinerSpec) -> Vocabulary:
+    return Vocabulary(
+        operators=tuple(m.operators) if m.operators else ALPHAGEN_OPERATORS,
+        constants=CONSTANTS,
+        deltas=tuple(m.deltas) if m.deltas else DELTAS,
+    )
+
+
+# ---- reports ------------------------------------------------------------------------------------------
+
+
+def evaluate_combination(md: MiningData, exprs: list[Expr], combine) -> dict[str, dict[str, float]]:
+    """IC / RankIC / ICIR of ``combine(z_list)`` per split (z normalised per split with the split mask)."""
+    out: dict[str, dict[str, float]] = {}
+    vals = [md.full(e) for e in exprs]
+    for name, r in md.rows.items():
+        m = md.masks[name]
+        zs = [normalize_by_day(v[r], m) for v in vals]
+        f = combine(zs)
+        f = torch.where(m, f, torch.nan)
+        out[name] = ic_summary(f, md.target[r], m)
+    return out
+
+
+def per_alpha_ics(md: MiningData, exprs: list[Expr]) -> list[dict[str, float]]:
+    res = []
+    for e in exprs:
+        v = md.full(e)
+        res.append({name: ic_summary(v[r], md.target[r], md.masks[name], rank=False)["ic"] for name, r in md.rows.items()})
+    return res
+
+
+def signal_frame(md: MiningData, exprs: list[Expr], combine):
+    """The combined factor for every day (normalised over traded in-universe stocks) as a polars frame."""
+    import polars as pl
+
+    mask = md.base_mask
+    zs = [normalize_by_day(md.full(e), mask) for e in exprs]
+    f = torch.where(mask, combine(zs), torch.nan).cpu().numpy()
+    ti, si = np.nonzero(np.isfinite(f))
+    return pl.DataFrame(
+        {
+            "date": md.panel.dates[ti],
+            "symbol": np.array(md.panel.symbols, dtype=object)[si].tolist(),
+            "value": f[ti, si].astype(np.float64),
+        }
+    ).with_columns(pl.col("date").cast(pl.Date))
+
+
+def write_signals(store: Any, dataset: str, frame, source_dataset: str) -> int:
+    from marketlab.store import IngestBatch, Instrument
+
+    inst = store.instruments(source_dataset)
+    lookup = {r["symbol"]: r for r in inst.iter_rows(named=True)} if inst.height else {}
+    syms = sorted(set(frame["symbol"].to_list()))
+    instruments = [
+        Instrument(s, float(lookup.get(s, {}).get("tick_size", 0.01)), float(lookup.get(s, {}).get("lot_size", 1.0)),
+                   str(lookup.get(s, {}).get("currency", "USD")))
+        for s in syms
+    ]  # fmt: skip
+    store.write(
+        IngestBatch(dataset=dataset, frames={"signals": frame}, instruments=instruments, meta={"kind": "alpha_signal"}),
+        format="alpha",
+        mode="replace",
+    )
+    return frame.height
+
+
+# ---- miners -------------------------------------------------------------------------------------------
+
+
+def _pool(md: MiningData, m: MinerSpec):
+    from marketlab.agents.alphagen.pool import AlphaPool
+
+    return AlphaPool(
+        capacity=m.capacity, target_z=md.train_target_z, mask=md.masks["train"], l1=m.l1, dup_threshold=m.dup_threshold
+    )
+
+
+def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = False, progress: bool = True):
+    """MaskablePPO with the LSTM extractor over the token env; returns the pool."""
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm import tqdm
+
+    from marketlab.agents.alphagen.env import AlphaTokenEnv
+    from marketlab.agents.alphagen.policy import LSTMTokenExtractor
+
+    vocab = vocabulary(m)
+    pool = _pool(md, m)
+
+    def score(expr: Expr) -> float:
+        return pool.try_add(expr, md.train_values(expr)).reward
+
+    env = AlphaTokenEnv(vocab, score, max_len=m.max_len, max_lookback=m.max_lookback)
+    env.reset(seed=m.seed)
+    env.action_space.seed(m.seed)
+    model = MaskablePPO(
+        "MlpPolicy",
+        env,
+        n_steps=m.n_steps,
+        batch_size=m.batch_size,
+        n_epochs=m.n_epochs,
+        learning_rate=m.learning_rate,
+        gamma=1.0,
+        ent_coef=m.ent_coef,
+        seed=m.seed,
+        device=get_device("auto"),
+        policy_kwargs=dict(
+            features_extractor_class=LSTMTokenExtractor,
+            features_extractor_kwargs=dict(n_actions=vocab.n_actions, d_model=m.d_model, n_layers=m.n_layers),
+        ),
+        verbose=0,
+    )
+    ckpt = outdir / "checkpoint"
+    done = 0
+    if resume and (ckpt / "state.json").is_file():
+        done = load_checkpoint(ckpt, model, pool, md)
+    remaining = max(0, m.steps - done)
+
+    class Progress(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bar = tqdm(total=m.steps, initial=done, desc="alphagen", disable=not progress, leave=False)
+            self.last_ckpt = done
+
+        def _on_step(self) -> bool:
+            self.bar.update(1)
+            step = done + self.num_timesteps
+            if env.builder.finished or self.n_calls % 256 == 0:
+                best = max(zip(pool.weights, pool.exprs), key=lambda t: abs(t[0]), default=(0, ""))
+                self.bar.set_postfix(pool=pool.size, ic=f"{pool.objective:.4f}", top=str(best[1])[:40])
+            if step - self.last_ckpt >= m.checkpoint_every:
+                save_checkpoint(ckpt, model, pool, step)
+                self.last_ckpt = step
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    if remaining:
+        model.learn(total_timesteps=remaining, callback=Progress(), reset_num_timesteps=True)
+    save_checkpoint(ckpt, model, pool, done + remaining)
+    return pool
+
+
+def save_checkpoint(ckpt: Path, model: Any, pool: Any, step: int) -> None:
+    """Policy weights as safetensors + JSON state (step, pool formulas); atomic renames."""
+    from safetensors.torch import save_model
+
+    ckpt.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt / "policy.safetensors.tmp"
+    save_model(model.policy, str(tmp))  # handles the actor/critic-shared extractor weights
+    tmp.replace(ckpt / "policy.safetensors")
+    st = {"step": int(step), "pool": pool.state()}
+    tmp = ckpt / "state.json.tmp"
+    tmp.write_text(json.dumps(st, indent=1))
+    tmp.replace(ckpt / "state.json")
+
+
+def load_checkpoint(ckpt: Path, model: Any, pool: Any, md: MiningData) -> int:
+    """Restore policy weights and re-admit the saved pool members; returns the step reached."""
+    from safetensors.torch import load_model
+
+    load_model(model.policy, str(ckpt / "policy.safetensors"), device=str(model.device))
+    st = json.loads((ckpt / "state.json").read_text())
+    for a in st["pool"]["alphas"]:
+        e = parse(a["formula"])
+        pool.try_add(e, md.train_values(e))
+    return int(st["step"])
+
+
+def run_gp(md: MiningData, m: MinerSpec, progress: bool = True):
+    from tqdm import tqdm
+
+    from marketlab.agents.alphagen.gp import GPConfig, GPMiner
+
+    pool = _pool(md, m)
+    cache: dict[str, float] = {}
+
+    def fitness(e: Expr) -> float:
+        z = pool.normalise(md.train_values(e))
+        ic = mean_corr(z, md.train_target_z)
+        cache[e.key] = ic
+        return abs(ic) if np.isfinite(ic) else -1.0
+
+    bar = tqdm(total=m.gp_generations, desc="gp", disable=not progress, leave=False)
+
+    def on_gen(g: int, ranked: list[tuple[float, Expr]]) -> None:
+        for _, e in ranked[: 2 * m.capacity]:
+            pool.try_add(e, md.train_values(e))
+        bar.update(1)
+        bar.set_postfix(pool=pool.size, ic=f"{pool.objective:.4f}", best=f"{ranked[0][0]:.4f}")
+
+    cfg = GPConfig(population=m.gp_population, generations=m.gp_generations)
+    GPMiner(vocabulary(m), fitness, np.random.default_rng(m.seed), cfg, m.max_len, m.max_lookback).run(on_gen)
+    bar.close()
+    return pool
+
+
+def mine(spec: MineSpec, *, store: Any = None, panel: PanelTensors | None = None, resume: bool = False,
+         progress: bool = True, write: bool = True) -> dict[str, Any]:
+    """Run the spec's miner; write ``pool.json`` (and signals when ``output.signals_dataset``); return the summary."""
+    set_torch_threads()
+    seed_everything(spec.miner.seed)
+    t0 = time.perf_counter()
+    m = spec.miner
+    outdir = Path(spec.output.dir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    md = MiningData(spec, panel=panel, store=store)
+    t_load = time.perf_counter() - t0
+    if m.method == "hand":
+        from marketlab.agents.alphagen.hand import ALPHA158_SUBSET, HandModel
+
+        exprs = [parse(f) for f in ALPHA158_SUBSET.values()]
+        tr = md.rows["train"]
+        zs = [normalize_by_day(md.full(e)[tr], md.masks["train"]) for e in exprs]
+        model = HandModel(m.hand_model, seed=m.seed).fit(zs, md.train_target_z, md.masks["train"])
+        combine = model.predict
+        alphas = [{"name": n, "formula": str(e)} for n, e in zip(ALPHA158_SUBSET, exprs)]
+        if model.coef is not None:
+            for a, c in zip(alphas, model.coef):
+                a["weight"] = float(c)
+        pool_info: dict[str, Any] = {"model": m.hand_model, "alphas": alphas}
+    else:
+        pool = run_alphagen(md, m, outdir, resume=resume, progress=progress) if m.method == "alphagen" else run_gp(md, m, progress)
+        exprs = list(pool.exprs)
+        combine = pool.combine
+        pool_info = pool.state()
+        for a, ics in zip(pool_info["alphas"], per_alpha_ics(md, exprs)):
+            a["ic"] = ics
+    if not exprs:
+        raise SpecError(None, "miner", "the pool is empty: no formula improved the objective (more steps?)")
+    metrics = evaluate_combination(md, exprs, combine)
+    summary: dict[str, Any] = {
+        "method": m.method,
+        "dataset": spec.data.dataset,
+        "target": str(md.target_expr),
+        "seed": m.seed,
+        "capacity": m.capacity,
+        "steps": m.steps if m.method == "alphagen" else None,
+        "splits": {k: getattr(spec.split, k) for k in SPLITS if getattr(spec.split, k)},
+        "metrics": metrics,
+        "pool": pool_info,
+        "seconds": {"load": round(t_load, 2), "total": round(time.perf_counter() - t0, 2)},
+        "config": asdict(m),
+    }
+    if write:
+        if spec.output.signals_dataset:
+            from marketlab.store import Store
+
+            st = store if store is not None else Store(spec.data.store)
+            frame = signal_frame(md, exprs, combine)
+            summary["signals"] = {"dataset": spec.output.signals_dataset, "rows": write_signals(st, spec.output.signals_dataset, frame, spec.data.dataset)}
+        (outdir / "pool.json").write_text(json.dumps(summary, indent=1, default=float))
+        summary["pool_json"] = str(outdir / "pool.json")
+    return summary

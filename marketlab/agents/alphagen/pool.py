@@ -1,0 +1,165 @@
+"""The alpha pool: at most ``capacity`` formulas combined linearly, scored by the IC of the combination.
+
+Every alpha (and the target) is viewed through :func:`normalize_by_day` on the training rows. The pool caches
+each member's IC with the target (``ic``) and the mutual-IC matrix ``M``; the weights minimise
+
+    L(w) = wᵀ M w - 2 wᵀ ic + l1 · ||w||₁
+
+(the MSE between the combination and the normalised target, written with cached ICs) by exact cyclic
+coordinate descent — deterministic, and converged in a few sweeps for k ≤ 100. The pool objective is the
+combination's IC from the cache, ``w·ic / sqrt(wᵀ M w)``.
+
+Adding a candidate: reject NaN / near-zero ICs, reject a near-duplicate of a member when ``|ρ| > 0.99``
+(two-sided: a negated copy is as redundant as a copy — the reference tested only ``ρ > 0.99``), refit,
+prune the smallest ``|w|`` while over capacity, and keep the change only if the objective improved.
+
+Reward choice: the **increment** of the objective (``new - old``, 0 when the pool is unchanged). The
+reference returns the objective *level*, which with γ = 1 makes the value baseline chase a pool level that
+rises during training; the increment is stationary in scale, is exactly the candidate's contribution to the
+combination, and is 0 for duplicates and rejections, so PPO's advantage needs no moving target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from marketlab.features.expr import Expr
+from marketlab.features.ic import corr_days, normalize_by_day, pool_ic_from_cache
+
+
+def fit_weights(mutual: np.ndarray, ic: np.ndarray, l1: float, sweeps: int = 200, tol: float = 1e-9) -> np.ndarray:
+    """Minimise ``wᵀMw - 2wᵀic + l1·|w|₁`` by cyclic coordinate descent (soft-thresholding). ``[k]`` -> ``[k]``."""
+    k = len(ic)
+    w = np.zeros(k)
+    if k == 0:
+        return w
+    M = np.asarray(mutual, dtype=np.float64)
+    b = np.asarray(ic, dtype=np.float64)
+    diag = np.maximum(np.diag(M), 1e-12)
+    for _ in range(sweeps):
+        delta = 0.0
+        for i in range(k):
+            # d/dw_i: 2 M_ii w_i + 2 Σ_{j≠i} M_ij w_j - 2 b_i + l1 sign(w_i) = 0
+            rho = b[i] - (M[i] @ w - M[i, i] * w[i])
+            new = np.sign(rho) * max(abs(rho) - l1 / 2.0, 0.0) / diag[i]
+            delta = max(delta, abs(new - w[i]))
+            w[i] = new
+        if delta < tol:
+            break
+    return w
+
+
+@dataclass
+class AddResult:
+    """Outcome of :meth:`AlphaPool.try_add`."""
+
+    accepted: bool
+    reward: float
+    objective: float
+    reason: str
+    ic: float = float("nan")
+
+
+@dataclass
+class AlphaPool:
+    """Linear alpha pool over normalised training tensors.
+
+    ``target_z``: normalised target ``[T, N]`` (zeros where missing); ``mask``: stock-days that count.
+    """
+
+    capacity: int
+    target_z: torch.Tensor
+    mask: torch.Tensor | None = None
+    l1: float = 5e-3
+    dup_threshold: float = 0.99
+    min_abs_ic: float = 1e-4
+    exprs: list[Expr] = field(default_factory=list)
+    values: list[torch.Tensor] = field(default_factory=list)
+    ics: list[float] = field(default_factory=list)
+    mutual: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    objective: float = 0.0
+    _seen: dict[str, AddResult] = field(default_factory=dict)
+    n_tried: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.exprs)
+
+    def normalise(self, values: torch.Tensor) -> torch.Tensor:
+        """The pool's view of raw alpha values on the training rows (z-score per day, 0 where missing)."""
+        return normalize_by_day(values, self.mask)
+
+    def _mean_corr(self, za: torch.Tensor, zb: torch.Tensor) -> float:
+        c = corr_days(za, zb)
+        c = c[torch.isfinite(c)]
+        return float(c.mean()) if c.numel() else float("nan")
+
+    def try_add(self, expr: Expr, values: torch.Tensor) -> AddResult:
+        """Offer ``expr`` with its raw training values ``[T, N]``; returns the result and reward (increment)."""
+        self.n_tried += 1
+        key = expr.key
+        if key in self._seen or any(e.key == key for e in self.exprs):
+            prev = self._seen.get(key)
+            return AddResult(False, 0.0, self.objective, "seen before", prev.ic if prev else float("nan"))
+        z = self.normalise(values)
+        ic = self._mean_corr(z, self.target_z)
+        if not np.isfinite(ic) or abs(ic) < self.min_abs_ic:
+            return self._remember(key, AddResult(False, 0.0, self.objective, "no signal (IC nan or ~0)", ic))
+        mut = np.array([self._mean_corr(z, v) for v in self.values])
+        if mut.size and (not np.all(np.isfinite(mut)) or np.max(np.abs(mut)) > self.dup_threshold):
+            return self._remember(key, AddResult(False, 0.0, self.objective, "near-duplicate of a member", ic))
+        k = self.size
+        M = np.ones((k + 1, k + 1))
+        M[:k, :k] = self.mutual
+        M[k, :k] = M[:k, k] = mut
+        ics = np.array(self.ics + [ic])
+        idx = list(range(k + 1))
+        w = fit_weights(M, ics, self.l1)
+        while len(idx) > self.capacity:
+            drop = int(np.argmin(np.abs(w)))
+            idx.pop(drop)
+            sub = np.ix_(idx, idx)
+            w = fit_weights(M[sub], ics[idx], self.l1)
+        if k not in idx:
+            return self._remember(key, AddResult(False, 0.0, self.objective, "pruned: smallest weight", ic))
+        sub = np.ix_(idx, idx)
+        obj = pool_ic_from_cache(w, ics[idx], M[sub])
+        if obj <= self.objective + 1e-12:
+            return self._remember(key, AddResult(False, 0.0, self.objective, "no improvement", ic))
+        gain = obj - self.objective
+        all_exprs = self.exprs + [expr]
+        all_vals = self.values + [z]
+        self.exprs = [all_exprs[i] for i in idx]
+        self.values = [all_vals[i] for i in idx]
+        self.ics = [float(ics[i]) for i in idx]
+        self.mutual = M[sub]
+        self.weights = w
+        self.objective = obj
+        return AddResult(True, gain, obj, "added", ic)
+
+    def _remember(self, key: str, res: AddResult) -> AddResult:
+        self._seen[key] = res
+        return res
+
+    def combine(self, normalised: list[torch.Tensor]) -> torch.Tensor:
+        """``Σ w_i z_i`` for member tensors normalised on any rows (same order as :attr:`exprs`)."""
+        out = torch.zeros_like(normalised[0])
+        for w, z in zip(self.weights, normalised):
+            out += float(w) * z
+        return out
+
+    def state(self) -> dict:
+        """JSON-able description (formulas, weights, training ICs, objective)."""
+        return {
+            "capacity": self.capacity,
+            "objective_train_ic": self.objective,
+            "n_tried": self.n_tried,
+            "alphas": [
+                {"formula": str(e), "weight": float(w), "train_ic": float(ic)}
+                for e, w, ic in zip(self.exprs, self.weights, self.ics)
+            ],
+        }
