@@ -93,6 +93,7 @@ KIND = {
     "apply_add": K.K_APPLY_ADD,
     "apply_reduce": K.K_APPLY_REDUCE,
     "set_level": K.K_SET_LEVEL,
+    "noop": K.K_NOOP,
 }
 TIF = {"GTC": K.TIF_GTC, "IOC": K.TIF_IOC, "FOK": K.TIF_FOK}
 

@@ -71,6 +71,7 @@ K_MODIFY = 4  # price (0 = keep), size = new remaining size
 K_APPLY_ADD = 5  # replay: rest without matching (crossing the book is rejected)
 K_APPLY_REDUCE = 6  # replay: reduce by size; aux = event type to emit (2 cancel, 3 delete, 4 execute)
 K_SET_LEVEL = 7  # replay: set the total at (side, price) to size through synthetic liquidity
+K_NOOP = 8  # replay: a message that leaves the visible book unchanged (hidden execution, halt)
 TIF_GTC, TIF_IOC, TIF_FOK = 0, 1, 2
 
 # --- event types (LOBSTER codes, = marketlab.core.schema.EventType)
@@ -537,6 +538,8 @@ def process_nb(orders, levels, bm, hkeys, hvals, sc, cmds, start, status, fills,
         code = OK
         if ts < sc[S_LASTTS]:
             code = R_TS
+        elif kind == K_NOOP:
+            code = OK
         elif side != 1 and side != -1:
             code = R_SIDE
         elif kind == K_LIMIT or kind == K_MARKET or kind == K_APPLY_ADD:
