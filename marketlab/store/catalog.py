@@ -98,6 +98,7 @@ class Store:
         self.path.mkdir(parents=True, exist_ok=True)
         self.catalog_path = self.path / "catalog.duckdb"
         self._lock_path = self.path / ".lock"
+        self._cache: tuple[Any, dict[str, Any]] | None = None
         with self._write_lock():
             if not self.catalog_path.exists():
                 duck.init_catalog(self.catalog_path)
@@ -152,18 +153,31 @@ class Store:
             self.catalog_path, "SELECT * FROM ingest_log WHERE dataset = ? ORDER BY ingested_at", [dataset]
         )
 
+    def _meta(self) -> dict[str, Any]:
+        """Catalog snapshot (dataset names, tables, instruments) cached until the catalog file changes:
+        opening DuckDB costs tens of ms, too much for every small scan."""
+        wal = self.catalog_path.with_name(self.catalog_path.name + ".wal")
+        sig = tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in (self.catalog_path, wal))
+        if self._cache is None or self._cache[0] != sig:
+            names, tables, ins = duck.query_many(
+                self.catalog_path,
+                ["SELECT name FROM datasets", "SELECT * FROM tables", "SELECT * FROM instruments"],
+            )
+            self._cache = (sig, {
+                "datasets": set(names["name"].to_list()),
+                "tables": {(r["dataset"], r["kind"]): r for r in tables.iter_rows(named=True)},
+                "instruments": ins,
+            })
+        return self._cache[1]
+
     def _require_dataset(self, dataset: str) -> None:
         check_dataset(dataset)
-        df = duck.query(self.catalog_path, "SELECT name FROM datasets WHERE name = ?", [dataset])
-        if df.height == 0:
+        if dataset not in self._meta()["datasets"]:
             known = ", ".join(self.datasets()["dataset"].to_list()) or "none"
             raise StoreError(f"{self.path}: unknown dataset '{dataset}' (known: {known})")
 
     def _table(self, dataset: str, kind: str) -> dict[str, Any] | None:
-        df = duck.query(
-            self.catalog_path, "SELECT * FROM tables WHERE dataset = ? AND kind = ?", [dataset, kind]
-        )
-        return df.row(0, named=True) if df.height else None
+        return self._meta()["tables"].get((dataset, kind))
 
     # ------------------------------------------------------------------ writing
     def ingest(
@@ -535,7 +549,7 @@ class Store:
         cols = [c for c in schema if c in ("price", "size") or "_px_" in c or "_sz_" in c]
         if not cols:
             return lf
-        ins = self.instruments(dataset)
+        ins = self._meta()["instruments"].filter(pl.col("dataset") == dataset)
         tick = dict(zip(ins["symbol"].to_list(), ins["tick_size"].to_list()))
         lot = dict(zip(ins["symbol"].to_list(), ins["lot_size"].to_list()))
         tick_e = pl.col("symbol").replace_strict(tick, return_dtype=pl.Float64)
@@ -612,8 +626,8 @@ class Store:
 def _accepts(fn: Any, name: str) -> bool:
     import inspect
 
-    params = inspect.signature(fn).parameters
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    # Only an explicit parameter counts: parsers with **options may reject unknown keys.
+    return name in inspect.signature(fn).parameters
 
 
 def _parts(d: Path) -> list[str]:

@@ -56,7 +56,7 @@ def trades_to_bars(trades: Frame, every: str | int, *, price_scale: float | dict
     bucket = (pl.col("ts") - pl.col("ts").mod(step)).alias("ts")
     out = (
         lf.with_columns(bucket)
-        .group_by("symbol", "ts", maintain_order=True)
+        .group_by("symbol", "ts")  # first/last keep input order within a group; output sorted below
         .agg(
             pl.col("price").first().alias("open"),
             pl.col("price").max().alias("high"),

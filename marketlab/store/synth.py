@@ -64,7 +64,7 @@ def synth_daily(seed: int = 0, n_symbols: int = 300, n_days: int = 756, n_sector
 
     suspended = np.zeros((n_days, n_symbols), dtype=bool)
     for i in rng.choice(n_symbols, size=max(1, n_symbols // 50), replace=False):
-        t0 = rng.integers(1, n_days - 20)
+        t0 = rng.integers(1, max(2, n_days - 20))
         suspended[t0 : t0 + rng.integers(2, 15), i] = True
     r = np.where(suspended, 0.0, r)
 
