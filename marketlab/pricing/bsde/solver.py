@@ -103,7 +103,11 @@ class DeepBSDESolver(nn.Module):
         gen = torch.Generator().manual_seed(cfg.seed)  # parameter init on CPU: identical on every device
         P, m, d, K = equation.n_out, equation.dim_w, equation.dim, equation.N - 1
         lo, hi = equation.y_init_range
-        self.y0 = nn.Parameter(lo + (hi - lo) * torch.rand(P, generator=gen, dtype=self.dtype))
+        y_init = lo + (hi - lo) * torch.rand(P, generator=gen, dtype=self.dtype)
+        given = getattr(equation, "y_init_values", None)  # per-output initial guess (layered xVA equations)
+        if given is not None:
+            y_init = torch.as_tensor(given, dtype=self.dtype).reshape(P).clone()
+        self.y0 = nn.Parameter(y_init)
         hidden = cfg.hidden or (d + 10, d + 10)
         if cfg.network == "per_step":
             scale = cfg.out_scale if cfg.out_scale is not None else 1.0 / m
@@ -112,6 +116,10 @@ class DeepBSDESolver(nn.Module):
             scale = cfg.out_scale if cfg.out_scale is not None else 1.0
             self.net = TimeMLP(K, d, m, P, hidden, gen, self.dtype, cfg.activation, scale, equation.T)
         self.z0 = nn.Parameter((torch.rand(P, m, generator=gen, dtype=self.dtype) * 0.2 - 0.1) * scale)
+        # Per-output Z scale, fitted on the pilot batch when out_scale is None (time net): a net whose raw
+        # output is O(1) then only has to learn shape, not magnitude (Z of a forward on S=100 is ~25).
+        self.register_buffer("z_scale", torch.ones(P, dtype=self.dtype))
+        self._auto_scale = cfg.out_scale is None and cfg.network == "time"
         self.register_buffer("t_grid", torch.tensor(equation.times(), dtype=self.dtype))
         self.to(self.device)
         self._pilot_done = False
@@ -131,6 +139,12 @@ class DeepBSDESolver(nn.Module):
         pilot = self.eq.sample(self.cfg.pilot_size, self._generator(self.cfg.seed + 7919), dtype=self.dtype,
                                device=self.device)
         self.net.norm.fit(pilot.x[:, 1:-1])  # type: ignore[union-attr, operator]
+        if self._auto_scale:
+            with torch.no_grad():
+                _, target = self.eq.terminal(self.eq.attach_aux(pilot))
+                sd = target.std(0) / (self.eq.T * self.eq.dim_w) ** 0.5
+                self.z_scale.copy_(torch.where(sd > 1e-8, sd, torch.ones_like(sd)))
+                self.z0.mul_(self.z_scale.view(-1, 1))
         self._pilot_done = True
 
     # --- forward -----------------------------------------------------------------------------------
@@ -148,7 +162,8 @@ class DeepBSDESolver(nn.Module):
         z0 = self.z0.expand(M, 1, *self.z0.shape)
         if zin is None:
             return z0
-        return torch.cat([z0, zin.to(self.dtype)], dim=1)
+        zin = zin.to(self.dtype) * self.z_scale.view(1, 1, -1, 1)
+        return torch.cat([z0, zin], dim=1)
 
     def rollout(self, batch: PathBatch) -> Tensor:
         """Forward-recursed Y on every grid point ``[M, N+1, P]`` (the exposure paths of a clean-value layer)."""

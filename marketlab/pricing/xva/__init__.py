@@ -1,0 +1,7 @@
+"""Layered deep xVA: portfolios, credit models (intensity / structural first passage), measure change,
+exposures, the four BSDE layers and the spec-driven :class:`XvaRun`."""
+
+from marketlab.pricing.xva.run import XvaRun
+from marketlab.pricing.xva.spec import XvaSpec, load_spec
+
+__all__ = ["XvaRun", "XvaSpec", "load_spec"]

@@ -1,0 +1,118 @@
+"""Exposure profiles and outer-Monte-Carlo estimators of the non-recursive xVA terms; plots.
+
+``profiles`` returns, per netting set and grid time, EE = E[D V], EPE = E[D V^+], ENE = E[D V^-] and
+PFE = the 97.5 % quantile of V^+ (undiscounted), from clean values on paths under the pricing measure.
+
+``outer_mc`` evaluates Y_0 = E[ int_0^T D_t S_t f(t, X_t, 0) dt + D_tau S_tau xi_tau ] for a layer whose
+generator is linear in y with discount rate disc (S_t = exp(-(lambda_B + lambda_C) t) for intensity
+parties), using the layer's own running terms (f at y = 0) and exit values: a free consistency check of
+the deep BSDE value (research note section 4.5). ``rule="trapezoid"`` (default; left-point costs about
+0.5 % at 100 steps) or ``"left"`` (the discrete fixed point the Euler BSDE converges to).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from marketlab.pricing.bsde.equations import PathBatch
+
+
+def profiles(v: Tensor, D: Tensor, q: float = 0.975) -> dict[str, np.ndarray]:
+    """v ``[M, N+1, K]`` netting-set values, D ``[M, N+1]`` discount factors -> arrays ``[N+1, K]``."""
+    Dv = D.unsqueeze(-1) * v
+    return {
+        "ee": Dv.mean(0).cpu().numpy(),
+        "epe": torch.relu(Dv).mean(0).cpu().numpy(),
+        "ene": torch.relu(-Dv).mean(0).cpu().numpy(),
+        "pfe": torch.quantile(torch.relu(v).to(torch.float64), q, dim=0).cpu().numpy(),
+    }
+
+
+@torch.no_grad()
+def outer_mc(equation, batch: PathBatch, rule: str = "trapezoid") -> tuple[np.ndarray, np.ndarray]:
+    """(value ``[P]``, standard error ``[P]``) of a non-recursive layer on paths ``batch`` (measure 0)."""
+    mk = equation.market
+    N, dt, M = mk.N, mk.dt, batch.size
+    x = batch.x
+    D = mk.discount(x)  # [M, N+1]
+    lam = float(getattr(equation, "lam_b", 0.0)) + getattr(equation, "lam_c", torch.zeros(1)).to(x.dtype).to(x.device)
+    K = equation.K
+    P = equation.n_out
+    per = P // K
+    t = torch.arange(N + 1, dtype=x.dtype, device=x.device) * dt
+    surv = torch.exp(-t.view(-1, 1) * lam.view(1, -1))  # [N+1, K]
+    surv_p = surv.repeat_interleave(per, dim=1)  # [N+1, P]
+    idx, xi = equation.terminal(batch)  # [M, P]
+    zero_y = torch.zeros((M, P), dtype=x.dtype, device=x.device)
+    zero_z = torch.zeros((M, P, mk.dim_w), dtype=x.dtype, device=x.device)
+    run = torch.stack(
+        [equation.f(n, n * dt, x[:, n], zero_y, zero_z, {k: a[:, n] for k, a in batch.aux.items()})
+         for n in range(N + 1)], 1)  # [M, N+1, P]
+    alive = (torch.arange(N + 1, device=x.device).view(1, -1, 1) < idx.unsqueeze(1)).to(x.dtype)
+    w = torch.full((N + 1,), dt, dtype=x.dtype, device=x.device)
+    if rule == "trapezoid":
+        w[0] = w[-1] = 0.5 * dt
+        # a path stopped at idx < N: the last running point before the stop gets half weight as well
+        last = (torch.arange(N + 1, device=x.device).view(1, -1, 1) == (idx - 1).clamp(min=0).unsqueeze(1))
+        stopped_early = (idx < N).unsqueeze(1)
+        wt = w.view(1, -1, 1) * torch.where(last & stopped_early, 0.5, 1.0) * alive
+    else:
+        w[-1] = 0.0
+        wt = w.view(1, -1, 1) * alive
+    running = (D.unsqueeze(-1) * surv_p.unsqueeze(0) * run * wt).sum(1)
+    d_stop = D.gather(1, idx.clamp(max=N)) * surv_p[idx.clamp(max=N), torch.arange(P, device=x.device)]
+    total = running + d_stop * xi
+    mean = total.mean(0).cpu().numpy()
+    se = (total.std(0) / math.sqrt(M)).cpu().numpy()
+    return mean, se
+
+
+def plot_profiles(prof: dict[str, np.ndarray], times: np.ndarray, names: list[str], path: Path) -> Path:
+    """PNG of EE/EPE/ENE/PFE per netting set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    K = len(names)
+    fig, axes = plt.subplots(1, K, figsize=(5 * K, 3.6), squeeze=False)
+    for k, name in enumerate(names):
+        ax = axes[0, k]
+        for key, style in (("ee", "-"), ("epe", "-"), ("ene", "--"), ("pfe", ":")):
+            ax.plot(times, prof[key][:, k], style, label=key.upper() + (" 97.5%" if key == "pfe" else ""))
+        ax.set_title(f"netting set {name}")
+        ax.set_xlabel("t (years)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_xva(table: dict[str, dict[str, float]], path: Path) -> Path:
+    """PNG bar chart of every xVA number per netting set (deep BSDE value)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(table)
+    keys = sorted({k for v in table.values() for k in v})
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(keys) * max(1, len(names)) / 2, 3.6))
+    width = 0.8 / max(1, len(names))
+    for i, name in enumerate(names):
+        ax.bar(np.arange(len(keys)) + i * width, [table[name].get(k, 0.0) for k in keys], width, label=name)
+    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, [k.upper() for k in keys])
+    ax.axhline(0.0, color="k", lw=0.5)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
