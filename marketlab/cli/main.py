@@ -22,7 +22,8 @@ app = typer.Typer(
 # One module per component; each owns its commands.
 _COMMAND_MODULES = [
     "data",  # ingest, data list/bars/sql/synth
-    "book",  # book verify, simulate, stylized
+    "book",  # book verify
+    "sim",  # simulate, stylized
     "models",  # train, predict
     "alpha",  # alpha eval, mine
     "rl",  # rl train/eval

@@ -21,6 +21,7 @@ Entry points: :meth:`Simulation.from_spec`, :func:`simulate_day` (spec file -> s
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import replace
@@ -123,12 +124,13 @@ class NoiseCrowd(Agent):
         self.cfg = cfg
         self.initial_price = initial_price
         self.activity = activity
-        d = np.arange(1, cfg.max_depth + 1, dtype=np.float64)
+        d = np.arange(1, cfg.max_depth + 1, dtype=np.float64)  # (offset behind the best) + 1
         p = d ** (-cfg.depth_alpha)
         self._depth_cdf = np.cumsum(p / p.sum())
         self._ids: list[int] = []  # resting (believed) crowd orders, for O(1) random cancels
         self._pos: dict[int, int] = {}
         self._left: dict[int, int] = {}
+        self._side: dict[int, int] = {}
         self._chunk: dict[str, list] = {}
         self._k = 1 << 30
 
@@ -141,10 +143,11 @@ class NoiseCrowd(Agent):
         size = np.where(g.random(n) < c.round_prob, rounded, np.maximum(1, np.round(size)))
         self._chunk = {
             "side": np.where(g.random(n) < 0.5, 1, -1).tolist(),
-            "depth": (np.searchsorted(self._depth_cdf, g.random(n), side="right") + 1).tolist(),
+            "depth": np.searchsorted(self._depth_cdf, g.random(n), side="right").tolist(),
             "size": np.minimum(size, c.max_size).astype(np.int64).tolist(),
             "exp": g.standard_exponential(n).tolist(),
             "u": g.random(n).tolist(),
+            "v": g.random(n).tolist(),
         }
         self._k = 0
 
@@ -155,10 +158,11 @@ class NoiseCrowd(Agent):
         self._k += 1
         return k
 
-    def _add(self, oid: int, size: int) -> None:
+    def _add(self, oid: int, size: int, side: int) -> None:
         self._pos[oid] = len(self._ids)
         self._ids.append(oid)
         self._left[oid] = size
+        self._side[oid] = side
 
     def _forget(self, oid: int) -> None:
         i = self._pos.pop(oid, None)
@@ -169,6 +173,7 @@ class NoiseCrowd(Agent):
             self._ids[i] = last
             self._pos[last] = i
         self._left.pop(oid, None)
+        self._side.pop(oid, None)
 
     def on_start(self, ex: Exchange) -> None:
         # Seed the book: one order per tick for max_depth ticks on each side of the initial price.
@@ -177,22 +182,27 @@ class NoiseCrowd(Agent):
             for side in (1, -1):
                 k = self._draw()
                 size = self._chunk["size"][k]
-                self._add(ex.limit(self, side, self.initial_price - side * d, size), size)
+                self._add(ex.limit(self, side, self.initial_price - side * d, size), size, side)
         for tag, rate in ((_LIMIT, c.limit_rate), (_MARKET, c.market_rate), (_CANCEL, c.cancel_rate * len(self._ids))):
             ex.wake_at(self, ex.now + int(self._chunk["exp"][self._draw()] / rate * NS_PER_S), tag)
+
+    def _place(self, ex: Exchange, k: int, side: int) -> None:
+        ch = self._chunk
+        bid, ask = ex.quotes()
+        if ch["v"][k] < self.cfg.inside_prob and ask - bid > 1:
+            price = bid + 1 if side > 0 else ask - 1  # improve the quote by one tick
+        else:  # d ticks behind the same-side best (d = 0 joins it)
+            price = bid - ch["depth"][k] if side > 0 else ask + ch["depth"][k]
+        if price >= 1:
+            size = ch["size"][k]
+            self._add(ex.limit(self, side, price, size), size, side)
 
     def on_wakeup(self, ex: Exchange, tag: int) -> None:
         c = self.cfg
         k = self._draw()
         ch = self._chunk
         if tag == _LIMIT:
-            side = ch["side"][k]
-            bid, ask = ex.quotes()
-            # d ticks inside the opposite best: small d improves a wide spread, large d builds depth
-            price = ask - ch["depth"][k] if side > 0 else bid + ch["depth"][k]
-            if price >= 1:
-                size = ch["size"][k]
-                self._add(ex.limit(self, side, price, size), size)
+            self._place(ex, k, ch["side"][k])
             rate = c.limit_rate
         elif tag == _MARKET:
             ex.market(self, ch["side"][k], ch["size"][k])
@@ -200,8 +210,11 @@ class NoiseCrowd(Agent):
         else:
             if self._ids:
                 oid = self._ids[int(ch["u"][k] * len(self._ids))]
+                side = self._side[oid]
                 self._forget(oid)
                 ex.cancel(self, oid)
+                if ch["v"][k] < c.replace_prob:
+                    self._place(ex, self._draw(), side)
             rate = c.cancel_rate * max(len(self._ids), 1)
         ex.wake_at(self, ex.now + int(ch["exp"][k] / (rate * self.activity.value(ex.now)) * NS_PER_S) + 1, tag)
 
@@ -244,20 +257,14 @@ class ValueTrader(Agent):
         bid, ask = ex.quotes()
         mid = (bid + ask) / 2.0
         size = rb.integer(c.size_min, c.size_max)
-        u, v = rb.uniform(), rb.uniform()
+        u = rb.uniform()
+        # ABIDES rule: buy at min(estimate, ask) - marketable when the estimate is beyond the ask,
+        # else a passive order at the estimate; with probability aggressive_prob cross regardless.
         if est > mid:
-            if u < c.aggressive_prob:
-                price = ask
-            else:  # a random price between its own best and min(estimate, ask - 1)
-                top = max(bid, min(int(est), ask - 1))
-                price = bid + int(v * (top - bid + 1))
+            price = ask if (u < c.aggressive_prob or est >= ask) else max(1, int(est))
             self.open_order, self.open_left = ex.limit(self, 1, price, size), size
         elif est < mid:
-            if u < c.aggressive_prob:
-                price = bid
-            else:
-                bottom = min(ask, max(int(np.ceil(est)), bid + 1))
-                price = ask - int(v * (ask - bottom + 1))
+            price = bid if (u < c.aggressive_prob or est <= bid) else int(math.ceil(est))
             self.open_order, self.open_left = ex.limit(self, -1, price, size), size
         self._next(ex)
 

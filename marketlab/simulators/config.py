@@ -40,7 +40,7 @@ class FundamentalConfig:
     """
 
     kappa: float = 1e-4  # 1/s
-    sigma: float = 0.6  # ticks / sqrt(s)
+    sigma: float = 0.3  # ticks / sqrt(s)
     jump_rate: float = 1.0 / 3600.0  # per s
     jump_mean: float = 40.0  # ticks
     jump_std: float = 15.0  # ticks
@@ -76,19 +76,23 @@ class LatencyConfig:
 class NoiseConfig:
     """Zero-intelligence crowd (Farmer-Daniels / Cont-Stoikov-Talreja style).
 
-    Limit orders arrive at ``limit_rate``; a buy is placed ``d`` ticks below the best ask (a sell above the
-    best bid), d in 1..max_depth with P(d) proportional to d**(-depth_alpha), so orders inside a wide spread
-    tighten it. Market orders arrive at ``market_rate``; every resting crowd order is cancelled at
-    ``cancel_rate`` per second. Sizes are lognormal (median ``size_median`` lots), rounded to
-    ``size_round`` lots with probability ``round_prob``.
+    Limit orders arrive at ``limit_rate``: with probability ``inside_prob`` one tick inside the spread
+    (when the spread is wider than a tick), otherwise ``d`` ticks behind the same-side best, d in
+    0..max_depth-1 with P(d) proportional to (d+1)**(-depth_alpha). Market orders arrive at
+    ``market_rate``; every resting crowd order is cancelled at ``cancel_rate`` per second and, with
+    probability ``replace_prob``, at once replaced by a new limit order on the same side (order
+    repositioning: the cancel-replace bursts of real feeds). Sizes are lognormal (median
+    ``size_median`` lots), rounded to ``size_round`` lots with probability ``round_prob``.
     """
 
     count: int = 1
-    limit_rate: float = 9.0
-    market_rate: float = 0.9
-    cancel_rate: float = 0.02
-    max_depth: int = 30
-    depth_alpha: float = 0.8
+    limit_rate: float = 5.5
+    market_rate: float = 0.5
+    cancel_rate: float = 0.2
+    replace_prob: float = 0.5
+    inside_prob: float = 0.15
+    max_depth: int = 20
+    depth_alpha: float = 0.3
     size_median: float = 100.0
     size_sigma: float = 0.7
     size_round: int = 100
@@ -102,15 +106,16 @@ class ValueConfig:
 
     On waking: cancel its resting order, observe the fundamental plus N(0, obs_noise) noise, shrink the
     estimate toward the mean (weight ``prior_weight`` on r_bar), then buy if the estimate is above the
-    mid and sell if below; with probability ``aggressive_prob`` it crosses the spread, else it quotes a
-    random price between its own best and the mid.
+    mid (sell if below) at min(estimate, ask) (max(estimate, bid)): marketable when the estimate is
+    beyond the opposite best, else resting at the estimate; with probability ``aggressive_prob`` it
+    crosses the spread regardless.
     """
 
-    count: int = 100
-    wake_rate: float = 1.0 / 60.0
-    obs_noise: float = 20.0  # ticks
-    prior_weight: float = 0.2
-    aggressive_prob: float = 0.1
+    count: int = 50
+    wake_rate: float = 1.0 / 30.0
+    obs_noise: float = 5.0  # ticks
+    prior_weight: float = 0.0
+    aggressive_prob: float = 0.05
     size_min: int = 20
     size_max: int = 100
 
@@ -123,7 +128,7 @@ class MomentumConfig:
     wake_rate: float = 1.0 / 20.0
     short_window: int = 20
     long_window: int = 50
-    threshold_ticks: float = 1.0
+    threshold_ticks: float = 3.0
     size_min: int = 1
     size_max: int = 50
 
@@ -237,6 +242,8 @@ class SimSpec:
         n = self.noise
         need(n.max_depth >= 1, "noise.max_depth", "must be >= 1")
         need(0 <= n.round_prob <= 1, "noise.round_prob", "must be in [0, 1]")
+        need(0 <= n.replace_prob <= 1, "noise.replace_prob", "must be in [0, 1]")
+        need(0 <= n.inside_prob <= 1, "noise.inside_prob", "must be in [0, 1]")
         need(n.size_round >= 1 and n.max_size >= 1, "noise.size_round", "sizes must be >= 1")
         v = self.value
         need(1 <= v.size_min <= v.size_max, "value.size_min", "need 1 <= size_min <= size_max")

@@ -50,9 +50,9 @@ TABLE_ROWS: list[tuple[str, str, str]] = [
     ("absret_acf_mean_1_10", "mean |r| ACF lags 1-10", "{:+.3f}"),
     ("volume_volatility_corr", "corr(volume, |r|) per minute", "{:+.3f}"),
     ("leverage_corr", "corr(r_t, |r_t+1|)", "{:+.3f}"),
-    ("spread_mean_ticks", "spread mean (ticks)", "{:.2f}"),
-    ("spread_median_ticks", "spread median (ticks)", "{:.1f}"),
-    ("spread_p90_ticks", "spread p90 (ticks)", "{:.1f}"),
+    ("spread_mean", "spread mean (currency)", "{:.4f}"),
+    ("spread_median", "spread median (currency)", "{:.4f}"),
+    ("spread_p90", "spread p90 (currency)", "{:.4f}"),
     ("spread_mean_bps", "spread mean (bps of mid)", "{:.2f}"),
     ("depth_l1_mean", "level-1 depth mean (lots/side)", "{:,.1f}"),
     ("depth_total_mean", "top-L depth mean (lots/side)", "{:,.1f}"),
@@ -85,7 +85,7 @@ class StylizedFacts:
 
     ``scalars``: the numbers of :data:`TABLE_ROWS` (NaN where undefined, e.g. too few minutes);
     ``series``: arrays for the figure — ``minute_returns`` (float64, log returns), ``ret_acf`` and
-    ``absret_acf`` (lags 1..max_lag), ``spread_ticks`` (per book row), ``log10_interarrival_s``
+    ``absret_acf`` (lags 1..max_lag), ``spread`` (currency, per book row), ``log10_interarrival_s``
     (positive gaps only) and ``type_shares`` (length 7, types 1..7).
     """
 
@@ -227,12 +227,14 @@ def compute_facts(
     *,
     label: str = "",
     max_lag: int = 30,
+    tick_size: float = 1.0,
 ) -> StylizedFacts:
     """Stylized facts of one symbol from its events, book snapshots and (optional) trades.
 
     ``events``: EVENTS_SCHEMA rows; ``book``: book_schema(L) rows (empty levels hold price 0);
     ``trades``: TRADES_SCHEMA rows, derived from the execution events when ``None`` or empty.
-    Prices in ticks, sizes in lots, ``ts`` in ns. Frames need not be sorted.
+    Prices in ticks, sizes in lots, ``ts`` in ns. Frames need not be sorted. ``tick_size`` (currency per
+    tick) turns spreads into currency, so datasets stored with different tick units compare directly.
     """
     events = events.sort(["ts", "seq"])
     book = book.sort(["ts", "seq"])
@@ -250,15 +252,16 @@ def compute_facts(
     bid1 = book["bid_px_1"].to_numpy().astype(np.float64)
     two_sided = (ask1 > 0) & (bid1 > 0)
     mid = np.where(two_sided, (ask1 + bid1) / 2.0, np.nan)
-    spread = (ask1 - bid1)[two_sided]
-    series["spread_ticks"] = spread
+    spread_ticks = (ask1 - bid1)[two_sided]
+    spread = spread_ticks * tick_size
+    series["spread"] = spread
     if spread.size:
-        s["spread_mean_ticks"] = float(spread.mean())
-        s["spread_median_ticks"] = float(np.median(spread))
-        s["spread_p90_ticks"] = float(np.quantile(spread, 0.9))
-        s["spread_mean_bps"] = float(np.mean(spread / mid[two_sided]) * 1e4)
+        s["spread_mean"] = float(spread.mean())
+        s["spread_median"] = float(np.median(spread))
+        s["spread_p90"] = float(np.quantile(spread, 0.9))
+        s["spread_mean_bps"] = float(np.mean(spread_ticks / mid[two_sided]) * 1e4)
     else:
-        for k in ("spread_mean_ticks", "spread_median_ticks", "spread_p90_ticks", "spread_mean_bps"):
+        for k in ("spread_mean", "spread_median", "spread_p90", "spread_mean_bps"):
             s[k] = float("nan")
     if book.height:
         l1 = (book["ask_sz_1"].to_numpy() + book["bid_sz_1"].to_numpy()) / 2.0
@@ -361,7 +364,8 @@ def facts_for_dataset(store: Store, ref: str, *, max_lag: int = 30) -> list[Styl
             trades = store.scan_trades(dataset, [sym]).collect()
         except StoreError:  # a dataset without a trades kind: derive them from executions
             trades = None
-        out.append(compute_facts(events, book, trades, label=f"{dataset}:{sym}", max_lag=max_lag))
+        tick = float(store.instrument(dataset, sym).tick_size)
+        out.append(compute_facts(events, book, trades, label=f"{dataset}:{sym}", max_lag=max_lag, tick_size=tick))
     return out
 
 
@@ -409,10 +413,10 @@ def plot_facts(facts: Sequence[StylizedFacts], path: str | Path) -> Path:
             a = f.series.get(key)
             if a is not None:
                 ax[i].plot(np.arange(1, a.size + 1), a, marker=".", label=f.label)
-        sp = f.series.get("spread_ticks", np.zeros(0))
+        sp = f.series.get("spread", np.zeros(0))
         if sp.size:
-            hi = max(2.0, float(np.quantile(sp, 0.99)))
-            ax[3].hist(sp, bins=min(60, int(hi) + 1), range=(0, hi), density=True, histtype="step", label=f.label)
+            hi = float(np.quantile(sp, 0.99)) or 1.0
+            ax[3].hist(sp, bins=60, range=(0, hi * 1.05), density=True, histtype="step", label=f.label)
         ia = f.series.get("log10_interarrival_s", np.zeros(0))
         if ia.size:
             ax[4].hist(ia, bins=60, range=(-9, 2), density=True, histtype="step", label=f.label)
@@ -426,7 +430,7 @@ def plot_facts(facts: Sequence[StylizedFacts], path: str | Path) -> Path:
     for i in (1, 2):
         ax[i].axhline(0, color="k", lw=0.5)
         ax[i].set_xlabel("lag (minutes)")
-    ax[3].set_title("spread (ticks)")
+    ax[3].set_title("spread (currency)")
     ax[4].set_title("log10 inter-arrival (s)")
     width = 0.8 / max(len(facts), 1)
     for j, f in enumerate(facts):

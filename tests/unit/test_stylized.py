@@ -96,7 +96,11 @@ def test_compute_facts_on_hand_built_frames() -> None:
     s = f.scalars
     assert s["n_events"] == 4000
     assert s["book_levels"] == 2
-    assert s["spread_mean_ticks"] == pytest.approx(float((book["ask_px_1"] - book["bid_px_1"]).mean()))
+    assert s["spread_mean"] == pytest.approx(float((book["ask_px_1"] - book["bid_px_1"]).mean()))
+    # a tick of 0.01 currency scales the spread but not the scale-free facts
+    c = compute_facts(events, book, trades, tick_size=0.01).scalars
+    assert c["spread_mean"] == pytest.approx(s["spread_mean"] * 0.01)
+    assert c["spread_mean_bps"] == pytest.approx(s["spread_mean_bps"])
     assert s["depth_l1_mean"] == pytest.approx(15.0)
     assert s["depth_total_mean"] == pytest.approx((10 + 20 + 20 + 40) / 2)
     shares = events["type"].value_counts().sort("type")
@@ -118,8 +122,8 @@ def test_one_sided_rows_are_excluded_from_spread_and_mid() -> None:
     book = book.with_columns(pl.when(pl.col("seq") % 2 == 0).then(0).otherwise(pl.col("bid_px_1")).alias("bid_px_1"))
     f = compute_facts(events, book, trades)
     valid = book.filter(pl.col("bid_px_1") > 0)
-    assert f.series["spread_ticks"].size == valid.height
-    assert f.scalars["spread_mean_ticks"] == pytest.approx(float((valid["ask_px_1"] - valid["bid_px_1"]).mean()))
+    assert f.series["spread"].size == valid.height
+    assert f.scalars["spread_mean"] == pytest.approx(float((valid["ask_px_1"] - valid["bid_px_1"]).mean()))
 
 
 def test_table_and_figure(tmp_path: Path) -> None:
