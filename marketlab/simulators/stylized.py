@@ -247,6 +247,9 @@ def compute_facts(
 
     # --- book: mid, spread, depth (rows with both sides present only) ---
     L = book_levels(book.columns)
+    # levels that ever hold liquidity (a dataset mixing L=5 and L=10 days pads the shallow ones with 0)
+    used = [i for i in range(1, L + 1) if book.height and (book[f"ask_sz_{i}"].max() or book[f"bid_sz_{i}"].max())]
+    L = max(used) if used else L
     s["book_levels"] = float(L)
     ask1 = book["ask_px_1"].to_numpy().astype(np.float64)
     bid1 = book["bid_px_1"].to_numpy().astype(np.float64)
