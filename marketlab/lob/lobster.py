@@ -8,7 +8,8 @@ in ticks that are multiples of ``grid`` for resting orders.
 Rules (exactly what the replay does)
 ------------------------------------
 1. **Seed.** Row 0 is the book after message 0; it is loaded as one synthetic order per level (ids < 0,
-   see :func:`marketlab.lob.kernels.synthetic_id_nb`) and verification starts at message 1. Orders that
+   see :func:`marketlab.lob.kernels.synthetic_id_nb`) and verification starts at message 1 (when message
+   0 is an add, that order is kept under its id behind the synthetic part of its level). Orders that
    were resting before the file starts are therefore known only as level aggregates.
 2. **Apply** message i: type 1 rests a new order at the back of its level (no matching: the data already
    lists the executions as type 4); type 2 reduces, type 3 removes and type 4 reduces the order by id;
@@ -335,13 +336,24 @@ def verify_lobster(msgs: np.ndarray, book: np.ndarray, *, grid: int = 1, repeat_
         while ob._hkeys.shape[0] < 2 * cap + 64:
             ob._grow_hash()
         ob._events = np.zeros((1 << 16, 7), dtype=np.int64)
-        # seed: row 0 as synthetic liquidity
+        # seed: row 0 as synthetic liquidity; when message 0 is an add, its order is kept by id
+        seed_row = book_t[0].copy()
+        first_add = None
+        if m[0, 1] == 1:
+            off = 0 if m[0, 5] < 0 else 2
+            for k in range(L):
+                if seed_row[4 * k + off] == m[0, 4] and seed_row[4 * k + off + 1] >= m[0, 3]:
+                    seed_row[4 * k + off + 1] -= m[0, 3]
+                    first_add = (int(m[0, 0]), K.K_APPLY_ADD, int(m[0, 2]), int(m[0, 5]), int(m[0, 4]), int(m[0, 3]), 1)
+                    break
         seed = []
         for k in range(L):
             for s, off in ((-1, 0), (1, 2)):
-                px, sz = int(book_t[0, 4 * k + off]), int(book_t[0, 4 * k + off + 1])
+                px, sz = int(seed_row[4 * k + off]), int(seed_row[4 * k + off + 1])
                 if px > 0 and sz > 0:
                     seed.append((int(m[0, 0]), K.K_SET_LEVEL, 0, s, px, sz, 0))
+        if first_add is not None:
+            seed.append(first_add)
         if seed:
             res = ob.process(np.array(seed, dtype=np.int64))
             if res.status.any():  # pragma: no cover - validated by the parser

@@ -93,14 +93,16 @@ def _scale_of(step: float | None, values: list[str], what: str) -> int:
 
 def _to_int(s: str, d: int, path: Path, line: int, fieldname: str) -> int:
     """Exact integer of decimal string ``s`` in units of 10**-d; finer digits are off the grid."""
+    whole, _, frac = s.partition(".")
     try:
-        whole, _, frac = s.partition(".")
         neg = whole.startswith("-")
-        if frac[d:].strip("0"):
-            raise DataError(path, f"off the {fieldname} grid (10^-{d})", row=line, field=fieldname, value=s)
         v = int(whole or "0") * 10**d + (-1 if neg else 1) * int((frac[:d] or "0").ljust(d, "0"))
+        int(frac or "0")
     except ValueError:
         raise DataError(path, "not a decimal number", row=line, field=fieldname, value=s) from None
+    if frac[d:].strip("0"):
+        grid = "price" if fieldname in ("price", "p", "a", "b") else "size"
+        raise DataError(path, f"off the {grid} grid (10^-{d})", row=line, field=fieldname, value=s)
     if v < 0:
         raise DataError(path, "negative value", row=line, field=fieldname, value=s)
     return v

@@ -1,0 +1,194 @@
+"""LOBSTER / Binance parsers and replay: bad input gives one-line DataErrors naming file, row, field, value."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from marketlab.core.errors import DataError
+from marketlab.lob.lobster import verify_lobster
+from marketlab.lob.replay import replay_messages
+from marketlab.store.ingest import binance_raw, lobster
+
+NAME = "TEST_2012-06-21_34200000_57600000_{}_2.csv"
+# a tiny consistent level-2 day: seeded book, add, partial cancel, execution, delete, hidden execution
+MSGS = [
+    "34200.000000001,1,1,100,1000000,1",
+    "34200.5,1,2,50,1000100,-1",
+    "34201,2,1,20,1000000,1",
+    "34201.25,4,2,50,1000100,-1",
+    "34202,3,1,80,1000000,1",
+    "34203,5,0,7,1000050,1",
+]
+BOOK = [  # ask1 px, sz, bid1 px, sz, ask2 ..., bid2 ...  (row i = after message i)
+    "1000200,10,1000000,100,1000300,5,999900,30",
+    "1000100,50,1000000,100,1000200,10,999900,30",
+    "1000100,50,1000000,80,1000200,10,999900,30",
+    "1000200,10,1000000,80,1000300,5,999900,30",
+    "1000200,10,999900,30,1000300,5,999800,40",
+    "1000200,10,999900,30,1000300,5,999800,40",
+]
+
+
+def write_day(tmp: Path, msgs: list[str] = MSGS, book: list[str] = BOOK) -> tuple[Path, Path]:
+    m = tmp / NAME.format("message")
+    b = tmp / NAME.format("orderbook")
+    m.write_text("\n".join(msgs) + "\n")
+    b.write_text("\n".join(book) + "\n")
+    return m, b
+
+
+def test_parse_tiny_day(tmp_path):
+    m, b = write_day(tmp_path)
+    day = lobster.read_lobster(m, b)
+    assert day.symbol == "TEST" and day.levels == 2 and day.grid == 100
+    # 09:30:00.000000001 New York (EDT, UTC-4) = 13:30 UTC
+    assert day.msgs[0, 0] == 1340285400_000000001
+    assert day.msgs[:, 1].tolist() == [1, 1, 2, 4, 3, 5]
+    batch = lobster.parse([m, b], dataset="t")
+    ev, bk = batch.frames["events"], batch.frames["book"]
+    assert ev.height == 6 and bk.height == 6 and bk["bid_px_2"][4] == 999800
+    assert batch.instruments[0].tick_size == 0.0001
+
+
+def test_verify_tiny_day_with_deeper_level_entering_view(tmp_path):
+    day = lobster.read_lobster(*write_day(tmp_path))
+    rep = verify_lobster(day.msgs, day.book, grid=day.grid, repeat_timing=False)
+    assert rep.match_rate_all_levels == 1.0 and rep.mismatch_rows == 0
+    # row 4: the bid at 100.00 is deleted and 99.98 (never seen) slides in from level 3
+    assert rep.strict_match_rate_all_levels < 1.0 and rep.flag_counts["deeper_level_entered_view"] >= 1
+    # row 3 executed ask order 2 at 100.01 which was added in the file; row 2 partially cancels order 1
+    assert rep.flag_counts["id_never_added_served_by_pre_existing_liquidity"] == 0
+
+
+@pytest.mark.parametrize(
+    "row,line,field,value",
+    [
+        (2, "34201,2,1,0,1000000,1", "size", 0),
+        (2, "34201,2,1,-5,1000000,1", "size", -5),
+        (2, "34201,2,1,20,1000050,1", "price", 1000050),  # off the one-cent grid
+        (2, "34200.1,2,1,20,1000000,1", "time", None),  # earlier than row 2
+        (2, "34201,9,1,20,1000000,1", "type", 9),
+        (2, "34201,2,1,20,1000000,0", "direction", 0),
+        (2, "34201,2,1,x,1000000,1", "size", "x"),
+    ],
+)
+def test_lobster_bad_messages(tmp_path, row, line, field, value):
+    msgs = list(MSGS)
+    msgs[row] = line
+    m, b = write_day(tmp_path, msgs)
+    with pytest.raises(DataError) as exc:
+        lobster.read_lobster(m, b)
+    msg = str(exc.value)
+    assert "\n" not in msg and m.name in msg and f"row {row + 1}" in msg and f"field '{field}'" in msg
+    if value is not None:
+        assert repr(value) in msg
+
+
+def test_lobster_crossed_initial_book(tmp_path):
+    book = list(BOOK)
+    book[0] = "1000000,10,1000000,100,1000300,5,999900,30"
+    m, b = write_day(tmp_path, book=book)
+    with pytest.raises(DataError, match=r"row 1, field 'bid_px_1': crossed initial book"):
+        lobster.read_lobster(m, b)
+
+
+def test_lobster_row_count_mismatch(tmp_path):
+    m, b = write_day(tmp_path, book=BOOK[:-1])
+    with pytest.raises(DataError, match="has 5 rows but the message file has 6"):
+        lobster.read_lobster(m, b)
+
+
+def test_strict_replay_errors_and_book_kept():
+    # ts, type, id, size, price, direction
+    good = np.array([[1, 1, 1, 10, 100, 1], [2, 1, 2, 5, 101, -1]])
+    with pytest.raises(DataError, match=r"f.csv, row 3, field 'order_id': unknown order id .*\(value 7\)"):
+        replay_messages(np.vstack([good, [3, 3, 7, 5, 100, 1]]), source="f.csv")
+    with pytest.raises(DataError, match=r"row 3, field 'time'"):
+        replay_messages(np.vstack([good, [0, 2, 1, 5, 100, 1]]), source="f.csv")
+    with pytest.raises(DataError, match=r"row 3, field 'price': new order would cross"):
+        replay_messages(np.vstack([good, [3, 1, 3, 5, 101, 1]]), source="f.csv")
+    with pytest.raises(DataError, match=r"row 3, field 'size': size larger"):
+        replay_messages(np.vstack([good, [3, 4, 1, 11, 100, 1]]), source="f.csv")
+    with pytest.raises(DataError, match="crossed initial book"):
+        replay_messages(good, strict=False, initial_book=np.array([100, 5, 100, 5]))
+    res = replay_messages(np.vstack([good, [3, 4, 1, 4, 100, 1]]), depth=1)
+    assert res.batch.snaps[-1].tolist() == [101, 5, 100, 6]
+
+
+# ---------------------------------------------------------------- Binance raw capture
+def capture_lines(gap: bool = False) -> list[str]:
+    snap = {"lastUpdateId": 100, "bids": [["10.00", "1.5"], ["9.99", "2"]], "asks": [["10.01", "1"], ["10.03", "4"]]}
+
+    def depth(U, u, b, a):
+        return json.dumps({"stream": "x@depth@100ms", "data": {"e": "depthUpdate", "E": 1, "s": "XUSDT", "U": U, "u": u, "b": b, "a": a}})
+
+    def ticker(u, b, B, a, A):
+        return json.dumps({"stream": "x@bookTicker", "data": {"u": u, "s": "XUSDT", "b": b, "B": B, "a": a, "A": A}})
+
+    trade = json.dumps({"stream": "x@trade", "data": {"e": "trade", "E": 1, "s": "XUSDT", "t": 1, "p": "10.01", "q": "0.5", "T": 1, "m": False}})
+    lines = [
+        "1 " + depth(90, 95, [["9.98", "1"]], []),  # before the snapshot: dropped
+        "2 " + depth(96, 102, [["10.00", "0"]], [["10.02", "3"]]),  # received before the snapshot, applies
+        "3 " + json.dumps(snap),
+        "4 " + ticker(102, "9.99", "2", "10.01", "1"),
+        "5 " + trade,
+        "6 " + depth(104 if gap else 103, 105, [], [["10.01", "0.5"]]),
+        "7 " + ticker(105, "9.99", "2", "10.01", "0.5"),
+    ]
+    return lines
+
+
+def write_capture(tmp: Path, lines: list[str]) -> Path:
+    p = tmp / "cap.gz"
+    with gzip.open(p, "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return p
+
+
+def test_binance_capture_rebuild_and_frames(tmp_path):
+    cap = binance_raw.read_capture(write_capture(tmp_path, capture_lines()))
+    assert cap.tick_size == 0.01 and cap.lot_size == 0.1 and cap.skipped_diffs == 1
+    rep = binance_raw.verify_capture(cap)
+    assert rep["tickers_covered"] == 2 and rep["tickers_exact"] == 2 and rep["agreement_rate_exact"] == 1.0
+    fr = binance_raw.frames(cap, levels=2)
+    assert fr["book"]["bid_px_1"].to_list() == [1000, 999, 999]
+    assert fr["book"]["ask_sz_1"].to_list() == [10, 10, 5]
+    assert fr["trades"]["aggressor"].to_list() == [1]
+    ev = fr["events"]
+    # snapshot 4 adds; diff 1: bid 10.00 removed (type 3), ask 10.02 added; diff 2: ask 10.01 reduced (type 2)
+    assert ev["type"].to_list() == [1, 1, 1, 1, 3, 1, 2]
+    assert (np.diff(ev["ts"].to_numpy()) >= 0).all()
+
+
+def test_binance_gap_is_an_error(tmp_path):
+    p = write_capture(tmp_path, capture_lines(gap=True))
+    with pytest.raises(DataError, match=r"cap.gz, row 6, field 'U': update-id gap after 102 \(value 104\)"):
+        binance_raw.read_capture(p)
+
+
+def test_binance_bad_lines(tmp_path):
+    lines = capture_lines()
+    lines[3] = lines[3].replace('"10.01"', '"10.011"')
+    with pytest.raises(DataError, match="off the price grid"):
+        binance_raw.read_capture(write_capture(tmp_path, lines), tick_size=0.01)
+    with pytest.raises(DataError, match="row 2: expected '<receive ns> <JSON>'"):
+        binance_raw.read_capture(write_capture(tmp_path, [lines[0], "garbage"]))
+    with pytest.raises(DataError, match="no REST depth snapshot"):
+        binance_raw.read_capture(write_capture(tmp_path, [lines[0], lines[1]]))
+
+
+def test_nautilus_csv_fixtures(shared_data):
+    d = shared_data / "crypto_l2_fixtures"
+    cap = binance_raw.read_capture(d / "btcusdt-depth-snap.csv")
+    assert cap.symbol == "BTCUSDT" and cap.tick_size == 0.1 and cap.lot_size == 0.001
+    tops, _ = binance_raw.rebuild(cap, depth=3)
+    # the fixture holds the first 100 snapshot rows, all bids: best bid 20377.00, no asks
+    assert tops[0].tolist()[:4] == [0, 0, 203770, 1770] and tops[0, 6] < tops[0, 2]
+    # the update file starts 10 minutes after the snapshot: a real update-id gap
+    with pytest.raises(DataError, match="update-id gap"):
+        binance_raw.read_capture([d / "btcusdt-depth-snap.csv", d / "btcusdt-depth-update.csv"])
