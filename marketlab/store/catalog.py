@@ -409,8 +409,8 @@ class Store:
 
     def _write_part(self, part: pl.DataFrame, rel: Path, stage: Path) -> tuple[Path, Path]:
         name = f"part-{uuid.uuid4().hex[:16]}.parquet"
-        staged = stage / "new" / rel / name
-        staged.parent.mkdir(parents=True, exist_ok=True)
+        # Staged flat (no directory tree): directory creation/removal dominates small writes here.
+        staged = stage / name
         part.write_parquet(staged, compression="zstd", compression_level=1, statistics=True)
         return self.path / rel / name, staged
 
@@ -550,14 +550,24 @@ class Store:
         if not cols:
             return lf
         ins = self._meta()["instruments"].filter(pl.col("dataset") == dataset)
-        tick = dict(zip(ins["symbol"].to_list(), ins["tick_size"].to_list()))
-        lot = dict(zip(ins["symbol"].to_list(), ins["lot_size"].to_list()))
-        tick_e = pl.col("symbol").replace_strict(tick, return_dtype=pl.Float64)
-        lot_e = pl.col("symbol").replace_strict(lot, return_dtype=pl.Float64)
+        if ins["tick_size"].n_unique() == 1 and ins["lot_size"].n_unique() == 1:
+            # One tick/lot for the whole dataset: a scalar multiply (a per-row string lookup over 10M
+            # rows costs seconds).
+            tick_e: pl.Expr = pl.lit(float(ins["tick_size"][0]))
+            lot_e: pl.Expr = pl.lit(float(ins["lot_size"][0]))
+            extra = None
+        else:
+            lf = lf.join(
+                ins.lazy().select("symbol", pl.col("tick_size").alias("_tick"), pl.col("lot_size").alias("_lot")),
+                on="symbol", how="left", maintain_order="left",
+            )
+            tick_e, lot_e, extra = pl.col("_tick"), pl.col("_lot"), ["_tick", "_lot"]
         exprs = []
         for c in cols:
             mult = tick_e if (c == "price" or "_px_" in c) else lot_e
             exprs.append((pl.col(c).cast(pl.Float64) * mult).alias(c))
+        if extra:
+            return lf.with_columns(exprs).drop(extra)
         return lf.with_columns(exprs)
 
     def scan_events(self, dataset: str, symbols: str | Sequence[str] | None = None, start: TimeLike = None,
