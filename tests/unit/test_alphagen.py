@@ -1,0 +1,160 @@
+"""Miner: pool rules, token env, tiny MaskablePPO run (deterministic), GP, hand baseline, mine + CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from marketlab.agents.alphagen.pool import AlphaPool, fit_weights
+from marketlab.features.expr import Evaluator, Vocabulary, parse
+from marketlab.features.ic import normalize_by_day
+from marketlab.features.panel_tensor import panel_to_tensors, synthetic_panel
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return panel_to_tensors(synthetic_panel(220, 30, seed=5), device="cpu")
+
+
+def _pool(panel, capacity=3):
+    ev = Evaluator(panel.features)
+    y = ev("Ref(close, -5) / close - 1", allow_future=True)
+    # a target with planted signal so that alphas have ICs
+    y = y + 0.02 * torch.nan_to_num(normalize_by_day(ev("Mean(close, 5) / close")))
+    return ev, AlphaPool(capacity=capacity, target_z=normalize_by_day(y)), y
+
+
+def test_fit_weights_lasso_shrinks_and_matches_lstsq_without_l1():
+    M = np.array([[1.0, 0.3], [0.3, 1.0]])
+    ic = np.array([0.05, 0.02])
+    np.testing.assert_allclose(fit_weights(M, ic, 0.0), np.linalg.solve(M, ic), atol=1e-8)
+    w = fit_weights(M, ic, 0.05)
+    assert w[1] == 0.0 and 0 < w[0] < 0.05
+
+
+def test_pool_rejects_two_sided_duplicates_and_respects_capacity(panel):
+    ev, pool, _ = _pool(panel, capacity=2)
+    r1 = pool.try_add(parse("Mean(close, 5) / close"), ev("Mean(close, 5) / close"))
+    assert r1.accepted and r1.reward == pytest.approx(pool.objective)
+    neg = parse("Mul(Div(Mean(close, 5), close), -1)")
+    r2 = pool.try_add(neg, ev(neg))
+    assert not r2.accepted and "duplicate" in r2.reason and r2.reward == 0.0
+    for f in ["Std(close, 10) / close", "Corr(close, volume, 10)", "Delta(close, 5) / close", "Log(volume)"]:
+        pool.try_add(parse(f), ev(f))
+        assert pool.size <= 2
+    again = pool.try_add(parse("Mean(close, 5) / close"), ev("Mean(close, 5) / close"))
+    assert again.reward == 0.0
+
+
+def test_env_episode_ends_with_valid_formula(panel):
+    from marketlab.agents.alphagen.env import AlphaTokenEnv
+
+    seen = []
+    env = AlphaTokenEnv(Vocabulary(), lambda e: seen.append(e) or 0.5, max_len=10)
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    total, done = 0.0, False
+    while not done:
+        a = int(rng.choice(np.flatnonzero(env.action_masks())))
+        obs, r, done, trunc, info = env.step(a)
+        total += r
+    assert total == 0.5 and parse(info["formula"]) == seen[0]
+    assert env.observation_space.contains(obs)
+
+
+def _spec(tmp_path: Path, method: str, **miner):
+    from marketlab.agents.alphagen.mine import DataSpec, MinerSpec, MineSpec, OutputSpec, SplitSpec
+
+    return MineSpec(
+        data=DataSpec(dataset="synth", universe="all"),
+        split=SplitSpec(train="2015-01-01:2015-06-30", valid="2015-07-01:2015-08-31", test="2015-09-01:2015-12-31"),
+        miner=MinerSpec(method=method, capacity=5, max_len=10, max_lookback=40, n_steps=64, batch_size=32,
+                        n_epochs=2, d_model=16, n_layers=1, checkpoint_every=64, **miner),
+        output=OutputSpec(dir=str(tmp_path / method), signals_dataset=None),
+        target="Ref(close, -5) / close - 1",
+    )  # fmt: skip
+
+
+def test_tiny_ppo_run_is_deterministic_and_checkpoints(panel, tmp_path):
+    from marketlab.agents.alphagen.mine import mine
+
+    a = mine(_spec(tmp_path / "a", "alphagen", steps=192, seed=3), panel=panel, progress=False)
+    b = mine(_spec(tmp_path / "b", "alphagen", steps=192, seed=3), panel=panel, progress=False)
+    fa = [x["formula"] for x in a["pool"]["alphas"]]
+    assert fa == [x["formula"] for x in b["pool"]["alphas"]] and len(fa) >= 1
+    assert set(a["metrics"]) == {"train", "valid", "test"}
+    out = tmp_path / "a" / "alphagen"
+    saved = json.loads((out / "pool.json").read_text())
+    assert saved["pool"]["alphas"][0]["formula"] == fa[0]
+    st = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert st["step"] == 192 and (out / "checkpoint" / "policy.safetensors").is_file()
+    # resume: continues from step 192 to 256 with the saved pool re-admitted
+    c = mine(_spec(tmp_path / "a", "alphagen", steps=256, seed=3), panel=panel, progress=False, resume=True)
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == 256
+    assert c["pool"]["objective_train_ic"] >= a["pool"]["objective_train_ic"] - 1e-9
+
+
+def test_gp_and_hand_baselines(panel, tmp_path):
+    from marketlab.agents.alphagen.mine import mine
+
+    g = mine(_spec(tmp_path, "gp", gp_population=16, gp_generations=2), panel=panel, progress=False)
+    assert 1 <= len(g["pool"]["alphas"]) <= 5
+    for a in g["pool"]["alphas"]:
+        e = parse(a["formula"])
+        assert e.size <= 9 and e.lookback <= 40
+    for kind in ("linear", "gbdt"):
+        h = mine(_spec(tmp_path, "hand", hand_model=kind), panel=panel, progress=False)
+        assert np.isfinite(h["metrics"]["train"]["ic"])
+    assert h["metrics"]["train"]["ic"] > h["metrics"]["test"]["ic"] - 0.5  # sane magnitudes
+
+
+def test_mine_writes_signals_to_store(tmp_store, tmp_path):
+    import dataclasses
+
+    from marketlab.agents.alphagen.mine import OutputSpec, mine
+    from marketlab.store import IngestBatch, Instrument
+
+    df = synthetic_panel(220, 8, seed=1)
+    tmp_store.write(IngestBatch("synth", {"panel": df}, [Instrument(s, 0.01, 1.0) for s in df["symbol"].unique()]))
+    spec = dataclasses.replace(_spec(tmp_path, "hand"), output=OutputSpec(dir=str(tmp_path / "h"), signals_dataset="synth_alpha"))
+    res = mine(spec, store=tmp_store, progress=False)
+    sig = tmp_store.scan_signals("synth_alpha").collect()
+    assert set(sig.columns) >= {"date", "symbol", "value"} and sig.height == res["signals"]["rows"] > 0
+
+
+def test_cli_bad_input_one_line(tmp_path):
+    from marketlab.cli.main import app
+
+    r = CliRunner().invoke(app, ["alpha", "eval", "Corr(close,", "--data", "x", "--store", str(tmp_path)])
+    assert r.exit_code == 2 and "cannot parse" in r.output and r.output.strip().count("\n") == 0
+    r = CliRunner().invoke(app, ["alpha", "eval", "Mean(foo, 5)", "--data", "x", "--store", str(tmp_path)])
+    assert r.exit_code == 2 and "unknown feature" in r.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[data]\ndataset = "x"\n[split]\ntrain = "2015:2016"\n[miner]\nmethod = "dqn"\n')
+    r = CliRunner().invoke(app, ["mine", str(bad)])
+    assert r.exit_code == 2 and "miner.method" in r.output
+    bad.write_text('[data]\ndataset = "x"\nbogus = 1\n[split]\ntrain = "a:b"\n')
+    r = CliRunner().invoke(app, ["mine", str(bad)])
+    assert r.exit_code == 2 and "data.bogus" in r.output
+
+
+def test_cli_alpha_eval_json(tmp_store):
+    from marketlab.cli.main import app
+    from marketlab.store import IngestBatch, Instrument
+
+    df = synthetic_panel(120, 10, seed=2)
+    tmp_store.write(IngestBatch("synth", {"panel": df}, [Instrument(s, 0.01, 1.0) for s in df["symbol"].unique()]))
+    args = ["alpha", "eval", "Corr(close, volume, 20)", "--data", "synth", "--store", str(tmp_store.path), "--json"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert {"ic", "rank_ic", "icir", "coverage"} <= set(out) and 0 < out["coverage"] <= 1
+    r = CliRunner().invoke(app, args[:-1] + ["--period", "2015-03-02:", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["period"].startswith("2015-03-02")
+    r = CliRunner().invoke(app, args[:-1] + ["--period", "2030-01-01:2030-02-01"])
+    assert r.exit_code == 2 and "holds no days" in r.output
