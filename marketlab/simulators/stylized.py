@@ -85,7 +85,8 @@ class StylizedFacts:
 
     ``scalars``: the numbers of :data:`TABLE_ROWS` (NaN where undefined, e.g. too few minutes);
     ``series``: arrays for the figure — ``minute_returns`` (float64, log returns), ``ret_acf`` and
-    ``absret_acf`` (lags 1..max_lag), ``spread`` (currency, per book row), ``log10_interarrival_s``
+    ``absret_acf`` (lags 1..max_lag), ``spread`` (currency) and ``spread_bps`` per two-sided book row,
+    ``log10_interarrival_s``
     (positive gaps only) and ``type_shares`` (length 7, types 1..7).
     """
 
@@ -258,6 +259,7 @@ def compute_facts(
     spread_ticks = (ask1 - bid1)[two_sided]
     spread = spread_ticks * tick_size
     series["spread"] = spread
+    series["spread_bps"] = spread_ticks / mid[two_sided] * 1e4
     if spread.size:
         s["spread_mean"] = float(spread.mean())
         s["spread_median"] = float(np.median(spread))
@@ -407,6 +409,8 @@ def plot_facts(facts: Sequence[StylizedFacts], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     ax = axes.ravel()
+    spreads = [f.series["spread_bps"] for f in facts if f.series.get("spread_bps", np.zeros(0)).size]
+    spread_hi = max([float(np.quantile(x, 0.99)) for x in spreads] + [1.0]) * 1.05
     for f in facts:
         r = f.series.get("minute_returns", np.zeros(0))
         if r.size > 1 and r.std() > 0:
@@ -416,10 +420,9 @@ def plot_facts(facts: Sequence[StylizedFacts], path: str | Path) -> Path:
             a = f.series.get(key)
             if a is not None:
                 ax[i].plot(np.arange(1, a.size + 1), a, marker=".", label=f.label)
-        sp = f.series.get("spread", np.zeros(0))
-        if sp.size:
-            hi = float(np.quantile(sp, 0.99)) or 1.0
-            ax[3].hist(sp, bins=60, range=(0, hi * 1.05), density=True, histtype="step", label=f.label)
+        sp = f.series.get("spread_bps", np.zeros(0))
+        if sp.size:  # scale-free, so instruments with different prices and ticks share one axis
+            ax[3].hist(sp, bins=80, range=(0, spread_hi), density=True, histtype="step", label=f.label)
         ia = f.series.get("log10_interarrival_s", np.zeros(0))
         if ia.size:
             ax[4].hist(ia, bins=60, range=(-9, 2), density=True, histtype="step", label=f.label)
@@ -433,7 +436,7 @@ def plot_facts(facts: Sequence[StylizedFacts], path: str | Path) -> Path:
     for i in (1, 2):
         ax[i].axhline(0, color="k", lw=0.5)
         ax[i].set_xlabel("lag (minutes)")
-    ax[3].set_title("spread (currency)")
+    ax[3].set_title("spread (bps of mid)")
     ax[4].set_title("log10 inter-arrival (s)")
     width = 0.8 / max(len(facts), 1)
     for j, f in enumerate(facts):
