@@ -1,0 +1,190 @@
+"""Expressions per second over the full CSI300 panel: marketlab's evaluator (numba on CPU / torch on CUDA),
+with and without the sub-expression cache, side by side with a straightforward pandas implementation.
+
+The formula mix is fixed: ``--n`` random valid formulas drawn from the RL grammar's action masks (seed 0,
+at most 12 tokens), each followed by 3 "search variants" that wrap it (as RL/GP search does: the same
+sub-tree under a new head), so the cache has realistic repeats. pandas evaluates the same formulas with
+DataFrame rolling ops; windows statistics pandas lacks (WMA, EMA, Mad) are sums of shifted frames.
+Writes ``benchmarks/results/expr.json``.
+    python benchmarks/expr.py [--n 12] [--store DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pandas_eval(e, data: dict[str, pd.DataFrame]):
+    """Straightforward recursive pandas evaluation of an Expr (same semantics as the torch evaluator)."""
+    if e.kind == "feature":
+        return data[e.name]
+    if e.kind in ("const", "delta"):
+        return e.value
+    n = e.name
+    a = [pandas_eval(x, data) for x in e.args]
+    if n == "Abs":
+        return a[0].abs()
+    if n == "Log":
+        return np.log(a[0].where(a[0] > 0))
+    if n == "Sign":
+        return np.sign(a[0])
+    if n == "CSRank":
+        return a[0].rank(axis=1, pct=True)
+    if n == "CSZScore":
+        return a[0].sub(a[0].mean(axis=1), axis=0).div(a[0].std(axis=1, ddof=0), axis=0)
+    if n in ("Add", "Sub", "Mul", "Div", "Pow", "Greater", "Less"):
+        x, y = a
+        if n == "Add":
+            r = x + y
+        elif n == "Sub":
+            r = x - y
+        elif n == "Mul":
+            r = x * y
+        elif n == "Div":
+            r = x / y
+        elif n == "Pow":
+            r = x**y
+        else:
+            xf = x if isinstance(x, pd.DataFrame) else pd.DataFrame(x, index=y.index, columns=y.columns)
+            r = np.maximum(xf, y) if n == "Greater" else np.minimum(xf, y)
+        return r.replace([np.inf, -np.inf], np.nan)
+    w = int(e.window)
+    x = a[0]
+    if n == "Ref":
+        return x.shift(w)
+    if n == "Delta":
+        return x - x.shift(w)
+    if n in ("Cov", "Corr"):
+        y = a[1]
+        both = x.notna() & y.notna()
+        x, y = x.where(both), y.where(both)
+        return x.rolling(w).cov(y) if n == "Cov" else x.rolling(w).corr(y)
+    r = x.rolling(w)
+    if n in ("Mean", "Sum", "Std", "Var", "Max", "Min", "Skew", "Kurt"):
+        return getattr(r, {"Med": "median"}.get(n, n.lower()))()
+    if n == "Med":
+        return r.median()
+    if n == "Rank":
+        return r.rank(pct=True)
+    if n == "WMA":
+        wts = np.arange(1, w + 1) / (w * (w + 1) / 2)
+        return sum(x.shift(w - 1 - k) * wts[k] for k in range(w))
+    if n == "EMA":
+        dec = 1 - 2 / (1 + w)
+        wts = dec ** np.arange(w, 0, -1)
+        wts = wts / wts.sum()
+        return sum(x.shift(w - 1 - k) * wts[k] for k in range(w))
+    if n == "Mad":
+        m = r.mean()
+        return sum((x.shift(k) - m).abs() for k in range(w)) / w
+    raise ValueError(n)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=12)
+    ap.add_argument("--store", default=os.environ.get("MARKETLAB_STORE"))
+    args = ap.parse_args()
+    import torch
+
+    from marketlab.core.device import get_device
+    from marketlab.features.expr import Evaluator, Expr, RPNBuilder, Vocabulary
+    from marketlab.features.panel_tensor import panel_to_tensors
+    from marketlab.store import Store
+
+    torch.set_num_threads(1)
+    st = Store(args.store)
+    if "csi300" not in st.datasets()["dataset"].to_list():
+        st.ingest("ashare", [ROOT.parent / "shared" / "data" / "csi300_cn_daily"], dataset="csi300")
+    dev = get_device("auto")
+    panel = panel_to_tensors(st.scan_panel("csi300"), device=dev, source="csi300")
+    T, N = panel.shape
+
+    vocab = Vocabulary()
+    rng = np.random.default_rng(0)
+    base: list[Expr] = []
+    while len(base) < args.n:
+        b = RPNBuilder(vocab, max_len=12, max_lookback=60)
+        while not b.finished:
+            b.push(int(rng.choice(np.flatnonzero(b.action_mask()))))
+        e = b.result()
+        if e.kind == "op" and e.key not in {x.key for x in base}:
+            base.append(e)
+    heads = [lambda f: Expr.op("Abs", f), lambda f: Expr.op("Mean", f, Expr.delta(5)),
+             lambda f: Expr.op("Sub", f, Expr.feature("close"))]  # fmt: skip
+    search = [v for e in base for v in [e] + [h(e) for h in heads]]
+
+    def run(ev, exprs):
+        t = time.perf_counter()
+        for e in exprs:
+            ev(e)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t
+
+    Evaluator(panel.features, cache_bytes=0)(base[0])  # warm numba's on-disk cache / CUDA context
+    no_cache = run(Evaluator(panel.features, cache_bytes=0), search)
+    cached_ev = Evaluator(panel.features, cache_bytes=2 << 30)
+    cached = run(cached_ev, search)
+
+    pdata = {k: pd.DataFrame(v.cpu().numpy().astype(np.float64)) for k, v in panel.features.items()}
+    t = time.perf_counter()
+    for e in search:
+        pandas_eval(e, pdata)
+    pandas_s = time.perf_counter() - t
+
+    # per-operator timings (single ops over the full panel) for calibration against the issue's figures
+    single = ["Mean(close, 20)", "Std(close, 20)", "Corr(close, volume, 20)", "Med(close, 20)", "CSRank(close)"]
+    from marketlab.features.expr import parse
+
+    per_op = {}
+    for f in single:
+        e = parse(f)
+        ev = Evaluator(panel.features, cache_bytes=0)
+        ev(e)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            ev(e)
+        ours = (time.perf_counter() - t0) / 3
+        t0 = time.perf_counter()
+        pandas_eval(e, pdata)
+        pd_s = time.perf_counter() - t0
+        per_op[f] = {"marketlab_ms": round(ours * 1e3, 2), "pandas_ms": round(pd_s * 1e3, 1), "speedup": round(pd_s / ours, 1)}
+
+    n = len(search)
+    res = {
+        "panel": {"days": T, "stocks": N, "dataset": "csi300"},
+        "device": str(dev),
+        "formulas": [str(e) for e in base],
+        "n_evaluations": n,
+        "exprs_per_s": {
+            "marketlab_no_cache": round(n / no_cache, 2),
+            "marketlab_cache": round(n / cached, 2),
+            "pandas": round(n / pandas_s, 2),
+        },
+        "speedup_vs_pandas": {"no_cache": round(pandas_s / no_cache, 1), "cache": round(pandas_s / cached, 1)},
+        "cache_info": cached_ev.cache_info,
+        "per_op": per_op,
+        "hardware": {"processor": platform.processor(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+                     "torch": torch.__version__, "cuda": torch.cuda.is_available(),
+                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "note": "shared 2-core machine with other engineers' jobs running; one thread; timings are noisy",
+    }  # fmt: skip
+    out = ROOT / "benchmarks" / "results" / "expr.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
+    print(json.dumps({k: res[k] for k in ("exprs_per_s", "speedup_vs_pandas", "per_op")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
