@@ -307,7 +307,8 @@ def synthetic_market(
 
 
 def market_to_frame(market: MarketData) -> pl.DataFrame:
-    """Inverse of :func:`market_from_frame` for bars (long frame with ``ts``, ``symbol``, OHLCV)."""
+    """Inverse of :func:`market_from_frame` for bars: a long frame in BARS_SCHEMA column order
+    (``vwap`` and ``trades`` are null: the arrays do not carry them)."""
     t, n = market.close.shape
     return pl.DataFrame(
         {
@@ -315,7 +316,7 @@ def market_to_frame(market: MarketData) -> pl.DataFrame:
             "symbol": np.tile(np.array(market.symbols, dtype=object), t).astype(str),
             **{c: getattr(market, c).reshape(-1) for c in OHLCV},
         }
-    )
+    ).with_columns(pl.lit(None, dtype=pl.Float64).alias("vwap"), pl.lit(None, dtype=pl.Int64).alias("trades"))
 
 
 def ensure_dataset(
