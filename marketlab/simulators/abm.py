@@ -34,7 +34,16 @@ import polars as pl
 
 from marketlab.core.device import child_rngs
 from marketlab.core.schema import EVENTS_SCHEMA, TRADES_SCHEMA, book_schema
-from marketlab.simulators.config import ActivityConfig, FundamentalConfig, SimSpec
+from marketlab.simulators.config import (
+    ActivityConfig,
+    FundamentalConfig,
+    MarketMakerConfig,
+    MomentumConfig,
+    NoiseConfig,
+    POVConfig,
+    SimSpec,
+    ValueConfig,
+)
 from marketlab.simulators.exchange import (
     NS_PER_S,
     Agent,
@@ -119,7 +128,7 @@ class NoiseCrowd(Agent):
 
     name = "noise"
 
-    def __init__(self, cfg: Any, initial_price: int, activity: Activity) -> None:
+    def __init__(self, cfg: NoiseConfig, initial_price: int, activity: Activity) -> None:
         super().__init__()
         self.cfg = cfg
         self.initial_price = initial_price
@@ -232,7 +241,7 @@ class ValueTrader(Agent):
 
     name = "value"
 
-    def __init__(self, cfg: Any, fundamental: Fundamental) -> None:
+    def __init__(self, cfg: ValueConfig, fundamental: Fundamental) -> None:
         super().__init__()
         self.cfg = cfg
         self.fundamental = fundamental
@@ -281,7 +290,7 @@ class MomentumTrader(Agent):
 
     name = "momentum"
 
-    def __init__(self, cfg: Any, activity: Activity) -> None:
+    def __init__(self, cfg: MomentumConfig, activity: Activity) -> None:
         super().__init__()
         self.cfg = cfg
         self.activity = activity
@@ -318,7 +327,7 @@ class MarketMaker(Agent):
 
     name = "market_maker"
 
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: MarketMakerConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.inventory = 0
@@ -367,7 +376,7 @@ class POVTrader(Agent):
 
     name = "pov"
 
-    def __init__(self, cfg: Any, t0_ns: int) -> None:
+    def __init__(self, cfg: POVConfig, t0_ns: int) -> None:
         super().__init__()
         self.cfg = cfg
         self.t_start = t0_ns + int(cfg.start_s * NS_PER_S)
@@ -506,6 +515,8 @@ class Simulation:
         else:
             ex.run_until(None)
         self.wall_s = time.perf_counter() - t
+        log.info("simulated %s seed %d: %d messages, %d trades, %.2f s", self.spec.market.dataset, self.seed,
+                 ex.messages, ex.n_trades, self.wall_s)
         return self
 
     # ------------------------------------------------------------ outputs
