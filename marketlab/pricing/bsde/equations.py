@@ -368,9 +368,10 @@ class BlackScholesLinear(_DiagonalGBM):
         self.T, self.N, self.scheme = T, N, scheme
         self.mu, self.sigma, self.x_start = r, sigma, s0
         intrinsic = max(dim * s0 - strike * math.exp(-r * T), 0.0)
-        width = 0.5 * sigma * math.sqrt(T * dim) * s0  # ~ one sd of the basket at T
+        # time value of an ATM call ~ 0.4 sd of the basket at T; start y0 between intrinsic and that
+        width = 0.4 * sigma * math.sqrt(T * dim) * s0
         lo = intrinsic if payoff == "call" else dim * s0 - strike * math.exp(-r * T) - 1.0
-        self.y_init_range = (lo, lo + width)
+        self.y_init_range = (lo, lo + width) if payoff == "call" else (lo, lo + 2.0)
 
     def f(self, n, t, x, y, z, aux):  # type: ignore[override]
         return -self.r * y

@@ -67,6 +67,7 @@ class SolverConfig:
     device: str = "auto"
     progress: bool = True
     pilot_size: int = 1024
+    y0_lr_factor: float = 1.0  # y0's learning rate relative to the network's (y0 is O(price), Z-net weights O(1))
 
 
 @dataclass
@@ -144,7 +145,6 @@ class DeepBSDESolver(nn.Module):
                 _, target = self.eq.terminal(self.eq.attach_aux(pilot))
                 sd = target.std(0) / (self.eq.T * self.eq.dim_w) ** 0.5
                 self.z_scale.copy_(torch.where(sd > 1e-8, sd, torch.ones_like(sd)))
-                self.z0.mul_(self.z_scale.view(-1, 1))
         self._pilot_done = True
 
     # --- forward -----------------------------------------------------------------------------------
@@ -159,7 +159,8 @@ class DeepBSDESolver(nn.Module):
         )
         with ctx:
             zin = self.net(batch.x[:, 1:-1], self.t_grid[1:-1]) if self.eq.N > 1 else None
-        z0 = self.z0.expand(M, 1, *self.z0.shape)
+        # z0 lives in the same scaled units as the network output, so both train at comparable step sizes
+        z0 = (self.z0 * self.z_scale.view(-1, 1)).expand(M, 1, *self.z0.shape)
         if zin is None:
             return z0
         zin = zin.to(self.dtype) * self.z_scale.view(1, 1, -1, 1)
@@ -207,7 +208,9 @@ class DeepBSDESolver(nn.Module):
         self._fit_pilot()
         train_gen = self._generator(cfg.seed + 1)
         valid = self.sample(cfg.valid_size, self._generator(cfg.seed + 2))
-        opt = torch.optim.Adam(self.parameters(), lr=cfg.lr_values[0], eps=1e-8)
+        others = [p for name, p in self.named_parameters() if name != "y0"]
+        opt = torch.optim.Adam([{"params": [self.y0], "factor": cfg.y0_lr_factor},
+                                {"params": others, "factor": 1.0}], lr=cfg.lr_values[0], eps=1e-8)
         n_meas = len(cfg.measures)
         per = max(1, cfg.batch_size // n_meas)
         history: list[dict[str, float | list[float]]] = []
@@ -237,7 +240,7 @@ class DeepBSDESolver(nn.Module):
             if step == cfg.iterations:
                 break
             for group in opt.param_groups:
-                group["lr"] = self._lr(step)
+                group["lr"] = self._lr(step) * group["factor"]
             losses = [self.loss(self.sample(per, train_gen, measure=k)) for k in cfg.measures]
             loss = torch.stack(losses).mean()
             opt.zero_grad(set_to_none=True)
