@@ -291,13 +291,24 @@ class OrderBook:
                 raise RuntimeError(f"kernel returned unknown code {code}")
 
     def _count_reject(self, cmds: np.ndarray, status: np.ndarray, lo: int, hi: int) -> None:
-        for j in np.flatnonzero(status[lo:hi]) + lo:
-            reason = REASONS.get(int(status[j]), f"code_{int(status[j])}")
-            self.rejections[reason] = self.rejections.get(reason, 0) + 1
-            if len(self.rejection_log) >= 10_000:
-                del self.rejection_log[:1000]
-            self.rejection_log.append((int(cmds[j, K.C_TS]), int(cmds[j, K.C_ID]), reason))
-            log.debug("order %d rejected: %s", int(cmds[j, K.C_ID]), reason)
+        """Count rejections of ``cmds[lo:hi]`` by reason and keep the last 10,000 in the log (vectorised:
+        a batch may reject many orders)."""
+        bad = np.flatnonzero(status[lo:hi]) + lo
+        if bad.size == 0:
+            return
+        codes, counts = np.unique(status[bad], return_counts=True)
+        for code, cnt in zip(codes.tolist(), counts.tolist()):
+            reason = REASONS.get(code, f"code_{code}")
+            self.rejections[reason] = self.rejections.get(reason, 0) + cnt
+        tail = bad[-10_000:]
+        self.rejection_log.extend(
+            (int(cmds[j, K.C_TS]), int(cmds[j, K.C_ID]), REASONS.get(int(status[j]), f"code_{int(status[j])}")) for j in tail
+        )
+        if len(self.rejection_log) > 10_000:
+            del self.rejection_log[: len(self.rejection_log) - 10_000]
+        if log.isEnabledFor(logging.DEBUG):
+            for j in tail:
+                log.debug("order %d rejected: %s", int(cmds[j, K.C_ID]), REASONS.get(int(status[j])))
 
     def _one_cmd(self, ts: int | None, kind: int, oid: int, side: int, price: object, size: int, aux: int) -> int:
         if ts is None:

@@ -60,7 +60,10 @@ S_NFILL = 12  # fill rows written
 S_NEVT = 13  # event rows written
 S_NEEDPX = 14  # price that did not fit the band (with NEED_BAND)
 S_TOLERANT = 15  # 1: replay resolves unknown ids against synthetic liquidity at (side, price)
-N_SCALARS = 16
+S_WB = 16  # worst bid price in the last batch snapshot (0 = side had < depth levels): changes at >= it matter
+S_WA = 17  # worst ask price in the last batch snapshot (BIG when < depth levels)
+S_DIRTY = 18  # 1 when a level inside the last snapshot's window changed since that snapshot
+N_SCALARS = 20
 
 # --- command columns and kinds
 C_TS, C_KIND, C_ID, C_SIDE, C_PRICE, C_SIZE, C_AUX = 0, 1, 2, 3, 4, 5, 6
@@ -238,6 +241,16 @@ def _sidx(side):
     return 0 if side > 0 else 1
 
 
+@njit(cache=True, inline="always")
+def _touch(sc, s, price):
+    """Mark the batch snapshot dirty when a level inside its window changes (so unchanged rows are copied)."""
+    if s == 0:
+        if price >= sc[S_WB]:
+            sc[S_DIRTY] = 1
+    elif price <= sc[S_WA]:
+        sc[S_DIRTY] = 1
+
+
 @njit(cache=True)
 def _level_gained(levels, bm, sc, s, li, price):
     """Level (s, li) just became non-empty: set its bit and update the best price."""
@@ -298,6 +311,7 @@ def _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, qty, ts, 
         levels[s, li, L_TAIL] = slot
     levels[s, li, L_QTY] += qty
     levels[s, li, L_CNT] += 1
+    _touch(sc, s, price)
     if levels[s, li, L_CNT] == 1:
         _level_gained(levels, bm, sc, s, li, price)
     hash_put_nb(hkeys, hvals, sc, oid, slot)
@@ -327,6 +341,7 @@ def _remove_order(orders, levels, bm, hkeys, hvals, sc, slot):
         orders[n, O_PREV] = p
     levels[s, li, L_QTY] -= orders[slot, O_QTY]
     levels[s, li, L_CNT] -= 1
+    _touch(sc, s, price)
     hash_del_nb(hkeys, hvals, sc, orders[slot, O_ID])
     orders[slot, O_QTY] = 0
     orders[slot, O_NEXT] = sc[S_FREE]
@@ -347,7 +362,9 @@ def _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, qty):
         _remove_order(orders, levels, bm, hkeys, hvals, sc, slot)
     else:
         orders[slot, O_QTY] -= qty
-        levels[_sidx(orders[slot, O_SIDE]), orders[slot, O_PRICE] - sc[S_BASE], L_QTY] -= qty
+        s = _sidx(orders[slot, O_SIDE])
+        levels[s, orders[slot, O_PRICE] - sc[S_BASE], L_QTY] -= qty
+        _touch(sc, s, orders[slot, O_PRICE])
 
 
 @njit(cache=True, inline="always")
@@ -485,6 +502,7 @@ def _set_level(orders, levels, bm, hkeys, hvals, sc, events, ts, side, price, si
             else:
                 orders[sslot, O_QTY] = want
                 levels[s, li, L_QTY] += want - syn
+                _touch(sc, s, price)
                 _emit(events, sc, ts, E_ADD if want > syn else E_CANCEL, sid, side, price, abs(want - syn))
         else:
             _new_order(orders, levels, bm, hkeys, hvals, sc, sid, side, price, want, ts, 1, True)
@@ -642,8 +660,22 @@ def process_nb(orders, levels, bm, hkeys, hvals, sc, cmds, start, status, fills,
         if code == OK or code == R_FOK:
             sc[S_LASTTS] = ts
         if depth > 0:
-            snapshot_nb(levels, bm, sc, depth, snaps[i])
+            if sc[S_DIRTY] == 1 or i == start:
+                snapshot_nb(levels, bm, sc, depth, snaps[i])
+                _set_window(sc, snaps[i], depth)
+            else:
+                snaps[i, :] = snaps[i - 1, :]  # nothing inside the top-depth window changed
     return OK, n
+
+
+@njit(cache=True)
+def _set_window(sc, row, depth):
+    """Record the top-``depth`` window of a fresh snapshot row and clear the dirty flag."""
+    wa = row[4 * (depth - 1)]
+    wb = row[4 * (depth - 1) + 2]
+    sc[S_WA] = wa if wa > 0 else np.int64(1) << np.int64(62)
+    sc[S_WB] = wb
+    sc[S_DIRTY] = 0
 
 
 @njit(cache=True)

@@ -311,7 +311,13 @@ def _classify(flags: np.ndarray, msgs: np.ndarray, mask: np.ndarray, first: int 
     return out
 
 
-def verify_lobster(msgs: np.ndarray, book: np.ndarray, *, grid: int = 1, repeat_timing: bool = True) -> VerifyReport:
+def verify_bits(msgs: np.ndarray, book: np.ndarray, *, grid: int = 1) -> np.ndarray:
+    """Per-row post-rule match bits (bit k = level k+1 equal) of :func:`verify_lobster`, ``int64[n]``."""
+    return verify_lobster(msgs, book, grid=grid, repeat_timing=False, _bits=True)  # type: ignore[return-value]
+
+
+def verify_lobster(msgs: np.ndarray, book: np.ndarray, *, grid: int = 1, repeat_timing: bool = True,
+                   _bits: bool = False) -> VerifyReport:
     """Replay and verify a LOBSTER day (see the module docstring for the rules).
 
     ``msgs int64[n, 6]``, ``book int64[n, 4L]`` in ticks; ``grid`` divides resting prices (ticks -> the
@@ -369,6 +375,8 @@ def verify_lobster(msgs: np.ndarray, book: np.ndarray, *, grid: int = 1, repeat_
         return pre, post, flags, time.perf_counter() - t0
 
     pre, post, flags, secs = run()
+    if _bits:
+        return post  # type: ignore[return-value]
     if repeat_timing:  # first call may include JIT/cache load; time a second, warm run
         pre, post, flags, secs = run()
     full = (1 << L) - 1
