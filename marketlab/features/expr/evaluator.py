@@ -120,7 +120,8 @@ class Evaluator:
         self.misses += 1
         out = self._apply(e)
         if e.name in ("Div", "Log", "Pow", "Mul", "Kurt", "Skew"):  # the ops that can make +-inf
-            out = out.masked_fill(torch.isinf(out), float("nan"))
+            # in place on the fresh result: one pass (masked_fill(isinf) costs ~10x more on CPU)
+            out.nan_to_num_(nan=float("nan"), posinf=float("nan"), neginf=float("nan"))
         self._put(e.key, out)
         return out
 
@@ -137,7 +138,7 @@ class Evaluator:
             if name == "Abs":
                 return x.abs()
             if name == "Log":
-                return torch.where(x > 0, x, torch.nan).log()
+                return x.log()  # NaN below 0; -inf at 0 becomes NaN in _eval
             if name == "Sign":
                 return x.sign()
             if name in ("CSRank", "CSZScore"):
@@ -156,10 +157,11 @@ class Evaluator:
                 if isinstance(a, Tensor):
                     return torch.pow(a, b)
                 return torch.pow(torch.tensor(a, device=self.device), b)
-            if name == "Greater":
-                return torch.maximum(self._tensor(a), self._tensor(b))
-            if name == "Less":
-                return torch.minimum(self._tensor(a), self._tensor(b))
+            if name in ("Greater", "Less"):
+                if not isinstance(a, Tensor) or not isinstance(b, Tensor):  # clamp: no constant tensor, NaN kept
+                    x, c = (b, float(a)) if not isinstance(a, Tensor) else (a, float(b))
+                    return x.clamp(min=c) if name == "Greater" else x.clamp(max=c)
+                return torch.maximum(a, b) if name == "Greater" else torch.minimum(a, b)
         elif spec.category == "rolling":
             x = self._tensor(self._eval(e.args[0]))
             return K.rolling(name, x, e.window, self.engine)
