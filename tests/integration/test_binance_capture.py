@@ -26,3 +26,10 @@ def test_spot_capture_rebuild_agrees_with_book_ticker(shared_data):
 def test_continuation_file_needs_the_snapshot_file(shared_data):
     with pytest.raises(DataError, match="no REST depth snapshot"):
         read_capture(shared_data / DIR / "spot_btcusdt_20240809.gz")
+
+
+def test_store_ingest_binance(shared_data, tmp_store):
+    rep = tmp_store.ingest("binance-raw", [shared_data / DIR / "spot_btcusdt_20240808.gz"], dataset="btc_spot", levels=5)
+    assert rep.rows["trades"] == 9_757 and rep.rows["book"] > 3000
+    inst = tmp_store.instrument("btc_spot", "BTCUSDT")
+    assert inst.tick_size == 0.01

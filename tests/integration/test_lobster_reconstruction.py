@@ -81,3 +81,10 @@ def test_ingest_batch(shared_data):
     assert ev.height == bk.height == 155_935
     assert ev["ts"].is_sorted() and bk.width == 3 + 20
     assert batch.instruments[0].symbol == "AMZN"
+
+
+def test_store_ingest_roundtrip(shared_data, tmp_store):
+    rep = tmp_store.ingest("lobster", list(files(shared_data, "AMZN", 5)), dataset="lobster_sample")
+    assert rep.rows["events"] == 155_935 and rep.rows["book"] == 155_935
+    ev = tmp_store.scan_events("lobster_sample", ["AMZN"]).collect()
+    assert ev.height == 155_935 and ev["type"].value_counts().height == 5

@@ -192,3 +192,25 @@ def test_nautilus_csv_fixtures(shared_data):
     # the update file starts 10 minutes after the snapshot: a real update-id gap
     with pytest.raises(DataError, match="update-id gap"):
         binance_raw.read_capture([d / "btcusdt-depth-snap.csv", d / "btcusdt-depth-update.csv"])
+
+
+def test_cli_book_verify_json_and_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from marketlab.cli.main import app
+
+    m, b = write_day(tmp_path)
+    r = CliRunner().invoke(app, ["book", "verify", str(m), str(b), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    for key in ("rows", "match_rate_level1", "match_rate_all_levels", "match_rate_per_level", "events_per_s"):
+        assert key in out
+    assert out["rows"] == 6 and len(out["match_rate_per_level"]) == 2
+    msgs = list(MSGS)
+    msgs[3] = "34201.25,4,2,0,1000100,-1"
+    m2, b2 = write_day(tmp_path, msgs)
+    r = CliRunner().invoke(app, ["book", "verify", str(m2), str(b2), "--json"])
+    assert r.exit_code == 2 and "row 4, field 'size': non-positive size" in r.output
+    cap = write_capture(tmp_path, capture_lines())
+    r = CliRunner().invoke(app, ["book", "verify-binance", str(cap), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["agreement_rate_exact"] == 1.0
