@@ -120,8 +120,9 @@ class Trainer:
     """Fits ``model`` (already built, seeded by the caller) on window sets; see the module docstring."""
 
     def __init__(self, model: nn.Module, name: str, cfg: TrainConfig, out_dir: str | Path,
-                 callbacks: Sequence[BatchCallback] = ()) -> None:
+                 callbacks: Sequence[BatchCallback] = (), meta: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
+        self.meta = dict(meta or {})  # recorded in the best checkpoint's config.json (e.g. the data spec)
         self.name = name
         self.out = Path(out_dir)
         self.device = get_device(cfg.device)
@@ -264,7 +265,7 @@ class Trainer:
             st["bad_epochs"] = st["lr_bad_epochs"] = 0
             save_model(self.out / "best", self.eval_model, self.name,
                        {"epoch": epoch + 1, "val": {k: ev[k] for k in ("loss", "macro_f1", "accuracy")},
-                        "train": asdict(cfg)})
+                        "train": asdict(cfg), **self.meta})
         else:
             st["bad_epochs"] += 1
             st["lr_bad_epochs"] += 1
@@ -284,7 +285,8 @@ class Trainer:
 
 def train_predictor(name: str, sets: dict[str, WindowSet], out_dir: str | Path, *,
                     model_config: dict[str, Any] | None = None, train_config: TrainConfig | None = None,
-                    resume: bool = True, callbacks: Sequence[BatchCallback] = ()) -> dict[str, Any]:
+                    resume: bool = True, callbacks: Sequence[BatchCallback] = (),
+                    meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Seed, build model ``name`` (its ``seq_size``/``num_features`` taken from the data unless given),
     train on ``sets["train"]``/``sets["val"]``, reload the best weights and evaluate ``sets["test"]``.
 
@@ -300,7 +302,7 @@ def train_predictor(name: str, sets: dict[str, WindowSet], out_dir: str | Path, 
     mc.setdefault("num_features", sets["train"].num_features)
     seed_everything(cfg.seed)
     model = build_model(name, mc)
-    trainer = Trainer(model, name, cfg, out_dir, callbacks)
+    trainer = Trainer(model, name, cfg, out_dir, callbacks, meta)
     state = trainer.fit(sets["train"], sets["val"], resume=resume)
     device = trainer.device
     best, _ = load_model(Path(out_dir) / "best", device)

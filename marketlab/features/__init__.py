@@ -1,0 +1,1 @@
+"""Features computed from the store: LOB features, labels, alpha expressions, IC."""
