@@ -23,21 +23,26 @@ from marketlab.envs.spec import TradingEnvConfig
 from marketlab.envs.trading import TradingEnv
 
 _LOG_FLOOR = float(np.log(1e-12))
+WINDOW_MATRIX_BYTES = 512 * 2**20
 
 
 def _is_close(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """vectorbt's is_close over tensors (NaN/inf never close)."""
-    finite = torch.isfinite(a) & torch.isfinite(b)
-    tol = torch.clamp(REL_TOL * torch.maximum(a.abs(), b.abs()), min=ABS_TOL)
-    return finite & ((a == b) | ((a - b).abs() <= tol))
+    """vectorbt's is_close for finite tensors (cash, positions and prices here are always finite;
+    a NaN still compares as not close)."""
+    return (a - b).abs() <= torch.clamp(REL_TOL * torch.maximum(a.abs(), b.abs()), min=ABS_TOL)
+
+
+def _near_zero(a: torch.Tensor) -> torch.Tensor:
+    """is_close(a, 0): with rel_tol < 1 this is exactly |a| <= abs_tol."""
+    return a.abs() <= ABS_TOL
 
 
 def _add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a + b snapped to 0 when they cancel within tolerance (vectorbt's add_nb)."""
     s = a + b
     opposite = torch.sign(a) != torch.sign(b)
-    zero = torch.where(opposite, _is_close(a.abs(), b.abs()), _is_close(s, torch.zeros_like(s)))
-    return torch.where(zero, torch.zeros_like(s), s)
+    zero = torch.where(opposite, _is_close(a.abs(), b.abs()), _near_zero(s))
+    return torch.where(zero, 0.0, s)
 
 
 def order_t(
@@ -45,8 +50,8 @@ def order_t(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batched :func:`marketlab.envs.execution.order_nb`: all tensors (B,); returns (cash, pos, filled, fees)."""
     zero = torch.zeros_like(cash)
-    cash = torch.where(_is_close(cash, zero), zero, cash)
-    pos = torch.where(_is_close(pos, zero), zero, pos)
+    cash = torch.where(_near_zero(cash), 0.0, cash)
+    pos = torch.where(_near_zero(pos), 0.0, pos)
     # buy branch
     adj_b = price * (1.0 + slippage)
     req = delta * adj_b
@@ -57,13 +62,13 @@ def order_t(
     size_b = torch.where(full, delta, max_req / adj_b)
     fee_b = torch.where(full, req_fees, cash - max_req)
     spent = torch.where(full, total, cash)
-    ok_b = (delta > 0) & (cash != 0) & ~_is_close(delta, zero) & (full | (max_req > 0))
+    ok_b = (delta > 0) & (cash != 0) & ~_near_zero(delta) & (full | (max_req > 0))
     # sell branch
     size_s = -delta
     acq = size_s * (price * (1.0 - slippage))
     fee_s = acq * fees
     final = _add(acq, -fee_s)
-    ok_s = (delta <= 0) & (size_s != 0) & ~_is_close(size_s, zero) & (final >= 0)
+    ok_s = (delta <= 0) & (size_s != 0) & ~_near_zero(size_s) & (final >= 0)
     new_cash = torch.where(ok_b, _add(cash, -spent), torch.where(ok_s, cash + final, cash))
     new_pos = torch.where(ok_b, _add(pos, size_b), torch.where(ok_s, _add(pos, -size_s), pos))
     filled = torch.where(ok_b, size_b, torch.where(ok_s, -size_s, zero))
@@ -108,7 +113,23 @@ class BatchedTradingEnv:
         self.close = torch.as_tensor(proto.market.close, dtype=dtype, device=dev)
         self.n_assets = proto.market.n_assets
         self.window = cfg.observation.window
-        self.flat = torch.as_tensor(proto.state_interp.flat, device=dev)
+        flat = np.asarray(proto.state_interp.flat)
+        n_feat = self.window * flat.shape[1]
+        self.n_feat = n_feat
+        n_w = self.n_assets if cfg.observation.include_position else 0
+        # Observation rows precomputed once: (T, window*K + N) with the weight slots zero, so a step's
+        # observation is one row gather (index_select) instead of a (B, window) fancy-index + cat.
+        # Falls back to per-step gathering when the matrix would be too large.
+        t_rows = flat.shape[0]
+        if t_rows * (n_feat + n_w) * 4 <= WINDOW_MATRIX_BYTES:
+            win = np.zeros((t_rows, n_feat + n_w), dtype=np.float32)
+            view = np.lib.stride_tricks.sliding_window_view(flat, self.window, axis=0)  # (T-W+1, K, W)
+            win[self.window - 1 :, :n_feat] = view.transpose(0, 2, 1).reshape(t_rows - self.window + 1, n_feat)
+            self.win = torch.as_tensor(win, device=dev)
+            self.flat = None
+        else:
+            self.win = None
+            self.flat = torch.as_tensor(flat, device=dev)
         self.include_position = cfg.observation.include_position
         self.bound = proto.state_interp.bound
         self.obs_dim = int(proto.observation_space.shape[0])
@@ -130,6 +151,7 @@ class BatchedTradingEnv:
         self.ema_a = torch.zeros((b,), dtype=dtype, device=dev)
         self.ema_b = torch.zeros((b,), dtype=dtype, device=dev)
         self.arange_b = torch.arange(b, device=dev)
+        self._zero_idx = torch.zeros((b, 1), dtype=torch.long, device=dev)
 
     # ------------------------------------------------------------------------------------------------
     def _draw_starts(self, n: int) -> torch.Tensor:
@@ -170,12 +192,17 @@ class BatchedTradingEnv:
         return torch.where(v > 0, pos_value / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(pos_value))
 
     def _observe(self) -> torch.Tensor:
-        idx = self.t[:, None] + self.offsets  # (B, W)
-        feats = self.flat[idx].reshape(self.num_envs, -1)
-        if not self.include_position:
-            return feats
-        w = torch.clamp(self._weights(), -self.bound, self.bound).to(torch.float32)
-        return torch.cat([feats, w], dim=1)
+        if self.win is not None:
+            obs = self.win.index_select(0, self.t)
+        else:
+            idx = self.t[:, None] + self.offsets  # (B, W)
+            feats = self.flat[idx].reshape(self.num_envs, -1)
+            if not self.include_position:
+                return feats
+            obs = torch.cat([feats, torch.zeros((self.num_envs, self.n_assets), device=self.device)], dim=1)
+        if self.include_position:
+            obs[:, self.n_feat :] = torch.clamp(self._weights(), -self.bound, self.bound)
+        return obs
 
     def to_weights(self, actions: torch.Tensor) -> torch.Tensor:
         """Actions -> target weights (B, N), the batched twin of the single env's action interpreter."""
@@ -197,8 +224,11 @@ class BatchedTradingEnv:
         price = self.close[self.t]  # (B, N)
         value = self._portfolio_value(price)
         trade = trade & (value > 0)
-        approx = target * value[:, None] - self.shares * price
-        order = torch.sort(approx, dim=1, stable=True).indices
+        if self.n_assets > 1:
+            approx = target * value[:, None] - self.shares * price
+            order = torch.sort(approx, dim=1, stable=True).indices
+        else:
+            order = self._zero_idx
         fees_paid = torch.zeros_like(value)
         traded = torch.zeros_like(value)
         cash = self.cash
@@ -207,7 +237,7 @@ class BatchedTradingEnv:
             pos = self.shares.gather(1, j).squeeze(1)
             p = price.gather(1, j).squeeze(1)
             tg = target.gather(1, j).squeeze(1)
-            pos = torch.where(_is_close(pos, torch.zeros_like(pos)), torch.zeros_like(pos), pos)
+            pos = torch.where(_near_zero(pos), 0.0, pos)
             delta = tg * value / p - pos
             new_cash, new_pos, filled, fee = order_t(cash, pos, delta, p, self.fees, self.slippage)
             cash = torch.where(trade, new_cash, cash)

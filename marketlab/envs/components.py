@@ -82,22 +82,27 @@ class WindowState:
         dim = self.n_feat + (n_assets if self.include_position else 0)
         self.bound = float(max(config.clip, 10.0))
         self.observation_space = gym.spaces.Box(-self.bound, self.bound, shape=(dim,), dtype=np.float32)
-        self._buf = np.zeros(dim, dtype=np.float32)
 
     def observe(self, t: int, weights: np.ndarray) -> np.ndarray:
         """Observation at decision step t (rows t-window+1 .. t); t >= window - 1."""
-        buf = self._buf
-        buf[: self.n_feat] = self.flat[t - self.window + 1 : t + 1].reshape(-1)
-        if self.include_position:
-            _copy_clipped_nb(buf, self.n_feat, weights, self.bound)
-        return buf.copy()
+        return _window_obs_nb(self.flat, t, self.window, weights, self.bound, self.include_position)
 
 
 @njit(cache=True)
-def _copy_clipped_nb(dst: np.ndarray, offset: int, src: np.ndarray, bound: float) -> None:
-    """dst[offset + j] = clip(src[j], -bound, bound) (one numba call is cheaper than numpy's clip here)."""
-    for j in range(src.shape[0]):
-        dst[offset + j] = min(max(src[j], -bound), bound)
+def _window_obs_nb(flat: np.ndarray, t: int, window: int, weights: np.ndarray, bound: float, with_weights: bool) -> np.ndarray:
+    """New (window * K [+ N],) float32 array: rows t-window+1..t of ``flat`` (T, K), then clipped weights.
+    One numba call instead of slice/reshape/copy/clip in NumPy (the env step's hot path)."""
+    k = flat.shape[1]
+    n_feat = window * k
+    out = np.empty(n_feat + (weights.shape[0] if with_weights else 0), dtype=np.float32)
+    base = (t - window + 1) * k
+    src = flat.reshape(-1)
+    for i in range(n_feat):
+        out[i] = src[base + i]
+    if with_weights:
+        for j in range(weights.shape[0]):
+            out[n_feat + j] = min(max(weights[j], -bound), bound)
+    return out
 
 
 class ActionInterpreter(Protocol):

@@ -90,6 +90,40 @@ def order_nb(
 
 
 @njit(cache=True)
+def rebalance_at_nb(
+    cash: float, shares: np.ndarray, close: np.ndarray, t: int, target: np.ndarray, active: np.ndarray, fees: float, slippage: float
+) -> tuple[float, float, float]:
+    """:func:`rebalance_nb` at row t of ``close`` (T, N) (saves the Python-side row slice per step)."""
+    return rebalance_nb(cash, shares, close[t], target, active, fees, slippage)
+
+
+@njit(cache=True)
+def value_at_nb(cash: float, shares: np.ndarray, close: np.ndarray, t: int) -> float:
+    """Net value at row t of ``close`` (T, N)."""
+    return portfolio_value_nb(cash, shares, close[t])
+
+
+@njit(cache=True)
+def weights_at_nb(shares: np.ndarray, close: np.ndarray, t: int, value: float) -> np.ndarray:
+    """Weights (N,) = shares * close[t] / value (zeros when value <= 0)."""
+    n = shares.shape[0]
+    out = np.zeros(n)
+    if value > 0:
+        for j in range(n):
+            out[j] = shares[j] * close[t, j] / value
+    return out
+
+
+@njit(cache=True)
+def same_nb(a: np.ndarray, b: np.ndarray) -> bool:
+    """Exact element-wise equality of two (N,) arrays (cheaper than np.array_equal for tiny arrays)."""
+    for j in range(a.shape[0]):
+        if a[j] != b[j]:
+            return False
+    return True
+
+
+@njit(cache=True)
 def rebalance_nb(
     cash: float,
     shares: np.ndarray,

@@ -27,7 +27,7 @@ from marketlab.envs.components import (
     resolve_component,
 )
 from marketlab.envs.data import MarketData, align_signals, ensure_dataset, load_market, resolve_store
-from marketlab.envs.execution import portfolio_value_nb, rebalance_nb
+from marketlab.envs.execution import rebalance_at_nb, same_nb, value_at_nb, weights_at_nb
 from marketlab.envs.spec import CostConfig, TradingEnvConfig, env_config
 
 
@@ -55,20 +55,18 @@ class BarSimulator:
 
     def value(self, t: int) -> float:
         """Net value at close t (currency)."""
-        return portfolio_value_nb(self.cash, self.shares, self.close[t])
+        return value_at_nb(self.cash, self.shares, self.close, t)
 
     def rebalance(self, t: int, target: np.ndarray) -> tuple[float, float]:
         """Trade to target weights (N,) at close t; returns (fees paid, traded notional)."""
-        self.cash, fees, traded = rebalance_nb(
-            self.cash, self.shares, self.close[t], target, self._active, self.fees, self.slippage
+        self.cash, fees, traded = rebalance_at_nb(
+            self.cash, self.shares, self.close, t, target, self._active, self.fees, self.slippage
         )
         return fees, traded
 
     def weights(self, t: int, value: float) -> np.ndarray:
         """Current weights (N,) = shares * close[t] / value."""
-        if value <= 0:
-            return np.zeros_like(self.shares)
-        return self.shares * self.close[t] / value
+        return weights_at_nb(self.shares, self.close, t, value)
 
 
 class TradingEnv(gym.Env):
@@ -128,6 +126,7 @@ class TradingEnv(gym.Env):
                 f"{cfg.episode_length} steps do not fit in the {cfg.period} period ({self.t_hi - self.t_lo} steps)",
             )
         self._zeros = np.zeros(n)
+        self._trade_on_change = cfg.trade_on_change
         self.t = self.t_lo
         self.start = self.t_lo
         self.end = self.t_hi
@@ -163,7 +162,7 @@ class TradingEnv(gym.Env):
         target = self.action_interp.to_weights(action)
         t = self.t
         fees = traded = 0.0
-        if not self.config.trade_on_change or not (target is self._prev_target or np.array_equal(target, self._prev_target)):
+        if not self._trade_on_change or not (target is self._prev_target or same_nb(target, self._prev_target)):
             fees, traded = self.sim.rebalance(t, target)
             self._prev_target = target
         prev_value = self.value

@@ -1,0 +1,223 @@
+"""Env steps/s: Trading-v0 single env, gymnasium vector envs and the batched torch env, side by side with
+gym-anytrading's StocksEnv and FinRL's StockTradingEnv (when importable; they are not dependencies).
+
+Run: ``.venv/bin/python benchmarks/envs.py [--quick]``. To include the peers without adding them to the
+project: ``pip install --no-deps --target /tmp/peers gym-anytrading finrl`` and set
+``MARKETLAB_PEERS=/tmp/peers``. Writes ``benchmarks/results/envs.json``.
+
+All single-env numbers use random actions on 1-minute-like GBM bars of one asset; marketlab's env has
+costs (commission, spread, slippage) and a 32-bar window of 4 features (a 129-float observation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+import marketlab  # noqa: E402,F401
+from marketlab.envs.batched import BatchedTradingEnv  # noqa: E402
+from marketlab.envs.data import synthetic_market  # noqa: E402
+from marketlab.envs.trading import TradingEnv  # noqa: E402
+
+CFG = {
+    "costs": {"commission": 0.0002, "spread": 0.0001, "slippage": 0.0001},
+    "observation": {"window": 32},
+    "period": "all",
+}
+
+
+def rate(fn, steps: int, repeats: int = 3) -> float:
+    """Best-of-``repeats`` steps per second of ``fn(steps)``."""
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn(steps)
+        best = max(best, steps / (time.perf_counter() - t))
+    return best
+
+
+def single_env(market, steps: int, wrapped: bool) -> float:
+    import gymnasium as gym
+
+    env = gym.make("marketlab/Trading-v0", market=market, config=CFG) if wrapped else TradingEnv(CFG, market=market)
+    acts = np.random.default_rng(0).integers(0, 3, steps)
+    env.reset(seed=0)
+
+    def run(n: int) -> None:
+        for i in range(n):
+            _, _, term, trunc, _ = env.step(int(acts[i]))
+            if term or trunc:
+                env.reset()
+
+    return rate(run, steps)
+
+
+def vector_env(market, steps: int, n_envs: int, kind: str) -> float:
+    import gymnasium as gym
+
+    fns = [lambda: gym.make("marketlab/Trading-v0", market=market, config=CFG) for _ in range(n_envs)]
+    venv = gym.vector.SyncVectorEnv(fns) if kind == "sync" else gym.vector.AsyncVectorEnv(fns, context="fork")
+    venv.reset(seed=0)
+    rng = np.random.default_rng(0)
+
+    def run(n: int) -> None:
+        for _ in range(n // n_envs):
+            venv.step(rng.integers(0, 3, n_envs))
+
+    try:
+        return rate(run, steps)
+    finally:
+        venv.close()
+
+
+def batched(market, steps: int, num_envs: int, device: str, dtype: torch.dtype) -> float:
+    env = BatchedTradingEnv({**CFG, "episode_length": 2000, "random_start": True}, market=market, num_envs=num_envs, device=device, dtype=dtype)
+    env.reset(seed=0)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    acts = torch.randint(0, 3, (16, num_envs), generator=gen).to(env.device)
+
+    def run(n: int) -> None:
+        for i in range(max(1, n // num_envs)):
+            env.step(acts[i % 16])
+        if env.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    run(num_envs * 4)  # warm-up (CUDA kernels, caches)
+    return rate(run, steps)
+
+
+def peers_path() -> None:
+    p = os.environ.get("MARKETLAB_PEERS")
+    if p and p not in sys.path:
+        sys.path.insert(0, p)
+
+
+def anytrading(market, steps: int) -> float | None:
+    peers_path()
+    try:
+        import pandas as pd
+        from gym_anytrading.envs import StocksEnv
+    except ImportError:
+        return None
+    df = pd.DataFrame({"Open": market.open[:, 0], "High": market.high[:, 0], "Low": market.low[:, 0], "Close": market.close[:, 0], "Volume": market.volume[:, 0]})
+    env = StocksEnv(df=df, window_size=32, frame_bound=(32, len(df)))
+    acts = np.random.default_rng(0).integers(0, 2, steps)
+    env.reset(seed=0)
+
+    def run(n: int) -> None:
+        for i in range(n):
+            _, _, term, trunc, _ = env.step(int(acts[i]))
+            if term or trunc:
+                env.reset()
+
+    return rate(run, steps)
+
+
+def finrl(market, steps: int) -> float | None:
+    peers_path()
+    path = None
+    for base in sys.path:
+        cand = Path(base) / "finrl" / "meta" / "env_stock_trading" / "env_stocktrading.py"
+        if cand.is_file():
+            path = cand
+            break
+    if path is None:
+        return None
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("finrl_env_stocktrading", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # only this module: the finrl package __init__ pulls data vendors
+    n = market.n_steps
+    ret = np.concatenate([[0.0], np.diff(np.log(market.close[:, 0]))])
+    df = pd.DataFrame({"date": np.arange(n), "tic": "S000", "close": market.close[:, 0], "ret": ret}, index=np.arange(n))
+    env = mod.StockTradingEnv(
+        df=df, stock_dim=1, hmax=100, initial_amount=10_000, num_stock_shares=[0], buy_cost_pct=[0.0002], sell_cost_pct=[0.0002],
+        reward_scaling=1e-4, state_space=4, action_space=1, tech_indicator_list=["ret"], print_verbosity=10**9,
+    )
+    acts = np.random.default_rng(0).uniform(-1, 1, (steps, 1))
+    env.reset(seed=0)
+
+    def run(k: int) -> None:
+        for i in range(k):
+            _, _, term, trunc, _ = env.step(acts[i])
+            if term or trunc:
+                env.reset()
+
+    return rate(run, steps, repeats=1)
+
+
+def hardware() -> dict:
+    return {
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "envs.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    k = 0.1 if args.quick else 1.0
+    market = synthetic_market(20_000, 1, seed=0)
+    res: dict[str, float | None] = {}
+    res["marketlab_single_raw"] = single_env(market, int(50_000 * k), wrapped=False)
+    res["marketlab_single_gym_make"] = single_env(market, int(50_000 * k), wrapped=True)
+    res["marketlab_sync_vector_8"] = vector_env(market, int(40_000 * k), 8, "sync")
+    res["marketlab_async_vector_2"] = vector_env(market, int(10_000 * k), 2, "async")
+    res["marketlab_batched_torch_cpu_f64_4096"] = batched(market, int(2_000_000 * k), 4096, "cpu", torch.float64)
+    res["marketlab_batched_torch_cpu_f32_4096"] = batched(market, int(2_000_000 * k), 4096, "cpu", torch.float32)
+    res["marketlab_batched_torch_cpu_f32_32768"] = batched(market, int(4_000_000 * k), 32768, "cpu", torch.float32)
+    if torch.cuda.is_available():
+        for b in (65_536, 1_048_576):
+            res[f"marketlab_batched_torch_cuda_f32_{b}"] = batched(market, b * 50, b, "cuda", torch.float32)
+            res[f"marketlab_batched_torch_cuda_f64_{b}"] = batched(market, b * 50, b, "cuda", torch.float64)
+    res["gym_anytrading_StocksEnv"] = anytrading(market, int(50_000 * k))
+    res["finrl_StockTradingEnv"] = finrl(market, int(3_000 * k))
+    single = res["marketlab_single_raw"]
+    ratios = {
+        "single_vs_anytrading": single / res["gym_anytrading_StocksEnv"] if res["gym_anytrading_StocksEnv"] else None,
+        "single_vs_finrl": single / res["finrl_StockTradingEnv"] if res["finrl_StockTradingEnv"] else None,
+        "batched_cpu_f64_vs_single": res["marketlab_batched_torch_cpu_f64_4096"] / single,
+        "batched_cpu_f32_vs_single": max(res["marketlab_batched_torch_cpu_f32_4096"], res["marketlab_batched_torch_cpu_f32_32768"]) / single,
+    }
+    for name, v in res.items():
+        print(f"{name:45s} {v:>14,.0f} steps/s" if v else f"{name:45s} {'not installed':>14s}")
+    for name, v in ratios.items():
+        print(f"{name:45s} {v:>14.2f}x" if v else f"{name:45s} {'n/a':>14s}")
+    out = {
+        "steps_per_s": res,
+        "ratios": ratios,
+        "setup": "1 asset, random actions, Trading-v0 with commission+spread+slippage and a 32x4 feature window (129 floats); "
+        "anytrading StocksEnv window 32, FinRL StockTradingEnv 1 stock + 1 indicator",
+        "hardware": hardware(),
+        "note": "shared 2-core machine with other engineers' jobs running: absolute numbers are noisy; ratios are from the same process",
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
