@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--gp-gens", type=int, default=5)
     ap.add_argument("--datasets", nargs="+", default=["csi300", "sp500"])
     ap.add_argument("--store", default=os.environ.get("MARKETLAB_STORE"))
+    ap.add_argument("--methods", nargs="+", default=["alphagen", "gp", "hand"])
+    ap.add_argument("--append", action="store_true", help="add runs to the existing json instead of replacing it")
     args = ap.parse_args()
 
     import torch
@@ -52,6 +54,10 @@ def main() -> None:
         "runs": [],
         "summary": {},
     }  # fmt: skip
+    if args.append and OUT.is_file():
+        old = json.loads(OUT.read_text())
+        result["runs"] = old["runs"]
+        result["sizes"] = {"runs_before": old["sizes"], "appended": result["sizes"]}
     for ds in args.datasets:
         raw = load_toml(specs[ds])
         if args.store:
@@ -67,6 +73,7 @@ def main() -> None:
                 jobs.append(("alphagen", k, seed, {"steps": args.steps}))
                 jobs.append(("gp", k, seed, {"gp_population": args.gp_pop, "gp_generations": args.gp_gens}))
         jobs += [("hand", 0, 0, {"hand_model": "linear"}), ("hand", 0, 0, {"hand_model": "gbdt"})]
+        jobs = [j for j in jobs if j[0] in args.methods]
         for method, k, seed, extra in jobs:
             m = dataclasses.replace(base.miner, method=method, capacity=max(k, 1), seed=seed, **extra)
             out = dataclasses.replace(base.output, dir=str(ROOT / "runs" / f"results_{ds}_{method}_{k}_{seed}"),
@@ -75,6 +82,8 @@ def main() -> None:
             t = time.perf_counter()
             res = mine(spec, panel=panel, progress=False)
             label = f"{method}" + (f"-{extra['hand_model']}" if method == "hand" else f"-k{k}")
+            if method == "alphagen":
+                label += f"-{args.steps}steps"
             run = {"dataset": ds, "method": label, "seed": seed, "seconds": round(time.perf_counter() - t, 1),
                    "pool_size": len(res["pool"]["alphas"]), "metrics": res["metrics"],
                    "formulas": [a["formula"] for a in res["pool"]["alphas"]][:20]}  # fmt: skip
