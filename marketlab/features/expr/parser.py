@@ -191,7 +191,7 @@ def validate(e: Expr, *, allow_future: bool = False, source: str | None = None) 
             elif w < spec.min_window:
                 raise ExprError(
                     f"{node.name} window must be at least {spec.min_window} day(s), got {w}{where}"
-                    + (" (a window of 1 gives a constant alpha)" if w == 1 else "")
+                    + (" (a window of 1 is degenerate: a constant or the input itself)" if w == 1 else "")
                 )
     return e
 
