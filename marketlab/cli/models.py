@@ -39,7 +39,7 @@ def train(
     model: Annotated[str, typer.Argument(help="tlob | mlplob | deeplob | binctabl")],
     data: Annotated[str, typer.Option("--data", help="'fi2010', an FI-2010 folder, or a store dataset.")],
     horizon: Annotated[int, typer.Option("--horizon", help="Horizon h in events: 10, 20, 50, 100.")] = 10,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML with [model], [train], [data].")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config with model, train and data tables.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<model>_<data>_h<h>).")] = None,
     symbol: Annotated[str | None, typer.Option("--symbol", help="Symbol of a store dataset.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Override train.epochs.")] = None,

@@ -5,13 +5,12 @@ A :class:`WindowSet` keeps **one** contiguous ``(N, F)`` float32 tensor and two 
 taken from a strided view (``Tensor.as_strided``, no copy); only a mini-batch is materialised when it is
 gathered. Windows never straddle a segment (an FI-2010 stock/day, a LOBSTER day/split).
 
-FI-2010 (``../shared/data/fi2010_noauction_zscore``, see its SOURCE.md): day 1 is ``Train_CF_1``, day
-``k+1`` is ``Test_CF_k``; day ``k+1`` is z-scored with the pooled statistics of days ``1..k``. The
-standard training file (Train CF_7 = days 1-7) is not staged, so :func:`load_fi2010_days` rebuilds it:
-each day is brought back to day-1 units with the pooled mean/std of the preceding days, then days 1-7
-are z-scored together with their pooled per-row mean/std. Day 10 (``Test_CF_9``, the only standard test
-day available) is used as shipped, as the standard protocol does. Labels are the shipped ones, aligned to
-the **last** step of each window.
+FI-2010 (``../shared/data/fi2010_noauction_zscore``, see its SOURCE.md): the standard training file
+(Train CF_7 = days 1-7) is not staged; the store's ingestor
+(:func:`marketlab.store.ingest.fi2010.load_training_set`) rebuilds it from the daily files (each day back
+to day-1 units with the pooled statistics of the preceding days, then days 1-7 z-scored together). Day 10
+(``Test_CF_9``, the only standard test day available) is used as shipped, as the standard protocol does.
+Labels are the shipped ones, aligned to the **last** step of each window.
 
 LOBSTER (TLOB's ``preprocessing/lobster.py``): drop event types 2/5/6/7, keep an event when the running
 sum of sizes crosses a multiple of ``q = 500`` shares, features = 40 book columns (prices in dollars) +
@@ -23,7 +22,6 @@ TLOB's with α fitted on the training split.
 
 from __future__ import annotations
 
-import lzma
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -126,114 +124,27 @@ def window_index(
 # ----------------------------------------------------------------------------------------------------
 # FI-2010
 
-FI2010_FILES: dict[int, str] = {
-    1: "Train_Dst_NoAuction_ZScore_CF_1.txt.xz",
-    **{d: f"Test_Dst_NoAuction_ZScore_CF_{d - 1}.txt.xz" for d in range(2, 11)},
-}
-# Stock boundaries (column indices) per day, from the dataset's SOURCE.md (checked there against price jumps).
-FI2010_STOCK_BOUNDS: dict[int, tuple[int, ...]] = {
-    1: (0, 3454, 9772, 14694, 25413, 39512),
-    2: (0, 5079, 11201, 17166, 23878, 38397),
-    3: (0, 3903, 9314, 13341, 18527, 28535),
-    4: (0, 2806, 9798, 15140, 25959, 37023),
-    5: (0, 3030, 9758, 15704, 22082, 34785),
-    6: (0, 2263, 8506, 14113, 21120, 39152),
-    7: (0, 2801, 9861, 16601, 24455, 37346),
-    8: (0, 2647, 11309, 19900, 33129, 55478),
-    9: (0, 1873, 11144, 21180, 34060, 52172),
-    10: (0, 1888, 7016, 12738, 18559, 31937),
-}
 FI2010_HORIZONS = {10: 1, 20: 2, 50: 5, 100: 10}  # TLOB's h (events) -> FI-2010 k (samples)
-FI2010_ROWS = 149
 
 
-def read_fi2010_file(path: str | Path) -> np.ndarray:
-    """Read one FI-2010 ``.txt`` / ``.txt.xz`` file -> ``(149, N)`` float64 (rows: 144 features + 5 labels)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(p, "file not found")
-    raw = lzma.open(p).read() if p.suffix == ".xz" else p.read_bytes()
-    flat = np.fromstring(raw, sep=" ")  # C parser, ~10x faster than np.loadtxt; stops at the first bad token
-    n_first = len(raw[: raw.find(b"\n")].split()) if b"\n" in raw else flat.size // FI2010_ROWS
-    if n_first == 0 or flat.size != n_first * FI2010_ROWS:
-        raise DataError(p, f"expected a numeric matrix of {FI2010_ROWS} rows x {n_first} columns, "
-                        f"parsed {flat.size} numbers", value=flat.size)
-    return flat.reshape(FI2010_ROWS, n_first)
+@lru_cache(maxsize=2)
+def load_fi2010(root: str, train_days: int = 7, test_day: int = 10) -> Any:
+    """The store ingestor's standard-protocol arrays (rebuilt days 1..``train_days``, test day as shipped),
+    cached per process: :func:`marketlab.store.ingest.fi2010.load_training_set`."""
+    from marketlab.store.ingest.fi2010 import load_training_set
+
+    return load_training_set(Path(root), train_days=train_days, test_day=test_day)
 
 
-@lru_cache(maxsize=16)
-def _read_day(root: str, day: int) -> np.ndarray:
-    if day not in FI2010_FILES:
-        raise DataError(root, f"FI-2010 has days 1..10, got {day}", field="day", value=day)
-    p = Path(root) / FI2010_FILES[day]
-    if not p.is_file():
-        raise DataError(p, f"FI-2010 day {day} file not found")
-    a = read_fi2010_file(p)
-    bounds = FI2010_STOCK_BOUNDS[day]
-    if a.shape[1] != bounds[-1]:
-        raise DataError(p, f"expected {bounds[-1]} samples for day {day}", value=a.shape[1])
-    return a
-
-
-@dataclass
-class FI2010Days:
-    """Features ``(N, 144)`` float32 (time-major), shipped label rows ``(5, N)``, segment bounds, day of each row."""
-
-    features: np.ndarray
-    label_rows: np.ndarray
-    segments: list[tuple[int, int]]
-    day: np.ndarray
-    stock: np.ndarray
-
-
-def load_fi2010_days(root: str | Path, days: tuple[int, ...], *, rezscore: bool) -> FI2010Days:
-    """Load FI-2010 ``days`` (ascending, starting at 1 when ``rezscore``) as one array.
-
-    ``rezscore=True`` rebuilds the standard cumulative training normalisation (see module docstring):
-    day ``k+1`` -> day-1 units with the pooled stats of days ``1..k``, then z-score the union with its
-    pooled per-row mean/std (ddof 0). ``rezscore=False`` returns the files as shipped (test days).
-    """
-    root = str(root)
-    days = tuple(days)
-    if rezscore and (days[0] != 1 or list(days) != list(range(1, len(days) + 1))):
-        raise DataError(root, "re-z-scoring needs consecutive days starting at day 1", field="days", value=days)
-    feats, labels, day_of, stock_of = [], [], [], []
-    s1 = s2 = None  # running sums (day-1 units) for pooled stats
-    count = 0
-    for d in days:
-        a = _read_day(root, d)
-        x = a[:144].copy()
-        if rezscore and d > 1:
-            mean = s1 / count
-            std = np.sqrt(np.maximum(s2 / count - mean**2, 0.0))
-            x = x * std[:, None] + mean[:, None]  # back to day-1 units
-        if rezscore:
-            s1 = x.sum(axis=1) if s1 is None else s1 + x.sum(axis=1)
-            s2 = (x**2).sum(axis=1) if s2 is None else s2 + (x**2).sum(axis=1)
-            count += x.shape[1]
-        feats.append(x)
-        labels.append(a[144:149])
-        day_of.append(np.full(x.shape[1], d, np.int16))
-        st = np.zeros(x.shape[1], np.int16)
-        b = FI2010_STOCK_BOUNDS[d]
-        for i in range(5):
-            st[b[i] : b[i + 1]] = i
-        stock_of.append(st)
-    x = np.concatenate(feats, axis=1)
-    if rezscore:
-        mean = x.mean(axis=1, keepdims=True)
-        std = x.std(axis=1, keepdims=True)
-        std[std < 1e-12] = 1.0  # constant rows stay constant (0)
-        x = (x - mean) / std
-    segments, off = [], 0
-    for d in days:
-        b = FI2010_STOCK_BOUNDS[d]
-        segments += [(off + b[i], off + b[i + 1]) for i in range(5)]
-        off += b[-1]
-    return FI2010Days(
-        np.ascontiguousarray(x.T, dtype=np.float32), np.concatenate(labels, axis=1), segments,
-        np.concatenate(day_of), np.concatenate(stock_of),
-    )
+def segments_of(*keys: np.ndarray) -> list[tuple[int, int]]:
+    """Half-open runs of rows where every key array is constant (e.g. one stock on one day)."""
+    n = len(keys[0])
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for k in keys:
+        change[1:] |= k[1:] != k[:-1]
+    starts = np.flatnonzero(change)
+    return list(zip(starts.tolist(), [*starts[1:].tolist(), n]))
 
 
 def _cut_segments(segments: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
@@ -246,15 +157,15 @@ def fi2010_windowsets(
     horizon: int,
     seq_size: int,
     num_features: int = 144,
-    train_days: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7),
-    test_days: tuple[int, ...] = (10,),
+    train_days: int = 7,
+    test_day: int = 10,
     val_fraction: float = 0.2,
 ) -> dict[str, WindowSet]:
     """FI-2010 train / val / test :class:`WindowSet` s for TLOB horizon ``h`` in {10, 20, 50, 100}.
 
     Train = the first ``1 - val_fraction`` of the rebuilt days 1-7 in time order, val = the rest;
-    test = ``test_days`` as shipped. ``num_features``: 144 (all) or 40 (LOB only). Labels are the
-    shipped ones for ``k = h / 10`` samples at the window's last step.
+    test = ``test_day`` as shipped. ``num_features``: 144 (all) or 40 (LOB only). Labels are the
+    shipped ones for ``k = h / 10`` samples at the window's last step; windows stay within one stock-day.
     """
     if horizon not in FI2010_HORIZONS:
         raise DataError(root, f"FI-2010 horizon must be one of {sorted(FI2010_HORIZONS)}", field="horizon",
@@ -262,26 +173,26 @@ def fi2010_windowsets(
     if num_features not in (40, 144):
         raise DataError(root, "FI-2010 num_features must be 40 or 144", field="num_features", value=num_features)
     k = FI2010_HORIZONS[horizon]
+    sp = load_fi2010(str(root), train_days, test_day)
+    meta = {"dataset": "fi2010", "horizon": horizon, "k": k}
     out: dict[str, WindowSet] = {}
-    tr = load_fi2010_days(root, train_days, rezscore=True)
-    te = load_fi2010_days(root, test_days, rezscore=False)
-    for name, part in (("train", tr), ("test", te)):
-        lab = fi2010_labels(part.label_rows, k).astype(np.int64)
-        feats = torch.from_numpy(np.ascontiguousarray(part.features[:, :num_features]))
-        labels = torch.from_numpy(lab)
-        ts = np.arange(len(lab), dtype=np.int64)
-        symbols = np.array([f"FI{d:02d}S{s + 1}" for d, s in zip(part.day, part.stock)], dtype=object) \
-            if name == "test" else None
-        meta = {"dataset": "fi2010", "horizon": horizon, "k": k, "days": list(train_days if name == "train" else test_days)}
-        if name == "train":
-            n = len(lab)
-            cut = int(n * (1 - val_fraction))
-            for sub, (lo, hi) in (("train", (0, cut)), ("val", (cut, n))):
-                st, li = window_index(_cut_segments(part.segments, lo, hi), seq_size, seq_size - 1, lab)
-                out[sub] = WindowSet(feats, labels, st, li, seq_size, ts, None, dict(meta, split=sub))
-        else:
-            st, li = window_index(part.segments, seq_size, seq_size - 1, lab)
-            out["test"] = WindowSet(feats, labels, st, li, seq_size, ts, symbols, dict(meta, split="test"))
+    lab = fi2010_labels(sp.y_train.T, k).astype(np.int64)
+    feats = torch.from_numpy(np.ascontiguousarray(sp.x_train[:, :num_features]))
+    segs = segments_of(sp.day_train, sp.stock_train)
+    n = len(lab)
+    cut = int(n * (1 - val_fraction))
+    ts = np.arange(n, dtype=np.int64)
+    for name, (lo, hi) in (("train", (0, cut)), ("val", (cut, n))):
+        st, li = window_index(_cut_segments(segs, lo, hi), seq_size, seq_size - 1, lab)
+        out[name] = WindowSet(feats, torch.from_numpy(lab), st, li, seq_size, ts, None,
+                              dict(meta, split=name, days=list(range(1, train_days + 1))))
+    lab = fi2010_labels(sp.y_test.T, k).astype(np.int64)
+    st, li = window_index(segments_of(sp.day_test, sp.stock_test), seq_size, seq_size - 1, lab)
+    # FI-2010 has no timestamps: ts = sample number within the test day; symbols = anonymous stock ids
+    symbols = np.array([f"FI{int(d):02d}S{int(s) + 1}" for d, s in zip(sp.day_test, sp.stock_test)], dtype=object)
+    out["test"] = WindowSet(torch.from_numpy(np.ascontiguousarray(sp.x_test[:, :num_features])),
+                            torch.from_numpy(lab), st, li, seq_size, np.arange(len(lab), dtype=np.int64), symbols,
+                            dict(meta, split="test", days=[test_day]))
     return out
 
 

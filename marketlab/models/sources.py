@@ -18,7 +18,6 @@ import polars as pl
 
 from marketlab.core.errors import DataError
 from marketlab.models.datasets import (
-    FI2010_FILES,
     WindowSet,
     fi2010_windowsets,
     lobster_from_frames,
@@ -43,17 +42,25 @@ def _shared_data() -> Path:
     return Path(env) if env else Path.cwd().parent / "shared" / "data"
 
 
+def _has_fi2010(p: Path) -> bool:
+    from marketlab.store.ingest.fi2010 import day_file
+
+    try:
+        day_file(p, 1)
+    except DataError:
+        return False
+    return True
+
+
 def resolve_fi2010(data: str) -> Path | None:
     """The FI-2010 folder named by ``data``, or None when ``data`` is not an FI-2010 source."""
     if data == "fi2010":
         p = Path(os.environ.get("MARKETLAB_FI2010", _shared_data() / "fi2010_noauction_zscore"))
-        if not (p / FI2010_FILES[1]).is_file():
+        if not _has_fi2010(p):
             raise DataError(p, "FI-2010 files not found (set MARKETLAB_FI2010 or MARKETLAB_SHARED_DATA)")
         return p
     p = Path(data)
-    if p.is_dir() and (p / FI2010_FILES[1]).is_file():
-        return p
-    return None
+    return p if p.is_dir() and _has_fi2010(p) else None
 
 
 DEFAULT_SEQ = {"tlob": 128, "mlplob": 384, "deeplob": 100, "binctabl": 10}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import lzma
-
 import numpy as np
 import pytest
 import torch
@@ -17,7 +15,7 @@ from marketlab.models.datasets import (
     lobster_features,
     lobster_normalise,
     lobster_windowsets,
-    read_fi2010_file,
+    segments_of,
     volume_sample_mask,
     window_index,
 )
@@ -60,18 +58,10 @@ def test_window_index_skips_undefined_labels() -> None:
     assert labels[li].min() >= 0 and list(s) == [0, 1, 4]
 
 
-def test_read_fi2010_errors(tmp_path) -> None:
-    with pytest.raises(DataError, match="file not found"):
-        read_fi2010_file(tmp_path / "nope.txt.xz")
-    bad = tmp_path / "bad.txt.xz"
-    with lzma.open(bad, "wb") as fh:
-        fh.write(b"1 2 3\n4 5 6\n")
-    with pytest.raises(DataError, match="149 rows"):
-        read_fi2010_file(bad)
-    good = tmp_path / "good.txt"
-    good.write_text("\n".join(" ".join(str(float(r * 10 + c)) for c in range(4)) for r in range(149)) + "\n")
-    a = read_fi2010_file(good)
-    assert a.shape == (149, 4) and a[3, 2] == 32.0
+def test_segments_of_splits_on_any_key_change() -> None:
+    day = np.array([1, 1, 1, 2, 2, 2])
+    stock = np.array([0, 0, 1, 1, 1, 0])
+    assert segments_of(day, stock) == [(0, 2), (2, 3), (3, 5), (5, 6)]
 
 
 @settings(max_examples=40, deadline=None)
