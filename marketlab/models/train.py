@@ -246,14 +246,14 @@ class Trainer:
                 for cb in self.callbacks:
                     cb(self, epoch, b, losses[-1])
             bar.close()
-            self._end_epoch(epoch, losses, val)
+            self._end_epoch(epoch, val)
             self._save_state()
         self.state["train_seconds"] = time.perf_counter() - t0
         self.state["train_windows_per_s"] = windows_seen / max(self.state["train_seconds"], 1e-9)
         self.state["resumed"] = resumed
         return self.state
 
-    def _end_epoch(self, epoch: int, losses: list[float], val: WindowSet) -> None:
+    def _end_epoch(self, epoch: int, val: WindowSet) -> None:
         cfg = self.cfg
         ev = evaluate(self.eval_model, val, batch_size=cfg.eval_batch_size, device=self.device, amp=self.amp)
         st = self.state
