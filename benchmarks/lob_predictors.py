@@ -28,8 +28,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from marketlab.core.device import set_torch_threads  # noqa: E402
-from marketlab.models.datasets import fi2010_windowsets, lobster_windowsets, read_lobster_csv  # noqa: E402
+from marketlab.models.datasets import fi2010_windowsets  # noqa: E402
+from marketlab.models.sources import DataConfig, load_windowsets  # noqa: E402
 from marketlab.models.train import TrainConfig, train_predictor  # noqa: E402
+from marketlab.store import Store  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MARKETLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -130,9 +132,11 @@ def main() -> None:
                   f"in {fi[tag]['wall_seconds']:.0f}s", flush=True)
             save(res)
     if args.only in (None, "lobster"):
+        # through the store: ingest the GOOG level-10 sample (idempotent), then scan events + book
         d = DATA / "lobster_sample_2012-06-21"
-        arr = read_lobster_csv(d / "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz",
-                               d / "GOOG_2012-06-21_34200000_57600000_orderbook_10.csv.gz", symbol="GOOG")
+        store = Store(RUNS / "store")
+        store.ingest("lobster", [d / "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz",
+                                 d / "GOOG_2012-06-21_34200000_57600000_orderbook_10.csv.gz"], dataset="lobster-goog")
         lk = f"lobster_goog_{args.profile}"
         lob = res.setdefault(lk, {"split": "sampled events of 2012-06-21 cut by time: first 80% train, "
                                            "next 10% validation, last 10% test; alpha fitted on train"})
@@ -146,7 +150,8 @@ def main() -> None:
                 mc = dict(mc, event_type_index=41) if nf == 46 else mc
                 if nf == 46 and "hidden_dim" in mc:
                     mc["hidden_dim"] = 46
-                sets = lobster_windowsets(arr, horizon=h, seq_size=T, num_features=nf)
+                sets, _ = load_windowsets(name, "lobster-goog", horizon=h, store=store,
+                                          dcfg=DataConfig(seq_size=T, num_features=nf))
                 tc2 = dict(tc, max_train_windows=min(tc.get("max_train_windows") or 10**9, 20_000),
                            epochs=max(tc["epochs"], 4))
                 cfg = TrainConfig(**{"batch_size": 64, "patience": 2, "progress": False, "seed": 0, **tc2})

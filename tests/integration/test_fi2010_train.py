@@ -95,3 +95,25 @@ def test_lobster_goog_tlob_label_anchors(shared_data) -> None:
     assert alpha100 == pytest.approx(2.73e-4, rel=0.01)
     up, stat, down = class_shares(tlob_labels(f["mid"], 10, alpha10))
     assert up == pytest.approx(0.31, abs=0.01) and stat == pytest.approx(0.34, abs=0.01)
+
+
+def test_lobster_windows_from_store_equal_csv_path(shared_data, tmp_path) -> None:
+    """LOBSTER GOOG ingested into the store and read back gives the same windows as the raw files."""
+    from marketlab.models.datasets import lobster_windowsets
+    from marketlab.models.sources import DataConfig, load_windowsets
+    from marketlab.store import Store
+
+    d = shared_data / "lobster_sample_2012-06-21"
+    files = [d / "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz",
+             d / "GOOG_2012-06-21_34200000_57600000_orderbook_10.csv.gz"]
+    store = Store(tmp_path / "store")
+    store.ingest("lobster", files, dataset="goog")
+    from_store, spec = load_windowsets("tlob", "goog", horizon=50, store=store, dcfg=DataConfig(seq_size=64))
+    raw = lobster_windowsets(read_lobster_csv(*files, symbol="GOOG"), horizon=50, seq_size=64)
+    assert spec["num_features"] == 46 and spec["symbol"] == "GOOG"
+    for k in ("train", "val", "test"):
+        assert len(from_store[k]) == len(raw[k]) > 0
+        np.testing.assert_allclose(from_store[k].features.numpy(), raw[k].features.numpy(), atol=1e-5)
+        np.testing.assert_array_equal(from_store[k].window_labels(), raw[k].window_labels())
+    # split by time: train < val < test
+    assert from_store["train"].ts.max() < from_store["val"].ts.min() < from_store["test"].ts.min()
