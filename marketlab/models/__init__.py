@@ -1,0 +1,9 @@
+"""LOB trend predictors (TLOB, MLPLOB, DeepLOB, BiN-CTABL), their data, trainer and metrics, and the
+CNN/LSTM OHLC forecasters.
+
+Modules: ``layers`` (BiN, transformer/MLP blocks), ``tlob``, ``mlplob``, ``deeplob``, ``binctabl``,
+``zoo`` (names -> classes, registry ids ``predictor/<name>-v1``), ``datasets`` (window sets, FI-2010,
+LOBSTER preprocessing), ``sources`` (data resolution, store signals), ``train`` (trainer), ``metrics``,
+``checkpoint`` (safetensors + JSON), ``forecasters`` (walk-forward OHLC models). Import the module you
+need; this package imports nothing heavy by itself.
+"""
