@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from marketlab.backtests import signals as sg
+from marketlab.backtests.kernels import holdings_nb
 from marketlab.backtests.metrics import summary
 from marketlab.backtests.spec import BacktestSpec, load_spec
 from marketlab.core.errors import SpecError
@@ -187,7 +188,8 @@ class Backtest:
         m = market.slice_rows(lo, market.n_steps)
         if m.n_steps < 2:
             raise SpecError(self.spec_path, "data", "the backtest period has fewer than 2 bars")
-        index = pd.to_datetime(m.ts, utc=True)
+        # tz-naive (UTC implied): a tz-aware index makes vectorbt convert it to Timestamp objects, 100x slower
+        index = pd.DatetimeIndex(m.ts.astype("datetime64[ns]"))
         close = pd.DataFrame(m.close, index=index, columns=list(m.symbols))
         sec = m.bar_seconds()
         common = dict(fees=c.commission, slippage=0.5 * c.spread + c.slippage, init_cash=c.init_cash, freq=pd.Timedelta(seconds=sec))
@@ -207,16 +209,18 @@ class Backtest:
             pf = vbt.Portfolio.from_orders(
                 close, size=w, size_type="targetpercent", group_by=True, cash_sharing=True, call_seq="auto", **common
             )
-        value = np.asarray(pf.value()).reshape(-1)
-        asset_value = np.asarray(pf.asset_value(group_by=False)).reshape(m.n_steps, m.n_assets)
+        orders = pf.orders.values
+        cash, shares = holdings_nb(m.n_steps, m.n_assets, orders["idx"], orders["col"], orders["size"], orders["price"],
+                                   orders["fees"], orders["side"], c.init_cash)
+        asset_value = np.where(shares != 0, shares * m.close, 0.0)
+        value = cash + asset_value.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             weights = np.where(value[:, None] > 0, asset_value / value[:, None], 0.0)
-        orders = pf.orders.values
         traded = np.zeros(m.n_steps)
         np.add.at(traded, orders["idx"], orders["size"] * orders["price"])
-        trades = pf.trades.records_readable
-        closed = pf.trades.closed
-        pnl = np.asarray(closed.pnl.values, dtype=np.float64).reshape(-1) if closed.count().sum() else np.zeros(0)
+        trades = trades_table(pf.trades.values, m.ts, m.symbols)
+        rec = pf.trades.values
+        pnl = np.asarray(rec["pnl"][rec["status"] == 1], dtype=np.float64)  # closed trades only
         ppy = spec.data.periods_per_year or m.periods_per_year()
         bench = self.benchmark(market, lo)
         metrics = summary(
@@ -247,6 +251,29 @@ class Backtest:
             first = px[np.isfinite(px)][0]
             px = np.where(np.isfinite(px), px, first)
         return init * px / px[0]
+
+
+def trades_table(rec: np.ndarray, ts: np.ndarray, symbols: tuple[str, ...]) -> Any:
+    """vectorbt trade records -> a readable DataFrame (vectorbt's ``records_readable`` maps the index
+    through Python dicts, which takes seconds on a million bars)."""
+    import pandas as pd
+
+    times = ts.astype("datetime64[ns]")
+    open_ = rec["status"] == 0
+    return pd.DataFrame({
+        "symbol": np.asarray(symbols, dtype=object)[rec["col"]],
+        "direction": np.where(rec["direction"] == 0, "long", "short"),
+        "size": rec["size"],
+        "entry_time": times[rec["entry_idx"]],
+        "entry_price": rec["entry_price"],
+        "entry_fees": rec["entry_fees"],
+        "exit_time": times[rec["exit_idx"]],
+        "exit_price": rec["exit_price"],
+        "exit_fees": rec["exit_fees"],
+        "pnl": rec["pnl"],
+        "return": rec["return"],
+        "status": np.where(open_, "open", "closed"),
+    })
 
 
 def _slice_entries(e: sg.Entries, lo: int, delay: int) -> sg.Entries:
