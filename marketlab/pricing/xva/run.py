@@ -27,7 +27,7 @@ from marketlab.pricing.xva.exposure import outer_mc, plot_profiles, plot_xva, pr
 from marketlab.pricing.xva.layers import XVA_NAMES, CleanEquation, FvaEquation, QuantileIM, XvaEquation
 from marketlab.pricing.xva.market import MarketModel
 from marketlab.pricing.xva.portfolio import Portfolio
-from marketlab.pricing.xva.spec import LayerTraining, XvaSpec, load_spec
+from marketlab.pricing.xva.spec import LayerTraining, XvaSpec, load_spec, spec_from_dict
 
 
 def solver_config(t: LayerTraining, *, seed: int, device: str, progress: bool, measures: tuple[int, ...] = (0,),
@@ -37,7 +37,7 @@ def solver_config(t: LayerTraining, *, seed: int, device: str, progress: bool, m
         network=t.network, hidden=tuple(t.hidden), activation=t.activation, precision=t.precision,
         batch_size=t.batch_size, iterations=t.iterations, lr_values=tuple(t.lr_values),
         lr_boundaries=tuple(t.lr_boundaries), log_every=max(1, t.iterations // 10), seed=seed, device=device,
-        progress=progress, measures=measures, valid_size=valid_size, clip=None,
+        progress=progress, measures=measures, valid_size=valid_size, clip=None, y0_lr_factor=t.y0_lr_factor,
     )
 
 
@@ -63,6 +63,11 @@ class XvaRun:
         if overrides:
             spec = replace(spec, run=replace(spec.run, **overrides))
         return cls(spec)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "XvaRun":
+        """Build from the nested mapping a spec file holds (tests, notebooks)."""
+        return cls(spec_from_dict(data))
 
     # --- layer evaluation on arbitrary paths ---------------------------------------------------------
     def _gen(self, offset: int) -> torch.Generator:

@@ -120,6 +120,7 @@ class LayerTraining:
     hidden: list[int] = field(default_factory=lambda: [32, 32])
     activation: Literal["relu", "tanh", "silu"] = "tanh"
     precision: Literal["float64", "float32", "autocast"] = "float64"
+    y0_lr_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,11 @@ def correlation_matrix(spec: XvaSpec) -> np.ndarray:
 
 def load_spec(path: str | Path) -> XvaSpec:
     """Read and validate an xVA TOML spec."""
-    data = load_toml(path)
+    return spec_from_dict(load_toml(path), path)
+
+
+def spec_from_dict(data: dict, path: str | Path = "<dict>") -> XvaSpec:
+    """Build and validate a spec from the same nested mapping a TOML file holds."""
     allowed = {"run", "market", "bank", "counterparties", "trades", "funding", "training"}
     extra = sorted(set(data) - allowed)
     if extra:
