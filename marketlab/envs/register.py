@@ -14,6 +14,8 @@ from marketlab.core.registry import register as _ml_register
 #: gymnasium id -> entry point. Bump the version suffix whenever observations, actions or rewards change.
 ENV_IDS: dict[str, str] = {
     "marketlab/Trading-v0": "marketlab.envs.trading:TradingEnv",
+    "marketlab/LOBExecution-v0": "marketlab.envs.lob_execution:LOBExecutionEnv",
+    "marketlab/MarketMaking-v0": "marketlab.envs.market_making:MarketMakingEnv",
 }
 
 for _env_id, _entry in ENV_IDS.items():
