@@ -16,6 +16,7 @@ Usage: ``python benchmarks/lob_predictors.py [--profile cpu|smoke] [--only fi201
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -75,8 +76,20 @@ def load() -> dict:
 
 
 def save(res: dict) -> None:
+    """Merge ``res`` into the results file under a lock, so several processes (e.g. one per model) can
+    fill it side by side; per-run entries of other processes are kept."""
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=2, default=str))
+    with open(OUT.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cur = load()
+        for k, v in res.items():
+            if isinstance(v, dict) and isinstance(cur.get(k), dict) and k.startswith(("fi2010_", "lobster_")):
+                cur[k].update(v)
+            else:
+                cur[k] = v
+        tmp = OUT.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cur, indent=2, default=str))
+        os.replace(tmp, OUT)
 
 
 def slim(summary: dict) -> dict:
