@@ -273,3 +273,15 @@ def test_shipped_specs_validate():
     assert len(specs) >= 4
     for p in specs:
         assert load_spec(p).name == p.stem
+
+
+def test_predictor_probabilities_set_positions():
+    m = synthetic_market(30, 1, seed=0, bar_seconds=60)
+    p_up = np.where(np.arange(30) < 10, 0.7, 0.1)
+    p_down = np.where(np.arange(30) < 10, 0.2, 0.8)
+    frame = pl.DataFrame({"ts": m.ts, "symbol": [m.symbols[0]] * 30, "p_up": p_up, "p_stationary": 1 - p_up - p_down, "p_down": p_down,
+                          "label": np.zeros(30, dtype=np.int8)})
+    spec = spec_from_dict({"name": "p", "data": {"dataset": "mem"}, "strategy": {"kind": "weights"}, "benchmark": {"kind": "none"},
+                           "signal": {"kind": "predictions", "dataset": "preds", "columns": ["p_down", "p_stationary", "p_up"]}})
+    res = Backtest(spec, market=m, signal_frame=frame).run(report=False)
+    assert res.weights[5, 0] > 0.99 and res.weights[20, 0] < -0.99  # long while p_up leads, short after
