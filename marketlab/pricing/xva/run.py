@@ -117,6 +117,15 @@ class XvaRun:
             aux[name] = y[..., j]
         return aux
 
+    @torch.no_grad()
+    def outer_estimates(self, paths: int, seed: int = 11, rule: str = "trapezoid") -> tuple[np.ndarray, np.ndarray]:
+        """Outer-MC (value, SE) ``[K, 4]`` of (cva, dva, mva, colva) with the current clean/IM layers."""
+        xeq = XvaEquation(self.market, self.K, self.spec.funding, self.layer2)
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        b = xeq.attach_aux(self.market.sample(paths, gen, dtype=self.dtype, device=self.device))
+        mc, se = outer_mc(xeq, b, rule=rule)
+        return mc.reshape(self.K, 4), se.reshape(self.K, 4)
+
     # --- the pipeline ------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Train every configured layer and return the summary (numbers, exposures, timings, plot paths)."""
