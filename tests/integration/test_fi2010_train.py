@@ -28,7 +28,7 @@ def fi_dir(shared_data):
 
 
 def test_rebuilt_training_set_matches_standard_size_and_units(fi_dir) -> None:
-    tr = load_fi2010(str(fi_dir), 7, 10)  # (same cache key as fi2010_windowsets) the store ingestor's rebuild, as the models consume it
+    tr = load_fi2010(str(fi_dir), 7, 10)  # the ingestor rebuild as models see it (same cache key)
     assert tr.x_train.shape == (254_750, 144)  # = Train CF_7 of the standard protocol
     x = tr.x_train.astype(np.float64)
     np.testing.assert_allclose(x.mean(0), 0, atol=1e-5)
