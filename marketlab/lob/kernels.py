@@ -118,7 +118,7 @@ def _bit_clear(bm, s, i):
     bm[s, i >> 6] &= ~(U1 << np.uint64(i & 63))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def scan_up_nb(bm, s, i):
     """Smallest occupied level index >= i on side s, or -1."""
     nw = bm.shape[1]
@@ -137,7 +137,7 @@ def scan_up_nb(bm, s, i):
         word = bm[s, w]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def scan_down_nb(bm, s, i):
     """Largest occupied level index <= i on side s, or -1."""
     if i < 0:
@@ -164,7 +164,7 @@ def _home(key, shift):
     return np.int64((np.uint64(key) * FIB) >> np.uint64(shift))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def hash_get_nb(hkeys, hvals, sc, key):
     """Slot of order ``key`` or -1."""
     mask = hkeys.shape[0] - 1
@@ -176,7 +176,7 @@ def hash_get_nb(hkeys, hvals, sc, key):
     return -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def hash_put_nb(hkeys, hvals, sc, key, slot):
     """Insert ``key`` (must be absent)."""
     mask = hkeys.shape[0] - 1
@@ -188,7 +188,7 @@ def hash_put_nb(hkeys, hvals, sc, key, slot):
     sc[S_HCOUNT] += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def hash_del_nb(hkeys, hvals, sc, key):
     """Remove ``key`` (backward-shift deletion keeps probe chains intact without tombstones)."""
     mask = hkeys.shape[0] - 1
@@ -251,7 +251,7 @@ def _touch(sc, s, price):
         sc[S_DIRTY] = 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _level_gained(levels, bm, sc, s, li, price):
     """Level (s, li) just became non-empty: set its bit and update the best price."""
     _bit_set(bm, s, li)
@@ -263,7 +263,7 @@ def _level_gained(levels, bm, sc, s, li, price):
             sc[S_ASK] = price
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _level_emptied(levels, bm, sc, s, li, price):
     """Level (s, li) just became empty: clear its bit and move the best price if it was the best."""
     _bit_clear(bm, s, li)
@@ -278,7 +278,7 @@ def _level_emptied(levels, bm, sc, s, li, price):
             sc[S_ASK] = 0 if j < 0 else j + base
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, qty, ts, syn, front):
     """Allocate a slot and link it at the tail (``front`` False) or head of its level. Room is checked
     by the caller."""
@@ -323,7 +323,7 @@ def _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, qty, ts, 
     return slot
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _remove_order(orders, levels, bm, hkeys, hvals, sc, slot):
     """Unlink ``slot`` from its level (whatever quantity it still has), free it and forget its id."""
     s = _sidx(orders[slot, O_SIDE])
@@ -355,7 +355,7 @@ def _remove_order(orders, levels, bm, hkeys, hvals, sc, slot):
         _level_emptied(levels, bm, sc, s, li, price)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, qty):
     """Take ``qty`` (<= remaining) off an order, removing it when nothing is left."""
     if qty >= orders[slot, O_QTY]:
@@ -394,7 +394,7 @@ def _fill(fills, sc, ts, taker, maker, aggressor, price, size):
     sc[S_NFILL] = k + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def synthetic_id_nb(side, price):
     """Negative id of the synthetic order holding pre-existing liquidity at (side, price)."""
     return -(price * 2 + (0 if side > 0 else 1)) - 1
@@ -450,7 +450,7 @@ def _match(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, p
     return qty
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _room(orders_free, hkeys, sc, fills, events, need_rows):
     """Negative NEED_* code when a command touching up to ``need_rows`` output rows might not fit."""
     if orders_free < 0:
@@ -462,7 +462,7 @@ def _room(orders_free, hkeys, sc, fills, events, need_rows):
     return OK
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _in_band(sc, price):
     return price >= sc[S_BASE] and price < sc[S_BASE] + sc[S_NLEV]
 
@@ -664,10 +664,7 @@ def process_nb(orders, levels, bm, hkeys, hvals, sc, cmds, start, status, fills,
                 snapshot_nb(levels, bm, sc, depth, snaps[i])
                 _set_window(sc, snaps[i], depth)
             else:
-                # nothing inside the top-depth window changed: copy the previous row (an explicit loop: a
-                # slice assignment of overlapping views allocates a temporary per event)
-                for j in range(4 * depth):
-                    snaps[i, j] = snaps[i - 1, j]
+                snaps[i, :] = snaps[i - 1, :]  # nothing inside the top-depth window changed
     return OK, n
 
 
