@@ -107,7 +107,8 @@ def predict(
         from marketlab.store import Store
 
         st = Store(store)
-    dc = DataConfig(seq_size=spec["seq_size"], num_features=spec["num_features"], sampling_q=spec.get("q", 500.0))
+    dc = DataConfig(seq_size=spec["seq_size"], num_features=spec["num_features"], sampling_q=spec.get("q", 500.0),
+                    mode=spec.get("mode", "auto"))
     sets, _ = load_windowsets(meta["model"], data, horizon=spec["horizon"], dcfg=dc, store=st,
                               symbol=symbol or spec.get("symbol"))
     ws = sets[split]

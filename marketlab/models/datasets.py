@@ -333,6 +333,48 @@ def lobster_normalise(train: np.ndarray, *others: np.ndarray, levels: int = 10) 
     return [((x - mu) / sd).astype(np.float32) for x in (train, *others)]
 
 
+def tlob_windowsets(
+    features: np.ndarray,
+    mid: np.ndarray,
+    day: np.ndarray,
+    ts: np.ndarray,
+    symbol: str,
+    *,
+    horizon: int,
+    seq_size: int,
+    splits: tuple[float, float] = (0.8, 0.9),
+    levels: int = 10,
+    num_features: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, WindowSet]:
+    """Split rows ``(n, F)`` by time, z-score with training statistics, TLOB-label and window them.
+
+    Rows (in time order) are cut at fractions ``splits`` (default 80/10/10). Labels are computed inside
+    each split (no label reads across a cut), α is fitted on the training split only, windows stay within
+    one day and window ``x[i : i+T]`` is labelled at ``i + T - λ``.
+    """
+    if seq_size < tlob_smoothing(horizon):
+        raise DataError(None, f"seq_size must be >= the smoothing length {tlob_smoothing(horizon)} so the "
+                        "past average lies inside the window", field="seq_size", value=seq_size)
+    n = len(mid)
+    c1, c2 = int(n * splits[0]), int(n * splits[1])
+    parts = {"train": (0, c1), "val": (c1, c2), "test": (c2, n)}
+    raw = {k: features[lo:hi] for k, (lo, hi) in parts.items()}
+    normed = dict(zip(raw, lobster_normalise(raw["train"], raw["val"], raw["test"], levels=levels)))
+    alpha = fit_tlob_alpha(mid[:c1], horizon)
+    lam = tlob_smoothing(horizon)
+    nf = num_features or features.shape[1]
+    out = {}
+    for k, (lo, hi) in parts.items():
+        lab = tlob_labels(mid[lo:hi], horizon, alpha).astype(np.int64)
+        st, li = window_index(segments_of(day[lo:hi]), seq_size, seq_size - lam, lab)
+        feats = torch.from_numpy(np.ascontiguousarray(normed[k][:, :nf]))
+        out[k] = WindowSet(feats, torch.from_numpy(lab), st, li, seq_size, ts[lo:hi],
+                           np.full(hi - lo, symbol or "SYM", dtype=object),
+                           {**(meta or {}), "horizon": horizon, "alpha": alpha, "split": k})
+    return out
+
+
 def lobster_windowsets(
     a: LobsterArrays,
     *,
@@ -345,34 +387,41 @@ def lobster_windowsets(
 ) -> dict[str, WindowSet]:
     """LOBSTER train / val / test windows with TLOB labels at ``horizon`` (sampled events).
 
-    Split **by time**: the sampled rows of each day are cut at fractions ``splits`` (default 80/10/10) --
-    with a single day (the staged GOOG sample) this is the only split possible; with several days split
-    by day first instead. Labels are computed inside each split (no label reads across a cut), α is
-    fitted on the training split only. ``num_features``: 46 (book + messages) or 40 (book only).
+    TLOB preprocessing (:func:`lobster_features`), then :func:`tlob_windowsets`: split by time (with a
+    single day, the staged GOOG sample, a cut within the day is the only split possible), training-split
+    z-score and α. ``num_features``: 46 (book + messages) or 40 (book only).
     """
     if seq_size < tlob_smoothing(horizon):
         raise DataError(None, f"seq_size must be >= the smoothing length {tlob_smoothing(horizon)} so the "
                         "past average lies inside the window", field="seq_size", value=seq_size)
     f = lobster_features(a, q=q, levels=levels)
-    n = len(f["mid"])
-    c1, c2 = int(n * splits[0]), int(n * splits[1])
-    parts = {"train": (0, c1), "val": (c1, c2), "test": (c2, n)}
-    raw = {k: f["features"][lo:hi] for k, (lo, hi) in parts.items()}
-    normed = dict(zip(raw, lobster_normalise(raw["train"], raw["val"], raw["test"], levels=levels)))
-    alpha = fit_tlob_alpha(f["mid"][:c1], horizon)
-    lam = tlob_smoothing(horizon)
-    out = {}
-    for k, (lo, hi) in parts.items():
-        mid = f["mid"][lo:hi]
-        lab = tlob_labels(mid, horizon, alpha).astype(np.int64)
-        days = f["day"][lo:hi]
-        segs = []
-        for d in np.unique(days):
-            w = np.flatnonzero(days == d)
-            segs.append((int(w[0]), int(w[-1]) + 1))
-        st, li = window_index(segs, seq_size, seq_size - lam, lab)
-        feats = torch.from_numpy(np.ascontiguousarray(normed[k][:, :num_features]))
-        out[k] = WindowSet(feats, torch.from_numpy(lab), st, li, seq_size, f["ts"][lo:hi],
-                           np.full(hi - lo, a.symbol or "SYM", dtype=object),
-                           {"dataset": "lobster", "horizon": horizon, "alpha": alpha, "split": k, "q": q})
-    return out
+    return tlob_windowsets(f["features"], f["mid"], f["day"], f["ts"], a.symbol, horizon=horizon,
+                           seq_size=seq_size, splits=splits, levels=levels, num_features=num_features,
+                           meta={"dataset": "lobster", "q": q})
+
+
+def book_windowsets(
+    book: pl.DataFrame,
+    *,
+    horizon: int,
+    seq_size: int,
+    splits: tuple[float, float] = (0.8, 0.9),
+    levels: int = 10,
+) -> dict[str, WindowSet]:
+    """Book-only windows (TLOB's BTC path: Binance L2, no messages, no sampling) from a store ``book``
+    frame in float units, one symbol: features = the top ``levels`` (ask px, ask sz, bid px, bid sz),
+    TLOB labels on the mid, split by time, pooled training z-score."""
+    cols = [f"{s}_{k}_{i}" for i in range(1, levels + 1) for s, k in
+            (("ask", "px"), ("ask", "sz"), ("bid", "px"), ("bid", "sz"))]
+    missing = [c for c in cols if c not in book.columns]
+    if missing:
+        raise DataError("book", f"missing column(s) for {levels} levels", field=missing[0])
+    df = book.sort("ts", "seq")
+    x = df.select(cols).to_numpy().astype(np.float64)
+    ok = (x[:, 0] > 0) & (x[:, 2] > 0)  # both sides quoted
+    x = x[ok]
+    ts = df["ts"].to_numpy()[ok].astype(np.int64)
+    mid = (x[:, 0] + x[:, 2]) / 2.0
+    day = ts // 86_400_000_000_000
+    return tlob_windowsets(x, mid, day, ts, str(df["symbol"][0]) if df.height else "", horizon=horizon,
+                           seq_size=seq_size, splits=splits, levels=levels, meta={"dataset": "book"})

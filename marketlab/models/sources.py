@@ -3,7 +3,8 @@ signals). Used by the CLI and by scripts; everything returns :class:`WindowSet` 
 
 ``data`` may be ``"fi2010"`` (resolved to ``$MARKETLAB_FI2010`` or ``<shared data>/fi2010_noauction_zscore``),
 a folder holding the FI-2010 ``.txt.xz`` files, or the name of a store dataset with ``events`` and
-``book`` tables (LOBSTER-style; TLOB preprocessing and labels).
+``book`` tables: LOBSTER-style messages get TLOB's preprocessing; level-change feeds without order ids
+(Binance) use the book-only path (TLOB's BTC setup). Both use TLOB labels.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 
-from marketlab.core.errors import DataError
+from marketlab.core.errors import DataError, MarketlabError
 from marketlab.models.datasets import (
     WindowSet,
+    book_windowsets,
     fi2010_windowsets,
     lobster_from_frames,
     lobster_windowsets,
@@ -35,6 +37,7 @@ class DataConfig:
     val_fraction: float = 0.2
     sampling_q: float = 500.0
     levels: int = 10
+    mode: Literal["auto", "lobster", "book"] = "auto"
 
 
 def _shared_data() -> Path:
@@ -81,16 +84,28 @@ def load_windowsets(model: str, data: str, *, horizon: int, dcfg: DataConfig | N
 
         store = Store()
     book = store.scan_book(data, symbol, as_float=True).collect()
-    events = store.scan_events(data, symbol, as_float=True).collect()
-    if book.height == 0 or events.height == 0:
-        raise DataError(data, "dataset has no events/book rows" + (f" for symbol {symbol}" if symbol else ""))
-    syms = events["symbol"].unique().to_list()
+    if book.height == 0:
+        raise DataError(data, "dataset has no book rows" + (f" for symbol {symbol}" if symbol else ""))
+    syms = book["symbol"].unique().to_list()
     if len(syms) != 1:
         raise DataError(data, f"dataset has symbols {sorted(syms)[:5]}: pass --symbol", field="symbol")
+    try:
+        events = store.scan_events(data, symbol, as_float=True).collect()
+    except MarketlabError:
+        events = None
+    # LOBSTER-style message streams carry order ids; level-change feeds (Binance) do not: book-only path
+    if d.mode == "book" or (d.mode == "auto" and (events is None or events.height == 0
+                                                  or int(events["order_id"].abs().max()) == 0)):
+        sets = book_windowsets(book, horizon=horizon, seq_size=seq, levels=d.levels)
+        return sets, {"source": "store", "mode": "book", "dataset": data, "symbol": syms[0], "horizon": horizon,
+                      "seq_size": seq, "num_features": 4 * d.levels, "alpha": sets["train"].meta["alpha"]}
+    if events is None:
+        raise DataError(data, "dataset has no events table (needed for mode 'lobster')", field="events")
     arr = lobster_from_frames(events, book, levels=d.levels)
     nf = d.num_features or (46 if model in ("tlob", "mlplob") else 40)
     sets = lobster_windowsets(arr, horizon=horizon, seq_size=seq, q=d.sampling_q, levels=d.levels, num_features=nf)
-    return sets, {"source": "store", "dataset": data, "symbol": syms[0], "horizon": horizon, "seq_size": seq,
+    return sets, {"source": "store", "mode": "lobster", "dataset": data, "symbol": syms[0], "horizon": horizon,
+                  "seq_size": seq,
                   "num_features": nf, "alpha": sets["train"].meta["alpha"], "q": d.sampling_q}
 
 

@@ -12,6 +12,7 @@ from marketlab.core.errors import DataError
 from marketlab.models.datasets import (
     LobsterArrays,
     WindowSet,
+    book_windowsets,
     lobster_features,
     lobster_normalise,
     lobster_windowsets,
@@ -123,3 +124,42 @@ def test_lobster_windowsets_split_by_time_and_train_alpha() -> None:
     for ws in sets.values():
         assert len(ws) > 0 and ws.window_labels().min() >= 0
         assert (ws.label_index == ws.starts + 12 - 10).all()  # i + T - λ
+
+
+def _book_frame(n: int = 900, seed: int = 0):
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    mid = 100 + np.cumsum(rng.choice([-0.5, 0.0, 0.5], n))
+    cols = {"ts": np.arange(n, dtype=np.int64) * 1_000_000, "symbol": ["BTC"] * n, "seq": np.arange(n)}
+    for i in range(1, 11):
+        cols[f"ask_px_{i}"] = mid + 0.5 * i
+        cols[f"ask_sz_{i}"] = rng.uniform(0.1, 2, n)
+        cols[f"bid_px_{i}"] = mid - 0.5 * i
+        cols[f"bid_sz_{i}"] = rng.uniform(0.1, 2, n)
+    return pl.DataFrame(cols)
+
+
+def test_book_only_path_through_load_windowsets() -> None:
+    """A level-change feed (no order ids, Binance-like) takes TLOB's book-only path."""
+    import polars as pl
+
+    from marketlab.models.sources import DataConfig, load_windowsets
+
+    book = _book_frame()
+
+    class FakeStore:  # the two Store methods load_windowsets uses
+        def scan_book(self, dataset, symbols=None, *, as_float=False):
+            return book.lazy()
+
+        def scan_events(self, dataset, symbols=None, *, as_float=False):
+            return pl.DataFrame({"ts": [0], "symbol": ["BTC"], "seq": [0], "type": [1], "order_id": [0],
+                                 "side": [1], "price": [100.0], "size": [1.0]}).lazy()
+
+    sets, spec = load_windowsets("binctabl", "btc", horizon=20, store=FakeStore(), dcfg=DataConfig(seq_size=10))
+    assert spec["mode"] == "book" and spec["num_features"] == 40
+    assert sets["train"].features.shape[1] == 40
+    assert sets["train"].ts.max() < sets["test"].ts.min()
+    assert (sets["test"].label_index == sets["test"].starts).all()  # T - λ = 10 - 10
+    with pytest.raises(DataError, match="ask_px_10"):
+        book_windowsets(book.drop("ask_px_10"), horizon=10, seq_size=10)
