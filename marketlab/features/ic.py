@@ -4,9 +4,13 @@
   the optional mask holds); NaN on days with fewer than ``min_stocks`` such stocks or zero variance.
 * ``daily_rank_ic``: the same on per-day average ranks of the jointly valid stocks (Spearman).
 * ``ic_summary``: IC, RankIC (means over days with a value), ICIR = mean / std of the daily IC, coverage.
-* Pool algebra: ``normalize_by_day`` (z-score per day, zero where missing), ``corr_days`` on normalised
-  tensors, and ``pool_ic_from_cache``: the IC of a weighted combination from the cached single ICs
-  ``ic_i`` and the mutual-IC matrix ``M``: ``w·ic / sqrt(wᵀ M w)``.
+* Pool algebra: ``normalize_by_day`` (z-score per day, zero where missing) and ``day_inner``, the mean over
+  days of the per-stock average product of two normalised tensors. Because ``day_inner`` is an average of
+  inner products, the mutual matrix ``M_ij = day_inner(z_i, z_j)`` is a Gram matrix (positive
+  semi-definite), so ``pool_ic_from_cache`` — ``w·ic / sqrt(wᵀ M w · M_yy)`` — is a true correlation of the
+  combination with the target, in [-1, 1]. (A matrix of *mean daily correlations* is not PSD once alphas
+  have different missing days, and the combination IC computed from it can exceed 1, which a search then
+  exploits.)
 """
 
 from __future__ import annotations
@@ -118,13 +122,32 @@ def mean_corr(za: Tensor, zb: Tensor) -> float:
     return float(c.mean()) if c.numel() else float("nan")
 
 
-def pool_ic_from_cache(weights: np.ndarray, single_ics: np.ndarray, mutual: np.ndarray) -> float:
-    """IC of ``sum_i w_i z_i`` from cached statistics: ``w·ic / sqrt(wᵀ M w)`` (exact when daily variances
-    are equal; the pool's objective). 0 for an empty or all-zero pool."""
+def day_inner(za: Tensor, zb: Tensor, n: Tensor | None = None) -> float:
+    """Mean over days of ``sum_j za[t, j] * zb[t, j] / n_t`` for normalised ``[T, N]`` tensors.
+
+    ``n``: ``[T]`` stocks that count each day (default: stocks where either tensor is non-zero); days with
+    ``n_t = 0`` are skipped. With ``za == zb`` this is the coverage (share of valid stock-days).
+    """
+    prod = (za * zb).sum(1, dtype=torch.float64)
+    if n is None:
+        n = ((za != 0) | (zb != 0)).sum(1)
+    n = n.to(torch.float64)
+    ok = n > 0
+    if not bool(ok.any()):
+        return float("nan")
+    return float((prod[ok] / n[ok]).mean())
+
+
+def pool_ic_from_cache(
+    weights: np.ndarray, single_ics: np.ndarray, mutual: np.ndarray, target_sq: float = 1.0
+) -> float:
+    """Correlation of ``sum_i w_i z_i`` with the target from cached statistics:
+    ``w·ic / sqrt(wᵀ M w · target_sq)`` (``ic_i = day_inner(z_i, y)``, ``M_ij = day_inner(z_i, z_j)``,
+    ``target_sq = day_inner(y, y)``). 0 for an empty or all-zero pool."""
     w = np.asarray(weights, dtype=np.float64)
     if w.size == 0:
         return 0.0
-    var = float(w @ np.asarray(mutual, dtype=np.float64) @ w)
+    var = float(w @ np.asarray(mutual, dtype=np.float64) @ w) * float(target_sq)
     if var <= 0 or not math.isfinite(var):
         return 0.0
     return float(w @ np.asarray(single_ics, dtype=np.float64)) / math.sqrt(var)

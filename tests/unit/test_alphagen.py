@@ -40,13 +40,13 @@ def test_fit_weights_lasso_shrinks_and_matches_lstsq_without_l1():
 def test_pool_rejects_two_sided_duplicates_and_respects_capacity(panel):
     ev, pool, _ = _pool(panel, capacity=2)
     r1 = pool.try_add(parse("Mean(close, 5) / close"), ev("Mean(close, 5) / close"))
-    assert r1.accepted and r1.reward == pytest.approx(pool.objective)
+    assert r1.accepted and r1.reward == pytest.approx(pool.objective) and 0 < pool.objective <= 1
     neg = parse("Mul(Div(Mean(close, 5), close), -1)")
     r2 = pool.try_add(neg, ev(neg))
     assert not r2.accepted and "duplicate" in r2.reason and r2.reward == 0.0
     for f in ["Std(close, 10) / close", "Corr(close, volume, 10)", "Delta(close, 5) / close", "Log(volume)"]:
         pool.try_add(parse(f), ev(f))
-        assert pool.size <= 2
+        assert pool.size <= 2 and pool.objective <= 1.0
     again = pool.try_add(parse("Mean(close, 5) / close"), ev("Mean(close, 5) / close"))
     assert again.reward == 0.0
 

@@ -8,9 +8,9 @@ from scipy import stats
 
 from marketlab.features.ic import (
     daily_ic,
+    day_inner,
     daily_rank_ic,
     ic_summary,
-    mean_corr,
     normalize_by_day,
     pool_ic_from_cache,
 )
@@ -49,18 +49,24 @@ def test_constant_day_gives_nan_not_error():
     assert torch.isnan(daily_ic(a, b)).all()
 
 
-def test_pool_ic_from_cache_equals_direct_ic_when_daily_variance_is_equal():
+def test_pool_ic_from_cache_is_the_exact_pooled_correlation_and_bounded():
     rng = np.random.default_rng(2)
     T, N = 40, 50
     y = torch.tensor(rng.normal(size=(T, N)), dtype=torch.float32)
     xs = [y * c + torch.tensor(rng.normal(size=(T, N)), dtype=torch.float32) for c in (0.2, -0.1, 0.05)]
+    # members with very different missing days: the case where mean daily correlations are not PSD
+    xs[1][rng.random((T, N)) < 0.6] = float("nan")
+    xs[2][:30] = float("nan")
     yz = normalize_by_day(y)
+    n = torch.full((T,), N)
     zs = [normalize_by_day(x) for x in xs]
-    ics = np.array([mean_corr(z, yz) for z in zs])
-    M = np.array([[mean_corr(a, b) for b in zs] for a in zs])
-    w = np.array([0.7, -0.4, 0.2])
-    combo = sum(float(wi) * z for wi, z in zip(w, zs))
-    direct = mean_corr(normalize_by_day(combo), yz)
-    # exact up to the day-to-day variation of the combination's variance
-    assert abs(pool_ic_from_cache(w, ics, M) - direct) < 0.01
+    ics = np.array([day_inner(z, yz, n) for z in zs])
+    M = np.array([[day_inner(a, b, n) for b in zs] for a in zs])
+    tsq = day_inner(yz, yz, n)
+    assert np.linalg.eigvalsh(M).min() > -1e-9  # Gram matrix
+    for w in (np.array([0.7, -0.4, 0.2]), rng.normal(size=3)):
+        combo = sum(float(wi) * z for wi, z in zip(w, zs))
+        direct = day_inner(combo, yz, n) / np.sqrt(day_inner(combo, combo, n) * tsq)
+        got = pool_ic_from_cache(w, ics, M, tsq)
+        assert abs(got - direct) < 1e-6 and abs(got) <= 1.0
     assert pool_ic_from_cache(np.zeros(0), np.zeros(0), np.zeros((0, 0))) == 0.0

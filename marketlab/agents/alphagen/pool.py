@@ -1,13 +1,15 @@
 """The alpha pool: at most ``capacity`` formulas combined linearly, scored by the IC of the combination.
 
-Every alpha (and the target) is viewed through :func:`normalize_by_day` on the training rows. The pool caches
-each member's IC with the target (``ic``) and the mutual-IC matrix ``M``; the weights minimise
+Every alpha (and the target) is viewed through :func:`normalize_by_day` on the training rows (z-score per
+day over the stock-days that count, 0 elsewhere). The pool caches each member's product moment with the
+target, ``ic_i = day_inner(z_i, y)``, and the mutual matrix ``M_ij = day_inner(z_i, z_j)`` (a Gram matrix:
+positive semi-definite, so the objective below is a true correlation in [-1, 1]); the weights minimise
 
     L(w) = wᵀ M w - 2 wᵀ ic + l1 · ||w||₁
 
-(the MSE between the combination and the normalised target, written with cached ICs) by exact cyclic
-coordinate descent — deterministic, and converged in a few sweeps for k ≤ 100. The pool objective is the
-combination's IC from the cache, ``w·ic / sqrt(wᵀ M w)``.
+(the MSE between the combination and the normalised target, written with cached statistics) by exact
+cyclic coordinate descent — deterministic, converged in a few sweeps for k ≤ 100. The objective is the
+combination's correlation with the target from the cache, ``w·ic / sqrt(wᵀ M w · M_yy)``.
 
 Adding a candidate: reject NaN / near-zero ICs, reject a near-duplicate of a member when ``|ρ| > 0.99``
 (two-sided: a negated copy is as redundant as a copy — the reference tested only ``ρ > 0.99``), refit,
@@ -27,7 +29,7 @@ import numpy as np
 import torch
 
 from marketlab.features.expr import Expr
-from marketlab.features.ic import corr_days, normalize_by_day, pool_ic_from_cache
+from marketlab.features.ic import day_inner, normalize_by_day, pool_ic_from_cache
 
 
 def fit_weights(mutual: np.ndarray, ic: np.ndarray, l1: float, sweeps: int = 200, tol: float = 1e-9) -> np.ndarray:
@@ -78,12 +80,19 @@ class AlphaPool:
     min_abs_ic: float = 1e-4
     exprs: list[Expr] = field(default_factory=list)
     values: list[torch.Tensor] = field(default_factory=list)
-    ics: list[float] = field(default_factory=list)
+    ics: list[float] = field(default_factory=list)  # correlation of each member with the target
+    raw_ics: list[float] = field(default_factory=list)  # day_inner(z_i, y): the fit's linear term
     mutual: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
     objective: float = 0.0
     _seen: dict[str, AddResult] = field(default_factory=dict)
     n_tried: int = 0
+    diag: list[float] = field(default_factory=list)  # M_ii: coverage of each member
+
+    def __post_init__(self) -> None:
+        m = self.mask if self.mask is not None else torch.ones_like(self.target_z, dtype=torch.bool)
+        self._n = m.sum(1)  # stock-days that count, per day
+        self.target_sq = day_inner(self.target_z, self.target_z, self._n)
 
     @property
     def size(self) -> int:
@@ -93,10 +102,8 @@ class AlphaPool:
         """The pool's view of raw alpha values on the training rows (z-score per day, 0 where missing)."""
         return normalize_by_day(values, self.mask)
 
-    def _mean_corr(self, za: torch.Tensor, zb: torch.Tensor) -> float:
-        c = corr_days(za, zb)
-        c = c[torch.isfinite(c)]
-        return float(c.mean()) if c.numel() else float("nan")
+    def _inner(self, za: torch.Tensor, zb: torch.Tensor) -> float:
+        return day_inner(za, zb, self._n)
 
     def try_add(self, expr: Expr, values: torch.Tensor) -> AddResult:
         """Offer ``expr`` with its raw training values ``[T, N]``; returns the result and reward (increment)."""
@@ -106,17 +113,21 @@ class AlphaPool:
             prev = self._seen.get(key)
             return AddResult(False, 0.0, self.objective, "seen before", prev.ic if prev else float("nan"))
         z = self.normalise(values)
-        ic = self._mean_corr(z, self.target_z)
+        sq = self._inner(z, z)
+        ic_raw = self._inner(z, self.target_z)
+        ic = ic_raw / np.sqrt(sq * self.target_sq) if sq > 0 and self.target_sq > 0 else float("nan")
         if not np.isfinite(ic) or abs(ic) < self.min_abs_ic:
             return self._remember(key, AddResult(False, 0.0, self.objective, "no signal (IC nan or ~0)", ic))
-        mut = np.array([self._mean_corr(z, v) for v in self.values])
-        if mut.size and (not np.all(np.isfinite(mut)) or np.max(np.abs(mut)) > self.dup_threshold):
+        mut = np.array([self._inner(z, v) for v in self.values])
+        rho = mut / np.sqrt(sq * np.array(self.diag)) if mut.size else mut
+        if rho.size and (not np.all(np.isfinite(rho)) or np.max(np.abs(rho)) > self.dup_threshold):
             return self._remember(key, AddResult(False, 0.0, self.objective, "near-duplicate of a member", ic))
         k = self.size
-        M = np.ones((k + 1, k + 1))
+        M = np.empty((k + 1, k + 1))
         M[:k, :k] = self.mutual
         M[k, :k] = M[:k, k] = mut
-        ics = np.array(self.ics + [ic])
+        M[k, k] = sq
+        ics = np.array(self.raw_ics + [ic_raw])
         idx = list(range(k + 1))
         w = fit_weights(M, ics, self.l1)
         while len(idx) > self.capacity:
@@ -127,7 +138,7 @@ class AlphaPool:
         if k not in idx:
             return self._remember(key, AddResult(False, 0.0, self.objective, "pruned: smallest weight", ic))
         sub = np.ix_(idx, idx)
-        obj = pool_ic_from_cache(w, ics[idx], M[sub])
+        obj = pool_ic_from_cache(w, ics[idx], M[sub], self.target_sq)
         if obj <= self.objective + 1e-12:
             return self._remember(key, AddResult(False, 0.0, self.objective, "no improvement", ic))
         gain = obj - self.objective
@@ -135,8 +146,11 @@ class AlphaPool:
         all_vals = self.values + [z]
         self.exprs = [all_exprs[i] for i in idx]
         self.values = [all_vals[i] for i in idx]
-        self.ics = [float(ics[i]) for i in idx]
+        all_ic = self.ics + [ic]
+        self.ics = [float(all_ic[i]) for i in idx]
+        self.raw_ics = [float(ics[i]) for i in idx]
         self.mutual = M[sub]
+        self.diag = [float(M[i, i]) for i in idx]
         self.weights = w
         self.objective = obj
         return AddResult(True, gain, obj, "added", ic)
