@@ -59,19 +59,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# wake tags of the noise crowd's three Poisson processes
+# wake tags of the noise crowd's three Poisson processes; + _CHILD: a self-excited message of that kind
 _LIMIT, _MARKET, _CANCEL = 0, 1, 2
+_CHILD = 3
 
 
 class Fundamental:
     """Fundamental value path in ticks on a ``step_s`` grid over the session (ABIDES "oracle").
 
-    Exact OU transition between grid points, x_{k+1} = a x_k + s eps_k with a = exp(-kappa dt) and
-    s = sigma sqrt((1 - a^2) / (2 kappa)), plus compound-Poisson jumps of random sign; r = r_bar + x.
-    ``value(t_ns)`` returns the grid value at or before ``t_ns`` (float ticks).
+    Exact OU transition between grid points, x_{k+1} = a x_k + s_k eps_k with a = exp(-kappa dt) and
+    s_k = sigma sqrt((1 - a^2) / (2 kappa)) * act_k^(activity_exponent/2) (``act_k`` the activity
+    multiplier at grid point k, when ``activity`` is given), plus compound-Poisson jumps of random sign;
+    r = r_bar + x. ``value(t_ns)`` returns the grid value at or before ``t_ns`` (float ticks).
     """
 
-    def __init__(self, cfg: FundamentalConfig, rng: np.random.Generator, t0_ns: int, duration_s: float, r_bar: float) -> None:
+    def __init__(
+        self,
+        cfg: FundamentalConfig,
+        rng: np.random.Generator,
+        t0_ns: int,
+        duration_s: float,
+        r_bar: float,
+        activity: Activity | None = None,
+    ) -> None:
         from scipy.signal import lfilter
 
         n = int(np.ceil(duration_s / cfg.step_s)) + 2
@@ -79,6 +89,9 @@ class Fundamental:
         a = float(np.exp(-cfg.kappa * dt))
         s = cfg.sigma * (np.sqrt((1 - a * a) / (2 * cfg.kappa)) if cfg.kappa > 0 else np.sqrt(dt))
         shocks = s * rng.standard_normal(n)
+        if activity is not None and cfg.activity_exponent > 0:
+            grid_ns = t0_ns + np.arange(n, dtype=np.int64) * int(cfg.step_s * NS_PER_S)
+            shocks *= activity.values(grid_ns) ** (cfg.activity_exponent / 2.0)
         jumps = rng.poisson(cfg.jump_rate * dt, n)
         sizes = np.abs(rng.normal(cfg.jump_mean, cfg.jump_std, n)) * rng.choice([-1.0, 1.0], n)
         shocks += jumps * sizes
@@ -117,13 +130,20 @@ class Activity:
         k = (t_ns - self.t0_ns) // self.step_ns
         return self.path[min(max(k, 0), len(self.path) - 1)]
 
+    def values(self, t_ns: np.ndarray) -> np.ndarray:
+        """Vectorised :meth:`value` over an int64 array of times (ns); float64, same shape."""
+        k = np.clip((np.asarray(t_ns, dtype=np.int64) - self.t0_ns) // self.step_ns, 0, len(self.path) - 1)
+        return np.asarray(self.path)[k]
+
 
 class NoiseCrowd(Agent):
     """Zero-intelligence order flow of many small traders, one agent with one RNG stream (see NoiseConfig).
 
-    Three independent Poisson processes: limit orders (rate ``limit_rate``), market orders
-    (``market_rate``) and cancellations (``cancel_rate`` per resting crowd order). Random draws are made
-    in vectorised chunks, so a message costs a few list lookups.
+    Three Poisson processes modulated by the activity a(t): limit orders (rate ``limit_rate``), market
+    orders (``market_rate``) and cancellations (``cancel_rate`` per resting crowd order), each message
+    possibly followed by a self-excited one of the same kind (``excite_ratio``; the spontaneous rates
+    are scaled by 1 - excite_ratio so the totals stay as configured). Random draws are made in
+    vectorised chunks, so a message costs a few list lookups.
     """
 
     name = "noise"
@@ -150,13 +170,18 @@ class NoiseCrowd(Agent):
         size = np.exp(np.log(c.size_median) + c.size_sigma * g.standard_normal(n))
         rounded = np.maximum(1, np.round(size / c.size_round)) * c.size_round
         size = np.where(g.random(n) < c.round_prob, rounded, np.maximum(1, np.round(size)))
+        size = np.minimum(size, c.max_size)
         self._chunk = {
             "side": np.where(g.random(n) < 0.5, 1, -1).tolist(),
             "depth": np.searchsorted(self._depth_cdf, g.random(n), side="right").tolist(),
-            "size": np.minimum(size, c.max_size).astype(np.int64).tolist(),
+            "size": size.astype(np.int64).tolist(),
+            "msize": np.maximum(1, np.round(size * c.market_size_factor)).astype(np.int64).tolist(),
             "exp": g.standard_exponential(n).tolist(),
             "u": g.random(n).tolist(),
             "v": g.random(n).tolist(),
+            # self-excitation: offspring or not, and its delay (s)
+            "kid": (g.random(n) < c.excite_ratio).tolist(),
+            "delay": (g.standard_exponential(n) * c.excite_delay_s).tolist(),
         }
         self._k = 0
 
@@ -192,8 +217,9 @@ class NoiseCrowd(Agent):
                 k = self._draw()
                 size = self._chunk["size"][k]
                 self._add(ex.limit(self, side, self.initial_price - side * d, size), size, side)
+        self._spont = 1.0 - c.excite_ratio  # spontaneous share of each rate
         for tag, rate in ((_LIMIT, c.limit_rate), (_MARKET, c.market_rate), (_CANCEL, c.cancel_rate * len(self._ids))):
-            ex.wake_at(self, ex.now + int(self._chunk["exp"][self._draw()] / rate * NS_PER_S), tag)
+            ex.wake_at(self, ex.now + int(self._chunk["exp"][self._draw()] / (rate * self._spont) * NS_PER_S), tag)
 
     def _place(self, ex: Exchange, k: int, side: int) -> None:
         ch = self._chunk
@@ -210,11 +236,12 @@ class NoiseCrowd(Agent):
         c = self.cfg
         k = self._draw()
         ch = self._chunk
-        if tag == _LIMIT:
+        kind = tag % _CHILD
+        if kind == _LIMIT:
             self._place(ex, k, ch["side"][k])
             rate = c.limit_rate
-        elif tag == _MARKET:
-            ex.market(self, ch["side"][k], ch["size"][k])
+        elif kind == _MARKET:
+            ex.market(self, ch["side"][k], ch["msize"][k])
             rate = c.market_rate
         else:
             if self._ids:
@@ -225,7 +252,10 @@ class NoiseCrowd(Agent):
                 if ch["v"][k] < c.replace_prob:
                     self._place(ex, self._draw(), side)
             rate = c.cancel_rate * max(len(self._ids), 1)
-        ex.wake_at(self, ex.now + int(ch["exp"][k] / (rate * self.activity.value(ex.now)) * NS_PER_S) + 1, tag)
+        if ch["kid"][k]:  # a self-excited follow-up message of the same kind
+            ex.wake_at(self, ex.now + int(ch["delay"][k] * NS_PER_S) + 1, kind + _CHILD)
+        if tag < _CHILD:  # the spontaneous chain of this kind continues; offspring do not reschedule it
+            ex.wake_at(self, ex.now + int(ch["exp"][k] / (rate * self._spont * self.activity.value(ex.now)) * NS_PER_S) + 1, tag)
 
     def on_fill(self, ex: Exchange, fill: Fill) -> None:
         if fill.maker and fill.order_id in self._left:
@@ -241,16 +271,18 @@ class ValueTrader(Agent):
 
     name = "value"
 
-    def __init__(self, cfg: ValueConfig, fundamental: Fundamental) -> None:
+    def __init__(self, cfg: ValueConfig, fundamental: Fundamental, activity: Activity) -> None:
         super().__init__()
         self.cfg = cfg
         self.fundamental = fundamental
+        self.activity = activity
         self.open_order = 0
         self.open_left = 0
         self.position = 0
 
     def _next(self, ex: Exchange) -> None:
-        ex.wake_at(self, ex.now + int(self.rng.exponential() / self.cfg.wake_rate * NS_PER_S) + 1)  # type: ignore[union-attr]
+        rate = self.cfg.wake_rate * self.activity.value(ex.now)
+        ex.wake_at(self, ex.now + int(self.rng.exponential() / rate * NS_PER_S) + 1)  # type: ignore[union-attr]
 
     def on_start(self, ex: Exchange) -> None:
         self._next(ex)
@@ -269,12 +301,18 @@ class ValueTrader(Agent):
         u = rb.uniform()
         # ABIDES rule: buy at min(estimate, ask) - marketable when the estimate is beyond the ask,
         # else a passive order at the estimate; with probability aggressive_prob cross regardless.
+        # A passive order is non-displayed with probability hidden_prob (u is uniform on [0, 1) and the
+        # aggressive branch uses u < aggressive_prob, so a second uniform keeps the two independent).
         if est > mid:
-            price = ask if (u < c.aggressive_prob or est >= ask) else max(1, int(est))
-            self.open_order, self.open_left = ex.limit(self, 1, price, size), size
+            take = u < c.aggressive_prob or est >= ask
+            price = ask if take else max(1, int(est))
+            hide = not take and rb.uniform() < c.hidden_prob
+            self.open_order, self.open_left = ex.limit(self, 1, price, size, hidden=hide), size
         elif est < mid:
-            price = bid if (u < c.aggressive_prob or est <= bid) else int(math.ceil(est))
-            self.open_order, self.open_left = ex.limit(self, -1, price, size), size
+            take = u < c.aggressive_prob or est <= bid
+            price = bid if take else int(math.ceil(est))
+            hide = not take and rb.uniform() < c.hidden_prob
+            self.open_order, self.open_left = ex.limit(self, -1, price, size, hidden=hide), size
         self._next(ex)
 
     def on_fill(self, ex: Exchange, fill: Fill) -> None:
@@ -332,7 +370,8 @@ class MarketMaker(Agent):
         self.cfg = cfg
         self.inventory = 0
         self.cash = 0  # ticks x lots
-        self.resting: dict[int, int] = {}
+        self.resting: dict[int, int] = {}  # order id -> lots believed resting
+        self._where: dict[int, tuple[int, int]] = {}  # order id -> (side, price)
 
     def on_start(self, ex: Exchange) -> None:
         # stagger market makers so several do not requote in the same nanosecond
@@ -340,20 +379,29 @@ class MarketMaker(Agent):
 
     def on_wakeup(self, ex: Exchange, tag: int) -> None:
         c = self.cfg
-        for oid in self.resting:
-            ex.cancel(self, oid)
-        self.resting.clear()
         centre = ex.mid() - c.skew_ticks * self.inventory / c.max_inventory
         room = 1.0 - abs(self.inventory) / c.max_inventory
         bid_size = c.size if self.inventory <= 0 else int(c.size * max(room, 0.0))
         ask_size = c.size if self.inventory >= 0 else int(c.size * max(room, 0.0))
+        wanted: dict[tuple[int, int], int] = {}
         for k in range(c.levels):
             off = c.half_spread + k * c.level_spacing
             bp, ap = int(np.floor(centre - off)), int(np.ceil(centre + off))
             if bid_size > 0 and bp >= 1:
-                self.resting[ex.limit(self, 1, bp, bid_size)] = bid_size
+                wanted[(1, bp)] = bid_size
             if ask_size > 0:
-                self.resting[ex.limit(self, -1, ap, ask_size)] = ask_size
+                wanted[(-1, ap)] = ask_size
+        # keep quotes at wanted prices (queue priority), cancel the rest, post the missing prices
+        for oid in list(self.resting):
+            where = self._where[oid]
+            if wanted.pop(where, None) is None:
+                ex.cancel(self, oid)
+                del self.resting[oid]
+                del self._where[oid]
+        for (side, price), size in wanted.items():
+            oid = ex.limit(self, side, price, size)
+            self.resting[oid] = size
+            self._where[oid] = (side, price)
         ex.wake_at(self, ex.now + int(c.interval_s * NS_PER_S))
 
     def on_fill(self, ex: Exchange, fill: Fill) -> None:
@@ -363,6 +411,7 @@ class MarketMaker(Agent):
         if left is not None:  # forget fully filled quotes so the next requote does not cancel them
             if left <= fill.size:
                 del self.resting[fill.order_id]
+                del self._where[fill.order_id]
             else:
                 self.resting[fill.order_id] = left - fill.size
 
@@ -461,8 +510,11 @@ class Simulation:
         )
         # stream 0 of the master seed is the same whatever the number of streams spawned
         env_rng = child_rngs(self.seed, 1)[0]
-        self.fundamental = Fundamental(self.spec.fundamental, env_rng, self.t0_ns, m.duration_s, m.initial_price)
+        # the activity is drawn first: the fundamental's variance follows it (fundamental.activity_exponent)
         self.activity = Activity(self.spec.activity, env_rng, self.t0_ns, m.duration_s)
+        self.fundamental = Fundamental(
+            self.spec.fundamental, env_rng, self.t0_ns, m.duration_s, m.initial_price, self.activity
+        )
         self.builtin = self._build_agents()
         rngs = child_rngs(self.seed, 1 + 2 * len(self.builtin))
         for i, agent in enumerate(self.builtin):
@@ -481,7 +533,7 @@ class Simulation:
         s = self.spec
         agents: list[Agent] = []
         agents += [NoiseCrowd(s.noise, s.market.initial_price, self.activity) for _ in range(s.noise.count)]
-        agents += [ValueTrader(s.value, self.fundamental) for _ in range(s.value.count)]
+        agents += [ValueTrader(s.value, self.fundamental, self.activity) for _ in range(s.value.count)]
         agents += [MomentumTrader(s.momentum, self.activity) for _ in range(s.momentum.count)]
         agents += [MarketMaker(s.market_maker) for _ in range(s.market_maker.count)]
         return agents
@@ -573,6 +625,7 @@ class Simulation:
             "volume_lots": ex.volume,
             "last_price_ticks": ex.last_price,
             "fundamental_jumps": self.fundamental.n_jumps,
+            "hidden_volume_lots": ex.hidden_volume,
             "rejections": dict(sorted(ex.rejections.items())),
             "rejected_total": int(sum(ex.rejections.values())),
             "market_maker_inventory": [a.inventory for a in mm],
@@ -649,9 +702,14 @@ def impact_experiment(
     spec: SimSpec,
     seed: int,
     *,
-    grid_s: float = 60.0,
+    grid_s: float = 5.0,
 ) -> dict[str, Any]:
     """A/B market-impact run: the same seed without and with the POV trader of ``spec.pov``.
+
+    The mids are sampled every ``grid_s`` seconds. The grid must be finer than the POV trader's
+    ``interval_s``: it trades at the start of each interval, so a grid equal to the interval samples the
+    mid just *before* each of its orders arrives, when the temporary impact of the previous one has
+    decayed the longest (value traders pull the price back to the fundamental within seconds).
 
     Returns ``times_s`` (grid after the open), ``mid_base``/``mid_pov`` (ticks, mid at each grid point),
     ``diff`` (pov - base, ticks), ``executed`` (lots the POV trader filled), the mean difference

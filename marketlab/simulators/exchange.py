@@ -18,6 +18,29 @@ or fractional sizes, prices off the tick grid, unknown cancels — are **rejecte
 book is never touched by them. After the session, the engine's event stream is replayed in one batch
 call through a second book to get the top-L snapshot after **every** event, as in LOBSTER's orderbook
 file (:func:`snapshots_after_events`).
+
+**Non-displayed (hidden) orders.** Real feeds carry executions against liquidity nobody could see
+(LOBSTER type 5: 1.6-2.6 % of the messages and about a third of the trades on the 2012 GOOG/AMZN sample
+days). The engine only knows displayed orders, so hidden orders live here, in the exchange layer:
+``ex.limit(agent, side, price, size, hidden=True)`` rests a GTC order that never shows in the book or
+in the add/cancel stream. Matching follows price priority with displayed-first at equal prices
+(Nasdaq's rule for non-displayed orders), simplified to what the agents need:
+
+* an incoming order first trades with opposite hidden orders priced **strictly better** than the
+  displayed opposite best (inside the spread, e.g. a hidden sell at 100.03 when the displayed ask is
+  100.05), best price then oldest first, while its limit allows; each such fill is a type-5 event on the
+  hidden order's id, side and price; the rest goes to the engine as usual;
+* a hidden order that is marketable against the displayed book on arrival takes that liquidity (an IOC
+  through the engine, type-4 executions) and rests hidden with what is left;
+* if a displayed order comes to rest at or through a hidden order's price (the hidden order sat behind
+  a displayed level that was swept), the hidden order immediately takes it, as the exchange would have
+  matched it on arrival; hidden orders at or behind the displayed best otherwise wait;
+* cancels of hidden orders are invisible (no event); modifying a hidden order is rejected
+  (``hidden_modify_unsupported``): cancel and re-send instead.
+
+:meth:`Exchange.drain` merges the type-5 events and their fills into the engine's stream in arrival
+order and renumbers ``seq`` so it stays 0..n-1; :func:`snapshots_after_events` keeps the book row
+unchanged after a type-5 event, as LOBSTER's orderbook file does.
 """
 
 from __future__ import annotations
@@ -40,6 +63,9 @@ log = logging.getLogger(__name__)
 WAKE, ARRIVE, NOTIFY = 0, 1, 2
 OP_LIMIT, OP_MARKET, OP_CANCEL, OP_MODIFY = 1, 2, 3, 4
 NS_PER_S = 1_000_000_000
+E_EXECUTE_HIDDEN = 5  # LOBSTER type of an execution against a non-displayed order
+_HIDDEN = "HIDDEN"  # tif tag of a non-displayed GTC order in the message payload
+_BIG = 1 << 62
 
 
 class Fill(NamedTuple):
@@ -231,6 +257,16 @@ class Exchange:
         self._heap: list[tuple] = []
         self._seq = 0
         self._started = False
+        # non-displayed orders (see the module docstring): id -> [side, price, left, agent, arrival no]
+        self._hid: dict[int, list[int]] = {}
+        self._hid_no = 0
+        self._hb = 0  # best hidden bid price, 0 = none
+        self._ha = 0  # best hidden ask price, 0 = none
+        # type-5 executions not yet drained: (engine seq of the next engine event, ts, maker id, maker side,
+        # price, size, taker id, aggressor side)
+        self._hev: list[tuple[int, int, int, int, int, int, int, int]] = []
+        self._hidden_drained = 0
+        self.hidden_volume = 0  # lots traded against hidden orders
 
     # ------------------------------------------------------------ setup
     def add_agent(self, agent: Agent, rng: np.random.Generator, latency_rng: np.random.Generator) -> Agent:
@@ -303,11 +339,22 @@ class Exchange:
         self._owner.append(agent.agent_id)
         return len(self._owner) - 1
 
-    def limit(self, agent: Agent, side: int, price: int | float, size: int | float, tif: str = "GTC") -> int:
-        """Send a limit order (``tif`` GTC/IOC/FOK); returns its order id."""
+    def limit(
+        self, agent: Agent, side: int, price: int | float, size: int | float, tif: str = "GTC", *, hidden: bool = False
+    ) -> int:
+        """Send a limit order (``tif`` GTC/IOC/FOK); returns its order id.
+
+        ``hidden=True`` makes a GTC order non-displayed (see the module docstring); it is ignored for
+        IOC/FOK, which never rest anyway.
+        """
         oid = self._new_id(agent)
-        self._send(agent, (OP_LIMIT, oid, side, price, size, tif))
+        self._send(agent, (OP_LIMIT, oid, side, price, size, _HIDDEN if hidden and tif == "GTC" else tif))
         return oid
+
+    def hidden_orders(self) -> list[tuple[int, int, int, int]]:
+        """Resting non-displayed orders as ``(order_id, side, price, size)``, oldest first."""
+        rows = sorted(self._hid.items(), key=lambda kv: kv[1][4])
+        return [(oid, h[0], h[1], h[2]) for oid, h in rows]
 
     def market(self, agent: Agent, side: int, size: int | float) -> int:
         """Send a market order (trades up to ``size`` at any price, the rest is cancelled); returns its id."""
@@ -356,14 +403,40 @@ class Exchange:
                 return
             size = int(size)
         t = self.now
-        if op == OP_LIMIT:
-            code = book.submit_limit(oid, side, price, size, ts=t, tif=tif)
-        elif op == OP_MARKET:
-            code = book.submit_market(oid, side, size, ts=t)
+        if op == OP_LIMIT or op == OP_MARKET:
+            if (self._hb or self._ha or tif == _HIDDEN) and size > 0 and (side == 1 or side == -1):
+                limit = _BIG * side if op == OP_MARKET else _tick_or_none(price)
+                if limit is None or limit <= 0:
+                    if tif == _HIDDEN:
+                        self._reject(aid, oid, "non_positive_price" if limit is not None else "price_off_tick_grid")
+                        return
+                else:
+                    size = self._take_hidden(aid, oid, side, limit, size)
+                    if tif == _HIDDEN:
+                        self._arrive_hidden(aid, oid, side, limit, size)
+                        return
+                    if size == 0:
+                        return
+            elif tif == _HIDDEN:
+                self._reject(aid, oid, "non_positive_size" if size <= 0 else "bad_side")
+                return
+            if op == OP_LIMIT:
+                code = book.submit_limit(oid, side, price, size, ts=t, tif=tif)
+            else:
+                code = book.submit_market(oid, side, size, ts=t)
         else:
             # Unknown ids, and ids of other agents' orders: one agent never cancels another's order.
             if not (isinstance(oid, (int, np.integer)) and 0 < oid < len(self._owner)) or self._owner[oid] != aid:
                 self._reject(aid, oid, "unknown_order_id")
+                return
+            h = self._hid.get(oid)
+            if h is not None:
+                if op == OP_MODIFY:
+                    self._reject(aid, oid, "hidden_modify_unsupported")
+                elif size <= 0 or size >= h[2]:
+                    self._drop_hidden(oid)
+                else:
+                    h[2] -= size
                 return
             if op == OP_CANCEL:
                 code = book.cancel(oid, size, ts=t)
@@ -378,6 +451,106 @@ class Exchange:
         # without trading, and last_fills() costs a copy).
         if op != OP_CANCEL and book._sc[K.S_NFILL] != book._fill_mark:
             self._route(aid, book.last_fills().tolist())
+        if self._hb or self._ha:
+            self._uncross_hidden()
+
+    # ------------------------------------------------------------ non-displayed orders
+    def _best_hidden(self) -> None:
+        """Recompute the best hidden bid/ask prices (a handful of orders: a scan is cheapest)."""
+        hb = ha = 0
+        for side, price, _left, _aid, _no in self._hid.values():
+            if side > 0:
+                if price > hb:
+                    hb = price
+            elif ha == 0 or price < ha:
+                ha = price
+        self._hb, self._ha = hb, ha
+
+    def _drop_hidden(self, oid: int) -> None:
+        del self._hid[oid]
+        self._best_hidden()
+
+    def _take_hidden(self, aid: int, oid: int, side: int, limit: int, size: int) -> int:
+        """Trade an incoming order (``side``, price ``limit``) with opposite hidden orders priced strictly
+        inside the displayed opposite best; returns the size left for the engine."""
+        sc = self.book._sc
+        while size > 0:
+            if side > 0:
+                hp = self._ha
+                if not hp or hp > limit or (sc[K.S_ASK] > 0 and hp >= sc[K.S_ASK]):
+                    break
+            else:
+                hp = self._hb
+                if not hp or hp < limit or (sc[K.S_BID] > 0 and hp <= sc[K.S_BID]):
+                    break
+            # oldest order at the best hidden price
+            best_oid, best_no = 0, _BIG
+            for hid, h in self._hid.items():
+                if h[0] == -side and h[1] == hp and h[4] < best_no:
+                    best_oid, best_no = hid, h[4]
+            h = self._hid[best_oid]
+            q = size if size < h[2] else h[2]
+            size -= q
+            h[2] -= q
+            maker_aid = h[3]
+            self._hev.append((int(sc[K.S_SEQ]), self.now, best_oid, -side, hp, q, oid, side))
+            if h[2] == 0:
+                self._drop_hidden(best_oid)
+            self.hidden_volume += q
+            self._count_fill(aid, maker_aid, hp, q)
+            if self.agents[maker_aid].notify_fills:
+                self._notify(maker_aid, Fill(self.now, best_oid, -side, hp, q, True))
+            if self.agents[aid].notify_fills:
+                self._notify(aid, Fill(self.now, oid, side, hp, q, False))
+        return size
+
+    def _arrive_hidden(self, aid: int, oid: int, side: int, price: int, size: int) -> None:
+        """A non-displayed order (after any hidden match): take displayed liquidity it crosses, rest the rest."""
+        book = self.book
+        sc = book._sc
+        if size > 0 and ((side > 0 and 0 < sc[K.S_ASK] <= price) or (side < 0 and sc[K.S_BID] >= price > 0)):
+            book.submit_limit(oid, side, price, size, ts=self.now, tif="IOC")
+            if sc[K.S_NFILL] != book._fill_mark:
+                rows = book.last_fills().tolist()
+                size -= sum(r[6] for r in rows)
+                self._route(aid, rows)
+        if size > 0:
+            self._hid_no += 1
+            self._hid[oid] = [side, price, size, aid, self._hid_no]
+            if (side > 0 and price > self._hb) or (side < 0 and (self._ha == 0 or price < self._ha)):
+                self._best_hidden()
+        if self._hb or self._ha:
+            self._uncross_hidden()
+
+    def _uncross_hidden(self) -> None:
+        """Hidden orders at or through the displayed opposite best take that liquidity at once."""
+        sc = self.book._sc
+        for _ in range(64):  # each pass fills or removes at least one order; bounded for safety
+            if self._hb and 0 < sc[K.S_ASK] <= self._hb:
+                side = 1
+            elif self._ha and sc[K.S_BID] >= self._ha:
+                side = -1
+            else:
+                return
+            px = self._hb if side > 0 else self._ha
+            oid = min((k for k, h in self._hid.items() if h[0] == side and h[1] == px), key=lambda k: self._hid[k][4])
+            h = self._hid[oid]
+            book = self.book
+            book.submit_limit(oid, side, px, h[2], ts=self.now, tif="IOC")
+            if sc[K.S_NFILL] != book._fill_mark:
+                rows = book.last_fills().tolist()
+                h[2] -= sum(r[6] for r in rows)
+                self._route(h[3], rows)
+            if h[2] <= 0 or (side > 0 and 0 < sc[K.S_ASK] <= px) or (side < 0 and sc[K.S_BID] >= px):
+                # filled, or (cannot happen with an IOC at px) still crossing: drop rather than loop
+                self._drop_hidden(oid)
+
+    def _count_fill(self, taker: int, maker: int, price: int, size: int) -> None:
+        self.volume += size
+        self.n_trades += 1
+        self.last_price = price
+        self.agent_volume[taker] += size
+        self.agent_volume[maker] += size
 
     def _route(self, taker: int, rows: list) -> None:
         agents = self.agents
@@ -428,15 +601,56 @@ class Exchange:
 
     # ------------------------------------------------------------ outputs
     def drain(self) -> tuple[np.ndarray, np.ndarray]:
-        """(events, fills) the engine emitted since the last drain, as structured arrays."""
-        return self.book.drain_events(), self.book.drain_fills()
+        """(events, fills) since the last drain, as structured arrays (engine dtypes), in arrival order.
+
+        Type-5 executions against hidden orders are merged in before the engine event that followed them,
+        and ``seq`` is renumbered so the stream counts 0, 1, 2, ... over the session; fills carry the
+        ``seq`` of their execution event.
+        """
+        ev, fills = self.book.drain_events(), self.book.drain_fills()
+        if not self._hev and not self._hidden_drained:
+            return ev, fills
+        h = np.array(self._hev, dtype=np.int64).reshape(-1, 8)
+        self._hev = []
+        nh = h.shape[0]
+        shift = self._hidden_drained
+        keys = h[:, 0]
+        # an engine event s has s engine events and every hidden one with key <= s before it
+        ev_seq = ev["seq"] + shift + np.searchsorted(keys, ev["seq"], side="right")
+        h_seq = keys + shift + np.arange(nh)
+        hev = np.zeros(nh, dtype=ev.dtype)
+        hev["ts"], hev["seq"], hev["type"], hev["order_id"] = h[:, 1], h_seq, E_EXECUTE_HIDDEN, h[:, 2]
+        hev["side"], hev["price"], hev["size"] = h[:, 3], h[:, 4], h[:, 5]
+        new_fill_seq = fills["seq"] + shift + np.searchsorted(keys, fills["seq"], side="right")
+        ev = ev.copy()
+        ev["seq"] = ev_seq
+        fills = fills.copy()
+        fills["seq"] = new_fill_seq
+        hf = np.zeros(nh, dtype=fills.dtype)
+        hf["ts"], hf["seq"], hf["taker_id"], hf["maker_id"] = h[:, 1], h_seq, h[:, 6], h[:, 2]
+        hf["aggressor"], hf["price"], hf["size"] = h[:, 7], h[:, 4], h[:, 5]
+        self._hidden_drained += nh
+        events = np.concatenate([ev, hev])
+        events = events[np.argsort(events["seq"], kind="stable")]
+        allf = np.concatenate([fills, hf])
+        allf = allf[np.argsort(allf["seq"], kind="stable")]
+        return events, allf
+
+
+def _tick_or_none(price: object) -> int | None:
+    """``price`` as an int number of ticks, or None when it is not a whole number."""
+    if type(price) is int or isinstance(price, np.integer):
+        return int(price)  # type: ignore[arg-type]
+    if isinstance(price, float) and price.is_integer():
+        return int(price)
+    return None
 
 
 def snapshots_after_events(events: np.ndarray, depth: int) -> np.ndarray:
     """Top-``depth`` book after every event: replay ``events`` (engine event dtype) through a fresh book.
 
     Adds become ``apply_add``; partial cancels, deletes and executions become ``apply_reduce`` of the
-    order's id (strict mode: the stream must be self-consistent, which the engine guarantees). Returns
+    order's id, hidden executions (type 5) no-ops (strict mode: the stream must be self-consistent, which the engine guarantees). Returns
     ``int64[n, 4*depth]`` rows ``ask_px_i, ask_sz_i, bid_px_i, bid_sz_i``. Raises ``RuntimeError`` if the
     replay rejects any event (an engine/recording bug, not user input).
     """
@@ -446,7 +660,8 @@ def snapshots_after_events(events: np.ndarray, depth: int) -> np.ndarray:
         return np.zeros((0, 4 * depth), dtype=np.int64)
     et = events["type"]
     cmds[:, K.C_TS] = events["ts"]
-    cmds[:, K.C_KIND] = np.where(et == K.E_ADD, K.K_APPLY_ADD, K.K_APPLY_REDUCE)
+    # hidden executions leave the displayed book unchanged: the row repeats the previous one
+    cmds[:, K.C_KIND] = np.where(et == K.E_ADD, K.K_APPLY_ADD, np.where(et == E_EXECUTE_HIDDEN, K.K_NOOP, K.K_APPLY_REDUCE))
     cmds[:, K.C_ID] = events["order_id"]
     cmds[:, K.C_SIDE] = events["side"]
     cmds[:, K.C_PRICE] = events["price"]
