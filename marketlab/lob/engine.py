@@ -255,10 +255,22 @@ class OrderBook:
         need = int(self._sc[K.S_NASK] + self._sc[K.S_NBID]) + 8
         for name, used in (("_fills", K.S_NFILL), ("_events", K.S_NEVT)):
             buf = getattr(self, name)
-            size = max(2 * buf.shape[0], int(self._sc[used]) + 2 * need)
-            new = np.zeros((size, 7), dtype=np.int64)
-            new[: int(self._sc[used])] = buf[: int(self._sc[used])]
-            setattr(self, name, new)
+            self._resize_out(name, max(2 * buf.shape[0], int(self._sc[used]) + 2 * need))
+
+    def _resize_out(self, name: str, size: int) -> None:
+        buf = getattr(self, name)
+        used = int(self._sc[K.S_NFILL if name == "_fills" else K.S_NEVT])
+        # np.empty: rows past `used` are always written by the kernel before they are read
+        new = np.empty((size, 7), dtype=np.int64)
+        new[:used] = buf[:used]
+        setattr(self, name, new)
+
+    def _reserve_out(self, n: int) -> None:
+        """Size the event buffer for a batch of ``n`` commands up front (most emit one event): one
+        allocation instead of a kernel exit, copy and re-entry per doubling."""
+        want = int(self._sc[K.S_NEVT]) + n + int(self._sc[K.S_NASK] + self._sc[K.S_NBID]) + 64
+        if self._events.shape[0] < want:
+            self._resize_out("_events", want + want // 4)
 
     # ------------------------------------------------------------ core loop
     def _run(self, cmds: np.ndarray, status: np.ndarray, snaps: np.ndarray, depth: int, stop: bool) -> tuple[int, int]:
@@ -292,18 +304,20 @@ class OrderBook:
 
     def _count_reject(self, cmds: np.ndarray, status: np.ndarray, lo: int, hi: int) -> None:
         """Count rejections of ``cmds[lo:hi]`` by reason and keep the last 10,000 in the log (vectorised:
-        a batch may reject many orders)."""
-        bad = np.flatnonzero(status[lo:hi]) + lo
-        if bad.size == 0:
+        a batch may reject many orders, and per-row Python here cost as much as the kernel itself)."""
+        st = status[lo:hi]
+        if not st.any():
             return
-        codes, counts = np.unique(status[bad], return_counts=True)
-        for code, cnt in zip(codes.tolist(), counts.tolist()):
-            reason = REASONS.get(code, f"code_{code}")
-            self.rejections[reason] = self.rejections.get(reason, 0) + cnt
+        bad = np.flatnonzero(st) + lo
+        codes = status[bad]
+        counts = np.bincount(codes - codes.min())
+        base = int(codes.min())
+        for off in np.flatnonzero(counts).tolist():
+            reason = _reason(base + off)
+            self.rejections[reason] = self.rejections.get(reason, 0) + int(counts[off])
         tail = bad[-10_000:]
-        self.rejection_log.extend(
-            (int(cmds[j, K.C_TS]), int(cmds[j, K.C_ID]), REASONS.get(int(status[j]), f"code_{int(status[j])}")) for j in tail
-        )
+        names = [_reason(c) for c in status[tail].tolist()]
+        self.rejection_log.extend(zip(cmds[tail, K.C_TS].tolist(), cmds[tail, K.C_ID].tolist(), names))
         if len(self.rejection_log) > 10_000:
             del self.rejection_log[: len(self.rejection_log) - 10_000]
         if log.isEnabledFor(logging.DEBUG):
@@ -363,6 +377,8 @@ class OrderBook:
         snaps = np.zeros((n, 4 * depth) if depth > 0 else (1, 1), dtype=np.int64)
         f0, e0 = int(self._sc[K.S_NFILL]), int(self._sc[K.S_NEVT])
         self._fill_mark, self._event_mark = f0, e0
+        if n > 1024:
+            self._reserve_out(n)
         code, i = self._run(arr, status, snaps, depth, stop_on_reject)
         self._count_reject(arr, status, 0, n if code == K.OK else i + 1)
         f1, e1 = int(self._sc[K.S_NFILL]), int(self._sc[K.S_NEVT])
@@ -420,6 +436,17 @@ class OrderBook:
         v = int(self._sc[K.S_ASK])
         return v if v > 0 else None
 
+    def quotes(self) -> tuple[int | None, int | None]:
+        """``(best_bid, best_ask)`` in ticks (None for an empty side) in one cheap read of the kernel
+        scalars: what an agent polls after every event, without building a snapshot."""
+        b, a = self._sc[K.S_BID : K.S_ASK + 1].tolist()
+        return (b if b > 0 else None, a if a > 0 else None)
+
+    @property
+    def n_last_fills(self) -> int:
+        """Number of fills the last call produced (what :meth:`last_fills` would return, without the copy)."""
+        return int(self._sc[K.S_NFILL]) - self._fill_mark
+
     @property
     def n_orders(self) -> int:
         """Live resting orders (synthetic ones included)."""
@@ -465,6 +492,10 @@ class OrderBook:
     def is_crossed(self) -> bool:
         b, a = self.best_bid, self.best_ask
         return b is not None and a is not None and b >= a
+
+
+def _reason(code: int) -> str:
+    return REASONS.get(code, f"code_{code}")
 
 
 def _as_tick(price: object) -> tuple[int, bool]:

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _set(px, qty, n, price, q):
     """Set ``price`` to ``q`` in the ascending arrays (first ``n`` used); returns the new n (-1 = full).
 
@@ -30,8 +30,10 @@ def _set(px, qty, n, price, q):
     if lo < n and px[lo] == price:
         old = qty[lo]
         if q == 0:
-            px[lo : n - 1] = px[lo + 1 : n].copy()
-            qty[lo : n - 1] = qty[lo + 1 : n].copy()
+            # shift left in place (explicit loops: an overlapping slice copy allocates per update)
+            for j in range(lo, n - 1):
+                px[j] = px[j + 1]
+                qty[j] = qty[j + 1]
             return n - 1, -old
         qty[lo] = q
         return n, q - old
@@ -39,14 +41,15 @@ def _set(px, qty, n, price, q):
         return n, 0
     if n >= px.shape[0]:
         return -1, 0
-    px[lo + 1 : n + 1] = px[lo:n].copy()
-    qty[lo + 1 : n + 1] = qty[lo:n].copy()
+    for j in range(n, lo, -1):  # shift right in place, from the end
+        px[j] = px[j - 1]
+        qty[j] = qty[j - 1]
     px[lo] = price
     qty[lo] = q
     return n + 1, q
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def l2_apply_nb(bpx, bqty, apx, aqty, counts, updates, depth, tops, deltas):
     """Apply ``updates`` (see module doc) in order; after the last row of each group write the top
     ``depth`` levels into ``tops[group, 4*depth]`` (ask_px, ask_sz, bid_px, bid_sz per level, 0 = empty).
