@@ -61,6 +61,7 @@ class SolverConfig:
     patience: int = 3
     target: float | None = None
     rtol: float | None = None
+    target_patience: int = 1  # consecutive validations inside rtol before stopping (y0 may cross the band)
     clip: float | None = 50.0
     measures: tuple[int, ...] = (0,)
     seed: int = 0
@@ -215,7 +216,7 @@ class DeepBSDESolver(nn.Module):
         per = max(1, cfg.batch_size // n_meas)
         history: list[dict[str, float | list[float]]] = []
         start = time.perf_counter()
-        stopped, calm, prev = "iterations", 0, None
+        stopped, calm, prev, inside = "iterations", 0, None, 0
         bar = tqdm(range(cfg.iterations + 1), disable=not cfg.progress, desc=f"bsde {self.eq.name}", leave=False)
         step = 0
         for step in bar:
@@ -227,7 +228,8 @@ class DeepBSDESolver(nn.Module):
                                 "seconds": time.perf_counter() - start})
                 bar.set_postfix(y0=f"{y0[0]:.6g}", loss=f"{vloss:.3g}")
                 if cfg.target is not None and cfg.rtol is not None:
-                    if abs(y0[0] - cfg.target) <= cfg.rtol * abs(cfg.target):
+                    inside = inside + 1 if abs(y0[0] - cfg.target) <= cfg.rtol * abs(cfg.target) else 0
+                    if inside >= cfg.target_patience:
                         stopped = "target"
                         break
                 if cfg.tol is not None and prev is not None:
