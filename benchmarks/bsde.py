@@ -56,7 +56,7 @@ def time_to_accuracy() -> list[dict]:
                 ("time", "float64", 256)]
     if QUICK:
         variants = variants[:1]
-    cap = 1500
+    cap = 800
     for name, make, ref, lr, y0f in cases:
         for net, prec, batch in variants:
             cfg = SolverConfig(network=net, precision=prec, batch_size=batch, iterations=cap, hidden=(110, 110),

@@ -152,7 +152,9 @@ def test_r10_deep_structural_cva_with_measure_change():
     res = XvaRun.from_dict(d).run()
     deep = res["xva_table"]["C"]["cva"]
     mc, se = res["xva"]["outer_mc"]["C"]["cva"], res["xva"]["outer_mc_se"]["C"]["cva"]
-    # bridge-monitored continuum value 0.2566; both estimators on the same N=50 bridge grid
+    # Brownian-bridge monitoring keeps the N=50 grid value close to the continuous one (0.256574; 0.25697 at
+    # N=100). The outer-MC check is loose (structural CVA is a rare-event payoff); the deep y0 is held to 8 %
+    # at this reduced budget (the note's 1 500-iteration experiment: +1.9 % for the mixture).
     print(f"ORACLE R10 deep {deep:.5f} outerMC {mc:.5f}+-{se:.5f} ref 0.256574 err {rel(deep, 0.256574):.4%}")
     assert abs(mc - 0.256574) < 3 * se + 0.01
-    assert rel(deep, mc) < 0.08, (deep, mc, se)
+    assert rel(deep, 0.256574) < 0.08, (deep, mc, se)
