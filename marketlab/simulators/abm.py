@@ -14,6 +14,14 @@ order built by :meth:`Simulation.build`) gets streams ``1+2i`` (decisions) and `
 Experimental agents are added after the built-in ones, so the built-in agents' streams are identical
 with and without them: an A/B run with the same seed changes only what the experiment causes.
 
+Calibration (``simulators/abm_default.toml``, against the LOBSTER GOOG/AMZN 2012-06-21 days; the why of
+each mechanism is in the config docstrings): one latent activity a(t) drives the crowd's and value
+traders' rates *and* the fundamental's variance (volume-volatility link, kurtosis from a variance
+mixture instead of rare large jumps); the crowd is self-exciting (bursty arrivals); the book is thin and
+the crowd does not improve the quote, so the spread opens to ~5-6 bps; fewer, sharper value traders
+keep the price on the fundamental (no positive minute-return autocorrelation) and mostly rest
+non-displayed orders, which produce the type-5 hidden executions.
+
 Entry points: :meth:`Simulation.from_spec`, :func:`simulate_day` (spec file -> store, summary dict) and
 :func:`impact_experiment` (same seed with/without a POV trader -> mid-price difference path).
 """

@@ -650,8 +650,8 @@ def snapshots_after_events(events: np.ndarray, depth: int) -> np.ndarray:
     """Top-``depth`` book after every event: replay ``events`` (engine event dtype) through a fresh book.
 
     Adds become ``apply_add``; partial cancels, deletes and executions become ``apply_reduce`` of the
-    order's id, hidden executions (type 5) no-ops (strict mode: the stream must be self-consistent, which the engine guarantees). Returns
-    ``int64[n, 4*depth]`` rows ``ask_px_i, ask_sz_i, bid_px_i, bid_sz_i``. Raises ``RuntimeError`` if the
+    order's id, hidden executions (type 5) no-ops (strict mode: the stream must be self-consistent,
+    which the engine guarantees). Returns ``int64[n, 4*depth]`` rows ``ask_px_i, ask_sz_i, bid_px_i, bid_sz_i``. Raises ``RuntimeError`` if the
     replay rejects any event (an engine/recording bug, not user input).
     """
     n = events.shape[0]
