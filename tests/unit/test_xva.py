@@ -303,3 +303,39 @@ def test_cli_xva_json_and_bad_spec(tmp_path):
     r = CliRunner().invoke(app, ["xva", str(bad)])
     assert r.exit_code == 2
     assert "market.vol" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_variation_margin_cuts_cva_and_colva_closed_form():
+    """Lagged VM (C_t = V_{t-MPR}): exposure is only the MPR move; ColVA = (r_c - r) int e^{-lam t} E[D_t C_t] dt
+    with E[D_t C_t] = V_0 e^{-r min(t, MPR)} for a forward (discounted value is a martingale)."""
+    d = forward_case(steps=50)
+    d["funding"] = {"collateral": "vm", "mpr_steps": 4, "r_c": 0.0}
+    mc, se = outer(XvaRun.from_dict(d), 8192)
+    plain, _ = outer(XvaRun.from_dict(forward_case(steps=50)), 8192)
+    assert mc[0, 0] < 0.5 * plain[0, 0]
+    v0, r, lam, delta = 100 - 100 * math.exp(-0.02), 0.02, 0.1, 4 / 50
+    ts = torch.linspace(0, 1, 2001, dtype=torch.float64)
+    f = torch.exp(-lam * ts) * torch.exp(-r * torch.clamp(ts, max=delta))
+    closed = (0.0 - r) * v0 * float(torch.trapezoid(f, ts))
+    assert abs(mc[0, 3] - closed) < 3 * se[0, 3] and se[0, 3] < 0.1 * abs(closed)
+
+
+def test_several_netting_sets_with_structural_bank_and_mixed_credit():
+    d = forward_case(steps=20, paths=2048)
+    d["bank"] = {"model": "structural", "asset0": 1.0, "barrier": 0.7, "asset_vol": 0.2, "recovery": 0.4}
+    d["counterparties"] = [
+        {"name": "A", "model": "intensity", "intensity": 0.05, "recovery": 0.4},
+        {"name": "B", "model": "structural", "asset0": 1.0, "barrier": 0.6, "asset_vol": 0.25, "recovery": 0.3,
+         "market_rho": -0.3},
+    ]
+    d["trades"] = [
+        {"type": "forward", "counterparty": "A", "strike": 100.0, "maturity": 1.0},
+        {"type": "put", "counterparty": "A", "strike": 95.0, "maturity": 0.5, "quantity": -2.0},
+        {"type": "call", "counterparty": "B", "strike": 105.0, "maturity": 1.0},
+        {"type": "forward", "counterparty": "B", "strike": 100.0, "maturity": 1.0, "quantity": -1.0},
+    ]
+    run = XvaRun.from_dict(d)
+    assert run.market.dim == 3 and len(run.market.tilts) == 1
+    mc, se = outer(run, 4096)
+    assert (mc[:, :2] > 0).all()  # CVA and DVA in both netting sets (bank default is structural)
+    assert mc.shape == (2, 4)
