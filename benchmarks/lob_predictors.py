@@ -51,7 +51,7 @@ PUBLISHED_FI2010 = {
 PROFILES: dict[str, dict[str, tuple[int, dict, dict]]] = {
     "cpu": {
         "binctabl": (10, {}, {"lr": 1e-3, "epochs": 4, "max_train_windows": None}),
-        "deeplob": (100, {}, {"lr": 5e-4, "epochs": 2, "max_train_windows": 8_000, "max_val_windows": 4_000}),
+        "deeplob": (100, {}, {"lr": 5e-4, "epochs": 2, "max_train_windows": 4_000, "max_val_windows": 2_000}),
         "tlob": (32, {"hidden_dim": 40, "num_layers": 2}, {"lr": 3e-4, "epochs": 3, "max_train_windows": 30_000}),
         "mlplob": (32, {"hidden_dim": 40, "num_layers": 2}, {"lr": 3e-4, "epochs": 3, "max_train_windows": 50_000}),
     },
