@@ -103,13 +103,36 @@ def slim(summary: dict) -> dict:
     return out
 
 
+def summarise(profile: str) -> None:
+    """Add ``summary_<profile>``: macro F1 (%) per model and horizon, ours vs published, to the JSON."""
+    res = load()
+    summ: dict = {"fi2010_day10_macro_f1_pct": {}, "lobster_goog_macro_f1_pct": {}}
+    for name in PUBLISHED_FI2010:
+        row = {}
+        for i, h in enumerate([10, 20, 50, 100]):
+            r = res.get(f"fi2010_{profile}", {}).get(f"{name}_h{h}")
+            row[f"h{h}"] = {"ours": round(100 * r["test"]["macro_f1"], 2) if r else None,
+                            "published": PUBLISHED_FI2010[name][i]}
+        summ["fi2010_day10_macro_f1_pct"][name] = row
+        lob = res.get(f"lobster_goog_{profile}", {})
+        summ["lobster_goog_macro_f1_pct"][name] = {
+            f"h{h}": round(100 * lob[f"{name}_h{h}"]["test"]["macro_f1"], 2) if f"{name}_h{h}" in lob else None
+            for h in (10, 50)}
+    save({f"summary_{profile}": summ})
+    print(json.dumps(summ, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
     ap.add_argument("--only", choices=["fi2010", "lobster"], default=None)
     ap.add_argument("--models", nargs="*", default=["binctabl", "mlplob", "tlob", "deeplob"])
     ap.add_argument("--horizons", nargs="*", type=int, default=None)
+    ap.add_argument("--summary", action="store_true", help="Only (re)write the summary table from the JSON.")
     args = ap.parse_args()
+    if args.summary:
+        summarise(args.profile)
+        return
     set_torch_threads(int(os.environ.get("MARKETLAB_TORCH_THREADS", "1")))
     prof = PROFILES[args.profile]
     res = load()
@@ -176,6 +199,7 @@ def main() -> None:
                 print(f"LOBSTER GOOG {tag}: test macro-F1 {100 * s['test']['macro_f1']:.2f} "
                       f"acc {s['test']['accuracy']:.3f} in {lob[tag]['wall_seconds']:.0f}s", flush=True)
                 save(res)
+    summarise(args.profile)
 
 
 if __name__ == "__main__":
