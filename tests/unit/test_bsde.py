@@ -170,3 +170,19 @@ def test_r3_hjb_reduced_dimension():
     ref = hjb_lq_y0(10)
     print(f"ORACLE R3(d=10) {r.y0[0]:.5f} ref {ref:.6f} err {abs(r.y0[0] - ref) / ref:.4%}")
     assert abs(r.y0[0] - ref) / ref < 0.015, (r.y0, ref)
+
+
+def test_cli_bsde_json_and_bad_option():
+    import json
+
+    from typer.testing import CliRunner
+
+    from marketlab.cli.main import app
+
+    r = CliRunner().invoke(app, ["bsde", "bs_forward", "--steps", "5", "--iterations", "20", "--batch-size", "32",
+                                 "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["reference"] == pytest.approx(100 - 100 * math.exp(-0.01)) and out["steps"] == 5
+    bad = CliRunner().invoke(app, ["bsde", "hjb_lq", "--network", "cnn"])
+    assert bad.exit_code == 2 and "network" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 from scipy.stats import norm
 
 from marketlab.pricing.bsde import (

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import norm as _norm
 from torch import Tensor
 
 from marketlab.pricing.xva.market import MarketModel
