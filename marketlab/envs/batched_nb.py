@@ -1,0 +1,246 @@
+"""Numba kernels of the batched bar-trading env: one fused loop over B episodes per step (the CPU engine).
+
+The torch engine of :class:`~marketlab.envs.batched.BatchedTradingEnv` spends its time in ~100 small
+tensor ops per step and in gathering the (B, window*K) observation; on a CPU one fused loop over the
+batch does the same work with no temporaries. The accounting calls the single env's own kernels
+(:func:`~marketlab.envs.execution.order_nb`, :func:`~marketlab.envs.execution.rebalance_nb`) in float64, so
+every episode is the single env's arithmetic, operation for operation (the agreement test checks values to
+1e-12 relative; they are in fact identical).
+
+Shapes: B episodes, N assets, T bars, K = N * features per bar, W = window, D = W*K (+ N with weights).
+All buffers are preallocated by the caller and written in place.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from marketlab.envs.execution import is_close_nb, order_nb, rebalance_nb
+
+REWARD_KINDS = {"pnl": 0, "log_return": 1, "diff_sharpe": 2}
+_LOG_FLOOR = math.log(1e-12)
+
+
+@njit(cache=True)
+def targets_discrete_nb(actions: np.ndarray, levels: np.ndarray, out: np.ndarray) -> int:
+    """Discrete actions (B, N) int64 -> target weights ``out`` (B, N) float64: levels[a] (/ N when N > 1).
+
+    Returns -1, or the first row holding an action outside [0, len(levels)) (nothing is read out of bounds).
+    """
+    b, n = actions.shape
+    n_levels = levels.shape[0]
+    for i in range(b):
+        for j in range(n):
+            a = actions[i, j]
+            if a < 0 or a >= n_levels:
+                return i
+            out[i, j] = levels[a] if n == 1 else levels[a] / n
+    return -1
+
+
+@njit(cache=True)
+def targets_weights_nb(actions: np.ndarray, low: float, max_leverage: float, out: np.ndarray) -> None:
+    """Continuous actions (B, N) float64 -> weights ``out`` (B, N): clipped to [low, 1], scaled to
+    gross <= max_leverage (the single env's :class:`~marketlab.envs.components.WeightsAction`)."""
+    b, n = actions.shape
+    for i in range(b):
+        gross = 0.0
+        for j in range(n):
+            w = min(max(actions[i, j], low), 1.0)
+            out[i, j] = w
+            gross += abs(w)
+        if gross > max_leverage:
+            k = max_leverage / gross
+            for j in range(n):
+                out[i, j] = out[i, j] * k
+
+
+@njit(cache=True)
+def _rebalance_one_nb(cash: float, pos: float, price: float, target: float, fees: float, slippage: float) -> tuple[float, float, float, float]:
+    """:func:`rebalance_nb` for one asset without its sort and scratch allocations (same operations in the
+    same order); returns (cash, position, fees paid, traded notional)."""
+    value = cash
+    if pos != 0:
+        value += pos * price
+    if value <= 0:
+        return cash, pos, 0.0, 0.0
+    p0 = pos
+    if is_close_nb(p0, 0.0):
+        p0 = 0.0
+    delta = target * value / price - p0
+    cash, new_pos, filled, fee = order_nb(cash, p0, delta, price, fees, slippage)
+    if filled != 0.0:
+        return cash, new_pos, fee, abs(filled) * price * (1.0 + slippage if filled > 0 else 1.0 - slippage)
+    return cash, pos, 0.0, 0.0
+
+
+@njit(cache=True)
+def _write_obs_nb(src: np.ndarray, k: int, t: int, window: int, obs: np.ndarray, i: int, shares: np.ndarray,
+                  close: np.ndarray, value: float, with_weights: bool, bound: float) -> None:
+    """Row i of ``obs`` (B, D) float32: rows t-W+1..t of the (T, K) feature matrix, given flattened as
+    ``src`` (T*K,) (a window is one contiguous slice), then the clipped weights shares[i] * close[t] /
+    value (the single env's ``weights_at_nb`` + ``_window_obs_nb``). Plain 2-D indexing, no row views:
+    views cost reference counting per episode."""
+    n_feat = window * k
+    base = (t - window + 1) * k
+    obs[i, :n_feat] = src[base : base + n_feat]  # a memcpy; the step's main cost (bandwidth-bound)
+    if with_weights:
+        for j in range(shares.shape[1]):
+            w = shares[i, j] * close[t, j] / value if value > 0 else 0.0
+            obs[i, n_feat + j] = min(max(w, -bound), bound)
+
+
+@njit(cache=True)
+def step_nb(
+    target: np.ndarray,
+    close: np.ndarray,
+    flat: np.ndarray,
+    window: int,
+    with_weights: bool,
+    bound: float,
+    trade_on_change: bool,
+    fees: float,
+    slippage: float,
+    reward_kind: int,
+    reward_scale: float,
+    pnl_k: float,
+    eta: float,
+    cash: np.ndarray,
+    shares: np.ndarray,
+    prev_target: np.ndarray,
+    value: np.ndarray,
+    t: np.ndarray,
+    end: np.ndarray,
+    ema: np.ndarray,
+    obs: np.ndarray,
+    reward: np.ndarray,
+    terminated: np.ndarray,
+    fees_out: np.ndarray,
+    traded_out: np.ndarray,
+    value_out: np.ndarray,
+    t_out: np.ndarray,
+    final_out: np.ndarray,
+) -> int:
+    """One step of every episode, in place; returns the number of episodes that ended.
+
+    Args:
+        target: (B, N) float64 target weights (from ``targets_*_nb``).
+        close: (T, N) float64 execution and valuation prices. flat: (T, K) float32 features.
+        cash (B,), shares (B, N), prev_target (B, N), value (B,) float64; t, end (B,) int64; ema (B, 2)
+        float64 (differential-Sharpe moments): the episodes' state, updated.
+        obs (B, D) float32, reward (B,) float32, terminated (B,) bool, fees_out, traded_out, value_out,
+        final_out (B,) float64, t_out (B,) int64: outputs (fees, traded notional and values in currency
+        units; final_out is the value of episodes that ended, NaN elsewhere). The ``*_out`` copies of
+        value and t survive the reset of ended episodes.
+    """
+    b, n = target.shape
+    k = flat.shape[1]
+    src = flat.reshape(-1)
+    active = np.ones(n, dtype=np.bool_)
+    for i in range(b):
+        ti = t[i]
+        trade = True
+        if trade_on_change:
+            trade = False
+            for j in range(n):
+                if target[i, j] != prev_target[i, j]:
+                    trade = True
+                    break
+        paid = 0.0
+        traded = 0.0
+        if trade:
+            if n == 1:
+                c, p, paid, traded = _rebalance_one_nb(cash[i], shares[i, 0], close[ti, 0], target[i, 0], fees, slippage)
+                cash[i] = c
+                shares[i, 0] = p
+            else:
+                c, paid, traded = rebalance_nb(cash[i], shares[i], close[ti], target[i], active, fees, slippage)
+                cash[i] = c
+            for j in range(n):
+                prev_target[i, j] = target[i, j]
+        fees_out[i] = paid
+        traded_out[i] = traded
+        prev = value[i]
+        ti += 1
+        t[i] = ti
+        v = cash[i]  # portfolio_value_nb without the row views
+        for j in range(n):
+            if shares[i, j] != 0:
+                v += shares[i, j] * close[ti, j]
+        value[i] = v
+        if reward_kind == 0:
+            r = (v - prev) * pnl_k
+        elif reward_kind == 1:
+            if v <= 0 or prev <= 0:
+                r = reward_scale * _LOG_FLOOR
+            else:
+                r = reward_scale * math.log(v / prev)
+        else:
+            ret = v / prev - 1.0 if prev > 0 else -1.0
+            a = ema[i, 0]
+            bb = ema[i, 1]
+            da = ret - a
+            db = ret * ret - bb
+            var = bb - a * a
+            d = (bb * da - 0.5 * a * db) / var**1.5 if var > 1e-12 else 0.0
+            ema[i, 0] = a + eta * da
+            ema[i, 1] = bb + eta * db
+            r = reward_scale * d
+        reward[i] = r
+        value_out[i] = v
+        t_out[i] = ti
+        done_i = ti >= end[i] or v <= 0
+        terminated[i] = done_i
+        final_out[i] = v if done_i else np.nan
+        _write_obs_nb(src, k, ti, window, obs, i, shares, close, v, with_weights, bound)
+    done = 0
+    for i in range(b):
+        done += terminated[i]
+    return done
+
+
+@njit(cache=True)
+def reset_rows_nb(
+    rows: np.ndarray,
+    starts: np.ndarray,
+    length: int,
+    t_hi: int,
+    init_cash: float,
+    flat: np.ndarray,
+    window: int,
+    with_weights: bool,
+    cash: np.ndarray,
+    shares: np.ndarray,
+    prev_target: np.ndarray,
+    value: np.ndarray,
+    t: np.ndarray,
+    end: np.ndarray,
+    ema: np.ndarray,
+    obs: np.ndarray,
+) -> None:
+    """Start new episodes in ``rows`` (R,) int64 at decision steps ``starts`` (R,) int64 (flat, all cash)
+    and write their first observations (zero weights) into ``obs``."""
+    k = flat.shape[1]
+    n_feat = window * k
+    src = flat.reshape(-1)
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        s = starts[r]
+        t[i] = s
+        end[i] = min(s + length, t_hi) if length else t_hi
+        cash[i] = init_cash
+        value[i] = init_cash
+        ema[i, 0] = 0.0
+        ema[i, 1] = 0.0
+        for j in range(shares.shape[1]):
+            shares[i, j] = 0.0
+            prev_target[i, j] = 0.0
+        base = (s - window + 1) * k
+        for m in range(n_feat):
+            obs[i, m] = src[base + m]
+        if with_weights:
+            for j in range(shares.shape[1]):
+                obs[i, n_feat + j] = 0.0
