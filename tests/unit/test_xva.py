@@ -339,3 +339,17 @@ def test_several_netting_sets_with_structural_bank_and_mixed_credit():
     mc, se = outer(run, 4096)
     assert (mc[:, :2] > 0).all()  # CVA and DVA in both netting sets (bank default is structural)
     assert mc.shape == (2, 4)
+
+
+def test_tilt_trains_only_z_keeps_y0_gradient_on_pricing_measure():
+    from marketlab.pricing.bsde.solver import DeepBSDESolver, SolverConfig
+    from marketlab.pricing.xva.layers import XvaEquation
+
+    run = XvaRun.from_dict(_structural(steps=10, paths=256))
+    xeq = XvaEquation(run.market, 1, run.spec.funding, run.layer2)
+    s = DeepBSDESolver(xeq, SolverConfig(hidden=(4,), progress=False, device="cpu"))
+    b = s.sample(64, torch.Generator().manual_seed(0), measure=1)
+    s.loss(b, detach_y0=True).backward()
+    assert s.y0.grad is None or float(s.y0.grad.abs().sum()) == 0.0
+    s.loss(b).backward()
+    assert float(s.y0.grad.abs().sum()) > 0.0

@@ -69,6 +69,9 @@ class SolverConfig:
     progress: bool = True
     pilot_size: int = 1024
     y0_lr_factor: float = 1.0  # y0's learning rate relative to the network's (y0 is O(price), Z-net weights O(1))
+    # False: tilted measures train only the Z-net (y0 detached there), so Z errors near the barrier, which
+    # enter y0 through theta . Z under a tilt, cannot bias y0; the pricing measure alone anchors y0.
+    tilt_trains_y0: bool = True
 
 
 @dataclass
@@ -167,11 +170,11 @@ class DeepBSDESolver(nn.Module):
         zin = zin.to(self.dtype) * self.z_scale.view(1, 1, -1, 1)
         return torch.cat([z0, zin], dim=1)
 
-    def rollout(self, batch: PathBatch) -> Tensor:
+    def rollout(self, batch: PathBatch, detach_y0: bool = False) -> Tensor:
         """Forward-recursed Y on every grid point ``[M, N+1, P]`` (the exposure paths of a clean-value layer)."""
         eq, dt = self.eq, self.eq.dt
         z = self.z_all(batch)
-        y = self.y0.expand(batch.size, -1)
+        y = (self.y0.detach() if detach_y0 else self.y0).expand(batch.size, -1)
         theta = None
         if batch.measure > 0:
             theta = eq.tilts[batch.measure - 1].to(self.device, self.dtype)
@@ -187,9 +190,9 @@ class DeepBSDESolver(nn.Module):
             ys.append(y)
         return torch.stack(ys, dim=1)
 
-    def loss(self, batch: PathBatch) -> Tensor:
+    def loss(self, batch: PathBatch, detach_y0: bool = False) -> Tensor:
         """Mean Huber loss of the terminal mismatch (scalar)."""
-        yh = self.rollout(batch)
+        yh = self.rollout(batch, detach_y0)
         idx, target = self.eq.terminal(batch)
         y_end = yh.gather(1, idx.unsqueeze(1)).squeeze(1)
         return huber(y_end - target, self.cfg.clip).mean()
@@ -243,7 +246,8 @@ class DeepBSDESolver(nn.Module):
                 break
             for group in opt.param_groups:
                 group["lr"] = self._lr(step) * group["factor"]
-            losses = [self.loss(self.sample(per, train_gen, measure=k)) for k in cfg.measures]
+            losses = [self.loss(self.sample(per, train_gen, measure=k), detach_y0=k > 0 and not cfg.tilt_trains_y0)
+                      for k in cfg.measures]
             loss = torch.stack(losses).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -53,17 +53,13 @@ def outer_mc(equation, batch: PathBatch, rule: str = "trapezoid") -> tuple[np.nd
     run = torch.stack(
         [equation.f(n, n * dt, x[:, n], zero_y, zero_z, {k: a[:, n] for k, a in batch.aux.items()})
          for n in range(N + 1)], 1)  # [M, N+1, P]
-    alive = (torch.arange(N + 1, device=x.device).view(1, -1, 1) < idx.unsqueeze(1)).to(x.dtype)
-    w = torch.full((N + 1,), dt, dtype=x.dtype, device=x.device)
+    steps = torch.arange(N + 1, device=x.device).view(1, -1, 1)
+    stop = idx.clamp(max=N).unsqueeze(1)  # [M, 1, P]
+    wt = (steps < stop).to(x.dtype) * dt  # left-point rule on [0, t_stop)
     if rule == "trapezoid":
-        w[0] = w[-1] = 0.5 * dt
-        # a path stopped at idx < N: the last running point before the stop gets half weight as well
-        last = (torch.arange(N + 1, device=x.device).view(1, -1, 1) == (idx - 1).clamp(min=0).unsqueeze(1))
-        stopped_early = (idx < N).unsqueeze(1)
-        wt = w.view(1, -1, 1) * torch.where(last & stopped_early, 0.5, 1.0) * alive
-    else:
-        w[-1] = 0.0
-        wt = w.view(1, -1, 1) * alive
+        # trapezoid on [0, t_stop]: half weight at both ends (stop = N at the horizon, or the default step)
+        wt = wt + 0.5 * dt * (steps == stop).to(x.dtype)
+        wt[:, 0] = wt[:, 0] - 0.5 * dt * (stop[:, 0] > 0).to(x.dtype)
     running = (D.unsqueeze(-1) * surv_p.unsqueeze(0) * run * wt).sum(1)
     d_stop = D.gather(1, idx.clamp(max=N)) * surv_p[idx.clamp(max=N), torch.arange(P, device=x.device)]
     total = running + d_stop * xi

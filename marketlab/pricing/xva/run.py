@@ -31,13 +31,14 @@ from marketlab.pricing.xva.spec import LayerTraining, XvaSpec, load_spec, spec_f
 
 
 def solver_config(t: LayerTraining, *, seed: int, device: str, progress: bool, measures: tuple[int, ...] = (0,),
-                  valid_size: int = 1024) -> SolverConfig:
+                  valid_size: int = 1024, tilt_trains_y0: bool = True) -> SolverConfig:
     """Map a spec's per-layer training table onto :class:`SolverConfig`."""
     return SolverConfig(
         network=t.network, hidden=tuple(t.hidden), activation=t.activation, precision=t.precision,
         batch_size=t.batch_size, iterations=t.iterations, lr_values=tuple(t.lr_values),
         lr_boundaries=tuple(t.lr_boundaries), log_every=max(1, t.iterations // 10), seed=seed, device=device,
         progress=progress, measures=measures, valid_size=valid_size, clip=None, y0_lr_factor=t.y0_lr_factor,
+        tilt_trains_y0=tilt_trains_y0,
     )
 
 
@@ -190,7 +191,7 @@ class XvaRun:
             xeq.y_init_values = torch.as_tensor(mc_left) if rs.warm_start else torch.zeros(xeq.n_out)
             measures = (0, 1) if (rs.change_of_measure and mk.structural) else (0,)
             cfg = solver_config(spec.training.xva, seed=rs.seed + 1, device=rs.device, progress=rs.progress,
-                                measures=measures)
+                                measures=measures, tilt_trains_y0=rs.tilt_trains_y0)
             self.xva_solver = DeepBSDESolver(xeq, cfg)
             res = self.xva_solver.train_model()
             y0 = np.asarray(res.y0).reshape(K, 4)

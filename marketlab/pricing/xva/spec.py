@@ -38,6 +38,7 @@ class RunSpec:
     clean: Literal["deep", "analytic"] = "deep"
     change_of_measure: bool = True
     tilt: float = 0.25
+    tilt_trains_y0: bool = True  # False: tilted paths train only the Z-net (y0 anchored by the pricing measure)
     bridge: bool = True
     out_dir: str = ""
     plots: bool = True
