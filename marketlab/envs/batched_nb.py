@@ -77,16 +77,22 @@ def _rebalance_one_nb(cash: float, pos: float, price: float, target: float, fees
     return cash, pos, 0.0, 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _write_obs_nb(src: np.ndarray, k: int, t: int, window: int, obs: np.ndarray, i: int, shares: np.ndarray,
                   close: np.ndarray, value: float, with_weights: bool, bound: float) -> None:
     """Row i of ``obs`` (B, D) float32: rows t-W+1..t of the (T, K) feature matrix, given flattened as
     ``src`` (T*K,) (a window is one contiguous slice), then the clipped weights shares[i] * close[t] /
-    value (the single env's ``weights_at_nb`` + ``_window_obs_nb``). Plain 2-D indexing, no row views:
-    views cost reference counting per episode."""
+    value (the single env's ``weights_at_nb`` + ``_window_obs_nb``).
+
+    Why it looks like this: inlined at numba IR level with element indexing (a call with array arguments,
+    a slice or a row view costs atomic reference-count updates per episode), and unsigned indices in the
+    copy loop (signed ones carry negative-index wraparound checks that stop LLVM from vectorizing it);
+    together 6x faster than the plain loop, at memcpy speed."""
     n_feat = window * k
-    base = (t - window + 1) * k
-    obs[i, :n_feat] = src[base : base + n_feat]  # a memcpy; the step's main cost (bandwidth-bound)
+    base = np.uint64((t - window + 1) * k)
+    row = np.uint64(i)
+    for m in range(np.uint64(n_feat)):
+        obs[row, m] = src[base + m]
     if with_weights:
         for j in range(shares.shape[1]):
             w = shares[i, j] * close[t, j] / value if value > 0 else 0.0
