@@ -31,11 +31,14 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from marketlab.core.errors import StoreError
 from marketlab.store import duck
@@ -101,7 +104,12 @@ class Store:
         self._cache: tuple[Any, dict[str, Any]] | None = None
         with self._write_lock():
             if not self.catalog_path.exists():
-                duck.init_catalog(self.catalog_path)
+                duck.create_catalog(self.catalog_path, self.path)
+                # a new catalog is empty: seed the cache instead of opening it to find that out
+                self._set_cache(self._catalog_sig(), [
+                    pl.DataFrame(schema={"name": pl.String}), pl.DataFrame(schema={"dataset": pl.String}),
+                    _EMPTY_INSTRUMENTS, pl.DataFrame(schema={"dataset": pl.String, "sha256": pl.String}),
+                ])
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -156,19 +164,33 @@ class Store:
     def _meta(self) -> dict[str, Any]:
         """Catalog snapshot (dataset names, tables, instruments) cached until the catalog file changes:
         opening DuckDB costs tens of ms, too much for every small scan."""
-        wal = self.catalog_path.with_name(self.catalog_path.name + ".wal")
-        sig = tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in (self.catalog_path, wal))
+        sig = self._catalog_sig()
         if self._cache is None or self._cache[0] != sig:
-            names, tables, ins = duck.query_many(
-                self.catalog_path,
-                ["SELECT name FROM datasets", "SELECT * FROM tables", "SELECT * FROM instruments"],
-            )
-            self._cache = (sig, {
-                "datasets": set(names["name"].to_list()),
-                "tables": {(r["dataset"], r["kind"]): r for r in tables.iter_rows(named=True)},
-                "instruments": ins,
-            })
-        return self._cache[1]
+            self._set_cache(sig, duck.query_many(self.catalog_path, duck.META_QUERIES))
+        return self._cache[1]  # type: ignore[index]
+
+    def _catalog_sig(self) -> tuple[Any, ...]:
+        wal = self.catalog_path.with_name(self.catalog_path.name + ".wal")
+        out = []
+        for p in (self.catalog_path, wal):
+            try:
+                st = p.stat()
+                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except FileNotFoundError:
+                out.append(None)
+        return tuple(out)
+
+    def _set_cache(self, sig: tuple[Any, ...], results: list[pl.DataFrame]) -> None:
+        names, tables, ins, hashes = results
+        known: dict[str, set[str]] = {}
+        for ds, h in hashes.iter_rows():
+            known.setdefault(ds, set()).add(h)
+        self._cache = (sig, {
+            "datasets": set(names["name"].to_list()),
+            "tables": {(r["dataset"], r["kind"]): r for r in tables.iter_rows(named=True)},
+            "instruments": ins,
+            "hashes": known,
+        })
 
     def _require_dataset(self, dataset: str) -> None:
         check_dataset(dataset)
@@ -227,7 +249,7 @@ class Store:
     def _skip_report(
         self, dataset: str, format: str, files: list[dict[str, Any]], t0: float
     ) -> IngestReport | None:
-        known = duck.known_hashes(self.catalog_path, dataset, [f["sha256"] for f in files])
+        known = self._meta()["hashes"].get(dataset, set()) & {f["sha256"] for f in files}
         if not known:
             return None
         names = [f["file"] for f in files]
@@ -306,7 +328,7 @@ class Store:
                     os.replace(staged_file, final)
                     moved.append((final, staged_file))
                 # 5. Catalog in one transaction.
-                duck.record_ingest(
+                fresh = duck.record_ingest(
                     self.catalog_path,
                     dataset=dataset,
                     format=format,
@@ -320,9 +342,12 @@ class Store:
                     files=[{**f, "rows": sum(df.height for df in frames.values())} for f in files],
                 )
             except BaseException:
+                self._cache = None
                 self._rollback(moved, displaced, created, catalog_backup)
                 shutil.rmtree(stage, ignore_errors=True)
                 raise
+            # Still under the write lock: nobody else can have changed the catalog since our commit.
+            self._set_cache(self._catalog_sig(), fresh)
             shutil.rmtree(stage, ignore_errors=True)
         symbols = sorted(set().union(*(set(df["symbol"].unique().to_list()) for df in frames.values())))
         return IngestReport(
@@ -385,33 +410,57 @@ class Store:
 
     def _stage(self, dataset: str, frames: dict[str, pl.DataFrame], stage: Path) -> list[tuple[Path, Path]]:
         """Write every partition of every frame under ``stage``; return (final path, staged path) pairs."""
-        out: list[tuple[Path, Path]] = []
+        jobs: list[tuple[pl.DataFrame, Path]] = []
         for kind, df in frames.items():
             if df.height == 0:
                 continue
             key = time_key(kind, df.columns)
             base = Path(kind) / f"dataset={dataset}"
             if key == "ts":
+                ts = df.get_column("ts")
+                d0, d1 = int(ts.min()) // NS_PER_DAY, int(ts.max()) // NS_PER_DAY  # type: ignore[arg-type]
+                sym = df.get_column("symbol")
+                if d0 == d1 and sym.n_unique() == 1:
+                    # one (symbol, day), e.g. a LOBSTER file: no partition_by copy of the whole frame
+                    d = _EPOCH + dt.timedelta(days=d0)
+                    jobs.append((df, base / f"symbol={sym[0]}" / f"date={d.isoformat()}"))
+                    continue
                 keyed = df.with_columns((pl.col("ts") // NS_PER_DAY).alias("_day"))
                 groups = keyed.partition_by(["symbol", "_day"], as_dict=True, maintain_order=True)
-                for (sym, day), part in groups.items():
+                for (sym_, day), part in groups.items():
                     d = _EPOCH + dt.timedelta(days=int(day))
-                    rel = base / f"symbol={sym}" / f"date={d.isoformat()}"
-                    out.append(self._write_part(part.drop("_day"), rel, stage))
+                    jobs.append((part.drop("_day"), base / f"symbol={sym_}" / f"date={d.isoformat()}"))
             elif key == "date":
                 keyed = df.with_columns(pl.col("date").dt.year().alias("_year"))
                 for (year,), part in keyed.partition_by(["_year"], as_dict=True, maintain_order=True).items():
-                    out.append(self._write_part(part.drop("_year"), base / f"year={int(year):04d}", stage))
+                    jobs.append((part.drop("_year"), base / f"year={int(year):04d}"))
             else:
-                for (sym,), part in df.partition_by(["symbol"], as_dict=True, maintain_order=True).items():
-                    out.append(self._write_part(part, base / f"symbol={sym}", stage))
-        return out
+                for (sym_,), part in df.partition_by(["symbol"], as_dict=True, maintain_order=True).items():
+                    jobs.append((part, base / f"symbol={sym_}"))
+        # A big partition (a LOBSTER level-10 book is ~50 MB in memory) is cut into row slices written as
+        # consecutive files "part-<id>-000", "-001", ... (names sort in row order), so they can be
+        # encoded in parallel like the parts of a multi-partition write.
+        workers = max(1, min(4, os.cpu_count() or 1))
+        pieces: list[tuple[pl.DataFrame, Path, str]] = []
+        for part, rel in jobs:
+            uid = uuid.uuid4().hex[:16]
+            k = min(workers, max(1, part.estimated_size() // _SPLIT_BYTES)) if part.height >= 2 * _SPLIT_ROWS else 1
+            if k == 1:
+                pieces.append((part, rel, f"part-{uid}.parquet"))
+                continue
+            step = -(-part.height // k)
+            for j in range(k):
+                pieces.append((part.slice(j * step, step), rel, f"part-{uid}-{j:03d}.parquet"))
+        if len(pieces) <= 1 or workers == 1:
+            return [self._write_part(part, rel, name, stage) for part, rel, name in pieces]
+        # Parquet encoding/compression runs in C++ without the GIL: write the pieces in parallel.
+        with ThreadPoolExecutor(max_workers=min(workers, len(pieces))) as pool:
+            return list(pool.map(lambda job: self._write_part(job[0], job[1], job[2], stage), pieces))
 
-    def _write_part(self, part: pl.DataFrame, rel: Path, stage: Path) -> tuple[Path, Path]:
-        name = f"part-{uuid.uuid4().hex[:16]}.parquet"
+    def _write_part(self, part: pl.DataFrame, rel: Path, name: str, stage: Path) -> tuple[Path, Path]:
         # Staged flat (no directory tree): directory creation/removal dominates small writes here.
         staged = stage / name
-        part.write_parquet(staged, compression="zstd", compression_level=1, statistics=True)
+        write_parquet(part, staged)
         return self.path / rel / name, staged
 
     def _table_totals(
@@ -631,6 +680,24 @@ class Store:
         for r in self.tables().iter_rows(named=True):
             views[f"{r['kind']}_{r['dataset']}"] = self._files(r["kind"], r["dataset"], None)
         return duck.sql_over_store(self.catalog_path, views, query)
+
+
+_SPLIT_BYTES = 16 << 20  # partitions above this (in memory) are written as several files in parallel
+_SPLIT_ROWS = 1 << 16  # ... but never in pieces of fewer rows
+_EMPTY_INSTRUMENTS = pl.DataFrame(schema={"dataset": pl.String, "symbol": pl.String, "tick_size": pl.Float64,
+                                           "lot_size": pl.Float64, "currency": pl.String})
+
+
+def write_parquet(df: pl.DataFrame, path: Path) -> None:
+    """One Parquet file: LZ4, dictionary encoding only for string columns (integer book and price
+    columns gain little from dictionaries and cost ~40% more time), column statistics kept for pruning.
+    Written through pyarrow: ~1.5x faster than polars' writer on wide integer frames. LZ4 over zstd-1:
+    ~30% less CPU to write and faster to read, for files ~2x larger (5 vs 2.3 MB for a LOBSTER
+    level-10 book day)."""
+    table = df.to_arrow()
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+               or pa.types.is_string_view(f.type)]
+    pq.write_table(table, path, compression="lz4", use_dictionary=strings or False, write_statistics=True)
 
 
 def _accepts(fn: Any, name: str) -> bool:

@@ -82,41 +82,51 @@ def validate_frame(kind: str, frame: pl.DataFrame, source: str) -> pl.DataFrame:
     if df.height == 0:
         return df
     _fail_if(df, pl.col("symbol").is_null(), "symbol", "null symbol", source)
-    for sym in df["symbol"].unique().to_list():
+    symbols = df["symbol"].unique().to_list()
+    for sym in symbols:
         check_symbol(sym, source=source)
     key = time_key(kind, df.columns)
-    if key is not None:
+    if key is not None and df.get_column(key).null_count():
         _fail_if(df, pl.col(key).is_null(), key, "null timestamp", source)
 
-    # Finite, positive prices; non-negative sizes/volumes.
+    # Finite, positive prices; non-negative sizes/volumes. All checks are evaluated in ONE select (polars
+    # runs the expressions in parallel over the same columns); only when one fails is its first row
+    # looked up, in the order listed here, so the reported problem is the same as checking one by one.
+    checks: list[tuple[pl.Expr, str, str]] = []
     for c, t in df.schema.items():
         if t.is_float() and kind in ("bars", "panel"):
-            _fail_if(df, pl.col(c).is_nan() | pl.col(c).is_infinite(), c, "NaN or infinite value", source)
+            checks.append((pl.col(c).is_nan() | pl.col(c).is_infinite(), c, "NaN or infinite value"))
     if kind == "events":
         # LOBSTER halts (type 7) carry price -1: every other event needs a positive price.
-        _fail_if(df, (pl.col("price") <= 0) & (pl.col("type") != 7), "price", "non-positive price", source)
-        _fail_if(df, pl.col("size") < 0, "size", "negative size", source)
-        _fail_if(df, ~pl.col("type").is_between(1, 7), "type", "event type outside 1..7", source)
-        _fail_if(df, ~pl.col("side").is_in([1, -1]), "side", "side must be +1 or -1", source)
+        checks.append(((pl.col("price") <= 0) & (pl.col("type") != 7), "price", "non-positive price"))
+        checks.append((pl.col("size") < 0, "size", "negative size"))
+        checks.append((~pl.col("type").is_between(1, 7), "type", "event type outside 1..7"))
+        checks.append((~pl.col("side").is_in([1, -1]), "side", "side must be +1 or -1"))
     elif kind == "trades":
-        _fail_if(df, pl.col("price") <= 0, "price", "non-positive price", source)
-        _fail_if(df, pl.col("size") <= 0, "size", "non-positive size", source)
-        _fail_if(df, ~pl.col("aggressor").is_in([1, -1, 0]), "aggressor", "aggressor must be +1, -1 or 0", source)
+        checks.append((pl.col("price") <= 0, "price", "non-positive price"))
+        checks.append((pl.col("size") <= 0, "size", "non-positive size"))
+        checks.append((~pl.col("aggressor").is_in([1, -1, 0]), "aggressor", "aggressor must be +1, -1 or 0"))
     elif kind == "book":
         for c in df.columns:
             if "_px_" in c or "_sz_" in c:
-                _fail_if(df, pl.col(c) < 0, c, "negative book price/size", source)
+                checks.append((pl.col(c) < 0, c, "negative book price/size"))
     elif kind in ("bars", "panel"):
         for c in ("open", "high", "low", "close"):
-            _fail_if(df, pl.col(c) <= 0, c, "non-positive price", source)
-        _fail_if(df, pl.col("volume") < 0, "volume", "negative volume", source)
+            checks.append((pl.col(c) <= 0, c, "non-positive price"))
+        checks.append((pl.col("volume") < 0, "volume", "negative volume"))
         # high < low is NOT rejected: real vendor files have such rows (sp500_5yr AOS 2014-05-19) and
         # known row counts must hold; parsers count them into the batch meta instead.
+    if checks:
+        hit = df.select([m.any().alias(f"_c{i}") for i, (m, _, _) in enumerate(checks)]).row(0)
+        for failed, (m, c, problem) in zip(hit, checks):
+            if failed:
+                _fail_if(df, m, c, problem, source)
 
     # Order: time non-decreasing per symbol (strictly increasing, i.e. unique, for bars and panels).
     if key is not None:
         strict = kind in ("bars", "panel", "signals")
-        diff = pl.col(key).diff().over("symbol")
+        # one symbol (a LOBSTER day, a single-instrument file): a plain diff, no group-by window
+        diff = pl.col(key).diff() if len(symbols) == 1 else pl.col(key).diff().over("symbol")
         if kind == "panel" or kind == "signals":
             # Panels are long frames sorted by (date, symbol) or (symbol, date): check uniqueness and
             # sort instead of requiring an input order.
@@ -129,8 +139,9 @@ def validate_frame(kind: str, frame: pl.DataFrame, source: str) -> pl.DataFrame:
                 )
             df = df.sort([key, "symbol"])
         else:
-            bad = df.with_row_index("_row").filter(diff <= 0 if strict else diff < 0).head(1)
-            if bad.height:
+            mask = diff <= 0 if strict else diff < 0
+            if df.select(mask.any()).item():
+                bad = df.with_row_index("_row").filter(mask).head(1)
                 what = "timestamps not strictly increasing" if strict else "timestamps out of order"
                 raise DataError(source, what, field=key, row=int(bad["_row"][0]), value=bad[key][0])
     return df

@@ -26,16 +26,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
+from numba import njit
 
 from marketlab.core.errors import DataError
-from marketlab.core.schema import EVENTS_SCHEMA, book_schema
+from marketlab.core.schema import EVENTS_SCHEMA, book_schema  # noqa: F401 - documented contracts
+from marketlab.store.ingest._fastcsv import count_columns, parse_int_csv
 
 NAME_RE = re.compile(
     r"^(?P<sym>[A-Za-z0-9.^_-]+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<t0>\d+)_(?P<t1>\d+)_(?P<kind>message|orderbook)_(?P<lvl>\d+)"
@@ -49,8 +53,11 @@ MSG_COLS = ["time", "type", "order_id", "size", "price", "direction"]
 class LobsterDay:
     """One LOBSTER day as arrays.
 
-    ``msgs``: ``int64[n, 6]`` = ts (ns UTC), type, order_id, size (shares), price (ticks), direction (+1/-1).
-    ``book``: ``int64[n, 4*levels]`` (ticks / shares, empty levels 0) or None when not read.
+    ``msg_cols``: ``int64[6, n]`` rows ts (ns UTC), type, order_id, size (shares), price (ticks), direction
+    (+1/-1): column-major, so each field is contiguous and frames are built without copies.
+    ``book_cols``: ``int64[4*levels, n]`` (ticks / shares, empty levels 0) or None when not read.
+    ``msgs`` / ``book`` are the row-major ``int64[n, 6]`` / ``int64[n, 4*levels]`` views the engine and
+    verifier take (built on first use).
     ``grid``: price grid in ticks (order-entry increment: resting prices are multiples of it).
     """
 
@@ -59,10 +66,18 @@ class LobsterDay:
     levels: int
     tick_size: float
     grid: int
-    msgs: np.ndarray
-    book: np.ndarray | None
+    msg_cols: np.ndarray
+    book_cols: np.ndarray | None
     message_path: Path
     orderbook_path: Path | None
+
+    @cached_property
+    def msgs(self) -> np.ndarray:
+        return np.ascontiguousarray(self.msg_cols.T)
+
+    @cached_property
+    def book(self) -> np.ndarray | None:
+        return None if self.book_cols is None else np.ascontiguousarray(self.book_cols.T)
 
 
 def _name_info(path: Path) -> dict[str, str]:
@@ -156,64 +171,134 @@ def read_lobster(
         raise DataError(mpath, "price_grid must be a multiple of tick_size", field="price_grid", value=price_grid)
     grid = int(round(grid))
 
-    m = _int_frame(mpath, _read_bytes(mpath), 6, MSG_COLS, str_cols=("time",))
-    n = m.height
-    ts = _times_ns(mpath, m.get_column("time"), midnight_ns)
-    typ = m.get_column("type").to_numpy()
-    oid = m.get_column("order_id").to_numpy()
-    size = m.get_column("size").to_numpy()
-    raw_px = m.get_column("price").to_numpy()
-    direc = m.get_column("direction").to_numpy()
-
-    def fail(mask: np.ndarray, field: str, problem: str, values: np.ndarray) -> None:
-        if mask.any():
-            r = int(np.flatnonzero(mask)[0])
-            raise DataError(mpath, problem, field=field, row=r + 1, value=int(values[r]))
-
-    fail(~np.isin(typ, [1, 2, 3, 4, 5, 6, 7]), "type", "unknown message type (expected 1..7)", typ)
-    book_msg = typ <= 5
-    fail(book_msg & (size <= 0), "size", "non-positive size", size)
-    fail((typ != 7) & (direc != 1) & (direc != -1), "direction", "direction must be 1 or -1", direc)
-    fail((typ <= 4) & (oid <= 0), "order_id", "non-positive order id", oid)
-    fail(book_msg & (raw_px <= 0), "price", "non-positive price", raw_px)
-    fail(book_msg & (raw_px % ratio != 0), "price", f"price not a multiple of tick_size {tick_size}", raw_px)
-    px = np.where(typ == 7, 0, raw_px // ratio)
-    fail((typ <= 4) & (px % grid != 0), "price", f"price off the tick grid ({price_grid} USD)", raw_px)
-    back = np.zeros(n, dtype=bool)
-    back[1:] = ts[1:] < ts[:-1]
-    fail(back, "time", "timestamp earlier than the previous row", ts)
-    sz = np.where(typ == 7, 0, size)
-    msgs = np.stack([ts, typ, oid, sz, px, np.where(typ == 7, 0, direc)], axis=1).astype(np.int64)
-
-    book = None
-    levels = int(info.get("lvl", 0) or 0)
     bpath = Path(orderbook_path) if orderbook_path is not None else None
-    if bpath is not None:
-        b = _int_frame(bpath, _read_bytes(bpath), None, None)
-        if b.width % 4 != 0 or b.width == 0:
-            raise DataError(bpath, f"orderbook needs 4 x levels columns, found {b.width}", row=1)
-        levels = b.width // 4
-        if b.height != n:
-            raise DataError(bpath, f"has {b.height} rows but the message file has {n}", field="rows", value=b.height)
-        arr = b.to_numpy().astype(np.int64)
-        pxc = arr[:, 0::2]
-        szc = arr[:, 1::2]
-        dummy = (np.abs(pxc) == DUMMY)
+    # The orderbook file (the bulk of the bytes) is decompressed and parsed in a worker thread while the
+    # message file is handled here: zlib and the numba parser release the GIL. Its errors surface only
+    # after the message file validated, so the first reported problem is the same as read serially.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fut = pool.submit(_load_book, bpath) if bpath is not None else None
+        try:
+            cols = _message_columns(mpath, midnight_ns)
+            n = cols.shape[1]
+            ts, typ, oid, size, raw_px, direc = cols
+
+            def fail(mask: np.ndarray, field: str, problem: str, values: np.ndarray) -> None:
+                if mask.any():
+                    r = int(np.flatnonzero(mask)[0])
+                    raise DataError(mpath, problem, field=field, row=r + 1, value=int(values[r]))
+
+            fail((typ < 1) | (typ > 7), "type", "unknown message type (expected 1..7)", typ)
+            book_msg = typ <= 5
+            fail(book_msg & (size <= 0), "size", "non-positive size", size)
+            fail((typ != 7) & (direc != 1) & (direc != -1), "direction", "direction must be 1 or -1", direc)
+            fail((typ <= 4) & (oid <= 0), "order_id", "non-positive order id", oid)
+            fail(book_msg & (raw_px <= 0), "price", "non-positive price", raw_px)
+            if ratio != 1:
+                fail(book_msg & (raw_px % ratio != 0), "price", f"price not a multiple of tick_size {tick_size}", raw_px)
+            halt = typ == 7
+            px = np.where(halt, 0, raw_px // ratio) if ratio != 1 else np.where(halt, 0, raw_px)
+            fail((typ <= 4) & (px % grid != 0), "price", f"price off the tick grid ({price_grid} USD)", raw_px)
+            if n > 1 and (ts[1:] < ts[:-1]).any():
+                back = np.zeros(n, dtype=bool)
+                back[1:] = ts[1:] < ts[:-1]
+                fail(back, "time", "timestamp earlier than the previous row", ts)
+            msg_cols = cols  # rows: ts, type, order_id, size, price, direction (reused in place)
+            msg_cols[3] = np.where(halt, 0, size)
+            msg_cols[4] = px
+            msg_cols[5] = np.where(halt, 0, direc)
+        except BaseException:
+            if fut is not None:
+                fut.cancel()
+            raise
+        book_cols = None
+        levels = int(info.get("lvl", 0) or 0)
+        if fut is not None:
+            assert bpath is not None
+            raw = fut.result()
+            width = raw.shape[0]
+            levels = width // 4
+            if raw.shape[1] != n:
+                raise DataError(bpath, f"has {raw.shape[1]} rows but the message file has {n}", field="rows",
+                                value=raw.shape[1])
+            book_cols = _normalise_book(bpath, raw, ratio, grid, price_grid)
+    return LobsterDay(symbol, day, levels, tick_size, grid, msg_cols, book_cols, mpath, bpath)
+
+
+def _message_columns(mpath: Path, midnight_ns: int) -> np.ndarray:
+    """``int64[6, n]`` (ts ns UTC, type, order_id, size, raw price, direction) of a message file: the
+    numba fast path, or the generic string path (which names the first bad cell) when that fails."""
+    data = _read_bytes(mpath)
+    cols = parse_int_csv(data, 6, dec_col=0) if count_columns(data) == 6 else None
+    if cols is not None:
+        cols[0] += midnight_ns
+        return cols
+    m = _int_frame(mpath, data, 6, MSG_COLS, str_cols=("time",))
+    out = np.empty((6, m.height), dtype=np.int64)
+    out[0] = _times_ns(mpath, m.get_column("time"), midnight_ns)
+    for j, c in enumerate(MSG_COLS[1:], start=1):
+        out[j] = m.get_column(c).to_numpy()
+    return out
+
+
+def _load_book(bpath: Path) -> np.ndarray:
+    """``int64[4L, n]`` raw orderbook cells (LOBSTER units), fast path or generic path."""
+    data = _read_bytes(bpath)
+    width = count_columns(data)
+    cols = parse_int_csv(data, width) if width > 0 and width % 4 == 0 else None
+    if cols is not None:
+        return cols
+    b = _int_frame(bpath, data, None, None)
+    if b.width % 4 != 0 or b.width == 0:
+        raise DataError(bpath, f"orderbook needs 4 x levels columns, found {b.width}", row=1)
+    return np.ascontiguousarray(b.to_numpy().astype(np.int64).T)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _book_ok_nb(cols, unit):  # pragma: no cover - compiled
+    """True when no size is negative and every real (non-dummy, size > 0) price is a positive multiple of
+    ``unit`` (LOBSTER units per grid step)."""
+    for j in range(0, cols.shape[0], 2):
+        for i in range(cols.shape[1]):
+            pxv = cols[j, i]
+            szv = cols[j + 1, i]
+            if szv < 0:
+                return False
+            if szv > 0 and pxv != DUMMY and pxv != -DUMMY and (pxv <= 0 or pxv % unit != 0):
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _book_to_ticks_nb(cols, ratio):  # pragma: no cover - compiled
+    """In place: real levels -> (price // ratio, size); dummy or empty levels -> (0, 0)."""
+    for j in range(0, cols.shape[0], 2):
+        for i in range(cols.shape[1]):
+            pxv = cols[j, i]
+            szv = cols[j + 1, i]
+            if szv > 0 and pxv != DUMMY and pxv != -DUMMY:
+                cols[j, i] = pxv // ratio
+            else:
+                cols[j, i] = 0
+                cols[j + 1, i] = 0
+
+
+def _normalise_book(bpath: Path, cols: np.ndarray, ratio: int, grid: int, price_grid: float) -> np.ndarray:
+    """Validate and convert raw orderbook columns in place (see :func:`_book_to_ticks_nb`)."""
+    if not _book_ok_nb(cols, ratio * grid):
+        arr = cols.T  # row-major order: the first bad cell reported is the first in file order
+        pxc, szc = arr[:, 0::2], arr[:, 1::2]
         if (szc < 0).any():
             r, c = np.argwhere(szc < 0)[0]
             raise DataError(bpath, "negative size", field=_book_col(2 * c + 1), row=int(r) + 1, value=int(szc[r, c]))
-        real = ~dummy & (szc > 0)
-        badpx = real & ((pxc <= 0) | (pxc % (ratio * grid) != 0))
-        if badpx.any():
-            r, c = np.argwhere(badpx)[0]
-            raise DataError(bpath, f"price off the tick grid ({price_grid} USD)", field=_book_col(2 * c), row=int(r) + 1, value=int(pxc[r, c]))
-        arr[:, 0::2] = np.where(real, pxc // ratio, 0)
-        arr[:, 1::2] = np.where(real, szc, 0)
-        a1, b1 = arr[0, 0], arr[0, 2]
-        if a1 > 0 and b1 > 0 and b1 >= a1:
-            raise DataError(bpath, "crossed initial book (best bid >= best ask)", field="bid_px_1", row=1, value=int(b1 * ratio))
-        book = arr
-    return LobsterDay(symbol, day, levels, tick_size, grid, msgs, book, mpath, bpath)
+        real = (np.abs(pxc) != DUMMY) & (szc > 0)
+        r, c = np.argwhere(real & ((pxc <= 0) | (pxc % (ratio * grid) != 0)))[0]
+        raise DataError(bpath, f"price off the tick grid ({price_grid} USD)", field=_book_col(2 * c), row=int(r) + 1,
+                        value=int(pxc[r, c]))
+    _book_to_ticks_nb(cols, ratio)
+    a1, b1 = cols[0, 0], cols[2, 0]
+    if a1 > 0 and b1 > 0 and b1 >= a1:
+        raise DataError(bpath, "crossed initial book (best bid >= best ask)", field="bid_px_1", row=1, value=int(b1 * ratio))
+    return cols
 
 
 def _book_col(j: int) -> str:
@@ -223,31 +308,30 @@ def _book_col(j: int) -> str:
 
 def events_frame(day: LobsterDay) -> pl.DataFrame:
     """Events in EVENTS_SCHEMA (``seq`` = row order within the day)."""
-    m = day.msgs
-    df = pl.DataFrame(
-        {
-            "ts": m[:, 0],
-            "symbol": [day.symbol] * m.shape[0],
-            "seq": np.arange(m.shape[0], dtype=np.int64),
-            "type": m[:, 1].astype(np.int8),
-            "order_id": m[:, 2],
-            "side": m[:, 5].astype(np.int8),
-            "price": m[:, 4],
-            "size": m[:, 3],
-        }
+    ts, typ, oid, size, px, side = day.msg_cols
+    n = ts.shape[0]
+    return pl.DataFrame(
+        [
+            pl.Series("ts", ts),
+            pl.repeat(day.symbol, n, dtype=pl.String, eager=True).alias("symbol"),
+            pl.Series("seq", np.arange(n, dtype=np.int64)),
+            pl.Series("type", typ.astype(np.int8)),
+            pl.Series("order_id", oid),
+            pl.Series("side", side.astype(np.int8)),
+            pl.Series("price", px),
+            pl.Series("size", size),
+        ]
     )
-    return df.select([pl.col(c).cast(t) for c, t in EVENTS_SCHEMA.items()])
 
 
 def book_frame(day: LobsterDay) -> pl.DataFrame:
     """Book snapshots in ``book_schema(levels)``; row i is the book after event ``seq`` i."""
-    assert day.book is not None
-    schema = book_schema(day.levels)
-    cols: dict[str, Any] = {"ts": day.msgs[:, 0], "symbol": [day.symbol] * day.book.shape[0],
-                            "seq": np.arange(day.book.shape[0], dtype=np.int64)}
-    for j in range(4 * day.levels):
-        cols[_book_col(j)] = day.book[:, j]
-    return pl.DataFrame(cols).select([pl.col(c).cast(t) for c, t in schema.items()])
+    assert day.book_cols is not None
+    n = day.book_cols.shape[1]
+    cols = [pl.Series("ts", day.msg_cols[0]), pl.repeat(day.symbol, n, dtype=pl.String, eager=True).alias("symbol"),
+            pl.Series("seq", np.arange(n, dtype=np.int64))]
+    cols += [pl.Series(_book_col(j), day.book_cols[j]) for j in range(4 * day.levels)]
+    return pl.DataFrame(cols)
 
 
 def pair_files(paths: list[Path]) -> list[tuple[Path, Path | None]]:
@@ -281,7 +365,7 @@ def parse(paths: list[Path], *, dataset: str | None = None, **options: Any) -> A
     for mpath, bpath in pair_files(list(paths)):
         day = read_lobster(mpath, bpath if want_book else None, **options)
         ev.append(events_frame(day))
-        if day.book is not None:
+        if day.book_cols is not None:
             bk.append(book_frame(day))
         instruments[day.symbol] = Instrument(day.symbol, tick_size=day.tick_size, lot_size=1.0, currency="USD")
         meta["levels"][f"{day.symbol}/{day.date}"] = day.levels
