@@ -1,0 +1,154 @@
+"""PPO (agents/ppo_trading.toml) on BTCUSDT 1-minute bars vs rule baselines on the same test period.
+
+Run: ``.venv/bin/python benchmarks/rl_trading.py [--train] [--seeds 0 1 2] [--timesteps N]``.
+
+With ``--train`` each seed is trained first: the spec's own seed through the CLI
+(``marketlab rl train agents/ppo_trading.toml --out <runs>``), other seeds through the same Python API
+with only ``seed`` (and the run name) replaced. Without it, existing run folders under ``--runs`` are
+evaluated. Every run is evaluated with ``marketlab rl eval <run> --period test --json`` (the CLI itself, in a
+subprocess), and buy-and-hold, an SMA(60)/SMA(240) cross (the ``backtests/ma_cross_btc.toml`` rule,
+long-only), a faster SMA(10)/SMA(50) cross and staying flat are run through the same test env (same
+costs, same accounting, same metrics). Also recorded per policy: how often it changes its target
+(each change pays commission and half spread) and its time long / flat / short.
+Writes ``benchmarks/results/rl_trading.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from marketlab.agents.baselines import BuyAndHold, Flat, MACross  # noqa: E402
+from marketlab.agents.sb3 import load_agent_spec, load_run, rollout, train  # noqa: E402
+from marketlab.backtests.metrics import summary  # noqa: E402
+from marketlab.envs.trading import TradingEnv  # noqa: E402
+
+CLI = str(ROOT / ".venv" / "bin" / "marketlab")
+KEEP = ("total_return", "sharpe", "sortino", "max_drawdown", "volatility", "calmar", "benchmark_return", "excess_return")
+
+
+def _clean(d: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
+
+
+def position_stats(weights: np.ndarray) -> dict[str, float]:
+    """Target changes and time long / flat / short of a (steps, 1) target-weight path."""
+    w = weights[:, 0]
+    changes = int((np.diff(w) != 0).sum() + (w[0] != 0))
+    return {"target_changes": changes, "frac_long": float((w > 0).mean()), "frac_flat": float((w == 0).mean()),
+            "frac_short": float((w < 0).mean())}
+
+
+def run_rule(rule, env: TradingEnv, bh_value: np.ndarray) -> dict:
+    """Roll a rule baseline over the env's whole period; metrics as ``marketlab rl eval`` computes them."""
+    env.reset(options={"start": env.t_lo})
+    vals, ws, done = [], [], False
+    while not done:
+        a = rule.act(env)
+        ws.append(np.asarray(env.action_interp.to_weights(a), dtype=np.float64))
+        _, _, done, trunc, info = env.step(a)
+        done = done or trunc
+        vals.append(info["value"])
+    v = np.array(vals)
+    m = summary(v, init_cash=env.sim.init_cash, periods_per_year=env.market.periods_per_year(), benchmark=bh_value)
+    return {"final_value": float(v[-1]), **{k: m[k] for k in KEEP}, **position_stats(np.array(ws))}
+
+
+def hardware() -> dict:
+    return {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "cuda": torch.cuda.is_available(), "torch_threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spec", default="agents/ppo_trading.toml")
+    ap.add_argument("--runs", default="runs/rl_trading")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--train", action="store_true", help="train the runs first")
+    ap.add_argument("--timesteps", type=int, default=None, help="override the spec's total_timesteps")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rl_trading.json"))
+    args = ap.parse_args()
+    os.chdir(ROOT)
+    spec = load_agent_spec(args.spec)
+    load = [os.getloadavg()[0]]
+    commands, runs = [], []
+    for seed in args.seeds:
+        name = spec.name if seed == spec.seed else f"{spec.name}_seed{seed}"
+        run = Path(args.runs) / name
+        if args.train:
+            if seed == spec.seed:
+                cmd = [CLI, "rl", "train", args.spec, "--out", args.runs, "--json"]
+                if args.timesteps:
+                    cmd[4:4] = ["--timesteps", str(args.timesteps)]
+                commands.append(" ".join(cmd[1:]).replace(CLI, "marketlab"))
+                subprocess.run(cmd, check=True, capture_output=True)
+            else:
+                steps = args.timesteps or spec.total_timesteps
+                commands.append(f"python: marketlab.agents.sb3.train(replace(load_agent_spec('{args.spec}'), seed={seed}, "
+                                f"name='{name}'), out_dir='{args.runs}', total_timesteps={steps})")
+                train(dataclasses.replace(spec, seed=seed, name=name), out_dir=args.runs, total_timesteps=steps)
+            load.append(os.getloadavg()[0])
+        runs.append(run)
+    results: dict[str, dict] = {}
+    env = None
+    for run in runs:
+        cmd = [CLI, "rl", "eval", str(run), "--period", "test", "--json"]
+        commands.append("marketlab " + " ".join(cmd[1:]))
+        ev = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        model, env, _ = load_run(run, period="test")
+        roll = rollout(model, env)
+        tr = json.loads((run / "train.json").read_text())
+        results[run.name] = {
+            "final_value": ev["final_value"], **{k: ev[k] for k in KEEP}, **position_stats(roll["weights"]),
+            "train_period_total_return": tr["train_eval"]["total_return"],
+            "train_timesteps": tr["timesteps"], "train_seconds": tr["seconds"],
+        }
+        load.append(os.getloadavg()[0])
+    assert env is not None, "no runs"
+    # The benchmark series of every summary: buy-and-hold's values in the same test env.
+    env.reset(options={"start": env.t_lo})
+    bh_vals, done = [], False
+    while not done:
+        _, _, done, _, info = env.step(BuyAndHold(1).act(env))
+        bh_vals.append(info["value"])
+    bh_value = np.array(bh_vals)
+    rules = {"buy_and_hold": BuyAndHold(1), "ma_cross_60_240_long": MACross(60, 240), "ma_cross_10_50_long": MACross(10, 50),
+             "flat": Flat()}
+    baselines = {name: _clean(run_rule(rule, env, bh_value)) for name, rule in rules.items()}
+    ppo = [r["total_return"] for r in results.values()]
+    out = {
+        "task": "PPO (agents/ppo_trading.toml) vs rule baselines on the BTCUSDT 1-minute test period",
+        "test_period": {"start": str(env.market.ts[env.t_lo]), "end": str(env.market.ts[env.t_hi]), "steps": int(env.t_hi - env.t_lo)},
+        "costs": dataclasses.asdict(env.config.costs),
+        "ppo": {k: _clean(v) for k, v in results.items()},
+        "ppo_total_return_mean": float(np.mean(ppo)),
+        "baselines": baselines,
+        "commands": commands,
+        "hardware": hardware(),
+        "note": f"shared 2-core CPU (load average 1-min {min(load):.1f}..{max(load):.1f} while this ran), one torch thread; "
+        "returns are over the whole test period with costs; benchmark = buy-and-hold in the same env",
+    }
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    for name, r in {**{f"ppo/{k}": v for k, v in results.items()}, **baselines}.items():
+        print(f"{name:28s} return {r['total_return']:+.4f}  sharpe {r['sharpe'] if r['sharpe'] is not None else float('nan'):+8.2f}  "
+              f"maxdd {r['max_drawdown']:+.4f}  changes {r['target_changes']}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
