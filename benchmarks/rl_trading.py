@@ -81,12 +81,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--train", action="store_true", help="train the runs first")
     ap.add_argument("--timesteps", type=int, default=None, help="override the spec's total_timesteps")
+    ap.add_argument("--train-note", action="append", default=[], help="how existing runs were trained (recorded verbatim)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rl_trading.json"))
     args = ap.parse_args()
     os.chdir(ROOT)
     spec = load_agent_spec(args.spec)
     load = [os.getloadavg()[0]]
-    commands, runs = [], []
+    commands, runs = list(args.train_note), []
     for seed in args.seeds:
         name = spec.name if seed == spec.seed else f"{spec.name}_seed{seed}"
         run = Path(args.runs) / name
