@@ -138,7 +138,7 @@ def anytrading(market, steps: int) -> float | None:
             if term or trunc:
                 env.reset()
 
-    return rate(run, steps)
+    return rate(run, steps, name="gym_anytrading_StocksEnv")
 
 
 def finrl(market, steps: int) -> float | None:
@@ -172,7 +172,7 @@ def finrl(market, steps: int) -> float | None:
             if term or trunc:
                 env.reset()
 
-    return rate(run, steps, repeats=1)
+    return rate(run, steps, repeats=1, name="finrl_StockTradingEnv")
 
 
 def hardware() -> dict:
@@ -227,6 +227,8 @@ def main() -> None:
     ratios = {
         "single_vs_anytrading": single / res["gym_anytrading_StocksEnv"] if res["gym_anytrading_StocksEnv"] else None,
         "single_vs_finrl": single / res["finrl_StockTradingEnv"] if res["finrl_StockTradingEnv"] else None,
+        "single_vs_anytrading_per_cpu_second": single_cpu / CPU_RATES["gym_anytrading_StocksEnv"] if res["gym_anytrading_StocksEnv"] else None,
+        "single_vs_finrl_per_cpu_second": single_cpu / CPU_RATES["finrl_StockTradingEnv"] if res["finrl_StockTradingEnv"] else None,
         "batched_cpu_best_vs_single": res[best_numba] / single,
         "batched_cpu_best_vs_single_per_cpu_second": CPU_RATES[best_numba_cpu] / single_cpu,
         "batched_cpu_numba_4096_vs_single": res["marketlab_batched_numba_cpu_f64_4096"] / single,
