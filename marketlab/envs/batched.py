@@ -12,8 +12,9 @@ one place (``engine="auto"``):
   :mod:`marketlab.envs.execution` as tensor ops over the batch. Observations are one ``index_select``
   of a precomputed (T, W*K + N) window matrix into a preallocated buffer. Accounting runs in ``dtype``:
   float64 (default) reproduces the single env to ~1e-12 relative; float32 is faster on GPUs but drifts
-  (relative error ~1e-7 per step, so values agree to ~1e-5 over a few hundred steps and the 1e-9
-  tolerances of vectorbt's order logic act at float32 resolution). ``compile=True`` wraps the step
+  like a random walk (measured against float64 over 256 episodes of random discrete actions: max relative
+  error of net value 2e-6 after 40 steps, 7e-6 after 300, 2e-5 after 1000), and the 1e-9 tolerances of
+  vectorbt's order logic then act at float32 resolution. ``compile=True`` wraps the step
   arithmetic in ``torch.compile`` (CUDA only: on a CPU the numba engine is the fast path).
 
 Episodes that end are reset in the same call (SB3 VecEnv convention): the returned observation is the new
