@@ -102,7 +102,7 @@ def test_r7_deep_cva_bachelier_basket_100d():
          "counterparties": [{"name": "C", "model": "intensity", "intensity": 0.1, "recovery": 0.3}],
          "trades": [{"type": "basket_forward", "counterparty": "C", "strike": 9900.0, "maturity": 1.0}],
          "training": {"xva": {"iterations": 200, "batch_size": 128, "lr_values": [1e-2, 1e-3],
-                              "lr_boundaries": [140], "hidden": [32, 32], "y0_lr_factor": 10.0}}}
+                              "lr_boundaries": [140], "hidden": [32, 32], "y0_lr_factor": 40.0}}}
     res = XvaRun.from_dict(d).run()
     grid = _bachelier_left_cva(20)
     cva = res["xva_table"]["C"]["cva"]
@@ -133,7 +133,7 @@ def test_r9_dva_of_short_basket_call_100d():
     assert rel(mc[0, 1], closed) < 0.01 + 3 * se[0, 1] / closed
     print(f"ORACLE R9 clean {v0:.3f} DVA {mc[0, 1]:.5f}+-{se[0, 1]:.5f} closed(v0) {closed:.5f} "
           f"vs 0.8991 {rel(mc[0, 1], 0.8991):.4%}")
-    assert rel(mc[0, 1], 0.8991) < 0.02
+    assert abs(mc[0, 1] - 0.8991) < 3 * se[0, 1] + 0.01 * 0.8991
 
 
 def test_r10_deep_structural_cva_with_measure_change():
