@@ -335,20 +335,29 @@ class OrderBook:
                 log.debug("order %d rejected: %s", int(cmds[j, K.C_ID]), REASONS.get(int(status[j])))
 
     def _one_cmd(self, ts: int | None, kind: int, oid: int, side: int, price: object, size: int, aux: int) -> int:
+        sc = self._sc
         if ts is None:
-            ts = max(int(self._sc[K.S_LASTTS]), 0)
-        px, off = _as_tick(price)
+            ts = max(int(sc[K.S_LASTTS]), 0)
+        if type(price) is int:
+            px, off = price, False
+        else:
+            px, off = _as_tick(price)
+        self._fill_mark, self._event_mark = sc[K.S_NFILL : K.S_NEVT + 1].tolist()
         c = self._one
-        c[0, 0], c[0, 1], c[0, 2], c[0, 3], c[0, 4], c[0, 5], c[0, 6] = ts, kind, oid, side, px, int(size), aux
-        self._fill_mark = int(self._sc[K.S_NFILL])
-        self._event_mark = int(self._sc[K.S_NEVT])
         if off:
+            c[0] = (ts, kind, oid, side, px, int(size), aux)
             self._one_status[0] = K.R_OFF_TICK
             self._count_reject(c, self._one_status, 0, 1)
             return K.R_OFF_TICK
-        self._one_status[0] = 0
-        self._run(c, self._one_status, self._nosnap, 0, False)
-        code = int(self._one_status[0])
+        # One numba call with scalar arguments (cheaper to dispatch than filling the command row here);
+        # only when the kernel asks for room does the general grow-and-resume loop run.
+        code = K.one_nb(self._orders, self._levels, self._bm, self._hkeys, self._hvals, sc, c, self._one_status,
+                        self._fills, self._events, self._nosnap, int(ts), kind, int(oid), int(side), int(px),
+                        int(size), aux)
+        if code < 0:
+            self._one_status[0] = 0
+            self._run(c, self._one_status, self._nosnap, 0, False)
+            code = int(self._one_status[0])
         if code:
             self._count_reject(c, self._one_status, 0, 1)
         return code

@@ -672,6 +672,24 @@ def process_nb(orders, levels, bm, hkeys, hvals, sc, cmds, start, status, fills,
 
 
 @njit(cache=True, _nrt=False)
+def one_nb(orders, levels, bm, hkeys, hvals, sc, cmd, status, fills, events, nosnap, ts, kind, oid, side, price, size,
+           aux):
+    """One command from scalars (the per-call simulation API): writes it into ``cmd[0]`` and runs
+    :func:`process_nb` without snapshots. Returns its status (0 or ``R_*``), or a negative ``NEED_*`` code
+    when the arrays must grow first (nothing applied; the caller grows them and re-runs ``cmd``)."""
+    cmd[0, C_TS] = ts
+    cmd[0, C_KIND] = kind
+    cmd[0, C_ID] = oid
+    cmd[0, C_SIDE] = side
+    cmd[0, C_PRICE] = price
+    cmd[0, C_SIZE] = size
+    cmd[0, C_AUX] = aux
+    status[0] = 0
+    code, i = process_nb(orders, levels, bm, hkeys, hvals, sc, cmd, 0, status, fills, events, nosnap, 0, False)
+    return code if code < 0 else status[0]
+
+
+@njit(cache=True, _nrt=False)
 def _set_window(sc, row, depth):
     """Record the top-``depth`` window of a fresh snapshot row and clear the dirty flag."""
     wa = row[4 * (depth - 1)]
