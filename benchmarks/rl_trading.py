@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--train", action="store_true", help="train the runs first")
     ap.add_argument("--timesteps", type=int, default=None, help="override the spec's total_timesteps")
+    ap.add_argument("--extra-runs", nargs="*", default=[], help="more run folders (ablations), evaluated the same way")
     ap.add_argument("--train-note", action="append", default=[], help="how existing runs were trained (recorded verbatim)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rl_trading.json"))
     args = ap.parse_args()
@@ -107,7 +108,8 @@ def main() -> None:
         runs.append(run)
     results: dict[str, dict] = {}
     env = None
-    for run in runs:
+    extra = [Path(p) for p in args.extra_runs]
+    for run in runs + extra:
         cmd = [CLI, "rl", "eval", str(run), "--period", "test", "--json"]
         commands.append("marketlab " + " ".join(cmd[1:]))
         ev = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -131,6 +133,9 @@ def main() -> None:
     rules = {"buy_and_hold": BuyAndHold(1), "ma_cross_60_240_long": MACross(60, 240), "ma_cross_10_50_long": MACross(10, 50),
              "flat": Flat()}
     baselines = {name: _clean(run_rule(rule, env, bh_value)) for name, rule in rules.items()}
+    ablations = {p.name: _clean(results.pop(p.name)) for p in extra}
+    for p in extra:
+        ablations[p.name]["hyper"] = load_run(p, period="test")[2].hyper
     ppo = [r["total_return"] for r in results.values()]
     out = {
         "task": "PPO (agents/ppo_trading.toml) vs rule baselines on the BTCUSDT 1-minute test period",
@@ -139,13 +144,14 @@ def main() -> None:
         "ppo": {k: _clean(v) for k, v in results.items()},
         "ppo_total_return_mean": float(np.mean(ppo)),
         "baselines": baselines,
+        "ablations": ablations,
         "commands": commands,
         "hardware": hardware(),
         "note": f"shared 2-core CPU (load average 1-min {min(load):.1f}..{max(load):.1f} while this ran), one torch thread; "
         "returns are over the whole test period with costs; benchmark = buy-and-hold in the same env",
     }
     Path(args.out).write_text(json.dumps(out, indent=2))
-    for name, r in {**{f"ppo/{k}": v for k, v in results.items()}, **baselines}.items():
+    for name, r in {**{f"ppo/{k}": v for k, v in results.items()}, **baselines, **{f"ablation/{k}": v for k, v in ablations.items()}}.items():
         print(f"{name:28s} return {r['total_return']:+.4f}  sharpe {r['sharpe'] if r['sharpe'] is not None else float('nan'):+8.2f}  "
               f"maxdd {r['max_drawdown']:+.4f}  changes {r['target_changes']}")
     print(f"wrote {args.out}")
