@@ -41,6 +41,7 @@ from marketlab.envs.spec import TradingEnvConfig
 from marketlab.envs.trading import TradingEnv
 
 _LOG_FLOOR = float(np.log(1e-12))
+StepResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
 WINDOW_MATRIX_BYTES = 512 * 2**20
 ENGINES = ("auto", "numba", "torch")
 
@@ -361,7 +362,9 @@ class BatchedTradingEnv:
             traded += (filled.abs() * fill_px).masked_fill_(~did, 0.0)
         return cash, shares, fees_paid, traded
 
-    def _reward_t(self, prev: torch.Tensor, value: torch.Tensor, ema_a: torch.Tensor, ema_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _reward_t(
+        self, prev: torch.Tensor, value: torch.Tensor, ema_a: torch.Tensor, ema_b: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rc = self.config.reward
         if rc.kind == "pnl":
             return (value - prev) * (rc.scale / self.init_cash), ema_a, ema_b
@@ -410,7 +413,7 @@ class BatchedTradingEnv:
             targets_weights_nb(a, self.low, float(self.config.action.max_leverage), out)
         return out
 
-    def step(self, actions: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    def step(self, actions: torch.Tensor | np.ndarray) -> StepResult:
         """Step every episode with ``actions``; see the class docstring for shapes (outputs are reused buffers)."""
         if self.engine == "numba":
             return self._step_numba(actions)
@@ -438,7 +441,7 @@ class BatchedTradingEnv:
             self._reset_rows(rows, self._draw_starts(int(rows.numel())))
         return self._observe(), self._reward, terminated, self._truncated, info
 
-    def _step_numba(self, actions: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    def _step_numba(self, actions: torch.Tensor | np.ndarray) -> StepResult:
         a, v = self._np, self._views
         rc = self.config.reward
         target = self._targets_np(actions)

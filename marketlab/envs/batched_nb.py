@@ -59,7 +59,9 @@ def targets_weights_nb(actions: np.ndarray, low: float, max_leverage: float, out
 
 
 @njit(cache=True)
-def _rebalance_one_nb(cash: float, pos: float, price: float, target: float, fees: float, slippage: float) -> tuple[float, float, float, float]:
+def _rebalance_one_nb(
+    cash: float, pos: float, price: float, target: float, fees: float, slippage: float
+) -> tuple[float, float, float, float]:
     """:func:`rebalance_nb` for one asset without its sort and scratch allocations (same operations in the
     same order); returns (cash, position, fees paid, traded notional)."""
     value = cash
