@@ -28,6 +28,15 @@ constants below. Outputs: ``fills[m, 7]`` (``ts, seq, taker_id, maker_id, aggres
 store's EVENTS_SCHEMA without ``symbol``), ``status[n]`` (0 accepted, ``R_*`` rejection code) and, when
 ``depth > 0``, ``snaps[n, 4*depth]`` (``ask_px_i, ask_sz_i, bid_px_i, bid_sz_i``; empty levels are 0).
 
+Compilation (why the decorators look the way they do): every kernel is ``@njit(cache=True,
+_nrt=False, boundscheck=False)``. The kernels never allocate, so numba's reference-counting runtime has
+nothing to manage, yet with it every call between kernels and every array view bumped an atomic
+refcount: those ``lock inc/dec`` instructions were ~25% of replay time (perf). Small leaf helpers are
+``inline="always"`` (numba-IR inlining: ~15% faster); the larger ones are left to LLVM to keep the first
+compile short. Copies of snapshot rows are explicit loops: a slice assignment between two rows of the same
+array allocates a temporary per event. The id -> slot hash (``hkeys``/``hvals``) are strided views of one
+interleaved ``int64[hcap, 2]`` table, so a probe touches one cache line.
+
 A kernel that runs out of room (order slots, hash buckets, price band, output rows) returns a negative
 ``NEED_*`` code and the index of the command it did *not* process; nothing of that command has been
 applied, so the caller grows the arrays and resumes there.
@@ -108,17 +117,17 @@ FIB = np.uint64(11400714819323198485)
 
 
 # ---------------------------------------------------------------- bitmap
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _bit_set(bm, s, i):
     bm[s, i >> 6] |= U1 << np.uint64(i & 63)
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _bit_clear(bm, s, i):
     bm[s, i >> 6] &= ~(U1 << np.uint64(i & 63))
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def scan_up_nb(bm, s, i):
     """Smallest occupied level index >= i on side s, or -1."""
     nw = bm.shape[1]
@@ -137,7 +146,7 @@ def scan_up_nb(bm, s, i):
         word = bm[s, w]
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def scan_down_nb(bm, s, i):
     """Largest occupied level index <= i on side s, or -1."""
     if i < 0:
@@ -159,12 +168,12 @@ def scan_down_nb(bm, s, i):
 
 
 # ---------------------------------------------------------------- hash map id -> slot
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _home(key, shift):
     return np.int64((np.uint64(key) * FIB) >> np.uint64(shift))
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def hash_get_nb(hkeys, hvals, sc, key):
     """Slot of order ``key`` or -1."""
     mask = hkeys.shape[0] - 1
@@ -176,7 +185,7 @@ def hash_get_nb(hkeys, hvals, sc, key):
     return -1
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def hash_put_nb(hkeys, hvals, sc, key, slot):
     """Insert ``key`` (must be absent)."""
     mask = hkeys.shape[0] - 1
@@ -188,7 +197,7 @@ def hash_put_nb(hkeys, hvals, sc, key, slot):
     sc[S_HCOUNT] += 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def hash_del_nb(hkeys, hvals, sc, key):
     """Remove ``key`` (backward-shift deletion keeps probe chains intact without tombstones)."""
     mask = hkeys.shape[0] - 1
@@ -215,7 +224,7 @@ def hash_del_nb(hkeys, hvals, sc, key):
     sc[S_HCOUNT] -= 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def rehash_nb(orders, hkeys, hvals, sc):
     """Rebuild the (new, empty) hash map from the live slots of ``orders``."""
     hvals[:] = -1
@@ -225,7 +234,7 @@ def rehash_nb(orders, hkeys, hvals, sc):
             hash_put_nb(hkeys, hvals, sc, orders[slot, O_ID], slot)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def rebuild_bitmap_nb(levels, bm):
     """Recompute the occupancy bitmap from level counts (after the band moved)."""
     bm[:, :] = U0
@@ -236,12 +245,12 @@ def rebuild_bitmap_nb(levels, bm):
 
 
 # ---------------------------------------------------------------- levels and orders
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _sidx(side):
     return 0 if side > 0 else 1
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _touch(sc, s, price):
     """Mark the batch snapshot dirty when a level inside its window changes (so unchanged rows are copied)."""
     if s == 0:
@@ -251,7 +260,7 @@ def _touch(sc, s, price):
         sc[S_DIRTY] = 1
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _level_gained(levels, bm, sc, s, li, price):
     """Level (s, li) just became non-empty: set its bit and update the best price."""
     _bit_set(bm, s, li)
@@ -263,7 +272,7 @@ def _level_gained(levels, bm, sc, s, li, price):
             sc[S_ASK] = price
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _level_emptied(levels, bm, sc, s, li, price):
     """Level (s, li) just became empty: clear its bit and move the best price if it was the best."""
     _bit_clear(bm, s, li)
@@ -278,7 +287,7 @@ def _level_emptied(levels, bm, sc, s, li, price):
             sc[S_ASK] = 0 if j < 0 else j + base
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, qty, ts, syn, front):
     """Allocate a slot and link it at the tail (``front`` False) or head of its level. Room is checked
     by the caller."""
@@ -323,7 +332,7 @@ def _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, qty, ts, 
     return slot
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _remove_order(orders, levels, bm, hkeys, hvals, sc, slot):
     """Unlink ``slot`` from its level (whatever quantity it still has), free it and forget its id."""
     s = _sidx(orders[slot, O_SIDE])
@@ -355,7 +364,7 @@ def _remove_order(orders, levels, bm, hkeys, hvals, sc, slot):
         _level_emptied(levels, bm, sc, s, li, price)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, qty):
     """Take ``qty`` (<= remaining) off an order, removing it when nothing is left."""
     if qty >= orders[slot, O_QTY]:
@@ -367,7 +376,7 @@ def _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, qty):
         _touch(sc, s, orders[slot, O_PRICE])
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _emit(events, sc, ts, etype, oid, side, price, size):
     k = sc[S_NEVT]
     events[k, 0] = ts
@@ -381,7 +390,7 @@ def _emit(events, sc, ts, etype, oid, side, price, size):
     sc[S_NEVT] = k + 1
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _fill(fills, sc, ts, taker, maker, aggressor, price, size):
     k = sc[S_NFILL]
     fills[k, 0] = ts
@@ -394,13 +403,13 @@ def _fill(fills, sc, ts, taker, maker, aggressor, price, size):
     sc[S_NFILL] = k + 1
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def synthetic_id_nb(side, price):
     """Negative id of the synthetic order holding pre-existing liquidity at (side, price)."""
     return -(price * 2 + (0 if side > 0 else 1)) - 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _fillable(orders, levels, bm, sc, side, price, market, need):
     """Opposite-side quantity available at prices no worse than ``price`` (stops once >= need)."""
     base = sc[S_BASE]
@@ -422,7 +431,7 @@ def _fillable(orders, levels, bm, sc, side, price, market, need):
     return tot
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _match(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, price, qty, market):
     """Match an incoming order against the opposite side in price-time priority; returns what is left."""
     base = sc[S_BASE]
@@ -450,7 +459,7 @@ def _match(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, p
     return qty
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _room(orders_free, hkeys, sc, fills, events, need_rows):
     """Negative NEED_* code when a command touching up to ``need_rows`` output rows might not fit."""
     if orders_free < 0:
@@ -462,12 +471,12 @@ def _room(orders_free, hkeys, sc, fills, events, need_rows):
     return OK
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _in_band(sc, price):
     return price >= sc[S_BASE] and price < sc[S_BASE] + sc[S_NLEV]
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _submit(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, price, qty, market, tif):
     """New order: match, then rest the remainder (GTC limit only). Validation done by the caller."""
     if tif == TIF_FOK:
@@ -480,7 +489,7 @@ def _submit(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, 
     return OK
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _set_level(orders, levels, bm, hkeys, hvals, sc, events, ts, side, price, size):
     """Make the level total at (side, price) equal ``size`` by resizing its synthetic order (created at
     the head of the queue: pre-existing liquidity is older than anything seen); if real orders alone
@@ -522,7 +531,7 @@ def _set_level(orders, levels, bm, hkeys, hvals, sc, events, ts, side, price, si
         excess -= take
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def process_nb(orders, levels, bm, hkeys, hvals, sc, cmds, start, status, fills, events, snaps, depth, stop_on_reject):
     """Apply ``cmds[start:]`` in order.
 
@@ -671,7 +680,7 @@ def process_nb(orders, levels, bm, hkeys, hvals, sc, cmds, start, status, fills,
     return OK, n
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def one_nb(orders, levels, bm, hkeys, hvals, sc, cmd, status, fills, events, nosnap, ts, kind, oid, side, price, size,
            aux):
     """One command from scalars (the per-call simulation API): writes it into ``cmd[0]`` and runs
@@ -689,7 +698,7 @@ def one_nb(orders, levels, bm, hkeys, hvals, sc, cmd, status, fills, events, nos
     return code if code < 0 else status[0]
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _set_window(sc, row, depth):
     """Record the top-``depth`` window of a fresh snapshot row and clear the dirty flag."""
     wa = row[4 * (depth - 1)]
@@ -699,7 +708,7 @@ def _set_window(sc, row, depth):
     sc[S_DIRTY] = 0
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def snapshot_nb(levels, bm, sc, depth, out):
     """Write the top ``depth`` levels into ``out[4*depth]`` as ask_px, ask_sz, bid_px, bid_sz per level."""
     base = sc[S_BASE]
@@ -723,7 +732,7 @@ def snapshot_nb(levels, bm, sc, depth, out):
             li = scan_down_nb(bm, 0, li - 1)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def level_orders_nb(orders, levels, sc, side, price, out):
     """Write the queue (order ids, front first) at (side, price) into ``out``; returns the count."""
     s = _sidx(side)

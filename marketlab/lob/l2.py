@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _set(px, qty, n, price, q):
     """Set ``price`` to ``q`` in the ascending arrays (first ``n`` used); returns the new n (-1 = full).
 
@@ -49,7 +49,7 @@ def _set(px, qty, n, price, q):
     return n + 1, q
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def l2_apply_nb(bpx, bqty, apx, aqty, counts, updates, depth, tops, deltas):
     """Apply ``updates`` (see module doc) in order; after the last row of each group write the top
     ``depth`` levels into ``tops[group, 4*depth]`` (ask_px, ask_sz, bid_px, bid_sz per level, 0 = empty).

@@ -70,7 +70,7 @@ FLAG_NAMES = {
 }
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _compare_nb(snap, row, L):
     """Bit k set when level k+1 (ask px/sz and bid px/sz) matches."""
     bits = 0
@@ -81,7 +81,7 @@ def _compare_nb(snap, row, L):
     return bits
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _in_row(row, L, s, price):
     """Size of ``price`` on side s (0 bid, 1 ask) in a book row, or -1 when absent."""
     off = 0 if s == 1 else 2
@@ -91,7 +91,7 @@ def _in_row(row, L, s, price):
     return -1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _sync_range(orders, levels, bm, hkeys, hvals, sc, events, ts, row, L, s, lo, hi):
     """Make side s equal to ``row`` for every price in [lo, hi] (ticks, inclusive). Returns True when
     something changed."""
@@ -126,7 +126,7 @@ def _sync_range(orders, levels, bm, hkeys, hvals, sc, events, ts, row, L, s, lo,
 S_BASE_ = K.S_BASE
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _take_level(orders, levels, bm, hkeys, hvals, sc, side, price, qty):
     """Remove ``qty`` lots from the level (side, price) when the named order could not supply them:
     pre-existing (synthetic) liquidity first, then an order of exactly that size (most likely the one
@@ -162,7 +162,7 @@ def _take_level(orders, levels, bm, hkeys, hvals, sc, side, price, qty):
 BIG = np.int64(1) << np.int64(62)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def _window(row, L, s):
     """Visible window of side s in ``row`` as (lo, hi) ticks: asks [0, ask_px_L], bids [bid_px_L, BIG];
     the whole side when the row has fewer than L levels there."""
@@ -173,7 +173,7 @@ def _window(row, L, s):
     return (pl if pl > 0 else np.int64(0), BIG)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, boundscheck=False)
 def lobster_verify_nb(orders, levels, bm, hkeys, hvals, sc, events, msgs, book, L, snap, pre, post, flags):
     """Replay ``msgs[1:]`` on a book seeded with ``book[0]`` and verify every row (see module rules).
 

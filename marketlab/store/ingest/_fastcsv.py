@@ -23,7 +23,7 @@ from numba import njit
 SP, CR, LF, COMMA, MINUS, DOT = 32, 13, 10, 44, 45, 46
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False, boundscheck=False)
 def parse_int_csv_nb(buf, lo, hi, ncols, dec_col, out, row0):  # pragma: no cover - compiled
     """Parse ``buf[lo:hi]`` (``uint8``) into ``out[:, row0:]`` (``int64[ncols, cap]``).
 

@@ -253,7 +253,7 @@ def _load_book(bpath: Path) -> np.ndarray:
     return np.ascontiguousarray(b.to_numpy().astype(np.int64).T)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False, boundscheck=False)
 def _book_ok_nb(cols, unit):  # pragma: no cover - compiled
     """True when no size is negative and every real (non-dummy, size > 0) price is a positive multiple of
     ``unit`` (LOBSTER units per grid step)."""
@@ -268,7 +268,7 @@ def _book_ok_nb(cols, unit):  # pragma: no cover - compiled
     return True
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False, boundscheck=False)
 def _book_to_ticks_nb(cols, ratio):  # pragma: no cover - compiled
     """In place: real levels -> (price // ratio, size); dummy or empty levels -> (0, 0)."""
     for j in range(0, cols.shape[0], 2):
