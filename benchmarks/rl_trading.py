@@ -139,7 +139,8 @@ def main() -> None:
     ppo = [r["total_return"] for r in results.values()]
     out = {
         "task": "PPO (agents/ppo_trading.toml) vs rule baselines on the BTCUSDT 1-minute test period",
-        "test_period": {"start": str(env.market.ts[env.t_lo]), "end": str(env.market.ts[env.t_hi]), "steps": int(env.t_hi - env.t_lo)},
+        "test_period": {"first_decision_bar": str(np.datetime64(int(env.market.ts[env.t_lo]), "ns")),
+                        "last_valued_bar": str(np.datetime64(int(env.market.ts[env.t_hi]), "ns")), "steps": int(env.t_hi - env.t_lo)},
         "costs": dataclasses.asdict(env.config.costs),
         "ppo": {k: _clean(v) for k, v in results.items()},
         "ppo_total_return_mean": float(np.mean(ppo)),
