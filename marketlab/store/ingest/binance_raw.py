@@ -84,7 +84,7 @@ def _decimals(s: str) -> int:
 
 def _scale_of(step: float | None, values: list[str], what: str) -> int:
     if step is None:
-        return max((_decimals(v) for v in values), default=0)
+        return _max_decimals(values)
     d = _decimals(repr(float(step)))
     if abs(float(step) - 10.0**-d) > 1e-15:
         raise DataError(None, f"{what} must be a power of ten (0.01, 0.001, ...)", field=what, value=step)
@@ -106,6 +106,33 @@ def _to_int(s: str, d: int, path: Path, line: int, fieldname: str) -> int:
     if v < 0:
         raise DataError(path, "negative value", row=line, field=fieldname, value=s)
     return v
+
+
+def _max_decimals(values: list[str]) -> int:
+    """``max(_decimals(v) for v in values)`` in one vectorised pass."""
+    if not values:
+        return 0
+    frac = pl.Series(values, dtype=pl.String).str.split_exact(".", 1).struct.field("field_1")
+    return int(frac.fill_null("").str.strip_chars_end("0").str.len_chars().max() or 0)  # type: ignore[arg-type]
+
+
+def _to_ints(values: list[str], d: int) -> np.ndarray | None:
+    """Vectorised :func:`_to_int` for plain non-negative decimals (``digits[.digits]``, nothing finer than
+    10**-d, at most 18 significant digits): ``int64[len(values)]``, or None when any value falls outside
+    that form, so the caller runs the per-value path, which accepts the same values and names the first
+    bad one (file, line, field)."""
+    if not values:
+        return np.zeros(0, dtype=np.int64)
+    parts = pl.Series(values, dtype=pl.String).str.split_exact(".", 1).struct.unnest()
+    whole, frac = parts["field_0"], parts["field_1"].fill_null("")
+    ok = (whole.str.contains(r"^[0-9]+$") & frac.str.contains(r"^[0-9]*$")
+          & (whole.str.len_chars() + d <= 18) & frac.str.slice(d).str.contains(r"^0*$"))
+    if not ok.all():
+        return None
+    v = whole.cast(pl.Int64).to_numpy() * 10**d
+    if d:
+        v = v + frac.str.slice(0, d).str.pad_end(d, "0").cast(pl.Int64).to_numpy()
+    return v.astype(np.int64)
 
 
 def _lines(path: Path) -> list[str]:
@@ -227,35 +254,64 @@ def read_capture(paths: list[Path] | Path, *, tick_size: float | None = None, lo
     dp = _scale_of(tick_size, prices, "tick_size")
     dq = _scale_of(lot_size, sizes, "lot_size")
 
+    cap = Capture(symbol=symbol, market=market, paths=paths, tick_size=10.0**-dp, lot_size=10.0**-dq,
+                  last_update_id=last, skipped_diffs=skipped)
+    cap.updates = _updates(snap, applied, dp, dq)
+    gts = [snap["ts"]] + [d.ts for d in applied]
+    gu = [last] + [d.u for d in applied]
+    # a diff received before the snapshot only takes effect once the snapshot is there: keep ts monotone
+    cap.group_ts = np.maximum.accumulate(np.array(gts, dtype=np.int64))
+    cap.group_u = np.array(gu, dtype=np.int64)
+    tp, tq = _to_ints([t[1] for t in trades], dp), _to_ints([t[2] for t in trades], dq)
+    if tp is None or tq is None:
+        cap.trades = np.array(
+            [(t[0], _to_int(t[1], dp, t[4], t[5], "p"), _to_int(t[2], dq, t[4], t[5], "q"), t[3]) for t in trades],
+            dtype=np.int64,
+        ).reshape(-1, 4)
+    else:
+        cap.trades = np.stack([np.array([t[0] for t in trades], np.int64), tp, tq,
+                               np.array([t[3] for t in trades], np.int64)], axis=1).reshape(-1, 4)
+    cols = [_to_ints([t[k] for t in tickers], dp if k in (2, 4) else dq) for k in (2, 3, 4, 5)]
+    if any(c is None for c in cols):
+        cap.tickers = np.array(
+            [(t[0], t[1], _to_int(t[2], dp, t[6], t[7], "b"), _to_int(t[3], dq, t[6], t[7], "B"),
+              _to_int(t[4], dp, t[6], t[7], "a"), _to_int(t[5], dq, t[6], t[7], "A")) for t in tickers],
+            dtype=np.int64,
+        ).reshape(-1, 6)
+    else:
+        cap.tickers = np.stack([np.array([t[0] for t in tickers], np.int64), np.array([t[1] for t in tickers], np.int64),
+                                *cols], axis=1).reshape(-1, 6)  # type: ignore[misc]
+    return cap
+
+
+def _updates(snap: dict, applied: list[_Diff], dp: int, dq: int) -> np.ndarray:
+    """``int64[m, 4]`` (group, side, price ticks, qty lots): snapshot levels (group 0, bids then asks),
+    then each applied diff's bids and asks. Prices and sizes are converted in one vectorised pass; if any
+    value is not a plain decimal on the grid, the per-value path runs and raises the exact error."""
+    groups: list[int] = []
+    sides: list[int] = []
+    pxs: list[str] = []
+    qtys: list[str] = []
+    for g, (b, a) in enumerate([(snap["bids"], snap["asks"])] + [(d.bids, d.asks) for d in applied]):
+        for side, lv in ((1, b), (-1, a)):
+            groups.extend([g] * len(lv))
+            sides.extend([side] * len(lv))
+            for p, q in lv:
+                pxs.append(p)
+                qtys.append(q)
+    px, qty = _to_ints(pxs, dp), _to_ints(qtys, dq)
+    if px is not None and qty is not None:
+        return np.stack([np.array(groups, np.int64), np.array(sides, np.int64), px, qty], axis=1).reshape(-1, 4)
     rows: list[tuple[int, int, int, int]] = []
     sp, sl = snap["path"], snap["line"]
     for side, lv in ((1, snap["bids"]), (-1, snap["asks"])):
         for p, q in lv:
             rows.append((0, side, _to_int(p, dp, sp, sl, "price"), _to_int(q, dq, sp, sl, "qty")))
-    gts = [snap["ts"]]
-    gu = [last]
     for g, d in enumerate(applied, start=1):
         for side, lv in ((1, d.bids), (-1, d.asks)):
             for p, q in lv:
                 rows.append((g, side, _to_int(p, dp, d.path, d.line, "price"), _to_int(q, dq, d.path, d.line, "qty")))
-        gts.append(d.ts)
-        gu.append(d.u)
-    cap = Capture(symbol=symbol, market=market, paths=paths, tick_size=10.0**-dp, lot_size=10.0**-dq,
-                  last_update_id=last, skipped_diffs=skipped)
-    cap.updates = np.array(rows, dtype=np.int64).reshape(-1, 4)
-    # a diff received before the snapshot only takes effect once the snapshot is there: keep ts monotone
-    cap.group_ts = np.maximum.accumulate(np.array(gts, dtype=np.int64))
-    cap.group_u = np.array(gu, dtype=np.int64)
-    cap.trades = np.array(
-        [(t[0], _to_int(t[1], dp, t[4], t[5], "p"), _to_int(t[2], dq, t[4], t[5], "q"), t[3]) for t in trades],
-        dtype=np.int64,
-    ).reshape(-1, 4)
-    cap.tickers = np.array(
-        [(t[0], t[1], _to_int(t[2], dp, t[6], t[7], "b"), _to_int(t[3], dq, t[6], t[7], "B"),
-          _to_int(t[4], dp, t[6], t[7], "a"), _to_int(t[5], dq, t[6], t[7], "A")) for t in tickers],
-        dtype=np.int64,
-    ).reshape(-1, 6)
-    return cap
+    return np.array(rows, dtype=np.int64).reshape(-1, 4)
 
 
 def rebuild(cap: Capture, depth: int = 20) -> tuple[np.ndarray, np.ndarray]:
