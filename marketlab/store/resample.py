@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import polars as pl
+from numba import njit
 
 from marketlab.core.errors import StoreError
 from marketlab.core.schema import BARS_SCHEMA, EventType
@@ -53,9 +55,13 @@ def trades_to_bars(trades: Frame, every: str | int, *, price_scale: float | dict
     step = parse_every(every)
     lf = _lazy(trades).select("ts", "symbol", "price", "size")
     lf = lf.with_columns(_scaled("price", price_scale), _scaled("size", size_scale))
+    df = lf.collect()
+    fast = _bars_from_runs(df, step)
+    if fast is not None:
+        return fast
     bucket = (pl.col("ts") - pl.col("ts").mod(step)).alias("ts")
     out = (
-        lf.with_columns(bucket)
+        df.lazy().with_columns(bucket)
         .group_by("symbol", "ts")  # first/last keep input order within a group; output sorted below
         .agg(
             pl.col("price").first().alias("open"),
@@ -70,6 +76,79 @@ def trades_to_bars(trades: Frame, every: str | int, *, price_scale: float | dict
         .sort("symbol", "ts")
     )
     return out.select([pl.col(c).cast(t) for c, t in BARS_SCHEMA.items()]).collect()
+
+
+@njit(cache=True, nogil=True, _nrt=False, boundscheck=False)
+def _runs_nb(sym, ts, step, start):  # pragma: no cover - compiled
+    """Mark in ``start[n]`` the rows that open a new (symbol run, bar) run; returns the number of runs."""
+    n = ts.shape[0]
+    k = 0
+    prev_b = np.int64(0)
+    for i in range(n):
+        b = ts[i] - ts[i] % step
+        if i == 0 or sym[i] != sym[i - 1] or b != prev_b:
+            start[i] = True
+            k += 1
+        else:
+            start[i] = False
+        prev_b = b
+    return k
+
+
+@njit(cache=True, nogil=True, _nrt=False, boundscheck=False)
+def _bars_nb(ts, price, size, start, step, first, o, h, lo, c, vol, notional, cnt):  # pragma: no cover - compiled
+    """One pass over the rows: OHLC, volume, notional and count of each run marked in ``start``."""
+    j = -1
+    for i in range(ts.shape[0]):
+        p = price[i]
+        q = size[i]
+        if start[i]:
+            j += 1
+            first[j] = i
+            o[j] = p
+            h[j] = p
+            lo[j] = p
+            vol[j] = 0.0
+            notional[j] = 0.0
+            cnt[j] = 0
+        if p > h[j]:
+            h[j] = p
+        if p < lo[j]:
+            lo[j] = p
+        c[j] = p
+        vol[j] += q
+        notional[j] += p * q
+        cnt[j] += 1
+
+
+def _bars_from_runs(df: pl.DataFrame, step: int) -> pl.DataFrame | None:
+    """Bars by one pass over contiguous runs of (symbol, bar), or None to use the group-by.
+
+    Store scans return trades grouped by symbol and in time order, so every (symbol, bar) group is one
+    contiguous run of rows and a linear pass replaces a hash group-by over strings (~10x less CPU). The
+    result is only used when the run keys come out unique, i.e. when each group really was one run; then
+    open/close (first/last in input order), high/low, volume, count and vwap are those of the group-by.
+    """
+    if df.height == 0 or df.select(pl.all().null_count().sum()).row(0) != (0, 0, 0, 0):
+        return None
+    sym = df.get_column("symbol").rle_id().to_numpy()
+    ts = df.get_column("ts").to_numpy()
+    price = df.get_column("price").cast(pl.Float64).to_numpy()
+    size = df.get_column("size").cast(pl.Float64).to_numpy()
+    start = np.empty(df.height, dtype=np.bool_)
+    k = _runs_nb(sym, ts, step, start)
+    first = np.empty(k, dtype=np.int64)
+    o, h, lo, c, vol, notional = (np.empty(k) for _ in range(6))
+    cnt = np.empty(k, dtype=np.int64)
+    _bars_nb(ts, price, size, start, step, first, o, h, lo, c, vol, notional, cnt)
+    out = pl.DataFrame({
+        "ts": ts[first] - ts[first] % step, "symbol": df.get_column("symbol").gather(first), "open": o, "high": h,
+        "low": lo, "close": c, "volume": vol, "_notional": notional, "trades": cnt,
+    })
+    if not out.select(pl.struct("symbol", "ts").is_unique().all()).item():
+        return None
+    out = out.with_columns((pl.col("_notional") / pl.col("volume")).alias("vwap")).sort("symbol", "ts")
+    return out.select([pl.col(c).cast(t) for c, t in BARS_SCHEMA.items()])
 
 
 def events_to_trades(events: Frame) -> pl.LazyFrame:
