@@ -1,7 +1,8 @@
 """``marketlab demo``: the main job on the embedded default data, end to end.
 
 Each step uses only data marketlab generates itself, so a new user needs nothing else:
-synthetic daily panel + agent-based LOB day -> features/alpha -> a signal -> backtest -> report.
+synthetic daily panel + agent-based LOB day -> stylized facts of that day -> a momentum signal on the
+panel -> vectorbt backtest -> HTML/PNG report.
 Components add their step here as they land.
 """
 
@@ -34,6 +35,15 @@ def _steps(store: Any, seed: int, out_dir: Path) -> list[tuple[str, Callable[[],
         s = simulate_day(REPO_ROOT / "simulators" / "abm_default.toml", store, seed, progress=True)
         return {k: s[k] for k in ("events", "book_rows", "events_per_s") if k in s}
 
+    def stylized() -> dict[str, Any]:
+        from marketlab.simulators.stylized import facts_for_dataset, plot_facts
+
+        facts = facts_for_dataset(store, "abm_default")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        png = plot_facts(facts, out_dir / "stylized_abm_default.png")
+        keys = ("ret_excess_kurtosis", "ret_acf_lag1", "absret_acf_lag1", "spread_mean_bps")
+        return {**{k: facts[0].scalars[k] for k in keys}, "figure": str(png)}
+
     def backtest() -> dict[str, Any]:
         from marketlab.backtests.engine import run_demo
 
@@ -44,6 +54,7 @@ def _steps(store: Any, seed: int, out_dir: Path) -> list[tuple[str, Callable[[],
     return [
         ("synthetic daily panel + LOB day", synth),
         ("agent-based market day (matching engine)", simulate),
+        ("stylized facts of the simulated day", stylized),
         ("momentum top-k backtest (vectorbt) + report", backtest),
     ]
 
