@@ -126,8 +126,9 @@ def hardware() -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trades", type=int, default=10_000_000)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    load_start = list(os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="mlbench_"))
     results: dict = {}
     try:
@@ -203,9 +204,13 @@ def main() -> None:
         "goals": {"lobster_ingest": ">= 3x", "resample_1m": ">= 3x", "range_scan": ">= 20x"},
         "results": results,
         "hardware": hardware(),
-        "note": "2-core machine shared with ~6 concurrent engineers while measuring; best of N repeats; "
-                "pandas baseline does no validation and writes one file, the store validates, partitions by "
-                "symbol/day and updates its catalog.",
+        "note": f"2-core machine shared with ~6 concurrent engineers while measuring (load average "
+                f"{load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end); best of {args.repeats} repeats, "
+                "wall time; pandas baseline does no validation and writes one file, the store validates, "
+                "partitions by symbol/day and updates its catalog. The store side may use both cores (polars, "
+                "parallel parse and Parquet writes); pandas read_csv/to_parquet use one.",
+        "load_average_at_start": load_start,
+        "load_average_at_end": list(os.getloadavg()),
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
