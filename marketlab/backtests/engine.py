@@ -205,7 +205,7 @@ class Backtest:
                     **common,  # all-in: vectorbt reverses positions with its default infinite size
                 )
         else:
-            w = sg.delay_rows(dec, st.delay, np.nan)[lo:]
+            w = _carry_in(sg.delay_rows(dec, st.delay, np.nan), lo)
             pf = vbt.Portfolio.from_orders(
                 close, size=w, size_type="targetpercent", group_by=True, cash_sharing=True, call_seq="auto", **common
             )
@@ -237,20 +237,49 @@ class Backtest:
             return None
         if b.kind == "equal_weight":
             return init * (m.close / m.close[0]).mean(axis=1)
-        if b.symbol in m.symbols and not b.dataset:
+        if b.kind == "symbol" and b.symbol in m.symbols and not b.dataset:
             px = m.close[:, m.symbols.index(b.symbol)]
         else:
-            other = load_market(self.store, b.dataset or self.spec.data.dataset, kind=b.data_kind, symbols=[b.symbol])
-            if b.symbol not in other.symbols:
-                raise SpecError(self.spec_path, "benchmark.symbol", f"{b.symbol!r} not in dataset '{b.dataset}'")
-            series = other.close[:, other.symbols.index(b.symbol)]
-            pos = np.searchsorted(other.ts, m.ts, side="right") - 1  # last benchmark close at or before each bar
+            if b.kind == "file":
+                other_ts, series = self._benchmark_file()
+            else:
+                other = load_market(self.store, b.dataset or self.spec.data.dataset, kind=b.data_kind, symbols=[b.symbol])
+                if b.symbol not in other.symbols:
+                    raise SpecError(self.spec_path, "benchmark.symbol", f"{b.symbol!r} not in dataset '{b.dataset}'")
+                other_ts, series = other.ts, other.close[:, other.symbols.index(b.symbol)]
+            pos = np.searchsorted(other_ts, m.ts, side="right") - 1  # last benchmark close at or before each bar
             if (pos < 0).all():
                 raise SpecError(self.spec_path, "benchmark.dataset", "benchmark has no data in the backtest period")
             px = np.where(pos >= 0, series[np.clip(pos, 0, None)], np.nan)
             first = px[np.isfinite(px)][0]
             px = np.where(np.isfinite(px), px, first)
         return init * px / px[0]
+
+    def _benchmark_file(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ts int64 ns sorted, close float64) of ``benchmark.symbol`` in the CSV ``benchmark.path``."""
+        import polars as pl
+
+        from marketlab.core.errors import DataError
+
+        b = self.spec.benchmark
+        p = Path(b.path)
+        if not p.is_absolute() and self.spec_path is not None and (self.spec_path.parent / p).exists():
+            p = self.spec_path.parent / p
+        if not p.is_file():
+            raise SpecError(self.spec_path, "benchmark.path", f"file not found: {b.path}")
+        frame = pl.read_csv(p, infer_schema_length=0)  # all strings: parsed explicitly below
+        key = "code" if "code" in frame.columns else "symbol"
+        for col in ("date", key, "close"):
+            if col not in frame.columns:
+                raise DataError(p, "missing column", field=col)
+        rows = frame.filter(pl.col(key) == b.symbol)
+        if rows.height == 0:
+            raise SpecError(self.spec_path, "benchmark.symbol", f"{b.symbol!r} not in {p}")
+        try:
+            rows = rows.select(pl.col("date").str.to_date().cast(pl.Int64).alias("d"), pl.col("close").cast(pl.Float64)).sort("d")
+        except pl.exceptions.PolarsError as exc:
+            raise DataError(p, f"unparseable date or close ({str(exc).splitlines()[0]})", field="date") from None
+        return rows["d"].to_numpy() * 86_400_000_000_000, rows["close"].to_numpy()
 
 
 def trades_table(rec: np.ndarray, ts: np.ndarray, symbols: tuple[str, ...]) -> Any:
@@ -281,6 +310,22 @@ def _slice_entries(e: sg.Entries, lo: int, delay: int) -> sg.Entries:
         return None if a is None else sg.delay_rows(a, delay, False)[lo:]
 
     return sg.Entries(cut(e.entries), cut(e.exits), cut(e.short_entries), cut(e.short_exits))
+
+
+def _carry_in(w: np.ndarray, lo: int) -> np.ndarray:
+    """Rows ``lo:`` of (T, N) target weights (NaN = no order), where a symbol with no order at row ``lo``
+    gets the last target decided before ``lo``: the portfolio starts in cash, so a position decided before
+    the test period (and only re-sent when it changes, see :func:`signals.changes_only`) must be opened at
+    its first row instead of waiting for the next change."""
+    out = w[lo:].copy()
+    if lo == 0 or out.shape[0] == 0:
+        return out
+    for j in np.nonzero(np.isnan(out[0]))[0]:
+        past = w[:lo, j]
+        known = np.nonzero(np.isfinite(past))[0]
+        if known.size:
+            out[0, j] = past[known[-1]]
+    return out
 
 
 def _entries_to_weights(e: sg.Entries, direction: str, per_asset: float) -> np.ndarray:

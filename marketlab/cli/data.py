@@ -60,10 +60,14 @@ def bars(
     start: Annotated[str | None, typer.Option(help="Start (ISO), inclusive.")] = None,
     end: Annotated[str | None, typer.Option(help="End (ISO), exclusive.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the bars to this Parquet file.")] = None,
+    to_dataset: Annotated[str | None, typer.Option("--to-dataset", help="Also write the bars to the store as this bars dataset (replaces it).")] = None,
     store: StoreOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """OHLCV + vwap bars of one symbol from its trades (or executions of its events, or finer bars)."""
+    """OHLCV + vwap bars of one symbol from its trades (or executions of its events, or finer bars).
+
+    With ``--to-dataset NAME`` the bars become a store dataset (``scan_bars``) that backtests and the
+    trading env read; the symbol's instrument metadata is copied from the source dataset."""
     from marketlab.core.errors import StoreError
     from marketlab.store import resample
 
@@ -87,6 +91,16 @@ def bars(
     if out is not None:
         df.write_parquet(out)
         summary["out"] = str(out)
+    if to_dataset is not None:
+        from marketlab.store import IngestBatch
+
+        if df.height == 0:
+            raise StoreError(f"dataset '{dataset}' has no {source} for {symbol} in [{start}, {end}]: no bars to write")
+        rep = st.write(IngestBatch(dataset=to_dataset, frames={"bars": df}, instruments=[st.instrument(dataset, symbol)],
+                                   meta={"source": dataset, "freq": freq, "from": source}),
+                       format="bars", mode="replace")
+        summary["dataset_out"] = to_dataset
+        summary["dataset_rows"] = rep.rows.get("bars")
     if df.height:
         summary["first"] = df.row(0, named=True)
         summary["last"] = df.row(-1, named=True)
