@@ -116,7 +116,7 @@ class Backtest:
         source = f"dataset '{s.dataset}'"
         if frame is None:
             frame = self.store.scan_signals(s.dataset, symbols=list(market.symbols))
-        return align_signals(market, frame, list(s.columns), source=source)
+        return align_signals(market, _clip_signals(frame, market), list(s.columns), source=source)
 
     # signals ----------------------------------------------------------------------------------------
     def decisions(self, market: MarketData, lo: int) -> tuple[str, Any]:
@@ -303,6 +303,27 @@ def trades_table(rec: np.ndarray, ts: np.ndarray, symbols: tuple[str, ...]) -> A
         "return": rec["return"],
         "status": np.where(open_, "open", "closed"),
     })
+
+
+def _clip_signals(frame: Any, market: MarketData) -> Any:
+    """Drop signal rows the backward as-of alignment can never use: rows after the last bar, and all but
+    the latest row per symbol before the first bar. Exact (same aligned values), and it keeps the
+    per-symbol alignment cost proportional to the backtested period rather than the whole history."""
+    import polars as pl
+
+    from marketlab.envs.data import NS_PER_DAY
+
+    if isinstance(frame, pl.LazyFrame):
+        frame = frame.collect()
+    cols = frame.columns
+    if "symbol" not in cols or ("ts" not in cols and "date" not in cols) or "bar_ts" in cols or frame.height == 0:
+        return frame  # align_signals reports what is missing; look-ahead checks see every row
+    t = pl.col("date").cast(pl.Date).cast(pl.Int64) * NS_PER_DAY if "ts" not in cols else pl.col("ts").cast(pl.Int64)
+    lo, hi = int(market.ts[0]), int(market.ts[-1])
+    tagged = frame.with_columns(t.alias("_t")).filter(pl.col("_t") <= hi)
+    inside = tagged.filter(pl.col("_t") >= lo)
+    before = tagged.filter(pl.col("_t") < lo).sort("_t").unique(subset="symbol", keep="last", maintain_order=True)
+    return pl.concat([before, inside]).drop("_t")
 
 
 def _slice_entries(e: sg.Entries, lo: int, delay: int) -> sg.Entries:

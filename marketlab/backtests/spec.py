@@ -106,12 +106,15 @@ class CostSpec:
 @dataclass(frozen=True)
 class BenchmarkSpec:
     """``equal_weight`` buy-and-hold of the traded symbols, ``symbol`` (buy-and-hold of one symbol, from
-    ``dataset`` when given, else from the traded data) or ``none``."""
+    ``dataset`` when given, else from the traded data), ``file`` (the ``close`` of ``symbol`` in a CSV
+    file ``path`` with columns ``date``, ``code`` or ``symbol``, ``close``, e.g. an index file; relative
+    paths resolve against the spec's folder, then the current directory) or ``none``."""
 
     kind: str = "equal_weight"
     symbol: str | None = None
     dataset: str | None = None
     data_kind: str = "panel"
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ def validate(spec: BacktestSpec, path: str | Path | None = None) -> BacktestSpec
     _choice(path, "signal.kind", spec.signal.kind, SIGNAL_KINDS)
     _choice(path, "strategy.kind", spec.strategy.kind, STRATEGY_KINDS)
     _choice(path, "strategy.direction", spec.strategy.direction, ("long", "both"))
-    _choice(path, "benchmark.kind", spec.benchmark.kind, ("equal_weight", "symbol", "none"))
+    _choice(path, "benchmark.kind", spec.benchmark.kind, ("equal_weight", "symbol", "file", "none"))
     if spec.data.period == "test" and not spec.data.test_start:
         raise SpecError(path, "data.test_start", "period = 'test' needs test_start")
     for key, v in (("signal.fast", spec.signal.fast), ("signal.slow", spec.signal.slow), ("signal.lookback", spec.signal.lookback),
@@ -166,8 +169,10 @@ def validate(spec: BacktestSpec, path: str | Path | None = None) -> BacktestSpec
         raise SpecError(path, "signal.run", "signal kind 'rl' needs the run directory of a trained agent")
     if spec.strategy.kind == "signals" and spec.signal.kind in ("rl", "weights"):
         raise SpecError(path, "strategy.kind", f"signal kind '{spec.signal.kind}' gives weights: use strategy.kind = 'weights'")
-    if spec.benchmark.kind == "symbol" and not spec.benchmark.symbol:
-        raise SpecError(path, "benchmark.symbol", "benchmark kind 'symbol' needs a symbol")
+    if spec.benchmark.kind in ("symbol", "file") and not spec.benchmark.symbol:
+        raise SpecError(path, "benchmark.symbol", f"benchmark kind '{spec.benchmark.kind}' needs a symbol")
+    if spec.benchmark.kind == "file" and not spec.benchmark.path:
+        raise SpecError(path, "benchmark.path", "benchmark kind 'file' needs a path (CSV with date, code, close)")
     for key, v in (("costs.commission", spec.costs.commission), ("costs.spread", spec.costs.spread), ("costs.slippage", spec.costs.slippage)):
         if not 0 <= v < 1:
             raise SpecError(path, key, f"must be in [0, 1), got {v}")
