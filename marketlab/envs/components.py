@@ -172,7 +172,7 @@ class PnLReward:
         self.k = config.scale / init_cash
 
     def reset(self, value: float) -> None:
-        pass
+        """Stateless reward: nothing to reset."""
 
     def __call__(self, prev_value: float, value: float) -> float:
         return (value - prev_value) * self.k
@@ -185,7 +185,7 @@ class LogReturnReward:
         self.scale = config.scale
 
     def reset(self, value: float) -> None:
-        pass
+        """Stateless reward: nothing to reset."""
 
     def __call__(self, prev_value: float, value: float) -> float:
         if value <= 0 or prev_value <= 0:
