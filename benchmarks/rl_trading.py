@@ -35,7 +35,7 @@ import torch  # noqa: E402
 
 from marketlab.agents.baselines import BuyAndHold, Flat, MACross  # noqa: E402
 from marketlab.agents.sb3 import load_agent_spec, load_run, rollout, train  # noqa: E402
-from marketlab.backtests.metrics import summary  # noqa: E402
+from marketlab.core.metrics import summary  # noqa: E402
 from marketlab.envs.trading import TradingEnv  # noqa: E402
 
 CLI = str(ROOT / ".venv" / "bin" / "marketlab")

@@ -188,7 +188,7 @@ def rollout(model: Any, env: TradingEnv) -> dict[str, np.ndarray]:
 def evaluate(run: str | Path, *, period: str = "test", market: MarketData | None = None, store: Any = None) -> dict[str, Any]:
     """Roll the policy over ``period`` and compare with buy-and-hold of the same assets (same costs)."""
     from marketlab.agents.baselines import BuyAndHold, run_policy
-    from marketlab.backtests.metrics import summary
+    from marketlab.core.metrics import summary
 
     model, env, spec = load_run(run, market=market, period=period, store=store)
     out = rollout(model, env)

@@ -18,7 +18,7 @@ import numpy as np
 
 from marketlab.backtests import signals as sg
 from marketlab.backtests.kernels import holdings_nb
-from marketlab.backtests.metrics import summary
+from marketlab.core.metrics import summary
 from marketlab.backtests.spec import BacktestSpec, load_spec
 from marketlab.core.errors import SpecError
 from marketlab.envs.data import MarketData, align_signals, ensure_dataset, load_market, resolve_store

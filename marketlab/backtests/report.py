@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from marketlab.backtests.metrics import drawdown, returns_of, rolling_sharpe
+from marketlab.core.metrics import drawdown, returns_of, rolling_sharpe
 from marketlab.backtests.spec import ReportSpec
 
 if TYPE_CHECKING:

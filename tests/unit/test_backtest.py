@@ -11,7 +11,7 @@ import pytest
 
 from marketlab.backtests import Backtest, run_demo
 from marketlab.backtests import signals as sg
-from marketlab.backtests.metrics import summary
+from marketlab.core.metrics import summary
 from marketlab.backtests.spec import load_spec, spec_from_dict
 from marketlab.core.errors import DataError, MarketlabError, SpecError, StoreError
 from marketlab.envs.data import market_to_frame, synthetic_market
