@@ -10,22 +10,6 @@ import typer
 from marketlab.cli.common import JsonOpt, command, emit
 
 
-def _round(obj: Any) -> Any:
-    """JSON-friendly: numpy arrays to lists, floats kept."""
-    try:
-        import numpy as np
-
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(obj, dict):
-        return {k: _round(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_round(v) for v in obj]
-    return obj
-
-
 @command
 def xva(
     spec: Annotated[Path, typer.Argument(help="xVA spec, e.g. simulators/xva_forward_cva.toml")],
@@ -42,7 +26,7 @@ def xva(
         overrides["seed"] = seed
     result = XvaRun.from_spec(spec, **overrides).run()
     if as_json:
-        emit(_round(result), True)
+        emit(result, True)  # emit's JSON encoder turns arrays into lists
         return
     summary: dict[str, Any] = {"spec": str(spec), "device": result["device"], "steps": result["steps"]}
     for name, row in result["xva_table"].items():
