@@ -274,7 +274,25 @@ class NoiseCrowd(Agent):
                 self._left[fill.order_id] = left
 
 
-class ValueTrader(Agent):
+class _ActivityPaced(Agent):
+    """An agent that wakes as a Poisson process of rate ``cfg.wake_rate x a(t)`` (the shared activity).
+
+    Subclasses set ``cfg`` (with ``wake_rate``, per second) and ``activity``, and call :meth:`_next`
+    at the end of each wake-up to schedule the following one.
+    """
+
+    cfg: Any
+    activity: Activity
+
+    def _next(self, ex: Exchange) -> None:
+        rate = self.cfg.wake_rate * self.activity.value(ex.now)
+        ex.wake_at(self, ex.now + int(self.rng.exponential() / rate * NS_PER_S) + 1)  # type: ignore[union-attr]
+
+    def on_start(self, ex: Exchange) -> None:
+        self._next(ex)
+
+
+class ValueTrader(_ActivityPaced):
     """ABIDES-style value agent: trades toward a shrunk, noisy observation of the fundamental."""
 
     name = "value"
@@ -287,13 +305,6 @@ class ValueTrader(Agent):
         self.open_order = 0
         self.open_left = 0
         self.position = 0
-
-    def _next(self, ex: Exchange) -> None:
-        rate = self.cfg.wake_rate * self.activity.value(ex.now)
-        ex.wake_at(self, ex.now + int(self.rng.exponential() / rate * NS_PER_S) + 1)  # type: ignore[union-attr]
-
-    def on_start(self, ex: Exchange) -> None:
-        self._next(ex)
 
     def on_wakeup(self, ex: Exchange, tag: int) -> None:
         c, rb = self.cfg, self.rng
@@ -331,7 +342,7 @@ class ValueTrader(Agent):
                 self.open_order = 0
 
 
-class MomentumTrader(Agent):
+class MomentumTrader(_ActivityPaced):
     """Trend follower: market order in the direction of (short mean - long mean) of observed mids."""
 
     name = "momentum"
@@ -342,13 +353,6 @@ class MomentumTrader(Agent):
         self.activity = activity
         self.mids: deque[float] = deque(maxlen=cfg.long_window)
         self.position = 0
-
-    def _next(self, ex: Exchange) -> None:
-        rate = self.cfg.wake_rate * self.activity.value(ex.now)
-        ex.wake_at(self, ex.now + int(self.rng.exponential() / rate * NS_PER_S) + 1)  # type: ignore[union-attr]
-
-    def on_start(self, ex: Exchange) -> None:
-        self._next(ex)
 
     def on_wakeup(self, ex: Exchange, tag: int) -> None:
         c, rb = self.cfg, self.rng
