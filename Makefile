@@ -8,7 +8,7 @@ export MKL_NUM_THREADS ?= 1
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND ?= Agg
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast lint type bench clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -x -m "not slow" tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check marketlab tests benchmarks
+
+type: $(STAMP)
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	for f in benchmarks/*.py; do $(PY) $$f || exit 1; done

@@ -13,7 +13,6 @@ from torch import nn
 
 from marketlab.core.config import from_dict
 from marketlab.core.errors import SpecError
-from marketlab.core.registry import register
 from marketlab.models.binctabl import BiNCTABL, BiNCTABLConfig
 from marketlab.models.deeplob import DeepLOB, DeepLOBConfig
 from marketlab.models.mlplob import MLPLOB, MLPLOBConfig
@@ -25,9 +24,6 @@ MODELS: dict[str, tuple[type[nn.Module], type]] = {
     "deeplob": (DeepLOB, DeepLOBConfig),
     "binctabl": (BiNCTABL, BiNCTABLConfig),
 }
-
-for _name, (_cls, _) in MODELS.items():
-    register(f"predictor/{_name}-v1", f"{_cls.__module__}:{_cls.__name__}")
 
 
 def model_names() -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 from marketlab.core.config import from_dict, load_config
 from marketlab.core.device import child_rngs, get_device, seed_everything
 from marketlab.core.errors import DataError, SpecError
-from marketlab.core.registry import register, resolve
+from marketlab.core.registry import register, register_lazy, resolve, unregister
 from marketlab.core.schema import book_levels, book_schema
 
 
@@ -92,10 +92,33 @@ def test_torch_determinism_on_cpu() -> None:
 
 
 def test_registry_resolves_lazily_and_rejects_unknown() -> None:
-    register("test/book-schema", "marketlab.core.schema:book_schema")
-    assert resolve("test/book-schema") is book_schema
-    with pytest.raises(SpecError, match="unknown registry id"):
-        resolve("test/nope")
+    register_lazy("signal/test-book-schema", "marketlab.core.schema:book_schema")
+    try:
+        assert resolve("signal/test-book-schema") is book_schema
+        assert resolve("test-book-schema", kind="signal") is book_schema
+    finally:
+        unregister("signal/test-book-schema")
+    with pytest.raises(SpecError, match="unknown venue id 'nope'.*known: .*"):
+        resolve("nope", kind="venue")
+    with pytest.raises(ValueError, match="must be 'marketlab"):
+        register_lazy("signal/evil", "os:system")  # lazy strings never leave marketlab
+
+
+def test_registry_takes_user_objects_and_refuses_silent_shadowing() -> None:
+    class MyReward:
+        pass
+
+    register("reward/test-mine-v1", MyReward)
+    try:
+        assert resolve("test-mine-v1", kind="reward") is MyReward
+        with pytest.raises(ValueError, match="already registered"):
+            register("reward/test-mine-v1", object())
+        # a user-registered *string* is an object, never imported
+        register("reward/test-str-v1", "os:system")
+        assert resolve("reward/test-str-v1") == "os:system"
+    finally:
+        unregister("reward/test-mine-v1")
+        unregister("reward/test-str-v1")
 
 
 def test_book_schema_columns() -> None:

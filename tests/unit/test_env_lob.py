@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import marketlab  # noqa: F401
+import marketlab.envs  # noqa: F401  (registers the gymnasium ids)
 from marketlab.core.errors import SpecError
 from marketlab.envs.venues import ReplayVenue, events_from_frame
 

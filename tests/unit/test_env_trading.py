@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import marketlab  # noqa: F401  (registers the gymnasium ids)
+import marketlab.envs  # noqa: F401  (registers the gymnasium ids)
 from marketlab.core.errors import SpecError
 from marketlab.envs.batched import BatchedTradingEnv
 from marketlab.envs.data import MarketData, synthetic_market

@@ -1,6 +1,8 @@
 """The layer rule of DESIGN.md, enforced: imports point down only, siblings in a layer don't import each other.
 
-core < lob < store < features < models | simulators | pricing < envs < agents < backtests < cli
+core < lob < store < features < models | simulators | pricing | market < envs < agents < backtests < sweep < cli
+
+The root ``marketlab/__init__.py`` imports no layer at all (``import marketlab.core.errors`` stays cheap).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ LAYER = {
     "models": 4,
     "simulators": 4,
     "pricing": 4,
+    "market": 4,
     "envs": 5,
     "agents": 6,
     "backtests": 7,
-    "cli": 8,
+    "sweep": 8,
+    "cli": 9,
 }
 
 
@@ -51,3 +55,7 @@ def test_imports_point_down_only() -> None:
 def test_every_package_has_a_layer() -> None:
     packages = {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")}
     assert packages <= set(LAYER), packages - set(LAYER)
+
+
+def test_root_package_imports_no_layer() -> None:
+    assert imported_modules(PACKAGE / "__init__.py") == []
