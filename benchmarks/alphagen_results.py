@@ -8,8 +8,8 @@ Sized for a shared 2-core CPU: PPO steps and GP population are far below the pap
 ``sizes``); the numbers show the pipeline and the train/test gap, not the paper's converged results.
     python benchmarks/alphagen_results.py [--steps 4096] [--seeds 0 1] [--datasets csi300 sp500]
 
-``--backtests`` instead trades the pools that ``marketlab mine agents/alphagen_csi300*.toml`` wrote into the
-store: the top-50 / drop-5 specs ``backtests/alphagen_csi300_top50*.toml`` (0.15% per side, vs the CSI300
+``--backtests`` instead trades the pools that ``marketlab mine specs/agents/alphagen_csi300*.toml`` wrote into the
+store: the top-50 / drop-5 specs ``specs/backtests/alphagen_csi300_top50*.toml`` (0.15% per side, vs the CSI300
 index) on both test periods, stored under ``"backtests"`` in the same json (the IC table is kept).
 """
 
@@ -52,7 +52,7 @@ def main() -> None:
     from marketlab.core.config import from_dict, load_toml
 
     torch.set_num_threads(1)
-    specs = {"csi300": ROOT / "agents" / "alphagen_csi300.toml", "sp500": ROOT / "agents" / "alphagen_sp500.toml"}
+    specs = {"csi300": ROOT / "specs" / "agents" / "alphagen_csi300.toml", "sp500": ROOT / "specs" / "agents" / "alphagen_sp500.toml"}
     result: dict = {
         "hardware": {"processor": platform.processor(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
                      "cuda": torch.cuda.is_available()},
@@ -107,9 +107,9 @@ def main() -> None:
 
 BACKTEST_SPECS = {"test": "alphagen_csi300_top50", "test2": "alphagen_csi300_top50_test2"}
 POOLS = {  # label -> the mining spec whose output (pool.json + signals dataset) is traded
-    "alphagen": "agents/alphagen_csi300.toml",
-    "gp": "agents/alphagen_csi300_gp.toml",
-    "hand": "agents/alphagen_csi300_hand.toml",
+    "alphagen": "specs/agents/alphagen_csi300.toml",
+    "gp": "specs/agents/alphagen_csi300_gp.toml",
+    "hand": "specs/agents/alphagen_csi300_hand.toml",
 }
 BT_KEYS = ("total_return", "cagr", "sharpe", "max_drawdown", "turnover", "benchmark_return", "excess_return",
            "volatility", "exposure", "n_bars")
@@ -142,13 +142,13 @@ def run_backtests(store: str | None) -> None:
                        "pool_ic": {k: {m: round(v[m], 4) for m in ("ic", "rank_ic", "icir")}
                                    for k, v in pool.get("metrics", {}).items()}}  # fmt: skip
         for period, name in BACKTEST_SPECS.items():
-            path = ROOT / "backtests" / f"{name}.toml"
+            path = ROOT / "specs" / "backtests" / f"{name}.toml"
             d = load_toml(path)
             d["signal"]["dataset"] = ds
             t = time.perf_counter()
             res = Backtest(spec_from_dict(d, path), spec_path=path, store=st).run(report=False)
             m = res.to_dict()
-            entry[period] = {"spec": f"backtests/{name}.toml", "start": m["start"][:10], "end": m["end"][:10],
+            entry[period] = {"spec": f"specs/backtests/{name}.toml", "start": m["start"][:10], "end": m["end"][:10],
                              **{k: m[k] for k in BT_KEYS}, "seconds": round(time.perf_counter() - t, 1)}  # fmt: skip
             print(f"[{label}] {period} {m['start'][:10]}..{m['end'][:10]}: return {m['total_return']:.3f} "
                   f"sharpe {m['sharpe']:.2f} mdd {m['max_drawdown']:.3f} turnover {m['turnover']:.1f} "

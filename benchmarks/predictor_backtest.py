@@ -1,4 +1,4 @@
-"""Full-size predictor -> signal -> backtest run of ``backtests/predictor_signal.toml``: runs the spec's
+"""Full-size predictor -> signal -> backtest run of ``specs/backtests/predictor_signal.toml``: runs the spec's
 documented CLI commands into a fresh store, then the backtest with the spec's costs and with zero costs,
 next to buy-and-hold GOOG over the same bars. Writes benchmarks/results/predictor_backtest.json.
 
@@ -32,12 +32,12 @@ def main() -> None:
     cmds = [
         ["ingest", "lobster", f"{LOB}/GOOG_2012-06-21_34200000_57600000_message_10.csv.gz",
          f"{LOB}/GOOG_2012-06-21_34200000_57600000_orderbook_10.csv.gz", "--dataset", "lobster_goog", *st],
-        ["train", "binctabl", "--data", "lobster_goog", "--horizon", "10", "--config", "backtests/train/binctabl_goog.toml",
+        ["train", "binctabl", "--data", "lobster_goog", "--horizon", "10", "--config", "specs/train/binctabl_goog.toml",
          "--out", run, "--fresh", *st],
         ["predict", f"{run}/best", "--data", "lobster_goog", "--split", "test", "--out", f"{run}/test.parquet",
          "--signals", "binctabl_goog_h10", *st],
         ["data", "bars", "lobster_goog", "GOOG", "--freq", "10s", "--to-dataset", "lobster_goog_10s", *st],
-        ["backtest", "backtests/predictor_signal.toml", "--no-report", *st],
+        ["backtest", "specs/backtests/predictor_signal.toml", "--no-report", *st],
     ]
     out: dict = {"commands": [], "steps": {}}
     exe = str(Path(sys.executable).with_name("marketlab"))
@@ -52,7 +52,7 @@ def main() -> None:
     from marketlab.backtests.spec import load_spec
     from marketlab.store import Store
 
-    spec = load_spec(ROOT / "backtests/predictor_signal.toml")
+    spec = load_spec(ROOT / "specs/backtests/predictor_signal.toml")
     free = dataclasses.replace(spec, costs=dataclasses.replace(spec.costs, commission=0.0, spread=0.0, slippage=0.0))
     out["steps"]["backtest_zero_costs"] = Backtest(free, store=Store(a.store)).run(report=False).to_dict()
     import torch

@@ -1,12 +1,12 @@
-"""PPO (agents/ppo_trading.toml) on BTCUSDT 1-minute bars vs rule baselines on the same test period.
+"""PPO (specs/agents/ppo_trading.toml) on BTCUSDT 1-minute bars vs rule baselines on the same test period.
 
 Run: ``.venv/bin/python benchmarks/rl_trading.py [--train] [--seeds 0 1 2] [--timesteps N]``.
 
 With ``--train`` each seed is trained first: the spec's own seed through the CLI
-(``marketlab rl train agents/ppo_trading.toml --out <runs>``), other seeds through the same Python API
+(``marketlab rl train specs/agents/ppo_trading.toml --out <runs>``), other seeds through the same Python API
 with only ``seed`` (and the run name) replaced. Without it, existing run folders under ``--runs`` are
 evaluated. Every run is evaluated with ``marketlab rl eval <run> --period test --json`` (the CLI itself, in a
-subprocess), and buy-and-hold, an SMA(60)/SMA(240) cross (the ``backtests/ma_cross_btc.toml`` rule,
+subprocess), and buy-and-hold, an SMA(60)/SMA(240) cross (the ``specs/backtests/ma_cross_btc.toml`` rule,
 long-only), a faster SMA(10)/SMA(50) cross and staying flat are run through the same test env (same
 costs, same accounting, same metrics). Also recorded per policy: how often it changes its target
 (each change pays commission and half spread) and its time long / flat / short.
@@ -76,7 +76,7 @@ def hardware() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--spec", default="agents/ppo_trading.toml")
+    ap.add_argument("--spec", default="specs/agents/ppo_trading.toml")
     ap.add_argument("--runs", default="runs/rl_trading")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--train", action="store_true", help="train the runs first")
@@ -138,7 +138,7 @@ def main() -> None:
         ablations[p.name]["hyper"] = load_run(p, period="test")[2].hyper
     ppo = [r["total_return"] for r in results.values()]
     out = {
-        "task": "PPO (agents/ppo_trading.toml) vs rule baselines on the BTCUSDT 1-minute test period",
+        "task": "PPO (specs/agents/ppo_trading.toml) vs rule baselines on the BTCUSDT 1-minute test period",
         "test_period": {"first_decision_bar": str(np.datetime64(int(env.market.ts[env.t_lo]), "ns")),
                         "last_valued_bar": str(np.datetime64(int(env.market.ts[env.t_hi]), "ns")), "steps": int(env.t_hi - env.t_lo)},
         "costs": dataclasses.asdict(env.config.costs),

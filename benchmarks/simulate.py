@@ -1,4 +1,4 @@
-"""Benchmark: one simulated trading day of the agent-based market (simulators/abm_default.toml).
+"""Benchmark: one simulated trading day of the agent-based market (specs/simulators/abm_default.toml).
 
 Measures the discrete-event run (agents + latency + engine calls), the output step (engine events ->
 store frames, with the top-10 snapshot after every event rebuilt by one batch replay through the
@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=23_400.0, help="session length to simulate")
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
-    spec = SimSpec.from_toml(ROOT / "simulators" / "abm_default.toml")
+    spec = SimSpec.from_toml(ROOT / "specs" / "simulators" / "abm_default.toml")
     spec = replace(spec, market=replace(spec.market, duration_s=args.seconds))
     L = spec.market.book_levels
 
@@ -84,7 +84,7 @@ def main() -> None:
         torch_info = {}
     result = {
         "benchmark": "simulate",
-        "spec": "simulators/abm_default.toml",
+        "spec": "specs/simulators/abm_default.toml",
         "session_s": args.seconds,
         "seed": s["seed"],
         "events": n_events,

@@ -70,7 +70,7 @@ def _validate(spec: AgentSpec, path: Any) -> AgentSpec:
 
 
 def load_agent_spec(path: str | Path) -> AgentSpec:
-    """Read ``agents/<name>.toml``; errors name the file and key."""
+    """Read ``specs/agents/<name>.toml``; errors name the file and key."""
     return _validate(from_dict(AgentSpec, load_toml(path), path=path), path)
 
 

@@ -1,4 +1,4 @@
-"""The vectorbt backtester: specs (``backtests/*.toml``), signals, metrics and reports.
+"""The vectorbt backtester: specs (``specs/backtests/*.toml``), signals, metrics and reports.
 
 ``Backtest.from_spec(path).run()`` == ``marketlab backtest path``; :func:`run_demo` runs the demo's
 momentum backtest on the synthetic daily panel of a store.

@@ -2,7 +2,7 @@
 
 A spec has the tables ``[data]`` (selection + train/test split), ``[signal]`` (where positions come from),
 ``[strategy]`` (how signals become orders), ``[costs]``, ``[benchmark]`` and ``[report]``; see
-``backtests/*.toml`` for complete examples. ``Backtest.from_spec(path).run()`` runs one.
+``specs/backtests/*.toml`` for complete examples. ``Backtest.from_spec(path).run()`` runs one.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ def eval_cmd(
 
 @command
 def mine_cmd(
-    spec: Annotated[Path, typer.Argument(help="Mining spec, e.g. agents/alphagen_csi300.toml.")],
+    spec: Annotated[Path, typer.Argument(help="Mining spec, e.g. specs/agents/alphagen_csi300.toml.")],
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the spec's output checkpoint.")] = False,
     json: JsonOpt = False,
 ) -> None:

@@ -1,4 +1,4 @@
-"""``marketlab backtest backtests/<name>.toml [--json]``: the same as ``Backtest.from_spec(path).run()``."""
+"""``marketlab backtest specs/backtests/<name>.toml [--json]``: the same as ``Backtest.from_spec(path).run()``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
 
 @command
 def backtest(
-    spec: Annotated[Path, typer.Argument(help="Backtest spec (TOML), e.g. backtests/ma_cross_btc.toml.")],
+    spec: Annotated[Path, typer.Argument(help="Backtest spec (TOML), e.g. specs/backtests/ma_cross_btc.toml.")],
     store: StoreOpt = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML/PNG report.")] = False,
     json: JsonOpt = False,

@@ -32,7 +32,7 @@ def _steps(store: Any, seed: int, out_dir: Path) -> list[tuple[str, Callable[[],
     def simulate() -> dict[str, Any]:
         from marketlab.simulators.abm import simulate_day
 
-        s = simulate_day(REPO_ROOT / "simulators" / "abm_default.toml", store, seed, progress=True)
+        s = simulate_day(REPO_ROOT / "specs" / "simulators" / "abm_default.toml", store, seed, progress=True)
         return {k: s[k] for k in ("events", "book_rows", "events_per_s") if k in s}
 
     def stylized() -> dict[str, Any]:

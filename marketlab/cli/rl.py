@@ -1,4 +1,4 @@
-"""``marketlab rl train agents/<spec>.toml`` and ``marketlab rl eval <run> --period test``."""
+"""``marketlab rl train specs/agents/<spec>.toml`` and ``marketlab rl eval <run> --period test``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _store(path: Path | None):
 @rl.command("train")
 @command
 def train_cmd(
-    spec: Annotated[Path, typer.Argument(help="Agent spec (TOML), e.g. agents/ppo_trading.toml.")],
+    spec: Annotated[Path, typer.Argument(help="Agent spec (TOML), e.g. specs/agents/ppo_trading.toml.")],
     timesteps: Annotated[int | None, typer.Option("--timesteps", help="Override total_timesteps.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Runs folder (default: the spec's out_dir).")] = None,
     store: StoreOpt = None,

@@ -12,7 +12,7 @@ from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
 
 @command
 def simulate(
-    spec: Annotated[Path, typer.Argument(help="Simulator spec, e.g. simulators/abm_default.toml.")],
+    spec: Annotated[Path, typer.Argument(help="Simulator spec, e.g. specs/simulators/abm_default.toml.")],
     seed: Annotated[int | None, typer.Option("--seed", help="Master seed (overrides the spec's).")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset name (overrides market.dataset).")] = None,
     store: StoreOpt = None,

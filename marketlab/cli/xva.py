@@ -12,7 +12,7 @@ from marketlab.cli.common import JsonOpt, command, emit
 
 @command
 def xva(
-    spec: Annotated[Path, typer.Argument(help="xVA spec, e.g. simulators/xva_forward_cva.toml")],
+    spec: Annotated[Path, typer.Argument(help="xVA spec, e.g. specs/xva/xva_forward_cva.toml")],
     seed: Annotated[int | None, typer.Option(help="Override run.seed.")] = None,
     as_json: JsonOpt = False,
 ) -> None:

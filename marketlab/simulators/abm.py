@@ -14,7 +14,7 @@ order built by :meth:`Simulation.build`) gets streams ``1+2i`` (decisions) and `
 Experimental agents are added after the built-in ones, so the built-in agents' streams are identical
 with and without them: an A/B run with the same seed changes only what the experiment causes.
 
-Calibration (``simulators/abm_default.toml``, against the LOBSTER GOOG/AMZN 2012-06-21 days; the why of
+Calibration (``specs/simulators/abm_default.toml``, against the LOBSTER GOOG/AMZN 2012-06-21 days; the why of
 each mechanism is in the config docstrings): one latent activity a(t) drives the crowd's and value
 traders' rates *and* the fundamental's variance (volume-volatility link, kurtosis from a variance
 mixture instead of rare large jumps); the crowd is self-exciting (bursty arrivals); the book is thin and
@@ -473,7 +473,7 @@ class ExternalTrader(Agent):
 
     Typical use (RL environment / notebook)::
 
-        sim = Simulation.from_spec("simulators/abm_default.toml", seed=1)
+        sim = Simulation.from_spec("specs/simulators/abm_default.toml", seed=1)
         me = sim.add_experimental_agent(ExternalTrader())
         sim.exchange.run_until(sim.exchange.t0_ns + 600 * NS_PER_S)
         sim.exchange.limit(me, +1, sim.exchange.best_bid, 100)

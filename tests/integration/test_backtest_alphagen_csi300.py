@@ -1,4 +1,4 @@
-"""backtests/alphagen_csi300_top50.toml end to end on the real CSI300 panel at small size: the spec ingests
+"""specs/backtests/alphagen_csi300_top50.toml end to end on the real CSI300 panel at small size: the spec ingests
 the panel, trades a stored alpha top-k with the drop rule, 0.15% per side, against the CSI300 index file."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from marketlab.backtests.spec import spec_from_dict
 from marketlab.core.config import load_toml
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = ROOT / "backtests" / "alphagen_csi300_top50.toml"
+SPEC = ROOT / "specs" / "backtests" / "alphagen_csi300_top50.toml"
 pytestmark = pytest.mark.integration
 
 

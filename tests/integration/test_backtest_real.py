@@ -16,9 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 def _spec(name: str, shared: Path, out: Path, **over) -> dict:
-    d = load_toml(ROOT / "backtests" / f"{name}.toml")
+    d = load_toml(ROOT / "specs" / "backtests" / f"{name}.toml")
     if "ingest" in d["data"]:
-        d["data"]["ingest"]["paths"] = [str(shared / Path(p).relative_to("../../shared/data")) for p in d["data"]["ingest"]["paths"]]
+        d["data"]["ingest"]["paths"] = [str(shared / Path(p).relative_to("../../../shared/data")) for p in d["data"]["ingest"]["paths"]]
     d["report"]["out_dir"] = str(out)
     for k, v in over.items():
         d[k].update(v)
@@ -46,10 +46,10 @@ def test_top50_momentum_on_sp500(shared_data, tmp_store, tmp_path):
 
 @pytest.mark.slow
 def test_rl_agent_spec_end_to_end(shared_data, tmp_store, tmp_path):
-    """Train the PPO spec briefly, backtest it with backtests/rl_ppo_btc.toml: vectorbt == env rollout."""
+    """Train the PPO spec briefly, backtest it with specs/backtests/rl_ppo_btc.toml: vectorbt == env rollout."""
     from marketlab.agents.sb3 import agent_spec_from_dict, evaluate, train
 
-    a = load_toml(ROOT / "agents" / "ppo_trading.toml")
+    a = load_toml(ROOT / "specs" / "agents" / "ppo_trading.toml")
     a["env"]["data"]["ingest_paths"] = [str(shared_data / "binance_spot_1m_btc_eth_2024_01" / "BTCUSDT_1m_2024-01.csv.gz")]
     a.update(total_timesteps=256, out_dir=str(tmp_path / "runs"), device="cpu")
     a["hyper"].update(n_steps=64, batch_size=64)

@@ -1,5 +1,5 @@
 """The predictor -> stored signal -> backtest chain on the LOBSTER GOOG 2012-06-21 level-10 day, run
-through the CLI commands that ``backtests/predictor_signal.toml`` documents (tiny: 1 epoch, 2,000
+through the CLI commands that ``specs/backtests/predictor_signal.toml`` documents (tiny: 1 epoch, 2,000
 training windows). Skipped when ../shared/data is absent."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from marketlab.cli.main import app
 from marketlab.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = ROOT / "backtests" / "predictor_signal.toml"
+SPEC = ROOT / "specs" / "backtests" / "predictor_signal.toml"
 pytestmark = pytest.mark.integration
 
 
@@ -38,7 +38,7 @@ def _chain(store: Path, runs: Path, shared: Path) -> tuple[dict, pl.DataFrame]:
              str(d / "GOOG_2012-06-21_34200000_57600000_orderbook_10.csv.gz"), "--dataset", "lobster_goog", *st)
         _cli("data", "bars", "lobster_goog", "GOOG", "--freq", "10s", "--to-dataset", spec.data.dataset, *st)
     tr = _cli("train", "binctabl", "--data", "lobster_goog", "--horizon", "10", "--config",
-              str(ROOT / "backtests" / "train" / "binctabl_goog.toml"), "--out", str(runs), "--fresh",
+              str(ROOT / "specs" / "train" / "binctabl_goog.toml"), "--out", str(runs), "--fresh",
               "--epochs", "1", "--max-train-windows", "2000", *st)
     pr = _cli("predict", str(runs / "best"), "--data", "lobster_goog", "--out", str(runs / "test.parquet"),
               "--signals", spec.signal.dataset, *st)

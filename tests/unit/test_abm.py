@@ -16,8 +16,8 @@ from marketlab.simulators.config import SimSpec
 from marketlab.simulators.exchange import NS_PER_S, Agent, Exchange, LatencyModel, snapshots_after_events
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT = REPO / "simulators" / "abm_default.toml"
-POV = REPO / "simulators" / "abm_pov_impact.toml"
+DEFAULT = REPO / "specs" / "simulators" / "abm_default.toml"
+POV = REPO / "specs" / "simulators" / "abm_pov_impact.toml"
 
 
 def short(spec: SimSpec, seconds: float = 300.0, levels: int = 5) -> SimSpec:

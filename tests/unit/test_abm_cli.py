@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_simulate_then_stylized(tmp_path: Path) -> None:
     spec = tmp_path / "tiny.toml"
-    spec.write_text((REPO / "simulators" / "abm_default.toml").read_text().replace("duration_s = 23400.0", "duration_s = 180.0"))
+    spec.write_text((REPO / "specs" / "simulators" / "abm_default.toml").read_text().replace("duration_s = 23400.0", "duration_s = 180.0"))
     store = tmp_path / "store"
     runner = CliRunner()
     res = runner.invoke(app, ["simulate", str(spec), "--seed", "3", "--store", str(store), "--json"])

@@ -20,7 +20,7 @@ from marketlab.simulators.abm import Simulation
 from marketlab.simulators.config import SimSpec
 from marketlab.simulators.stylized import compute_facts
 
-DEFAULT = Path(__file__).resolve().parents[2] / "simulators" / "abm_default.toml"
+DEFAULT = Path(__file__).resolve().parents[2] / "specs" / "simulators" / "abm_default.toml"
 
 BANDS: dict[str, tuple[float, float]] = {
     "spread_mean_bps": (2.0, 12.0),

@@ -268,7 +268,7 @@ def test_missing_file_spec(tmp_path):
 
 
 def test_shipped_specs_validate():
-    root = Path(__file__).resolve().parents[2] / "backtests"
+    root = Path(__file__).resolve().parents[2] / "specs" / "backtests"
     specs = sorted(root.glob("*.toml"))
     assert len(specs) >= 4
     for p in specs:

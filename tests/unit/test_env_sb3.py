@@ -65,7 +65,7 @@ def test_training_is_deterministic(tmp_path):
 
 def test_shipped_agent_specs_validate():
     for name in ("ppo_trading", "dqn_trading", "sac_trading"):
-        spec = load_agent_spec(ROOT / "agents" / f"{name}.toml")
+        spec = load_agent_spec(ROOT / "specs" / "agents" / f"{name}.toml")
         assert spec.name == name and spec.algo == name.split("_")[0]
 
 

@@ -77,7 +77,7 @@ def test_bad_input_is_one_line_spec_error_naming_the_field(edit, key, text):
 
 
 def test_shipped_r6_spec_has_the_reference_parameters():
-    spec = load_spec("simulators/xva_forward_cva.toml")
+    spec = load_spec("specs/xva/xva_forward_cva.toml")
     c = spec.counterparties[0]
     assert (c.model, c.intensity, c.recovery, spec.bank.model) == ("intensity", 0.10, 0.3, "none")
     assert (spec.market.r, spec.market.vol, spec.market.spot, spec.trades[0].strike) == (0.02, 0.25, 100.0, 100.0)

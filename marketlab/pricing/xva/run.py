@@ -1,6 +1,6 @@
 """``XvaRun``: the four-layer deep xVA pipeline driven by a TOML spec (``marketlab xva <spec>``).
 
-    run = XvaRun.from_spec("simulators/xva_forward_cva.toml")
+    run = XvaRun.from_spec("specs/xva/xva_forward_cva.toml")
     summary = run.run()          # dict: xVA per netting set (deep BSDE + outer MC +- SE), IM, exposures, plots
 
 Order: L1 clean values (one multi-output deep BSDE, or analytic) -> exposures (EE/EPE/ENE/PFE) -> L2 IM by
