@@ -1,11 +1,23 @@
-"""Shared fixtures: the real datasets beside the checkout, temporary stores, single-threaded torch."""
+"""Shared fixtures: the real datasets beside the checkout, temporary stores, single-threaded torch.
+
+Determinism: every test starts with the global ``random``, NumPy and torch generators seeded from
+``--seed`` (default 0) and the test's id, and Hypothesis runs derandomized (profile ``ci``). So ``make test``
+is the same run every time. ``make test-flaky`` hunts flakes: it repeats the suite with other ``--seed``
+values, ``--shuffle`` (test order permuted by the seed, which also reshuffles tests across xdist workers)
+and the Hypothesis profile ``explore`` (fresh random examples).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MARKETLAB_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -14,6 +26,33 @@ SHARED_DATA = Path(os.environ.get("MARKETLAB_SHARED_DATA", REPO_ROOT.parent / "s
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO_ROOT / ".cache" / "numba"))
+
+
+hypothesis_settings.register_profile("ci", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("marketlab determinism")
+    group.addoption("--seed", type=int, default=0, help="base seed of the per-test global RNG seeding (default 0)")
+    group.addoption("--shuffle", action="store_true", help="permute the test order with --seed (flake hunting)")
+
+
+def _test_seed(base: int, nodeid: str) -> int:
+    digest = hashlib.blake2b(f"{base}:{nodeid}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little")
+
+
+@pytest.fixture(autouse=True)
+def _seed_global_rngs(request: pytest.FixtureRequest) -> None:
+    """Seed ``random``, NumPy's and torch's global generators per test (tests should still pass their own)."""
+    seed = _test_seed(request.config.getoption("--seed"), request.node.nodeid)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch = sys.modules.get("torch")  # not imported yet: its default seed is fixed anyway; spare the import
+    if torch is not None:
+        torch.manual_seed(seed)
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +87,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         has_cuda = torch.cuda.is_available()
     except ImportError:  # pragma: no cover
         has_cuda = False
+    if config.getoption("--shuffle"):
+        # Same permutation in every xdist worker (they must collect identical lists).
+        random.Random(config.getoption("--seed")).shuffle(items)
     skip_gpu = pytest.mark.skip(reason="needs CUDA; none on this machine")
     for item in items:
         if "gpu" in item.keywords and not has_cuda:

@@ -9,7 +9,7 @@ import pytest
 
 from marketlab.core.errors import MarketlabError
 from marketlab.store import Store
-from tests_store_util import tree_hash  # noqa: E402  (tests/unit on sys.path via conftest rootdir)
+from tests.support.store import tree_hash
 
 GOOD = "date,open,high,low,close,volume,Name\n2020-01-02,10,11,9,10.5,100,AAA\n2020-01-03,10.5,12,10,11,120,AAA\n" \
        "2020-01-02,20,21,19,20.5,50,BBB\n2020-01-03,20.5,22,20,21,60,BBB\n"
@@ -81,8 +81,8 @@ def test_unknown_and_missing_formats(store_with_data: Store, tmp_path: Path) -> 
     good = tmp_path / "good.csv"
     with pytest.raises(MarketlabError, match="unknown ingest format"):
         store_with_data.ingest("nope", [good])
-    import importlib.util
-
-    if importlib.util.find_spec("marketlab.store.ingest.binance_raw") is None:
-        with pytest.raises(MarketlabError, match="not available"):
-            store_with_data.ingest("binance-raw", [good])
+    # A file of the wrong format for a known reader: one clean error naming the file, store unchanged.
+    before = tree_hash(store_with_data.path)
+    with pytest.raises(MarketlabError, match=r"good\.csv: expected CSV columns"):
+        store_with_data.ingest("binance-raw", [good])
+    assert tree_hash(store_with_data.path) == before

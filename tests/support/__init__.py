@@ -1,0 +1,1 @@
+"""Helpers shared by tests, imported as ``tests.support.<module>`` (the repository root is on sys.path)."""
