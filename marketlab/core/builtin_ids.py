@@ -18,6 +18,12 @@ BUILTIN_IDS: dict[str, str] = {
     "predictor/mlplob-v1": "marketlab.models.mlplob:MLPLOB",
     "predictor/deeplob-v1": "marketlab.models.deeplob:DeepLOB",
     "predictor/binctabl-v1": "marketlab.models.binctabl:BiNCTABL",
+    # store ingest formats: each is a pure parser ``parse(paths, *, dataset=None, **options)``
+    "ingest/lobster": "marketlab.store.ingest.lobster:parse",
+    "ingest/fi2010": "marketlab.store.ingest.fi2010:parse",
+    "ingest/binance-raw": "marketlab.store.ingest.binance_raw:parse",
+    "ingest/ohlcv": "marketlab.store.ingest.ohlcv:parse",
+    "ingest/ashare": "marketlab.store.ingest.ashare:parse",
     # whole-day simulators
     "simulator/abm-v1": "marketlab.simulators.abm:Simulation",
 }

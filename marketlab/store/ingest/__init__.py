@@ -1,36 +1,31 @@
-"""Format registry: CLI format name -> parser module, imported lazily.
+"""Ingest formats: the registry ids ``ingest/<format>`` -> pure parser functions.
 
-Every parser module exposes ``parse(paths: list[Path], *, dataset: str | None = None, **options)
--> IngestBatch`` and raises :class:`~marketlab.core.errors.DataError` on bad input; parsers are pure
-(they never touch the store), so :meth:`Store.ingest` can validate and write atomically.
+The formats are lines of :mod:`marketlab.core.builtin_ids` (``"ingest/lobster"``, ``"ingest/fi2010"``,
+``"ingest/binance-raw"``, ``"ingest/ohlcv"``, ``"ingest/ashare"``); a user adds one with
+``marketlab.core.registry.register("ingest/<name>", parse)``. Every parser has the signature
+``parse(paths: list[Path], *, dataset: str | None = None, **options) -> IngestBatch`` and raises
+:class:`~marketlab.core.errors.DataError` on bad input; parsers are pure (they never touch the store), so
+:meth:`Store.ingest` can validate and write atomically.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
-from marketlab.core.errors import StoreError
+from marketlab.core import registry
+from marketlab.core.errors import SpecError, StoreError
 
-FORMATS: dict[str, str] = {
-    "lobster": "marketlab.store.ingest.lobster",  # LOBSTER message + orderbook files (LOB engine owner)
-    "fi2010": "marketlab.store.ingest.fi2010",  # FI-2010 benchmark .txt/.txt.xz
-    "binance-raw": "marketlab.store.ingest.binance_raw",  # Binance raw websocket capture (LOB engine owner)
-    "ohlcv": "marketlab.store.ingest.ohlcv",  # Binance klines, single-symbol OHLCV, long panels
-    "ashare": "marketlab.store.ingest.ashare",  # CSI300 A-share daily folder
-}
+
+def formats() -> list[str]:
+    """The known ingest format names (``["ashare", "binance-raw", ...]``), sorted."""
+    return registry.names("ingest")
 
 
 def get_parser(format: str) -> Callable[..., Any]:
-    """The ``parse`` function of ``format``; unknown or not-yet-installed formats are a one-line error."""
-    module = FORMATS.get(format)
-    if module is None:
-        raise StoreError(f"unknown ingest format '{format}' (known: {', '.join(sorted(FORMATS))})")
+    """The parser registered as ``ingest/<format>``; an unknown format is a one-line error listing the known."""
     try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            raise StoreError(f"ingest format '{format}' is not available: module {module} is missing") from None
-        raise
-    return mod.parse
+        parser: Callable[..., Any] = registry.resolve(format, kind="ingest")
+    except SpecError:
+        raise StoreError(f"unknown ingest format '{format}' (known: {', '.join(formats())})") from None
+    return parser

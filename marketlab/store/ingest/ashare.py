@@ -30,7 +30,7 @@ import polars as pl
 
 from marketlab.core.errors import DataError
 from marketlab.core.schema import PANEL_SCHEMA
-from marketlab.store.ingest._io import dataset_from, progress, read_bytes, read_csv, to_float
+from marketlab.store.ingest._io import dataset_from, read_bytes, read_csv, to_float
 from marketlab.store.types import IngestBatch, Instrument, check_symbol
 
 MEMBERS = "csi300_members_daily.csv.gz"

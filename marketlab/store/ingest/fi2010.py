@@ -203,8 +203,8 @@ def load_training_set(folder: str | Path, train_days: int = 7, test_day: int = 1
     mu, sd = _stats(x)
     x = (x - mu) / sd
     y = np.concatenate([m[N_FEATURES:] for m in mats], axis=1)
-    stock_tr = np.concatenate([_stock_index(d, m.shape[1]) for d, m in zip(range(1, train_days + 1), mats)])
-    day_tr = np.concatenate([np.full(m.shape[1], d, np.int8) for d, m in zip(range(1, train_days + 1), mats)])
+    stock_tr = np.concatenate([_stock_index(d, m.shape[1]) for d, m in zip(range(1, train_days + 1), mats, strict=True)])
+    day_tr = np.concatenate([np.full(m.shape[1], d, np.int8) for d, m in zip(range(1, train_days + 1), mats, strict=True)])
     test = read_matrix(day_file(folder, test_day))
     return Fi2010Split(
         x_train=np.ascontiguousarray(x.T, dtype=np.float32),

@@ -73,16 +73,23 @@ class LobsterDay:
 
     @cached_property
     def msgs(self) -> np.ndarray:
+        """Row-major ``int64[n, 6]`` messages (the engine's layout)."""
         return np.ascontiguousarray(self.msg_cols.T)
 
     @cached_property
     def book(self) -> np.ndarray | None:
+        """Row-major ``int64[n, 4*levels]`` book, or None when not read."""
         return None if self.book_cols is None else np.ascontiguousarray(self.book_cols.T)
 
 
 def _name_info(path: Path) -> dict[str, str]:
     m = NAME_RE.match(path.name)
     return m.groupdict() if m else {}
+
+
+def _pair_key(info: dict[str, str]) -> tuple[str, str, int, int, int]:
+    """What a message file and its orderbook file share: ticker, date, window (ms) and level."""
+    return info["sym"], info["date"], int(info["t0"]), int(info["t1"]), int(info["lvl"])
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -172,6 +179,9 @@ def read_lobster(
     grid = int(round(grid))
 
     bpath = Path(orderbook_path) if orderbook_path is not None else None
+    if bpath is not None and _name_info(bpath) and info and _pair_key(_name_info(bpath)) != _pair_key(info):
+        raise DataError(bpath, f"orderbook file does not belong to message file {mpath.name} "
+                               "(ticker, date, window or level differs)")
     # The orderbook file (the bulk of the bytes) is decompressed and parsed in a worker thread while the
     # message file is handled here: zlib and the numba parser release the GIL. Its errors surface only
     # after the message file validated, so the first reported problem is the same as read serially.
@@ -217,6 +227,10 @@ def read_lobster(
             raw = fut.result()
             width = raw.shape[0]
             levels = width // 4
+            named = _name_info(bpath).get("lvl")
+            if named is not None and int(named) != levels:
+                raise DataError(bpath, f"file name says level {int(named)} but rows have {width} columns "
+                                       f"({levels} levels)", field="columns", value=width)
             if raw.shape[1] != n:
                 raise DataError(bpath, f"has {raw.shape[1]} rows but the message file has {n}", field="rows",
                                 value=raw.shape[1])
@@ -334,19 +348,52 @@ def book_frame(day: LobsterDay) -> pl.DataFrame:
     return pl.DataFrame(cols)
 
 
-def pair_files(paths: list[Path]) -> list[tuple[Path, Path | None]]:
-    """Pair each message file with the orderbook file of the same ticker/date/level (directories expand)."""
+def pair_files(paths: list[Path], *, need_book: bool = True) -> list[tuple[Path, Path | None]]:
+    """Pair each message file with the orderbook file of the same ticker, date, time window and level.
+
+    Directories expand to the LOBSTER-named files in them (other files, e.g. a ReadMe, are skipped); a file
+    named explicitly must have a LOBSTER name. Every orderbook file must have its message file, and with
+    ``need_book`` every message file its orderbook file: an unpaired file (message of GOOG + orderbook of
+    AMZN, another date or level, a missing partner) is a one-line :class:`DataError` naming it, raised
+    before any file is parsed, so nothing is ever silently dropped or recorded.
+    """
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             files.extend(sorted(f for f in p.iterdir() if f.is_file() and _name_info(f)))
+        elif not _name_info(p):
+            raise DataError(p, "not a LOBSTER file name (expected TICKER_YYYY-MM-DD_<start ms>_<end ms>_"
+                               "message_<L>.csv or ..._orderbook_<L>.csv, optionally .gz/.xz)")
         else:
             files.append(p)
-    msgs = [f for f in files if _name_info(f).get("kind") == "message"]
-    books = {f.name.replace("_orderbook_", "_message_"): f for f in files if _name_info(f).get("kind") == "orderbook"}
+    msgs: dict[tuple[str, str, int, int, int], Path] = {}
+    books: dict[tuple[str, str, int, int, int], Path] = {}
+    for f in files:
+        info = _name_info(f)
+        key = _pair_key(info)
+        table = msgs if info["kind"] == "message" else books
+        if key in table and table[key] != f:
+            raise DataError(f, f"two {info['kind']} files for {key[0]} {key[1]} level {key[4]} "
+                               f"(the other is {table[key].name})")
+        table[key] = f
     if not msgs:
         raise DataError(paths[0] if paths else None, "no LOBSTER message file (…_message_<L>.csv[.gz]) given")
-    return [(m, books.get(m.name)) for m in msgs]
+    for key, b in books.items():
+        if key not in msgs:
+            raise DataError(b, "orderbook file has no message file of the same ticker, date, window and level"
+                               f"{_nearest(key, msgs)}")
+    if need_book:
+        for key, m in msgs.items():
+            if key not in books:
+                raise DataError(m, "message file has no orderbook file of the same ticker, date, window and "
+                                   f"level{_nearest(key, books)} (pass book=False to ingest messages only)")
+    return [(m, books.get(key)) for key, m in msgs.items()]
+
+
+def _nearest(key: tuple[str, str, int, int, int], others: dict[tuple[str, str, int, int, int], Path]) -> str:
+    """' (given: <name>)' for the partner candidate of the same ticker, or any, to show what differs."""
+    same = [p for k, p in others.items() if k[0] == key[0]] or list(others.values())
+    return f" (given: {same[0].name})" if same else ""
 
 
 def parse(paths: list[Path], *, dataset: str | None = None, **options: Any) -> Any:
@@ -362,7 +409,7 @@ def parse(paths: list[Path], *, dataset: str | None = None, **options: Any) -> A
     if unknown:
         raise DataError(None, f"unknown lobster option(s) {sorted(unknown)} (known: {sorted(known | {'book'})})")
     ev, bk, instruments, meta = [], [], {}, {"levels": {}}
-    for mpath, bpath in pair_files(list(paths)):
+    for mpath, bpath in pair_files(list(paths), need_book=want_book):
         day = read_lobster(mpath, bpath if want_book else None, **options)
         ev.append(events_frame(day))
         if day.book_cols is not None:
