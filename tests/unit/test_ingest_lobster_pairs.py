@@ -10,7 +10,7 @@ import pytest
 from marketlab.core.errors import DataError, MarketlabError
 from marketlab.store import Store
 from marketlab.store.ingest.lobster import pair_files, parse
-from tests_store_util import tree_hash
+from tests.support.store import tree_hash
 
 # Three real AMZN 2012-06-21 rows (LOBSTER sample): message and the level-1 book after each message.
 MSG = "34200.017459617,5,0,1,2238200,-1\n34200.18960767,1,11885113,21,2238100,1\n34200.190226476,4,11885113,21,2238100,1\n"
