@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from marketlab.core.device import set_torch_threads  # noqa: E402
-from marketlab.models.forecasters import FORECASTERS, read_daily_csv, walk_forward  # noqa: E402
+from marketlab.models.forecasters import forecaster, forecaster_names, read_daily_csv, walk_forward  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MARKETLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -40,12 +40,12 @@ def main() -> None:
                  "weekly refit = 1 warm-start epoch over all revealed windows."),
         "series": "^GSPC 2013-02-08..2018-02-07", "test_start": "2017-01-02", "models": {},
     }
-    for name in FORECASTERS:
+    for name in forecaster_names():
         r = walk_forward(name, frame, test_start="2017-01-02", refit_epochs=1, seed=0,
                          max_test_weeks=4 if quick else None)
         res["models"][name] = {k: r[k] for k in ("rmse", "rmse_over_mean", "rmse_per_day", "seconds", "test_weeks",
                                                   "first_test_day", "last_test_day", "columns", "parameters")}
-        res["models"][name]["epochs"] = FORECASTERS[name].epochs
+        res["models"][name]["epochs"] = forecaster(name).epochs
         print(f"{name:15s} RMSE {r['rmse']:8.2f}  RMSE/mean {r['rmse_over_mean']:.5f}  {r['seconds']:7.1f}s", flush=True)
     base = res["models"]["naive"]["rmse"]
     for v in res["models"].values():

@@ -139,11 +139,11 @@ def forecast(
     json: JsonOpt = False,
 ) -> None:
     """Walk-forward CNN/LSTM forecasts of next week's daily opens; RMSE, RMSE/mean and time per model."""
-    from marketlab.models.forecasters import FORECASTERS, read_daily_csv, walk_forward
+    from marketlab.models.forecasters import forecaster_names, read_daily_csv, walk_forward
 
     path = data or Path("..") / "shared" / "data" / "us_index_daily" / "GSPC_daily.csv.gz"
     frame = read_daily_csv(path, start=start, end=end)
-    names = sorted(FORECASTERS) if models == "all" else [m.strip() for m in models.split(",")]
+    names = forecaster_names() if models == "all" else [m.strip() for m in models.split(",")]
     results = {}
     for name in names:
         r = walk_forward(name, frame, test_start=test_start, epochs=epochs, refit_epochs=refit_epochs,

@@ -41,8 +41,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from marketlab.core import registry
 from marketlab.core.device import get_device, seed_everything
-from marketlab.core.errors import DataError
+from marketlab.core.errors import DataError, SpecError
 
 HORIZON = 5  # trading days forecast (one week)
 REFIT_BATCH = 32
@@ -175,14 +176,33 @@ class ForecasterSpec:
     lr: float = 1e-3
 
 
-FORECASTERS: dict[str, ForecasterSpec] = {
-    "cnn_univ_5": ForecasterSpec(lambda n, f: CNNUniv(n, f), 5, False, 20, 4),
-    "cnn_multv_10": ForecasterSpec(lambda n, f: CNNMultiv(n, f), 10, True, 70, 16),
-    "lstm_univ_10": ForecasterSpec(lambda n, f: LSTMUniv(n, f), 10, False, 20, 16),
-    "lstm_ed_10": ForecasterSpec(lambda n, f: LSTMEncDec(n, f), 10, False, 70, 16),
-    "cnn_lstm_ed_10": ForecasterSpec(lambda n, f: CNNLSTMEncDec(n, f), 10, False, 20, 16),
-    "naive": ForecasterSpec(None, 1, False, 0, 1),
-}
+# One constant per model, registered as ``forecaster/<name>-v1`` in marketlab.core.builtin_ids.
+CNN_UNIV_5 = ForecasterSpec(CNNUniv, 5, False, 20, 4)
+CNN_MULTV_10 = ForecasterSpec(CNNMultiv, 10, True, 70, 16)
+LSTM_UNIV_10 = ForecasterSpec(LSTMUniv, 10, False, 20, 16)
+LSTM_ED_10 = ForecasterSpec(LSTMEncDec, 10, False, 70, 16)
+CNN_LSTM_ED_10 = ForecasterSpec(CNNLSTMEncDec, 10, False, 20, 16)
+NAIVE = ForecasterSpec(None, 1, False, 0, 1)
+
+_VERSION = "-v1"
+
+
+def forecaster_names() -> list[str]:
+    """Bare names of the registered forecasters (``cnn_univ_5``, ..., ``naive``), sorted."""
+    return sorted(n.removesuffix(_VERSION) for n in registry.names("forecaster"))
+
+
+def forecaster(name: str) -> ForecasterSpec:
+    """The :class:`ForecasterSpec` registered as ``forecaster/<name>-v1`` (or the full id ``<name>-vN``).
+
+    An unknown name is a :class:`SpecError` (key ``model``) listing the known ids.
+    """
+    # a bare name means its -v1 id; an unknown one is looked up as given, so the error names what was asked
+    full = name + _VERSION if registry.is_registered(f"forecaster/{name}{_VERSION}") else name
+    spec = registry.resolve(full, kind="forecaster", key="model")
+    if not isinstance(spec, ForecasterSpec):
+        raise SpecError(None, "model", f"forecaster/{full} is not a ForecasterSpec")
+    return spec
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -234,10 +254,7 @@ def walk_forward(name: str, frame: pl.DataFrame, *, test_start: str, epochs: int
     ``rmse_per_day`` (day 1..5 of the week), ``seconds`` (fit + refits + predictions), ``test_weeks``,
     ``predictions`` ``(W, 5)`` and ``actual`` ``(W, 5)``.
     """
-    if name not in FORECASTERS:
-        raise DataError(None, f"unknown forecaster {name!r} (known: {', '.join(sorted(FORECASTERS))})",
-                        field="model", value=name)
-    spec = FORECASTERS[name]
+    spec = forecaster(name)
     cols = ["open"] + ([c for c in ("high", "low", "close", "volume") if c in frame.columns] if spec.multivariate else [])
     values = frame.select(cols).to_numpy().astype(np.float64)
     has_volume = "volume" in cols

@@ -1,7 +1,9 @@
-"""Model names -> (class, config class), reference configurations and construction from a dict.
+"""LOB predictors by name, through the core registry: ``predictor/<name>-v1`` -> the model class.
 
-The CLI and checkpoints name models by these ids; ``build_model(name, cfg_dict)`` rejects unknown keys
-(through :func:`marketlab.core.config.from_dict`).
+Each model class carries its config dataclass as ``config_class``; ``build_model(name, cfg_dict)``
+resolves the class, checks the overrides against that config (unknown keys and bad values are a
+:class:`SpecError` naming ``model.<key>``) and instantiates it. The CLI and checkpoints name models by
+the bare name (``"tlob"``); a full versioned name (``"tlob-v1"``) is accepted as well.
 """
 
 from __future__ import annotations
@@ -11,40 +13,38 @@ from typing import Any
 
 from torch import nn
 
+from marketlab.core import registry
 from marketlab.core.config import from_dict
 from marketlab.core.errors import SpecError
-from marketlab.models.binctabl import BiNCTABL, BiNCTABLConfig
-from marketlab.models.deeplob import DeepLOB, DeepLOBConfig
-from marketlab.models.mlplob import MLPLOB, MLPLOBConfig
-from marketlab.models.tlob import TLOB, TLOBConfig
 
-MODELS: dict[str, tuple[type[nn.Module], type]] = {
-    "tlob": (TLOB, TLOBConfig),
-    "mlplob": (MLPLOB, MLPLOBConfig),
-    "deeplob": (DeepLOB, DeepLOBConfig),
-    "binctabl": (BiNCTABL, BiNCTABLConfig),
-}
+_VERSION = "-v1"
 
 
 def model_names() -> list[str]:
-    return sorted(MODELS)
+    """Bare names of the registered predictors (``binctabl``, ``deeplob``, ``mlplob``, ``tlob``), sorted."""
+    return sorted(n.removesuffix(_VERSION) for n in registry.names("predictor"))
+
+
+def model_class(name: str, *, path: str | Path | None = None) -> type[nn.Module]:
+    """The class registered as ``predictor/<name>-v1`` (or ``predictor/<name>`` for a versioned name).
+
+    An unknown name is a :class:`SpecError` naming ``path`` and key ``model`` and listing the known ids.
+    """
+    # a bare name means its -v1 id; an unknown one is looked up as given, so the error names what was asked
+    full = name + _VERSION if registry.is_registered(f"predictor/{name}{_VERSION}") else name
+    cls = registry.resolve(full, kind="predictor", path=path, key="model")
+    if not hasattr(cls, "config_class"):
+        raise SpecError(path, "model", f"predictor/{full} has no config_class")
+    return cls  # type: ignore[no-any-return]
 
 
 def build_model(name: str, config: dict[str, Any] | None = None, *, path: str | Path | None = None) -> nn.Module:
     """Instantiate model ``name`` with config overrides ``config`` (unknown keys -> :class:`SpecError`)."""
-    if name not in MODELS:
-        raise SpecError(path, "model", f"unknown model {name!r} (known: {', '.join(model_names())})")
-    cls, cfg_cls = MODELS[name]
+    cls = model_class(name, path=path)
     try:
-        cfg = from_dict(cfg_cls, dict(config or {}), path=path, prefix="model.")
+        cfg = from_dict(cls.config_class, dict(config or {}), path=path, prefix="model.")  # type: ignore[attr-defined]
     except ValueError as exc:
         if isinstance(exc, SpecError):
             raise
         raise SpecError(path, "model", str(exc)) from None
     return cls(cfg)
-
-
-def model_input_spec(model: nn.Module) -> tuple[int, int]:
-    """``(seq_size, num_features)`` a model expects for its ``(B, T, F)`` input."""
-    c = model.config  # type: ignore[attr-defined]
-    return int(c.seq_size), int(c.num_features)

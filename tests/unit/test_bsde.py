@@ -75,7 +75,7 @@ def test_exact_and_euler_gbm_agree_in_mean():
 
 
 def test_unknown_equation_is_one_line_spec_error():
-    with pytest.raises(SpecError, match="unknown equation 'nope'"):
+    with pytest.raises(SpecError, match="unknown equation id 'nope'"):
         make_equation("nope")
 
 

@@ -123,7 +123,7 @@ def test_binctabl_max_norm_constraint() -> None:
 def test_build_model_rejects_unknown_key_and_bad_values() -> None:
     with pytest.raises(SpecError, match="model.hiden_dim"):
         build_model("tlob", {"hiden_dim": 3})
-    with pytest.raises(SpecError, match="unknown model"):
+    with pytest.raises(SpecError, match="unknown predictor id .transformer.*predictor/tlob-v1"):
         build_model("transformer")
     with pytest.raises(SpecError, match="40 LOB features"):
         build_model("deeplob", {"num_features": 144})

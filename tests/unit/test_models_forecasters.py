@@ -11,8 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from marketlab.cli.main import app
-from marketlab.core.errors import DataError
-from marketlab.models.forecasters import FORECASTERS, HORIZON, read_daily_csv, walk_forward
+from marketlab.core.errors import DataError, SpecError
+from marketlab.models.forecasters import HORIZON, forecaster, forecaster_names, read_daily_csv, walk_forward
 
 
 def _frame(n: int = 160, seed: int = 0) -> pl.DataFrame:
@@ -23,9 +23,9 @@ def _frame(n: int = 160, seed: int = 0) -> pl.DataFrame:
     return pl.DataFrame({"date": dates, "open": opn, "close": close, "volume": rng.uniform(1e6, 2e6, n)})
 
 
-@pytest.mark.parametrize("name", [n for n in FORECASTERS if FORECASTERS[n].build is not None])
+@pytest.mark.parametrize("name", [n for n in forecaster_names() if forecaster(n).build is not None])
 def test_model_shapes(name: str) -> None:
-    spec = FORECASTERS[name]
+    spec = forecaster(name)
     f = 3 if spec.multivariate else 1
     m = spec.build(spec.n_in, f)
     assert m(torch.randn(4, spec.n_in, f)).shape == (4, HORIZON)
@@ -69,7 +69,7 @@ def test_read_daily_csv_errors(tmp_path) -> None:
     p.write_text("date,open,close\n" + rows + "\n")
     with pytest.raises(DataError, match="row 4"):
         read_daily_csv(p)
-    with pytest.raises(DataError, match="unknown forecaster"):
+    with pytest.raises(SpecError, match="unknown forecaster id 'prophet'.*forecaster/naive-v1"):
         walk_forward("prophet", _frame(), test_start="2020-05-01")
 
 

@@ -18,7 +18,8 @@ produced constant (all-NaN → zero) alphas.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from marketlab.core import registry
+from marketlab.features.expr.ops import OpSpec
 
 FEATURES: tuple[str, ...] = ("open", "high", "low", "close", "volume", "vwap")
 
@@ -29,62 +30,9 @@ CONSTANTS: tuple[float, ...] = (-30.0, -10.0, -5.0, -2.0, -1.0, -0.5, -0.01, 0.0
 DELTAS: tuple[int, ...] = (1, 5, 10, 20, 40)
 
 
-@dataclass(frozen=True)
-class OpSpec:
-    """Static description of one operator: name, category, arity (not counting the window), min window."""
-
-    name: str
-    category: str  # "unary" | "binary" | "rolling" | "pair_rolling"
-    min_window: int = 0  # only for rolling / pair_rolling
-
-    @property
-    def n_operands(self) -> int:
-        """Number of expression operands (the window, if any, is extra)."""
-        return {"unary": 1, "binary": 2, "rolling": 1, "pair_rolling": 2}[self.category]
-
-    @property
-    def n_args(self) -> int:
-        """Total arguments including the window (what the RPN stack machine pops)."""
-        return self.n_operands + (1 if self.category in ("rolling", "pair_rolling") else 0)
-
-    @property
-    def windowed(self) -> bool:
-        return self.category in ("rolling", "pair_rolling")
-
-
-_SPECS: tuple[OpSpec, ...] = (
-    OpSpec("Abs", "unary"),
-    OpSpec("Log", "unary"),
-    OpSpec("Sign", "unary"),
-    OpSpec("CSRank", "unary"),
-    OpSpec("CSZScore", "unary"),
-    OpSpec("Add", "binary"),
-    OpSpec("Sub", "binary"),
-    OpSpec("Mul", "binary"),
-    OpSpec("Div", "binary"),
-    OpSpec("Pow", "binary"),
-    OpSpec("Greater", "binary"),
-    OpSpec("Less", "binary"),
-    OpSpec("Ref", "rolling", 1),
-    OpSpec("Delta", "rolling", 1),
-    OpSpec("Mean", "rolling", 2),
-    OpSpec("Sum", "rolling", 2),
-    OpSpec("Std", "rolling", 2),
-    OpSpec("Var", "rolling", 2),
-    OpSpec("Skew", "rolling", 3),
-    OpSpec("Kurt", "rolling", 4),
-    OpSpec("Max", "rolling", 2),
-    OpSpec("Min", "rolling", 2),
-    OpSpec("Med", "rolling", 2),
-    OpSpec("Mad", "rolling", 2),
-    OpSpec("Rank", "rolling", 2),
-    OpSpec("WMA", "rolling", 2),
-    OpSpec("EMA", "rolling", 2),
-    OpSpec("Cov", "pair_rolling", 2),
-    OpSpec("Corr", "pair_rolling", 2),
-)
-
-OPERATORS: dict[str, OpSpec] = {s.name: s for s in _SPECS}
+# Every op/<Name> id of the registry, resolved once here: the parser and grammar read this dict, never the
+# registry, so parsing stays a dict lookup.
+OPERATORS: dict[str, OpSpec] = {spec.name: spec for spec in (registry.resolve(i) for i in registry.ids("op"))}
 
 # The 22 operators AlphaGen's RL action set uses (Sign, Skew, Kurt, Rank, CSRank, Pow are parser-only there).
 ALPHAGEN_OPERATORS: tuple[str, ...] = (

@@ -1,7 +1,6 @@
 """Deep BSDE library: equations (forward SDE, generator, terminal condition), Z-networks and the solver."""
 
 from marketlab.pricing.bsde.equations import (
-    EQUATIONS,
     AllenCahn,
     BlackScholesLinear,
     BurgersType,
@@ -12,12 +11,13 @@ from marketlab.pricing.bsde.equations import (
     PricingDiffRate,
     QuadraticGradient,
     ReactionDiffusion,
+    equation_names,
     make_equation,
 )
 from marketlab.pricing.bsde.solver import DeepBSDESolver, SolverConfig, TrainResult, relative_error, solve
 
 __all__ = [
-    "EQUATIONS", "AllenCahn", "BlackScholesLinear", "BurgersType", "DeepBSDESolver", "Equation", "HJBLQ",
+    "AllenCahn", "BlackScholesLinear", "BurgersType", "DeepBSDESolver", "Equation", "HJBLQ",
     "PathBatch", "PricingDefaultRisk", "PricingDiffRate", "QuadraticGradient", "ReactionDiffusion",
-    "SolverConfig", "TrainResult", "make_equation", "relative_error", "solve",
+    "SolverConfig", "TrainResult", "equation_names", "make_equation", "relative_error", "solve",
 ]

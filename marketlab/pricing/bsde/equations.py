@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from marketlab.core import registry
+from marketlab.core.errors import SpecError
 
 
 @dataclass
@@ -385,28 +389,39 @@ class BlackScholesLinear(_DiagonalGBM):
         return s - self.strike
 
 
-EQUATIONS: dict[str, type[Equation]] = {
-    "hjb_lq": HJBLQ,
-    "allen_cahn": AllenCahn,
-    "pricing_default_risk": PricingDefaultRisk,
-    "pricing_diff_rate": PricingDiffRate,
-    "burgers_type": BurgersType,
-    "quadratic_gradient": QuadraticGradient,
-    "reaction_diffusion": ReactionDiffusion,
-}
+def bs_call(**kwargs: Any) -> BlackScholesLinear:
+    """Black-Scholes call as a linear BSDE (``equation/bs_call``)."""
+    return BlackScholesLinear(payoff="call", **kwargs)
 
 
-def make_equation(name: str, **kwargs: object) -> Equation:
-    """Build a benchmark equation by name (``bs_call``, ``bs_forward``, ``basket_call`` map to BlackScholesLinear)."""
-    if name in EQUATIONS:
-        return EQUATIONS[name](**kwargs)  # type: ignore[arg-type]
-    if name in ("bs_call", "bs_put", "bs_forward"):
-        return BlackScholesLinear(payoff=name[3:], **kwargs)  # type: ignore[arg-type]
-    if name == "basket_call":
-        kw = {"dim": 100, "strike": 10_000.0, "sigma": 0.25, "r": 0.01}
-        kw.update(kwargs)  # type: ignore[arg-type]
-        return BlackScholesLinear(payoff="call", **kw)  # type: ignore[arg-type]
-    known = sorted([*EQUATIONS, "bs_call", "bs_put", "bs_forward", "basket_call"])
-    from marketlab.core.errors import SpecError
+def bs_put(**kwargs: Any) -> BlackScholesLinear:
+    """Black-Scholes put as a linear BSDE (``equation/bs_put``)."""
+    return BlackScholesLinear(payoff="put", **kwargs)
 
-    raise SpecError(None, "equation", f"unknown equation {name!r} (known: {', '.join(known)})")
+
+def bs_forward(**kwargs: Any) -> BlackScholesLinear:
+    """Forward contract under Black-Scholes (``equation/bs_forward``)."""
+    return BlackScholesLinear(payoff="forward", **kwargs)
+
+
+def basket_call(**kwargs: Any) -> BlackScholesLinear:
+    """Call on a 100-asset basket (strike 10,000, vol 0.25, r 0.01 unless overridden) (``equation/basket_call``)."""
+    kw: dict[str, Any] = {"dim": 100, "strike": 10_000.0, "sigma": 0.25, "r": 0.01, **kwargs}
+    return BlackScholesLinear(payoff="call", **kw)
+
+
+def equation_names() -> list[str]:
+    """Names of the registered equations (``equation/<name>`` ids), sorted."""
+    return registry.names("equation")
+
+
+def make_equation(name: str, **kwargs: Any) -> Equation:
+    """Build the equation registered as ``equation/<name>`` with constructor overrides ``kwargs``.
+
+    An unknown name is a :class:`SpecError` (key ``equation``) listing the known ids.
+    """
+    build = registry.resolve(name, kind="equation", key="equation")
+    eq = build(**kwargs)
+    if not isinstance(eq, Equation):
+        raise SpecError(None, "equation", f"equation/{name} did not build an Equation")
+    return eq
