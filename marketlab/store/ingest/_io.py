@@ -1,13 +1,16 @@
-"""Shared reading helpers for the ingest parsers: decompress by suffix, CSV with one-line errors, progress."""
+"""Shared reading helpers for the ingest parsers: decompress by suffix (whole or in line-aligned chunks),
+CSV with one-line errors, progress."""
 
 from __future__ import annotations
 
 import gzip
 import lzma
+import types
+import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, Any, TypeVar, cast
 
 import polars as pl
 
@@ -15,14 +18,115 @@ from marketlab.core.errors import DataError
 
 T = TypeVar("T")
 
+_inflate: types.ModuleType
 try:  # ISA-L inflates gzip ~2x faster than zlib (same output); zlib when isal is not installed
-    from isal import isal_zlib as _inflate
+    from isal import isal_zlib
+
+    _inflate = isal_zlib
 except ImportError:  # pragma: no cover - isal is a dependency; keep working without it
-    _inflate = zlib  # type: ignore[no-redef]
+    _inflate = zlib
+_INFLATE_ERROR: type[Exception] = getattr(_inflate, "error", zlib.error)
+
+
+def _zip_member(path: Path, zf: zipfile.ZipFile) -> str:
+    """The one file inside a Binance-style ``.zip`` (``BTCUSDT-1m-2022-01-01.csv``); more or none is an error."""
+    names = [n for n in zf.namelist() if not n.endswith("/")]
+    if len(names) != 1:
+        raise DataError(path, f"zip archive must hold exactly one data file, found {len(names)}",
+                        value=", ".join(names[:3]) or None)
+    return names[0]
+
+
+def _corrupt(path: Path, exc: BaseException) -> DataError:
+    if isinstance(exc, FileNotFoundError):
+        return DataError(path, "file not found")
+    return DataError(path, f"cannot decompress ({exc.__class__.__name__}: truncated or corrupt archive)")
+
+
+_ERRORS: tuple[type[Exception], ...] = (EOFError, OSError, lzma.LZMAError, zlib.error, zipfile.BadZipFile,
+                                        _INFLATE_ERROR)
+
+
+def open_stream(path: Path) -> IO[bytes]:
+    """A binary stream of the file's content, decompressed by suffix (``.gz``, ``.xz``, ``.zip`` with one
+    member, else plain). Errors while reading it must go through :func:`iter_chunks` to become one line."""
+    try:
+        if path.suffix == ".gz":
+            try:
+                from isal import igzip
+
+                return cast(IO[bytes], igzip.open(path, "rb"))  # type: ignore[no-untyped-call]
+            except ImportError:  # pragma: no cover - isal is a dependency
+                return cast(IO[bytes], gzip.open(path, "rb"))
+        if path.suffix == ".xz":
+            return lzma.open(path, "rb")
+        if path.suffix == ".zip":
+            zf = zipfile.ZipFile(path)
+            return zf.open(_zip_member(path, zf))
+        return open(path, "rb")
+    except _ERRORS as exc:
+        raise _corrupt(path, exc) from None
+
+
+def iter_chunks(path: Path, chunk_bytes: int = 64 << 20) -> Iterator[bytes]:
+    """The file's (decompressed) bytes in pieces of about ``chunk_bytes``, each ending at a line end (the
+    last may lack the final newline), so a CSV chunk never splits a row. A cut or corrupt archive is a
+    one-line :class:`DataError`; memory is bounded by the chunk, not the file."""
+    stream = open_stream(path)
+    carry = b""
+    try:
+        with stream:
+            while True:
+                try:
+                    block = stream.read(chunk_bytes)
+                except _ERRORS as exc:
+                    raise _corrupt(path, exc) from None
+                if not block:
+                    break
+                block = carry + block if carry else block
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:  # one line longer than a chunk: keep reading
+                    carry = block
+                    continue
+                carry = block[cut:]
+                yield block[:cut]
+    except _ERRORS as exc:  # errors raised on close (zip CRC check)
+        raise _corrupt(path, exc) from None
+    if carry:
+        yield carry
+
+
+def _read_zip(path: Path) -> bytes:
+    """The one member of a ``.zip``, inflated with ISA-L when deflated (~2x zlib; CRC and size still checked)."""
+    import struct
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(_zip_member(path, zf))
+            if info.compress_type != zipfile.ZIP_DEFLATED or info.flag_bits & 0x1:
+                return zf.read(info)
+            fp = zf.fp
+            assert fp is not None
+            fp.seek(info.header_offset)
+            head = fp.read(30)
+            if len(head) != 30 or head[:4] != b"PK\x03\x04":
+                raise zipfile.BadZipFile("bad local file header")
+            name_len, extra_len = struct.unpack("<HH", head[26:30])
+            fp.seek(info.header_offset + 30 + name_len + extra_len)
+            raw = fp.read(info.compress_size)
+        d = _inflate.decompressobj(-15)
+        out = d.decompress(raw) + d.flush()
+        if len(out) != info.file_size or _inflate.crc32(out) & 0xFFFFFFFF != info.CRC:
+            raise zipfile.BadZipFile("size or CRC mismatch")
+        return bytes(out)
+    except _ERRORS as exc:
+        raise _corrupt(path, exc) from None
 
 
 def read_bytes(path: Path) -> bytes:
-    """File bytes, gunzipped/unxz'd by suffix; a truncated archive is a one-line :class:`DataError`."""
+    """File bytes, gunzipped/unxz'd/unzipped by suffix; a truncated archive is a one-line :class:`DataError`."""
+    if path.suffix == ".zip":
+        return _read_zip(path)
     try:
         if path.suffix == ".gz":
             raw = path.read_bytes()
@@ -31,22 +135,20 @@ def read_bytes(path: Path) -> bytes:
             d = _inflate.decompressobj(31)
             try:
                 out = d.decompress(raw)
-            except _inflate.error:
-                out, d = b"", None
-            if d is not None and d.eof and not d.unused_data:
-                return out
+            except _INFLATE_ERROR:
+                return gzip.decompress(raw)
+            if d.eof and not d.unused_data:
+                return bytes(out)
             return gzip.decompress(raw)
         if path.suffix == ".xz":
             with lzma.open(path, "rb") as fh:
                 return fh.read()
         return path.read_bytes()
-    except (EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise DataError(path, "file not found") from None
-        raise DataError(path, f"cannot decompress ({exc.__class__.__name__}: truncated or corrupt archive)") from None
+    except _ERRORS as exc:
+        raise _corrupt(path, exc) from None
 
 
-def read_csv(path: Path, *, has_header: bool = True, separator: str = ",", **kw) -> pl.DataFrame:
+def read_csv(path: Path, *, has_header: bool = True, separator: str = ",", **kw: Any) -> pl.DataFrame:
     """All-string CSV read (types are checked by the caller, so errors can name field and row)."""
     data = read_bytes(path)
     if not data.strip():
