@@ -13,6 +13,7 @@ BUILTIN_IDS: dict[str, str] = {
     "env/LOBExecution-v0": "marketlab.envs.lob_execution:LOBExecutionEnv",
     "env/MarketMaking-v0": "marketlab.envs.market_making:MarketMakingEnv",
     "env/BatchedTrading-v0": "marketlab.envs.batched:BatchedTradingEnv",
+    "env/MacroHFT-v0": "marketlab.envs.macrohft_env:MinuteTradingEnv",
     # LOB trend predictors
     "predictor/tlob-v1": "marketlab.models.tlob:TLOB",
     "predictor/mlplob-v1": "marketlab.models.mlplob:MLPLOB",
