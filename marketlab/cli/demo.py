@@ -11,13 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The demo's simulated day ships with the package (``specs/simulators/abm_default.toml`` links to it),
+#: so an installed marketlab needs no checkout.
+DEMO_SIM_SPEC = "specs/abm_default.toml"
 
 
 def _steps(store: Any, seed: int, out_dir: Path) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
@@ -30,9 +32,12 @@ def _steps(store: Any, seed: int, out_dir: Path) -> list[tuple[str, Callable[[],
         return {r.dataset: r.rows for r in reports}
 
     def simulate() -> dict[str, Any]:
+        from importlib.resources import as_file, files
+
         from marketlab.simulators.abm import simulate_day
 
-        s = simulate_day(REPO_ROOT / "specs" / "simulators" / "abm_default.toml", store, seed, progress=True)
+        with as_file(files("marketlab.cli").joinpath(DEMO_SIM_SPEC)) as spec:
+            s = simulate_day(spec, store, seed, progress=True)
         return {k: s[k] for k in ("events", "book_rows", "events_per_s") if k in s}
 
     def stylized() -> dict[str, Any]:
@@ -61,8 +66,8 @@ def _steps(store: Any, seed: int, out_dir: Path) -> list[tuple[str, Callable[[],
 
 @command
 def demo(
-    seed: int = typer.Option(0, help="Master seed for every generated dataset."),
-    out: Path = typer.Option(Path("reports"), "--out", help="Folder for reports and plots."),
+    seed: Annotated[int, typer.Option(help="Master seed for every generated dataset.")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="Folder for reports and plots.")] = Path("reports"),
     store: StoreOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -108,4 +113,5 @@ def _short(v: Any) -> str:
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``demo`` to the marketlab CLI."""
     app.command("demo")(demo)

@@ -2,8 +2,11 @@
 
 A checkpoint directory holds ``model.safetensors`` (weights; the EMA weights when EMA is on),
 ``config.json`` (model name + config + training metadata) and, for resumable training states,
-``state.safetensors`` (raw weights, EMA shadow, optimizer moments, torch RNG) + ``state.json``
-(epoch, batch, best score, learning rate, counters).
+``state.safetensors`` (raw weights, EMA shadow, optimizer moments, torch RNG, and in its header the
+epoch, batch, best score, learning rate, counters and the config the run was started with) +
+``state.json`` (a readable copy of that header; resume reads the header, so one atomic rename commits a
+whole state). Every file is written to a temporary name and renamed into place; a truncated or corrupt
+safetensors file is a one-line :class:`DataError`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from marketlab.core.errors import DataError
@@ -33,13 +37,28 @@ def _atomic_write_bytes(path: Path, write: Any) -> None:
             os.unlink(tmp)
 
 
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Atomically write ``tensors`` (made contiguous, on CPU) to ``path`` in safetensors format."""
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Atomically write ``tensors`` (made contiguous, on CPU) and string ``metadata`` to ``path`` (safetensors)."""
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    _atomic_write_bytes(path, lambda tmp: save_file(flat, tmp))
+    _atomic_write_bytes(path, lambda tmp: save_file(flat, tmp, metadata=metadata))
+
+
+def load_tensors(path: Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors, header metadata)`` of a safetensors file; missing, truncated or corrupt -> :class:`DataError`."""
+    if not path.is_file():
+        raise DataError(path, "checkpoint file not found")
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+    except SafetensorError as exc:
+        raise DataError(path, f"not a readable safetensors file, truncated or corrupt ({exc})") from None
+    return tensors, meta
 
 
 def save_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically write ``data`` as indented JSON (non-JSON values as ``str``)."""
+
     def w(tmp: str) -> None:
         with open(tmp, "w") as fh:
             json.dump(data, fh, indent=2, sort_keys=True, default=str)
@@ -47,12 +66,16 @@ def save_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def load_json(path: Path) -> dict[str, Any]:
+    """Read a JSON checkpoint file; missing or invalid -> :class:`DataError` naming it."""
     if not path.is_file():
         raise DataError(path, "checkpoint file not found")
     try:
-        return json.loads(path.read_text())
+        data: dict[str, Any] = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise DataError(path, f"invalid JSON ({exc.msg})", row=exc.lineno) from None
+    if not isinstance(data, dict):
+        raise DataError(path, "expected a JSON object")
+    return data
 
 
 def save_model(directory: str | Path, model: nn.Module, name: str, extra: dict[str, Any] | None = None) -> Path:
@@ -75,9 +98,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tup
         raise DataError(d / "config.json", "missing 'model' or 'config'", field="model")
     model = build_model(meta["model"], meta["config"], path=d / "config.json")
     wpath = d / "model.safetensors"
-    if not wpath.is_file():
-        raise DataError(wpath, "checkpoint weights not found")
-    state = load_file(str(wpath), device=str(device))
+    state, _ = load_tensors(wpath, device)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise DataError(wpath, f"weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")

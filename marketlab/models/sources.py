@@ -1,7 +1,7 @@
 """Where predictor data comes from (FI-2010 folder or a store dataset) and where predictions go (store
 signals). Used by the CLI and by scripts; everything returns :class:`WindowSet` dicts.
 
-``data`` may be ``"fi2010"`` (resolved to ``$MARKETLAB_FI2010`` or ``<shared data>/fi2010_noauction_zscore``),
+``data`` may be ``"fi2010"`` (resolved to ``$MARKETLAB_DATA/fi2010_noauction_zscore``; see :func:`data_root`),
 a folder holding the FI-2010 ``.txt.xz`` files, or the name of a store dataset with ``events`` and
 ``book`` tables: LOBSTER-style messages get TLOB's preprocessing; level-change feeds without order ids
 (Binance) use the book-only path (TLOB's BTC setup). Both use TLOB labels.
@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import polars as pl
 
+from marketlab.core.config import PositiveFloat, PositiveInt, Range, Spec
 from marketlab.core.errors import DataError, MarketlabError
 from marketlab.models.datasets import (
     WindowSet,
@@ -28,21 +29,30 @@ from marketlab.models.datasets import (
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Spec):
     """``[data]`` table of a training config. ``num_features`` None = the model's natural width
     (FI-2010: 40 LOB features; LOBSTER: 46 for TLOB/MLPLOB, 40 otherwise)."""
 
-    seq_size: int | None = None
-    num_features: int | None = None
-    val_fraction: float = 0.2
-    sampling_q: float = 500.0
-    levels: int = 10
+    seq_size: PositiveInt | None = None
+    num_features: PositiveInt | None = None
+    val_fraction: Annotated[float, Range(0.0, 1.0, lo_open=True, hi_open=True)] = 0.2
+    sampling_q: PositiveFloat = 500.0
+    levels: PositiveInt = 10
     mode: Literal["auto", "lobster", "book"] = "auto"
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("MARKETLAB_SHARED_DATA")
-    return Path(env) if env else Path.cwd().parent / "shared" / "data"
+DATA_ENV = "MARKETLAB_DATA"
+
+
+def data_root() -> Path:
+    """The folder of raw datasets named by ``$MARKETLAB_DATA`` (never guessed from the checkout or cwd).
+
+    Unset is a :class:`DataError` telling the user to set it or pass an explicit path.
+    """
+    env = os.environ.get(DATA_ENV)
+    if not env:
+        raise DataError(None, f"no data root: set {DATA_ENV} to the folder of raw datasets or pass an explicit path")
+    return Path(env)
 
 
 def _has_fi2010(p: Path) -> bool:
@@ -58,9 +68,9 @@ def _has_fi2010(p: Path) -> bool:
 def resolve_fi2010(data: str) -> Path | None:
     """The FI-2010 folder named by ``data``, or None when ``data`` is not an FI-2010 source."""
     if data == "fi2010":
-        p = Path(os.environ.get("MARKETLAB_FI2010", _shared_data() / "fi2010_noauction_zscore"))
+        p = data_root() / "fi2010_noauction_zscore"
         if not _has_fi2010(p):
-            raise DataError(p, "FI-2010 files not found (set MARKETLAB_FI2010 or MARKETLAB_SHARED_DATA)")
+            raise DataError(p, f"FI-2010 files not found (check {DATA_ENV} or pass the FI-2010 folder)")
         return p
     p = Path(data)
     return p if p.is_dir() and _has_fi2010(p) else None

@@ -1,9 +1,12 @@
 """One trainer for every LOB predictor: Adam, early stopping, LR halving on plateau, EMA weights,
 resumable safetensors checkpoints, seeded CPU determinism, a tqdm progress bar, autocast/compile on GPU.
 
-Resume protocol. ``<out>/state.safetensors`` + ``state.json`` are written every ``checkpoint_every``
-batches and at the end of every epoch. They hold the raw and EMA weights, Adam's moments, the torch RNG,
-the epoch and the next batch index. The order of windows in epoch ``e`` is a pure function of
+Resume protocol. ``<out>/state.safetensors`` is written atomically every ``checkpoint_every`` batches and
+at the end of every epoch. It holds the raw and EMA weights, Adam's moments, the torch RNG and, in its
+header, the epoch, the next batch index and what the run was started with (model, model config, training
+settings, data spec; ``state.json`` is a readable copy). A resume with another model, config, data
+(``--symbol``) or training setting is refused naming the key; ``epochs`` larger than a finished run's
+extends it (the same schedule continues), smaller is refused. The order of windows in epoch ``e`` is a pure function of
 ``(seed, e)``, so a run that is interrupted (killed, or an exception from a callback) and restarted with
 ``resume=True`` replays exactly the batches it had not checkpointed and ends with the same weights as an
 uninterrupted run (tested bit-for-bit on CPU).
@@ -15,28 +18,37 @@ The best model (lowest validation loss, EMA weights when EMA is on) is written t
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from marketlab.core.config import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    Spec,
+)
 from marketlab.core.device import get_device, seed_everything
-from marketlab.models.checkpoint import load_json, save_json, save_model, save_tensors
+from marketlab.core.errors import SpecError
+from marketlab.models.checkpoint import load_json, load_tensors, save_json, save_model, save_tensors
 from marketlab.models.datasets import WindowSet
 from marketlab.models.metrics import classification_report
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Spec):
     """Training settings (``[train]`` table of a TOML config).
 
     ``patience``: epochs without a lower validation loss before stopping; ``lr_patience``: epochs
@@ -46,28 +58,42 @@ class TrainConfig:
     supported); ``compile``: ``torch.compile`` the model ("auto" = on CUDA only).
     """
 
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    patience: int = 3
-    lr_patience: int = 0
-    lr_factor: float = 0.5
-    min_lr: float = 1e-6
-    ema_decay: float = 0.999
-    seed: int = 0
-    max_train_windows: int | None = None
-    max_val_windows: int | None = None
-    checkpoint_every: int = 0
-    grad_clip: float | None = None
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 1e-4
+    weight_decay: NonNegativeFloat = 0.0
+    patience: PositiveInt = 3
+    lr_patience: NonNegativeInt = 0
+    lr_factor: Annotated[float, Range(0.0, 1.0, lo_open=True)] = 0.5
+    min_lr: NonNegativeFloat = 1e-6
+    ema_decay: Annotated[float, Range(0.0, 1.0, hi_open=True)] = 0.999
+    seed: NonNegativeInt = 0
+    max_train_windows: PositiveInt | None = None
+    max_val_windows: PositiveInt | None = None
+    checkpoint_every: NonNegativeInt = 0
+    grad_clip: PositiveFloat | None = None
     device: str = "auto"
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     compile: Literal["auto", "on", "off"] = "off"
     progress: bool = True
-    eval_batch_size: int = 512
+    eval_batch_size: PositiveInt = 512
 
 
 BatchCallback = Callable[["Trainer", int, int, float], None]
+
+#: Training settings a resumed run may change: they do not change what is trained (``epochs`` is reconciled
+#: on its own: a finished run extends to more epochs, and never silently shrinks).
+RESUME_FREE_KEYS = frozenset({"epochs", "progress", "device", "amp", "compile", "eval_batch_size", "checkpoint_every"})
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
 
 
 def _amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -136,6 +162,7 @@ class Trainer:
             self.ema.requires_grad_(False)
         self.optim = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.callbacks = list(callbacks)
+        self.resumed_from_epoch: int | None = None  # epochs already trained when fit() resumed a run folder
         self.state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "best_val_loss": math.inf,
                                       "best_epoch": -1, "bad_epochs": 0, "lr_bad_epochs": 0,
                                       "lr": cfg.lr, "history": [], "stopped_early": False, "done": False,
@@ -149,7 +176,7 @@ class Trainer:
         step = self.state["step"]
         d = min(self.cfg.ema_decay, (1 + step) / (10 + step))  # warm-up so early EMA is not all init
         if not hasattr(self, "_ema_pairs"):  # state_dict tensors share storage with the modules
-            self._ema_pairs = list(zip(self.ema.state_dict().values(), self.model.state_dict().values()))
+            self._ema_pairs = list(zip(self.ema.state_dict().values(), self.model.state_dict().values(), strict=True))
         for e, p in self._ema_pairs:
             if e.dtype.is_floating_point:
                 e.lerp_(p, 1.0 - d)
@@ -162,6 +189,13 @@ class Trainer:
         return self.ema if self.ema is not None else self.model
 
     # -- checkpoints -------------------------------------------------------------------------------
+    def _run_record(self) -> dict[str, Any]:
+        """What the run folder was started with, as JSON round-trips it (tuples -> lists)."""
+        rec = {"model": self.name, "config": self.model.config_dict(),  # type: ignore[operator]
+               "train": asdict(self.cfg), "meta": self.meta}
+        plain: dict[str, Any] = json.loads(json.dumps(rec, default=str))
+        return plain
+
     def _save_state(self) -> None:
         t: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         if self.ema is not None:
@@ -170,16 +204,35 @@ class Trainer:
             for k, v in st.items():
                 t[f"optim.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
         t["rng.torch"] = torch.get_rng_state()
-        save_tensors(self.out / "state.safetensors", t)
-        save_json(self.out / "state.json", {**self.state, "model": self.name,
-                                            "config": self.model.config_dict(),  # type: ignore[operator]
-                                            "train": asdict(self.cfg)})
+        record = {**self.state, **self._run_record()}
+        # the counters travel in the safetensors header: one atomic rename commits weights and counters together
+        save_tensors(self.out / "state.safetensors", t, metadata={"state": json.dumps(record, default=str)})
+        save_json(self.out / "state.json", record)  # readable copy; never read back
+
+    def _check_same_run(self, saved: dict[str, Any], path: Path) -> None:
+        """Refuse to resume a run folder started with another model, model config, data or training setting."""
+        now = self._run_record()
+        flat_saved, flat_now = _flatten(saved), _flatten(now)
+        # inputs before what is derived from them (the label threshold alpha follows the data), so the error
+        # names what the user changed
+        for key in sorted(set(flat_saved) | set(flat_now), key=lambda k: (k.endswith(".alpha"), k)):
+            if key.startswith("meta.") and "meta" not in saved:
+                continue  # a run folder written before the data spec was recorded
+            if key.removeprefix("train.") in RESUME_FREE_KEYS and key.startswith("train."):
+                continue
+            old, new = flat_saved.get(key, "<unset>"), flat_now.get(key, "<unset>")
+            if old != new:
+                shown = key.removeprefix("meta.").replace("config.", "model.", 1)
+                raise SpecError(path, shown, f"the run folder was trained with {old!r}, now {new!r}; "
+                                             "use --fresh or another --out")
 
     def _load_state(self) -> bool:
-        if not (self.out / "state.json").is_file():
+        path = self.out / "state.safetensors"
+        if not path.is_file():
             return False
-        meta = load_json(self.out / "state.json")
-        t = load_file(str(self.out / "state.safetensors"))
+        t, header = load_tensors(path)
+        meta = json.loads(header["state"]) if "state" in header else load_json(self.out / "state.json")
+        self._check_same_run({k: meta[k] for k in ("model", "config", "train", "meta") if k in meta}, path)
         self.model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
         if self.ema is not None:
             self.ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
@@ -194,7 +247,22 @@ class Trainer:
         torch.set_rng_state(t["rng.torch"])
         self.state = {k: meta[k] for k in self.state}
         self._set_lr(self.state["lr"])
+        self._set_epochs(path)
         return True
+
+    def _set_epochs(self, path: Path) -> None:
+        """Reconcile a resumed state with ``cfg.epochs``: extend a finished run, refuse to shrink or revive one."""
+        st, want = self.state, self.cfg.epochs
+        if want < st["epoch"]:
+            raise SpecError(path, "train.epochs", f"the run folder already trained {st['epoch']} epochs, more than "
+                                                  f"the {want} asked; use --fresh or another --out")
+        if st["done"] and want > st["epoch"]:
+            if st["stopped_early"]:
+                raise SpecError(path, "train.epochs", f"the run stopped early at epoch {st['epoch']} (patience "
+                                                      f"{self.cfg.patience}); more epochs would not train; use --fresh "
+                                                      "or another --out")
+            st["done"] = False  # extend deliberately: epochs e+1..want continue the same schedule
+        self.resumed_from_epoch = st["epoch"]
 
     def _set_lr(self, lr: float) -> None:
         for g in self.optim.param_groups:
@@ -313,6 +381,7 @@ def train_predictor(name: str, sets: dict[str, WindowSet], out_dir: str | Path, 
         "train_windows": min(len(sets["train"]), cfg.max_train_windows or len(sets["train"])),
         "train_seconds": state["train_seconds"], "train_windows_per_s": state["train_windows_per_s"],
         "checkpoint": str(Path(out_dir) / "best"), "device": str(device),
+        "resumed_from_epoch": trainer.resumed_from_epoch,
     }
     if "test" in sets:
         t0 = time.perf_counter()

@@ -51,7 +51,7 @@ def test_day10_windows_and_labels(fi_dir) -> None:
 
 
 def test_cli_train_predict_writes_signals(fi_dir, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("MARKETLAB_FI2010", str(fi_dir))
+    monkeypatch.setenv("MARKETLAB_DATA", str(fi_dir.parent))
     cfg = tmp_path / "c.toml"
     cfg.write_text("[train]\nepochs = 1\nlr = 0.001\nmax_train_windows = 3000\nmax_val_windows = 2000\n"
                    "progress = false\n[data]\nseq_size = 10\n")
