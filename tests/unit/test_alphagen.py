@@ -107,10 +107,16 @@ def test_gp_and_hand_baselines(panel, tmp_path):
     for a in g["pool"]["alphas"]:
         e = parse(a["formula"])
         assert e.size <= 9 and e.lookback <= 40
-    for kind in ("linear", "gbdt"):
+    # The synthetic panel is a random walk: no factor predicts the 5-day return. Out of sample every IC is noise
+    # (a 40-day mean of 30-stock daily ICs, days overlapping by the 5-day target: sd about 0.06), so |IC| < 0.2.
+    # In sample the models fit noise: least squares on k = 26 factors over n ~ 3,300 stock-days reaches an
+    # R^2 ~ k/n, a correlation ~ sqrt(k/n) ~ 0.09; boosted trees (200 rounds) memorise far more.
+    for kind, lo, hi in (("linear", 0.05, 0.2), ("gbdt", 0.4, 0.9)):
         h = mine(_spec(tmp_path, "hand", hand_model=kind), panel=panel, progress=False)
-        assert np.isfinite(h["metrics"]["train"]["ic"])
-    assert h["metrics"]["train"]["ic"] > h["metrics"]["test"]["ic"] - 0.5  # sane magnitudes
+        met = h["metrics"]
+        assert lo < met["train"]["ic"] < hi, (kind, met["train"])
+        assert abs(met["valid"]["ic"]) < 0.2 and abs(met["test"]["ic"]) < 0.2, (kind, met)
+        assert met["train"]["days"] > 100 and met["test"]["days"] > 40
 
 
 def test_mine_writes_signals_to_store(tmp_store, tmp_path):

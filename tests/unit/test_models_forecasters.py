@@ -48,13 +48,20 @@ def test_walk_forward_uses_only_revealed_weeks(name: str) -> None:
 
 
 def test_naive_metrics_known_answer() -> None:
-    fr = _frame()
-    r = walk_forward("naive", fr, test_start="2020-05-01")
-    # persistence forecast: every day of week w predicted by the open before the week starts
-    err = r["predictions"] - r["actual"]
-    assert r["rmse"] == pytest.approx(np.sqrt((err**2).mean()))
-    assert r["rmse_over_mean"] == pytest.approx(r["rmse"] / r["actual"].mean())
-    assert (r["predictions"] == r["predictions"][:, :1]).all()
+    # Opens 100, 101, ..., 141 on 42 days. Weeks are blocks of 5 counted back from the last day: starts
+    # 2, 7, ..., 37; test weeks start at/after day 22 -> 22, 27, 32, 37. The persistence forecast of every day of
+    # week s is open[s-1] = 99 + s, the actual opens are 100 + s .. 104 + s: errors -1..-5 in every week, so
+    # RMSE = sqrt((1+4+9+16+25)/5) = sqrt(11), per day [1, 2, 3, 4, 5], mean actual open = mean(122..141) = 131.5.
+    n = 42
+    dates = pl.date_range(pl.date(2021, 1, 1), pl.date(2021, 3, 31), "1d", eager=True)[:n]
+    fr = pl.DataFrame({"date": dates, "open": 100.0 + np.arange(n), "close": 100.5 + np.arange(n)})
+    r = walk_forward("naive", fr, test_start=str(dates[22]))
+    assert r["test_weeks"] == 4
+    assert r["first_test_day"] == str(dates[22]) and r["last_test_day"] == str(dates[41])
+    assert r["rmse"] == pytest.approx(np.sqrt(11.0), rel=1e-12)
+    assert r["rmse_per_day"] == pytest.approx([1.0, 2.0, 3.0, 4.0, 5.0], rel=1e-12)
+    assert r["rmse_over_mean"] == pytest.approx(np.sqrt(11.0) / 131.5, rel=1e-12)
+    np.testing.assert_array_equal(r["predictions"][:, 0], [121.0, 126.0, 131.0, 136.0])
 
 
 def test_read_daily_csv_errors(tmp_path) -> None:
