@@ -36,7 +36,7 @@ DATA = Path(os.environ.get("MARKETLAB_SHARED_DATA", ROOT.parent / "shared" / "da
 from marketlab.lob import OrderBook  # noqa: E402
 from marketlab.lob import kernels as K  # noqa: E402
 from marketlab.lob.pybook import PyOrderBook  # noqa: E402
-from marketlab.lob.replay import messages_to_commands, seed_commands  # noqa: E402
+from marketlab.lob.commands import events_to_commands, seed_commands  # noqa: E402
 
 
 CPU: dict[str, float] = {}  # smallest process CPU time of the last best_of call (see best_of)
@@ -209,7 +209,7 @@ def lobster_section(quick: bool) -> dict:
     row0 = day.book[0].copy()
     row0[0::2] //= day.grid
     seed = seed_commands(row0, int(m[0, 0]))
-    cmds = messages_to_commands(m[1:])
+    cmds = events_to_commands(m[1:])
     n = cmds.shape[0]
     engine_batch(cmds[:1000], seed, True)  # JIT / cache load outside the timing
     t_eng, res = best_of(lambda: engine_batch(cmds, seed, True))

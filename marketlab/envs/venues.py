@@ -41,36 +41,6 @@ class AgentFill:
     maker: bool
 
 
-def events_to_commands(events: np.ndarray) -> np.ndarray:
-    """Recorded events (structured with ts, type, order_id, side, price, size) -> engine commands int64[n, 7]."""
-    from marketlab.lob import kernels as K
-
-    n = events.shape[0]
-    cmd = np.zeros((n, 7), dtype=np.int64)
-    cmd[:, 0] = events["ts"]
-    typ = events["type"].astype(np.int64)
-    cmd[:, 1] = K.K_NOOP
-    cmd[:, 3] = events["side"]
-    cmd[:, 4] = events["price"]
-    cmd[:, 5] = events["size"]
-    cmd[:, 2] = events["order_id"]
-    add = typ == 1
-    cmd[add, 1] = K.K_LIMIT
-    cmd[add, 6] = K.TIF_GTC
-    part = typ == 2
-    cmd[part, 1] = K.K_CANCEL
-    full = typ == 3
-    cmd[full, 1] = K.K_CANCEL
-    cmd[full, 5] = 0
-    exe = typ == 4
-    cmd[exe, 1] = K.K_LIMIT
-    cmd[exe, 6] = K.TIF_IOC
-    cmd[exe, 3] = -events["side"][exe]  # the aggressor is on the other side of the maker
-    cmd[exe, 2] = TAKER_ID_BASE + np.nonzero(exe)[0]
-    cmd[(cmd[:, 1] == K.K_NOOP), 4] = 1
-    return cmd
-
-
 def events_from_frame(frame: Any, source: str = "events") -> np.ndarray:
     """A polars events frame (EVENTS_SCHEMA) of one symbol -> structured array sorted by (ts, seq)."""
     import polars as pl
@@ -96,7 +66,9 @@ class ReplayVenue:
 
     def __init__(self, events: np.ndarray, step_events: int) -> None:
         self.events = events
-        self.commands = events_to_commands(events)
+        from marketlab.lob import events_to_commands
+
+        self.commands = events_to_commands(events, mode="match", taker_id_base=TAKER_ID_BASE)
         self.step_events = int(step_events)
         self.n_events = events.shape[0]
         self.book: Any = None

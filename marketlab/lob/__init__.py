@@ -1,6 +1,8 @@
 """Limit-order-book engine (numba kernels ``*_nb`` in :mod:`.kernels`, Python boundary in :mod:`.engine`)
-and book reconstruction from recorded data (:mod:`.lobster`, :mod:`.l2`)."""
+and book reconstruction from recorded data (:mod:`.lobster`, :mod:`.l2`); recorded events become engine
+commands through one converter, :func:`events_to_commands` (:mod:`.commands`)."""
 
+from marketlab.lob.commands import events_to_commands, seed_commands
 from marketlab.lob.engine import (
     COMMAND_DTYPE,
     ENGINE_EVENT_DTYPE,
@@ -26,5 +28,7 @@ __all__ = [
     "OrderBook",
     "OrderInfo",
     "as_command_array",
+    "events_to_commands",
     "make_commands",
+    "seed_commands",
 ]

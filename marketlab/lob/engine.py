@@ -175,6 +175,10 @@ class OrderBook:
         # thousand live orders fit a 128 KiB table in L2.
         self._sc = np.zeros(K.N_SCALARS, dtype=np.int64)
         self._sc[K.S_FREE] = 0
+        # Read-only view of the kernel scalars: the fast path for code that polls the book after every
+        # message (a simulator's exchange): one array read instead of a property call.
+        self.scalars = self._sc.view()
+        self.scalars.flags.writeable = False
         self._alloc_hash(_pow2(2 * min(cap, 1 << 12)))
         self._sc[K.S_LASTTS] = np.iinfo(np.int64).min
         self._sc[K.S_TOLERANT] = 1 if tolerant else 0
@@ -408,6 +412,36 @@ class OrderBook:
             events=self._events[e0:e1].copy().view(ENGINE_EVENT_DTYPE).reshape(-1),
         )
 
+    # ------------------------------------------------------------ replay fast paths
+    def reserve(self, orders: int, events: int = 0) -> None:
+        """Size order slots and the id map for ``orders`` live orders and the event buffer for ``events``
+        rows up front, so a long replay kernel never has to stop and grow them."""
+        while self._orders.shape[0] < orders:
+            self._grow_slots()
+        if self._hkeys.shape[0] < 2 * orders + 64:
+            self._alloc_hash(_pow2(2 * orders + 64))
+            K.rehash_nb(self._orders, self._hkeys, self._hvals, self._sc)
+        if events > self._events.shape[0]:
+            self._resize_out("_events", int(events))
+
+    def verify_lobster_rows(self, msgs: np.ndarray, book: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Run the LOBSTER verification kernel (:func:`marketlab.lob.kernels.lobster_verify_nb`, rules in
+        :mod:`marketlab.lob.lobster`) on this book, already seeded with ``book[0]`` and sized with
+        :meth:`reserve` and a ``price_band`` covering every price.
+
+        ``msgs int64[n, 6]``, ``book int64[n, 4L]`` (ticks). Returns ``(pre, post, flags, filled, dropped)``,
+        each ``int64[n]``: match bits before/after rule 4, ``F_*`` flags, and per row the levels rule 4 set
+        from the row and the levels it removed because the row does not list them.
+        """
+        n, L = msgs.shape[0], book.shape[1] // 4
+        snap = np.zeros(4 * L, dtype=np.int64)
+        pre, post, flags, filled, dropped = (np.zeros(n, dtype=np.int64) for _ in range(5))
+        K.lobster_verify_nb(self._orders, self._levels, self._bm, self._hkeys, self._hvals, self._sc, self._events,
+                            msgs, book, L, snap, pre, post, flags, filled, dropped)
+        self._sc[K.S_NEVT] = 0
+        self._event_mark = 0
+        return pre, post, flags, filled, dropped
+
     # ------------------------------------------------------------ outputs
     def last_fills(self) -> np.ndarray:
         """Fills (``FILL_DTYPE``) produced by the last call (a copy)."""
@@ -462,6 +496,12 @@ class OrderBook:
         return (b if b > 0 else None, a if a > 0 else None)
 
     @property
+    def fill_mark(self) -> int:
+        """Fill count (``scalars[kernels.S_NFILL]``) before the last call: the last call traded iff
+        ``scalars[S_NFILL] != fill_mark``."""
+        return self._fill_mark
+
+    @property
     def n_last_fills(self) -> int:
         """Number of fills the last call produced (what :meth:`last_fills` would return, without the copy)."""
         return int(self._sc[K.S_NFILL]) - self._fill_mark
@@ -473,6 +513,7 @@ class OrderBook:
 
     @property
     def last_ts(self) -> int:
+        """Timestamp (ns) of the last accepted command."""
         return int(self._sc[K.S_LASTTS])
 
     def level_size(self, side: int, price: int) -> int:

@@ -1,4 +1,23 @@
-"""Row-by-row reconstruction of a LOBSTER book with the L3 engine, and its verification.
+"""Replay of recorded L3 messages (LOBSTER codes) through the engine, and row-by-row verification of a
+LOBSTER book. One replay machinery: messages become engine commands through
+:func:`marketlab.lob.commands.events_to_commands`, a mid-day start is seeded with
+:func:`marketlab.lob.commands.seed_commands`, and the kernels live in :mod:`marketlab.lob.kernels`.
+
+Generic replay (:func:`replay_messages`)
+----------------------------------------
+Type 1 becomes an ``apply_add`` (rests without matching: recorded data lists executions itself), types
+2/3/4 an ``apply_reduce`` (partial cancel / delete / execution), types 5-7 a no-op that still yields a
+snapshot.
+
+* ``strict=True`` (data that starts from an empty book): the first bad message raises a one-line
+  :class:`DataError` naming the source, the 1-based row, the field and the value — a non-positive size or
+  price, an unknown order id, a duplicate id, an add that crosses the book, a reduction larger than the
+  order, a timestamp earlier than the previous one. The book is left as it was before that message.
+* ``strict=False`` (data that starts mid-day, like LOBSTER): seed ``initial_book`` (one book row,
+  ``int64[4L]``) as synthetic liquidity; reductions of ids that predate the file are taken from it.
+
+Verification against the orderbook file (:func:`verify_lobster`)
+----------------------------------------------------------------
 
 Input arrays come from :func:`marketlab.store.ingest.lobster.read_lobster` (the CLI glues the two; this
 module sits below the store and takes plain arrays): ``msgs int64[n, 6]`` (ts, type, order_id, size,
@@ -35,26 +54,28 @@ Rules (exactly what the replay does)
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numba import njit
 
+from marketlab.core.errors import DataError
 from marketlab.lob import kernels as K
-from marketlab.lob.engine import OrderBook
-
-# per-row flags
-F_UNKNOWN_SEEDED = 1  # reduce of an id never added (or short), served by pre-existing (synthetic) liquidity
-F_UNKNOWN_SHORT = 2  # ... part of it taken from other orders at the level (identities changed out of view)
-F_UNKNOWN_NOLIQ = 4  # ... and the whole level held less than the message's size
-F_ATTR = 8  # message side/price differ from the live order's
-F_OVERSIZE = 16  # reduce larger than the order's remaining size (clamped)
-F_DUP = 32  # add of an id that is live
-F_CROSS = 64  # add that would cross the opposite best (applied anyway)
-F_ENTERED_VIEW = 128  # a deeper level entered the window and was set from the row (rule 4)
-F_RESYNC = 256  # post mismatch: window re-synchronised from the row (rule 5)
-F_BOOK_DELETE_SIZE = 512  # type 3 whose size differs from the order's remaining size
+from marketlab.lob.commands import events_to_commands, seed_commands
+from marketlab.lob.engine import BatchResult, OrderBook
+from marketlab.lob.kernels import (
+    F_ATTR,
+    F_BOOK_DELETE_SIZE,
+    F_CROSS,
+    F_DUP,
+    F_ENTERED_VIEW,
+    F_OVERSIZE,
+    F_RESYNC,
+    F_UNKNOWN_NOLIQ,
+    F_UNKNOWN_SEEDED,
+    F_UNKNOWN_SHORT,
+)
 
 FLAG_NAMES = {
     F_UNKNOWN_SEEDED: "id_never_added_served_by_pre_existing_liquidity",
@@ -69,202 +90,64 @@ FLAG_NAMES = {
     F_BOOK_DELETE_SIZE: "delete_size_differs_from_remaining",
 }
 
-
-@njit(cache=True, _nrt=False, boundscheck=False)
-def _compare_nb(snap, row, L):
-    """Bit k set when level k+1 (ask px/sz and bid px/sz) matches."""
-    bits = 0
-    for k in range(L):
-        j = 4 * k
-        if snap[j] == row[j] and snap[j + 1] == row[j + 1] and snap[j + 2] == row[j + 2] and snap[j + 3] == row[j + 3]:
-            bits |= 1 << k
-    return bits
-
-
-@njit(cache=True, _nrt=False, boundscheck=False)
-def _in_row(row, L, s, price):
-    """Size of ``price`` on side s (0 bid, 1 ask) in a book row, or -1 when absent."""
-    off = 0 if s == 1 else 2
-    for k in range(L):
-        if row[4 * k + off] == price:
-            return row[4 * k + off + 1]
-    return -1
+# ---------------------------------------------------------------- generic replay
+FIELD_OF = {
+    K.R_SIZE: "size", K.R_PRICE: "price", K.R_DUP_ID: "order_id", K.R_UNKNOWN_ID: "order_id",
+    K.R_TS: "time", K.R_SIDE: "direction", K.R_CROSS: "price", K.R_OVERSIZE: "size",
+    K.R_ATTR: "price", K.R_ID: "order_id", K.R_BAND: "price", K.R_KIND: "type",
+}
+PROBLEM = {
+    K.R_SIZE: "non-positive size", K.R_PRICE: "non-positive price", K.R_DUP_ID: "order id already in the book",
+    K.R_UNKNOWN_ID: "unknown order id (cancel/execution of an order never added)",
+    K.R_TS: "timestamp earlier than the previous message", K.R_SIDE: "direction must be 1 or -1",
+    K.R_CROSS: "new order would cross the book", K.R_OVERSIZE: "size larger than the order's remaining size",
+    K.R_ATTR: "side/price differ from the order's", K.R_ID: "non-positive order id",
+    K.R_BAND: "price outside the representable band", K.R_KIND: "unknown message type",
+}
+_MSG_COLUMN = {"size": 3, "price": 4, "order_id": 2, "time": 0, "direction": 5, "type": 1}
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
-def _sync_range(orders, levels, bm, hkeys, hvals, sc, events, ts, row, L, s, lo, hi):
-    """Make side s equal to ``row`` for every price in [lo, hi] (ticks, inclusive). Returns True when
-    something changed."""
-    side = 1 if s == 0 else -1
-    base = sc[S_BASE_]
-    changed = False
-    # drop engine levels in range that the row does not list / fix their size
-    li = K.scan_up_nb(bm, s, max(lo - base, 0))
-    while li >= 0 and li + base <= hi:
-        px = li + base
-        want = _in_row(row, L, s, px)
-        if want < 0:
-            want = 0
-        if levels[s, li, K.L_QTY] != want:
-            K._set_level(orders, levels, bm, hkeys, hvals, sc, events, ts, side, px, want)
-            sc[K.S_NEVT] = 0
-            changed = True
-        li = K.scan_up_nb(bm, s, li + 1)
-    # add row levels in range that the engine lacks
-    off = 0 if s == 1 else 2
-    for k in range(L):
-        px = row[4 * k + off]
-        if px > 0 and px >= lo and px <= hi:
-            li = px - base
-            if levels[s, li, K.L_QTY] != row[4 * k + off + 1]:
-                K._set_level(orders, levels, bm, hkeys, hvals, sc, events, ts, side, px, row[4 * k + off + 1])
-                sc[K.S_NEVT] = 0
-                changed = True
-    return changed
+@dataclass
+class ReplayResult:
+    """``book`` after the last message; ``batch`` holds per-row status, snapshots and emitted events."""
+
+    book: OrderBook
+    batch: BatchResult
 
 
-S_BASE_ = K.S_BASE
+def replay_messages(
+    msgs: np.ndarray,
+    *,
+    depth: int = 10,
+    strict: bool = True,
+    initial_book: np.ndarray | None = None,
+    source: str | Path | None = None,
+    book: OrderBook | None = None,
+) -> ReplayResult:
+    """Replay ``msgs`` (``int64[n, 6]`` LOBSTER rows in ticks, see module docstring); ``snaps[i]`` is the
+    top-``depth`` book after row i."""
+    ob = book or OrderBook(capacity=max(1024, int((np.asarray(msgs)[:, 1] == 1).sum()) + 64), tolerant=not strict)
+    if initial_book is not None:
+        row = np.asarray(initial_book, dtype=np.int64)
+        a1, b1 = int(row[0]), int(row[2])
+        if a1 > 0 and b1 > 0 and b1 >= a1:
+            raise DataError(source, "crossed initial book (best bid >= best ask)", field="bid_px_1", value=b1)
+        ts0 = int(msgs[0, 0]) if len(msgs) else 0
+        ob.process(seed_commands(row, ts0))
+        ob.drain_events()
+    res = ob.process(events_to_commands(np.asarray(msgs, dtype=np.int64)), depth=depth, stop_on_reject=strict)
+    if strict:
+        bad = np.flatnonzero((res.status != 0) & (res.status != K.R_FOK))
+        if bad.size:
+            i = int(bad[0])
+            code = int(res.status[i])
+            fld = FIELD_OF.get(code, "type")
+            raise DataError(source, PROBLEM.get(code, f"rejected (code {code})"), row=i + 1, field=fld,
+                            value=int(msgs[i, _MSG_COLUMN[fld]]))
+    return ReplayResult(ob, res)
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
-def _take_level(orders, levels, bm, hkeys, hvals, sc, side, price, qty):
-    """Remove ``qty`` lots from the level (side, price) when the named order could not supply them:
-    pre-existing (synthetic) liquidity first, then an order of exactly that size (most likely the one
-    that changed out of view), then the newest orders. Returns what could not be taken. Sets flag bit
-    F_UNKNOWN_SHORT in sc[S_NEEDPX] when real orders had to be used."""
-    s = 0 if side > 0 else 1
-    li = price - sc[S_BASE_]
-    sid = K.synthetic_id_nb(side, price)
-    sslot = K.hash_get_nb(hkeys, hvals, sc, sid)
-    if sslot >= 0:
-        q = orders[sslot, K.O_QTY]
-        t = qty if qty < q else q
-        K._reduce_order(orders, levels, bm, hkeys, hvals, sc, sslot, t)
-        qty -= t
-    if qty <= 0:
-        return 0
-    sc[K.S_NEEDPX] = 1
-    slot = levels[s, li, K.L_HEAD]
-    while slot != -1:
-        if orders[slot, K.O_QTY] == qty:
-            K._remove_order(orders, levels, bm, hkeys, hvals, sc, slot)
-            return 0
-        slot = orders[slot, K.O_NEXT]
-    while qty > 0 and levels[s, li, K.L_CNT] > 0:
-        slot = levels[s, li, K.L_TAIL]
-        q = orders[slot, K.O_QTY]
-        t = qty if qty < q else q
-        K._reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, t)
-        qty -= t
-    return qty
-
-
-BIG = np.int64(1) << np.int64(62)
-
-
-@njit(cache=True, _nrt=False, boundscheck=False)
-def _window(row, L, s):
-    """Visible window of side s in ``row`` as (lo, hi) ticks: asks [0, ask_px_L], bids [bid_px_L, BIG];
-    the whole side when the row has fewer than L levels there."""
-    if s == 1:
-        pl = row[4 * (L - 1)]
-        return (np.int64(0), pl if pl > 0 else BIG)
-    pl = row[4 * (L - 1) + 2]
-    return (pl if pl > 0 else np.int64(0), BIG)
-
-
-@njit(cache=True, _nrt=False, boundscheck=False)
-def lobster_verify_nb(orders, levels, bm, hkeys, hvals, sc, events, msgs, book, L, snap, pre, post, flags):
-    """Replay ``msgs[1:]`` on a book seeded with ``book[0]`` and verify every row (see module rules).
-
-    ``pre[i]``/``post[i]``: per-level match bits before/after rule 4; ``flags[i]``: ``F_*`` bits.
-    Capacity (slots, hash, band, events) must have been allocated by the caller.
-    """
-    n = msgs.shape[0]
-    top = sc[S_BASE_] + sc[K.S_NLEV] - 1
-    for i in range(1, n):
-        ts = msgs[i, 0]
-        typ = msgs[i, 1]
-        oid = msgs[i, 2]
-        size = msgs[i, 3]
-        price = msgs[i, 4]
-        side = msgs[i, 5]
-        s = 0 if side > 0 else 1
-        f = 0
-        sc[K.S_NEVT] = 0
-        sc[K.S_NEEDPX] = 0
-        if typ == 1:
-            if K.hash_get_nb(hkeys, hvals, sc, oid) >= 0:
-                f |= F_DUP
-            else:
-                opp = sc[K.S_ASK] if side > 0 else sc[K.S_BID]
-                if opp != 0 and ((side > 0 and price >= opp) or (side < 0 and price <= opp)):
-                    f |= F_CROSS
-                K._new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, size, ts, 0, False)
-        elif typ == 2 or typ == 3 or typ == 4:
-            # The message's size is what left the level (rule 2b): the named order gives what it has;
-            # any difference is liquidity whose per-order split changed while the level was out of view.
-            slot = K.hash_get_nb(hkeys, hvals, sc, oid)
-            rest = size
-            if slot >= 0:
-                q = orders[slot, K.O_QTY]
-                if orders[slot, K.O_SIDE] != side or orders[slot, K.O_PRICE] != price:
-                    f |= F_ATTR
-                if typ == 3:
-                    K._remove_order(orders, levels, bm, hkeys, hvals, sc, slot)
-                    if size != q:
-                        f |= F_BOOK_DELETE_SIZE
-                    if size < q:
-                        K._set_level(orders, levels, bm, hkeys, hvals, sc, events, ts, side, price,
-                                     levels[s, price - sc[S_BASE_], K.L_QTY] + q - size)
-                        sc[K.S_NEVT] = 0
-                    rest = size - q if size > q else 0
-                else:
-                    take = size if size < q else q
-                    K._reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, take)
-                    rest = size - take
-                    if rest > 0:
-                        f |= F_OVERSIZE
-            if rest > 0:
-                if slot < 0:
-                    f |= F_UNKNOWN_SEEDED
-                if price >= sc[S_BASE_] and price <= top:
-                    rest = _take_level(orders, levels, bm, hkeys, hvals, sc, side, price, rest)
-                    if rest > 0:
-                        f |= F_UNKNOWN_NOLIQ
-                else:
-                    f |= F_UNKNOWN_NOLIQ
-        if sc[K.S_NEEDPX] == 1:
-            f |= F_UNKNOWN_SHORT
-        row = book[i]
-        K.snapshot_nb(levels, bm, sc, L, snap)
-        bits = _compare_nb(snap, row, L)
-        pre[i] = bits
-        # rule 4: prices newly inside the visible window are taken from the row
-        prev = book[i - 1]
-        changed = False
-        for sd in range(2):
-            plo, phi = _window(prev, L, sd)
-            clo, chi = _window(row, L, sd)
-            if sd == 1 and chi > phi:
-                changed |= _sync_range(orders, levels, bm, hkeys, hvals, sc, events, ts, row, L, 1, phi + 1, min(chi, top))
-            if sd == 0 and clo < plo:
-                changed |= _sync_range(orders, levels, bm, hkeys, hvals, sc, events, ts, row, L, 0, max(clo, sc[S_BASE_]), plo - 1)
-        if changed:
-            f |= F_ENTERED_VIEW
-            K.snapshot_nb(levels, bm, sc, L, snap)
-            bits = _compare_nb(snap, row, L)
-        post[i] = bits
-        if bits != (1 << L) - 1:
-            f |= F_RESYNC
-            for sd in range(2):
-                clo, chi = _window(row, L, sd)
-                _sync_range(orders, levels, bm, hkeys, hvals, sc, events, ts, row, L, sd,
-                            max(clo, sc[S_BASE_]), min(chi, top))
-        flags[i] = f
-    return n
-
-
+# ---------------------------------------------------------------- verification against the orderbook file
 @dataclass
 class VerifyReport:
     """Result of :func:`verify_lobster` (all rates are shares of the ``rows_compared`` rows 1..n-1)."""
@@ -283,11 +166,13 @@ class VerifyReport:
     mismatch_rows: int
     mismatch_classes: dict[str, int]
     strict_mismatch_classes: dict[str, int]
+    max_levels_filled_per_row: int  # most price levels rule 4 set from the row after one message
+    levels_filled_total: int  # price levels rule 4 set from the file over the day
+    levels_dropped_total: int  # engine levels rule 4 removed as absent from the newly visible part
     first_mismatch_rows: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
+        """Plain dict (JSON-friendly)."""
         return asdict(self)
 
 
@@ -311,13 +196,60 @@ def _classify(flags: np.ndarray, msgs: np.ndarray, mask: np.ndarray, first: int 
     return out
 
 
+def _to_engine_ticks(msgs: np.ndarray, book: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of ``msgs``/``book`` with prices divided by ``grid`` (hidden executions, cross and halt
+    messages get price 0: they never touch the visible book)."""
+    m = msgs.copy()
+    book_t = book.copy()
+    vis = m[:, 1] <= 4
+    m[:, 4] = np.where(vis, m[:, 4] // grid, 0)
+    book_t[:, 0::2] //= grid
+    return m, book_t
+
+
+def _seeded_book(m: np.ndarray, book_t: np.ndarray) -> OrderBook:
+    """A tolerant book holding row 0 as synthetic liquidity (rule 1), sized so the verification kernel
+    never has to stop: every add may rest at once, plus one synthetic order per (side, price) in the band.
+    When message 0 is an add, its order is kept by id behind the synthetic part of its level."""
+    L = book_t.shape[1] // 4
+    vis = m[:, 1] <= 4
+    pxs = np.concatenate([m[vis, 4], book_t[:, 0::2][book_t[:, 0::2] > 0]])
+    lo, hi = int(pxs.min()), int(pxs.max())
+    cap = int((m[:, 1] == 1).sum()) + 2 * (hi - lo + 256) + 64
+    ob = OrderBook(capacity=cap, price_band=(max(1, lo - 64), hi + 64), tolerant=True)
+    ob.reserve(cap, events=1 << 16)
+    seed_row = book_t[0].copy()
+    first_add = np.zeros((0, 7), dtype=np.int64)
+    if m[0, 1] == 1:
+        off = 0 if m[0, 5] < 0 else 2
+        for k in range(L):
+            if seed_row[4 * k + off] == m[0, 4] and seed_row[4 * k + off + 1] >= m[0, 3]:
+                seed_row[4 * k + off + 1] -= m[0, 3]
+                first_add = events_to_commands(m[:1], mode="apply")
+                break
+    seed = np.vstack([seed_commands(seed_row, int(m[0, 0])), first_add])
+    if seed.shape[0]:
+        res = ob.process(seed)
+        if res.status.any():  # pragma: no cover - validated by the parser
+            raise ValueError("seed row could not be loaded")
+    ob.drain_events()
+    return ob
+
+
+def _run_verify(m: np.ndarray, book_t: np.ndarray) -> tuple[tuple[np.ndarray, ...], float]:
+    """((pre, post, flags, filled, dropped), kernel seconds) of one verification run on engine-tick arrays."""
+    ob = _seeded_book(m, book_t)
+    t0 = time.perf_counter()
+    out = ob.verify_lobster_rows(m, book_t)
+    return out, time.perf_counter() - t0
+
+
 def verify_bits(msgs: np.ndarray, book: np.ndarray, *, grid: int = 1) -> np.ndarray:
     """Per-row post-rule match bits (bit k = level k+1 equal) of :func:`verify_lobster`, ``int64[n]``."""
-    return verify_lobster(msgs, book, grid=grid, repeat_timing=False, _bits=True)  # type: ignore[return-value]
+    return _run_verify(*_to_engine_ticks(msgs, book, grid))[0][1]
 
 
-def verify_lobster(msgs: np.ndarray, book: np.ndarray, *, grid: int = 1, repeat_timing: bool = True,
-                   _bits: bool = False) -> VerifyReport:
+def verify_lobster(msgs: np.ndarray, book: np.ndarray, *, grid: int = 1, repeat_timing: bool = True) -> VerifyReport:
     """Replay and verify a LOBSTER day (see the module docstring for the rules).
 
     ``msgs int64[n, 6]``, ``book int64[n, 4L]`` in ticks; ``grid`` divides resting prices (ticks -> the
@@ -326,59 +258,10 @@ def verify_lobster(msgs: np.ndarray, book: np.ndarray, *, grid: int = 1, repeat_
     """
     n = msgs.shape[0]
     L = book.shape[1] // 4
-    m = msgs.copy()
-    book_t = book.copy()
-    vis = m[:, 1] <= 4
-    m[:, 4] = np.where(vis, m[:, 4] // grid, 0)
-    book_t[:, 0::2] //= grid
-    pxs = np.concatenate([m[vis, 4], book_t[:, 0::2][book_t[:, 0::2] > 0]])
-    lo, hi = int(pxs.min()), int(pxs.max())
-
-    def run() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        # capacity up front so the kernel never has to stop: every add may rest at once, plus one
-        # synthetic order per (side, price) in the band
-        cap = int((m[:, 1] == 1).sum()) + 2 * (hi - lo + 256) + 64
-        ob = OrderBook(capacity=cap, price_band=(max(1, lo - 64), hi + 64), tolerant=True)
-        while ob._hkeys.shape[0] < 2 * cap + 64:
-            ob._grow_hash()
-        ob._events = np.zeros((1 << 16, 7), dtype=np.int64)
-        # seed: row 0 as synthetic liquidity; when message 0 is an add, its order is kept by id
-        seed_row = book_t[0].copy()
-        first_add = None
-        if m[0, 1] == 1:
-            off = 0 if m[0, 5] < 0 else 2
-            for k in range(L):
-                if seed_row[4 * k + off] == m[0, 4] and seed_row[4 * k + off + 1] >= m[0, 3]:
-                    seed_row[4 * k + off + 1] -= m[0, 3]
-                    first_add = (int(m[0, 0]), K.K_APPLY_ADD, int(m[0, 2]), int(m[0, 5]), int(m[0, 4]), int(m[0, 3]), 1)
-                    break
-        seed = []
-        for k in range(L):
-            for s, off in ((-1, 0), (1, 2)):
-                px, sz = int(seed_row[4 * k + off]), int(seed_row[4 * k + off + 1])
-                if px > 0 and sz > 0:
-                    seed.append((int(m[0, 0]), K.K_SET_LEVEL, 0, s, px, sz, 0))
-        if first_add is not None:
-            seed.append(first_add)
-        if seed:
-            res = ob.process(np.array(seed, dtype=np.int64))
-            if res.status.any():  # pragma: no cover - validated by the parser
-                raise ValueError("seed row could not be loaded")
-        ob.drain_events()
-        snap = np.zeros(4 * L, dtype=np.int64)
-        pre = np.zeros(n, dtype=np.int64)
-        post = np.zeros(n, dtype=np.int64)
-        flags = np.zeros(n, dtype=np.int64)
-        t0 = time.perf_counter()
-        lobster_verify_nb(ob._orders, ob._levels, ob._bm, ob._hkeys, ob._hvals, ob._sc, ob._events, m, book_t, L,
-                          snap, pre, post, flags)
-        return pre, post, flags, time.perf_counter() - t0
-
-    pre, post, flags, secs = run()
-    if _bits:
-        return post  # type: ignore[return-value]
+    m, book_t = _to_engine_ticks(msgs, book, grid)
+    (pre, post, flags, filled, dropped), secs = _run_verify(m, book_t)
     if repeat_timing:  # first call may include JIT/cache load; time a second, warm run
-        pre, post, flags, secs = run()
+        (pre, post, flags, filled, dropped), secs = _run_verify(m, book_t)
     full = (1 << L) - 1
     rows = slice(1, n)
     nc = max(n - 1, 1)
@@ -405,5 +288,8 @@ def verify_lobster(msgs: np.ndarray, book: np.ndarray, *, grid: int = 1, repeat_
         mismatch_rows=int(mism.sum()),
         mismatch_classes=_classify(flags, msgs, mism),
         strict_mismatch_classes=_classify(flags, msgs, strict_mism, first=F_ENTERED_VIEW),
+        max_levels_filled_per_row=int(filled.max()) if n else 0,
+        levels_filled_total=int(filled.sum()),
+        levels_dropped_total=int(dropped.sum()),
         first_mismatch_rows=[int(x) + 1 for x in np.flatnonzero(mism)[:20]],  # 1-based file rows
     )

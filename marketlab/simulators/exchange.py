@@ -55,14 +55,14 @@ from typing import NamedTuple
 import numpy as np
 
 from marketlab.lob import kernels as K
-from marketlab.lob.engine import REASONS as _REASONS
-from marketlab.lob.engine import OrderBook
+from marketlab.core.timeutil import NS_PER_S
+from marketlab.lob import REASONS as _REASONS
+from marketlab.lob import OrderBook, events_to_commands
 
 log = logging.getLogger(__name__)
 
 WAKE, ARRIVE, NOTIFY = 0, 1, 2
 OP_LIMIT, OP_MARKET, OP_CANCEL, OP_MODIFY = 1, 2, 3, 4
-NS_PER_S = 1_000_000_000
 E_EXECUTE_HIDDEN = 5  # LOBSTER type of an execution against a non-displayed order
 _HIDDEN = "HIDDEN"  # tif tag of a non-displayed GTC order in the message payload
 _BIG = 1 << 62
@@ -304,7 +304,7 @@ class Exchange:
 
     def quotes(self) -> tuple[int, int]:
         """(bid, ask) in ticks with a one-sided or empty book filled in around the last/ref price."""
-        sc = self.book._sc  # read-only peek at the engine scalars: ~10x cheaper than two properties
+        sc = self.book.scalars  # read-only peek at the engine scalars: ~10x cheaper than two properties
         b = int(sc[K.S_BID])
         a = int(sc[K.S_ASK])
         if b > 0 and a > 0:
@@ -449,7 +449,7 @@ class Exchange:
             return
         # Only fetch fills when the engine's fill counter moved (peek at its scalars: most orders rest
         # without trading, and last_fills() costs a copy).
-        if op != OP_CANCEL and book._sc[K.S_NFILL] != book._fill_mark:
+        if op != OP_CANCEL and book.scalars[K.S_NFILL] != book.fill_mark:
             self._route(aid, book.last_fills().tolist())
         if self._hb or self._ha:
             self._uncross_hidden()
@@ -473,7 +473,7 @@ class Exchange:
     def _take_hidden(self, aid: int, oid: int, side: int, limit: int, size: int) -> int:
         """Trade an incoming order (``side``, price ``limit``) with opposite hidden orders priced strictly
         inside the displayed opposite best; returns the size left for the engine."""
-        sc = self.book._sc
+        sc = self.book.scalars
         while size > 0:
             if side > 0:
                 hp = self._ha
@@ -507,10 +507,10 @@ class Exchange:
     def _arrive_hidden(self, aid: int, oid: int, side: int, price: int, size: int) -> None:
         """A non-displayed order (after any hidden match): take displayed liquidity it crosses, rest the rest."""
         book = self.book
-        sc = book._sc
+        sc = book.scalars
         if size > 0 and ((side > 0 and 0 < sc[K.S_ASK] <= price) or (side < 0 and sc[K.S_BID] >= price > 0)):
             book.submit_limit(oid, side, price, size, ts=self.now, tif="IOC")
-            if sc[K.S_NFILL] != book._fill_mark:
+            if sc[K.S_NFILL] != book.fill_mark:
                 rows = book.last_fills().tolist()
                 size -= sum(r[6] for r in rows)
                 self._route(aid, rows)
@@ -524,7 +524,7 @@ class Exchange:
 
     def _uncross_hidden(self) -> None:
         """Hidden orders at or through the displayed opposite best take that liquidity at once."""
-        sc = self.book._sc
+        sc = self.book.scalars
         for _ in range(64):  # each pass fills or removes at least one order; bounded for safety
             if self._hb and 0 < sc[K.S_ASK] <= self._hb:
                 side = 1
@@ -537,7 +537,7 @@ class Exchange:
             h = self._hid[oid]
             book = self.book
             book.submit_limit(oid, side, px, h[2], ts=self.now, tif="IOC")
-            if sc[K.S_NFILL] != book._fill_mark:
+            if sc[K.S_NFILL] != book.fill_mark:
                 rows = book.last_fills().tolist()
                 h[2] -= sum(r[6] for r in rows)
                 self._route(h[3], rows)
@@ -654,19 +654,9 @@ def snapshots_after_events(events: np.ndarray, depth: int) -> np.ndarray:
     which the engine guarantees). Returns ``int64[n, 4*depth]`` rows ``ask_px_i, ask_sz_i, bid_px_i, bid_sz_i``. Raises ``RuntimeError`` if the
     replay rejects any event (an engine/recording bug, not user input).
     """
-    n = events.shape[0]
-    cmds = np.zeros((n, 7), dtype=np.int64)
-    if n == 0:
+    if events.shape[0] == 0:
         return np.zeros((0, 4 * depth), dtype=np.int64)
-    et = events["type"]
-    cmds[:, K.C_TS] = events["ts"]
-    # hidden executions leave the displayed book unchanged: the row repeats the previous one
-    cmds[:, K.C_KIND] = np.where(et == K.E_ADD, K.K_APPLY_ADD, np.where(et == E_EXECUTE_HIDDEN, K.K_NOOP, K.K_APPLY_REDUCE))
-    cmds[:, K.C_ID] = events["order_id"]
-    cmds[:, K.C_SIDE] = events["side"]
-    cmds[:, K.C_PRICE] = events["price"]
-    cmds[:, K.C_SIZE] = events["size"]
-    cmds[:, K.C_AUX] = et
+    cmds = events_to_commands(events, mode="apply")
     lo, hi = int(events["price"].min()), int(events["price"].max())
     replay = OrderBook(capacity=1 << 15, price_band=(max(1, lo - 64), hi + 64))
     res = replay.process(cmds, depth=depth)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from marketlab.lob.lobster import verify_lobster
-from marketlab.lob.replay import replay_messages
+from marketlab.lob.lobster import replay_messages, verify_lobster
 from marketlab.store.ingest.lobster import parse, read_lobster
 
 pytestmark = pytest.mark.integration
@@ -42,6 +41,25 @@ def test_reconstruction_matches_every_row(shared_data, ticker, level):
     assert rep.strict_mismatch_classes == {"deeper_level_entered_view": rep.flag_counts["deeper_level_entered_view"]}
 
 
+
+# Strict rates (messages only, before rule 4) of the 2012-06-21 sample days, and how many rows needed
+# rule 4: every strict mismatch is a deeper level entering view. Rule 4 takes at most one level per message
+# from the file: one message removes at most one visible level, so at most one deeper level slides in.
+STRICT = {("GOOG", 10): (0.95755, 6_279), ("AMZN", 5): (0.92272, 12_051)}
+
+
+@pytest.mark.parametrize("ticker,level", list(STRICT))
+def test_strict_rates_and_rule4_bound(shared_data, ticker, level):
+    day = read_lobster(*files(shared_data, ticker, level))
+    rep = verify_lobster(day.msgs, day.book, grid=day.grid, repeat_timing=False)
+    rate, entered = STRICT[(ticker, level)]
+    assert rep.strict_match_rate_all_levels == pytest.approx(rate, abs=5e-6)
+    assert rep.rows_compared - round(rep.strict_match_rate_all_levels * rep.rows_compared) == entered
+    assert rep.strict_mismatch_classes == {"deeper_level_entered_view": entered}
+    assert rep.max_levels_filled_per_row == 1
+    assert rep.levels_filled_total <= entered
+
+
 def test_aapl_excerpt_tolerant_replay_level1(shared_data):
     d = shared_data / DIR / "aapl_level10_excerpt"
     stem = "AAPL_2012-06-21_34200000_57600000"
@@ -55,7 +73,7 @@ def test_generic_replay_equals_pure_python_book(shared_data):
     """Engine and the pure-Python reference book, fed the same real commands, give the same top-10 book
     after every message (generic tolerant replay: seed row 0, no level-L window rules)."""
     from marketlab.lob.pybook import PyOrderBook
-    from marketlab.lob.replay import messages_to_commands, seed_commands
+    from marketlab.lob.commands import events_to_commands, seed_commands
 
     day = read_lobster(*files(shared_data, "GOOG", 10))
     n = 20_000
@@ -67,7 +85,7 @@ def test_generic_replay_equals_pure_python_book(shared_data):
     ref = PyOrderBook(tolerant=True)
     for c in seed_commands(seed, int(m[0, 0])):
         ref.process(*(int(x) for x in c))
-    cmds = messages_to_commands(m[1:])
+    cmds = events_to_commands(m[1:])
     for i in range(0, n - 1, 97):  # every 97th row keeps the pure-Python side quick
         for j in range(i, min(i + 97, n - 1)):
             code = ref.process(*(int(x) for x in cmds[j]))

@@ -157,3 +157,56 @@ def test_fills_follow_price_time_priority(orders):
     res = OrderBook().process(cmds)
     got = [(int(f["maker_id"]), int(f["price"]), int(f["size"])) for f in res.fills]
     assert got == _fifo_reference(cmds)
+
+
+# ---------------------------------------------------------------- batch snapshots on deep, wandering books
+# The batch path recomputes a snapshot row only when a level inside the previous row's top-`depth` window
+# changed (kernels._touch / S_DIRTY) and copies the row otherwise. Books here hold more than `depth` levels
+# per side and the mid wanders tens of ticks, so changes land at, just inside and just outside the window's
+# worst price: exactly where an off-by-one in that shortcut would copy a stale row.
+DEPTH = 4
+deep_command = st.tuples(
+    st.sampled_from([K.K_LIMIT] * 5 + [K.K_MARKET, K.K_CANCEL, K.K_CANCEL, K.K_MODIFY]),
+    st.integers(0, 300),  # id selector for cancel/modify
+    st.sampled_from([1, -1]),
+    st.integers(-3, 3),  # mid drift per command (ticks)
+    st.integers(0, 12),  # distance from the mid (ticks): inside, at and beyond the window edge
+    st.integers(1, 9),
+)
+
+
+def deep_cmds(stream: list[tuple[int, ...]]) -> np.ndarray:
+    """A seed of 2*DEPTH+2 levels per side around 1000, then the stream with a wandering mid."""
+    rows = []
+    oid = 1
+    for k in range(2 * DEPTH + 2):
+        rows.append((0, K.K_LIMIT, oid, 1, 999 - 2 * k, 5 + k, K.TIF_GTC))
+        rows.append((0, K.K_LIMIT, oid + 1, -1, 1001 + 2 * k, 5 + k, K.TIF_GTC))
+        oid += 2
+    mid = 1000
+    for t, (kind, sel, side, drift, dist, size) in enumerate(stream, start=1):
+        mid = min(max(mid + drift, 200), 1800)
+        price = mid - side * dist if kind == K.K_LIMIT else mid + side * (dist % 4)
+        if kind in (K.K_LIMIT, K.K_MARKET):
+            rows.append((t, kind, oid, side, price, size, K.TIF_GTC))
+            oid += 1
+        elif kind == K.K_CANCEL:
+            rows.append((t, kind, sel % oid + 1, side, 1, size if sel % 3 == 0 else 0, 0))
+        else:
+            rows.append((t, kind, sel % oid + 1, side, price if sel % 2 else 0, size, 0))
+    return np.array(rows, dtype=np.int64)
+
+
+@SETTINGS
+@given(st.lists(deep_command, min_size=20, max_size=250))
+def test_batch_snapshots_equal_per_command_snapshots_on_deep_books(stream):
+    cmds = deep_cmds(stream)
+    batch = OrderBook(capacity=16).process(cmds, depth=DEPTH)
+    ref = PyOrderBook()
+    one = OrderBook(capacity=16)
+    for i, c in enumerate(cmds.tolist()):
+        assert ref.process(*c) == batch.status[i]
+        one.process(np.array([c], dtype=np.int64))
+        expect = ref.snapshot(DEPTH)
+        assert one.snapshot(DEPTH).tolist() == expect, f"per-command snapshot after command {i}"
+        assert batch.snaps[i].tolist() == expect, f"batch snapshot after command {i}"

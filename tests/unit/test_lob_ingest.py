@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from marketlab.core.errors import DataError
-from marketlab.lob.lobster import verify_lobster
-from marketlab.lob.replay import replay_messages
+from marketlab.lob.lobster import replay_messages, verify_lobster
 from marketlab.store.ingest import binance_raw, lobster
 
 NAME = "TEST_2012-06-21_34200000_57600000_{}_2.csv"
@@ -63,6 +62,11 @@ def test_verify_tiny_day_with_deeper_level_entering_view(tmp_path):
     assert rep.strict_match_rate_all_levels < 1.0 and rep.flag_counts["deeper_level_entered_view"] >= 1
     # row 3 executed ask order 2 at 100.01 which was added in the file; row 2 partially cancels order 1
     assert rep.flag_counts["id_never_added_served_by_pre_existing_liquidity"] == 0
+    # Known answer by hand: rows 1-3 and 5 match from the messages alone (the ask at 100.03 is in the
+    # seed row); only row 4 needs rule 4, which fills exactly one level (bid 99.98 x 40) from the file.
+    assert rep.strict_match_rate_all_levels == 4 / 5 and rep.strict_match_rate_level1 == 1.0
+    assert rep.max_levels_filled_per_row == 1 and rep.levels_filled_total == 1
+    assert rep.strict_mismatch_classes == {"deeper_level_entered_view": 1}
 
 
 @pytest.mark.parametrize(
