@@ -549,7 +549,7 @@ def _check_room(hkeys, sc, fills, events, kind, side, price):
     return OK
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _cmd_new(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oid, side, price, size, aux):
     """limit / market / apply_add: validate, then match-and-rest (or rest only, for apply_add)."""
     if size <= 0:
@@ -571,7 +571,7 @@ def _cmd_new(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oid,
     return _submit(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, price, size, kind == K_MARKET, tif)
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _cmd_cancel(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, size):
     """cancel: size 0 or >= remaining deletes the order, else reduces it (keeps priority)."""
     slot = hash_get_nb(hkeys, hvals, sc, oid)
@@ -591,7 +591,7 @@ def _cmd_cancel(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, size):
     return OK
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _cmd_modify(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, price, size):
     """modify to (price, size): a same-price reduction keeps priority; a price change or size increase is
     cancel + new order (loses priority, may match)."""
@@ -617,7 +617,7 @@ def _cmd_modify(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, pr
     return OK
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _cmd_apply_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, side, price, size, aux):
     """apply_reduce (replay): take ``size`` off order ``oid`` and emit event type ``aux`` (2/3/4). In
     tolerant mode an unknown id is served by the synthetic liquidity at (side, price) and an oversize
@@ -647,7 +647,7 @@ def _cmd_apply_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, sid
     return OK
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _apply_cmd(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oid, side, price, size, aux):
     """Validate and apply one command (room already checked); returns 0 or its ``R_*`` code (the book is
     unchanged on a rejection)."""
@@ -903,7 +903,7 @@ def _window(row, L, s):
     return (pl if pl > 0 else np.int64(0), BIG)
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _verify_add(orders, levels, bm, hkeys, hvals, sc, ts, oid, side, price, size):
     """Rule 2, type 1: rest the order at the back of its level without matching; returns its flags."""
     if hash_get_nb(hkeys, hvals, sc, oid) >= 0:
@@ -916,7 +916,7 @@ def _verify_add(orders, levels, bm, hkeys, hvals, sc, ts, oid, side, price, size
     return f
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _verify_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, typ, oid, side, price, size, top):
     """Rule 2(b), types 2/3/4: the message's size is what left the level. The named order gives what it
     has; any difference is liquidity whose per-order split changed while the level was out of view.
@@ -956,7 +956,7 @@ def _verify_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, typ, oid, s
     return f
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
 def _entered_view(orders, levels, bm, hkeys, hvals, sc, events, ts, prev, row, L, top):
     """Rule 4: prices newly inside the visible window (row's window larger than prev's) are set from the
     row; prices inside prev's window are never touched. Returns ``(filled, dropped)`` levels (see _sync_range)."""
