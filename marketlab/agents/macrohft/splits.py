@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from marketlab.core.config import Spec
 from marketlab.core.errors import DataError, SpecError
 from marketlab.core.timeutil import to_ns
 
@@ -21,7 +22,7 @@ SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
-class Splits:
+class Splits(Spec):
     """Half-open [start, end) ISO dates (UTC) of the three splits."""
 
     train_start: str = "2022-01-01"

@@ -1,0 +1,122 @@
+"""MacroHFT run configuration (one frozen spec, loaded from ``specs/agents/macrohft_*.toml``).
+
+Defaults are the reference code's (``low_level.py`` / ``high_level.py`` argparse defaults) where the
+paper budget is meant; the budget knobs (``max_chunks``, ``steps_per_epoch``, ``epochs``) are what a
+reduced run turns down. The ONE ``fee`` is used by the env, the DP supervisor and the backtest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from marketlab.agents.macrohft.splits import Splits
+from marketlab.core.config import (
+    Fraction,
+    Identifier,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Spec,
+)
+from marketlab.core.errors import SpecError
+
+
+@dataclass(frozen=True)
+class SubAgentConfig(Spec):
+    """Phase 1: one Double-DQN sub-agent per regime label (3 trend + 3 volatility)."""
+
+    epochs: PositiveInt = 15
+    lr: PositiveFloat = 1e-4
+    batch_size: PositiveInt = 512
+    buffer_size: PositiveInt = 1_000_000
+    block: PositiveInt = 100  # env steps between update bursts
+    updates_per_block: PositiveInt = 10
+    warmup: NonNegativeInt = 513
+    tau: Fraction = 0.005
+    eps_start: Fraction = 0.5
+    eps_end: Fraction = 0.1
+    eps_decay_epochs: PositiveInt = 5
+    hidden: PositiveInt = 64
+    n_envs: PositiveInt = 1  # chunks stepped side by side
+    max_chunks: NonNegativeInt = 0  # per epoch and label; 0 = all
+    # KL weight toward Q* per label (reference scripts/low_level.sh, ETH): slope 1,4,0 ; vol 4,1,1
+    alpha_slope: tuple[float, float, float] = (1.0, 4.0, 0.0)
+    alpha_vol: tuple[float, float, float] = (4.0, 1.0, 1.0)
+    adapter: bool = True
+
+
+@dataclass(frozen=True)
+class HyperAgentConfig(Spec):
+    """Phase 2: the hyper-agent mixing the six frozen sub-agents, with episodic memory."""
+
+    epochs: PositiveInt = 15
+    lr: PositiveFloat = 1e-4
+    batch_size: PositiveInt = 512
+    buffer_size: PositiveInt = 1_000_000
+    block: PositiveInt = 512
+    updates_per_block: PositiveInt = 10
+    warmup: NonNegativeInt = 513
+    tau: Fraction = 0.005
+    eps_start: Fraction = 0.7
+    eps_end: Fraction = 0.3
+    eps_decay_epochs: PositiveInt = 5
+    hidden: PositiveInt = 32
+    alpha: NonNegativeFloat = 0.5  # memory MSE weight
+    beta: NonNegativeFloat = 5.0  # KL toward Q*
+    memory_capacity: PositiveInt = 4320
+    memory_k: PositiveInt = 5
+    memory: bool = True
+    adapter: bool = True
+    n_envs: PositiveInt = 1
+    steps_per_epoch: NonNegativeInt = 0  # env steps per epoch over all streams; 0 = the whole train split
+
+
+@dataclass(frozen=True)
+class MacroHFTConfig(Spec):
+    """A MacroHFT run on one symbol."""
+
+    name: Identifier = "macrohft"
+    symbol: str = "BTCUSDT"
+    archives: str = ""  # folder of Binance daily kline zips (relative to the spec file)
+    dataset: str = ""  # or a store dataset of minute bars
+    store: str = ""
+    splits: Splits = field(default_factory=Splits)
+    fee: Fraction = 0.0002  # per side, env = supervisor = backtest
+    size: PositiveFloat = 0.01  # coins per unit position (BTC 0.01, ETH 0.2 in the reference)
+    gamma: Fraction = 0.99
+    chunk: PositiveInt = 360  # paper: BTC 360, ETH/DOT/LTC 4320
+    scheme: Literal["paper", "code"] = "code"
+    context_window: PositiveInt = 360
+    seed: int = 12345
+    sub: SubAgentConfig = field(default_factory=SubAgentConfig)
+    hyper: HyperAgentConfig = field(default_factory=HyperAgentConfig)
+
+    def validate(self, path: str | Path | None = None) -> None:
+        """A data source is required; the splits must not overlap."""
+        if not self.archives and not self.dataset:
+            raise SpecError(path, "archives", "give a folder of kline archives or a store dataset")
+        self.splits.validate(path)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes a trained model (checkpoints of another config are refused)."""
+        d = self.to_dict()
+        for k in ("name", "archives", "dataset", "store"):
+            d.pop(k, None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def resolve(self, spec_path: str | Path | None) -> MacroHFTConfig:
+        """Copy with ``archives``/``store`` made absolute against the spec file's folder."""
+        if spec_path is None:
+            return self
+        base = Path(spec_path).resolve().parent
+        import dataclasses
+
+        def fix(p: str) -> str:
+            return str((base / p).resolve()) if p and not Path(p).is_absolute() else p
+
+        return dataclasses.replace(self, archives=fix(self.archives), store=fix(self.store))

@@ -1,0 +1,92 @@
+"""Held-out roll-outs of trained MacroHFT policies and the paper's metrics.
+
+A policy's positions over a split are computed greedily from position 0 inside every contiguous segment
+(``positions[t]`` is the target decided with minute t's features, filled at close[t] and held to t+1; a
+segment's last minute keeps the previous position). Policies: ``macrohft`` (the hyper-agent),
+``uniform`` (ablation: the six frozen sub-agents mixed with equal weights, i.e. without the hyper-agent),
+``sub_<kind>_<label>`` (one sub-agent alone), and the references ``buy_and_hold`` and ``flat``.
+
+Metrics (paper section 5.2) over per-minute returns r with m = 525,600 minutes a year: TR, AVOL = std(r)
+sqrt(m), MDD, ASR = mean/std sqrt(m), ACR = mean/MDD m, ASoR = mean/std(r | r < 0) sqrt(m), plus the number
+of trades (position changes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from marketlab.agents.macrohft.dataset import REGIMES, Prepared, SplitArrays
+from marketlab.agents.macrohft.nets import HyperAgentNet, SubAgentNet
+from marketlab.agents.macrohft.train import greedy_path, hyper_inputs, hyper_q_both, sub_q_both
+from marketlab.core.metrics import drawdown
+from marketlab.envs.macrohft_env import transition_reward
+
+MINUTES_PER_YEAR = 525_600
+
+
+def _segment_positions(split: SplitArrays, best: np.ndarray) -> np.ndarray:
+    """Stitch greedy paths per segment; ``best`` (T, 2) greedy action per row and position."""
+    pos = np.zeros(split.n, np.int64)
+    for lo, hi in split.segments:
+        if hi - lo < 2:
+            continue
+        path = greedy_path(best[lo:hi - 1], 0)
+        pos[lo:hi - 1] = path
+        pos[hi - 1] = path[-1]
+    return pos
+
+
+def policy_positions(policy: str, prep: Prepared, split_name: str, subs: list[SubAgentNet],
+                     hyper: HyperAgentNet | None = None) -> np.ndarray:
+    """Positions (T,) in {0, 1} of ``policy`` over ``split_name``."""
+    split = prep.splits[split_name]
+    if policy == "buy_and_hold":
+        return np.ones(split.n, np.int64)
+    if policy == "flat":
+        return np.zeros(split.n, np.int64)
+    rows = np.arange(split.n)
+    if policy.startswith("sub_"):
+        kind, label = policy[4:].rsplit("_", 1)
+        net = subs[REGIMES.index((kind, int(label)))]
+        return _segment_positions(split, sub_q_both(net, split, rows).argmax(axis=2))
+    inp = hyper_inputs(subs, prep, (split_name,))[split_name]
+    if policy == "uniform":
+        q = inp.subq.mean(axis=2)  # (T, 2, 2): equal weights 1/6, the hyper-agent at initialisation
+        return _segment_positions(split, q.argmax(axis=2))
+    if policy == "macrohft":
+        if hyper is None:
+            raise ValueError("policy 'macrohft' needs a trained hyper-agent")
+        with torch.no_grad():
+            q = hyper_q_both(hyper, split, inp.subq, rows, inp.states)
+        return _segment_positions(split, q.argmax(axis=2))
+    raise ValueError(f"unknown policy {policy!r}")
+
+
+def env_pnl(close: np.ndarray, positions: np.ndarray, fee: float, size: float) -> np.ndarray:
+    """Per-minute env rewards (T-1,) of holding ``positions`` (fixed ``size`` coins, starting flat)."""
+    prev = np.r_[0, positions[:-2]]
+    return transition_reward(close[:-1], close[1:], prev, positions[:-1], fee, size)
+
+
+def paper_metrics(value: np.ndarray, positions: np.ndarray | None = None) -> dict[str, float]:
+    """TR, AVOL, MDD, ASR, ACR, ASoR (paper section 5.2) of an equity curve ``value`` (T,) per minute."""
+    v = np.asarray(value, dtype=np.float64)
+    r = v[1:] / v[:-1] - 1.0
+    m = MINUTES_PER_YEAR
+    sd = float(r.std(ddof=1)) if len(r) > 1 else float("nan")
+    mean = float(r.mean()) if len(r) else float("nan")
+    neg = r[r < 0]
+    dd = float(neg.std(ddof=1)) if len(neg) > 1 else float("nan")
+    mdd = float(-drawdown(v).min())
+    out = {
+        "total_return": float(v[-1] / v[0] - 1.0),
+        "annual_volatility": sd * np.sqrt(m),
+        "max_drawdown": mdd,
+        "sharpe": mean / sd * np.sqrt(m) if sd > 0 else float("nan"),
+        "calmar": mean / mdd * m if mdd > 0 else float("nan"),
+        "sortino": mean / dd * np.sqrt(m) if dd > 0 else float("nan"),
+    }
+    if positions is not None:
+        out["trades"] = float(np.abs(np.diff(np.r_[0, positions])).sum())
+    return out
