@@ -92,5 +92,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         random.Random(config.getoption("--seed")).shuffle(items)
     skip_gpu = pytest.mark.skip(reason="needs CUDA; none on this machine")
     for item in items:
-        if "gpu" in item.keywords and not has_cuda:
+        # tests/gpu/ skips as a whole without CUDA, marked or not
+        if ("gpu" in item.keywords or "tests/gpu/" in item.nodeid) and not has_cuda:
             item.add_marker(skip_gpu)

@@ -19,7 +19,7 @@ def test_batched_env_on_cuda_matches_single_env():
     obs = benv.reset(seed=1)
     assert obs.device.type == "cuda"
     singles = [TradingEnv(cfg, market=m) for _ in range(4)]
-    for e, s in zip(singles, benv.t.tolist()):
+    for e, s in zip(singles, benv.t.tolist(), strict=True):
         e.reset(options={"start": int(s)})
     rng = np.random.default_rng(0)
     for _ in range(50):
