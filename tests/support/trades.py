@@ -30,3 +30,29 @@ def goog_slice_store(shared_data: Path, root: Path, rows: int = 3000):
     store = Store(root / "store")
     store.ingest("lobster", write_goog_slice(shared_data, root / "raw", rows), dataset="lob")
     return store
+
+
+def synthetic_tokens(n: int, seed: int = 0, levels: int = 10):
+    """``n`` random but valid order tokens over a two-sided ladder book (grid 100 ticks), for tests that
+    need tokens without the real data."""
+    import numpy as np
+
+    from marketlab.simulators.trades.tokens import OrderTokens
+
+    rng = np.random.default_rng(seed)
+    grid = 100
+    mid = 1_000_000 + grid * np.cumsum(rng.integers(-1, 2, n))
+    book = np.zeros((n, 4 * levels), dtype=np.int64)
+    for i in range(levels):
+        book[:, 4 * i] = mid + grid * (i + 1)
+        book[:, 4 * i + 1] = rng.integers(1, 500, n)
+        book[:, 4 * i + 2] = mid - grid * (i + 1)
+        book[:, 4 * i + 3] = rng.integers(1, 500, n)
+    kind = rng.choice(3, size=n, p=[0.5, 0.4, 0.1]).astype(np.int8)
+    side = rng.choice([-1, 1], size=n).astype(np.int8)
+    depth = rng.integers(0, 5, n)
+    price = np.where(side > 0, book[:, 2] - depth * grid, book[:, 0] + depth * grid)
+    price = np.where(kind == 2, np.where(side > 0, book[:, 0], book[:, 2]), price)
+    ts = 34_200 * 10**9 + np.cumsum(rng.exponential(0.2e9, n).astype(np.int64))
+    return OrderTokens(ts=ts, kind=kind, side=side, size=rng.integers(1, 300, n).astype(np.int64),
+                       price=price.astype(np.int64), order_id=np.arange(1, n + 1, dtype=np.int64), book=book, grid=grid)

@@ -25,6 +25,17 @@ import torch
 from torch import nn
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+#: Bounds for predicted x0 during sampling: a symmetric scalar, or (low, high) tensors broadcast to x.
+Clip = float | tuple[torch.Tensor, torch.Tensor] | None
+
+
+def clamp_x0(x0: torch.Tensor, clip: Clip) -> torch.Tensor:
+    """x0 clamped to ``clip`` (None: unchanged)."""
+    if clip is None:
+        return x0
+    if isinstance(clip, tuple):
+        return torch.maximum(torch.minimum(x0, clip[1].to(x0)), clip[0].to(x0))
+    return x0.clamp(-clip, clip)
 
 
 def cosine_betas(steps: int, s: float = 0.008, max_beta: float = 0.99) -> np.ndarray:
@@ -84,13 +95,12 @@ class GaussianDiffusion:
         return self._g(self.sqrt_recip_ac, t, xt) * xt - self._g(self.sqrt_recipm1_ac, t, xt) * eps
 
     def p_mean_variance(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, v: torch.Tensor,
-                        clip_x0: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                        clip_x0: Clip = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log variance of p(x_{t-1} | x_t) from the model outputs (eps, v)."""
         frac = (v + 1.0) / 2.0
         log_var = frac * self._g(np.log(self.betas), t, xt) + (1 - frac) * self._g(self.posterior_log_variance_clipped, t, xt)
         x0 = self.predict_x0(xt, t, eps)
-        if clip_x0 is not None:
-            x0 = x0.clamp(-clip_x0, clip_x0)
+        x0 = clamp_x0(x0, clip_x0)
         mean, _ = self.q_posterior(x0, xt, t)
         return mean, log_var
 
@@ -110,7 +120,7 @@ class GaussianDiffusion:
     # ------------------------------------------------------------------ samplers
     @torch.no_grad()
     def ddpm(self, fn: ModelFn, shape: tuple[int, ...], generator: torch.Generator, device: torch.device | str = "cpu",
-             clip_x0: float | None = None) -> torch.Tensor:
+             clip_x0: Clip = None) -> torch.Tensor:
         """Ancestral sampling over all T steps with the learned variance."""
         x = torch.randn(shape, generator=generator, device=device)
         for i in range(self.steps - 1, -1, -1):
@@ -130,7 +140,7 @@ class GaussianDiffusion:
 
     @torch.no_grad()
     def ddim(self, fn: ModelFn, shape: tuple[int, ...], generator: torch.Generator, steps: int = 10,
-             device: torch.device | str = "cpu", eta: float = 0.0, clip_x0: float | None = None) -> torch.Tensor:
+             device: torch.device | str = "cpu", eta: float = 0.0, clip_x0: Clip = None) -> torch.Tensor:
         """DDIM (Song et al. 2021) over :meth:`ddim_timesteps`; eta = 0 is deterministic given x_T."""
         x = torch.randn(shape, generator=generator, device=device)
         seq = self.ddim_timesteps(steps)
@@ -140,8 +150,7 @@ class GaussianDiffusion:
             ab = float(self.alphas_cumprod[i])
             ab_prev = float(self.alphas_cumprod[seq[j + 1]]) if j + 1 < len(seq) else 1.0
             x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
-            if clip_x0 is not None:
-                x0 = x0.clamp(-clip_x0, clip_x0)
+            x0 = clamp_x0(x0, clip_x0)
             eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
             sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev))
             x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
@@ -150,7 +159,7 @@ class GaussianDiffusion:
         return x
 
     def sample(self, fn: ModelFn, shape: tuple[int, ...], generator: torch.Generator, *, method: str = "ddim",
-               steps: int = 10, device: torch.device | str = "cpu", clip_x0: float | None = None) -> torch.Tensor:
+               steps: int = 10, device: torch.device | str = "cpu", clip_x0: Clip = None) -> torch.Tensor:
         """``method`` "ddpm" (all T steps) or "ddim" (``steps`` steps, eta 0)."""
         if method == "ddpm":
             return self.ddpm(fn, shape, generator, device, clip_x0)

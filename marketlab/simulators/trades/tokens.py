@@ -296,6 +296,9 @@ class TokenStats:
     book_sz_mean: float
     book_sz_std: float
     grid: int
+    #: per model-token dimension (8), the training split's range in z-space: samplers clamp x0 to it
+    z_lo: tuple[float, ...] = ()
+    z_hi: tuple[float, ...] = ()
 
     @classmethod
     def fit(cls, order_feats: np.ndarray, book_feats: np.ndarray, grid: int) -> TokenStats:
@@ -307,8 +310,13 @@ class TokenStats:
         std = np.maximum(cols.std(axis=0), 1e-8)
         px = book_feats[:, 0::2]
         sz = book_feats[:, 1::2]
+        z = order_feats.astype(np.float64).copy()
+        z[:, list(_NORMALISED)] = (cols - mean) / std
+        n_emb = TYPE_EMBED.shape[1]
+        lo = tuple(float(v) for v in z.min(axis=0)) + (0.0,) * n_emb
+        hi = tuple(float(v) for v in z.max(axis=0)) + (1.0,) * n_emb
         return cls(tuple(float(v) for v in mean), tuple(float(v) for v in std), float(px.mean()),
-                   float(max(px.std(), 1e-8)), float(sz.mean()), float(max(sz.std(), 1e-8)), int(grid))
+                   float(max(px.std(), 1e-8)), float(sz.mean()), float(max(sz.std(), 1e-8)), int(grid), lo, hi)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (tuples as lists)."""
@@ -321,7 +329,8 @@ class TokenStats:
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals + list(d["order_mean"]) + list(d["order_std"])):
             raise DataError("token stats", "non-finite normalisation statistics")
         return cls(tuple(float(v) for v in d["order_mean"]), tuple(float(v) for v in d["order_std"]),
-                   float(vals[0]), float(vals[1]), float(vals[2]), float(vals[3]), int(d["grid"]))
+                   float(vals[0]), float(vals[1]), float(vals[2]), float(vals[3]), int(d["grid"]),
+                   tuple(float(v) for v in d.get("z_lo", ())), tuple(float(v) for v in d.get("z_hi", ())))
 
     # -------------------------------------------------------------- (de)normalisation
     def encode_orders(self, feats: np.ndarray, kind: np.ndarray) -> np.ndarray:
