@@ -12,10 +12,11 @@ from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
 data_app = typer.Typer(help="Inspect and query the market-data store.", no_args_is_help=True)
 
 
-def _store(path: Path | None):
+def _store(path: Path | None, *, create: bool = True) -> Any:
+    """The store at ``path``; read-only commands pass ``create=False`` (no store is made by looking)."""
     from marketlab.store import Store
 
-    return Store(path)
+    return Store(path, create=create)
 
 
 @command
@@ -23,11 +24,15 @@ def ingest(
     format: Annotated[str, typer.Argument(help="lobster | fi2010 | binance-raw | ohlcv | ashare")],
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
     dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset name (default: from the folder).")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Let new values replace stored records with the same key (reported).")] = False,
     store: StoreOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Parse files of FORMAT and write them atomically into the store (re-ingesting a file is a no-op)."""
-    rep = _store(store).ingest(format, paths, dataset=dataset, progress=not json)
+    """Parse files of FORMAT and write them atomically into the store.
+
+    Records already stored (same natural key and values) are skipped whatever file they come from; a
+    stored key with a different value is an error naming it, unless --replace."""
+    rep = _store(store).ingest(format, paths, dataset=dataset, progress=not json, replace=replace)
     emit(rep.to_dict(), json, title=f"ingest {format}")
 
 
@@ -35,7 +40,7 @@ def ingest(
 @command
 def list_(store: StoreOpt = None, json: JsonOpt = False) -> None:
     """List datasets (kinds, symbols, rows, time range)."""
-    df = _store(store).datasets().drop("meta")
+    df = _store(store, create=False).datasets().drop("meta")
     rows = df.with_columns([df[c].cast(str) for c in ("created_at", "updated_at")]).to_dicts()
     if json:
         emit({"datasets": rows}, True)
@@ -71,10 +76,20 @@ def bars(
     from marketlab.core.errors import StoreError
     from marketlab.store import resample
 
-    st = _store(store)
-    kinds = set(st.tables(dataset)["kind"].to_list()) if st.tables(dataset).height else set()
-    if not kinds:
-        st._require_dataset(dataset)
+    if to_dataset is not None:
+        from marketlab.store import check_dataset
+
+        check_dataset(to_dataset, source="--to-dataset")
+        if to_dataset == dataset:
+            raise StoreError(f"--to-dataset '{to_dataset}' is the source dataset; a resample never overwrites "
+                             "its own source (pick another name)")
+    if out is not None and out.is_dir():
+        raise StoreError(f"--out {out}: is a directory (give a .parquet file path)")
+    if out is not None and not out.parent.is_dir():
+        raise StoreError(f"--out {out}: folder {out.parent} does not exist")
+    st = _store(store, create=to_dataset is not None)
+    st._require_dataset(dataset)
+    kinds = set(st.tables(dataset)["kind"].to_list())
     if "trades" in kinds:
         df = resample.trades_to_bars(st.scan_trades(dataset, symbol, start, end, as_float=True), freq)
         source = "trades"
@@ -96,11 +111,12 @@ def bars(
 
         if df.height == 0:
             raise StoreError(f"dataset '{dataset}' has no {source} for {symbol} in [{start}, {end}]: no bars to write")
-        rep = st.write(IngestBatch(dataset=to_dataset, frames={"bars": df}, instruments=[st.instrument(dataset, symbol)],
-                                   meta={"source": dataset, "freq": freq, "from": source}),
-                       format="bars", mode="replace")
+        rep = st.replace(IngestBatch(dataset=to_dataset, frames={"bars": df},
+                                     instruments=[st.instrument(dataset, symbol)],
+                                     meta={"source": dataset, "freq": freq, "from": source}), format="bars")
         summary["dataset_out"] = to_dataset
         summary["dataset_rows"] = rep.rows.get("bars")
+        summary["dataset_replaced_rows"] = rep.replaced.get("bars", 0)
     if df.height:
         summary["first"] = df.row(0, named=True)
         summary["last"] = df.row(-1, named=True)
@@ -116,7 +132,7 @@ def sql(
     json: JsonOpt = False,
 ) -> None:
     """Run a DuckDB query over the store (views: <kind>_<dataset>, datasets, instruments, ingest_log, tables)."""
-    df = _store(store).sql(query)
+    df = _store(store, create=False).sql(query)
     if json:
         emit({"rows": df.height, "columns": df.columns, "data": df.head(limit).to_dicts()}, True)
         return

@@ -1,15 +1,18 @@
 """The ``marketlab`` command: a thin shell over the Python API.
 
 Each component contributes a module ``marketlab.cli.<name>`` with a ``register(app)`` function that adds
-its commands; heavy imports happen inside the commands so ``marketlab --help`` stays fast.
+its commands; heavy imports happen inside the commands so ``marketlab --help`` stays fast. A command
+module that fails to import is an error, never a silently missing command.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
+from typing import Annotated
 
 import typer
+
+from marketlab.cli.common import set_debug
 
 app = typer.Typer(
     name="marketlab",
@@ -19,8 +22,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
+) -> None:
+    set_debug(debug)
+
+
 # One module per component; each owns its commands.
-_COMMAND_MODULES = [
+COMMAND_MODULES = (
     "data",  # ingest, data list/bars/sql/synth
     "book",  # book verify
     "sim",  # simulate, stylized
@@ -30,13 +41,12 @@ _COMMAND_MODULES = [
     "backtest",  # backtest
     "xva",  # xva, bsde
     "demo",  # demo
-]
+)
 
-for _name in _COMMAND_MODULES:
-    _modname = f"marketlab.cli.{_name}"
-    if importlib.util.find_spec(_modname) is not None:
-        importlib.import_module(_modname).register(app)
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"marketlab.cli.{_name}").register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry
+    """Console entry point."""
     app()

@@ -5,7 +5,8 @@
 >>> store.scan_trades("synth_lob", "SYN", "2024-01-02").collect()  # doctest: +SKIP
 """
 
-from marketlab.store.catalog import Store, default_store_path, to_ns
+from marketlab.core.timeutil import to_ns
+from marketlab.store.catalog import Store, default_store_path
 from marketlab.store.types import KINDS, IngestBatch, IngestReport, Instrument, check_dataset, check_symbol
 
 __all__ = [

@@ -1,8 +1,13 @@
-"""The only module that talks to DuckDB: the catalog file and SQL views over the store's Parquet.
+"""The only module that talks to DuckDB: the catalog file and sandboxed SQL over the store's Parquet.
+
+The catalog is the single source of truth of the store: its ``files`` table lists every committed data
+file, and readers open only those. A write becomes visible in exactly one DuckDB transaction
+(:func:`record_commit`), which also records the write's id in ``commits`` so that recovery can tell a
+committed write from an interrupted one.
 
 Connections are short-lived (opened per call, closed at once) so several processes can read the same
 store; a writer holds the file for the length of one transaction. DuckDB refuses a second process while
-a read-write connection is open, so opening retries briefly on a lock conflict.
+a read-write connection is open, so opening retries briefly, then says the store is busy.
 
 duckdb 2.0 notes: ``execute()`` results stream and hold the connection until fully read, so every query
 here is materialised with ``con.sql(...).pl()`` before the connection closes.
@@ -22,6 +27,7 @@ import duckdb
 import polars as pl
 
 from marketlab.core.errors import StoreError
+from marketlab.store import faults
 
 CATALOG_DDL = (
     """CREATE TABLE IF NOT EXISTS datasets (
@@ -36,20 +42,40 @@ CATALOG_DDL = (
     """CREATE TABLE IF NOT EXISTS ingest_log (
         dataset VARCHAR, format VARCHAR, file VARCHAR, sha256 VARCHAR, bytes BIGINT,
         ingested_at TIMESTAMP, rows BIGINT)""",
+    # Every committed data file (path relative to the store); readers open exactly these.
+    """CREATE TABLE IF NOT EXISTS files (
+        path VARCHAR PRIMARY KEY, dataset VARCHAR, kind VARCHAR, part VARCHAR, rows BIGINT,
+        ts_min BIGINT, ts_max BIGINT, write_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS commits (
+        write_id VARCHAR PRIMARY KEY, dataset VARCHAR, format VARCHAR, committed_at TIMESTAMP, added BIGINT,
+        replaced BIGINT)""",
 )
+
+CATALOG_TABLES = ("datasets", "tables", "instruments", "ingest_log", "files", "commits")
+
+CatalogException = duckdb.CatalogException
+
+_BUSY_HINT = "store is busy: another process is writing the catalog; retry when it has finished"
+
+
+def _lock_conflict(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text
 
 
 @contextmanager
-def connect(path: Path, *, read_only: bool, retries: int = 50) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: Path, *, read_only: bool, retries: int = 60) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open ``path`` for one short unit of work; retry while another process holds the write lock."""
     delay = 0.02
     for attempt in range(retries):
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
-        except duckdb.IOException as exc:  # lock held by another process
-            if "lock" not in str(exc).lower() or attempt == retries - 1:
-                raise StoreError(f"{path}: cannot open catalog ({str(exc).splitlines()[0]})") from exc
+        except duckdb.Error as exc:
+            if not _lock_conflict(exc):
+                raise StoreError(f"{path}: cannot open catalog ({str(exc).splitlines()[0]})") from None
+            if attempt == retries - 1:
+                raise StoreError(f"{path.parent}: {_BUSY_HINT}") from None
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
     try:
@@ -91,18 +117,40 @@ def create_catalog(path: Path, scratch: Path) -> None:
     os.replace(part, path)
 
 
+def missing_tables(path: Path) -> list[str]:
+    """Catalog tables a catalog written by an older marketlab lacks (``files``, ``commits``)."""
+    with connect(path, read_only=True) as con:
+        have = {r[0] for r in con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
+    return [t for t in CATALOG_TABLES if t not in have]
+
+
+def migrate(path: Path, files: list[dict[str, Any]]) -> None:
+    """Add the tables an older catalog lacks; ``files`` (listed from disk by the caller) fill ``files``."""
+    with connect(path, read_only=False) as con:
+        con.sql("BEGIN TRANSACTION")
+        for ddl in CATALOG_DDL:
+            con.sql(ddl)
+        for f in files:
+            con.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, 'migrated')",
+                        [f["path"], f["dataset"], f["kind"], f["part"], f["rows"], f["ts_min"], f["ts_max"]])
+        con.sql("COMMIT")
+        con.sql("CHECKPOINT")
+
+
 META_QUERIES = (
     "SELECT name FROM datasets",
     "SELECT * FROM tables",
     "SELECT * FROM instruments",
     "SELECT DISTINCT dataset, sha256 FROM ingest_log",
+    "SELECT dataset, kind, part, path, rows FROM files ORDER BY dataset, kind, part, path",
 )
 
 
 def query(path: Path, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
     """Run one read-only query on the catalog and return it as a Polars frame."""
     with connect(path, read_only=True) as con:
-        return con.sql(sql, params=params).pl() if params else con.sql(sql).pl()
+        out: pl.DataFrame = con.sql(sql, params=params).pl() if params else con.sql(sql).pl()
+        return out
 
 
 def query_many(path: Path, sqls: Sequence[str]) -> list[pl.DataFrame]:
@@ -111,29 +159,41 @@ def query_many(path: Path, sqls: Sequence[str]) -> list[pl.DataFrame]:
         return [con.sql(q).pl() for q in sqls]
 
 
-def known_hashes(path: Path, dataset: str, hashes: Sequence[str]) -> set[str]:
-    """The subset of ``hashes`` already in the ingest log of ``dataset``."""
-    if not hashes:
-        return set()
-    df = query(path, "SELECT DISTINCT sha256 FROM ingest_log WHERE dataset = ?", [dataset])
-    return set(df["sha256"].to_list()) & set(hashes)
+def is_committed(path: Path, write_id: str) -> bool:
+    """Whether the write ``write_id`` reached its catalog commit."""
+    df = query(path, "SELECT count(*) AS n FROM commits WHERE write_id = ?", [write_id])
+    return bool(df["n"][0])
 
 
-def record_ingest(
+def checkpoint(path: Path) -> None:
+    """Fold a leftover write-ahead log into the catalog file (after a writer died past its commit)."""
+    with connect(path, read_only=False) as con:
+        con.sql("CHECKPOINT")
+
+
+def record_commit(
     path: Path,
     *,
+    write_id: str,
     dataset: str,
     format: str,
     meta: dict[str, Any],
-    tables: list[dict[str, Any]],
+    layouts: dict[str, tuple[str, str]],
+    add_files: list[dict[str, Any]],
+    drop_files: list[str],
     instruments: list[dict[str, Any]],
-    files: list[dict[str, Any]],
+    sources: list[dict[str, Any]],
+    added: int,
+    replaced: int,
+    forget_sources: bool,
 ) -> list[pl.DataFrame]:
-    """Update datasets/tables/instruments/ingest_log in ONE transaction (all or nothing).
+    """Make one write visible in ONE transaction (all or nothing): the commit point of the store.
 
-    ``tables`` rows: dataset-kind totals AFTER this write (rows, ts range, schema, partitioning).
-    Returns the :data:`META_QUERIES` results after the commit, read on the same connection, so the
-    writer's catalog cache is fresh without opening the catalog again.
+    ``layouts``: kind -> (partitioning, schema JSON); ``add_files``/``drop_files``: the data files this
+    write adds and the ones it supersedes; per-table totals are recomputed from ``files``.
+    ``forget_sources`` drops the dataset's ingest log first (stored records were replaced, so a file's
+    hash no longer proves its records are stored as in the file). Returns the :data:`META_QUERIES`
+    results after the commit, read on the same connection.
     """
     with connect(path, read_only=False) as con:
         con.sql("BEGIN TRANSACTION")
@@ -144,40 +204,75 @@ def record_ingest(
                    meta = excluded.meta""",
                 [dataset, format, json.dumps(meta, default=str)],
             )
-            for t in tables:
+            for p in drop_files:
+                con.execute("DELETE FROM files WHERE path = ?", [p])
+            if add_files:
+                con.executemany(
+                    "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [[f["path"], dataset, f["kind"], f["part"], f["rows"], f["ts_min"], f["ts_max"], write_id]
+                     for f in add_files],
+                )
+            for kind, (partitioning, schema_json) in layouts.items():
                 con.execute(
-                    """INSERT OR REPLACE INTO tables VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                    [dataset, t["kind"], t["partitioning"], t["schema_json"], t["rows"], t["ts_min"], t["ts_max"]],
+                    """INSERT OR REPLACE INTO tables
+                       SELECT ?, ?, ?, ?, coalesce(sum(rows), 0)::BIGINT, min(ts_min), max(ts_max)
+                       FROM files WHERE dataset = ? AND kind = ?""",
+                    [dataset, kind, partitioning, schema_json, dataset, kind],
                 )
             for ins in instruments:
                 con.execute(
                     "INSERT OR REPLACE INTO instruments VALUES (?, ?, ?, ?, ?)",
                     [dataset, ins["symbol"], ins["tick_size"], ins["lot_size"], ins["currency"]],
                 )
-            for f in files:
+            if forget_sources:
+                con.execute("DELETE FROM ingest_log WHERE dataset = ?", [dataset])
+            for f in sources:
                 con.execute(
                     "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, now(), ?)",
                     [dataset, format, f["file"], f["sha256"], f["bytes"], f["rows"]],
                 )
+            con.execute("INSERT INTO commits VALUES (?, ?, ?, now(), ?, ?)", [write_id, dataset, format, added, replaced])
+            faults.point("catalog")
             con.sql("COMMIT")
-        except Exception:
+        except BaseException:
             con.sql("ROLLBACK")
             raise
+        faults.point("committed")
         con.sql("CHECKPOINT")
         return [con.sql(q).pl() for q in META_QUERIES]
 
 
-def sql_over_store(catalog: Path, views: dict[str, list[str]], sql: str) -> pl.DataFrame:
-    """Run ``sql`` in an in-memory DuckDB with the catalog attached read-only and one view per table.
+# Statement types `data sql` runs; everything else (COPY, ATTACH, INSTALL/LOAD, CREATE, INSERT, SET, ...)
+# is refused before it runs.
+_READ_STATEMENTS = ("SELECT", "EXPLAIN")
 
-    ``views`` maps a view name to the Parquet files it reads (union by column name). The catalog's
-    tables appear as views ``datasets``, ``instruments``, ``ingest_log``, ``tables``.
+
+def sql_over_store(
+    root: Path, catalog: dict[str, pl.DataFrame], views: dict[str, list[str]], sql: str
+) -> pl.DataFrame:
+    """Run a read-only ``sql`` in a sandboxed in-memory DuckDB over the store's committed files.
+
+    ``catalog`` maps a catalog table name to its rows (copied in as in-memory tables, so the catalog
+    file is never opened here); ``views`` maps a view name to the Parquet files it reads. Only SELECT and
+    EXPLAIN statements run; external access is limited to ``root`` and the configuration is locked, so
+    a query can read the store and nothing else, and write nothing.
     """
     con = duckdb.connect(":memory:")
     try:
-        con.sql(f"ATTACH '{_quote(str(catalog))}' AS cat (READ_ONLY)")
-        for t in ("datasets", "instruments", "ingest_log", "tables"):
-            con.sql(f'CREATE VIEW "{t}" AS SELECT * FROM cat.{t}')
+        try:
+            statements = con.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise StoreError(f"sql: {str(exc).splitlines()[0]}") from None
+        if not statements:
+            raise StoreError("sql: empty query")
+        for st in statements:
+            kind = str(st.type).rsplit(".", 1)[-1]
+            if kind not in _READ_STATEMENTS:
+                raise StoreError(f"sql: {kind} statements are not allowed; `data sql` is read-only (SELECT only)")
+        for name, frame in catalog.items():
+            con.register("_src", frame.to_arrow())
+            con.sql(f'CREATE TABLE "{name}" AS SELECT * FROM _src')
+            con.unregister("_src")
         for name, files in views.items():
             if not files:
                 continue
@@ -186,10 +281,16 @@ def sql_over_store(catalog: Path, views: dict[str, list[str]], sql: str) -> pl.D
                 f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet([{listing}], '
                 "union_by_name = true, hive_partitioning = false)"
             )
+        con.sql(f"SET allowed_directories = ['{_quote(str(root.resolve()))}/']")
+        con.sql("SET enable_external_access = false")
+        con.sql("SET autoinstall_known_extensions = false")
+        con.sql("SET autoload_known_extensions = false")
+        con.sql("SET lock_configuration = true")
         try:
-            return con.sql(sql).pl()
+            result: pl.DataFrame = con.sql(sql).pl()
+            return result
         except duckdb.Error as exc:
-            raise StoreError(f"sql: {str(exc).splitlines()[0]}") from exc
+            raise StoreError(f"sql: {str(exc).splitlines()[0]}") from None
     finally:
         con.close()
 

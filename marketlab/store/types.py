@@ -79,7 +79,12 @@ class IngestBatch:
 
 @dataclass
 class IngestReport:
-    """Outcome of one write/ingest: rows per kind, files and partitions written, whether skipped."""
+    """Outcome of one write/ingest.
+
+    ``rows``: records per kind in the input; ``added``: records newly stored; ``replaced``: stored
+    records superseded (upsert: conflicting keys; replace: every record of the replaced partitions);
+    ``skipped``: nothing changed (``reason`` says why); ``write_id``: the commit's id in the catalog.
+    """
 
     dataset: str
     format: str
@@ -91,6 +96,9 @@ class IngestReport:
     seconds: float = 0.0
     skipped: bool = False
     reason: str = ""
+    added: dict[str, int] = field(default_factory=dict)
+    replaced: dict[str, int] = field(default_factory=dict)
+    write_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (used by the CLI's ``--json``)."""

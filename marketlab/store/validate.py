@@ -118,7 +118,7 @@ def validate_frame(kind: str, frame: pl.DataFrame, source: str) -> pl.DataFrame:
         # known row counts must hold; parsers count them into the batch meta instead.
     if checks:
         hit = df.select([m.any().alias(f"_c{i}") for i, (m, _, _) in enumerate(checks)]).row(0)
-        for failed, (m, c, problem) in zip(hit, checks):
+        for failed, (m, c, problem) in zip(hit, checks, strict=True):
             if failed:
                 _fail_if(df, m, c, problem, source)
 

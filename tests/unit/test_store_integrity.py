@@ -1,0 +1,203 @@
+"""Store integrity (issue 13): the catalog is the source of truth, records are stored once by natural
+key, streaming writes are one transaction, a missing catalog is never silently recreated."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from marketlab.core.errors import MarketlabError, StoreError
+from marketlab.store import IngestBatch, Instrument, Store
+from tests_store_util import tree_hash
+
+NS_DAY = 86_400_000_000_000
+T0 = 19_724 * NS_DAY  # 2024-01-02 00:00 UTC
+KLINES = "{t},100.0,101.0,99.0,100.5,10.0,{c},1000.0,5,5.0,500.0,0\n"
+
+
+def klines(first_minute: int, n: int) -> str:
+    """Binance spot klines (headerless, ms open_time) for minutes first..first+n-1 of 2024-01-02."""
+    ms = T0 // 1_000_000
+    return "".join(KLINES.format(t=ms + (first_minute + i) * 60_000, c=ms + (first_minute + i) * 60_000 + 59_999)
+                   for i in range(n))
+
+
+def bars(ts: list[int], close: float = 1.5, symbol: str = "AAA") -> pl.DataFrame:
+    n = len(ts)
+    return pl.DataFrame({"ts": ts, "symbol": [symbol] * n, "open": [1.0] * n, "high": [2.0] * n, "low": [0.5] * n,
+                         "close": [close] * n, "volume": [10.0] * n, "vwap": [1.2] * n, "trades": [3] * n})
+
+
+def bars_batch(df: pl.DataFrame, dataset: str = "b") -> IngestBatch:
+    return IngestBatch(dataset, {"bars": df}, [Instrument(s, 0.01, 1.0) for s in df["symbol"].unique()])
+
+
+MIN = 60 * 10**9
+
+
+def test_same_records_through_another_file_are_stored_once(tmp_path: Path) -> None:
+    """Finding 2: a gunzipped/gzipped copy and an overlapping file add no second copy."""
+    st = Store(tmp_path / "s")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = tmp_path / "a" / "BTCUSDT.csv"
+    a.write_text(klines(0, 30))
+    st.ingest("ohlcv", [a], dataset="k")
+    gz = tmp_path / "b" / "BTCUSDT.csv.gz"
+    gz.write_bytes(gzip.compress(a.read_bytes()))
+    rep = st.ingest("ohlcv", [gz], dataset="k")
+    assert rep.skipped and rep.added == {}
+    assert st.scan_bars("k").collect().height == 30
+    b = tmp_path / "b" / "BTCUSDT.csv"  # minutes 20..49 overlap 20..29
+    b.write_text(klines(20, 30))
+    rep = st.ingest("ohlcv", [b], dataset="k")
+    assert rep.added == {"bars": 20}
+    got = st.scan_bars("k").collect()
+    assert got.height == 50 and got["ts"].n_unique() == 50 and got["ts"].is_sorted()
+    assert st.datasets()["rows"][0] == 50
+
+
+def test_conflicting_value_names_the_key_and_replace_says_what_it_replaced(tmp_store: Store) -> None:
+    tmp_store.write(bars_batch(bars([T0 + i * MIN for i in range(5)])))
+    before = tree_hash(tmp_store.path)
+    clash = bars([T0 + 3 * MIN, T0 + 9 * MIN], close=7.0)
+    with pytest.raises(StoreError, match=rf"key \(symbol=AAA, ts={T0 + 3 * MIN}\): close is 1.5 in the store, 7.0") as e:
+        tmp_store.write(bars_batch(clash))
+    assert "\n" not in str(e.value)
+    assert tree_hash(tmp_store.path) == before
+    rep = tmp_store.write(bars_batch(clash), mode="upsert")
+    assert rep.replaced == {"bars": 1} and rep.added == {"bars": 1}
+    got = tmp_store.scan_bars("b").collect()
+    assert got.height == 6 and got.filter(pl.col("ts") == T0 + 3 * MIN)["close"].to_list() == [7.0]
+
+
+def test_ingest_replace_flag_overwrites_conflicts(tmp_path: Path) -> None:
+    st = Store(tmp_path / "s")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = tmp_path / "a" / "ETHUSDT.csv"
+    a.write_text(klines(0, 10))
+    st.ingest("ohlcv", [a], dataset="k")
+    b = tmp_path / "b" / "ETHUSDT.csv"
+    b.write_text(klines(5, 10).replace("100.5,", "100.7,"))
+    with pytest.raises(StoreError, match="conflicting value for key"):
+        st.ingest("ohlcv", [b], dataset="k")
+    rep = st.ingest("ohlcv", [b], dataset="k", replace=True)
+    assert rep.replaced == {"bars": 5} and rep.added == {"bars": 5}
+    assert st.scan_bars("k").collect()["close"].to_list() == [100.5] * 5 + [100.7] * 10
+    # Records were replaced: the first file's hash no longer proves its records are stored, so ingesting
+    # it again goes through the data and reports the conflict instead of a silent "already ingested".
+    with pytest.raises(StoreError, match="conflicting value"):
+        st.ingest("ohlcv", [a], dataset="k")
+
+
+def test_replace_supersedes_the_partitions_of_a_rerun(tmp_store: Store) -> None:
+    """The simulation re-run API: the same (dataset, symbol, day) is replaced, other days stay."""
+    day1 = [T0 + i * MIN for i in range(10)]
+    day2 = [T0 + NS_DAY + i * MIN for i in range(4)]
+    tmp_store.write(bars_batch(bars(day1 + day2)))
+    rep = tmp_store.replace(bars_batch(bars(day1[:3], close=9.0)))
+    assert rep.replaced == {"bars": 10} and rep.added == {"bars": 3}
+    got = tmp_store.scan_bars("b").collect()
+    assert got.height == 3 + 4 and got["close"].to_list() == [9.0] * 3 + [1.5] * 4
+    assert tmp_store.datasets()["rows"][0] == 7
+
+
+def test_duplicate_key_within_one_write_is_an_error(tmp_store: Store) -> None:
+    tr = pl.DataFrame({"ts": [T0, T0 + 1, T0 + 1], "symbol": ["A"] * 3, "seq": [0, 1, 1], "price": [10, 11, 11],
+                       "size": [1, 2, 2], "aggressor": [1, -1, -1]})
+    with pytest.raises(StoreError, match=rf"duplicate key \(symbol=A, ts={T0 + 1}, seq=1\)"):
+        tmp_store.write(IngestBatch("t", {"trades": tr}, [Instrument("A", 0.01, 1.0)]))
+    assert "t" not in tmp_store.datasets()["dataset"].to_list()
+
+
+def _stream(n: int, fail_at: int | None = None) -> Iterator[IngestBatch]:
+    for k in range(n):
+        if k == fail_at:
+            raise MarketlabError("bad line 1234 in big.csv")
+        yield bars_batch(bars([T0 + (k * 100 + i) * MIN for i in range(100)]))
+
+
+def test_streaming_write_is_one_transaction(tmp_store: Store) -> None:
+    rep = tmp_store.write(_stream(5))
+    assert rep.added == {"bars": 500} and rep.rows == {"bars": 500}
+    got = tmp_store.scan_bars("b").collect()
+    assert got.height == 500 and got["ts"].is_sorted() and got["ts"].n_unique() == 500
+    before = tree_hash(tmp_store.path)
+    with pytest.raises(MarketlabError, match="bad line"):
+        tmp_store.write(_stream(8, fail_at=6))  # batches 5, 6.. never become visible
+    assert tree_hash(tmp_store.path) == before
+
+
+def test_streaming_pulls_one_batch_at_a_time(tmp_store: Store) -> None:
+    """Each batch is staged before the next is pulled (memory bounded by a batch, not the file)."""
+    staged_before_next: list[int] = []
+
+    def gen() -> Iterator[IngestBatch]:
+        for k in range(3):
+            if k:
+                staged_before_next.append(sum(1 for _ in tmp_store.path.glob(".staging-*/*.parquet")))
+            yield bars_batch(bars([T0 + (k * 10 + i) * MIN for i in range(10)]))
+
+    tmp_store.write(gen())
+    assert staged_before_next == [1, 2]
+
+
+def test_files_the_catalog_does_not_list_are_invisible(tmp_store: Store) -> None:
+    """Finding 1's reader side: a data file a dead writer left (not committed) is never read."""
+    tmp_store.write(bars_batch(bars([T0 + i * MIN for i in range(5)])))
+    [f] = tmp_store.files("bars", "b")
+    shutil.copy(f, Path(f).with_name("part-orphan.parquet"))
+    assert tmp_store.scan_bars("b").collect().height == 5
+    assert tmp_store.sql("select count(*) as n from bars_b")["n"][0] == 5
+
+
+def test_missing_catalog_is_not_silently_recreated(tmp_store: Store) -> None:
+    tmp_store.write(bars_batch(bars([T0])))
+    tmp_store.catalog_path.unlink()
+    before = tree_hash(tmp_store.path)
+    with pytest.raises(StoreError, match="catalog is missing but the store holds data"):
+        Store(tmp_store.path)
+    assert tree_hash(tmp_store.path) == before
+
+
+def test_read_only_open_creates_nothing(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no store here"):
+        Store(tmp_path / "nope", create=False)
+    assert not (tmp_path / "nope").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="not a directory"):
+        Store(tmp_path / "file")
+
+
+@pytest.mark.parametrize("query, kind", [
+    ("COPY (SELECT 1) TO '{root}/bars/evil.parquet'", "COPY"),
+    ("ATTACH '{root}/evil.duckdb' AS evil", "ATTACH"),
+    ("INSTALL httpfs", "LOAD"),
+    ("LOAD httpfs", "LOAD"),
+    ("CREATE TABLE evil AS SELECT 1", "CREATE"),
+    ("INSERT INTO datasets SELECT * FROM datasets", "INSERT"),
+    ("SET enable_external_access = true", "SET"),
+    ("SELECT 1; COPY (SELECT 1) TO '{root}/x.csv'", "COPY"),
+])
+def test_sql_is_read_only(tmp_store: Store, query: str, kind: str) -> None:
+    tmp_store.write(bars_batch(bars([T0 + i * MIN for i in range(5)])))
+    before = tree_hash(tmp_store.path)
+    with pytest.raises(StoreError, match=f"sql: {kind} statements are not allowed") as e:
+        tmp_store.sql(query.format(root=tmp_store.path))
+    assert "\n" not in str(e.value)
+    assert tree_hash(tmp_store.path) == before
+
+
+def test_sql_reads_nothing_outside_the_store(tmp_store: Store, tmp_path: Path) -> None:
+    tmp_store.write(bars_batch(bars([T0 + i * MIN for i in range(5)])))
+    outside = tmp_path / "outside.csv"
+    outside.write_text("a\n1\n")
+    with pytest.raises(StoreError, match="sql: .*(Permission|disabled)"):
+        tmp_store.sql(f"SELECT * FROM read_csv('{outside}')")
+    assert tmp_store.sql("SELECT count(*) AS n FROM bars_b")["n"][0] == 5
