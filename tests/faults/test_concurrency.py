@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from faultkit import env, klines_csv, run_cli, wait_all
+from tests.support.faults import env, klines_csv, run_cli, wait_all
 from marketlab.store import Store
 
 DAY_MIN = 1440

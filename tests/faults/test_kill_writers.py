@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from faultkit import REPO, check_store, killed, klines_csv, rows, run_cli, run_python
+from tests.support.faults import REPO, check_store, killed, klines_csv, rows, run_cli, run_python
 from marketlab.store import Store
 
 DAY_MIN = 1440

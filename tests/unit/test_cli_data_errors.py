@@ -14,7 +14,7 @@ from marketlab.cli import common
 from marketlab.cli.main import COMMAND_MODULES, app
 from marketlab.store import Store
 from marketlab.store.synth import write_synth
-from tests_store_util import tree_hash
+from tests.support.store import tree_hash
 
 runner = CliRunner()
 

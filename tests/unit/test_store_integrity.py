@@ -13,7 +13,7 @@ import pytest
 
 from marketlab.core.errors import MarketlabError, StoreError
 from marketlab.store import IngestBatch, Instrument, Store
-from tests_store_util import tree_hash
+from tests.support.store import tree_hash
 
 NS_DAY = 86_400_000_000_000
 T0 = 19_724 * NS_DAY  # 2024-01-02 00:00 UTC

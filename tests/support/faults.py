@@ -20,7 +20,7 @@ from pathlib import Path
 
 from marketlab.store import KINDS, Store
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]  # tests/support/faults.py -> repo root
 NS_DAY = 86_400_000_000_000
 T0_MS = 19_724 * 86_400_000  # 2024-01-02 00:00 UTC in ms
 
