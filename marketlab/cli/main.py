@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "data",  # ingest, data list/bars/sql/synth
     "book",  # book verify
     "sim",  # simulate, stylized
+    "trades",  # trades train/generate (TRADES diffusion order flow)
     "models",  # train, predict
     "alpha",  # alpha eval, mine
     "rl",  # rl train/eval

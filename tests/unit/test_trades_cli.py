@@ -1,0 +1,38 @@
+"""``marketlab trades train|generate``: a tiny run on a GOOG slice and the one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from marketlab.cli.main import app
+from tests.support.trades import goog_slice_store
+
+
+def test_train_then_generate_and_bad_input(shared_data: Path, tmp_path: Path) -> None:
+    store = goog_slice_store(shared_data, tmp_path, rows=1500)
+    cfg = tmp_path / "t.toml"
+    cfg.write_text("[trades]\nwindow = 8\ndepth = 1\naugment_dim = 8\nbatch_size = 8\nval_every = 2\nval_batches = 1\n")
+    run = CliRunner().invoke
+    base = ["--data", "lob", "--symbol", "GOOG", "--store", str(store.path)]
+    r = run(app, ["trades", "train", *base, "--config", str(cfg), "--steps", "2", "--out", str(tmp_path / "ck"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["step"] == 2
+    r = run(app, ["trades", "generate", str(tmp_path / "ck"), *base, "--orders", "2", "--markets", "2", "--steps", "1",
+                  "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["engine_rejected"] == 0 and out["samples"] >= 4
+    # bad input: one line, exit 2
+    cfg.write_text("[trades]\nwindow = 8\ndepth = 2\naugment_dim = 8\n")
+    r = run(app, ["trades", "train", *base, "--config", str(cfg), "--resume", "--out", str(tmp_path / "ck")])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "key 'depth'" in r.output
+    r = run(app, ["trades", "train", "--data", "lob", "--symbol", "MSFT", "--store", str(store.path)])
+    assert r.exit_code == 2 and "MSFT" in r.output and r.output.startswith("error:")
+    r = run(app, ["trades", "generate", str(tmp_path / "none"), *base])
+    assert r.exit_code == 2 and "TRADES checkpoint not found" in r.output
+    cfg.write_text("[trades]\nwindo = 8\n")
+    r = run(app, ["trades", "train", *base, "--config", str(cfg)])
+    assert r.exit_code == 2 and "windo" in r.output
