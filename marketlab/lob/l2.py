@@ -2,8 +2,10 @@
 
 Venue feeds such as Binance's diff-depth stream publish, per price, the new *total* quantity (0 deletes
 the level), not individual orders, and their price range is wide (a 1000-level snapshot plus far-away
-updates span ~10^6 ticks), so a price-indexed band would be wasteful. Each side is a sorted array
-(bids ascending, asks ascending) updated by binary search + shift; the best prices are the array ends.
+updates span ~10^6 ticks), so a price-indexed band would be wasteful. Each side is a sorted array updated
+by binary search + shift, kept so that the best price is at the array END (bids ascending; asks stored NEGATED, ascending): updates
+cluster near the touch, so a shift moves only the few levels between the touch and the updated price
+instead of the whole side (asks ascending by price made every near-touch ask update shift ~all levels).
 
 ``updates int64[m, 4]`` rows are ``(group, side, price, qty)`` in ticks/lots; ``group`` numbers the
 venue messages (one diff = one group) so the book can be sampled after each message.
@@ -66,7 +68,7 @@ def l2_apply_nb(bpx, bqty, apx, aqty, counts, updates, depth, tops, deltas):
                 return r
             counts[0] = nb
         else:
-            na, d = _set(apx, aqty, counts[1], updates[r, 2], updates[r, 3])
+            na, d = _set(apx, aqty, counts[1], -updates[r, 2], updates[r, 3])
             if na < 0:
                 return r
             counts[1] = na
@@ -78,8 +80,8 @@ def l2_apply_nb(bpx, bqty, apx, aqty, counts, updates, depth, tops, deltas):
             na = counts[1]
             for k in range(depth):
                 if k < na:
-                    row[4 * k] = apx[k]
-                    row[4 * k + 1] = aqty[k]
+                    row[4 * k] = -apx[na - 1 - k]
+                    row[4 * k + 1] = aqty[na - 1 - k]
                 else:
                     row[4 * k] = 0
                     row[4 * k + 1] = 0
@@ -128,5 +130,5 @@ class L2Book:
         """(bid_px, bid_qty, ask_px, ask_qty); zeros for an empty side."""
         nb, na = int(self.counts[0]), int(self.counts[1])
         b = (int(self.bpx[nb - 1]), int(self.bqty[nb - 1])) if nb else (0, 0)
-        a = (int(self.apx[0]), int(self.aqty[0])) if na else (0, 0)
+        a = (-int(self.apx[na - 1]), int(self.aqty[na - 1])) if na else (0, 0)
         return b[0], b[1], a[0], a[1]

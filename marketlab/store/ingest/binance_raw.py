@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,26 +86,39 @@ def _decimals(s: str) -> int:
 def _scale_of(step: float | None, values: list[str], what: str) -> int:
     if step is None:
         return _max_decimals(values)
-    d = _decimals(repr(float(step)))
-    if abs(float(step) - 10.0**-d) > 1e-15:
+    return _given_scale(step, what)
+
+
+def _given_scale(step: float, what: str) -> int:
+    """Decimals of a given tick/lot size; it must be a power of ten."""
+    try:
+        d = _decimals(repr(float(step)))
+        ok = float(step) > 0 and abs(float(step) - 10.0**-d) <= 1e-15
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
         raise DataError(None, f"{what} must be a power of ten (0.01, 0.001, ...)", field=what, value=step)
     return d
 
 
+_DECIMAL = re.compile(r"-?[0-9]*(?:\.[0-9]*)?")
+
+
 def _to_int(s: str, d: int, path: Path, line: int, fieldname: str) -> int:
     """Exact integer of decimal string ``s`` in units of 10**-d; finer digits are off the grid."""
+    if not isinstance(s, str) or not _DECIMAL.fullmatch(s) or not any(c.isdigit() for c in s):
+        raise DataError(path, "not a decimal number", row=line, field=fieldname, value=s)
     whole, _, frac = s.partition(".")
-    try:
-        neg = whole.startswith("-")
-        v = int(whole or "0") * 10**d + (-1 if neg else 1) * int((frac[:d] or "0").ljust(d, "0"))
-        int(frac or "0")
-    except ValueError:
-        raise DataError(path, "not a decimal number", row=line, field=fieldname, value=s) from None
+    neg = whole.startswith("-")
+    v = int(whole.lstrip("-") or "0") * 10**d + int((frac[:d] or "0").ljust(d, "0"))
     if frac[d:].strip("0"):
         grid = "price" if fieldname in ("price", "p", "a", "b") else "size"
         raise DataError(path, f"off the {grid} grid (10^-{d})", row=line, field=fieldname, value=s)
-    if v < 0:
+    if neg and v:
         raise DataError(path, "negative value", row=line, field=fieldname, value=s)
+    if v >= 10**18:
+        raise DataError(path, "value too large (more than 18 digits in ticks/lots)", row=line, field=fieldname,
+                        value=s)
     return v
 
 
@@ -141,12 +155,61 @@ def _lines(path: Path) -> list[str]:
     return read_bytes(path).decode("utf-8", errors="replace").splitlines()
 
 
-def _read_raw(paths: list[Path]) -> tuple[dict, list[_Diff], list, list, str, str]:
-    snapshot: dict | None = None
+def _int_field(obj: dict[str, Any], key: str, path: Path, ln: int) -> int:
+    """``obj[key]`` as an int: a JSON integer or a string of digits; anything else names file, line, field."""
+    if key not in obj:
+        raise DataError(path, "missing field", row=ln, field=key)
+    v = obj[key]
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise DataError(path, "not an integer", row=ln, field=key, value=v)
+    try:
+        out = int(v)
+    except ValueError:
+        raise DataError(path, "not an integer", row=ln, field=key, value=v) from None
+    if not -(2**63) < out < 2**63:
+        raise DataError(path, "integer out of range", row=ln, field=key, value=v)
+    return out
+
+
+def _str_field(obj: dict[str, Any], key: str, path: Path, ln: int) -> str:
+    if key not in obj:
+        raise DataError(path, "missing field", row=ln, field=key)
+    v = obj[key]
+    if not isinstance(v, str):
+        raise DataError(path, "expected a decimal string", row=ln, field=key, value=v)
+    return v
+
+
+def _level_list(obj: dict[str, Any], key: str, path: Path, ln: int) -> list[list[str]]:
+    """``obj[key]`` as ``[[price, qty], ...]`` of strings; anything else names file, line and field."""
+    if key not in obj:
+        raise DataError(path, "missing field", row=ln, field=key)
+    v = obj[key]
+    if not isinstance(v, list):
+        raise DataError(path, "expected a list of [price, qty] pairs", row=ln, field=key, value=str(v)[:40])
+    for lvl in v:
+        if not (isinstance(lvl, list) and len(lvl) == 2 and all(isinstance(x, str) for x in lvl)):
+            raise DataError(path, "expected a [price, qty] pair of strings", row=ln, field=key, value=str(lvl)[:40])
+    return v
+
+
+def _read_raw(paths: list[Path]) -> tuple[dict[str, Any], list[_Diff], list[Any], list[Any], str, str]:
+    """Generic reader (``json`` per line): the reference semantics; every malformed line or field is a
+    one-line :class:`DataError` naming file, line and field."""
+    snapshot: dict[str, Any] | None = None
     diffs: list[_Diff] = []
-    trades: list = []
-    tickers: list = []
+    trades: list[Any] = []
+    tickers: list[Any] = []
     symbol, market = "", "spot"
+
+    def sym_of(data: dict[str, Any], path: Path, ln: int) -> str:
+        s = data.get("s", "")
+        if not isinstance(s, str):
+            raise DataError(path, "symbol is not a string", row=ln, field="s", value=s)
+        if s and symbol and s != symbol:  # one capture = one book: another symbol's message would corrupt it
+            raise DataError(path, f"message of another symbol (the capture is {symbol})", row=ln, field="s", value=s)
+        return s
+
     for path in paths:
         for ln, text in enumerate(_lines(path), start=1):
             if not text.strip():
@@ -155,36 +218,51 @@ def _read_raw(paths: list[Path]) -> tuple[dict, list[_Diff], list, list, str, st
             try:
                 ts = int(head)
                 msg = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise DataError(path, "expected '<receive ns> <JSON>'", row=ln, value=text[:60]) from None
+            if not -(2**63) < ts < 2**63:
+                raise DataError(path, "receive timestamp out of range", row=ln, value=head[:30])
+            if not isinstance(msg, dict):
+                raise DataError(path, "expected a JSON object after the timestamp", row=ln, value=body[:60])
             if "lastUpdateId" in msg:
                 if snapshot is None:
-                    snapshot = {"ts": ts, "id": int(msg["lastUpdateId"]), "bids": msg["bids"], "asks": msg["asks"],
+                    snapshot = {"ts": ts, "id": _int_field(msg, "lastUpdateId", path, ln),
+                                "bids": _level_list(msg, "bids", path, ln), "asks": _level_list(msg, "asks", path, ln),
                                 "path": path, "line": ln}
                 continue
             data = msg.get("data", msg)
+            if not isinstance(data, dict):
+                raise DataError(path, "combined-stream 'data' is not an object", row=ln, field="data",
+                                value=str(data)[:40])
             ev = data.get("e")
             if ev == "depthUpdate":
-                symbol = symbol or data.get("s", "")
+                symbol = sym_of(data, path, ln) or symbol
                 pu = data.get("pu")
                 if pu is not None:
                     market = "usdm"
-                diffs.append(_Diff(path, ln, ts, int(data["U"]), int(data["u"]), None if pu is None else int(pu),
-                                   data["b"], data["a"]))
+                diffs.append(_Diff(path, ln, ts, _int_field(data, "U", path, ln), _int_field(data, "u", path, ln),
+                                   None if pu is None else _int_field(data, "pu", path, ln),
+                                   _level_list(data, "b", path, ln), _level_list(data, "a", path, ln)))
             elif ev == "trade":
-                symbol = symbol or data.get("s", "")
-                trades.append((ts, data["p"], data["q"], -1 if data["m"] else 1, path, ln))
+                symbol = sym_of(data, path, ln) or symbol
+                m = data.get("m")
+                if not isinstance(m, bool):
+                    raise DataError(path, "buyer-is-maker flag must be true or false", row=ln, field="m", value=m)
+                trades.append((ts, _str_field(data, "p", path, ln), _str_field(data, "q", path, ln), -1 if m else 1,
+                               path, ln))
             elif "u" in data and "b" in data and "a" in data and "B" in data:
-                symbol = symbol or data.get("s", "")
-                tickers.append((ts, int(data["u"]), data["b"], data["B"], data["a"], data["A"], path, ln))
+                symbol = sym_of(data, path, ln) or symbol
+                tickers.append((ts, _int_field(data, "u", path, ln), _str_field(data, "b", path, ln),
+                                _str_field(data, "B", path, ln), _str_field(data, "a", path, ln),
+                                _str_field(data, "A", path, ln), path, ln))
     if snapshot is None:
         raise DataError(paths[0], "no REST depth snapshot ({\"lastUpdateId\": ...}) in the capture; pass the first file too")
     return snapshot, diffs, trades, tickers, symbol, market
 
 
-def _read_csv(paths: list[Path]) -> tuple[dict, list[_Diff], list, list, str, str]:
+def _read_csv(paths: list[Path]) -> tuple[dict[str, Any], list[_Diff], list[Any], list[Any], str, str]:
     """nautilus_trader's CSV depth layout -> the same structures as a raw capture."""
-    snap: dict | None = None
+    snap: dict[str, Any] | None = None
     diffs: list[_Diff] = []
     symbol = ""
     for path in paths:
@@ -193,6 +271,9 @@ def _read_csv(paths: list[Path]) -> tuple[dict, list[_Diff], list, list, str, st
         if not rows or not need <= set(rows[0]):
             raise DataError(path, f"expected CSV columns {sorted(need)}")
         for ln, r in enumerate(rows, start=2):
+            missing = sorted(k for k in need if not isinstance(r.get(k), str) or not r[k])
+            if missing:
+                raise DataError(path, "missing field (short or empty row)", row=ln, field=missing[0])
             symbol = symbol or r["symbol"]
             side = r["side"]
             if side not in ("a", "b"):
@@ -201,6 +282,8 @@ def _read_csv(paths: list[Path]) -> tuple[dict, list[_Diff], list, list, str, st
                 ts, U, u, pu = int(r["timestamp"]) * 1_000_000, int(r["first_update_id"]), int(r["last_update_id"]), int(r["pu"])
             except ValueError:
                 raise DataError(path, "non-integer id/timestamp", row=ln) from None
+            if not all(-(2**62) < v < 2**62 for v in (ts, U, u, pu)):
+                raise DataError(path, "id/timestamp out of range", row=ln)
             lvl = [r["price"], r["qty"]]
             if r["update_type"] == "snap":
                 if snap is None:
@@ -218,15 +301,8 @@ def _read_csv(paths: list[Path]) -> tuple[dict, list[_Diff], list, list, str, st
     return snap, diffs, [], [], symbol, market
 
 
-def read_capture(paths: list[Path] | Path, *, tick_size: float | None = None, lot_size: float | None = None) -> Capture:
-    """Read and sequence a capture; raises :class:`DataError` on malformed lines or an update-id gap."""
-    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
-    reader = _read_csv if all(".csv" in p.name for p in paths) else _read_raw
-    snap, diffs, trades, tickers, symbol, market = reader(paths)
-    if not symbol:
-        raise DataError(paths[0], "no symbol found (no depthUpdate/trade/bookTicker message)")
-    last = snap["id"]
-    # sequencing by update id (module docstring)
+def _sequence(diffs: list[_Diff], last: int, market: str) -> tuple[list[_Diff], int]:
+    """The diffs to apply after snapshot ``last`` (module docstring), and how many came before it."""
     applied: list[_Diff] = []
     prev_u = None
     skipped = 0
@@ -247,6 +323,32 @@ def read_capture(paths: list[Path] | Path, *, tick_size: float | None = None, lo
                                 field="pu" if market == "usdm" else "U", value=got)
         applied.append(d)
         prev_u = d.u
+    return applied, skipped
+
+
+def read_capture(paths: list[Path] | Path, *, tick_size: float | None = None, lot_size: float | None = None,
+                 fast: bool = True) -> Capture:
+    """Read and sequence a capture; raises :class:`DataError` on malformed lines or an update-id gap.
+
+    ``fast`` (default) tries the numba scanner (:mod:`._binance_scan`) first; it returns the same
+    :class:`Capture` as the generic path or hands over to it (``fast=False`` forces the generic path).
+    """
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    if tick_size is not None:
+        _given_scale(tick_size, "tick_size")
+    if lot_size is not None:
+        _given_scale(lot_size, "lot_size")
+    is_csv = all(".csv" in p.name for p in paths)
+    if fast and not is_csv:
+        cap = _fast_capture(paths, tick_size, lot_size)
+        if cap is not None:
+            return cap
+    reader = _read_csv if is_csv else _read_raw
+    snap, diffs, trades, tickers, symbol, market = reader(paths)
+    if not symbol:
+        raise DataError(paths[0], "no symbol found (no depthUpdate/trade/bookTicker message)")
+    last = snap["id"]
+    applied, skipped = _sequence(diffs, last, market)
     prices = [p for p, _ in snap["bids"] + snap["asks"]] + [p for d in applied for p, _ in d.bids + d.asks]
     prices += [t[1] for t in trades] + [x for t in tickers for x in (t[2], t[4])]
     sizes = [q for _, q in snap["bids"] + snap["asks"]] + [q for d in applied for _, q in d.bids + d.asks]
@@ -280,7 +382,105 @@ def read_capture(paths: list[Path] | Path, *, tick_size: float | None = None, lo
         ).reshape(-1, 6)
     else:
         cap.tickers = np.stack([np.array([t[0] for t in tickers], np.int64), np.array([t[1] for t in tickers], np.int64),
-                                *cols], axis=1).reshape(-1, 6)  # type: ignore[misc]
+                                *[c for c in cols if c is not None]], axis=1).reshape(-1, 6)
+    return cap
+
+
+def _scaled(m: np.ndarray, d: np.ndarray, scale: int) -> np.ndarray | None:
+    """``m * 10**(scale - d)`` exactly in int64, or None when a value is finer than ``scale`` or would need
+    more than 18 digits (the generic path then names it)."""
+    if m.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if int(d.max()) > scale:
+        return None
+    pw = (10 ** (scale - d)).astype(np.int64)
+    if bool((m > (10**18 - 1) // pw).any()):
+        return None
+    return (m * pw).astype(np.int64)
+
+
+def _fast_capture(paths: list[Path], tick_size: float | None, lot_size: float | None) -> Capture | None:
+    """The :class:`Capture` from the numba scanner, or None when any file is outside its subset."""
+    from marketlab.store.ingest import _binance_scan as bs
+    from marketlab.store.ingest._io import read_bytes
+
+    msgs_l, lv_l, tk_l, file_of = [], [], [], []
+    symbol = ""
+    lv_off = tk_off = 0
+    for i, path in enumerate(paths):
+        data = read_bytes(path)
+        res = bs.scan(data)
+        if res is None:
+            return None
+        msgs, lv, tk = res
+        kind = msgs[:, 0]
+        has = ((kind == bs.M_DEPTH) | (kind == bs.M_TRADE) | (kind == bs.M_TICKER)) & (msgs[:, 11] > msgs[:, 10])
+        if has.any():  # the scan checked that every symbol in this file equals its first one
+            r = int(np.flatnonzero(has)[0])
+            first = data[int(msgs[r, 10]):int(msgs[r, 11])].decode("ascii")
+            if symbol and first != symbol:
+                return None  # another symbol in a later file: the generic path names the line
+            symbol = first
+        ref = (kind == bs.M_DEPTH) | (kind == bs.M_SNAPSHOT)
+        msgs[ref, 6:10] += lv_off
+        msgs[kind == bs.M_TICKER, 6] += tk_off
+        lv_off += lv.shape[0]
+        tk_off += tk.shape[0]
+        msgs_l.append(msgs)
+        lv_l.append(lv)
+        tk_l.append(tk)
+        file_of.append(np.full(msgs.shape[0], i, dtype=np.int64))
+    msgs = np.concatenate(msgs_l)
+    lv = np.concatenate(lv_l)
+    tk = np.concatenate(tk_l)
+    fidx = np.concatenate(file_of)
+    kind = msgs[:, 0]
+    snaps = np.flatnonzero(kind == bs.M_SNAPSHOT)
+    if snaps.size == 0:
+        raise DataError(paths[0], "no REST depth snapshot ({\"lastUpdateId\": ...}) in the capture; pass the first file too")
+    if not symbol:
+        raise DataError(paths[0], "no symbol found (no depthUpdate/trade/bookTicker message)")
+    snap = msgs[snaps[0]]
+    dep = msgs[kind == bs.M_DEPTH]
+    dfile = fidx[kind == bs.M_DEPTH]
+    market = "usdm" if bool((dep[:, 5] >= 0).any()) else "spot"
+    diffs = [_Diff(paths[int(f)], int(r[1]), int(r[2]), int(r[3]), int(r[4]), None if r[5] < 0 else int(r[5]), [], [])
+             for r, f in zip(dep, dfile, strict=True)]
+    last = int(snap[3])
+    applied, skipped = _sequence(diffs, last, market)
+    keep = np.zeros(len(diffs), dtype=bool)
+    pos = {id(d): k for k, d in enumerate(diffs)}
+    for d in applied:
+        keep[pos[id(d)]] = True
+    adep = dep[keep]
+    # level rows in update order: snapshot bids, asks, then each applied diff's bids, asks
+    starts = np.concatenate([[snap[6], snap[8]], adep[:, [6, 8]].ravel()]).astype(np.int64)
+    ends = np.concatenate([[snap[7], snap[9]], adep[:, [7, 9]].ravel()]).astype(np.int64)
+    lens = ends - starts
+    total = int(lens.sum())
+    idx = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total, dtype=np.int64)
+    groups = np.repeat(np.repeat(np.arange(adep.shape[0] + 1, dtype=np.int64), 2), lens)
+    sides = np.repeat(np.tile(np.array([1, -1], dtype=np.int64), adep.shape[0] + 1), lens)
+    trd = msgs[kind == bs.M_TRADE]
+    tkr_rows = msgs[kind == bs.M_TICKER]
+    tkv = tk[tkr_rows[:, 6]] if tkr_rows.size else np.zeros((0, 8), dtype=np.int64)
+    p_dec = np.concatenate([lv[idx, 2], trd[:, 7], tkv[:, 1], tkv[:, 5]])
+    q_dec = np.concatenate([lv[idx, 4], trd[:, 9], tkv[:, 3], tkv[:, 7]])
+    dp = _given_scale(tick_size, "tick_size") if tick_size is not None else int(p_dec.max(initial=0))
+    dq = _given_scale(lot_size, "lot_size") if lot_size is not None else int(q_dec.max(initial=0))
+    px, qty = _scaled(lv[idx, 1], lv[idx, 2], dp), _scaled(lv[idx, 3], lv[idx, 4], dq)
+    tp, tq = _scaled(trd[:, 6], trd[:, 7], dp), _scaled(trd[:, 8], trd[:, 9], dq)
+    tb, tB = _scaled(tkv[:, 0], tkv[:, 1], dp), _scaled(tkv[:, 2], tkv[:, 3], dq)
+    ta, tA = _scaled(tkv[:, 4], tkv[:, 5], dp), _scaled(tkv[:, 6], tkv[:, 7], dq)
+    if px is None or qty is None or tp is None or tq is None or tb is None or tB is None or ta is None or tA is None:
+        return None  # off the given grid or too many digits: the generic path names the value
+    cap = Capture(symbol=symbol, market=market, paths=paths, tick_size=10.0**-dp, lot_size=10.0**-dq,
+                  last_update_id=last, skipped_diffs=skipped)
+    cap.updates = np.stack([groups, sides, px, qty], axis=1).reshape(-1, 4)
+    cap.group_ts = np.maximum.accumulate(np.concatenate([[snap[2]], adep[:, 2]]).astype(np.int64))
+    cap.group_u = np.concatenate([[last], adep[:, 4]]).astype(np.int64)
+    cap.trades = np.stack([trd[:, 2], tp, tq, trd[:, 3]], axis=1).reshape(-1, 4)
+    cap.tickers = np.stack([tkr_rows[:, 2], tkr_rows[:, 3], tb, tB, ta, tA], axis=1).reshape(-1, 6)
     return cap
 
 
