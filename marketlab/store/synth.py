@@ -7,27 +7,25 @@ shocks (volatility clustering, fat tails). Volume is lognormal around a per-symb
 prices carried from the previous close, ``suspended = True``.
 
 LOB day: a Poisson order-flow model (limit adds near the touch, cancels of resting orders, market orders)
-applied to an in-memory price-time-priority book, so events, book snapshots (after every event) and
-trades are consistent with each other by construction. The simulator component later replaces this with
-its agent-based market.
+applied to the matching engine's book (:class:`marketlab.lob.OrderBook`), so events, book snapshots
+(after every event) and trades are consistent with each other by construction. The agent-based market
+(``marketlab simulate``) is the realistic alternative.
 
 Everything is a pure function of ``seed``; :func:`write_synth` writes both datasets into a store.
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
-from collections import deque
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from marketlab.core.schema import EVENTS_SCHEMA, PANEL_SCHEMA, TRADES_SCHEMA, book_schema
+from marketlab.core.timeutil import NS_PER_DAY, NS_PER_MIN
+from marketlab.lob import OrderBook
 from marketlab.store.types import IngestBatch, IngestReport, Instrument
-
-NS_DAY = 86_400_000_000_000
 
 
 def _garch(rng: np.random.Generator, n: int, k: int, vol: float, alpha: float, beta: float,
@@ -98,58 +96,8 @@ def synth_daily(seed: int = 0, n_symbols: int = 300, n_days: int = 756, n_sector
         "adj_factor": np.ones(n_days * n_symbols),
         "in_universe": np.ones(n_days * n_symbols, dtype=bool),
         "suspended": flat(suspended),
-    }).cast(PANEL_SCHEMA)
+    }).cast(PANEL_SCHEMA)  # type: ignore[arg-type]
     return panel, [Instrument(str(s_), 0.01, 1.0) for s_ in sym_names]
-
-
-class _Book:
-    """Minimal price-time-priority book: price -> FIFO of [order_id, size]; sorted price lists per side."""
-
-    def __init__(self) -> None:
-        self.levels: dict[int, dict[int, deque]] = {1: {}, -1: {}}
-        self.prices: dict[int, list[int]] = {1: [], -1: []}  # ascending
-        self.orders: dict[int, tuple[int, int]] = {}  # id -> (side, price)
-
-    def best(self, side: int) -> int | None:
-        p = self.prices[side]
-        return (p[-1] if side == 1 else p[0]) if p else None
-
-    def add(self, oid: int, side: int, price: int, size: int) -> None:
-        lv = self.levels[side]
-        if price not in lv:
-            lv[price] = deque()
-            bisect.insort(self.prices[side], price)
-        lv[price].append([oid, size])
-        self.orders[oid] = (side, price)
-
-    def reduce(self, oid: int, size: int) -> None:
-        side, price = self.orders[oid]
-        q = self.levels[side][price]
-        for o in q:
-            if o[0] == oid:
-                o[1] -= size
-                if o[1] <= 0:
-                    q.remove(o)
-                    del self.orders[oid]
-                break
-        if not q:
-            del self.levels[side][price]
-            self.prices[side].pop(bisect.bisect_left(self.prices[side], price))
-
-    def size_of(self, oid: int) -> int:
-        side, price = self.orders[oid]
-        return next(o[1] for o in self.levels[side][price] if o[0] == oid)
-
-    def snapshot(self, levels: int) -> list[int]:
-        out: list[int] = []
-        asks = self.prices[-1][:levels]
-        bids = self.prices[1][::-1][:levels]
-        for i in range(levels):
-            ap = asks[i] if i < len(asks) else 0
-            bp = bids[i] if i < len(bids) else 0
-            out += [ap, sum(o[1] for o in self.levels[-1][ap]) if ap else 0,
-                    bp, sum(o[1] for o in self.levels[1][bp]) if bp else 0]
-        return out
 
 
 def synth_lob(seed: int = 0, n_events: int = 20_000, levels: int = 10, symbol: str = "SYN",
@@ -162,26 +110,30 @@ def synth_lob(seed: int = 0, n_events: int = 20_000, levels: int = 10, symbol: s
     random-walk fair value and market orders lean toward it, so the mid diffuses. Book snapshots follow every event.
     """
     rng = np.random.default_rng(seed)
-    book = _Book()
-    t = (day - dt.date(1970, 1, 1)).days * NS_DAY + 14 * 3600 * 10**9 + 30 * 60 * 10**9
-    ev: list[tuple] = []
+    book = OrderBook()
+    t = (day - dt.date(1970, 1, 1)).days * NS_PER_DAY + (14 * 60 + 30) * NS_PER_MIN
+    ev: list[tuple[Any, ...]] = []
     snaps: list[list[int]] = []
-    trades: list[tuple] = []
+    trades: list[tuple[Any, ...]] = []
     next_id = 1
     seq = 0
 
     def emit(ts: int, typ: int, oid: int, side: int, price: int, size: int) -> None:
         nonlocal seq
         ev.append((ts, symbol, seq, typ, oid, side, price, size))
-        snaps.append([ts, seq] + book.snapshot(levels))
+        snaps.append([ts, seq] + book.snapshot(levels).tolist())
         seq += 1
+
+    def rest(oid: int, side: int, px: int, sz: int) -> None:
+        code = book.submit_limit(oid, side, px, sz, ts=t)  # never crosses: prices stay off the opposite touch
+        if code or book.n_last_fills:  # pragma: no cover - generator invariant
+            raise RuntimeError(f"synthetic order {oid} at {px} was rejected ({code}) or traded")
+        emit(t, 1, oid, side, px, sz)
 
     # seed the book with a few levels each side so the first market orders have liquidity
     for k in range(1, 11):
         for side, px in ((1, mid0 - k), (-1, mid0 + k)):
-            sz = int(rng.integers(1, 10)) * 100
-            book.add(next_id, side, px, sz)
-            emit(t, 1, next_id, side, px, sz)
+            rest(next_id, side, px, int(rng.integers(1, 10)) * 100)
             next_id += 1
     fair = float(mid0)
     while seq < n_events:
@@ -189,7 +141,7 @@ def synth_lob(seed: int = 0, n_events: int = 20_000, levels: int = 10, symbol: s
         fair += rng.normal(0.0, 0.15)
         u = rng.random()
         side = 1 if rng.random() < 0.5 else -1
-        bb, ba = book.best(1), book.best(-1)
+        bb, ba = book.quotes()
         if u < 0.55 or bb is None or ba is None:
             # Price relative to the OPPOSITE touch so new orders can improve a wide spread; the offset is
             # geometric (most orders 1-3 ticks away), and a limit order never crosses.
@@ -201,28 +153,29 @@ def synth_lob(seed: int = 0, n_events: int = 20_000, levels: int = 10, symbol: s
             else:
                 px = int(round(fair)) + 1 + off
                 px = max(px, bb + 1) if bb is not None else px
-            sz = int(rng.integers(1, 10)) * 100
-            book.add(next_id, side, px, sz)
-            emit(t, 1, next_id, side, px, sz)
+            rest(next_id, side, px, int(rng.integers(1, 10)) * 100)
             next_id += 1
-        elif u < 0.90 and book.orders:
-            oid = list(book.orders)[int(rng.integers(0, len(book.orders)))]
-            s_, px = book.orders[oid]
-            full = book.size_of(oid)
+        elif u < 0.90 and book.n_orders:
+            # a random resting order, in arrival order (ids increase with arrival, resting_orders sorts by id)
+            oid, s_, px, full = book.resting_orders()[int(rng.integers(0, book.n_orders))].tolist()
             part = full if rng.random() < 0.7 else int(rng.integers(1, full)) if full > 1 else full
-            book.reduce(oid, part)
+            book.cancel(oid, part, ts=t)
             emit(t, 3 if part == full else 2, oid, s_, px, part)
         else:
             mid = 0.5 * (bb + ba)
             side = 1 if (rng.random() < 0.7) == (fair > mid) else -1  # informed-ish: trade toward fair value
-            rest = -side  # market buy hits asks
+            maker = -side  # market buy hits asks
             want = int(rng.integers(1, 15)) * 100
-            while want > 0 and book.best(rest) is not None:
-                px = book.best(rest)
-                oid, avail = book.levels[rest][px][0]
-                fill = min(want, avail)
-                book.reduce(oid, fill)
-                emit(t, 4, oid, rest, px, fill)
+            # one execute event (and book row) per resting order hit, front of the best level first
+            while want > 0 and (best := book.quotes()[0 if maker == 1 else 1]) is not None:
+                px = best
+                oid = book.queue(maker, px)[0]
+                info = book.order(oid)
+                if info is None:  # pragma: no cover - the queue lists live orders only
+                    raise RuntimeError(f"order {oid} queued at {px} is not live")
+                fill = min(want, info.size)
+                book.cancel(oid, fill, ts=t)
+                emit(t, 4, oid, maker, px, fill)
                 trades.append((t, symbol, seq - 1, px, fill, side))
                 want -= fill
     schema_b = book_schema(levels)
