@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-import numpy as np
 import polars as pl
 
 
@@ -80,20 +79,6 @@ PANEL_SCHEMA: dict[str, pl.DataType] = {
     "suspended": pl.Boolean(),  # no trading that day (prices carried or null)
 }
 
-# NumPy record layout the numba kernels use for events (same fields, no symbol).
-EVENT_DTYPE = np.dtype(
-    [
-        ("ts", np.int64),
-        ("seq", np.int64),
-        ("type", np.int8),
-        ("order_id", np.int64),
-        ("side", np.int8),
-        ("price", np.int64),
-        ("size", np.int64),
-    ]
-)
-
-
 def book_schema(levels: int) -> dict[str, pl.DataType]:
     """Schema of book snapshots with ``levels`` levels per side: ask_px_i, ask_sz_i, bid_px_i, bid_sz_i.
 
@@ -122,9 +107,6 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "panel": PANEL_SCHEMA,
 }
 
-PRICE_COLUMNS = ("price",)
-
-
 def float_view(frame: pl.LazyFrame | pl.DataFrame, tick_size: float, lot_size: float):
     """Convert integer ``price``/``size`` (and book ``*_px_*``/``*_sz_*``) columns to floats in currency/units."""
     cols = frame.collect_schema().names()
@@ -135,11 +117,3 @@ def float_view(frame: pl.LazyFrame | pl.DataFrame, tick_size: float, lot_size: f
         elif c == "size" or "_sz_" in c:
             exprs.append((pl.col(c).cast(pl.Float64) * lot_size).alias(c))
     return frame.with_columns(exprs) if exprs else frame
-
-
-def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType], *, source: str = "frame") -> pl.DataFrame:
-    """Select and cast ``frame`` to ``schema`` (column order included); missing columns raise ValueError."""
-    missing = [c for c in schema if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{source}: missing column(s) {missing}")
-    return frame.select([pl.col(c).cast(t, strict=True) for c, t in schema.items()])

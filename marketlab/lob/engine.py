@@ -72,7 +72,7 @@ FILL_DTYPE = np.dtype(
         ("size", np.int64),
     ]
 )
-# Same fields as marketlab.core.schema.EVENT_DTYPE, kept int64 in the kernels.
+# The store's EVENTS_SCHEMA fields without ``symbol`` (LOBSTER type codes), all int64 as the kernels write them.
 ENGINE_EVENT_DTYPE = np.dtype(
     [
         ("ts", np.int64),

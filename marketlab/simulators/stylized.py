@@ -28,12 +28,11 @@ import polars as pl
 
 from marketlab.core.errors import StoreError
 from marketlab.core.schema import EventType, book_levels
+from marketlab.core.timeutil import NS_PER_DAY, NS_PER_S
 
 if TYPE_CHECKING:  # the store layer is below simulators; imported only for type hints
     from marketlab.store import Store
 
-NS_PER_S = 1_000_000_000
-NS_PER_DAY = 86_400 * NS_PER_S
 
 # Rows of the side-by-side table: (key in StylizedFacts.scalars, label, format).
 TABLE_ROWS: list[tuple[str, str, str]] = [
