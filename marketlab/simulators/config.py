@@ -2,26 +2,35 @@
 
 Units: times in seconds (floats) unless the name ends in ``_ns``; prices in integer ticks of the
 instrument; sizes in integer lots. Rates are Poisson intensities per second. Unknown keys and wrong
-types are rejected by :func:`marketlab.core.config.from_dict` with the file and dotted key named;
-:meth:`SimSpec.validate` adds range checks with the same one-line :class:`SpecError`.
+types (and non-finite numbers such as ``limit_rate = inf``) are rejected by the :class:`~marketlab.core.config.Spec`
+loader with the file and dotted key named; :meth:`SimSpec.validate` adds range checks with the same one-line
+:class:`SpecError`, including upper bounds that keep a day finite (a rate of 1e12 per second would never
+finish): rates at most :data:`MAX_RATE` per second, at most :data:`MAX_AGENTS` agents of a kind, sessions of
+at most a week, time grids of at most :data:`MAX_GRID` points.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
-from marketlab.core.config import from_dict, load_toml
+from marketlab.core.config import Identifier, Spec
 from marketlab.core.errors import SpecError
 
+MAX_RATE = 10_000.0  # messages (or wake-ups) per second and per agent: far above any real venue's per-trader rate
+MAX_AGENTS = 10_000  # agents of one kind
+MAX_DURATION_S = 7 * 86_400.0  # one week of simulated time
+MAX_GRID = 10_000_000  # points of the fundamental/activity time grids (duration_s / step_s)
+MIN_INTERVAL_S = 1e-3  # shortest periodic wake-up interval (market maker, POV trader)
+MAX_LOTS = 10**12  # largest size in lots anywhere in a spec
+MAX_LATENCY_US = 60e6  # one minute
 
 @dataclass(frozen=True)
 class MarketConfig:
     """The session and instrument: ``start`` is an ISO UTC time, ``duration_s`` the session length."""
 
-    dataset: str = "abm_default"
-    symbol: str = "ABM"
+    dataset: Identifier = "abm_default"
+    symbol: Identifier = "ABM"
     tick_size: float = 0.01  # currency per tick
     lot_size: float = 1.0  # units per lot
     currency: str = "USD"
@@ -212,8 +221,11 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
-class SimSpec:
-    """A whole simulated day: ``seed`` is the master seed every RNG stream is derived from."""
+class SimSpec(Spec):
+    """A whole simulated day: ``seed`` is the master seed every RNG stream is derived from.
+
+    Load with ``SimSpec.from_toml(path)`` (or ``from_dict``); both validate (:meth:`validate`).
+    """
 
     seed: int = 0
     market: MarketConfig = field(default_factory=MarketConfig)
@@ -227,19 +239,6 @@ class SimSpec:
     pov: POVConfig = field(default_factory=POVConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
-    @classmethod
-    def from_toml(cls, path: str | Path) -> SimSpec:
-        """Load and validate a spec file (unknown keys, wrong types and bad ranges raise :class:`SpecError`)."""
-        spec = from_dict(cls, load_toml(path), path=path)
-        spec.validate(path)
-        return spec
-
-    @classmethod
-    def from_mapping(cls, data: dict[str, Any], path: str | Path | None = None) -> SimSpec:
-        spec = from_dict(cls, data, path=path)
-        spec.validate(path)
-        return spec
-
     def validate(self, path: str | Path | None = None) -> None:
         """Range checks: counts >= 0, rates/intervals/sizes positive where needed, windows ordered."""
 
@@ -247,8 +246,11 @@ class SimSpec:
             if not ok:
                 raise SpecError(path, key, problem)
 
+        need(0 <= self.seed < 2**63, "seed", f"must be in [0, 2**63), got {self.seed}")
         m = self.market
         need(m.duration_s > 0, "market.duration_s", f"must be > 0, got {m.duration_s}")
+        need(m.duration_s <= MAX_DURATION_S, "market.duration_s", f"must be <= {MAX_DURATION_S:g} s, got {m.duration_s}")
+        need(m.initial_price <= 2**40, "market.initial_price", f"must be <= 2**40 ticks, got {m.initial_price}")
         need(m.tick_size > 0, "market.tick_size", f"must be > 0, got {m.tick_size}")
         need(m.lot_size > 0, "market.lot_size", f"must be > 0, got {m.lot_size}")
         need(1 <= m.book_levels <= 50, "market.book_levels", f"must be in 1..50, got {m.book_levels}")
@@ -262,20 +264,37 @@ class SimSpec:
         need(self.fundamental.kappa >= 0, "fundamental.kappa", "must be >= 0")
         need(self.fundamental.sigma >= 0, "fundamental.sigma", "must be >= 0")
         need(self.fundamental.step_s > 0, "fundamental.step_s", "must be > 0")
+        for key, step in (("fundamental.step_s", self.fundamental.step_s), ("activity.step_s", self.activity.step_s)):
+            if step > 0:
+                need(m.duration_s / step <= MAX_GRID, key, f"gives more than {MAX_GRID:,} grid points over the session")
         need(self.fundamental.jump_rate >= 0, "fundamental.jump_rate", "must be >= 0")
         need(self.activity.tau_s > 0, "activity.tau_s", "must be > 0")
         need(self.activity.sigma >= 0, "activity.sigma", "must be >= 0")
         need(self.activity.step_s > 0, "activity.step_s", "must be > 0")
         need(self.latency.base_us >= 0 and self.latency.jitter_median_us >= 0, "latency", "latencies must be >= 0")
+        for f in fields(self.latency):
+            v = getattr(self.latency, f.name)
+            if f.name.endswith("_us"):
+                need(v <= MAX_LATENCY_US, f"latency.{f.name}", f"must be <= {MAX_LATENCY_US:g} us, got {v}")
+        need(0 <= self.latency.jitter_sigma <= 10, "latency.jitter_sigma", f"must be in [0, 10], got {self.latency.jitter_sigma}")
         for section in ("noise", "value", "momentum", "market_maker"):
             cfg = getattr(self, section)
             need(cfg.count >= 0, f"{section}.count", f"must be >= 0, got {cfg.count}")
+            need(cfg.count <= MAX_AGENTS, f"{section}.count", f"must be <= {MAX_AGENTS}, got {cfg.count}")
             for f in fields(cfg):
                 v = getattr(cfg, f.name)
+                key = f"{section}.{f.name}"
                 if f.name.endswith(("_rate", "interval_s")) or f.name in ("size", "size_median"):
-                    need(v > 0, f"{section}.{f.name}", f"must be > 0, got {v}")
+                    need(v > 0, key, f"must be > 0, got {v}")
+                if f.name.endswith("_rate"):
+                    need(v <= MAX_RATE, key, f"must be <= {MAX_RATE:g} per second, got {v}")
+                if f.name.endswith("interval_s"):
+                    need(v >= MIN_INTERVAL_S, key, f"must be >= {MIN_INTERVAL_S:g} s, got {v}")
+                if f.name.startswith(("size", "max_size", "max_inventory")) or f.name == "size":
+                    need(v <= MAX_LOTS, key, f"must be <= {MAX_LOTS:g} lots, got {v}")
         n = self.noise
-        need(n.max_depth >= 1, "noise.max_depth", "must be >= 1")
+        need(1 <= n.max_depth <= 100_000, "noise.max_depth", f"must be in 1..100000, got {n.max_depth}")
+        need(0 <= n.size_sigma <= 5, "noise.size_sigma", f"must be in [0, 5], got {n.size_sigma}")
         need(0 <= n.round_prob <= 1, "noise.round_prob", "must be in [0, 1]")
         need(0 <= n.replace_prob <= 1, "noise.replace_prob", "must be in [0, 1]")
         need(0 <= n.inside_prob <= 1, "noise.inside_prob", "must be in [0, 1]")
@@ -291,13 +310,18 @@ class SimSpec:
         need(0 <= v.hidden_prob <= 1, "value.hidden_prob", "must be in [0, 1]")
         mo = self.momentum
         need(1 <= mo.short_window < mo.long_window, "momentum.short_window", "need 1 <= short_window < long_window")
+        need(mo.long_window <= 1_000_000, "momentum.long_window", f"must be <= 1000000, got {mo.long_window}")
         need(1 <= mo.size_min <= mo.size_max, "momentum.size_min", "need 1 <= size_min <= size_max")
         mm = self.market_maker
         need(mm.levels >= 1 and mm.half_spread >= 1 and mm.level_spacing >= 1, "market_maker.levels",
              "levels, half_spread and level_spacing must be >= 1")
         need(mm.max_inventory > 0, "market_maker.max_inventory", "must be > 0")
+        need(mm.levels <= 1_000, "market_maker.levels", f"must be <= 1000, got {mm.levels}")
         p = self.pov
         need(p.side in (1, -1), "pov.side", f"must be 1 (buy) or -1 (sell), got {p.side}")
         need(0 < p.pov <= 1, "pov.pov", f"must be in (0, 1], got {p.pov}")
         need(0 <= p.start_s < p.end_s, "pov.start_s", "need 0 <= start_s < end_s")
         need(p.interval_s > 0 and p.quantity > 0, "pov.interval_s", "interval_s and quantity must be > 0")
+        need(p.interval_s >= MIN_INTERVAL_S, "pov.interval_s", f"must be >= {MIN_INTERVAL_S:g} s, got {p.interval_s}")
+        need(p.quantity <= MAX_LOTS, "pov.quantity", f"must be <= {MAX_LOTS:g} lots, got {p.quantity}")
+        need(n.excite_delay_s <= MAX_DURATION_S, "noise.excite_delay_s", f"must be <= {MAX_DURATION_S:g} s")

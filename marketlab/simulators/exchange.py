@@ -55,7 +55,6 @@ from typing import NamedTuple
 import numpy as np
 
 from marketlab.lob import kernels as K
-from marketlab.core.timeutil import NS_PER_S
 from marketlab.lob import REASONS as _REASONS
 from marketlab.lob import OrderBook, events_to_commands
 

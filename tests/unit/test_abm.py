@@ -13,7 +13,8 @@ from marketlab.core.errors import SpecError
 from marketlab.core.schema import EVENTS_SCHEMA, TRADES_SCHEMA, book_schema
 from marketlab.simulators.abm import ExternalTrader, Simulation, impact_experiment, simulate_day
 from marketlab.simulators.config import SimSpec
-from marketlab.simulators.exchange import NS_PER_S, Agent, Exchange, LatencyModel, snapshots_after_events
+from marketlab.core.timeutil import NS_PER_S
+from marketlab.simulators.exchange import Agent, Exchange, LatencyModel, snapshots_after_events
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "specs" / "simulators" / "abm_default.toml"

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketlab.simulators.abm import ExternalTrader
-from marketlab.simulators.exchange import NS_PER_S, Exchange, LatencyModel, snapshots_after_events
+from marketlab.core.timeutil import NS_PER_S
+from marketlab.simulators.exchange import Exchange, LatencyModel, snapshots_after_events
 
 msg = st.one_of(
     st.tuples(st.just("limit"), st.integers(0, 2), st.sampled_from([1, -1]), st.integers(90, 110), st.integers(1, 20)),
