@@ -76,4 +76,5 @@ BUILTIN_IDS: dict[str, str] = {
     "op/Corr": "marketlab.features.expr.ops:Corr",
     # whole-day simulators
     "simulator/abm-v1": "marketlab.simulators.abm:Simulation",
+    "venue/trades-v1": "marketlab.simulators.trades.venue:TradesVenue",
 }

@@ -118,6 +118,7 @@ class TradesMarkets:
                     self.next_id[i] += 1
             self.books.append(ob)
         self.protected: list[set[int]] = [set() for _ in range(self.m)]  # other agents' ids: never cancelled
+        self.protected_fills: list[list[np.ndarray]] = [[] for _ in range(self.m)]  # engine fills touching them
         self.last_mid = np.full(self.m, float(mid_price(seed_book[None, :])[0]))
         self.stats_run = GenerationStats()
         self.log: list[list[tuple[int, Order]]] = [[] for _ in range(self.m)]
@@ -218,6 +219,11 @@ class TradesMarkets:
         if code != 0:
             self.stats_run.engine_rejected += 1
             return
+        if self.protected[i] and ob.n_last_fills:
+            f = ob.last_fills()
+            mine = np.isin(f["maker_id"], list(self.protected[i])) | np.isin(f["taker_id"], list(self.protected[i]))
+            if mine.any():
+                self.protected_fills[i].append(f[mine])
         self.stats_run.accepted[("limit", "cancel", "market")[order.kind]] += 1
         self.log[i].append((ts, order))
         # the confirmed order enters the conditioning window, with the book before it

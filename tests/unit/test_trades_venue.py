@@ -1,0 +1,71 @@
+"""``venue/trades-v1``: an outside agent trades against the TRADES world agent in one matching engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from marketlab.core.protocols import Venue
+from marketlab.core.registry import resolve
+from marketlab.simulators.trades.train import TradesConfig, train_from_store
+from tests.support.trades import goog_slice_store
+
+
+@pytest.fixture(scope="module")
+def setup(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("trades_venue")
+    store = goog_slice_store(shared_data, root, rows=2500)
+    cfg = TradesConfig.cpu(window=8, depth=1, steps=60, batch_size=32, val_every=60, val_batches=1, seed=1,
+                           ema_decay=0.9)
+    train_from_store(store, "lob", "GOOG", cfg, root / "ck", device="cpu")
+    return store, root / "ck"
+
+
+def _venue(setup, **kw):
+    store, ck = setup
+    cls = resolve("venue/trades-v1")
+    return cls(ck, store, "lob", "GOOG", step_seconds=0.5, horizon_seconds=3.0, steps=2, **kw)
+
+
+def test_agent_trades_against_the_generator(setup) -> None:
+    v = _venue(setup)
+    assert isinstance(v, Venue)
+    v.reset(seed=3)
+    t0 = v.now_ns
+    bid, ask = v.quotes()
+    assert bid is not None and ask is not None and bid < ask
+    # a market buy takes liquidity the generator placed (seeded from the real book)
+    fills = v.market(+1, 5)
+    assert sum(f.size for f in fills) == 5 and all(f.side == 1 and not f.maker for f in fills)
+    # a resting bid at the touch is never cancelled by the generator; it either rests or fills
+    bid, _ = v.quotes()
+    assert v.limit(+1, bid, 7) == []
+    assert v.resting() == 7
+    # the generator's cancel candidates are its own orders only
+    w = v.world
+    assert w is not None
+    own = w._own_resting(0)[:, 0].tolist()
+    everyone = w.books[0].resting_orders()[:, 0].tolist()
+    assert set(everyone) - set(own) == set(v._mine) and len(v._mine) == 1
+    got = []
+    while not v.exhausted:
+        got += v.advance()
+        assert v.resting() + sum(f.size for f in got if f.maker) == 7
+    assert v.now_ns >= t0 + 3_000_000_000
+    assert w.stats_run.engine_rejected == 0
+    v.cancel_all()
+    assert v.resting() == 0
+
+
+def test_same_seed_same_market(setup) -> None:
+    def path(seed: int) -> list:
+        v = _venue(setup)
+        v.reset(seed=seed)
+        out = []
+        for _ in range(3):
+            v.advance()
+            out.append((v.now_ns, v.quotes()))
+        return out
+
+    assert path(1) == path(1)
