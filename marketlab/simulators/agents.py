@@ -109,6 +109,7 @@ class NoiseCrowd(Agent):
         self._side.pop(oid, None)
 
     def on_start(self, ex: Exchange) -> None:
+        """Schedule the first wake-up."""
         # Seed the book: one order per tick for max_depth ticks on each side of the initial price.
         c = self.cfg
         for d in range(1, c.max_depth + 1):
@@ -132,6 +133,7 @@ class NoiseCrowd(Agent):
             self._add(ex.limit(self, side, price, size), size, side)
 
     def on_wakeup(self, ex: Exchange, tag: int) -> None:
+        """Act on the live book (see the class docstring)."""
         c = self.cfg
         k = self._draw()
         ch = self._chunk
@@ -157,6 +159,7 @@ class NoiseCrowd(Agent):
             ex.wake_at(self, ex.now + int(ch["exp"][k] / (rate * self._spont * self.activity.value(ex.now)) * NS_PER_S) + 1, tag)
 
     def on_fill(self, ex: Exchange, fill: Fill) -> None:
+        """Book-keeping of a fill of one of this agent's orders."""
         if fill.maker and fill.order_id in self._left:
             left = self._left[fill.order_id] - fill.size
             if left <= 0:
@@ -180,6 +183,7 @@ class _ActivityPaced(Agent):
         ex.wake_at(self, ex.now + int(self.rng.exponential() / rate * NS_PER_S) + 1)  # type: ignore[union-attr]
 
     def on_start(self, ex: Exchange) -> None:
+        """Schedule the first wake-up."""
         self._next(ex)
 
 
@@ -198,6 +202,7 @@ class ValueTrader(_ActivityPaced):
         self.position = 0
 
     def on_wakeup(self, ex: Exchange, tag: int) -> None:
+        """Act on the live book (see the class docstring)."""
         c, rb = self.cfg, self.rng
         assert rb is not None
         if self.open_order:
@@ -226,6 +231,7 @@ class ValueTrader(_ActivityPaced):
         self._next(ex)
 
     def on_fill(self, ex: Exchange, fill: Fill) -> None:
+        """Book-keeping of a fill of one of this agent's orders."""
         self.position += fill.side * fill.size
         if fill.order_id == self.open_order:
             self.open_left -= fill.size
@@ -246,6 +252,7 @@ class MomentumTrader(_ActivityPaced):
         self.position = 0
 
     def on_wakeup(self, ex: Exchange, tag: int) -> None:
+        """Act on the live book (see the class docstring)."""
         c, rb = self.cfg, self.rng
         assert rb is not None
         self.mids.append(ex.mid())
@@ -260,6 +267,7 @@ class MomentumTrader(_ActivityPaced):
         self._next(ex)
 
     def on_fill(self, ex: Exchange, fill: Fill) -> None:
+        """Book-keeping of a fill of one of this agent's orders."""
         self.position += fill.side * fill.size
 
 
@@ -277,10 +285,12 @@ class MarketMaker(Agent):
         self._where: dict[int, tuple[int, int]] = {}  # order id -> (side, price)
 
     def on_start(self, ex: Exchange) -> None:
+        """Schedule the first wake-up."""
         # stagger market makers so several do not requote in the same nanosecond
         ex.wake_at(self, ex.now + int(self.rng.uniform() * self.cfg.interval_s * NS_PER_S))  # type: ignore[union-attr]
 
     def on_wakeup(self, ex: Exchange, tag: int) -> None:
+        """Act on the live book (see the class docstring)."""
         c = self.cfg
         centre = ex.mid() - c.skew_ticks * self.inventory / c.max_inventory
         room = 1.0 - abs(self.inventory) / c.max_inventory
@@ -308,6 +318,7 @@ class MarketMaker(Agent):
         ex.wake_at(self, ex.now + int(c.interval_s * NS_PER_S))
 
     def on_fill(self, ex: Exchange, fill: Fill) -> None:
+        """Book-keeping of a fill of one of this agent's orders."""
         self.inventory += fill.side * fill.size
         self.cash -= fill.side * fill.size * fill.price
         left = self.resting.get(fill.order_id)
@@ -339,9 +350,11 @@ class POVTrader(Agent):
         self._last_market_volume = 0
 
     def on_start(self, ex: Exchange) -> None:
+        """Schedule the first wake-up."""
         ex.wake_at(self, self.t_start)
 
     def on_wakeup(self, ex: Exchange, tag: int) -> None:
+        """Act on the live book (see the class docstring)."""
         c = self.cfg
         others = ex.volume - ex.agent_volume[self.agent_id]
         if ex.now > self.t_start:
@@ -355,6 +368,7 @@ class POVTrader(Agent):
             ex.wake_at(self, nxt)
 
     def on_fill(self, ex: Exchange, fill: Fill) -> None:
+        """Book-keeping of a fill of one of this agent's orders."""
         self.executed += fill.size
         self.fills.append(fill)
 
@@ -381,8 +395,10 @@ class ExternalTrader(Agent):
         self.position = 0
 
     def on_fill(self, ex: Exchange, fill: Fill) -> None:
+        """Book-keeping of a fill of one of this agent's orders."""
         self.fills.append(fill)
         self.position += fill.side * fill.size
 
     def on_reject(self, ex: Exchange, reject: Reject) -> None:
+        """Collect the rejection."""
         self.rejects.append(reject)

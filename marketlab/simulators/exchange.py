@@ -47,9 +47,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -57,12 +55,13 @@ import numpy as np
 from marketlab.lob import kernels as K
 from marketlab.lob import REASONS as _REASONS
 from marketlab.lob import OrderBook, events_to_commands
+from marketlab.simulators.hidden import HiddenOrders
+from marketlab.simulators.streams import LatencyModel, LatencyStream, RandomBuffer
 
 log = logging.getLogger(__name__)
 
 WAKE, ARRIVE, NOTIFY = 0, 1, 2
 OP_LIMIT, OP_MARKET, OP_CANCEL, OP_MODIFY = 1, 2, 3, 4
-E_EXECUTE_HIDDEN = 5  # LOBSTER type of an execution against a non-displayed order
 _HIDDEN = "HIDDEN"  # tif tag of a non-displayed GTC order in the message payload
 _BIG = 1 << 62
 
@@ -85,105 +84,6 @@ class Reject(NamedTuple):
     ts: int
     order_id: int
     reason: str
-
-
-class RandomBuffer:
-    """Chunked draws from one ``numpy.random.Generator`` (scalar draws from NumPy cost ~1 us each).
-
-    The sequence of values is a pure function of the generator's seed and the order of calls, so a run
-    stays reproducible. ``chunk`` values are drawn at a time per distribution.
-    """
-
-    __slots__ = ("rng", "chunk", "_u", "_ui", "_n", "_ni", "_e", "_ei")
-
-    def __init__(self, rng: np.random.Generator, chunk: int = 1024) -> None:
-        self.rng = rng
-        self.chunk = chunk
-        self._u: list[float] = []
-        self._ui = 0
-        self._n: list[float] = []
-        self._ni = 0
-        self._e: list[float] = []
-        self._ei = 0
-
-    def uniform(self) -> float:
-        """U[0, 1)."""
-        if self._ui >= len(self._u):
-            self._u = self.rng.random(self.chunk).tolist()
-            self._ui = 0
-        v = self._u[self._ui]
-        self._ui += 1
-        return v
-
-    def normal(self) -> float:
-        """N(0, 1)."""
-        if self._ni >= len(self._n):
-            self._n = self.rng.standard_normal(self.chunk).tolist()
-            self._ni = 0
-        v = self._n[self._ni]
-        self._ni += 1
-        return v
-
-    def exponential(self) -> float:
-        """Exp(1)."""
-        if self._ei >= len(self._e):
-            self._e = self.rng.standard_exponential(self.chunk).tolist()
-            self._ei = 0
-        v = self._e[self._ei]
-        self._ei += 1
-        return v
-
-    def integer(self, lo: int, hi: int) -> int:
-        """Uniform integer in [lo, hi] (inclusive)."""
-        return lo + int(self.uniform() * (hi - lo + 1))
-
-
-@dataclass(frozen=True)
-class LatencyModel:
-    """One-way latency in ns: ``base_ns + jitter_median_ns * exp(sigma * Z)``, Z ~ N(0, 1) per message.
-
-    Each agent draws its latencies from its own stream (see :meth:`Exchange.add_agent`), so adding an
-    experimental agent does not change anyone else's latencies.
-    """
-
-    base_ns: int = 50_000
-    jitter_median_ns: int = 20_000
-    sigma: float = 1.0
-
-    def sample(self, rb: RandomBuffer) -> int:
-        """One latency draw (ns, >= base_ns)."""
-        if self.jitter_median_ns <= 0:
-            return self.base_ns
-        return self.base_ns + int(self.jitter_median_ns * math.exp(self.sigma * rb.normal()))
-
-    def stream(self, rng: np.random.Generator, chunk: int = 2048) -> LatencyStream:
-        """A per-agent source of latency draws, computed ``chunk`` at a time (same values as :meth:`sample`)."""
-        return LatencyStream(self, rng, chunk)
-
-
-class LatencyStream:
-    """Latencies of one agent, drawn in vectorised chunks from the agent's latency generator."""
-
-    __slots__ = ("model", "rng", "chunk", "_buf", "_i")
-
-    def __init__(self, model: LatencyModel, rng: np.random.Generator, chunk: int) -> None:
-        self.model = model
-        self.rng = rng
-        self.chunk = chunk
-        self._buf: list[int] = []
-        self._i = 0
-
-    def next(self) -> int:
-        """Next one-way latency in ns."""
-        if self._i >= len(self._buf):
-            m = self.model
-            z = self.rng.standard_normal(self.chunk)
-            jitter = (m.jitter_median_ns * np.exp(m.sigma * z)).astype(np.int64) if m.jitter_median_ns > 0 else 0
-            self._buf = (m.base_ns + np.zeros(self.chunk, dtype=np.int64) + jitter).tolist()
-            self._i = 0
-        v = self._buf[self._i]
-        self._i += 1
-        return v
 
 
 class Agent:
@@ -256,16 +156,7 @@ class Exchange:
         self._heap: list[tuple] = []
         self._seq = 0
         self._started = False
-        # non-displayed orders (see the module docstring): id -> [side, price, left, agent, arrival no]
-        self._hid: dict[int, list[int]] = {}
-        self._hid_no = 0
-        self._hb = 0  # best hidden bid price, 0 = none
-        self._ha = 0  # best hidden ask price, 0 = none
-        # type-5 executions not yet drained: (engine seq of the next engine event, ts, maker id, maker side,
-        # price, size, taker id, aggressor side)
-        self._hev: list[tuple[int, int, int, int, int, int, int, int]] = []
-        self._hidden_drained = 0
-        self.hidden_volume = 0  # lots traded against hidden orders
+        self._hidden = HiddenOrders()  # non-displayed orders (see the module docstring)
 
     # ------------------------------------------------------------ setup
     def add_agent(self, agent: Agent, rng: np.random.Generator, latency_rng: np.random.Generator) -> Agent:
@@ -295,10 +186,12 @@ class Exchange:
     # ------------------------------------------------------------ market data for agents
     @property
     def best_bid(self) -> int | None:
+        """Best displayed bid (ticks) or None."""
         return self.book.best_bid
 
     @property
     def best_ask(self) -> int | None:
+        """Best displayed ask (ticks) or None."""
         return self.book.best_ask
 
     def quotes(self) -> tuple[int, int]:
@@ -352,8 +245,12 @@ class Exchange:
 
     def hidden_orders(self) -> list[tuple[int, int, int, int]]:
         """Resting non-displayed orders as ``(order_id, side, price, size)``, oldest first."""
-        rows = sorted(self._hid.items(), key=lambda kv: kv[1][4])
-        return [(oid, h[0], h[1], h[2]) for oid, h in rows]
+        return self._hidden.listing()
+
+    @property
+    def hidden_volume(self) -> int:
+        """Lots traded against hidden orders so far."""
+        return self._hidden.volume
 
     def market(self, agent: Agent, side: int, size: int | float) -> int:
         """Send a market order (trades up to ``size`` at any price, the rest is cancelled); returns its id."""
@@ -403,7 +300,8 @@ class Exchange:
             size = int(size)
         t = self.now
         if op == OP_LIMIT or op == OP_MARKET:
-            if (self._hb or self._ha or tif == _HIDDEN) and size > 0 and (side == 1 or side == -1):
+            hidden = self._hidden
+            if (hidden.best_bid or hidden.best_ask or tif == _HIDDEN) and size > 0 and (side == 1 or side == -1):
                 limit = _BIG * side if op == OP_MARKET else _tick_or_none(price)
                 if limit is None or limit <= 0:
                     if tif == _HIDDEN:
@@ -428,12 +326,12 @@ class Exchange:
             if not (isinstance(oid, (int, np.integer)) and 0 < oid < len(self._owner)) or self._owner[oid] != aid:
                 self._reject(aid, oid, "unknown_order_id")
                 return
-            h = self._hid.get(oid)
+            h = self._hidden.orders.get(oid)
             if h is not None:
                 if op == OP_MODIFY:
                     self._reject(aid, oid, "hidden_modify_unsupported")
                 elif size <= 0 or size >= h[2]:
-                    self._drop_hidden(oid)
+                    self._hidden.drop(oid)
                 else:
                     h[2] -= size
                 return
@@ -450,52 +348,33 @@ class Exchange:
         # without trading, and last_fills() costs a copy).
         if op != OP_CANCEL and book.scalars[K.S_NFILL] != book.fill_mark:
             self._route(aid, book.last_fills().tolist())
-        if self._hb or self._ha:
+        if self._hidden.best_bid or self._hidden.best_ask:
             self._uncross_hidden()
 
     # ------------------------------------------------------------ non-displayed orders
-    def _best_hidden(self) -> None:
-        """Recompute the best hidden bid/ask prices (a handful of orders: a scan is cheapest)."""
-        hb = ha = 0
-        for side, price, _left, _aid, _no in self._hid.values():
-            if side > 0:
-                if price > hb:
-                    hb = price
-            elif ha == 0 or price < ha:
-                ha = price
-        self._hb, self._ha = hb, ha
-
-    def _drop_hidden(self, oid: int) -> None:
-        del self._hid[oid]
-        self._best_hidden()
-
     def _take_hidden(self, aid: int, oid: int, side: int, limit: int, size: int) -> int:
         """Trade an incoming order (``side``, price ``limit``) with opposite hidden orders priced strictly
         inside the displayed opposite best; returns the size left for the engine."""
         sc = self.book.scalars
+        hidden = self._hidden
         while size > 0:
             if side > 0:
-                hp = self._ha
+                hp = hidden.best_ask
                 if not hp or hp > limit or (sc[K.S_ASK] > 0 and hp >= sc[K.S_ASK]):
                     break
             else:
-                hp = self._hb
+                hp = hidden.best_bid
                 if not hp or hp < limit or (sc[K.S_BID] > 0 and hp <= sc[K.S_BID]):
                     break
-            # oldest order at the best hidden price
-            best_oid, best_no = 0, _BIG
-            for hid, h in self._hid.items():
-                if h[0] == -side and h[1] == hp and h[4] < best_no:
-                    best_oid, best_no = hid, h[4]
-            h = self._hid[best_oid]
+            best_oid = hidden.oldest_at(-side, hp)
+            h = hidden.orders[best_oid]
             q = size if size < h[2] else h[2]
             size -= q
             h[2] -= q
             maker_aid = h[3]
-            self._hev.append((int(sc[K.S_SEQ]), self.now, best_oid, -side, hp, q, oid, side))
+            hidden.record(int(sc[K.S_SEQ]), self.now, best_oid, -side, hp, q, oid, side)
             if h[2] == 0:
-                self._drop_hidden(best_oid)
-            self.hidden_volume += q
+                hidden.drop(best_oid)
             self._count_fill(aid, maker_aid, hp, q)
             if self.agents[maker_aid].notify_fills:
                 self._notify(maker_aid, Fill(self.now, best_oid, -side, hp, q, True))
@@ -514,26 +393,24 @@ class Exchange:
                 size -= sum(r[6] for r in rows)
                 self._route(aid, rows)
         if size > 0:
-            self._hid_no += 1
-            self._hid[oid] = [side, price, size, aid, self._hid_no]
-            if (side > 0 and price > self._hb) or (side < 0 and (self._ha == 0 or price < self._ha)):
-                self._best_hidden()
-        if self._hb or self._ha:
+            self._hidden.rest(oid, side, price, size, aid)
+        if self._hidden.best_bid or self._hidden.best_ask:
             self._uncross_hidden()
 
     def _uncross_hidden(self) -> None:
         """Hidden orders at or through the displayed opposite best take that liquidity at once."""
         sc = self.book.scalars
+        hidden = self._hidden
         for _ in range(64):  # each pass fills or removes at least one order; bounded for safety
-            if self._hb and 0 < sc[K.S_ASK] <= self._hb:
+            if hidden.best_bid and 0 < sc[K.S_ASK] <= hidden.best_bid:
                 side = 1
-            elif self._ha and sc[K.S_BID] >= self._ha:
+            elif hidden.best_ask and sc[K.S_BID] >= hidden.best_ask:
                 side = -1
             else:
                 return
-            px = self._hb if side > 0 else self._ha
-            oid = min((k for k, h in self._hid.items() if h[0] == side and h[1] == px), key=lambda k: self._hid[k][4])
-            h = self._hid[oid]
+            px = hidden.best_bid if side > 0 else hidden.best_ask
+            oid = hidden.oldest_at(side, px)
+            h = hidden.orders[oid]
             book = self.book
             book.submit_limit(oid, side, px, h[2], ts=self.now, tif="IOC")
             if sc[K.S_NFILL] != book.fill_mark:
@@ -542,7 +419,7 @@ class Exchange:
                 self._route(h[3], rows)
             if h[2] <= 0 or (side > 0 and 0 < sc[K.S_ASK] <= px) or (side < 0 and sc[K.S_BID] >= px):
                 # filled, or (cannot happen with an IOC at px) still crossing: drop rather than loop
-                self._drop_hidden(oid)
+                hidden.drop(oid)
 
     def _count_fill(self, taker: int, maker: int, price: int, size: int) -> None:
         self.volume += size
@@ -606,34 +483,7 @@ class Exchange:
         and ``seq`` is renumbered so the stream counts 0, 1, 2, ... over the session; fills carry the
         ``seq`` of their execution event.
         """
-        ev, fills = self.book.drain_events(), self.book.drain_fills()
-        if not self._hev and not self._hidden_drained:
-            return ev, fills
-        h = np.array(self._hev, dtype=np.int64).reshape(-1, 8)
-        self._hev = []
-        nh = h.shape[0]
-        shift = self._hidden_drained
-        keys = h[:, 0]
-        # an engine event s has s engine events and every hidden one with key <= s before it
-        ev_seq = ev["seq"] + shift + np.searchsorted(keys, ev["seq"], side="right")
-        h_seq = keys + shift + np.arange(nh)
-        hev = np.zeros(nh, dtype=ev.dtype)
-        hev["ts"], hev["seq"], hev["type"], hev["order_id"] = h[:, 1], h_seq, E_EXECUTE_HIDDEN, h[:, 2]
-        hev["side"], hev["price"], hev["size"] = h[:, 3], h[:, 4], h[:, 5]
-        new_fill_seq = fills["seq"] + shift + np.searchsorted(keys, fills["seq"], side="right")
-        ev = ev.copy()
-        ev["seq"] = ev_seq
-        fills = fills.copy()
-        fills["seq"] = new_fill_seq
-        hf = np.zeros(nh, dtype=fills.dtype)
-        hf["ts"], hf["seq"], hf["taker_id"], hf["maker_id"] = h[:, 1], h_seq, h[:, 6], h[:, 2]
-        hf["aggressor"], hf["price"], hf["size"] = h[:, 7], h[:, 4], h[:, 5]
-        self._hidden_drained += nh
-        events = np.concatenate([ev, hev])
-        events = events[np.argsort(events["seq"], kind="stable")]
-        allf = np.concatenate([fills, hf])
-        allf = allf[np.argsort(allf["seq"], kind="stable")]
-        return events, allf
+        return self._hidden.merge(self.book.drain_events(), self.book.drain_fills())
 
 
 def _tick_or_none(price: object) -> int | None:

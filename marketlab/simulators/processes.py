@@ -49,6 +49,7 @@ class Fundamental:
         self.n_jumps = int(jumps.sum())
 
     def value(self, t_ns: int) -> float:
+        """Value (ticks or multiplier) at the grid point at or before ``t_ns``."""
         k = (t_ns - self.t0_ns) // self.step_ns
         return float(self.path[min(max(k, 0), self.path.size - 1)])
 
@@ -73,6 +74,7 @@ class Activity:
         self.step_ns = int(cfg.step_s * NS_PER_S)
 
     def value(self, t_ns: int) -> float:
+        """Value (ticks or multiplier) at the grid point at or before ``t_ns``."""
         k = (t_ns - self.t0_ns) // self.step_ns
         return self.path[min(max(k, 0), len(self.path) - 1)]
 

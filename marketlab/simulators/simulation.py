@@ -27,7 +27,8 @@ from marketlab.core.schema import EVENTS_SCHEMA, TRADES_SCHEMA, book_schema
 from marketlab.core.timeutil import NS_PER_S, to_ns
 from marketlab.simulators.agents import MarketMaker, MomentumTrader, NoiseCrowd, POVTrader, ValueTrader
 from marketlab.simulators.config import SimSpec
-from marketlab.simulators.exchange import Agent, Exchange, LatencyModel, snapshots_after_events
+from marketlab.simulators.exchange import Agent, Exchange, snapshots_after_events
+from marketlab.simulators.streams import LatencyModel
 from marketlab.simulators.processes import Activity, Fundamental
 
 if TYPE_CHECKING:
