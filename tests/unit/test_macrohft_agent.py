@@ -173,3 +173,20 @@ def test_bad_inputs_are_one_line_errors(shared_data: Path) -> None:
         prepare(_cfg(archives=str(shared_data / KLINES), symbol="DOGEUSDT"))
     with pytest.raises(DataError, match="test split"):
         prepare(_cfg(), _synthetic(days=4))
+
+
+def test_halt_day_gap_is_reported_and_never_inside_an_episode(shared_data: Path) -> None:
+    """2023-03-24: 80 missing minutes after 12:39 UTC. The validation split is cut there; no chunk crosses it."""
+    cfg = _cfg(archives=str(shared_data / KLINES), symbol="ETHUSDT",
+               splits={"train_start": "2023-03-20", "train_end": "2023-03-23", "val_start": "2023-03-23",
+                       "val_end": "2023-03-26", "test_start": "2023-03-26", "test_end": "2023-03-27"})
+    prep = prepare(cfg)
+    assert prep.gaps == [{"after": "2023-03-24T12:39:00.000000000", "resume": "2023-03-24T14:00:00.000000000", "missing": 80}]
+    val = prep.splits["val"]
+    assert len(val.segments) == 2 and val.n == 3 * 1440 - 80
+    for lo, hi in prep.decomposition["val"].chunks:
+        assert np.all(np.diff(val.ts[lo:hi]) == NS_PER_MIN)
+    with pytest.raises(DataError, match="gap"):
+        MinuteTradingEnv(val.close, ts=val.ts)
+    win = val.window(0, 600)
+    assert win.n == 600 and win.segments == [(0, 600)]

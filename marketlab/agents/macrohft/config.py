@@ -44,6 +44,7 @@ class SubAgentConfig(Spec):
     hidden: PositiveInt = 64
     n_envs: PositiveInt = 1  # chunks stepped side by side
     max_chunks: NonNegativeInt = 0  # per epoch and label; 0 = all
+    max_val_chunks: NonNegativeInt = 0  # validation chunks per label (evenly spaced); 0 = all
     # KL weight toward Q* per label (reference scripts/low_level.sh, ETH): slope 1,4,0 ; vol 4,1,1
     alpha_slope: tuple[float, float, float] = (1.0, 4.0, 0.0)
     alpha_vol: tuple[float, float, float] = (4.0, 1.0, 1.0)
@@ -74,6 +75,8 @@ class HyperAgentConfig(Spec):
     adapter: bool = True
     n_envs: PositiveInt = 1
     steps_per_epoch: NonNegativeInt = 0  # env steps per epoch over all streams; 0 = the whole train split
+    train_minutes: NonNegativeInt = 0  # train on the LAST minutes of the train split only; 0 = all
+    val_minutes: NonNegativeInt = 0  # select the epoch on the FIRST minutes of the validation split; 0 = all
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,12 @@ class SplitArrays:
         """Number of minutes."""
         return len(self.ts)
 
+    def window(self, lo: int, hi: int) -> SplitArrays:
+        """Rows [lo, hi) as a split of its own (segments recomputed; used by reduced budgets)."""
+        ts = self.ts[lo:hi]
+        return SplitArrays(self.name, ts, self.close[lo:hi], self.s1[lo:hi], self.s2[lo:hi], self.ctx[lo:hi],
+                           contiguous_segments(ts))
+
 
 @dataclass
 class Decomposition:

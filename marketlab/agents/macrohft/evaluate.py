@@ -18,7 +18,7 @@ import torch
 
 from marketlab.agents.macrohft.dataset import REGIMES, Prepared, SplitArrays
 from marketlab.agents.macrohft.nets import HyperAgentNet, SubAgentNet
-from marketlab.agents.macrohft.train import greedy_path, hyper_inputs, hyper_q_both, sub_q_both
+from marketlab.agents.macrohft.train import HyperInputs, greedy_path, hyper_inputs, hyper_q_both
 from marketlab.core.metrics import drawdown
 from marketlab.envs.macrohft_env import transition_reward
 
@@ -38,27 +38,30 @@ def _segment_positions(split: SplitArrays, best: np.ndarray) -> np.ndarray:
 
 
 def policy_positions(policy: str, prep: Prepared, split_name: str, subs: list[SubAgentNet],
-                     hyper: HyperAgentNet | None = None) -> np.ndarray:
-    """Positions (T,) in {0, 1} of ``policy`` over ``split_name``."""
+                     hyper: HyperAgentNet | None = None, cache: dict[str, HyperInputs] | None = None) -> np.ndarray:
+    """Positions (T,) in {0, 1} of ``policy`` over ``split_name``. Pass the same ``cache`` dict to several calls
+    to compute the frozen sub-agents' Q table of a split once."""
     split = prep.splits[split_name]
     if policy == "buy_and_hold":
         return np.ones(split.n, np.int64)
     if policy == "flat":
         return np.zeros(split.n, np.int64)
-    rows = np.arange(split.n)
+    cache = {} if cache is None else cache
+    if split_name not in cache:
+        cache[split_name] = hyper_inputs(subs, prep, (split_name,))[split_name]
+    inp = cache[split_name]
     if policy.startswith("sub_"):
         kind, label = policy[4:].rsplit("_", 1)
-        net = subs[REGIMES.index((kind, int(label)))]
-        return _segment_positions(split, sub_q_both(net, split, rows).argmax(axis=2))
-    inp = hyper_inputs(subs, prep, (split_name,))[split_name]
+        q = inp.subq[:, :, REGIMES.index((kind, int(label)))]  # (T, 2 positions, 2 actions)
+        return _segment_positions(split, q.argmax(axis=2))
     if policy == "uniform":
-        q = inp.subq.mean(axis=2)  # (T, 2, 2): equal weights 1/6, the hyper-agent at initialisation
+        q = inp.subq.mean(axis=2)  # equal weights 1/6: the hyper-agent at initialisation
         return _segment_positions(split, q.argmax(axis=2))
     if policy == "macrohft":
         if hyper is None:
             raise ValueError("policy 'macrohft' needs a trained hyper-agent")
         with torch.no_grad():
-            q = hyper_q_both(hyper, split, inp.subq, rows, inp.states)
+            q = hyper_q_both(hyper, split, inp.subq, np.arange(split.n), inp.states)
         return _segment_positions(split, q.argmax(axis=2))
     raise ValueError(f"unknown policy {policy!r}")
 
@@ -69,9 +72,13 @@ def env_pnl(close: np.ndarray, positions: np.ndarray, fee: float, size: float) -
     return transition_reward(close[:-1], close[1:], prev, positions[:-1], fee, size)
 
 
-def paper_metrics(value: np.ndarray, positions: np.ndarray | None = None) -> dict[str, float]:
-    """TR, AVOL, MDD, ASR, ACR, ASoR (paper section 5.2) of an equity curve ``value`` (T,) per minute."""
+def paper_metrics(value: np.ndarray, positions: np.ndarray | None = None, init: float | None = None) -> dict[str, float]:
+    """TR, AVOL, MDD, ASR, ACR, ASoR (paper section 5.2) of an equity curve ``value`` (T,) per minute.
+
+    ``init``: the value before row 0 (e.g. the initial cash when row 0 already paid an entry fee)."""
     v = np.asarray(value, dtype=np.float64)
+    if init is not None:
+        v = np.r_[init, v]
     r = v[1:] / v[:-1] - 1.0
     m = MINUTES_PER_YEAR
     sd = float(r.std(ddof=1)) if len(r) > 1 else float("nan")

@@ -164,6 +164,9 @@ def train_subagent(cfg: MacroHFTConfig, prep: Prepared, kind: str, label: int, *
     train, val = prep.splits["train"], prep.splits["val"]
     chunks = prep.decomposition["train"].chunks_for(kind, label, training=True)
     val_chunks = prep.decomposition["val"].chunks_for(kind, label)
+    if sc.max_val_chunks and len(val_chunks) > sc.max_val_chunks:
+        keep = np.linspace(0, len(val_chunks) - 1, sc.max_val_chunks).round().astype(int)
+        val_chunks = [val_chunks[i] for i in keep]
     if not chunks:
         raise DataError(None, f"{prep.symbol}: no training chunks for regime {kind}={label}")
     alpha = (sc.alpha_slope if kind == "slope" else sc.alpha_vol)[label]
@@ -177,7 +180,7 @@ def train_subagent(cfg: MacroHFTConfig, prep: Prepared, kind: str, label: int, *
     buf = Replay(sc.buffer_size)
     s1, s2 = torch.from_numpy(train.s1), torch.from_numpy(train.s2)
     best_score, best_state, history = -np.inf, copy.deepcopy(net.state_dict()), []
-    n_updates, t_start = 0, time.perf_counter()
+    n_updates, env_steps, t_start = 0, 0, time.perf_counter()
 
     def update() -> float:
         b = buf.sample(sc.batch_size, rng)
@@ -226,6 +229,7 @@ def train_subagent(cfg: MacroHFTConfig, prep: Prepared, kind: str, label: int, *
                     done = np.full(len(group), float(t0 + j == length - 2))
                     buf.add(row=r, prev=pos, act=a, rew=rew, done=done, qstar=qs[ar, t0 + j, pos])
                     pos = a
+                env_steps += steps * len(group)
                 if buf.size >= sc.warmup:
                     for _ in range(sc.updates_per_block):
                         losses.append(update())
@@ -237,7 +241,7 @@ def train_subagent(cfg: MacroHFTConfig, prep: Prepared, kind: str, label: int, *
             best_state = copy.deepcopy(net.state_dict())
     net.load_state_dict(best_state)
     return net, {"kind": kind, "label": label, "alpha": alpha, "train_chunks": len(chunks), "val_chunks": len(val_chunks),
-                 "updates": n_updates, "seconds": time.perf_counter() - t_start, "best_val_return_rate": best_score,
+                 "updates": n_updates, "env_steps": env_steps, "seconds": time.perf_counter() - t_start, "best_val_return_rate": best_score,
                  "history": history}
 
 
@@ -281,8 +285,9 @@ def train_hyper(cfg: MacroHFTConfig, prep: Prepared, subs: list[SubAgentNet], *,
                 inputs: dict[str, HyperInputs] | None = None) -> tuple[HyperAgentNet, dict[str, Any]]:
     """Train the hyper-agent over the frozen ``subs`` (in :data:`REGIMES` order)."""
     hc = cfg.hyper
-    train, val = prep.splits["train"], prep.splits["val"]
-    inputs = inputs or hyper_inputs(subs, prep, ("train", "val"))
+    train, val = hyper_splits(cfg, prep)
+    inputs = inputs or {"train": HyperInputs(sub_q_table(subs, train), _states(train)),
+                        "val": HyperInputs(sub_q_table(subs, val), _states(val))}
     tin = inputs["train"]
     seed = cfg.seed + 7
     torch.manual_seed(seed)
@@ -377,6 +382,18 @@ def train_hyper(cfg: MacroHFTConfig, prep: Prepared, subs: list[SubAgentNet], *,
     net.load_state_dict(best_state)
     return net, {"updates": n_updates, "env_steps": env_steps, "seconds": time.perf_counter() - t_start,
                  "best_val_return_rate": best_score, "history": history}
+
+
+def hyper_splits(cfg: MacroHFTConfig, prep: Prepared) -> tuple[SplitArrays, SplitArrays]:
+    """Phase-2 train and validation rows: the whole splits, or the last ``train_minutes`` of train and the first
+    ``val_minutes`` of validation under a reduced budget."""
+    train, val = prep.splits["train"], prep.splits["val"]
+    hc = cfg.hyper
+    if hc.train_minutes and hc.train_minutes < train.n:
+        train = train.window(train.n - hc.train_minutes, train.n)
+    if hc.val_minutes and hc.val_minutes < val.n:
+        val = val.window(0, hc.val_minutes)
+    return train, val
 
 
 def hyper_inputs(subs: list[SubAgentNet], prep: Prepared, names: tuple[str, ...]) -> dict[str, HyperInputs]:

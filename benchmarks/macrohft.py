@@ -1,0 +1,248 @@
+"""MacroHFT on Binance BTCUSDT / ETHUSDT minutes: train, trade the held-out test months through vectorbt, time it.
+
+    PYTHONPATH=. python benchmarks/macrohft.py                       # reduced budget (labelled), 2 symbols x 3 seeds
+    PYTHONPATH=. python benchmarks/macrohft.py --budget paper        # the reference budget (needs days on 2 CPUs)
+
+For each symbol and seed: phase 1 (six regime sub-agents) and phase 2 (hyper-agent) are trained from
+``specs/agents/macrohft_{btc,eth}.toml`` (with the REDUCED overrides below unless ``--budget paper``), then
+the greedy policies are rolled out on the test split (2023-05-01 -> 2023-12-31) and traded with marketlab's
+vectorbt backtester (stored-signal source: position 1 = long all-in, 0 = flat; commission = the spec's fee,
+2 bp per side): MacroHFT, the ablation without the hyper-agent (the six sub-agents mixed uniformly) and each
+sub-agent alone, next to buy-and-hold and flat. Metrics are the paper's (per-minute returns, 525,600 per
+year). Writes ``benchmarks/results/macrohft.json`` with the hardware, the machine load and timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from marketlab.agents.macrohft.config import MacroHFTConfig
+from marketlab.agents.macrohft.dataset import REGIMES, Prepared, prepare
+from marketlab.agents.macrohft.evaluate import env_pnl, paper_metrics, policy_positions
+from marketlab.agents.macrohft.memory import EpisodicMemory
+from marketlab.agents.macrohft.train import load_run, train_run
+from marketlab.backtests.engine import Backtest
+from marketlab.backtests.spec import spec_from_dict
+from marketlab.envs.data import market_from_frame
+from marketlab.envs.macrohft_env import MinuteTradingEnv
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = {"BTCUSDT": ROOT / "specs/agents/macrohft_btc.toml", "ETHUSDT": ROOT / "specs/agents/macrohft_eth.toml"}
+ARCHIVES = "binance_spot_1m_klines_btcusdt_ethusdt_2022_2023"
+
+#: The reduced budget run on the shared 2-core CPU (vs the reference 15 + 15 epochs over the full year).
+REDUCED: dict[str, dict[str, Any]] = {
+    "sub": {"epochs": 2, "max_chunks": 48, "max_val_chunks": 24, "n_envs": 8, "batch_size": 256,
+            "updates_per_block": 20, "eps_decay_epochs": 2, "lr": 3e-4},
+    "hyper": {"epochs": 2, "steps_per_epoch": 32_768, "n_envs": 8, "block": 128, "batch_size": 256,
+              "updates_per_block": 8, "eps_decay_epochs": 2, "lr": 3e-4,
+              "train_minutes": 60 * 1440, "val_minutes": 30 * 1440},
+}
+SUB_CHUNKS_ETH = 12  # ETH chunks are 4320 minutes: 12 of them = 48 BTC chunks of 360 in env steps
+
+
+def shared_data() -> Path:
+    return Path(os.environ.get("MARKETLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def config_for(symbol: str, budget: str, seed: int) -> MacroHFTConfig:
+    cfg = MacroHFTConfig.from_toml(SPECS[symbol])
+    cfg = dataclasses.replace(cfg, archives=str(shared_data() / ARCHIVES), seed=cfg.seed + seed)
+    if budget == "reduced":
+        sub = dict(REDUCED["sub"])
+        if cfg.chunk > 1000:
+            sub["max_chunks"] = SUB_CHUNKS_ETH
+            sub["max_val_chunks"] = 8
+        cfg = dataclasses.replace(cfg, sub=dataclasses.replace(cfg.sub, **sub),
+                                  hyper=dataclasses.replace(cfg.hyper, **REDUCED["hyper"]))
+    return cfg
+
+
+def backtest(prep: Prepared, positions: np.ndarray, fee: float, name: str) -> dict[str, Any]:
+    """Trade ``positions`` on the test split through marketlab's vectorbt backtester (stored-signal source)."""
+    test = prep.splits["test"]
+    sym = prep.symbol
+    bars = pl.DataFrame({"ts": test.ts, "symbol": sym, "open": test.close, "high": test.close, "low": test.close,
+                         "close": test.close, "volume": np.ones(test.n)})
+    signals = pl.DataFrame({"ts": test.ts, "symbol": sym, "position": positions.astype(np.float64)})
+    spec = spec_from_dict({
+        "name": name,
+        "data": {"dataset": f"{sym}_test", "kind": "bars", "symbols": [sym], "period": "all", "periods_per_year": 525_600.0},
+        "signal": {"kind": "predictions", "dataset": f"macrohft_{sym}", "columns": ["position"], "threshold": 0.5},
+        "strategy": {"kind": "signals", "direction": "long", "size": 1.0},
+        "costs": {"commission": fee, "init_cash": 10_000.0},
+        "benchmark": {"kind": "none"},
+        "report": {"html": False, "png": False},
+    })
+    res = Backtest(spec, market=market_from_frame(bars), signal_frame=signals).run(report=False)
+    out = paper_metrics(res.value, positions, init=10_000.0)
+    out["vectorbt_sharpe"] = res.metrics.get("sharpe")
+    out["final_value"] = float(res.value[-1])
+    return out
+
+
+def timings(prep: Prepared, cfg: MacroHFTConfig) -> dict[str, Any]:
+    """Env steps/s, SB3 DQN steps/s on the same env, memory lookup per step vs a Python loop."""
+    test = prep.splits["test"]
+    n = min(20_000, test.n - 1)
+    feats = np.concatenate([test.s1, test.s2], axis=1)[:n + 1]
+    env = MinuteTradingEnv(test.close[:n + 1], feats, fee=cfg.fee, size=cfg.size)
+    env.reset(seed=0)
+    acts = np.random.default_rng(0).integers(0, 2, n)
+    t0 = time.perf_counter()
+    for a in acts:
+        env.step(int(a))
+    env_sps = n / (time.perf_counter() - t0)
+    out: dict[str, Any] = {"env_steps_per_s": env_sps}
+    try:
+        from stable_baselines3 import DQN
+
+        torch.manual_seed(0)
+        model = DQN("MlpPolicy", MinuteTradingEnv(test.close[:n + 1], feats, fee=cfg.fee, size=cfg.size), learning_starts=500,
+                    train_freq=10, gradient_steps=1, batch_size=256, policy_kwargs={"net_arch": [64, 256]}, seed=0, verbose=0)
+        t0 = time.perf_counter()
+        model.learn(min(5_000, n))
+        out["sb3_dqn_env_steps_per_s"] = min(5_000, n) / (time.perf_counter() - t0)
+    except Exception as exc:  # pragma: no cover - SB3 missing or incompatible: say so
+        out["sb3_dqn_error"] = str(exc)
+    cap, dim = cfg.hyper.memory_capacity, 2 * cfg.hyper.hidden
+    mem = EpisodicMemory(cap, dim, k=cfg.hyper.memory_k)
+    g = torch.Generator().manual_seed(0)
+    keys = torch.randn(cap, dim, generator=g)
+    mem.add(keys, torch.zeros(cap, dtype=torch.int64), torch.zeros(cap, dtype=torch.int64),
+            torch.randint(0, 2, (cap,), generator=g), torch.randn(cap, generator=g))
+    q = torch.randn(1024, dim, generator=g)
+    a = torch.randint(0, 2, (1024,), generator=g)
+    t0 = time.perf_counter()
+    for i in range(200):
+        mem.lookup(q[i:i + 1], a[i:i + 1])
+    one = (time.perf_counter() - t0) / 200
+    t0 = time.perf_counter()
+    mem.lookup(q, a)
+    batched = (time.perf_counter() - t0) / 1024
+    kl, al, vl = keys.numpy().tolist(), mem.actions.tolist(), mem.values.tolist()
+    t0 = time.perf_counter()
+    for i in range(5):  # the reference's loop: one kernel per entry in Python
+        qi = q[i].tolist()
+        kern = [1.0 / (sum((x - y) ** 2 for x, y in zip(qi, k, strict=True)) + 1e-3) for k in kl]
+        top = sorted(range(cap), key=lambda j: -kern[j])[:5]
+        _ = [vl[j] for j in top if al[j] == int(a[i])]
+    loop = (time.perf_counter() - t0) / 5
+    out["memory_lookup_s_per_step"] = {"vectorised_single_query": one, "vectorised_batched_1024": batched, "python_loop": loop,
+                                       "capacity": cap, "key_dim": dim}
+    return out
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cuda": torch.cuda.is_available(), "python": sys.version.split()[0], "loadavg": os.getloadavg()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--symbols", nargs="+", default=["BTCUSDT", "ETHUSDT"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--budget", choices=["reduced", "paper"], default="reduced")
+    ap.add_argument("--runs", default=str(ROOT / "runs" / "macrohft"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "macrohft.json"))
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    result: dict[str, Any] = {
+        "benchmark": "macrohft", "budget": args.budget,
+        "budget_note": ("REDUCED budget on a shared CPU, not the paper's: " + json.dumps(REDUCED)
+                        if args.budget == "reduced" else "reference budget (specs/agents/macrohft_*.toml)"),
+        "full_run_command": "PYTHONPATH=. python benchmarks/macrohft.py --budget paper --symbols BTCUSDT ETHUSDT --seeds 0 1 2",
+        "machine_start": machine(), "symbols": {},
+    }
+    t_all = time.perf_counter()
+    for sym in args.symbols:
+        cfg0 = config_for(sym, args.budget, 0)
+        t0 = time.perf_counter()
+        prep = prepare(cfg0)
+        entry: dict[str, Any] = {"prepare_s": time.perf_counter() - t0, "rows": {k: v.n for k, v in prep.splits.items()},
+                                 "gaps": prep.gaps, "seeds": {}, "config": cfg0.to_dict()}
+        entry["regime_chunks_train"] = {f"{k}_{lbl}": len(prep.decomposition["train"].chunks_for(k, lbl, training=True))
+                                        for k, lbl in REGIMES}
+        test = prep.splits["test"]
+        entry["references"] = {p: backtest(prep, policy_positions(p, prep, "test", []), cfg0.fee, f"{sym}_{p}") for p in ("buy_and_hold", "flat")}
+        for p in ("buy_and_hold", "flat"):
+            entry["references"][p]["env_pnl_fixed_size"] = float(env_pnl(test.close, policy_positions(p, prep, "test", []), cfg0.fee, cfg0.size).sum())
+        policies = ["macrohft", "uniform", *(f"sub_{k}_{lbl}" for k, lbl in REGIMES)]
+        for seed in args.seeds:
+            cfg = config_for(sym, args.budget, seed)
+            run_dir = Path(args.runs) / args.budget / sym / f"seed{seed}"
+            t1 = time.perf_counter()
+            summary = train_run(cfg, prep, run_dir, progress=not args.no_progress)
+            train_s = time.perf_counter() - t1
+            subs, hyper = load_run(run_dir, cfg, prep)
+            cache: dict[str, Any] = {}
+            res: dict[str, Any] = {"train_s": train_s, "run_dir": str(run_dir),
+                                   "phase1": [{k: p.get(k) for k in ("kind", "label", "env_steps", "updates", "seconds", "best_val_return_rate")}
+                                              for p in summary["phase1"]],
+                                   "phase2": {k: summary["phase2"].get(k) for k in ("env_steps", "updates", "seconds", "best_val_return_rate")},
+                                   "test": {}}
+            for pol in policies:
+                pos = policy_positions(pol, prep, "test", subs, hyper, cache)
+                m = backtest(prep, pos, cfg.fee, f"{sym}_{pol}_s{seed}")
+                m["env_pnl_fixed_size"] = float(env_pnl(prep.splits["test"].close, pos, cfg.fee, cfg.size).sum())
+                res["test"][pol] = m
+            entry["seeds"][str(seed)] = res
+            result["symbols"][sym] = entry
+            write(result, Path(args.out))
+            print(f"{sym} seed {seed}: train {train_s:.0f}s  MacroHFT test {json.dumps(res['test']['macrohft'])}", flush=True)
+        agg: dict[str, Any] = {}
+        for pol in policies:
+            for key in ("total_return", "sharpe", "max_drawdown", "annual_volatility", "calmar", "sortino", "trades"):
+                vals = np.array([entry["seeds"][str(s)]["test"][pol][key] for s in args.seeds], dtype=np.float64)
+                agg.setdefault(pol, {})[key] = {"mean": float(np.nanmean(vals)), "std": float(np.nanstd(vals)), "n": len(vals)}
+        entry["summary"] = agg
+        entry["timings"] = timings(prep, cfg0)
+        result["symbols"][sym] = entry
+        write(result, Path(args.out))
+    result["total_s"] = time.perf_counter() - t_all
+    result["machine_end"] = machine()
+    write(result, Path(args.out))
+    print(f"wrote {args.out} in {result['total_s']:.0f}s")
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, (np.floating, np.integer)):
+        x = x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def write(result: dict[str, Any], out: Path) -> None:
+    """Write the JSON (NaN -> null) after every seed, so an interrupted run keeps what it measured."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(_clean(result), indent=2))
+
+
+if __name__ == "__main__":
+    main()
