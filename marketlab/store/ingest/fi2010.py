@@ -76,12 +76,9 @@ def read_matrix(path: Path) -> np.ndarray:
     lines = [ln for ln in text.split("\n") if ln.strip()]
     if len(lines) != N_ROWS:
         raise DataError(path, f"expected {N_ROWS} rows (144 features + 5 labels), got {len(lines)}")
-    rows = []
+    rows: list[np.ndarray] = []
     for i, ln in enumerate(lines):
-        with np.errstate(all="ignore"):
-            a = np.array(ln.split(), dtype=np.float64) if "n" in ln.lower() else np.fromstring(ln, sep=" ")
-        if rows and a.size != rows[0].size:
-            raise DataError(path, f"row has {a.size} values, row 1 has {rows[0].size} (truncated file?)", row=i + 1)
+        a = _row_values(path, ln, i + 1, rows[0].size if rows else None)
         rows.append(a)
     m = np.vstack(rows)
     if not np.isfinite(m).all():
@@ -93,6 +90,34 @@ def read_matrix(path: Path) -> np.ndarray:
         raise DataError(path, "label not in {1,2,3}", row=N_FEATURES + int(r) + 1, field=f"sample {c}",
                         value=float(lab[r, c]))
     return m
+
+
+def _row_values(path: Path, line: str, row: int, width: int | None) -> np.ndarray:
+    """One whitespace row -> float64 values. ``np.fromstring`` is the fast path; it stops (with a warning) at
+    the first token that is not a number (or raises), so such a row, a row whose length differs from row 1, and row 1
+    itself are re-read token by token to name the bad token (row, sample, value) or the short row."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
+        warnings.simplefilter("always")
+        try:
+            a = np.fromstring(line, sep=" ")
+        except ValueError:  # numpy >= 2.3 raises where older versions warned and stopped
+            a = np.zeros(0)
+            caught.append(None)  # type: ignore[arg-type]
+    if width is not None and a.size == width and not caught:  # a warning = stopped before the end of the row
+        return a
+    tokens = line.split()
+    for j, tok in enumerate(tokens):
+        try:
+            float(tok)
+        except ValueError:
+            raise DataError(path, "not a number", row=row, field=f"sample {j}", value=tok[:40]) from None
+    if a.size != len(tokens):  # numbers fromstring does not read (e.g. "1_0", "infinity"): take Python's reading
+        a = np.array([float(t) for t in tokens], dtype=np.float64)
+    if width is not None and a.size != width:
+        raise DataError(path, f"row has {a.size} values, row 1 has {width} (truncated file?)", row=row)
+    return a
 
 
 def to_frame(m: np.ndarray, day: int | None) -> pl.DataFrame:
