@@ -66,6 +66,7 @@ def generate_cmd(
     sampler: Annotated[str, typer.Option("--sampler", help="ddim or ddpm.")] = "ddim",
     steps: Annotated[int, typer.Option("--steps", help="DDIM steps (1-10 typical).")] = 10,
     seed: Annotated[int, typer.Option("--seed", help="Seed.")] = 0,
+    candidates: Annotated[int, typer.Option("--candidates", help="Samples per market per sampler call.")] = 1,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -79,12 +80,12 @@ def generate_cmd(
 
     if sampler not in ("ddim", "ddpm"):
         raise SpecError(None, "--sampler", f"must be ddim or ddpm, got {sampler!r}")
-    if orders < 1 or markets < 1:
-        raise SpecError(None, "--orders/--markets", "must be >= 1")
+    if orders < 1 or markets < 1 or candidates < 1:
+        raise SpecError(None, "--orders/--markets/--candidates", "must be >= 1")
     model, stats, cfg = load_checkpoint(checkpoint)
     tokens, day = load_day(Store(store), data, symbol, cfg.levels, stats=stats)
     world = TradesMarkets(model, stats, tokens, start=max(day.splits["test"].start, cfg.window - 1),
-                          n_markets=markets, seed=seed, method=sampler, steps=steps)
+                          n_markets=markets, seed=seed, method=sampler, steps=steps, candidates=candidates)
     t0 = time.perf_counter()
     counts = world.run(orders).to_dict()
     secs = time.perf_counter() - t0

@@ -23,9 +23,9 @@ def test_train_generate_play_into_the_engine(shared_data: Path, tmp_path: Path) 
     tokens, day = load_day(store, "lob", "GOOG", stats=stats)
     start = day.splits["test"].start  # generation starts where the held-back test part of the day begins
 
-    def run(seed: int) -> TradesMarkets:
+    def run(seed: int, candidates: int = 1) -> TradesMarkets:
         w = TradesMarkets(model, stats, tokens, start=start, n_markets=3, seed=seed, method="ddim", steps=2,
-                          max_tries=5)
+                          max_tries=5, candidates=candidates)
         w.run(8)
         return w
 
@@ -33,7 +33,7 @@ def test_train_generate_play_into_the_engine(shared_data: Path, tmp_path: Path) 
     s = w.stats_run.to_dict()
     n_accepted = sum(s["accepted"].values())
     # every sample is accounted for: accepted, discarded by a documented reason, or refused by the engine
-    assert s["samples"] == n_accepted + sum(s["discarded"].values()) + s["engine_rejected"]
+    assert s["samples"] == n_accepted + sum(s["discarded"].values()) + s["engine_rejected"] + s["unused"]
     assert set(s["discarded"]) == set(REASONS)
     assert s["engine_rejected"] == 0 and all(b.rejections == {} for b in w.books)
     assert n_accepted > 0  # orders did reach the engine (sampler x0 clamped to the training range)
@@ -45,3 +45,8 @@ def test_train_generate_play_into_the_engine(shared_data: Path, tmp_path: Path) 
     # same seed -> the same orders
     again = run(0)
     assert [o for _, o in again.log[0]] == [o for _, o in w.log[0]]
+    # several candidates per sampler call: fewer give-ups, the same bookkeeping
+    many = run(0, candidates=4).stats_run.to_dict()
+    assert many["samples"] == (sum(many["accepted"].values()) + sum(many["discarded"].values())
+                               + many["engine_rejected"] + many["unused"])
+    assert many["gave_up"] <= s["gave_up"] and many["engine_rejected"] == 0

@@ -41,18 +41,22 @@ from marketlab.simulators.trades.tokens import (
 
 @dataclass
 class GenerationStats:
-    """Counts over a run: accepted orders by kind, discarded samples by reason, engine rejections."""
+    """Counts over a run: accepted orders by kind, discarded samples by reason, engine rejections, markets
+    that gave up a step after ``max_tries`` rounds, samples drawn, valid candidates left unused.
+    Identity: samples = accepted + discarded + engine_rejected + unused."""
 
     accepted: Counter[str] = field(default_factory=Counter)
     discarded: Counter[str] = field(default_factory=Counter)
     engine_rejected: int = 0
     gave_up: int = 0
     samples: int = 0
+    unused: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able counts."""
         return {"accepted": dict(self.accepted), "discarded": {r: self.discarded.get(r, 0) for r in REASONS},
-                "engine_rejected": self.engine_rejected, "gave_up": self.gave_up, "samples": self.samples}
+                "engine_rejected": self.engine_rejected, "gave_up": self.gave_up, "samples": self.samples,
+                "unused": self.unused}
 
 
 class TradesMarkets:
@@ -64,11 +68,15 @@ class TradesMarkets:
     ("train_range", the default; as IDDPM clamps images to their range [-1, 1]), to +-a number, or not
     at all (None, as the reference). Why: alpha_bar_{T-1} = 2.4e-6 with the capped cosine schedule, so the
     first step's x0 = (x - sqrt(1 - ab) eps)/sqrt(ab) multiplies the epsilon error by ~650; measured on a
-    GOOG model after 300 steps: DDPM-100 without the clamp accepted 2 of 80 orders, with it 80 of 80."""
+    GOOG model after 300 steps: DDPM-100 without the clamp accepted 2 of 80 orders, with it 80 of 80.
+
+    ``candidates`` K: each sampler call draws K i.i.d. samples per market and the first valid one is used
+    (the same distribution as discard-and-resample one at a time, in fewer sampler rounds); candidates
+    left undecoded after a market's order was found are counted as ``unused``."""
 
     def __init__(self, model: Denoiser, stats: TokenStats, tokens: OrderTokens, *, start: int, n_markets: int = 1,
                  seed: int = 0, method: str = "ddim", steps: int = 10, rules: DecodeRules | None = None,
-                 max_tries: int = 10, clip_x0: float | str | None = "train_range",
+                 max_tries: int = 10, candidates: int = 1, clip_x0: float | str | None = "train_range",
                  device: str | torch.device = "cpu") -> None:
         shape = model.shape
         w = shape.window
@@ -83,6 +91,9 @@ class TradesMarkets:
         self.levels = shape.levels
         self.diffusion = GaussianDiffusion(shape.steps)
         self.method, self.steps, self.max_tries = method, steps, max_tries
+        if candidates < 1:
+            raise ValueError(f"candidates must be >= 1, got {candidates}")
+        self.candidates = int(candidates)
         self.clip_x0: Clip
         if clip_x0 == "train_range":
             if not stats.z_lo:
@@ -148,22 +159,29 @@ class TradesMarkets:
         bfeat = self.stats.encode_book(book_features(anchored, self.grid))
         pending = np.arange(self.m)
         result: list[Order | None] = [None] * self.m
+        resting = {i: self._own_resting(i) for i in range(self.m)}  # the book is fixed while sampling
+        k = self.candidates
         for _ in range(self.max_tries):
             if pending.size == 0:
                 break
-            raw = self._sample(pending, bfeat[pending])
+            rep = np.repeat(pending, k)
+            raw = self._sample(rep, bfeat[rep])
             feats, kinds = self.stats.decode_orders(raw)
+            self.stats_run.samples += int(rep.size)
             still = []
             for j, i in enumerate(pending.tolist()):
-                self.stats_run.samples += 1
-                resting = self._own_resting(i)
-                got = decode_one(feats[j], int(kinds[j]), snaps[i], resting, self.grid, self.rules,
-                                 ref_mid=float(self.last_mid[i]))
-                if isinstance(got, str):
-                    self.stats_run.discarded[got] += 1
+                for c in range(k):
+                    r = j * k + c
+                    got = decode_one(feats[r], int(kinds[r]), snaps[i], resting[i], self.grid, self.rules,
+                                     ref_mid=float(self.last_mid[i]))
+                    if isinstance(got, str):
+                        self.stats_run.discarded[got] += 1
+                        continue
+                    result[i] = got
+                    self.stats_run.unused += k - 1 - c
+                    break
+                else:
                     still.append(i)
-                    continue
-                result[i] = got
             pending = np.array(still, dtype=np.int64)
         self.stats_run.gave_up += int(pending.size)
         for i, order in enumerate(result):
