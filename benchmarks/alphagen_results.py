@@ -118,7 +118,7 @@ BT_KEYS = ("total_return", "cagr", "sharpe", "max_drawdown", "turnover", "benchm
 def run_backtests(store: str | None) -> None:
     """Backtest every CSI300 pool found in the store on both test periods; add them to the results json."""
     from marketlab.backtests import Backtest
-    from marketlab.backtests.spec import spec_from_dict
+    from marketlab.backtests.spec import BacktestSpec
     from marketlab.core.config import load_toml
     from marketlab.store import Store
 
@@ -146,7 +146,7 @@ def run_backtests(store: str | None) -> None:
             d = load_toml(path)
             d["signal"]["dataset"] = ds
             t = time.perf_counter()
-            res = Backtest(spec_from_dict(d, path), spec_path=path, store=st).run(report=False)
+            res = Backtest(BacktestSpec.from_dict(d, path=path), spec_path=path, store=st).run(report=False)
             m = res.to_dict()
             entry[period] = {"spec": f"specs/backtests/{name}.toml", "start": m["start"][:10], "end": m["end"][:10],
                              **{k: m[k] for k in BT_KEYS}, "seconds": round(time.perf_counter() - t, 1)}  # fmt: skip

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from marketlab.backtests import Backtest  # noqa: E402
 from marketlab.backtests import signals as sg  # noqa: E402
-from marketlab.backtests.spec import spec_from_dict  # noqa: E402
-from marketlab.envs.data import MarketData, market_from_frame, synthetic_market  # noqa: E402
+from marketlab.backtests.spec import BacktestSpec  # noqa: E402
+from marketlab.market import MarketData, market_from_frame, synthetic_market  # noqa: E402
 
 FEES, SLIP = 0.0005, 0.0001
 
@@ -56,9 +56,9 @@ def topk_case(repeats: int) -> dict:
     import vectorbt as vbt
 
     market, label = sp500_panel()
-    spec = spec_from_dict({
+    spec = BacktestSpec.from_dict({
         "name": "bench_topk", "data": {"dataset": "mem", "kind": "panel"},
-        "signal": {"kind": "momentum", "lookback": 231, "skip": 21},
+        "signal": {"kind": "momentum-v1", "lookback": 231, "skip": 21},
         "strategy": {"kind": "topk", "top_k": 50, "rebalance": 21},
         "costs": {"commission": FEES, "slippage": SLIP}, "benchmark": {"kind": "equal_weight"},
     })
@@ -84,8 +84,8 @@ def sma_case(n_bars: int, repeats: int) -> dict:
     import vectorbt as vbt
 
     market = synthetic_market(n_bars, 1, seed=1, vol=0.001)
-    spec = spec_from_dict({
-        "name": "bench_sma", "data": {"dataset": "mem"}, "signal": {"kind": "ma_cross", "fast": 20, "slow": 100},
+    spec = BacktestSpec.from_dict({
+        "name": "bench_sma", "data": {"dataset": "mem"}, "signal": {"kind": "ma-cross-v1", "fast": 20, "slow": 100},
         "costs": {"commission": FEES, "slippage": SLIP}, "benchmark": {"kind": "equal_weight"},
     })
 

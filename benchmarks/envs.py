@@ -35,7 +35,7 @@ import torch  # noqa: E402
 
 import marketlab.envs  # noqa: E402,F401  (registers the gymnasium ids)
 from marketlab.envs.batched import BatchedTradingEnv  # noqa: E402
-from marketlab.envs.data import synthetic_market  # noqa: E402
+from marketlab.market import synthetic_market  # noqa: E402
 from marketlab.envs.trading import TradingEnv  # noqa: E402
 
 CFG = {

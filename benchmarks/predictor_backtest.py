@@ -49,10 +49,10 @@ def main() -> None:
                                                           **json.loads(p.stdout[p.stdout.index("{"):])}
     # the same backtest without costs: how much of the result is the signal and how much the costs
     from marketlab.backtests import Backtest
-    from marketlab.backtests.spec import load_spec
+    from marketlab.backtests.spec import BacktestSpec
     from marketlab.store import Store
 
-    spec = load_spec(ROOT / "specs/backtests/predictor_signal.toml")
+    spec = BacktestSpec.from_toml(ROOT / "specs/backtests/predictor_signal.toml")
     free = dataclasses.replace(spec, costs=dataclasses.replace(spec.costs, commission=0.0, spread=0.0, slippage=0.0))
     out["steps"]["backtest_zero_costs"] = Backtest(free, store=Store(a.store)).run(report=False).to_dict()
     import torch

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from marketlab.agents.baselines import BuyAndHold, Flat, MACross  # noqa: E402
-from marketlab.agents.sb3 import load_agent_spec, load_run, rollout, train  # noqa: E402
+from marketlab.agents.sb3 import AgentSpec, load_run, rollout, train  # noqa: E402
 from marketlab.core.metrics import summary  # noqa: E402
 from marketlab.envs.trading import TradingEnv  # noqa: E402
 
@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "rl_trading.json"))
     args = ap.parse_args()
     os.chdir(ROOT)
-    spec = load_agent_spec(args.spec)
+    spec = AgentSpec.from_toml(args.spec)
     load = [os.getloadavg()[0]]
     commands, runs = list(args.train_note), []
     for seed in args.seeds:
@@ -101,7 +101,7 @@ def main() -> None:
                 subprocess.run(cmd, check=True, capture_output=True)
             else:
                 steps = args.timesteps or spec.total_timesteps
-                commands.append(f"python: marketlab.agents.sb3.train(replace(load_agent_spec('{args.spec}'), seed={seed}, "
+                commands.append(f"python: marketlab.agents.sb3.train(replace(AgentSpec.from_toml('{args.spec}'), seed={seed}, "
                                 f"name='{name}'), out_dir='{args.runs}', total_timesteps={steps})")
                 train(dataclasses.replace(spec, seed=seed, name=name), out_dir=args.runs, total_timesteps=steps)
             load.append(os.getloadavg()[0])

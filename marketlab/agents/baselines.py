@@ -14,13 +14,16 @@ from marketlab.envs.trading import TradingEnv
 
 
 class Baseline(Protocol):
-    def act(self, env: TradingEnv) -> Any: ...
+    """A rule mapping the env's state at its current step to an action."""
+
+    def act(self, env: TradingEnv) -> Any:
+        """The action at decision step ``env.t``."""
 
 
 def _action_for_weight(env: TradingEnv, weight: float) -> Any:
     """The action whose target weight is closest to ``weight`` on every asset."""
     space = env.action_space
-    if env.config.action.kind == "discrete":
+    if env.action_interp.discrete:
         levels = np.asarray(env.config.action.levels)
         if env.market.n_assets > 1:
             levels = levels / env.market.n_assets
@@ -36,7 +39,8 @@ class BuyAndHold:
         self.n_assets = n_assets
 
     def act(self, env: TradingEnv) -> Any:
-        if env.config.action.kind == "discrete":
+        """The highest level (discrete) or full investment split equally."""
+        if env.action_interp.discrete:
             return _action_for_weight(env, float(max(env.config.action.levels)) / self.n_assets)
         return _action_for_weight(env, min(1.0, env.config.action.max_leverage) / self.n_assets)
 
@@ -45,6 +49,7 @@ class Flat:
     """Never trades (zero target)."""
 
     def act(self, env: TradingEnv) -> Any:
+        """The action at decision step ``env.t``."""
         return _action_for_weight(env, 0.0)
 
 
@@ -58,12 +63,13 @@ class MACross:
         self.fast, self.slow, self.allow_short = fast, slow, allow_short
 
     def act(self, env: TradingEnv) -> Any:
+        """The action at decision step ``env.t``."""
         t = env.t
         close = env.market.close[: t + 1, 0]
         if close.shape[0] < self.slow:
             return _action_for_weight(env, 0.0)
         up = close[-self.fast :].mean() > close[-self.slow :].mean()
-        top = float(max(env.config.action.levels)) if env.config.action.kind == "discrete" else 1.0
+        top = float(max(env.config.action.levels)) if env.action_interp.discrete else 1.0
         return _action_for_weight(env, top if up else (-top if self.allow_short else 0.0))
 
 

@@ -13,69 +13,80 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from marketlab.core.config import from_dict, load_toml
+from marketlab.core.config import Identifier, NonNegativeInt, PositiveInt, Range, Spec
 from marketlab.core.device import get_device, seed_everything, set_torch_threads
 from marketlab.core.errors import SpecError
-from marketlab.envs.data import MarketData
+from marketlab.core.registry import resolve
 from marketlab.envs.spec import TradingEnvConfig
-from marketlab.envs.trading import TradingEnv, market_for
+from marketlab.envs.trading import TradingEnv
+from marketlab.market import MarketData, load_market_spec, open_store, prepare_data
 
 ALGOS = ("ppo", "dqn", "sac")
+#: Ranges of the hyper-parameters the algorithms share (others go to SB3 as given; it refuses unknown
+#: names). Checked where the spec is loaded.
+HYPER_RANGES: dict[str, Range] = {
+    "learning_rate": Range(lo=0.0, lo_open=True),
+    "gamma": Range(lo=0.0, hi=1.0),
+    "tau": Range(lo=0.0, hi=1.0),
+    "ent_coef": Range(lo=0.0),
+    "batch_size": Range(lo=1),
+    "n_steps": Range(lo=1),
+    "n_epochs": Range(lo=1),
+    "buffer_size": Range(lo=1),
+    "learning_starts": Range(lo=0),
+    "gae_lambda": Range(lo=0.0, hi=1.0),
+    "clip_range": Range(lo=0.0, lo_open=True),
+}
 
 
 @dataclass(frozen=True)
-class VecConfig:
+class VecConfig(Spec):
     """``n_envs`` copies of the env in a ``dummy`` (same process) or ``subproc`` vector env."""
 
-    n_envs: int = 1
-    kind: str = "dummy"
+    n_envs: PositiveInt = 1
+    kind: Literal["dummy", "subproc"] = "dummy"
 
 
 @dataclass(frozen=True)
-class AgentSpec:
-    """An SB3 training run. ``hyper`` goes to the algorithm's constructor (learning_rate, n_steps, ...)."""
+class AgentSpec(Spec):
+    """An SB3 training run. ``hyper`` goes to the algorithm's constructor (learning_rate, n_steps, ...).
+    ``name`` is an identifier: the run folder is ``out_dir/<name>/``."""
 
-    name: str
-    algo: str
-    total_timesteps: int = 10_000
-    seed: int = 0
+    name: Identifier
+    algo: Literal["ppo", "dqn", "sac"]
+    total_timesteps: PositiveInt = 10_000
+    seed: NonNegativeInt = 0
     device: str = "auto"
     policy: str = "MlpPolicy"
     out_dir: str = "runs"
-    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    net_arch: list[PositiveInt] = field(default_factory=lambda: [64, 64])
     hyper: dict[str, Any] = field(default_factory=dict)
     env: TradingEnvConfig = field(default_factory=TradingEnvConfig)
     vec: VecConfig = field(default_factory=VecConfig)
     description: str = ""
 
-
-def _validate(spec: AgentSpec, path: Any) -> AgentSpec:
-    if spec.algo not in ALGOS:
-        raise SpecError(path, "algo", f"must be one of {list(ALGOS)}, got {spec.algo!r}")
-    if spec.algo == "dqn" and spec.env.action.kind != "discrete":
-        raise SpecError(path, "env.action.kind", "dqn needs discrete actions")
-    if spec.algo == "dqn" and spec.env.data.symbols and len(spec.env.data.symbols) > 1:
-        raise SpecError(path, "env.data.symbols", "dqn needs a single asset (Discrete action space)")
-    if spec.algo == "sac" and spec.env.action.kind != "weights":
-        raise SpecError(path, "env.action.kind", "sac needs continuous actions (kind = 'weights')")
-    if spec.total_timesteps < 1:
-        raise SpecError(path, "total_timesteps", f"must be >= 1, got {spec.total_timesteps}")
-    if spec.vec.kind not in ("dummy", "subproc") or spec.vec.n_envs < 1:
-        raise SpecError(path, "vec", f"kind must be 'dummy'/'subproc' and n_envs >= 1, got {spec.vec}")
-    return spec
-
-
-def load_agent_spec(path: str | Path) -> AgentSpec:
-    """Read ``specs/agents/<name>.toml``; errors name the file and key."""
-    return _validate(from_dict(AgentSpec, load_toml(path), path=path), path)
-
-
-def agent_spec_from_dict(data: dict[str, Any], path: Any = None) -> AgentSpec:
-    return _validate(from_dict(AgentSpec, data, path=path), path)
+    def validate(self, path: str | Path | None = None) -> None:
+        """Shared hyper-parameters in range; the action interpreter fits the algorithm."""
+        for key, value in self.hyper.items():
+            rng = HYPER_RANGES.get(key)
+            if rng is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SpecError(path, f"hyper.{key}", f"expected a number, got {value!r}")
+            problem = rng.check(value)
+            if problem:
+                raise SpecError(path, f"hyper.{key}", problem)
+        discrete = getattr(resolve(self.env.action.kind, kind="action", path=path, key="env.action.kind"), "discrete", None)
+        if self.algo == "dqn" and discrete is not True:
+            raise SpecError(path, "env.action.kind", "dqn needs discrete actions")
+        if self.algo == "dqn" and self.env.data.symbols and len(self.env.data.symbols) > 1:
+            raise SpecError(path, "env.data.symbols", "dqn needs a single asset (Discrete action space)")
+        if self.algo == "sac" and discrete is not False:
+            raise SpecError(path, "env.action.kind", "sac needs continuous actions (kind = 'weights-v1')")
 
 
 def _algo_class(algo: str) -> Any:
@@ -110,13 +121,15 @@ def train(
 
     spec_path = spec if isinstance(spec, (str, Path)) else None
     if spec_path is not None:
-        spec = load_agent_spec(spec_path)
+        spec = AgentSpec.from_toml(spec_path)
     assert isinstance(spec, AgentSpec)
     set_torch_threads()
     seed_everything(spec.seed)
     env_cfg = dataclasses.replace(spec.env, period="train")
-    if market is None:
-        market = market_for(env_cfg, store, base=Path(spec_path).parent if spec_path else None)
+    if market is None:  # the explicit data step (ingest when the store lacks the dataset), then read
+        store = store if store is not None else open_store(env_cfg.data.store)
+        prepare_data(env_cfg.data, store, base=Path(spec_path).parent if spec_path else None, prefix="env.data.")
+        market = load_market_spec(env_cfg.data, store, key="env.data.dataset")
     vec_cls = SubprocVecEnv if spec.vec.kind == "subproc" else DummyVecEnv
     venv = make_vec_env(
         TradingEnv, n_envs=spec.vec.n_envs, seed=spec.seed, vec_env_cls=vec_cls,
@@ -151,13 +164,17 @@ def load_run(run: str | Path, *, market: MarketData | None = None, period: str =
     cfg_path = run / "config.json"
     if not cfg_path.is_file():
         raise SpecError(run, None, "not a run folder (config.json missing)")
-    spec = agent_spec_from_dict(json.loads(cfg_path.read_text()), path=cfg_path)
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SpecError(cfg_path, None, f"invalid JSON: {exc}") from None
+    spec = AgentSpec.from_dict(cfg, path=cfg_path)  # names registry ids only: loading runs no code
     # Evaluation walks the whole period once from its first bar.
     env_cfg = dataclasses.replace(spec.env, period=period, episode_length=0, random_start=False)
     if test_start is not None:
         env_cfg = dataclasses.replace(env_cfg, data=dataclasses.replace(env_cfg.data, test_start=test_start))
     if market is None:
-        market = market_for(env_cfg, store)
+        market = load_market_spec(env_cfg.data, store, key="env.data.dataset")
     env = TradingEnv(env_cfg, market=market)
     model = _make_model(spec, DummyVecEnv([lambda: TradingEnv(env_cfg, market=market)]))
     state = load_file(str(run / "policy.safetensors"), device=str(model.device))
@@ -211,7 +228,7 @@ def rollout_weights(run: str | Path, market: MarketData, *, test_start: str | No
     out = rollout(model, env)
     w = np.full((market.n_steps, market.n_assets), np.nan)
     prev = np.zeros(market.n_assets)
-    for t, row in zip(out["t"], out["weights"]):
+    for t, row in zip(out["t"], out["weights"], strict=True):
         if not env.config.trade_on_change or not np.array_equal(row, prev) or t == out["t"][0]:
             w[t] = row
         prev = row

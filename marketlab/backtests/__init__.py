@@ -1,10 +1,10 @@
-"""The vectorbt backtester: specs (``specs/backtests/*.toml``), signals, metrics and reports.
+"""The vectorbt backtester: specs (``specs/backtests/*.toml``), signal sources, metrics and reports.
 
 ``Backtest.from_spec(path).run()`` == ``marketlab backtest path``; :func:`run_demo` runs the demo's
 momentum backtest on the synthetic daily panel of a store.
 """
 
 from marketlab.backtests.engine import Backtest, BacktestResult, run_demo
-from marketlab.backtests.spec import BacktestSpec, load_spec
+from marketlab.backtests.spec import BacktestSpec
 
-__all__ = ["Backtest", "BacktestResult", "BacktestSpec", "load_spec", "run_demo"]
+__all__ = ["Backtest", "BacktestResult", "BacktestSpec", "run_demo"]

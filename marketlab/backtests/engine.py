@@ -18,10 +18,12 @@ import numpy as np
 
 from marketlab.backtests import signals as sg
 from marketlab.backtests.kernels import holdings_nb
-from marketlab.core.metrics import summary
-from marketlab.backtests.spec import BacktestSpec, load_spec
+from marketlab.backtests.spec import BacktestSpec
 from marketlab.core.errors import SpecError
-from marketlab.envs.data import MarketData, align_signals, ensure_dataset, load_market, resolve_store
+from marketlab.core.metrics import summary
+from marketlab.core.registry import resolve
+from marketlab.core.timeutil import NS_PER_DAY
+from marketlab.market import MarketData, align_signals, clip_signals, load_market, load_market_spec, open_store, prepare_data
 
 
 @dataclass
@@ -57,7 +59,9 @@ class BacktestResult:
 
 
 class Backtest:
-    """One backtest. ``market`` (and ``signal_frame`` for stored signals) may be passed to skip the store."""
+    """One backtest. ``market`` (and ``signal_frame`` for stored signals) may be passed to skip the store;
+    ``weights`` (T, N) feed the ``weights-v1`` signal source. Construction reads nothing; :meth:`run`
+    first runs the spec's explicit data step (:func:`marketlab.market.prepare_data`, the ``[data.ingest]``)."""
 
     def __init__(
         self,
@@ -67,83 +71,75 @@ class Backtest:
         store: Any = None,
         market: MarketData | None = None,
         signal_frame: Any = None,
+        weights: np.ndarray | None = None,
     ) -> None:
         self.spec = spec
         self.spec_path = Path(spec_path) if spec_path else None
         self._store = store
         self._market = market
         self._signal_frame = signal_frame
+        self.given_weights = weights
 
     @classmethod
     def from_spec(cls, path: str | Path, *, store: Any = None) -> Backtest:
-        return cls(load_spec(path), spec_path=path, store=store)
+        """``Backtest(BacktestSpec.from_toml(path), spec_path=path)``: what ``marketlab backtest path`` runs."""
+        return cls(BacktestSpec.from_toml(path), spec_path=path, store=store)
 
     # data -------------------------------------------------------------------------------------------
     @property
     def store(self) -> Any:
+        """The store named by ``data.store`` (opened on first use) or the one passed in."""
         if self._store is None:
-            self._store = resolve_store(self.spec.data.store)
+            self._store = open_store(self.spec.data.store)
         return self._store
 
-    def _ensure_dataset(self) -> None:
-        d = self.spec.data
-        ing = d.ingest
-        ensure_dataset(
-            self.store, d.dataset, format=ing.format if ing else "ohlcv", paths=list(ing.paths) if ing else [],
-            options=dict(ing.options) if ing else None, base=self.spec_path.parent if self.spec_path else None,
-        )
+    def prepare(self) -> None:
+        """The explicit data step: ingest ``[data.ingest]`` when the store lacks the dataset (no-op when a
+        market was passed in)."""
+        if self._market is None:
+            prepare_data(self.spec.data, self.store, base=self.spec_path.parent if self.spec_path else None)
 
     def market(self) -> MarketData:
+        """The backtested bars (read only; :meth:`prepare` ingests)."""
         if self._market is None:
-            d = self.spec.data
-            self._ensure_dataset()
-            self._market = load_market(self.store, d.dataset, kind=d.kind, symbols=list(d.symbols) or None, start=d.start, end=d.end)
+            self._market = load_market_spec(self.spec.data, self.store)
         return self._market
 
     def period_start(self, market: MarketData) -> int:
+        """First backtested row (0 for ``period = "all"``)."""
         d = self.spec.data
         if d.period == "all":
             return 0
-        lo = market.index_of(d.test_start, default=0)
+        lo = market.index_of(d.test_start, default=0, key="data.test_start")
         if lo >= market.n_steps - 1:
             raise SpecError(self.spec_path, "data.test_start", f"empty test period: no bars from {d.test_start} to the end of the data")
         return lo
 
-    def _stored_signals(self, market: MarketData) -> dict[str, np.ndarray]:
+    def stored_signals(self, market: MarketData) -> dict[str, np.ndarray]:
+        """``signal.columns`` of the stored ``signal.dataset`` (or the ``signal_frame`` passed in),
+        aligned backwards to ``market``: name -> (T, N)."""
         s = self.spec.signal
-        sg.require_columns(list(s.columns))
         frame = self._signal_frame
         source = f"dataset '{s.dataset}'"
         if frame is None:
             frame = self.store.scan_signals(s.dataset, symbols=list(market.symbols))
-        return align_signals(market, _clip_signals(frame, market), list(s.columns), source=source)
+        return align_signals(market, clip_signals(frame, market), list(s.columns), source=source)
 
     # signals ----------------------------------------------------------------------------------------
+    def source(self) -> Any:
+        """The signal source named by ``signal.kind``, built for this backtest."""
+        cls = resolve(self.spec.signal.kind, kind="signal", path=self.spec_path, key="signal.kind")
+        return cls(self.spec.signal, self)
+
     def decisions(self, market: MarketData, lo: int) -> tuple[str, Any]:
-        """("entries", Entries) or ("weights", (T, N) target weights with NaN = no order) over all rows."""
+        """("entries", Entries) or ("weights", (T, N) target weights with NaN = no order) over all rows:
+        the source's decisions, with scores turned into orders by the strategy."""
         s, st = self.spec.signal, self.spec.strategy
         close = market.close
-        if s.kind == "ma_cross":
-            return "entries", sg.ma_cross(close, s.fast, s.slow)
-        if s.kind == "mean_reversion":
-            return "entries", sg.mean_reversion(close, s.lookback, s.z_entry, s.z_exit)
-        if s.kind == "momentum":
-            scores = sg.momentum(close, s.lookback, s.skip)
-        elif s.kind == "alpha":
-            scores = self._stored_signals(market)[s.columns[0]]
-        elif s.kind == "predictions":
-            cols = self._stored_signals(market)
-            if len(s.columns) in (2, 3):
-                pos = sg.class_positions([cols[c] for c in s.columns])
-                return "weights", sg.changes_only(pos * st.size / market.n_assets)
-            scores = cols[s.columns[0]]
-        elif s.kind == "rl":
-            from marketlab.agents.sb3 import rollout_weights
-
-            w = rollout_weights(Path(s.run), market, test_start=self.spec.data.test_start if lo > 0 else None)
-            return "weights", w
-        else:
-            raise SpecError(self.spec_path, "signal.kind", f"signal kind {s.kind!r} is not supported here")
+        mode, out = self.source().decisions(market, lo)
+        if mode != "scores":
+            return mode, out
+        scores = out
         if st.kind == "topk":
             if st.top_k * (2 if st.long_short else 1) > market.n_assets:
                 raise SpecError(self.spec_path, "strategy.top_k", f"{st.top_k} exceeds the {market.n_assets} symbols")
@@ -161,9 +157,13 @@ class Backtest:
         """Run the backtest; writes the report (HTML + PNGs) unless ``report=False``."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        self.prepare()
         market = self.market()
         timings["data_s"] = time.perf_counter() - t0
         lo = self.period_start(market)
+        if st_delay := self.spec.strategy.delay:
+            if st_delay >= market.n_steps - lo:
+                raise SpecError(self.spec_path, "strategy.delay", f"{st_delay} bars do not fit in the {market.n_steps - lo} backtested bars")
         t1 = time.perf_counter()
         mode, dec = self.decisions(market, lo)
         timings["signals_s"] = time.perf_counter() - t1
@@ -279,7 +279,7 @@ class Backtest:
             rows = rows.select(pl.col("date").str.to_date().cast(pl.Int64).alias("d"), pl.col("close").cast(pl.Float64)).sort("d")
         except pl.exceptions.PolarsError as exc:
             raise DataError(p, f"unparseable date or close ({str(exc).splitlines()[0]})", field="date") from None
-        return rows["d"].to_numpy() * 86_400_000_000_000, rows["close"].to_numpy()
+        return rows["d"].to_numpy() * NS_PER_DAY, rows["close"].to_numpy()
 
 
 def trades_table(rec: np.ndarray, ts: np.ndarray, symbols: tuple[str, ...]) -> Any:
@@ -303,27 +303,6 @@ def trades_table(rec: np.ndarray, ts: np.ndarray, symbols: tuple[str, ...]) -> A
         "return": rec["return"],
         "status": np.where(open_, "open", "closed"),
     })
-
-
-def _clip_signals(frame: Any, market: MarketData) -> Any:
-    """Drop signal rows the backward as-of alignment can never use: rows after the last bar, and all but
-    the latest row per symbol before the first bar. Exact (same aligned values), and it keeps the
-    per-symbol alignment cost proportional to the backtested period rather than the whole history."""
-    import polars as pl
-
-    from marketlab.envs.data import NS_PER_DAY
-
-    if isinstance(frame, pl.LazyFrame):
-        frame = frame.collect()
-    cols = frame.columns
-    if "symbol" not in cols or ("ts" not in cols and "date" not in cols) or "bar_ts" in cols or frame.height == 0:
-        return frame  # align_signals reports what is missing; look-ahead checks see every row
-    t = pl.col("date").cast(pl.Date).cast(pl.Int64) * NS_PER_DAY if "ts" not in cols else pl.col("ts").cast(pl.Int64)
-    lo, hi = int(market.ts[0]), int(market.ts[-1])
-    tagged = frame.with_columns(t.alias("_t")).filter(pl.col("_t") <= hi)
-    inside = tagged.filter(pl.col("_t") >= lo)
-    before = tagged.filter(pl.col("_t") < lo).sort("_t").unique(subset="symbol", keep="last", maintain_order=True)
-    return pl.concat([before, inside]).drop("_t")
 
 
 def _slice_entries(e: sg.Entries, lo: int, delay: int) -> sg.Entries:
@@ -369,16 +348,15 @@ def run_demo(store: Any, *, out_dir: str | Path = "reports", dataset: str = "syn
         "name": "demo_momentum_synth",
         "description": "top-10 momentum on the synthetic daily panel (demo)",
         "data": {"dataset": dataset, "kind": "panel"},
-        "signal": {"kind": "momentum", "lookback": 20},
+        "signal": {"kind": "momentum-v1", "lookback": 20},
         "strategy": {"kind": "topk", "top_k": 10, "rebalance": 5},
         "costs": {"commission": 0.0005, "spread": 0.0002},
         "report": {"out_dir": str(out_dir)},
     }
-    from marketlab.backtests.spec import spec_from_dict
-
-    bt = Backtest(spec_from_dict(spec_data), store=store)
+    bt = Backtest(BacktestSpec.from_dict(spec_data), store=store)
+    bt.prepare()
     m = bt.market()
     if 2 * 10 > m.n_assets:  # a small synthetic panel: hold a third of it
         spec_data["strategy"]["top_k"] = max(1, m.n_assets // 3)
-        bt = Backtest(spec_from_dict(spec_data), store=store, market=m)
+        bt = Backtest(BacktestSpec.from_dict(spec_data), store=store, market=m)
     return bt.run(report=report).to_dict()

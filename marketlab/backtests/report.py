@@ -66,6 +66,7 @@ def _fmt(v: Any) -> str:
 
 
 def write_html(res: BacktestResult, s: dict[str, Any], path: Path) -> None:
+    """Write the interactive report page to ``path``."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -105,6 +106,7 @@ th,td{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}} th{{text-
 
 
 def write_pngs(s: dict[str, Any], out: Path) -> list[Path]:
+    """Write the static plots into ``out``; returns their paths."""
     import matplotlib
 
     matplotlib.use("Agg")

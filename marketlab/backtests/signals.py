@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from marketlab.core.errors import SpecError
 
 
 @dataclass
@@ -172,8 +171,3 @@ def changes_only(weights: np.ndarray) -> np.ndarray:
             out[t] = np.nan
         prev = cur
     return out
-
-
-def require_columns(columns: list[str], key: str = "signal.columns") -> None:
-    if not columns:
-        raise SpecError(None, key, "list the stored signal columns to use")

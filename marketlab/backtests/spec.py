@@ -1,77 +1,58 @@
-"""Backtest specs: TOML files in ``backtests/`` validated into frozen dataclasses (unknown keys rejected).
+"""Backtest specs: TOML files in ``specs/backtests/`` validated into frozen dataclasses (unknown keys rejected).
 
-A spec has the tables ``[data]`` (selection + train/test split), ``[signal]`` (where positions come from),
-``[strategy]`` (how signals become orders), ``[costs]``, ``[benchmark]`` and ``[report]``; see
-``specs/backtests/*.toml`` for complete examples. ``Backtest.from_spec(path).run()`` runs one.
+A spec has the tables ``[data]`` (selection + train/test split), ``[signal]`` (where positions come from:
+a registry id of kind ``signal``), ``[strategy]`` (how signals become orders), ``[costs]``,
+``[benchmark]`` and ``[report]``; see ``specs/backtests/*.toml`` for complete examples.
+``BacktestSpec.from_toml(path)`` loads one; ``Backtest.from_spec(path).run()`` runs it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from marketlab.core.config import from_dict, load_toml
+from marketlab.core.config import FiniteFloat, Identifier, NonNegativeInt, PositiveFloat, PositiveInt, Spec
 from marketlab.core.errors import SpecError
-
-SIGNAL_KINDS = ("ma_cross", "momentum", "mean_reversion", "predictions", "alpha", "rl", "weights")
-STRATEGY_KINDS = ("signals", "topk", "weights")
-
-
-@dataclass(frozen=True)
-class IngestSpec:
-    """Optional: ingest these files with ``Store.ingest(format, paths)`` when the dataset is missing.
-    Relative paths are resolved against the spec file's folder, then the current directory."""
-
-    format: str = "ohlcv"
-    paths: list[str] = field(default_factory=list)
-    options: dict[str, Any] = field(default_factory=dict)
+from marketlab.core.registry import resolve
+from marketlab.market.spec import CostSpec, DataSpec
 
 
 @dataclass(frozen=True)
-class DataSpec:
-    """What to trade: ``dataset`` of ``kind`` ("bars" or "panel") for ``symbols`` (all when empty) in
-    [start, end). ``period`` = "test" backtests rows from ``test_start`` on (indicators still see the
-    history before it); "all" backtests every row."""
+class BacktestDataSpec(DataSpec):
+    """:class:`~marketlab.market.spec.DataSpec` plus: ``period`` = "test" backtests rows from
+    ``test_start`` on (indicators still see the history before it), "all" every row;
+    ``periods_per_year`` overrides the annualisation inferred from the bar spacing."""
 
-    dataset: str
-    kind: str = "bars"
-    symbols: list[str] = field(default_factory=list)
-    start: str | None = None
-    end: str | None = None
-    test_start: str | None = None
-    period: str = "all"
-    store: str | None = None
-    ingest: IngestSpec | None = None
-    periods_per_year: float | None = None
+    period: Literal["all", "test"] = "all"
+    periods_per_year: PositiveFloat | None = None
 
 
 @dataclass(frozen=True)
-class SignalSpec:
-    """Where positions come from.
-
-    kinds: ``ma_cross`` (fast/slow simple moving averages of close), ``momentum`` (close / close
-    ``lookback`` bars ago - 1), ``mean_reversion`` (z-score of close vs its ``lookback`` mean; enter at
-    -``z_entry``, exit at -``z_exit``), ``predictions`` (stored predictor output: ``columns`` =
-    [p_down, p_flat, p_up] -> argmax position, or one score column), ``alpha`` (stored alpha values,
-    ``columns`` = [value]), ``rl`` (a trained policy in ``run``, rolled out on the period).
-    """
+class SignalSpec(Spec):
+    """Where positions come from: ``kind`` is a registry id of kind ``signal`` (see
+    :mod:`marketlab.backtests.sources`): ``ma-cross-v1`` (``fast``/``slow`` SMAs), ``momentum-v1``
+    (``lookback``, ``skip``), ``mean-reversion-v1`` (``lookback``, ``z_entry``, ``z_exit``),
+    ``predictions-v1`` / ``alpha-v1`` (stored ``dataset`` ``columns``), ``rl-v1`` (a trained policy in
+    ``run``), ``weights-v1`` (weights passed from Python). ``threshold``: scores -> entries cut-off.
+    ``params``: settings of a user's registered source."""
 
     kind: str
-    fast: int = 10
-    slow: int = 50
-    lookback: int = 20
-    skip: int = 0
-    z_entry: float = 1.0
-    z_exit: float = 0.0
-    threshold: float = 0.0
+    fast: PositiveInt = 10
+    slow: PositiveInt = 50
+    lookback: PositiveInt = 20
+    skip: NonNegativeInt = 0
+    z_entry: FiniteFloat = 1.0
+    z_exit: FiniteFloat = 0.0
+    threshold: FiniteFloat = 0.0
     dataset: str | None = None
     columns: list[str] = field(default_factory=list)
     run: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class StrategySpec:
+class StrategySpec(Spec):
     """How signals become orders.
 
     ``signals``: entries/exits through ``Portfolio.from_signals`` (``direction`` "long" or "both");
@@ -80,57 +61,49 @@ class StrategySpec:
     when ``n_drop`` > 0 (qlib's TopkDropout), through ``from_orders`` with target percents;
     ``weights``: target weights straight from the signal (RL policies, predictions).
     ``delay``: bars between the decision and the trade (0 = trade at the close that was observed).
+    ``size``: fraction of value invested (per side and book).
     """
 
-    kind: str = "signals"
-    direction: str = "long"
-    top_k: int = 10
+    kind: Literal["signals", "topk", "weights"] = "signals"
+    direction: Literal["long", "both"] = "long"
+    top_k: PositiveInt = 10
     long_short: bool = False
-    rebalance: int = 1
-    n_drop: int = 0
-    delay: int = 0
-    size: float = 1.0
+    rebalance: PositiveInt = 1
+    n_drop: NonNegativeInt = 0
+    delay: NonNegativeInt = 0
+    size: PositiveFloat = 1.0
 
 
 @dataclass(frozen=True)
-class CostSpec:
-    """Fractions of traded notional: ``commission`` (fees), ``spread`` (full spread, half paid per trade)
-    and ``slippage``; ``init_cash`` in currency."""
-
-    commission: float = 0.0
-    spread: float = 0.0
-    slippage: float = 0.0
-    init_cash: float = 10_000.0
-
-
-@dataclass(frozen=True)
-class BenchmarkSpec:
+class BenchmarkSpec(Spec):
     """``equal_weight`` buy-and-hold of the traded symbols, ``symbol`` (buy-and-hold of one symbol, from
     ``dataset`` when given, else from the traded data), ``file`` (the ``close`` of ``symbol`` in a CSV
     file ``path`` with columns ``date``, ``code`` or ``symbol``, ``close``, e.g. an index file; relative
     paths resolve against the spec's folder, then the current directory) or ``none``."""
 
-    kind: str = "equal_weight"
+    kind: Literal["equal_weight", "symbol", "file", "none"] = "equal_weight"
     symbol: str | None = None
     dataset: str | None = None
-    data_kind: str = "panel"
+    data_kind: Literal["bars", "panel"] = "panel"
     path: str | None = None
 
 
 @dataclass(frozen=True)
-class ReportSpec:
+class ReportSpec(Spec):
     """Where and what to write: ``out_dir``/<name>/report.html (+ PNGs, trades.csv, metrics.json)."""
 
     out_dir: str = "reports"
     html: bool = True
     png: bool = True
-    rolling_window: int = 0
+    rolling_window: NonNegativeInt = 0
 
 
 @dataclass(frozen=True)
-class BacktestSpec:
-    name: str
-    data: DataSpec
+class BacktestSpec(Spec):
+    """A whole backtest. ``name`` is an identifier: the report goes to ``report.out_dir/<name>/``."""
+
+    name: Identifier
+    data: BacktestDataSpec
     signal: SignalSpec
     strategy: StrategySpec = field(default_factory=StrategySpec)
     costs: CostSpec = field(default_factory=CostSpec)
@@ -138,54 +111,21 @@ class BacktestSpec:
     report: ReportSpec = field(default_factory=ReportSpec)
     description: str = ""
 
-
-def _choice(path: Any, key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise SpecError(path, key, f"must be one of {list(allowed)}, got {value!r}")
-
-
-def validate(spec: BacktestSpec, path: str | Path | None = None) -> BacktestSpec:
-    """Checks beyond types: choices, positive windows, signal/strategy compatibility."""
-    _choice(path, "data.kind", spec.data.kind, ("bars", "panel"))
-    _choice(path, "data.period", spec.data.period, ("all", "test"))
-    _choice(path, "signal.kind", spec.signal.kind, SIGNAL_KINDS)
-    _choice(path, "strategy.kind", spec.strategy.kind, STRATEGY_KINDS)
-    _choice(path, "strategy.direction", spec.strategy.direction, ("long", "both"))
-    _choice(path, "benchmark.kind", spec.benchmark.kind, ("equal_weight", "symbol", "file", "none"))
-    if spec.data.period == "test" and not spec.data.test_start:
-        raise SpecError(path, "data.test_start", "period = 'test' needs test_start")
-    for key, v in (("signal.fast", spec.signal.fast), ("signal.slow", spec.signal.slow), ("signal.lookback", spec.signal.lookback),
-                   ("strategy.top_k", spec.strategy.top_k), ("strategy.rebalance", spec.strategy.rebalance)):
-        if v < 1:
-            raise SpecError(path, key, f"must be >= 1, got {v}")
-    for key, v in (("strategy.delay", spec.strategy.delay), ("strategy.n_drop", spec.strategy.n_drop), ("signal.skip", spec.signal.skip)):
-        if v < 0:
-            raise SpecError(path, key, f"must be >= 0, got {v}")
-    if spec.signal.kind == "ma_cross" and spec.signal.fast >= spec.signal.slow:
-        raise SpecError(path, "signal.fast", f"must be < signal.slow ({spec.signal.fast} >= {spec.signal.slow})")
-    if spec.signal.kind in ("predictions", "alpha") and not spec.signal.dataset:
-        raise SpecError(path, "signal.dataset", f"signal kind '{spec.signal.kind}' needs a stored signals dataset")
-    if spec.signal.kind == "rl" and not spec.signal.run:
-        raise SpecError(path, "signal.run", "signal kind 'rl' needs the run directory of a trained agent")
-    if spec.strategy.kind == "signals" and spec.signal.kind in ("rl", "weights"):
-        raise SpecError(path, "strategy.kind", f"signal kind '{spec.signal.kind}' gives weights: use strategy.kind = 'weights'")
-    if spec.benchmark.kind in ("symbol", "file") and not spec.benchmark.symbol:
-        raise SpecError(path, "benchmark.symbol", f"benchmark kind '{spec.benchmark.kind}' needs a symbol")
-    if spec.benchmark.kind == "file" and not spec.benchmark.path:
-        raise SpecError(path, "benchmark.path", "benchmark kind 'file' needs a path (CSV with date, code, close)")
-    for key, v in (("costs.commission", spec.costs.commission), ("costs.spread", spec.costs.spread), ("costs.slippage", spec.costs.slippage)):
-        if not 0 <= v < 1:
-            raise SpecError(path, key, f"must be in [0, 1), got {v}")
-    if spec.costs.init_cash <= 0:
-        raise SpecError(path, "costs.init_cash", f"must be > 0, got {spec.costs.init_cash}")
-    return spec
-
-
-def load_spec(path: str | Path) -> BacktestSpec:
-    """Read and validate a backtest spec; every problem is a one-line :class:`SpecError` naming file and key."""
-    data = load_toml(path)
-    return validate(from_dict(BacktestSpec, data, path=path), path)
-
-
-def spec_from_dict(data: dict[str, Any], path: str | Path | None = None) -> BacktestSpec:
-    return validate(from_dict(BacktestSpec, data, path=path), path)
+    def validate(self, path: str | Path | None = None) -> None:
+        """Rules across tables: the signal id is registered and fits the strategy; the test split exists."""
+        if not self.data.dataset:
+            raise SpecError(path, "data.dataset", "missing required key")
+        self.data.check_times(path, "data.")
+        if self.data.period == "test" and not self.data.test_start:
+            raise SpecError(path, "data.test_start", "period = 'test' needs test_start")
+        source = resolve(self.signal.kind, kind="signal", path=path, key="signal.kind")
+        check = getattr(source, "check", None)
+        if check is not None:
+            check(self.signal, path)
+        if self.strategy.kind == "signals" and getattr(source, "gives", None) == "weights":
+            raise SpecError(path, "strategy.kind", f"signal kind '{self.signal.kind}' gives weights: use strategy.kind = 'weights'")
+        b = self.benchmark
+        if b.kind in ("symbol", "file") and not b.symbol:
+            raise SpecError(path, "benchmark.symbol", f"benchmark kind '{b.kind}' needs a symbol")
+        if b.kind == "file" and not b.path:
+            raise SpecError(path, "benchmark.path", "benchmark kind 'file' needs a path (CSV with date, code, close)")

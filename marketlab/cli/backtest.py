@@ -32,4 +32,5 @@ def backtest(
 
 
 def register(app: typer.Typer) -> None:
+    """Add this module's command(s) to the CLI app."""
     app.command("backtest")(backtest)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -32,9 +32,9 @@ def train_cmd(
     """Train an agent on the train period; saves policy.safetensors + config.json in the run folder."""
     import json as jsonlib
 
-    from marketlab.agents.sb3 import load_agent_spec, train
+    from marketlab.agents.sb3 import AgentSpec, train
 
-    agent = load_agent_spec(spec)
+    agent = AgentSpec.from_toml(spec)
     run = train(spec, store=_store(store), out_dir=out, total_timesteps=timesteps, progress=not json)
     summary = {"run": str(run), **jsonlib.loads((run / "train.json").read_text())}
     emit(summary, json, title=f"rl train {agent.name}")
@@ -44,7 +44,7 @@ def train_cmd(
 @command
 def eval_cmd(
     run: Annotated[Path, typer.Argument(help="Run folder written by `marketlab rl train`.")],
-    period: Annotated[str, typer.Option("--period", help="train | test | all")] = "test",
+    period: Annotated[Literal["train", "test", "all"], typer.Option("--period", help="train | test | all")] = "test",
     store: StoreOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -55,4 +55,5 @@ def eval_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    """Add this module's command(s) to the CLI app."""
     app.add_typer(rl, name="rl")

@@ -74,6 +74,25 @@ BUILTIN_IDS: dict[str, str] = {
     "op/EMA": "marketlab.features.expr.ops:EMA",
     "op/Cov": "marketlab.features.expr.ops:Cov",
     "op/Corr": "marketlab.features.expr.ops:Corr",
+    # env rewards (one numba kernel each, shared by the single and the batched env)
+    "reward/pnl-v1": "marketlab.envs.rewards:PnLReward",
+    "reward/log-return-v1": "marketlab.envs.rewards:LogReturnReward",
+    "reward/diff-sharpe-v1": "marketlab.envs.rewards:DiffSharpeReward",
+    # env state and action interpreters
+    "state/window-v1": "marketlab.envs.interpreters:WindowState",
+    "action/discrete-v1": "marketlab.envs.interpreters:DiscreteAction",
+    "action/weights-v1": "marketlab.envs.interpreters:WeightsAction",
+    # venues of the LOB envs (core.protocols.Venue)
+    "venue/replay-v1": "marketlab.market.venues:ReplayVenue",
+    "venue/abm-v1": "marketlab.simulators.venues:AbmVenue",
+    # backtest signal sources (core.protocols.SignalSource)
+    "signal/ma-cross-v1": "marketlab.backtests.sources:MACross",
+    "signal/mean-reversion-v1": "marketlab.backtests.sources:MeanReversion",
+    "signal/momentum-v1": "marketlab.backtests.sources:Momentum",
+    "signal/alpha-v1": "marketlab.backtests.sources:StoredAlpha",
+    "signal/predictions-v1": "marketlab.backtests.sources:StoredPredictions",
+    "signal/rl-v1": "marketlab.backtests.sources:PolicyWeights",
+    "signal/weights-v1": "marketlab.backtests.sources:GivenWeights",
     # whole-day simulators
     "simulator/abm-v1": "marketlab.simulators.abm:Simulation",
     "venue/trades-v1": "marketlab.simulators.trades.venue:TradesVenue",

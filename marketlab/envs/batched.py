@@ -34,13 +34,13 @@ import torch
 
 from marketlab.core.device import get_device
 from marketlab.core.errors import SpecError
-from marketlab.envs.batched_nb import REWARD_KINDS, reset_rows_nb, step_nb, targets_discrete_nb, targets_weights_nb
-from marketlab.envs.data import MarketData
+from marketlab.envs.batched_nb import reset_rows_nb, step_nb, targets_discrete_nb, targets_weights_nb
 from marketlab.envs.execution import ABS_TOL, REL_TOL
+from marketlab.envs.interpreters import DiscreteAction, WeightsAction, WindowState
+from marketlab.envs.rewards import rows_kernel
 from marketlab.envs.spec import TradingEnvConfig
 from marketlab.envs.trading import TradingEnv
-
-_LOG_FLOOR = float(np.log(1e-12))
+from marketlab.market import MarketData
 StepResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
 WINDOW_MATRIX_BYTES = 512 * 2**20
 ENGINES = ("auto", "numba", "torch")
@@ -127,13 +127,15 @@ class BatchedTradingEnv:
     ) -> None:
         proto = TradingEnv(config, market=market, store=store)
         cfg = proto.config
-        for key, kind, allowed in (
-            ("env.observation.kind", cfg.observation.kind, ("window",)),
-            ("env.action.kind", cfg.action.kind, ("discrete", "weights")),
-            ("env.reward.kind", cfg.reward.kind, ("pnl", "log_return", "diff_sharpe")),
+        for key, kind, obj, allowed in (
+            ("env.observation.kind", cfg.observation.kind, proto.state_interp, (WindowState,)),
+            ("env.action.kind", cfg.action.kind, proto.action_interp, (DiscreteAction, WeightsAction)),
         ):
-            if kind not in allowed:
-                raise SpecError(None, key, f"the batched env supports {list(allowed)}, got {kind!r}")
+            if type(obj) not in allowed:
+                raise SpecError(None, key, f"the batched env supports {[c.__name__ for c in allowed]}, got {kind!r}")
+        kernel = getattr(type(proto.reward_fn), "kernel", None)
+        if kernel is None:
+            raise SpecError(None, "env.reward.kind", f"reward {cfg.reward.kind!r} has no kernel: the batched env needs one (see marketlab.envs.rewards)")
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
         if int(num_envs) < 1:
@@ -164,7 +166,12 @@ class BatchedTradingEnv:
         self.init_cash = float(proto.sim.init_cash)
         self.t_lo, self.t_hi = proto.t_lo, proto.t_hi
         self.low = 0.0 if cfg.action.long_only else -1.0
+        self.discrete = isinstance(proto.action_interp, DiscreteAction)
         self.gen = torch.Generator(device="cpu").manual_seed(seed)
+        # The reward runs on the CPU for both engines: its kernel per row over (B,) prev/new values.
+        self._reward_rows = rows_kernel(kernel)
+        self._reward_params = proto.reward_fn.params
+        self._reward_state = np.zeros((b, proto.reward_fn.state.shape[0]))
         if engine == "numba":
             self._init_numba(flat, b, n)
         else:
@@ -186,8 +193,8 @@ class BatchedTradingEnv:
             "value": np.full(b, self.init_cash),
             "t": np.full(b, self.t_lo, dtype=np.int64),
             "end": np.full(b, self.t_hi, dtype=np.int64),
-            "ema": np.zeros((b, 2)),
             "obs": np.zeros((b, self.obs_dim), dtype=np.float32),
+            "prev_value": np.zeros(b),
             "reward": np.zeros(b, dtype=np.float32),
             "terminated": np.zeros(b, dtype=np.bool_),
             "truncated": np.zeros(b, dtype=np.bool_),
@@ -202,8 +209,6 @@ class BatchedTradingEnv:
         self.value, self.t, self.end = views["value"], views["t"], views["end"]
         self._views = views
         self._info_np = {"value": views["value_out"], "fees": views["fees"], "traded": views["traded"], "t": views["t_out"]}
-        self._reward_code = REWARD_KINDS[cfg.reward.kind]
-        self._pnl_k = cfg.reward.scale / self.init_cash  # the single env's PnLReward.k, same rounding
 
     def _init_torch(self, flat: np.ndarray, b: int, n: int, compile: bool) -> None:
         cfg, dev, dtype = self.config, self.device, self.dtype
@@ -223,7 +228,7 @@ class BatchedTradingEnv:
             self.win = None
             self.flat = torch.as_tensor(flat, device=dev)
         self.offsets = torch.arange(-self.window + 1, 1, device=dev)
-        if cfg.action.kind == "discrete":
+        if self.discrete:
             self.levels = torch.as_tensor(np.asarray(cfg.action.levels), dtype=dtype, device=dev)
         self.cash = torch.full((b,), self.init_cash, dtype=dtype, device=dev)
         self.shares = torch.zeros((b, n), dtype=dtype, device=dev)
@@ -231,8 +236,7 @@ class BatchedTradingEnv:
         self.value = self.cash.clone()
         self.t = torch.full((b,), self.t_lo, dtype=torch.long, device=dev)
         self.end = torch.full((b,), self.t_hi, dtype=torch.long, device=dev)
-        self.ema_a = torch.zeros((b,), dtype=dtype, device=dev)
-        self.ema_b = torch.zeros((b,), dtype=dtype, device=dev)
+        self._reward_np = np.zeros(b, dtype=np.float32)
         self.arange_b = torch.arange(b, device=dev)
         self._obs = torch.zeros((b, self.obs_dim), dtype=torch.float32, device=dev)
         self._reward = torch.zeros((b,), dtype=torch.float32, device=dev)
@@ -257,7 +261,7 @@ class BatchedTradingEnv:
             reset_rows_nb(
                 np.ascontiguousarray(rows.numpy(), dtype=np.int64), np.ascontiguousarray(starts.numpy(), dtype=np.int64),
                 self.config.episode_length, self.t_hi, self.init_cash, self._flat_np, self.window, self.include_position,
-                a["cash"], a["shares"], a["prev_target"], a["value"], a["t"], a["end"], a["ema"], a["obs"],
+                a["cash"], a["shares"], a["prev_target"], a["value"], a["t"], a["end"], self._reward_state, a["obs"],
             )
             return
         length = self.config.episode_length
@@ -268,8 +272,7 @@ class BatchedTradingEnv:
         self.shares[rows] = 0.0
         self.prev_target[rows] = 0.0
         self.value[rows] = self.init_cash
-        self.ema_a[rows] = 0.0
-        self.ema_b[rows] = 0.0
+        self._reward_state[rows.cpu().numpy()] = 0.0
 
     def reset(self, *, seed: int | None = None, starts: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
         """Reset every episode; ``starts`` (B,) pins first decision steps, else drawn from the seeded generator."""
@@ -309,7 +312,7 @@ class BatchedTradingEnv:
         if self.engine == "numba":
             return torch.from_numpy(self._targets_np(actions).copy())
         actions = torch.as_tensor(actions, device=self.device)
-        if self.config.action.kind == "discrete":
+        if self.discrete:
             a = actions.long().reshape(self.num_envs, -1)
             w = self.levels[a]
             return w if self.n_assets == 1 else w / self.n_assets
@@ -362,29 +365,11 @@ class BatchedTradingEnv:
             traded += (filled.abs() * fill_px).masked_fill_(~did, 0.0)
         return cash, shares, fees_paid, traded
 
-    def _reward_t(
-        self, prev: torch.Tensor, value: torch.Tensor, ema_a: torch.Tensor, ema_b: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        rc = self.config.reward
-        if rc.kind == "pnl":
-            return (value - prev) * (rc.scale / self.init_cash), ema_a, ema_b
-        if rc.kind == "log_return":
-            ok = (value > 0) & (prev > 0)
-            safe = torch.where(ok, value / torch.where(ok, prev, 1.0), 1.0)
-            return rc.scale * torch.log(safe).masked_fill_(~ok, _LOG_FLOOR), ema_a, ema_b
-        r = torch.where(prev > 0, value / torch.where(prev > 0, prev, 1.0) - 1.0, -1.0)
-        da = r - ema_a
-        db = r * r - ema_b
-        var = ema_b - ema_a * ema_a
-        pos_var = var > 1e-12
-        d = ((ema_b * da - 0.5 * ema_a * db) / torch.where(pos_var, var, 1.0) ** 1.5).masked_fill_(~pos_var, 0.0)
-        return rc.scale * d, ema_a + rc.eta * da, ema_b + rc.eta * db
-
     def _arith_eager(
         self, target: torch.Tensor, cash: torch.Tensor, shares: torch.Tensor, prev_target: torch.Tensor, value: torch.Tensor,
-        t: torch.Tensor, end: torch.Tensor, ema_a: torch.Tensor, ema_b: torch.Tensor,
+        t: torch.Tensor, end: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        """The step's arithmetic as a pure function of the state (what ``torch.compile`` fuses on CUDA)."""
+        """The step's accounting as a pure function of the state (what ``torch.compile`` fuses on CUDA)."""
         if self.config.trade_on_change:
             trade = (target != prev_target).any(dim=1)
         else:
@@ -393,15 +378,14 @@ class BatchedTradingEnv:
         prev_target = torch.where(trade[:, None], target, prev_target)
         t = t + 1
         new_value = self._portfolio_value(shares, cash, self.close[t])
-        reward, ema_a, ema_b = self._reward_t(value, new_value, ema_a, ema_b)
         terminated = (t >= end) | (new_value <= 0)
-        return cash, shares, prev_target, new_value, t, ema_a, ema_b, reward, terminated, fees, traded
+        return cash, shares, prev_target, new_value, t, terminated, fees, traded
 
     # ------------------------------------------------------------------------------------------------
     def _targets_np(self, actions: torch.Tensor | np.ndarray) -> np.ndarray:
         a = actions.numpy() if isinstance(actions, torch.Tensor) else np.asarray(actions)
         out = self._np["target"]
-        if self.config.action.kind == "discrete":
+        if self.discrete:
             a = np.ascontiguousarray(a, dtype=np.int64).reshape(self.num_envs, -1)
             if a.shape[1] != self.n_assets:
                 raise ValueError(f"actions must have shape ({self.num_envs},) or ({self.num_envs}, {self.n_assets})")
@@ -418,22 +402,23 @@ class BatchedTradingEnv:
         if self.engine == "numba":
             return self._step_numba(actions)
         target = self.to_weights(actions)
-        cash, shares, prev_target, value, t, ema_a, ema_b, reward, terminated, fees, traded = self._arith(
-            target, self.cash, self.shares, self.prev_target, self.value, self.t, self.end, self.ema_a, self.ema_b
+        cash, shares, prev_target, value, t, terminated, fees, traded = self._arith(
+            target, self.cash, self.shares, self.prev_target, self.value, self.t, self.end
         )
+        prev_np = self.value.detach().cpu().numpy().astype(np.float64, copy=False)
+        value_np = value.detach().cpu().numpy().astype(np.float64, copy=False)
+        self._reward_rows(self._reward_state, prev_np, value_np, self._reward_params, self._reward_np)
         self.cash.copy_(cash)
         self.shares.copy_(shares)
         self.prev_target.copy_(prev_target)
         self.value.copy_(value)
         self.t.copy_(t)
-        self.ema_a.copy_(ema_a)
-        self.ema_b.copy_(ema_b)
         info = self._info
         info["value"].copy_(value)
         info["fees"].copy_(fees)
         info["traded"].copy_(traded)
         info["t"].copy_(t)
-        self._reward.copy_(reward)
+        self._reward.copy_(torch.from_numpy(self._reward_np))
         info = dict(info)
         if bool(terminated.any()):
             rows = terminated.nonzero().squeeze(1)
@@ -443,14 +428,14 @@ class BatchedTradingEnv:
 
     def _step_numba(self, actions: torch.Tensor | np.ndarray) -> StepResult:
         a, v = self._np, self._views
-        rc = self.config.reward
         target = self._targets_np(actions)
         done = step_nb(
             target, self._close_np, self._flat_np, self.window, self.include_position, self.bound,
-            self.config.trade_on_change, self.fees, self.slippage, self._reward_code, float(rc.scale), self._pnl_k,
-            float(rc.eta), a["cash"], a["shares"], a["prev_target"], a["value"], a["t"], a["end"], a["ema"],
-            a["obs"], a["reward"], a["terminated"], a["fees"], a["traded"], a["value_out"], a["t_out"], a["final_value"],
+            self.config.trade_on_change, self.fees, self.slippage, a["cash"], a["shares"], a["prev_target"],
+            a["value"], a["t"], a["end"], a["obs"], a["prev_value"], a["terminated"], a["fees"], a["traded"],
+            a["value_out"], a["t_out"], a["final_value"],
         )
+        self._reward_rows(self._reward_state, a["prev_value"], a["value_out"], self._reward_params, a["reward"])
         info = dict(self._info_np)
         if done:
             info["final_value"] = v["final_value"]

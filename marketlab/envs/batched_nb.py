@@ -13,15 +13,11 @@ All buffers are preallocated by the caller and written in place.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
 from marketlab.envs.execution import is_close_nb, order_nb, rebalance_nb
 
-REWARD_KINDS = {"pnl": 0, "log_return": 1, "diff_sharpe": 2}
-_LOG_FLOOR = math.log(1e-12)
 
 
 @njit(cache=True)
@@ -44,7 +40,7 @@ def targets_discrete_nb(actions: np.ndarray, levels: np.ndarray, out: np.ndarray
 @njit(cache=True)
 def targets_weights_nb(actions: np.ndarray, low: float, max_leverage: float, out: np.ndarray) -> None:
     """Continuous actions (B, N) float64 -> weights ``out`` (B, N): clipped to [low, 1], scaled to
-    gross <= max_leverage (the single env's :class:`~marketlab.envs.components.WeightsAction`)."""
+    gross <= max_leverage (the single env's :class:`~marketlab.envs.interpreters.WeightsAction`)."""
     b, n = actions.shape
     for i in range(b):
         gross = 0.0
@@ -112,19 +108,14 @@ def step_nb(
     trade_on_change: bool,
     fees: float,
     slippage: float,
-    reward_kind: int,
-    reward_scale: float,
-    pnl_k: float,
-    eta: float,
     cash: np.ndarray,
     shares: np.ndarray,
     prev_target: np.ndarray,
     value: np.ndarray,
     t: np.ndarray,
     end: np.ndarray,
-    ema: np.ndarray,
     obs: np.ndarray,
-    reward: np.ndarray,
+    prev_out: np.ndarray,
     terminated: np.ndarray,
     fees_out: np.ndarray,
     traded_out: np.ndarray,
@@ -132,17 +123,18 @@ def step_nb(
     t_out: np.ndarray,
     final_out: np.ndarray,
 ) -> int:
-    """One step of every episode, in place; returns the number of episodes that ended.
+    """One step of every episode, in place (the reward follows with the reward's row kernel, see
+    :func:`marketlab.envs.rewards.rows_kernel`); returns the number of episodes that ended.
 
     Args:
         target: (B, N) float64 target weights (from ``targets_*_nb``).
         close: (T, N) float64 execution and valuation prices. flat: (T, K) float32 features.
-        cash (B,), shares (B, N), prev_target (B, N), value (B,) float64; t, end (B,) int64; ema (B, 2)
-        float64 (differential-Sharpe moments): the episodes' state, updated.
-        obs (B, D) float32, reward (B,) float32, terminated (B,) bool, fees_out, traded_out, value_out,
-        final_out (B,) float64, t_out (B,) int64: outputs (fees, traded notional and values in currency
-        units; final_out is the value of episodes that ended, NaN elsewhere). The ``*_out`` copies of
-        value and t survive the reset of ended episodes.
+        cash (B,), shares (B, N), prev_target (B, N), value (B,) float64; t, end (B,) int64: the
+        episodes' state, updated.
+        obs (B, D) float32, prev_out (B,) float64 (the value before the step, the reward's operand),
+        terminated (B,) bool, fees_out, traded_out, value_out, final_out (B,) float64, t_out (B,) int64:
+        outputs (fees, traded notional and values in currency units; final_out is the value of episodes
+        that ended, NaN elsewhere). The ``*_out`` copies of value and t survive the reset of ended episodes.
     """
     b, n = target.shape
     k = flat.shape[1]
@@ -171,7 +163,7 @@ def step_nb(
                 prev_target[i, j] = target[i, j]
         fees_out[i] = paid
         traded_out[i] = traded
-        prev = value[i]
+        prev_out[i] = value[i]
         ti += 1
         t[i] = ti
         v = cash[i]  # portfolio_value_nb without the row views
@@ -179,25 +171,6 @@ def step_nb(
             if shares[i, j] != 0:
                 v += shares[i, j] * close[ti, j]
         value[i] = v
-        if reward_kind == 0:
-            r = (v - prev) * pnl_k
-        elif reward_kind == 1:
-            if v <= 0 or prev <= 0:
-                r = reward_scale * _LOG_FLOOR
-            else:
-                r = reward_scale * math.log(v / prev)
-        else:
-            ret = v / prev - 1.0 if prev > 0 else -1.0
-            a = ema[i, 0]
-            bb = ema[i, 1]
-            da = ret - a
-            db = ret * ret - bb
-            var = bb - a * a
-            d = (bb * da - 0.5 * a * db) / var**1.5 if var > 1e-12 else 0.0
-            ema[i, 0] = a + eta * da
-            ema[i, 1] = bb + eta * db
-            r = reward_scale * d
-        reward[i] = r
         value_out[i] = v
         t_out[i] = ti
         done_i = ti >= end[i] or v <= 0
@@ -226,11 +199,11 @@ def reset_rows_nb(
     value: np.ndarray,
     t: np.ndarray,
     end: np.ndarray,
-    ema: np.ndarray,
+    state: np.ndarray,
     obs: np.ndarray,
 ) -> None:
-    """Start new episodes in ``rows`` (R,) int64 at decision steps ``starts`` (R,) int64 (flat, all cash)
-    and write their first observations (zero weights) into ``obs``."""
+    """Start new episodes in ``rows`` (R,) int64 at decision steps ``starts`` (R,) int64 (flat, all cash,
+    reward state (B, S) zeroed) and write their first observations (zero weights) into ``obs``."""
     k = flat.shape[1]
     n_feat = window * k
     src = flat.reshape(-1)
@@ -241,8 +214,8 @@ def reset_rows_nb(
         end[i] = min(s + length, t_hi) if length else t_hi
         cash[i] = init_cash
         value[i] = init_cash
-        ema[i, 0] = 0.0
-        ema[i, 1] = 0.0
+        for j in range(state.shape[1]):
+            state[i, j] = 0.0
         for j in range(shares.shape[1]):
             shares[i, j] = 0.0
             prev_target[i, j] = 0.0

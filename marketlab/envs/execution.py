@@ -98,20 +98,16 @@ def rebalance_at_nb(
 
 
 @njit(cache=True)
-def value_at_nb(cash: float, shares: np.ndarray, close: np.ndarray, t: int) -> float:
-    """Net value at row t of ``close`` (T, N)."""
-    return portfolio_value_nb(cash, shares, close[t])
-
-
-@njit(cache=True)
-def weights_at_nb(shares: np.ndarray, close: np.ndarray, t: int, value: float) -> np.ndarray:
-    """Weights (N,) = shares * close[t] / value (zeros when value <= 0)."""
+def value_weights_at_nb(cash: float, shares: np.ndarray, close: np.ndarray, t: int) -> tuple[float, np.ndarray]:
+    """Net value at row t of ``close`` (T, N) and the weights (N,) = shares * close[t] / value (zeros
+    when value <= 0); one call for both (the single env's step pays one dispatch, not two)."""
+    value = portfolio_value_nb(cash, shares, close[t])
     n = shares.shape[0]
     out = np.zeros(n)
     if value > 0:
         for j in range(n):
             out[j] = shares[j] * close[t, j] / value
-    return out
+    return value, out
 
 
 @njit(cache=True)

@@ -1,8 +1,9 @@
 """``marketlab/LOBExecution-v0``: execute a parent order within a horizon through the matching engine.
 
 The agent must buy (``side`` +1) or sell (-1) ``quantity`` lots within ``horizon`` decision steps. Each
-step it picks one of five child-order actions, then the market runs one step (``step_events`` recorded
-events on the replay venue, ``step_seconds`` on the agent-based venue, see :mod:`.venues`):
+step it picks one of five child-order actions, then the market runs one step on its venue (``venue``: a registry id,
+``replay-v1`` = ``step_events`` recorded events, ``abm-v1`` = ``step_seconds`` of the agent-based market;
+see :mod:`.lob_venue`):
 
   0 wait · 1 join the best price on its own side (passive limit, queues behind resting orders) ·
   2 improve the best price by one tick when the spread allows (else join) · 3 market order ·
@@ -22,38 +23,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 
-from marketlab.core.config import from_dict
-from marketlab.core.errors import SpecError
-from marketlab.envs.venues import AbmVenue, AgentFill, ReplayVenue, events_from_frame
+from marketlab.core.config import NonNegativeFloat, PositiveInt
+from marketlab.core.protocols import AgentFill
+from marketlab.envs.lob_venue import VenueFields, build_venue, check_room, reset_venue
 
 
 @dataclass(frozen=True)
-class ExecutionConfig:
-    """``simulator`` "replay" (``dataset``/``symbol`` events from the store, or ``events`` passed in) or
-    "abm" (the agent-based simulator from ``sim_spec``, default spec when None)."""
+class ExecutionConfig(VenueFields):
+    """Buy (``side`` 1) or sell (-1) ``quantity`` lots within ``horizon`` steps; the venue fields are
+    :class:`~marketlab.envs.lob_venue.VenueFields` (default ``venue = "replay-v1"``)."""
 
-    simulator: str = "replay"
-    dataset: str = "synth_lob"
-    symbol: str | None = None
-    start: str | None = None
-    end: str | None = None
-    store: str | None = None
-    sim_spec: str | None = None
-    side: int = 1
-    quantity: int = 1_000
-    horizon: int = 20
-    step_events: int = 100
-    warmup_events: int = 500
-    step_seconds: float = 5.0
-    warmup_seconds: float = 300.0
-    random_start: bool = True
-    depth: int = 5
-    unfilled_penalty_bps: float = 100.0
+    side: Literal[1, -1] = 1
+    quantity: PositiveInt = 1_000
+    horizon: PositiveInt = 20
+    depth: PositiveInt = 5
+    unfilled_penalty_bps: NonNegativeFloat = 100.0
 
 
 N_ACTIONS = 5
@@ -66,25 +55,10 @@ class LOBExecutionEnv(gym.Env):
 
     def __init__(self, config: ExecutionConfig | dict[str, Any] | None = None, *, events: Any = None, store: Any = None) -> None:
         super().__init__()
-        cfg = config if isinstance(config, ExecutionConfig) else from_dict(ExecutionConfig, dict(config or {}), prefix="env.")
+        cfg = config if isinstance(config, ExecutionConfig) else ExecutionConfig.from_dict({"env": dict(config or {})}, section="env")
         self.config = cfg
-        if cfg.side not in (1, -1):
-            raise SpecError(None, "env.side", f"must be +1 (buy) or -1 (sell), got {cfg.side}")
-        if cfg.quantity < 1 or cfg.horizon < 1:
-            raise SpecError(None, "env.quantity", "quantity and horizon must be >= 1")
-        if cfg.simulator == "replay":
-            if events is None:
-                events = self._load_events(cfg, store)
-            elif not isinstance(events, np.ndarray):
-                events = events_from_frame(events)
-            self.venue: Any = ReplayVenue(events, cfg.step_events)
-            need = cfg.warmup_events + cfg.horizon * cfg.step_events
-            if need > events.shape[0]:
-                raise SpecError(None, "env.horizon", f"warmup + horizon * step_events = {need} exceeds the {events.shape[0]} events")
-        elif cfg.simulator == "abm":
-            self.venue = AbmVenue(cfg.sim_spec, cfg.step_seconds, cfg.warmup_seconds)
-        else:
-            raise SpecError(None, "env.simulator", f"must be 'replay' or 'abm', got {cfg.simulator!r}")
+        self.venue: Any = build_venue(cfg, events=events, store=store)
+        check_room(self.venue, cfg.horizon)
         self.action_space = gym.spaces.Discrete(N_ACTIONS)
         self.obs_dim = 7 + 2 * cfg.depth
         self.observation_space = gym.spaces.Box(-10.0, 10.0, shape=(self.obs_dim,), dtype=np.float32)
@@ -92,17 +66,6 @@ class LOBExecutionEnv(gym.Env):
         self.step_no = 0
         self.arrival_mid = 0.0
         self.cost_ticks = 0.0
-
-    @staticmethod
-    def _load_events(cfg: ExecutionConfig, store: Any) -> np.ndarray:
-        from marketlab.envs.data import resolve_store
-
-        store = store if store is not None else resolve_store(cfg.store)
-        lf = store.scan_events(cfg.dataset, symbols=[cfg.symbol] if cfg.symbol else None, start=cfg.start, end=cfg.end)
-        frame = lf.collect()
-        if cfg.symbol is None and frame.height and frame["symbol"].n_unique() > 1:
-            raise SpecError(None, "env.symbol", f"dataset '{cfg.dataset}' has several symbols: name one")
-        return events_from_frame(frame, source=f"dataset '{cfg.dataset}'")
 
     # ------------------------------------------------------------------------------------------------
     def _mid(self) -> float:
@@ -133,19 +96,10 @@ class LOBExecutionEnv(gym.Env):
         return np.clip(obs, -10.0, 10.0)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """Start an episode (gymnasium API); returns (observation, info)."""
         super().reset(seed=seed)
         cfg = self.config
-        if cfg.simulator == "replay":
-            last = self.venue.n_events - cfg.horizon * cfg.step_events
-            if options and "start_event" in options:
-                start = int(options["start_event"])
-            elif cfg.random_start and last > cfg.warmup_events:
-                start = int(self.np_random.integers(cfg.warmup_events, last + 1))
-            else:
-                start = cfg.warmup_events
-            self.venue.reset(start)
-        else:
-            self.venue.reset(int(self.np_random.integers(0, 2**31 - 1)))
+        reset_venue(self.venue, self.np_random, cfg.horizon, cfg.random_start, options)
         self.filled = 0
         self.step_no = 0
         self.cost_ticks = 0.0
@@ -173,6 +127,7 @@ class LOBExecutionEnv(gym.Env):
         return max(0, math.ceil(unplaced / steps_left))
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """Apply ``action`` and run the market one step (gymnasium API)."""
         a = int(action)
         cfg = self.config
         side = cfg.side

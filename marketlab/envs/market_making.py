@@ -4,7 +4,8 @@ Each step the agent's previous quotes are cancelled and a new bid and ask of ``q
 posted ``offset`` ticks behind the best prices: action ``a`` in Discrete(n*n) picks
 (bid offset, ask offset) = (a // n, a % n) with n = ``n_offsets``. A side is not quoted when the
 inventory already sits at ``max_inventory`` in that direction. The market then runs one step on the
-agent-based simulator (default; ``simulator = "replay"`` replays recorded events, see :mod:`.venues`).
+venue named by ``venue`` (default ``abm-v1``, the agent-based market; ``replay-v1`` replays recorded
+events; see :mod:`.lob_venue`).
 
 Reward = change of mark-to-market PnL (cash + inventory x mid, in ticks x lots) minus
 ``inventory_penalty`` x inventory^2, divided by ``quote_size`` (so it is in ticks per quoted lot).
@@ -20,28 +21,31 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from marketlab.core.config import from_dict
+from marketlab.core.config import NonNegativeFloat, PositiveInt
 from marketlab.core.errors import SpecError
-from marketlab.envs.venues import AbmVenue, AgentFill, ReplayVenue, events_from_frame
+from marketlab.core.protocols import AgentFill
+from marketlab.envs.lob_venue import VenueFields, build_venue, reset_venue
 
 
 @dataclass(frozen=True)
-class MarketMakingConfig:
-    simulator: str = "abm"
-    sim_spec: str | None = None
-    dataset: str = "synth_lob"
-    symbol: str | None = None
-    store: str | None = None
-    step_seconds: float = 5.0
-    warmup_seconds: float = 120.0
-    step_events: int = 100
-    warmup_events: int = 500
-    horizon: int = 100
-    quote_size: int = 100
-    n_offsets: int = 4
-    max_inventory: int = 1_000
-    inventory_penalty: float = 0.0001
-    random_start: bool = True
+class MarketMakingConfig(VenueFields):
+    """Quote ``quote_size`` lots per side at one of ``n_offsets`` ticks behind the best prices for
+    ``horizon`` steps, inventory within +-``max_inventory``; the venue fields are
+    :class:`~marketlab.envs.lob_venue.VenueFields` (default ``venue = "abm-v1"``)."""
+
+    venue: str = "abm-v1"
+    warmup_seconds: NonNegativeFloat = 120.0
+    horizon: PositiveInt = 100
+    quote_size: PositiveInt = 100
+    n_offsets: PositiveInt = 4
+    max_inventory: PositiveInt = 1_000
+    inventory_penalty: NonNegativeFloat = 0.0001
+
+    def validate(self, path: Any = None) -> None:
+        """Venue registered; one quote fits in the inventory limit."""
+        super().validate(path)
+        if self.max_inventory < self.quote_size:
+            raise SpecError(path, "env.max_inventory", f"must be >= quote_size ({self.max_inventory} < {self.quote_size})")
 
 
 class MarketMakingEnv(gym.Env):
@@ -51,22 +55,9 @@ class MarketMakingEnv(gym.Env):
 
     def __init__(self, config: MarketMakingConfig | dict[str, Any] | None = None, *, events: Any = None, store: Any = None) -> None:
         super().__init__()
-        cfg = config if isinstance(config, MarketMakingConfig) else from_dict(MarketMakingConfig, dict(config or {}), prefix="env.")
+        cfg = config if isinstance(config, MarketMakingConfig) else MarketMakingConfig.from_dict({"env": dict(config or {})}, section="env")
         self.config = cfg
-        if cfg.quote_size < 1 or cfg.n_offsets < 1 or cfg.max_inventory < cfg.quote_size:
-            raise SpecError(None, "env.quote_size", "need quote_size >= 1, n_offsets >= 1, max_inventory >= quote_size")
-        if cfg.simulator == "abm":
-            self.venue: Any = AbmVenue(cfg.sim_spec, cfg.step_seconds, cfg.warmup_seconds)
-        elif cfg.simulator == "replay":
-            if events is None:
-                from marketlab.envs.lob_execution import ExecutionConfig, LOBExecutionEnv
-
-                events = LOBExecutionEnv._load_events(ExecutionConfig(dataset=cfg.dataset, symbol=cfg.symbol, store=cfg.store), store)
-            elif not isinstance(events, np.ndarray):
-                events = events_from_frame(events)
-            self.venue = ReplayVenue(events, cfg.step_events)
-        else:
-            raise SpecError(None, "env.simulator", f"must be 'abm' or 'replay', got {cfg.simulator!r}")
+        self.venue: Any = build_venue(cfg, events=events, store=store)
         self.action_space = gym.spaces.Discrete(cfg.n_offsets * cfg.n_offsets)
         self.observation_space = gym.spaces.Box(-10.0, 10.0, shape=(6,), dtype=np.float32)
         self.inventory = 0
@@ -100,14 +91,10 @@ class MarketMakingEnv(gym.Env):
         return np.clip(obs, -10.0, 10.0)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """Start an episode (gymnasium API); returns (observation, info)."""
         super().reset(seed=seed)
         cfg = self.config
-        if cfg.simulator == "abm":
-            self.venue.reset(int(self.np_random.integers(0, 2**31 - 1)))
-        else:
-            last = self.venue.n_events - cfg.horizon * cfg.step_events
-            start = int(self.np_random.integers(cfg.warmup_events, last + 1)) if cfg.random_start and last > cfg.warmup_events else cfg.warmup_events
-            self.venue.reset(min(start, self.venue.n_events))
+        reset_venue(self.venue, self.np_random, cfg.horizon, cfg.random_start, options)
         self.inventory = 0
         self.cash = 0.0
         self.step_no = 0
@@ -122,6 +109,7 @@ class MarketMakingEnv(gym.Env):
             self.cash -= f.side * f.size * f.price
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """Apply ``action`` and run the market one step (gymnasium API)."""
         cfg = self.config
         a = int(action)
         off_b, off_a = divmod(a, cfg.n_offsets)

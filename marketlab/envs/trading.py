@@ -18,44 +18,34 @@ import gymnasium as gym
 import numpy as np
 
 from marketlab.core.errors import SpecError
-from marketlab.envs.components import (
-    ACTION_INTERPRETERS,
-    REWARDS,
-    STATE_INTERPRETERS,
-    bar_features,
-    normalize_features,
-    resolve_component,
-)
-from marketlab.envs.data import MarketData, align_signals, ensure_dataset, load_market, resolve_store
-from marketlab.envs.execution import rebalance_at_nb, same_nb, value_at_nb, weights_at_nb
-from marketlab.envs.spec import CostConfig, TradingEnvConfig, env_config
+from marketlab.core.registry import resolve
+from marketlab.envs.execution import rebalance_at_nb, same_nb, value_weights_at_nb
+from marketlab.envs.interpreters import bar_features, normalize_features
+from marketlab.envs.spec import TradingEnvConfig
+from marketlab.market import CostSpec, MarketData, load_market_spec
 
 
 class BarSimulator:
     """Cash + share accounting over a (T, N) close matrix, executed by :func:`rebalance_nb`."""
 
-    def __init__(self, close: np.ndarray, costs: CostConfig) -> None:
+    def __init__(self, close: np.ndarray, costs: CostSpec) -> None:
         self.close = np.ascontiguousarray(close, dtype=np.float64)
         self.fees = float(costs.commission)
         self.slippage = float(costs.price_slippage)
         self.init_cash = float(costs.init_cash)
-        if self.init_cash <= 0:
-            raise SpecError(None, "env.costs.init_cash", f"must be > 0, got {self.init_cash}")
-        for name, v in (("commission", self.fees), ("spread", costs.spread), ("slippage", costs.slippage)):
-            if not 0 <= v < 1:
-                raise SpecError(None, f"env.costs.{name}", f"must be in [0, 1), got {v}")
         n = self.close.shape[1]
         self.shares = np.zeros(n)
         self.cash = self.init_cash
         self._active = np.ones(n, dtype=bool)
 
     def reset(self) -> None:
+        """Start an episode (gymnasium API); returns (observation, info)."""
         self.shares[:] = 0.0
         self.cash = self.init_cash
 
-    def value(self, t: int) -> float:
-        """Net value at close t (currency)."""
-        return value_at_nb(self.cash, self.shares, self.close, t)
+    def value_weights(self, t: int) -> tuple[float, np.ndarray]:
+        """Net value at close t (currency) and the weights (N,) = shares * close[t] / value."""
+        return value_weights_at_nb(self.cash, self.shares, self.close, t)
 
     def rebalance(self, t: int, target: np.ndarray) -> tuple[float, float]:
         """Trade to target weights (N,) at close t; returns (fees paid, traded notional)."""
@@ -64,9 +54,6 @@ class BarSimulator:
         )
         return fees, traded
 
-    def weights(self, t: int, value: float) -> np.ndarray:
-        """Current weights (N,) = shares * close[t] / value."""
-        return weights_at_nb(self.shares, self.close, t, value)
 
 
 class TradingEnv(gym.Env):
@@ -74,7 +61,8 @@ class TradingEnv(gym.Env):
 
     Args:
         config: a :class:`TradingEnvConfig`, a dict of the same shape (validated) or None.
-        market: bars to trade; when omitted they are read from the store named in ``config.data``.
+        market: bars to trade; when omitted they are read from the store named in ``config.data`` (read
+            only: ingesting is the spec runner's explicit step, :func:`marketlab.market.prepare_data`).
         store: a ``marketlab.store.Store`` (default: ``config.data.store`` or the default store).
     """
 
@@ -90,16 +78,14 @@ class TradingEnv(gym.Env):
         spec_path: str | Path | None = None,
     ) -> None:
         super().__init__()
-        cfg = env_config(config, path=spec_path)
+        cfg = TradingEnvConfig.coerce(config, path=spec_path)
         self.config = cfg
         self.render_mode = render_mode
         if market is None:
-            market = market_for(cfg, store)
+            market = load_market_spec(cfg.data, store, key="env.data.dataset")
         self.market = market
         win = cfg.observation.window
-        if win < 1:
-            raise SpecError(spec_path, "env.observation.window", f"must be >= 1, got {win}")
-        split = market.index_of(cfg.data.test_start, default=market.n_steps)
+        split = market.index_of(cfg.data.test_start, default=market.n_steps, key="env.data.test_start")
         self.split = split
         self.t_lo, self.t_hi = period_bounds(cfg.period, split, market.n_steps, win, spec_path)
         # Signal columns aligned into the market (predictor probabilities, alphas) are observed too.
@@ -110,15 +96,13 @@ class TradingEnv(gym.Env):
         self.features = np.clip(feats, -cfg.observation.clip, cfg.observation.clip).astype(np.float32)
         n = market.n_assets
         self.sim = BarSimulator(market.close, cfg.costs)
-        self.state_interp = resolve_component(cfg.observation.kind, STATE_INTERPRETERS, "env.observation.kind")(
+        self.state_interp = resolve(cfg.observation.kind, kind="state", path=spec_path, key="env.observation.kind")(
             cfg.observation, self.features, n
         )
-        self.action_interp = resolve_component(cfg.action.kind, ACTION_INTERPRETERS, "env.action.kind")(cfg.action, n)
-        self.reward_fn = resolve_component(cfg.reward.kind, REWARDS, "env.reward.kind")(cfg.reward, cfg.costs.init_cash)
+        self.action_interp = resolve(cfg.action.kind, kind="action", path=spec_path, key="env.action.kind")(cfg.action, n)
+        self.reward_fn = resolve(cfg.reward.kind, kind="reward", path=spec_path, key="env.reward.kind")(cfg.reward, cfg.costs.init_cash)
         self.observation_space = self.state_interp.observation_space
         self.action_space = self.action_interp.action_space
-        if cfg.episode_length < 0:
-            raise SpecError(spec_path, "env.episode_length", f"must be >= 0, got {cfg.episode_length}")
         if cfg.episode_length > self.t_hi - self.t_lo:
             raise SpecError(
                 spec_path,
@@ -159,6 +143,7 @@ class TradingEnv(gym.Env):
         return self.state_interp.observe(self.t, self._weights), self._info(0.0, 0.0)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """Apply ``action`` and run the market one step (gymnasium API)."""
         target = self.action_interp.to_weights(action)
         t = self.t
         fees = traded = 0.0
@@ -168,10 +153,9 @@ class TradingEnv(gym.Env):
         prev_value = self.value
         t += 1
         self.t = t
-        value = self.sim.value(t)
+        value, self._weights = self.sim.value_weights(t)
         self.value = value
         reward = self.reward_fn(prev_value, value)
-        self._weights = self.sim.weights(t, value)
         terminated = t >= self.end or value <= 0
         return self.state_interp.observe(t, self._weights), float(reward), bool(terminated), False, self._info(fees, traded)
 
@@ -179,6 +163,7 @@ class TradingEnv(gym.Env):
         return {"t": self.t, "value": self.value, "cash": self.sim.cash, "fees": fees, "traded": traded}
 
     def render(self) -> str | None:
+        """An ANSI line of the current state (``render_mode = 'ansi'``), else None."""
         if self.render_mode != "ansi":
             return None
         return f"t={self.t} ts={self.market.ts[self.t]} value={self.value:.2f} weights={np.round(self._weights, 4)}"
@@ -192,27 +177,10 @@ def period_bounds(period: str, split: int, n_steps: int, window: int, path: Any 
         lo, hi = first, split - 1
     elif period == "test":
         lo, hi = max(split, first), n_steps - 1
-    elif period == "all":
+    else:  # "all" (the spec's Literal allows nothing else)
         lo, hi = first, n_steps - 1
-    else:
-        raise SpecError(path, "env.period", f"must be one of ['train', 'test', 'all'], got {period!r}")
     if hi - lo < 1:
         raise SpecError(
             path, "env.period", f"the {period} period has no steps (rows {lo}..{hi} of {n_steps}, window {window})"
         )
     return lo, hi
-
-
-def market_for(cfg: TradingEnvConfig, store: Any = None, base: Path | None = None) -> MarketData:
-    """Load the env's bars (and signal columns) from the store named by ``cfg.data`` (ingesting
-    ``ingest_paths`` first when the store lacks the dataset)."""
-    d = cfg.data
-    if not d.dataset:
-        raise SpecError(None, "env.data.dataset", "no dataset given and no market passed")
-    store = store if store is not None else resolve_store(d.store)
-    ensure_dataset(store, d.dataset, format=d.ingest_format, paths=list(d.ingest_paths), base=base, key="env.data.ingest_paths")
-    market = load_market(store, d.dataset, kind=d.kind, symbols=list(d.symbols) or None, start=d.start, end=d.end)
-    if d.signals:
-        sig = store.scan_signals(d.signals, symbols=list(market.symbols), start=d.start, end=d.end)
-        market = market.with_extra(align_signals(market, sig, list(d.signal_columns) or None, source=f"dataset '{d.signals}'"))
-    return market

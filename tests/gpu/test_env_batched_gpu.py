@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from marketlab.envs.batched import BatchedTradingEnv
-from marketlab.envs.data import synthetic_market
+from marketlab.market import synthetic_market
 from marketlab.envs.trading import TradingEnv
 
 
 @pytest.mark.gpu
 def test_batched_env_on_cuda_matches_single_env():
     m = synthetic_market(300, 3, seed=5, vol=0.01)
-    cfg = {"costs": {"commission": 0.001, "spread": 0.0004}, "period": "all", "action": {"kind": "weights"}, "episode_length": 50, "random_start": True}
+    cfg = {"costs": {"commission": 0.001, "spread": 0.0004}, "period": "all", "action": {"kind": "weights-v1"}, "episode_length": 50, "random_start": True}
     benv = BatchedTradingEnv(cfg, market=m, num_envs=4, device="cuda", seed=0)
     obs = benv.reset(seed=1)
     assert obs.device.type == "cuda"
@@ -35,8 +35,8 @@ def test_batched_env_on_cuda_matches_single_env():
 def test_compiled_cuda_step_matches_eager(action, n):
     """compile=True (torch.compile of the step arithmetic, CUDA only) gives the eager engine's values."""
     m = synthetic_market(300, n, seed=5, vol=0.01)
-    cfg = {"costs": {"commission": 0.001, "spread": 0.0004}, "period": "all", "action": {"kind": action},
-           "reward": {"kind": "diff_sharpe"}, "episode_length": 50, "random_start": True}
+    cfg = {"costs": {"commission": 0.001, "spread": 0.0004}, "period": "all", "action": {"kind": action + "-v1"},
+           "reward": {"kind": "diff-sharpe-v1"}, "episode_length": 50, "random_start": True}
     envs = [BatchedTradingEnv(cfg, market=m, num_envs=64, device="cuda", compile=c) for c in (False, True)]
     for e in envs:
         e.reset(seed=1)

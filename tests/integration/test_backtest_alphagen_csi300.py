@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from marketlab.backtests import Backtest
-from marketlab.backtests.spec import spec_from_dict
+from marketlab.backtests.spec import BacktestSpec
 from marketlab.core.config import load_toml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def test_csi300_top_k_drop_spec_end_to_end(shared_data, tmp_store):
     d["data"].update(start="2021-01-01", end="2021-04-01")
     d["strategy"].update(top_k=20, n_drop=2)
     d["signal"]["dataset"] = "alpha_test"
-    bt = Backtest(spec_from_dict(d, SPEC), spec_path=SPEC, store=tmp_store)
+    bt = Backtest(BacktestSpec.from_dict(d, path=SPEC), spec_path=SPEC, store=tmp_store)
     market = bt.market()  # ingests the panel through the spec's [data.ingest]
     write_signals(tmp_store, "alpha_test", _reversal_signals(tmp_store, "2021-01-01", "2021-04-01"), "csi300")
     res = bt.run(report=False)

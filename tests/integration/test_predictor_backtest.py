@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from marketlab.backtests import Backtest
-from marketlab.backtests.spec import load_spec
+from marketlab.backtests.spec import BacktestSpec
 from marketlab.cli.main import app
 from marketlab.store import Store
 
@@ -30,7 +30,7 @@ def _cli(*args: str) -> dict:
 
 def _chain(store: Path, runs: Path, shared: Path) -> tuple[dict, pl.DataFrame]:
     """ingest (once) -> train -> predict --signals -> bars --to-dataset (once); returns (train summary, signals)."""
-    spec = load_spec(SPEC)
+    spec = BacktestSpec.from_toml(SPEC)
     st = ["--store", str(store)]
     if not (store / "catalog.duckdb").exists():
         d = shared / "lobster_sample_2012-06-21"
@@ -60,7 +60,7 @@ def test_predictor_signal_backtest_chain(shared_data, tmp_path):
     assert tr["predict"]["macro_f1"] == pytest.approx(want, abs=1e-12)
     # ... and train's, over every test window, differs from it only through the few windows sharing a timestamp
     assert tr["test_macro_f1"] == pytest.approx(want, abs=2e-3)
-    spec = load_spec(SPEC)
+    spec = BacktestSpec.from_toml(SPEC)
     res = Backtest(spec, spec_path=SPEC, store=Store(store)).run(report=False)
 
     # the spec is coherent with the data: the backtest starts at the first 10 s bar at or after the

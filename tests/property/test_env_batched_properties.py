@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketlab.envs.batched import BatchedTradingEnv
-from marketlab.envs.data import synthetic_market
+from marketlab.market import synthetic_market
 from marketlab.envs.trading import TradingEnv
 
 
@@ -26,7 +26,7 @@ from marketlab.envs.trading import TradingEnv
 )
 def test_batched_engines_match_single_env(seed, n_assets, commission, slippage, window, leverage, engine):
     m = synthetic_market(40, n_assets, seed=seed, vol=0.05)
-    cfg = {"period": "all", "action": {"kind": "weights", "max_leverage": leverage}, "reward": {"kind": "log_return"},
+    cfg = {"period": "all", "action": {"kind": "weights-v1", "max_leverage": leverage}, "reward": {"kind": "log-return-v1"},
            "costs": {"commission": commission, "slippage": slippage}, "observation": {"window": window}}
     b = 3
     benv = BatchedTradingEnv(cfg, market=m, num_envs=b, device="cpu", engine=engine)

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketlab.envs.data import synthetic_market
+from marketlab.market import synthetic_market
 from marketlab.envs.trading import TradingEnv
 
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -21,7 +21,7 @@ SETTINGS = settings(max_examples=25, deadline=None)
 )
 def test_value_is_cash_plus_marked_positions_and_costs_are_nonnegative(seed, n_assets, commission, spread):
     m = synthetic_market(80, n_assets, seed=seed, vol=0.02)
-    env = TradingEnv({"period": "all", "action": {"kind": "weights"}, "costs": {"commission": commission, "spread": spread},
+    env = TradingEnv({"period": "all", "action": {"kind": "weights-v1"}, "costs": {"commission": commission, "spread": spread},
                       "observation": {"window": 3}}, market=m)
     env.reset(seed=seed)
     env.action_space.seed(seed)
@@ -41,7 +41,7 @@ def test_value_is_cash_plus_marked_positions_and_costs_are_nonnegative(seed, n_a
 def test_constant_mix_without_costs_compounds_weighted_returns(seed, w):
     """No costs, rebalanced every bar to weights w: V_t+1 / V_t = 1 + w . (close_t+1 / close_t - 1)."""
     m = synthetic_market(60, 2, seed=seed, vol=0.02)
-    env = TradingEnv({"period": "all", "action": {"kind": "weights"}, "trade_on_change": False, "observation": {"window": 2}}, market=m)
+    env = TradingEnv({"period": "all", "action": {"kind": "weights-v1"}, "trade_on_change": False, "observation": {"window": 2}}, market=m)
     env.reset()
     a = np.array(w, dtype=np.float32)
     target = env.action_interp.to_weights(a)

@@ -12,9 +12,9 @@ import pytest
 from marketlab.backtests import Backtest, run_demo
 from marketlab.backtests import signals as sg
 from marketlab.core.metrics import summary
-from marketlab.backtests.spec import load_spec, spec_from_dict
+from marketlab.backtests.spec import BacktestSpec
 from marketlab.core.errors import DataError, MarketlabError, SpecError, StoreError
-from marketlab.envs.data import market_to_frame, synthetic_market
+from marketlab.market import market_to_frame, synthetic_market
 from marketlab.envs.execution import simulate_weights_nb
 from marketlab.envs.trading import TradingEnv
 
@@ -40,7 +40,7 @@ def _env_actions(env: TradingEnv, rng: np.random.Generator, n_steps: int):
     env.reset()
     values, prev, first = [], None, True
     for _ in range(n_steps):
-        if env.config.action.kind == "weights":
+        if not env.action_interp.discrete:
             a = rng.uniform(-1, 1, env.market.n_assets).astype(np.float32)
         else:
             a = int(rng.integers(0, 3)) if rng.random() < 0.3 or first else 2
@@ -61,7 +61,7 @@ def test_env_and_vectorbt_net_value_agree(action, n, vbt, daily3):
     import pandas as pd
 
     m = synthetic_market(400, 1, seed=9, vol=0.02) if n == 1 else daily3
-    env = TradingEnv({"costs": COSTS, "period": "all", "action": {"kind": action}}, market=m)
+    env = TradingEnv({"costs": COSTS, "period": "all", "action": {"kind": action + "-v1"}}, market=m)
     w, env_values = _env_actions(env, np.random.default_rng(0), 300)
     s = env.start
     close = pd.DataFrame(m.close[s:], columns=list(m.symbols))
@@ -83,9 +83,9 @@ def test_env_and_vectorbt_net_value_agree(action, n, vbt, daily3):
 
 def test_rl_style_backtest_equals_env_rollout(daily3):
     """Backtest with strategy 'weights' replays exactly what the env did (final value to 1e-9)."""
-    env = TradingEnv({"costs": COSTS, "period": "all", "action": {"kind": "weights"}}, market=daily3)
+    env = TradingEnv({"costs": COSTS, "period": "all", "action": {"kind": "weights-v1"}}, market=daily3)
     w, env_values = _env_actions(env, np.random.default_rng(3), 10_000)
-    bt = Backtest(spec_from_dict({"name": "w", "data": {"dataset": "mem"}, "signal": {"kind": "weights"},
+    bt = Backtest(BacktestSpec.from_dict({"name": "w", "data": {"dataset": "mem"}, "signal": {"kind": "weights-v1"},
                                   "strategy": {"kind": "weights"}, "costs": COSTS}), market=daily3)
     res = bt.simulate(daily3, 0, "weights", w)
     assert res.value[-1] == pytest.approx(env_values[-1], rel=1e-9)
@@ -123,7 +123,7 @@ def test_ma_cross_backtest_known_answer(vbt):
     close = np.array([10, 9, 8, 7, 8, 9, 10, 11, 12, 11, 10, 9, 8, 7.0])
     m = synthetic_market(len(close), 1, seed=0, bar_seconds=86_400)
     m = type(m)(m.ts, m.symbols, close[:, None], close[:, None], close[:, None], close[:, None], m.volume, m.tradable, {}, "mem")
-    bt = Backtest(spec_from_dict({"name": "ka", "data": {"dataset": "mem"}, "signal": {"kind": "ma_cross", "fast": 2, "slow": 3},
+    bt = Backtest(BacktestSpec.from_dict({"name": "ka", "data": {"dataset": "mem"}, "signal": {"kind": "ma-cross-v1", "fast": 2, "slow": 3},
                                   "benchmark": {"kind": "none"}}), market=m)
     res = bt.run(report=False)
     e = sg.ma_cross(close[:, None], 2, 3)
@@ -133,7 +133,7 @@ def test_ma_cross_backtest_known_answer(vbt):
 
 
 def test_metrics_match_vectorbt(vbt, daily3):
-    bt = Backtest(spec_from_dict({"name": "m", "data": {"dataset": "mem"}, "signal": {"kind": "momentum", "lookback": 10},
+    bt = Backtest(BacktestSpec.from_dict({"name": "m", "data": {"dataset": "mem"}, "signal": {"kind": "momentum-v1", "lookback": 10},
                                   "strategy": {"kind": "topk", "top_k": 1, "rebalance": 5}, "costs": COSTS}), market=daily3)
     res = bt.run(report=False)
     pf = res.portfolio
@@ -146,7 +146,7 @@ def test_metrics_match_vectorbt(vbt, daily3):
 
 
 def test_report_is_self_contained_html_and_pngs(tmp_path, daily3):
-    bt = Backtest(spec_from_dict({"name": "rep", "data": {"dataset": "mem"}, "signal": {"kind": "ma_cross", "fast": 5, "slow": 20},
+    bt = Backtest(BacktestSpec.from_dict({"name": "rep", "data": {"dataset": "mem"}, "signal": {"kind": "ma-cross-v1", "fast": 5, "slow": 20},
                                   "costs": COSTS, "report": {"out_dir": str(tmp_path)}}), market=daily3)
     res = bt.run()
     html = Path(res.report_path).read_text()
@@ -191,7 +191,7 @@ kind = "panel"
 test_start = "2024-05-01"
 period = "test"
 [signal]
-kind = "alpha"
+kind = "alpha-v1"
 dataset = "alpha12"
 columns = ["alpha"]
 [strategy]
@@ -236,7 +236,7 @@ def test_run_demo_on_synth_panel(tmp_path):
         (("top_k = 3", 'top_k = "three"'), SpecError, r"a\.toml: key 'strategy\.top_k': expected an integer"),
         (('dataset = "panel12"', 'dataset = "nope"'), StoreError, r"dataset 'nope'"),
         (('test_start = "2024-05-01"', 'test_start = "2031-01-01"'), SpecError, r"a\.toml: key 'data\.test_start': empty test period"),
-        (('kind = "alpha"', 'kind = "oracle"'), SpecError, r"key 'signal\.kind'"),
+        (('kind = "alpha-v1"', 'kind = "oracle"'), SpecError, r"key 'signal\.kind'"),
     ],
 )
 def test_bad_specs_are_one_line_errors(tmp_path, panel_store, edit, exc, pattern):
@@ -256,7 +256,7 @@ def test_bad_specs_are_one_line_errors(tmp_path, panel_store, edit, exc, pattern
 def test_signal_with_look_ahead_is_rejected(panel_store):
     m = synthetic_market(50, 2, seed=0, bar_seconds=86_400)
     sig = pl.DataFrame({"ts": m.ts[:10] + 86_400 * 10**9, "bar_ts": m.ts[:10], "symbol": [m.symbols[0]] * 10, "alpha": np.arange(10.0)})
-    spec = spec_from_dict({"name": "la", "data": {"dataset": "mem"}, "signal": {"kind": "alpha", "dataset": "preds", "columns": ["alpha"]},
+    spec = BacktestSpec.from_dict({"name": "la", "data": {"dataset": "mem"}, "signal": {"kind": "alpha-v1", "dataset": "preds", "columns": ["alpha"]},
                            "strategy": {"kind": "topk", "top_k": 1}})
     with pytest.raises(DataError, match=r"dataset 'preds', row 0, field 'ts': look-ahead"):
         Backtest(spec, market=m, signal_frame=sig).run(report=False)
@@ -264,7 +264,7 @@ def test_signal_with_look_ahead_is_rejected(panel_store):
 
 def test_missing_file_spec(tmp_path):
     with pytest.raises(SpecError, match="file not found"):
-        load_spec(tmp_path / "none.toml")
+        BacktestSpec.from_toml(tmp_path / "none.toml")
 
 
 def test_shipped_specs_validate():
@@ -272,7 +272,7 @@ def test_shipped_specs_validate():
     specs = sorted(root.glob("*.toml"))
     assert len(specs) >= 4
     for p in specs:
-        assert load_spec(p).name == p.stem
+        assert BacktestSpec.from_toml(p).name == p.stem
 
 
 def test_predictor_probabilities_set_positions():
@@ -281,7 +281,7 @@ def test_predictor_probabilities_set_positions():
     p_down = np.where(np.arange(30) < 10, 0.2, 0.8)
     frame = pl.DataFrame({"ts": m.ts, "symbol": [m.symbols[0]] * 30, "p_up": p_up, "p_stationary": 1 - p_up - p_down, "p_down": p_down,
                           "label": np.zeros(30, dtype=np.int8)})
-    spec = spec_from_dict({"name": "p", "data": {"dataset": "mem"}, "strategy": {"kind": "weights"}, "benchmark": {"kind": "none"},
-                           "signal": {"kind": "predictions", "dataset": "preds", "columns": ["p_down", "p_stationary", "p_up"]}})
+    spec = BacktestSpec.from_dict({"name": "p", "data": {"dataset": "mem"}, "strategy": {"kind": "weights"}, "benchmark": {"kind": "none"},
+                           "signal": {"kind": "predictions-v1", "dataset": "preds", "columns": ["p_down", "p_stationary", "p_up"]}})
     res = Backtest(spec, market=m, signal_frame=frame).run(report=False)
     assert res.weights[5, 0] > 0.99 and res.weights[20, 0] < -0.99  # long while p_up leads, short after

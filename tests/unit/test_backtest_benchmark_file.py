@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 
 from marketlab.backtests import Backtest
-from marketlab.backtests.engine import _clip_signals
-from marketlab.backtests.spec import spec_from_dict
+from marketlab.backtests.spec import BacktestSpec
 from marketlab.core.errors import DataError, SpecError
-from marketlab.envs.data import NS_PER_DAY, align_signals, synthetic_market
+from marketlab.core.timeutil import NS_PER_DAY
+from marketlab.market import align_signals, clip_signals, synthetic_market
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +34,9 @@ def _index_csv(path, m, *, skip_first: int = 0):
 
 
 def _spec(path, **bench):
-    return spec_from_dict({
+    return BacktestSpec.from_dict({
         "name": "bf", "data": {"dataset": "mem", "kind": "panel", "test_start": "2024-01-21", "period": "test"},
-        "signal": {"kind": "alpha", "dataset": "sig", "columns": ["value"]},
+        "signal": {"kind": "alpha-v1", "dataset": "sig", "columns": ["value"]},
         "strategy": {"kind": "topk", "top_k": 3, "rebalance": 1, "n_drop": 1, "delay": 1},
         "costs": {"commission": 0.0015},
         "benchmark": {"kind": "file", "path": str(path), "symbol": "IDX", **bench},
@@ -67,7 +67,7 @@ def test_benchmark_file_gap_fills_forward_and_errors(tmp_path, market):
     assert res.metrics["benchmark_return"] == pytest.approx(close[-1] / close[25] - 1, rel=1e-12)
     sig = _signals(market, np.random.default_rng(1))
     with pytest.raises(SpecError, match="benchmark.path"):
-        spec_from_dict({**_spec_dict_without_path()})
+        BacktestSpec.from_dict({**_spec_dict_without_path()})
     with pytest.raises(SpecError, match=r"benchmark\.symbol.*'NOPE'"):
         Backtest(_spec(tmp_path / "late.csv", symbol="NOPE"), market=market, signal_frame=sig).run(report=False)
     with pytest.raises(SpecError, match="file not found"):
@@ -78,7 +78,7 @@ def test_benchmark_file_gap_fills_forward_and_errors(tmp_path, market):
 
 
 def _spec_dict_without_path() -> dict:
-    return {"name": "bf", "data": {"dataset": "mem"}, "signal": {"kind": "momentum"},
+    return {"name": "bf", "data": {"dataset": "mem"}, "signal": {"kind": "momentum-v1"},
             "benchmark": {"kind": "file", "symbol": "IDX"}}  # fmt: skip
 
 
@@ -87,7 +87,7 @@ def test_clip_signals_is_exact(market, lo, hi):
     rng = np.random.default_rng(lo)
     sig = _signals(market, rng).sample(fraction=0.4, seed=lo)  # gaps: as-of values reach back before lo
     m = market.slice_rows(lo, hi)
-    clipped = _clip_signals(sig, m)
+    clipped = clip_signals(sig, m)
     a = align_signals(m, sig, ["value"])["value"]
     b = align_signals(m, clipped, ["value"])["value"]
     np.testing.assert_array_equal(a, b)

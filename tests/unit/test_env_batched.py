@@ -10,7 +10,7 @@ import torch
 
 from marketlab.core.errors import SpecError
 from marketlab.envs.batched import BatchedTradingEnv
-from marketlab.envs.data import synthetic_market
+from marketlab.market import synthetic_market
 from marketlab.envs.trading import TradingEnv
 
 COSTS = {"commission": 0.001, "spread": 0.0004, "slippage": 0.0003}
@@ -35,7 +35,7 @@ def _actions(rng: np.random.Generator, action: str, b: int, n: int) -> np.ndarra
      (2, "discrete", "log_return", True), (3, "discrete", "pnl", False)],
 )
 def test_engines_agree_with_single_env(engine, n, action, reward, trade_on_change, markets):
-    cfg = {"costs": COSTS, "period": "all", "action": {"kind": action}, "reward": {"kind": reward, "scale": 3.0},
+    cfg = {"costs": COSTS, "period": "all", "action": {"kind": action + "-v1"}, "reward": {"kind": reward.replace("_", "-") + "-v1", "scale": 3.0},
            "episode_length": 25, "random_start": True, "trade_on_change": trade_on_change, "observation": {"window": 8}}
     b = 5
     benv = BatchedTradingEnv(cfg, market=markets[n], num_envs=b, device="cpu", seed=0, engine=engine)
@@ -68,7 +68,7 @@ def test_engines_agree_with_single_env(engine, n, action, reward, trade_on_chang
 
 def test_numba_engine_is_bit_identical_to_single_env(markets):
     """The numba engine runs the single env's float64 kernels: values are equal, not just close."""
-    cfg = {"costs": COSTS, "period": "all", "action": {"kind": "weights"}, "episode_length": 30, "random_start": True}
+    cfg = {"costs": COSTS, "period": "all", "action": {"kind": "weights-v1"}, "episode_length": 30, "random_start": True}
     benv = BatchedTradingEnv(cfg, market=markets[3], num_envs=4, device="cpu", engine="numba")
     benv.reset(seed=7)
     singles = [TradingEnv(cfg, market=markets[3]) for _ in range(4)]

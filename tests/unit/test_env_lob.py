@@ -8,7 +8,7 @@ import pytest
 
 import marketlab.envs  # noqa: F401  (registers the gymnasium ids)
 from marketlab.core.errors import SpecError
-from marketlab.envs.venues import ReplayVenue, events_from_frame
+from marketlab.market.venues import ReplayVenue, events_from_frame
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_agent_child_queues_behind_resting_orders():
         (5, 4, 3, 1, 99, 2),    # execution of 2 lots against order 3
     ])
     v = ReplayVenue(ev, step_events=1)
-    v.reset(2)
+    v.reset(start=2)
     assert v.quotes() == (99, 101)
     assert v.limit(1, 99, 3) == [] and v.queue_ahead() == 5
     assert v.advance() == []            # order 3 arrives behind the agent
@@ -89,7 +89,7 @@ def test_market_making_on_abm_and_replay(lob_events):
         inv.append(info["inventory"])
         assert np.isfinite(r)
     assert max(abs(i) for i in inv) <= 1_000
-    rep = gym.make("marketlab/MarketMaking-v0", config={"simulator": "replay", "horizon": 10, "step_events": 50}, events=lob_events)
+    rep = gym.make("marketlab/MarketMaking-v0", config={"venue": "replay-v1", "horizon": 10, "step_events": 50}, events=lob_events)
     rep.reset(seed=2)
     rewards = [rep.step(5)[1] for _ in range(10)]
     rep.reset(seed=2)

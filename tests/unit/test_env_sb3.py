@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from marketlab.agents.baselines import BuyAndHold, Flat, MACross, run_policy
-from marketlab.agents.sb3 import agent_spec_from_dict, evaluate, load_agent_spec, load_run, rollout, rollout_weights, train
+from marketlab.agents.sb3 import AgentSpec, evaluate, load_run, rollout, rollout_weights, train
 from marketlab.core.errors import SpecError
-from marketlab.envs.data import market_to_frame, synthetic_market
+from marketlab.market import market_to_frame, synthetic_market
 from marketlab.envs.trading import TradingEnv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +23,7 @@ def market():
 
 
 def _spec(algo: str, tmp: Path, **env) -> dict:
-    action = {"kind": "weights"} if algo == "sac" else {"kind": "discrete"}
+    action = {"kind": "weights-v1"} if algo == "sac" else {"kind": "discrete-v1"}
     hyper = {
         "ppo": {"n_steps": 64, "batch_size": 32, "n_epochs": 1},
         "dqn": {"learning_starts": 16, "buffer_size": 500, "batch_size": 16, "train_freq": 4},
@@ -42,7 +42,7 @@ def test_sb3_algos_train_save_load_eval(algo, market, tmp_path):
     m = market if algo == "sac" else market.slice_rows(0, market.n_steps)
     if algo == "dqn":  # DQN needs a Discrete space: one asset
         m = synthetic_market(400, 1, seed=5, vol=0.01)
-    spec = agent_spec_from_dict(_spec(algo, tmp_path))
+    spec = AgentSpec.from_dict(_spec(algo, tmp_path))
     run = train(spec, market=m)
     assert (run / "policy.safetensors").is_file() and json.loads((run / "config.json").read_text())["algo"] == algo
     model, env, _ = load_run(run, market=m, period="test")
@@ -58,28 +58,28 @@ def test_training_is_deterministic(tmp_path):
     m = synthetic_market(300, 1, seed=1, vol=0.01)
     from safetensors.numpy import load_file
 
-    runs = [train(agent_spec_from_dict(_spec("ppo", tmp_path / str(i))), market=m) for i in range(2)]
+    runs = [train(AgentSpec.from_dict(_spec("ppo", tmp_path / str(i))), market=m) for i in range(2)]
     a, b = (load_file(str(r / "policy.safetensors")) for r in runs)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_shipped_agent_specs_validate():
     for name in ("ppo_trading", "dqn_trading", "sac_trading"):
-        spec = load_agent_spec(ROOT / "specs" / "agents" / f"{name}.toml")
+        spec = AgentSpec.from_toml(ROOT / "specs" / "agents" / f"{name}.toml")
         assert spec.name == name and spec.algo == name.split("_")[0]
 
 
 def test_agent_spec_errors(tmp_path):
     with pytest.raises(SpecError, match=r"key 'env.action.kind': dqn needs discrete"):
-        agent_spec_from_dict({**_spec("dqn", tmp_path), "env": {"action": {"kind": "weights"}}})
+        AgentSpec.from_dict({**_spec("dqn", tmp_path), "env": {"action": {"kind": "weights-v1"}}})
     with pytest.raises(SpecError, match=r"key 'algo': must be one of"):
-        agent_spec_from_dict({**_spec("ppo", tmp_path), "algo": "a2c"})
+        AgentSpec.from_dict({**_spec("ppo", tmp_path), "algo": "a2c"})
     with pytest.raises(SpecError, match=r"key 'lr': unknown key"):
-        agent_spec_from_dict({**_spec("ppo", tmp_path), "lr": 0.1})
+        AgentSpec.from_dict({**_spec("ppo", tmp_path), "lr": 0.1})
 
 
 def test_baselines(market):
-    env = TradingEnv({"period": "all", "action": {"kind": "discrete"}}, market=market)
+    env = TradingEnv({"period": "all", "action": {"kind": "discrete-v1"}}, market=market)
     bh = run_policy(BuyAndHold(2), env)
     c = market.close
     expect = 10_000 * (0.5 * c[-1] / c[env.t_lo]).sum()  # zero costs: half the cash in each asset

@@ -10,7 +10,7 @@ import torch
 import marketlab.envs  # noqa: F401  (registers the gymnasium ids)
 from marketlab.core.errors import SpecError
 from marketlab.envs.batched import BatchedTradingEnv
-from marketlab.envs.data import MarketData, synthetic_market
+from marketlab.market import MarketData, synthetic_market
 from marketlab.envs.trading import TradingEnv
 
 COSTS = {"commission": 0.001, "spread": 0.0004, "slippage": 0.0003}
@@ -28,7 +28,7 @@ def market3() -> MarketData:
 
 @pytest.mark.parametrize(
     "action,n",
-    [({"kind": "discrete"}, 1), ({"kind": "discrete"}, 3), ({"kind": "weights"}, 3), ({"kind": "weights", "long_only": True}, 1)],
+    [({"kind": "discrete-v1"}, 1), ({"kind": "discrete-v1"}, 3), ({"kind": "weights-v1"}, 3), ({"kind": "weights-v1", "long_only": True}, 1)],
 )
 def test_env_passes_gymnasium_and_sb3_checkers(action, n, market1, market3):
     from gymnasium.utils.env_checker import check_env
@@ -85,7 +85,7 @@ def test_no_look_ahead(normalize, market3):
     cfg = {
         "costs": COSTS,
         "period": "all",
-        "action": {"kind": "weights"},
+        "action": {"kind": "weights-v1"},
         "observation": {"window": 8, "normalize": normalize},
         "data": {"test_start": str(np.datetime64(int(m.ts[split_row]), "ns"))},
     }
@@ -135,7 +135,7 @@ def test_costs_reduce_value_and_zero_costs_track_returns(market1):
 
 @pytest.mark.parametrize("reward", ["pnl", "log_return", "diff_sharpe"])
 def test_rewards(reward, market1):
-    env = TradingEnv({"period": "all", "reward": {"kind": reward}, "costs": COSTS}, market=market1)
+    env = TradingEnv({"period": "all", "reward": {"kind": reward.replace("_", "-") + "-v1"}, "costs": COSTS}, market=market1)
     env.reset()
     rewards, values = [], [env.value]
     for k in range(60):
@@ -158,18 +158,28 @@ def test_bad_config_is_one_line_error(market1):
         TradingEnv({"observation": {"window": "8"}}, market=market1)
     with pytest.raises(SpecError, match=r"env\.period.*no steps"):
         TradingEnv({"period": "test"}, market=market1)
-    with pytest.raises(SpecError, match=r"env\.reward\.kind.*unknown kind"):
+    with pytest.raises(SpecError, match=r"env\.reward\.kind.*unknown reward id"):
         TradingEnv({"reward": {"kind": "sortino"}}, market=market1)
     with pytest.raises(SpecError, match=r"env\.observation\.features.*unknown feature"):
         TradingEnv({"observation": {"features": ["rsi"]}}, market=market1)
 
 
-def test_component_swappable_by_entry_point(market1):
-    env = TradingEnv({"period": "all", "reward": {"kind": "marketlab.envs.components:LogReturnReward"}}, market=market1)
-    env.reset()
-    _, r, _, _, info = env.step(2)
-    _, r, _, _, info2 = env.step(2)
-    assert r == pytest.approx(np.log(info2["value"] / info["value"]))
+def test_component_swappable_by_registered_id(market1):
+    """A spec names a registry id; an importable "module:attr" string is refused (issue 13 item 6)."""
+    from marketlab.core import registry
+    from marketlab.envs.rewards import LogReturnReward
+
+    with pytest.raises(SpecError, match=r"env\.reward\.kind.*unknown reward id 'marketlab.envs.rewards:LogReturnReward'"):
+        TradingEnv({"period": "all", "reward": {"kind": "marketlab.envs.rewards:LogReturnReward"}}, market=market1)
+    registry.register("reward/test-log-v1", LogReturnReward)
+    try:
+        env = TradingEnv({"period": "all", "reward": {"kind": "test-log-v1"}}, market=market1)
+        env.reset()
+        _, r, _, _, info = env.step(2)
+        _, r, _, _, info2 = env.step(2)
+        assert r == pytest.approx(np.log(info2["value"] / info["value"]))
+    finally:
+        registry.unregister("reward/test-log-v1")
 
 
 def _make(market: MarketData, seed: int):
@@ -205,7 +215,7 @@ def test_vector_envs_match_single_env(vector_cls, market1):
 )
 def test_batched_torch_env_agrees_with_single_env(n, action, reward, market1, market3):
     m = market1 if n == 1 else synthetic_market(300, n, seed=5, vol=0.01) if n == 2 else market3
-    cfg = {"costs": COSTS, "period": "all", "action": {"kind": action}, "reward": {"kind": reward}, "episode_length": 60, "random_start": True}
+    cfg = {"costs": COSTS, "period": "all", "action": {"kind": action + "-v1"}, "reward": {"kind": reward.replace("_", "-") + "-v1"}, "episode_length": 60, "random_start": True}
     b = 6
     benv = BatchedTradingEnv(cfg, market=m, num_envs=b, device="cpu", seed=0)
     obs_b = benv.reset(seed=2)

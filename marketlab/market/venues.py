@@ -1,6 +1,6 @@
-"""Venues for the LOB environments: where an agent's orders meet other order flow.
+"""The replay venue (``venue/replay-v1``): recorded LOB events as the other order flow of an agent.
 
-* :class:`ReplayVenue` replays recorded events (store EVENTS_SCHEMA, integer ticks/lots) through the
+:class:`ReplayVenue` replays recorded events (store EVENTS_SCHEMA, integer ticks/lots) through the
   matching engine (:class:`marketlab.lob.OrderBook`) with the agent's orders inside the same book, so
   they queue behind the orders that were resting when they arrived:
   - a recorded add is sent as a GTC limit order (it rests; it trades only if it crosses the agent);
@@ -11,34 +11,28 @@
   - hidden executions, crosses and halts leave the visible book unchanged.
   The agent's market orders consume recorded liquidity (no further impact on later recorded flow:
   the usual replay limitation).
-* :class:`AbmVenue` runs the agent-based simulator (:mod:`marketlab.simulators.abm`) with the agent
-  as an :class:`~marketlab.simulators.abm.ExternalTrader`; the other agents react to its orders.
 
-Both expose the same small API: ``reset``, ``advance`` (run the market one decision step and return
-the agent's fills), ``limit``/``market``/``cancel``, ``quotes``, ``snapshot``, ``resting``.
+It implements :class:`marketlab.core.protocols.Venue`. A venue class is built by the LOB envs with
+``cls.from_config(config, events=..., store=...)`` (``config``: the env's config, whose venue fields it
+reads), and tells the env where an episode may start with ``start_bounds(horizon)`` (None for a
+generative venue, which takes a seed instead).
+
+Recorded events become engine commands with :func:`marketlab.lob.events_to_commands` in ``mode="match"``:
+adds are real limit orders and executions are re-enacted as IOC orders, so an agent's order inside the
+same book meets them by priority.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from marketlab.core.errors import DataError
+from marketlab.core.errors import DataError, SpecError
+from marketlab.core.protocols import AgentFill
 
 AGENT_ID_BASE = 1 << 45  # agent order ids (recorded ids are far below)
 TAKER_ID_BASE = 1 << 50  # synthetic ids of re-enacted recorded aggressors
-
-
-@dataclass(frozen=True)
-class AgentFill:
-    """A fill of the agent: side +1 bought / -1 sold, price in ticks, size in lots."""
-
-    side: int
-    price: int
-    size: int
-    maker: bool
 
 
 def events_from_frame(frame: Any, source: str = "events") -> np.ndarray:
@@ -61,15 +55,30 @@ def events_from_frame(frame: Any, source: str = "events") -> np.ndarray:
     return out
 
 
-class ReplayVenue:
-    """Recorded events through the matching engine, ``step_events`` events per :meth:`advance`."""
+def load_events(
+    store: Any, dataset: str, *, symbol: str | None = None, start: str | None = None, end: str | None = None,
+    key: str = "env.symbol",
+) -> np.ndarray:
+    """One symbol's events of ``dataset`` in [start, end) from the store, as :func:`events_from_frame`
+    returns them; a dataset with several symbols needs ``symbol`` (a :class:`SpecError` naming ``key``)."""
+    lf = store.scan_events(dataset, symbols=[symbol] if symbol else None, start=start, end=end)
+    frame = lf.collect()
+    if symbol is None and frame.height and frame["symbol"].n_unique() > 1:
+        raise SpecError(None, key, f"dataset '{dataset}' has several symbols: name one")
+    return events_from_frame(frame, source=f"dataset '{dataset}'")
 
-    def __init__(self, events: np.ndarray, step_events: int) -> None:
+
+class ReplayVenue:
+    """Recorded events through the matching engine, ``step_events`` events per :meth:`advance`; episodes
+    start after ``warmup_events`` events (see :meth:`start_bounds`)."""
+
+    def __init__(self, events: np.ndarray, step_events: int, warmup_events: int = 0) -> None:
         self.events = events
         from marketlab.lob import events_to_commands
 
         self.commands = events_to_commands(events, mode="match", taker_id_base=TAKER_ID_BASE)
         self.step_events = int(step_events)
+        self.warmup_events = int(warmup_events)
         self.n_events = events.shape[0]
         self.book: Any = None
         self.pos = 0
@@ -77,8 +86,33 @@ class ReplayVenue:
         self._mine: dict[int, tuple[int, int]] = {}  # resting agent order id -> (side, price)
         self.ts = 0
 
-    def reset(self, start_event: int) -> None:
-        """Fresh book, replayed up to (excluding) event ``start_event``."""
+    @classmethod
+    def from_config(cls, config: Any, *, events: Any = None, store: Any = None) -> ReplayVenue:
+        """From an env config's ``dataset``/``symbol``/``start``/``end``/``store``, ``step_events`` and
+        ``warmup_events``; ``events`` (a structured array or a polars events frame) skips the store."""
+        if events is None:
+            from marketlab.market.loading import open_store
+
+            store = store if store is not None else open_store(config.store)
+            events = load_events(store, config.dataset, symbol=config.symbol, start=getattr(config, "start", None),
+                                 end=getattr(config, "end", None))
+        elif not isinstance(events, np.ndarray):
+            events = events_from_frame(events)
+        return cls(events, config.step_events, config.warmup_events)
+
+    def start_bounds(self, horizon: int) -> tuple[int, int]:
+        """(first, last) event index an episode of ``horizon`` steps may start at; last < first when
+        the recording is too short."""
+        return self.warmup_events, self.n_events - horizon * self.step_events
+
+    @property
+    def now_ns(self) -> int:
+        """Time of the last replayed event, int64 ns UTC."""
+        return self.ts
+
+    def reset(self, seed: int = 0, start: int = 0) -> None:
+        """Fresh book, replayed up to (excluding) event ``start`` (``seed`` is unused: a replay is fixed)."""
+        start_event = min(int(start), self.n_events)
         from marketlab.lob import OrderBook
 
         self.book = OrderBook(capacity=1 << 14)
@@ -90,6 +124,7 @@ class ReplayVenue:
 
     @property
     def exhausted(self) -> bool:
+        """True once the venue has no more events or market time to give."""
         return self.pos >= self.n_events
 
     def _agent_fills(self, fills: np.ndarray, taker_side: int = 0) -> list[AgentFill]:
@@ -103,6 +138,7 @@ class ReplayVenue:
         return out
 
     def advance(self) -> list[AgentFill]:
+        """Run the market one decision step; returns the agent's fills during it."""
         hi = min(self.pos + self.step_events, self.n_events)
         res = self.book.process(self.commands[self.pos : hi])
         if hi > self.pos:
@@ -116,6 +152,7 @@ class ReplayVenue:
             del self._mine[oid]
 
     def limit(self, side: int, price: int, size: int) -> list[AgentFill]:
+        """Submit a GTC limit order (``side`` +1/-1, ``price`` ticks, ``size`` lots); returns its immediate fills."""
         oid = self._next_id
         self._next_id += 1
         if self.book.submit_limit(oid, side, int(price), int(size), ts=self.ts) == 0 and self.book.order(oid) is not None:
@@ -123,12 +160,14 @@ class ReplayVenue:
         return self._agent_fills(self.book.last_fills())
 
     def market(self, side: int, size: int) -> list[AgentFill]:
+        """Submit a market order of ``size`` lots; returns its fills."""
         oid = self._next_id
         self._next_id += 1
         self.book.submit_market(oid, side, int(size), ts=self.ts)
         return self._agent_fills(self.book.last_fills())
 
     def cancel_all(self) -> None:
+        """Cancel every resting order of the agent."""
         for oid in list(self._mine):
             self.book.cancel(oid, ts=self.ts)
         self._mine = {}
@@ -154,75 +193,9 @@ class ReplayVenue:
         return ahead
 
     def quotes(self) -> tuple[int | None, int | None]:
+        """(best bid, best ask) in ticks; None for an empty side."""
         return self.book.best_bid, self.book.best_ask
 
     def snapshot(self, depth: int) -> np.ndarray:
+        """Top-``depth`` book, int64 (4 * depth,): ask_px, ask_sz, bid_px, bid_sz per level."""
         return self.book.snapshot(depth)
-
-
-class AbmVenue:
-    """The agent-based market with the agent as an ExternalTrader; ``step_seconds`` of market time per advance."""
-
-    def __init__(self, spec_path: str | None, step_seconds: float, warmup_seconds: float) -> None:
-        self.spec_path = spec_path
-        self.step_ns = int(step_seconds * 1e9)
-        self.warmup_ns = int(warmup_seconds * 1e9)
-        self.sim: Any = None
-        self.me: Any = None
-        self._seen = 0
-        self._mine: set[int] = set()
-
-    def reset(self, seed: int) -> None:
-        from marketlab.simulators.abm import ExternalTrader, Simulation
-        from marketlab.simulators.config import SimSpec
-
-        spec = SimSpec.from_toml(self.spec_path) if self.spec_path else SimSpec()
-        self.sim = Simulation(spec, seed=seed)
-        self.me = self.sim.add_experimental_agent(ExternalTrader())
-        ex = self.sim.exchange
-        ex.run_until(ex.t0_ns + self.warmup_ns)
-        self._seen = 0
-        self._mine = set()
-
-    @property
-    def exhausted(self) -> bool:
-        ex = self.sim.exchange
-        return ex.now >= ex.t_end_ns
-
-    def _new_fills(self) -> list[AgentFill]:
-        new = self.me.fills[self._seen :]
-        self._seen = len(self.me.fills)
-        return [AgentFill(int(f.side), int(f.price), int(f.size), bool(f.maker)) for f in new]
-
-    def advance(self) -> list[AgentFill]:
-        ex = self.sim.exchange
-        ex.run_until(ex.now + self.step_ns)
-        return self._new_fills()
-
-    def limit(self, side: int, price: int, size: int) -> list[AgentFill]:
-        self._mine.add(self.sim.exchange.limit(self.me, side, int(price), int(size)))
-        return []  # orders reach the exchange after their latency, during the next advance
-
-    def market(self, side: int, size: int) -> list[AgentFill]:
-        ex = self.sim.exchange
-        ex.market(self.me, side, int(size))
-        ex.run_until(ex.now + 10_000_000)  # let it arrive (latency is micro- to milliseconds)
-        return self._new_fills()
-
-    def cancel_all(self) -> None:
-        for oid in self._mine:
-            self.sim.exchange.cancel(self.me, oid)
-        self._mine = set()
-
-    def resting(self) -> int:
-        book = self.sim.exchange.book
-        return sum(o.size for o in (book.order(i) for i in self._mine) if o is not None)
-
-    def queue_ahead(self) -> int:
-        return 0
-
-    def quotes(self) -> tuple[int | None, int | None]:
-        return self.sim.exchange.quotes()
-
-    def snapshot(self, depth: int) -> np.ndarray:
-        return self.sim.exchange.book_snapshot(depth)

@@ -1,14 +1,13 @@
-"""The swappable parts of the bar-trading env: features, state interpreter, action interpreter, reward.
+"""The swappable interpreters of the bar-trading env: features, state interpreter, action interpreter.
 
-The env is ``simulator + state interpreter + action interpreter + reward`` (qlib's decomposition). Each
-part is picked by the ``kind`` of its spec table: a built-in name from the tables below, or a
-``"package.module:Class"`` entry point constructed with the same arguments as the built-in.
+The env is ``simulator + state interpreter + action interpreter + reward`` (qlib's decomposition; rewards
+are in :mod:`marketlab.envs.rewards`). Each part is a registry id named by the ``kind`` of its spec table
+(``state/window-v1``, ``action/discrete-v1``, ``action/weights-v1``); a state interpreter is built with
+``(ObservationConfig, features (T, N, F), n_assets)``, an action interpreter with ``(ActionConfig, n_assets)``.
 """
 
 from __future__ import annotations
 
-import importlib
-import math
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -16,8 +15,8 @@ import numpy as np
 from numba import njit
 
 from marketlab.core.errors import SpecError
-from marketlab.envs.data import MarketData
-from marketlab.envs.spec import ActionConfig, ObservationConfig, RewardConfig
+from marketlab.envs.spec import ActionConfig, ObservationConfig
+from marketlab.market.data import MarketData
 
 BAR_FEATURES = ("ret", "range", "body", "logvol")
 
@@ -61,9 +60,12 @@ def normalize_features(x: np.ndarray, fit_rows: int) -> tuple[np.ndarray, np.nda
 
 
 class StateInterpreter(Protocol):
+    """Observations of the env at decision step t given the current weights (N,)."""
+
     observation_space: gym.spaces.Space
 
-    def observe(self, t: int, weights: np.ndarray) -> Any: ...
+    def observe(self, t: int, weights: np.ndarray) -> Any:
+        """The observation at decision step ``t``."""
 
 
 class WindowState:
@@ -106,9 +108,13 @@ def _window_obs_nb(flat: np.ndarray, t: int, window: int, weights: np.ndarray, b
 
 
 class ActionInterpreter(Protocol):
-    action_space: gym.spaces.Space
+    """Actions -> target weights (N,). ``discrete`` says whether the action space is (Multi)Discrete."""
 
-    def to_weights(self, action: Any) -> np.ndarray: ...
+    action_space: gym.spaces.Space
+    discrete: bool
+
+    def to_weights(self, action: Any) -> np.ndarray:
+        """Target weights (N,) for ``action``."""
 
 
 class DiscreteAction:
@@ -117,6 +123,8 @@ class DiscreteAction:
     One asset: ``Discrete(L)``; many: ``MultiDiscrete([L]*N)`` with each asset's weight level/N so the
     gross exposure stays within max |level|. Returned weight arrays are shared, read-only constants.
     """
+
+    discrete = True
 
     def __init__(self, config: ActionConfig, n_assets: int) -> None:
         levels = np.asarray(config.levels, dtype=np.float64)
@@ -135,6 +143,7 @@ class DiscreteAction:
         self.levels = levels
 
     def to_weights(self, action: Any) -> np.ndarray:
+        """Target weights (N,) for ``action``."""
         if self.n_assets == 1:
             return self._table[int(action)]
         return self.levels[np.asarray(action, dtype=np.int64)] / self.n_assets
@@ -143,100 +152,18 @@ class DiscreteAction:
 class WeightsAction:
     """Continuous target weights: clipped to [-1, 1] ([0, 1] long-only) and scaled so sum|w| <= max_leverage."""
 
+    discrete = False
+
     def __init__(self, config: ActionConfig, n_assets: int) -> None:
         low = 0.0 if config.long_only else -1.0
         self.low = low
         self.max_leverage = config.max_leverage
-        if self.max_leverage <= 0:
-            raise SpecError(None, "env.action.max_leverage", f"must be > 0, got {self.max_leverage}")
         self.action_space = gym.spaces.Box(low, 1.0, shape=(n_assets,), dtype=np.float32)
 
     def to_weights(self, action: Any) -> np.ndarray:
+        """Target weights (N,) for ``action``."""
         w = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), self.low, 1.0)
         gross = np.abs(w).sum()
         if gross > self.max_leverage:
             w = w * (self.max_leverage / gross)
         return w
-
-
-class Reward(Protocol):
-    def reset(self, value: float) -> None: ...
-
-    def __call__(self, prev_value: float, value: float) -> float: ...
-
-
-class PnLReward:
-    """Change in net value after costs, in units of the initial cash (so rewards are O(returns))."""
-
-    def __init__(self, config: RewardConfig, init_cash: float) -> None:
-        self.k = config.scale / init_cash
-
-    def reset(self, value: float) -> None:
-        """Stateless reward: nothing to reset."""
-
-    def __call__(self, prev_value: float, value: float) -> float:
-        return (value - prev_value) * self.k
-
-
-class LogReturnReward:
-    """log(V_t+1 / V_t) of net value; a wiped-out account gets log(1e-12)."""
-
-    def __init__(self, config: RewardConfig, init_cash: float) -> None:
-        self.scale = config.scale
-
-    def reset(self, value: float) -> None:
-        """Stateless reward: nothing to reset."""
-
-    def __call__(self, prev_value: float, value: float) -> float:
-        if value <= 0 or prev_value <= 0:
-            return self.scale * math.log(1e-12)
-        return self.scale * math.log(value / prev_value)
-
-
-class DiffSharpeReward:
-    """Differential Sharpe ratio (Moody & Saffell 2001) of simple returns R_t:
-
-    D_t = (B_{t-1} dA_t - A_{t-1} dB_t / 2) / (B_{t-1} - A_{t-1}^2)^{3/2}, with EMAs A (mean) and B
-    (second moment) updated at rate ``eta``; 0 while the variance estimate is not yet positive.
-    """
-
-    def __init__(self, config: RewardConfig, init_cash: float) -> None:
-        self.eta = config.eta
-        self.scale = config.scale
-        self.a = 0.0
-        self.b = 0.0
-
-    def reset(self, value: float) -> None:
-        self.a = 0.0
-        self.b = 0.0
-
-    def __call__(self, prev_value: float, value: float) -> float:
-        r = value / prev_value - 1.0 if prev_value > 0 else -1.0
-        da = r - self.a
-        db = r * r - self.b
-        var = self.b - self.a * self.a
-        d = (self.b * da - 0.5 * self.a * db) / var**1.5 if var > 1e-12 else 0.0
-        self.a += self.eta * da
-        self.b += self.eta * db
-        return self.scale * d
-
-
-STATE_INTERPRETERS: dict[str, Any] = {"window": WindowState}
-ACTION_INTERPRETERS: dict[str, Any] = {"discrete": DiscreteAction, "weights": WeightsAction}
-REWARDS: dict[str, Any] = {"pnl": PnLReward, "log_return": LogReturnReward, "diff_sharpe": DiffSharpeReward}
-
-
-def resolve_component(kind: str, table: dict[str, Any], key: str) -> Any:
-    """A built-in name from ``table`` or a ``"module:attr"`` entry point; unknown -> SpecError naming ``key``."""
-    if kind in table:
-        return table[kind]
-    if ":" in kind:
-        module, _, attr = kind.partition(":")
-        try:
-            obj: Any = importlib.import_module(module)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-            return obj
-        except (ImportError, AttributeError) as exc:
-            raise SpecError(None, key, f"cannot import {kind!r}: {exc}") from None
-    raise SpecError(None, key, f"unknown kind {kind!r} (built-in: {sorted(table)}, or 'module:Class')")

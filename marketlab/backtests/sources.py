@@ -1,0 +1,167 @@
+"""Backtest signal sources (:class:`marketlab.core.protocols.SignalSource`), one class per registry id.
+
+A source is built with ``cls(signal, backtest)`` (its :class:`~marketlab.backtests.spec.SignalSpec` and
+the :class:`~marketlab.backtests.engine.Backtest`, for the store, the spec path and signal frames passed
+in) and answers ``decisions(market, lo)`` with one of
+
+* ``("entries", Entries)``: boolean (T, N) entry/exit masks (``strategy.kind = "signals"``);
+* ``("weights", W)``: (T, N) target weights, NaN = no order (``strategy.kind = "weights"``);
+* ``("scores", S)``: (T, N) scores that the strategy turns into weights (``topk``) or entries
+  (``signals``: long above ``signal.threshold``, short below minus it).
+
+``gives`` names which one, so a spec that pairs a source with a strategy it cannot feed is refused when
+loaded; ``check(signal, path)`` holds a source's own spec rules. A user's source is one such class
+registered from Python: ``register("signal/mine-v1", Mine)``, then ``kind = "mine-v1"`` in a spec.
+Every built-in is causal: row t of its output uses market rows <= t.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from marketlab.backtests import signals as sg
+from marketlab.core.errors import SpecError
+from marketlab.market import MarketData
+
+if TYPE_CHECKING:
+    from marketlab.backtests.engine import Backtest
+    from marketlab.backtests.spec import SignalSpec
+
+
+class Source:
+    """Base of the built-in sources: keeps the spec and the backtest; no rules of its own."""
+
+    gives: ClassVar[str] = "scores"
+
+    def __init__(self, signal: SignalSpec, backtest: Backtest) -> None:
+        self.signal = signal
+        self.backtest = backtest
+
+    @classmethod
+    def check(cls, signal: SignalSpec, path: Any) -> None:
+        """The source's own spec rules (raise :class:`SpecError` naming ``path`` and the key)."""
+
+    def _history(self, market: MarketData, rows: int, key: str) -> None:
+        """A window of ``rows`` bars must fit in the data, else the backtest could never trade."""
+        if rows >= market.n_steps:
+            raise SpecError(self.backtest.spec_path, key, f"{rows} bars do not fit in the {market.n_steps} bars of the data")
+
+    def decisions(self, market: MarketData, lo: int) -> tuple[str, Any]:
+        """See the module docstring."""
+        raise NotImplementedError
+
+
+class MACross(Source):
+    """``signal/ma-cross-v1``: long when SMA(``fast``) crosses above SMA(``slow``) of close, exit below."""
+
+    gives = "entries"
+
+    @classmethod
+    def check(cls, signal: SignalSpec, path: Any) -> None:
+        """See :meth:`Source.check`."""
+        if signal.fast >= signal.slow:
+            raise SpecError(path, "signal.fast", f"must be < signal.slow ({signal.fast} >= {signal.slow})")
+
+    def decisions(self, market: MarketData, lo: int) -> tuple[str, Any]:
+        """See :class:`marketlab.core.protocols.SignalSource`: the source's decisions over all rows."""
+        self._history(market, self.signal.slow, "signal.slow")
+        return "entries", sg.ma_cross(market.close, self.signal.fast, self.signal.slow)
+
+
+class MeanReversion(Source):
+    """``signal/mean-reversion-v1``: z-score of close vs its ``lookback`` mean; enter at -``z_entry``,
+    exit at -``z_exit`` (mirrored for shorts)."""
+
+    gives = "entries"
+
+    def decisions(self, market: MarketData, lo: int) -> tuple[str, Any]:
+        """See :class:`marketlab.core.protocols.SignalSource`: the source's decisions over all rows."""
+        s = self.signal
+        self._history(market, s.lookback, "signal.lookback")
+        return "entries", sg.mean_reversion(market.close, s.lookback, s.z_entry, s.z_exit)
+
+
+class Momentum(Source):
+    """``signal/momentum-v1``: scores close[t-skip] / close[t-skip-lookback] - 1."""
+
+    def decisions(self, market: MarketData, lo: int) -> tuple[str, Any]:
+        """See :class:`marketlab.core.protocols.SignalSource`: the source's decisions over all rows."""
+        s = self.signal
+        self._history(market, s.lookback + s.skip, "signal.lookback")
+        return "scores", sg.momentum(market.close, s.lookback, s.skip)
+
+
+class _Stored(Source):
+    """Columns of a stored signals dataset, aligned backwards in time to the market."""
+
+    @classmethod
+    def check(cls, signal: SignalSpec, path: Any) -> None:
+        if not signal.dataset:
+            raise SpecError(path, "signal.dataset", f"signal kind '{signal.kind}' needs a stored signals dataset")
+        if not signal.columns:
+            raise SpecError(path, "signal.columns", "list the stored signal columns to use")
+
+    def columns(self, market: MarketData) -> dict[str, np.ndarray]:
+        """name -> (T, N) aligned values of ``signal.columns``."""
+        return self.backtest.stored_signals(market)
+
+
+class StoredAlpha(_Stored):
+    """``signal/alpha-v1``: scores from the first of ``columns`` of the stored ``dataset``."""
+
+    def decisions(self, market: MarketData, lo: int) -> tuple[str, Any]:
+        """See :class:`marketlab.core.protocols.SignalSource`: the source's decisions over all rows."""
+        return "scores", self.columns(market)[self.signal.columns[0]]
+
+
+class StoredPredictions(_Stored):
+    """``signal/predictions-v1``: stored predictor output; ``columns`` = [p_down, (p_flat,) p_up] ->
+    the argmax position (-1/0/+1) times ``strategy.size`` / N, sent when it changes; one column = scores."""
+
+    def decisions(self, market: MarketData, lo: int) -> tuple[str, Any]:
+        """See :class:`marketlab.core.protocols.SignalSource`: the source's decisions over all rows."""
+        cols = self.columns(market)
+        names = self.signal.columns
+        if len(names) in (2, 3):
+            pos = sg.class_positions([cols[c] for c in names])
+            return "weights", sg.changes_only(pos * self.backtest.spec.strategy.size / market.n_assets)
+        return "scores", cols[names[0]]
+
+
+class PolicyWeights(Source):
+    """``signal/rl-v1``: the target weights of a trained policy (run folder ``run``) rolled out on the
+    period; relative ``run`` paths resolve against the current directory."""
+
+    gives = "weights"
+
+    @classmethod
+    def check(cls, signal: SignalSpec, path: Any) -> None:
+        """See :meth:`Source.check`."""
+        if not signal.run:
+            raise SpecError(path, "signal.run", "signal kind 'rl' needs the run directory of a trained agent")
+
+    def decisions(self, market: MarketData, lo: int) -> tuple[str, Any]:
+        """See :class:`marketlab.core.protocols.SignalSource`: the source's decisions over all rows."""
+        from marketlab.agents.sb3 import rollout_weights
+
+        test_start = self.backtest.spec.data.test_start if lo > 0 else None
+        return "weights", rollout_weights(Path(str(self.signal.run)), market, test_start=test_start)
+
+
+class GivenWeights(Source):
+    """``signal/weights-v1``: (T, N) target weights computed in Python and passed as
+    ``Backtest(spec, weights=W)`` (NaN = no order)."""
+
+    gives = "weights"
+
+    def decisions(self, market: MarketData, lo: int) -> tuple[str, Any]:
+        """See :class:`marketlab.core.protocols.SignalSource`: the source's decisions over all rows."""
+        w = self.backtest.given_weights
+        if w is None:
+            raise SpecError(self.backtest.spec_path, "signal.kind", "'weights-v1' takes its weights from Python: Backtest(spec, weights=W)")
+        if w.shape != market.close.shape:
+            raise SpecError(self.backtest.spec_path, "signal.kind", f"weights of shape {w.shape} for a market of shape {market.close.shape}")
+        return "weights", w

@@ -1,0 +1,77 @@
+"""What the two LOB envs share: the venue fields of their configs, building a venue by registry id, and
+choosing where an episode starts.
+
+A venue (``venue/replay-v1``, ``venue/abm-v1`` or a user's registered class) implements
+:class:`marketlab.core.protocols.Venue` and is built with ``cls.from_config(config, events=, store=)``;
+``start_bounds(horizon)`` gives the range of replay start indices, or None for a generative venue, which
+gets a fresh seed instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from marketlab.core.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Spec
+from marketlab.core.errors import SpecError
+from marketlab.core.registry import resolve
+
+
+@dataclass(frozen=True)
+class VenueFields(Spec):
+    """``venue``: registry id of kind ``venue``. Replay venues read ``dataset``/``symbol``/``start``/``end``
+    from ``store`` (or the ``events`` passed to the env) and advance ``step_events`` events per step after
+    ``warmup_events``; generative venues run ``sim_spec`` (a simulator spec file; default spec when None)
+    ``step_seconds`` per step after ``warmup_seconds``. ``random_start``: replay episodes start at a
+    uniformly drawn event."""
+
+    venue: str = "replay-v1"
+    dataset: str = "synth_lob"
+    symbol: str | None = None
+    start: str | None = None
+    end: str | None = None
+    store: str | None = None
+    sim_spec: str | None = None
+    step_events: PositiveInt = 100
+    warmup_events: NonNegativeInt = 500
+    step_seconds: PositiveFloat = 5.0
+    warmup_seconds: NonNegativeFloat = 300.0
+    random_start: bool = True
+
+    def validate(self, path: Any = None) -> None:
+        """The venue id is registered."""
+        resolve(self.venue, kind="venue", path=path, key="env.venue")
+
+
+def build_venue(config: VenueFields, *, events: Any = None, store: Any = None) -> Any:
+    """The venue named by ``config.venue``, built from the config (and ``events``/``store``)."""
+    cls = resolve(config.venue, kind="venue", key="env.venue")
+    return cls.from_config(config, events=events, store=store)
+
+
+def check_room(venue: Any, horizon: int) -> None:
+    """A replay venue must hold warm-up + a whole episode of events (:class:`SpecError` on ``env.horizon``)."""
+    bounds = venue.start_bounds(horizon)
+    if bounds is not None and bounds[1] < bounds[0]:
+        first, last = bounds
+        raise SpecError(None, "env.horizon", f"warmup + horizon * step_events exceeds the recording (episode starts would lie in [{first}, {last}])")
+
+
+def reset_venue(venue: Any, np_random: np.random.Generator, horizon: int, random_start: bool, options: dict[str, Any] | None) -> None:
+    """Reset ``venue`` for a new episode: a replay at a start drawn from ``np_random`` in its
+    :meth:`start_bounds` (or ``options["start_event"]``, or the first when not ``random_start``); a
+    generative venue with a seed drawn from ``np_random``."""
+    bounds = venue.start_bounds(horizon)
+    if bounds is None:
+        venue.reset(int(np_random.integers(0, 2**31 - 1)))
+        return
+    first, last = bounds
+    if options and "start_event" in options:
+        start = int(options["start_event"])
+    elif random_start and last > first:
+        start = int(np_random.integers(first, last + 1))
+    else:
+        start = first
+    venue.reset(0, start)

@@ -1,0 +1,76 @@
+"""The one data selection spec and the one cost spec shared by the envs, the agents and the backtester.
+
+TOML tables ``[data]`` / ``[env.data]`` load into :class:`DataSpec`, ``[costs]`` / ``[env.costs]`` into
+:class:`CostSpec`; both are :class:`marketlab.core.config.Spec` (unknown keys refused, ranges checked).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from marketlab.core.config import PositiveFloat, Range, Spec
+from marketlab.core.errors import SpecError
+from marketlab.core.timeutil import to_ns
+
+#: A cost as a fraction of traded notional: 0 <= c < 1.
+CostFraction = Annotated[float, Range(lo=0.0, hi=1.0, hi_open=True)]
+
+
+@dataclass(frozen=True)
+class IngestSpec(Spec):
+    """Files to ingest with ``Store.ingest(format, paths, **options)`` in the explicit data step
+    (:func:`marketlab.market.loading.prepare_data`) when the store lacks the dataset. Relative paths are
+    resolved against the spec file's folder, then the current directory."""
+
+    format: str = "ohlcv"
+    paths: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataSpec(Spec):
+    """Which bars to read: ``dataset`` of ``kind`` ("bars" -> ``Store.scan_bars``, "panel" ->
+    ``Store.scan_panel``) for ``symbols`` (all when empty) in [``start``, ``end``). ``test_start``
+    splits train (before) from test (from it on). ``signals`` names a stored signals dataset whose
+    ``signal_columns`` (all numeric ones when empty) are aligned into ``MarketData.extra``.
+    ``store``: the store folder (default store when None). ``ingest``: see :class:`IngestSpec`."""
+
+    dataset: str = ""
+    kind: Literal["bars", "panel"] = "bars"
+    symbols: list[str] = field(default_factory=list)
+    start: str | None = None
+    end: str | None = None
+    test_start: str | None = None
+    signals: str | None = None
+    signal_columns: list[str] = field(default_factory=list)
+    store: str | None = None
+    ingest: IngestSpec | None = None
+
+    def check_times(self, path: str | Path | None, prefix: str) -> None:
+        """Every time field parses (else a one-line :class:`SpecError` naming ``<prefix><field>``)."""
+        for name in ("start", "end", "test_start"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    to_ns(value)
+                except SpecError:
+                    raise SpecError(path, prefix + name, f"invalid time {value!r} (use ISO 8601, e.g. 2024-01-02)") from None
+
+
+@dataclass(frozen=True)
+class CostSpec(Spec):
+    """Trading costs as fractions of traded notional: ``commission`` (fee), ``spread`` (full bid-ask
+    spread; half is paid per trade) and ``slippage`` (extra price impact per trade); ``init_cash`` in
+    the quote currency."""
+
+    commission: CostFraction = 0.0
+    spread: CostFraction = 0.0
+    slippage: CostFraction = 0.0
+    init_cash: PositiveFloat = 10_000.0
+
+    @property
+    def price_slippage(self) -> float:
+        """Fractional price penalty per trade: half spread + slippage (vectorbt's ``slippage``)."""
+        return 0.5 * self.spread + self.slippage
