@@ -1,5 +1,4 @@
-"""Agents: SB3 agents (``sb3``) and rule baselines (``baselines``) on ``marketlab/Trading-v0``, and the
-AlphaGen alpha miner (``alphagen``).
+"""Agents: SB3 agents (``sb3``), rule baselines (``baselines``), AlphaGen (``alphagen``), MacroHFT (``macrohft``).
 
 Submodules are imported on demand; this package import stays cheap.
 """

@@ -40,7 +40,8 @@ def test_csi300_top_k_drop_spec_end_to_end(shared_data, tmp_store):
     d["strategy"].update(top_k=20, n_drop=2)
     d["signal"]["dataset"] = "alpha_test"
     bt = Backtest(BacktestSpec.from_dict(d, path=SPEC), spec_path=SPEC, store=tmp_store)
-    market = bt.market()  # ingests the panel through the spec's [data.ingest]
+    bt.prepare()  # the explicit data step: ingests the panel through the spec's [data.ingest]
+    market = bt.market()
     write_signals(tmp_store, "alpha_test", _reversal_signals(tmp_store, "2021-01-01", "2021-04-01"), "csi300")
     res = bt.run(report=False)
 
