@@ -161,8 +161,8 @@ def backtrader_case(n_bars: int, repeats: int) -> dict | None:
         strat = cerebro.run()[0]
         return float(cerebro.broker.getvalue()), int(strat.n_orders)
 
-    spec = spec_from_dict({
-        "name": "bench_sma", "data": {"dataset": "mem"}, "signal": {"kind": "ma_cross", "fast": 20, "slow": 100},
+    spec = BacktestSpec.from_dict({
+        "name": "bench_sma", "data": {"dataset": "mem"}, "signal": {"kind": "ma-cross-v1", "fast": 20, "slow": 100},
         "costs": {"commission": FEES, "slippage": SLIP}, "benchmark": {"kind": "none"},
     })
     ours_res = Backtest(spec, market=m).run(report=False)  # also compiles the numba kernels

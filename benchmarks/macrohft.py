@@ -34,8 +34,8 @@ from marketlab.agents.macrohft.evaluate import env_pnl, paper_metrics, policy_po
 from marketlab.agents.macrohft.memory import EpisodicMemory
 from marketlab.agents.macrohft.train import load_run, train_run
 from marketlab.backtests.engine import Backtest
-from marketlab.backtests.spec import spec_from_dict
-from marketlab.envs.data import market_from_frame
+from marketlab.backtests.spec import BacktestSpec
+from marketlab.market import market_from_frame
 from marketlab.envs.macrohft_env import MinuteTradingEnv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,10 +77,10 @@ def backtest(prep: Prepared, positions: np.ndarray, fee: float, name: str) -> di
     bars = pl.DataFrame({"ts": test.ts, "symbol": sym, "open": test.close, "high": test.close, "low": test.close,
                          "close": test.close, "volume": np.ones(test.n)})
     signals = pl.DataFrame({"ts": test.ts, "symbol": sym, "position": positions.astype(np.float64)})
-    spec = spec_from_dict({
+    spec = BacktestSpec.from_dict({
         "name": name,
         "data": {"dataset": f"{sym}_test", "kind": "bars", "symbols": [sym], "period": "all", "periods_per_year": 525_600.0},
-        "signal": {"kind": "predictions", "dataset": f"macrohft_{sym}", "columns": ["position"], "threshold": 0.5},
+        "signal": {"kind": "predictions-v1", "dataset": f"macrohft_{sym}", "columns": ["position"], "threshold": 0.5},
         "strategy": {"kind": "signals", "direction": "long", "size": 1.0},
         "costs": {"commission": fee, "init_cash": 10_000.0},
         "benchmark": {"kind": "none"},

@@ -53,7 +53,7 @@ def build_venue(config: VenueFields, *, events: Any = None, store: Any = None) -
 
 def check_room(venue: Any, horizon: int) -> None:
     """A replay venue must hold warm-up + a whole episode of events (:class:`SpecError` on ``env.horizon``)."""
-    bounds = venue.start_bounds(horizon)
+    bounds = venue.start_bounds(horizon) if hasattr(venue, "start_bounds") else None
     if bounds is not None and bounds[1] < bounds[0]:
         first, last = bounds
         raise SpecError(None, "env.horizon", f"warmup + horizon * step_events exceeds the recording (episode starts would lie in [{first}, {last}])")
@@ -63,7 +63,7 @@ def reset_venue(venue: Any, np_random: np.random.Generator, horizon: int, random
     """Reset ``venue`` for a new episode: a replay at a start drawn from ``np_random`` in its
     :meth:`start_bounds` (or ``options["start_event"]``, or the first when not ``random_start``); a
     generative venue with a seed drawn from ``np_random``."""
-    bounds = venue.start_bounds(horizon)
+    bounds = venue.start_bounds(horizon) if hasattr(venue, "start_bounds") else None
     if bounds is None:
         venue.reset(int(np_random.integers(0, 2**31 - 1)))
         return
