@@ -49,7 +49,7 @@ def main() -> None:
     import torch
 
     from marketlab.agents.alphagen.mine import MineSpec, load_panel, mine
-    from marketlab.core.config import from_dict, load_toml
+    from marketlab.core.config import load_toml
 
     torch.set_num_threads(1)
     specs = {"csi300": ROOT / "specs" / "agents" / "alphagen_csi300.toml", "sp500": ROOT / "specs" / "agents" / "alphagen_sp500.toml"}
@@ -70,8 +70,7 @@ def main() -> None:
         raw = load_toml(specs[ds])
         if args.store:
             raw["data"]["store"] = args.store
-        base = from_dict(MineSpec, raw, path=specs[ds])
-        base.check(specs[ds])
+        base = MineSpec.from_dict(raw, path=specs[ds])
         t0 = time.perf_counter()
         panel = load_panel(base.data)
         print(f"[{ds}] panel {panel.shape} loaded in {time.perf_counter() - t0:.1f}s", flush=True)

@@ -76,18 +76,15 @@ def forecast(
     json: JsonOpt = False,
 ) -> None:
     """Walk-forward CNN/LSTM forecasts of next week's daily opens; RMSE, RMSE/mean and time per model."""
-    from marketlab.models.forecasters import forecaster_names, read_daily_csv, walk_forward
+    from marketlab.models.forecasters import ForecastSpec
+    from marketlab.models.forecasters import forecast as run_forecast
     from marketlab.models.sources import data_root
 
+    names = [] if models == "all" else [m.strip() for m in models.split(",")]
+    spec = ForecastSpec.from_dict({"models": names, "start": start, "test_start": test_start, "end": end,
+                                   "epochs": epochs, "refit_epochs": refit_epochs, "seed": seed})
     path = data or data_root() / "us_index_daily" / "GSPC_daily.csv.gz"
-    frame = read_daily_csv(path, start=start, end=end)
-    names = forecaster_names() if models == "all" else [m.strip() for m in models.split(",")]
-    results = {}
-    for name in names:
-        r = walk_forward(name, frame, test_start=test_start, epochs=epochs, refit_epochs=refit_epochs,
-                         seed=seed, progress=not json)
-        results[name] = {k: r[k] for k in ("rmse", "rmse_over_mean", "rmse_per_day", "seconds", "test_weeks")}
-    emit({"data": str(path), "test_start": test_start, "results": results}, json, title="forecast")
+    emit(run_forecast(spec, path, progress=not json), json, title="forecast")
 
 
 def register(app: typer.Typer) -> None:

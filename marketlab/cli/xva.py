@@ -67,21 +67,20 @@ def bsde(
     from marketlab.pricing.bsde import SolverConfig, make_equation, relative_error, solve
 
     set_torch_threads()
-    if network not in ("time", "per_step"):
-        raise SpecError(None, "network", f"must be time or per_step, got {network!r}")
-    if precision not in ("float64", "float32", "autocast"):
-        raise SpecError(None, "precision", f"must be float64, float32 or autocast, got {precision!r}")
     kwargs: dict[str, Any] = {}
+    for key, value in (("dim", dim), ("steps", steps)):
+        if value is not None and value < 1:
+            raise SpecError(None, key, f"must be >= 1, got {value}")
     if dim is not None:
-        if dim < 1:
-            raise SpecError(None, "dim", f"must be >= 1, got {dim}")
         kwargs["dim"] = dim
     if steps is not None:
         kwargs["N"] = steps
     eq = make_equation(equation, **kwargs)
-    cfg = SolverConfig(network=network, precision=precision, batch_size=batch_size,  # type: ignore[arg-type]
-                       iterations=iterations, lr_values=(lr, lr / 10), lr_boundaries=(int(0.75 * iterations),),
-                       seed=seed, device=device, progress=not as_json)
+    # the options are checked like a spec's keys (kinds, ranges) before anything runs
+    cfg = SolverConfig.from_dict({"network": network, "precision": precision, "batch_size": batch_size,
+                                  "iterations": iterations, "lr_values": [lr, lr / 10],
+                                  "lr_boundaries": [int(0.75 * iterations)], "seed": seed, "device": device,
+                                  "progress": not as_json})
     solver, res = solve(eq, cfg)
     if save is not None:
         solver.save(save)

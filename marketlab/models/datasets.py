@@ -32,6 +32,7 @@ import polars as pl
 import torch
 
 from marketlab.core.errors import DataError
+from marketlab.core.timeutil import NS_PER_DAY, NS_PER_S
 from marketlab.features.labels import (
     UNDEFINED,
     fi2010_labels,
@@ -236,8 +237,8 @@ def lobster_from_frames(events: pl.DataFrame, book: pl.DataFrame, levels: int = 
     df = events.select("ts", "seq", "type", "side", "price", "size", "symbol").join(
         book.select(["seq", *need_book]), on="seq", how="inner").sort("ts", "seq")
     ts = df["ts"].to_numpy().astype(np.int64)
-    day = (ts // 86_400_000_000_000).astype(np.int64)
-    tod = (ts % 86_400_000_000_000) / 1e9
+    day = (ts // NS_PER_DAY).astype(np.int64)
+    tod = (ts % NS_PER_DAY) / NS_PER_S
     return LobsterArrays(
         time=tod, type=df["type"].to_numpy().astype(np.int64), size=df["size"].to_numpy().astype(np.float64),
         price=df["price"].to_numpy().astype(np.float64), direction=df["side"].to_numpy().astype(np.float64),
@@ -422,6 +423,6 @@ def book_windowsets(
     x = x[ok]
     ts = df["ts"].to_numpy()[ok].astype(np.int64)
     mid = (x[:, 0] + x[:, 2]) / 2.0
-    day = ts // 86_400_000_000_000
+    day = ts // NS_PER_DAY
     return tlob_windowsets(x, mid, day, ts, str(df["symbol"][0]) if df.height else "", horizon=horizon,
                            seq_size=seq_size, splits=splits, levels=levels, meta={"dataset": "book"})

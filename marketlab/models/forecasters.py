@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from marketlab.core import registry
+from marketlab.core.config import NonNegativeInt, PositiveInt, Spec
 from marketlab.core.device import get_device, seed_everything
 from marketlab.core.errors import DataError, SpecError
 
@@ -307,3 +308,46 @@ def walk_forward(name: str, frame: pl.DataFrame, *, test_start: str, epochs: int
             "last_test_day": str(dates[test_weeks[-1] + HORIZON - 1]), "columns": cols,
             "parameters": sum(p.numel() for p in model.parameters()) if model is not None else 0,
             "predictions": preds, "actual": actual}
+
+
+@dataclass(frozen=True)
+class ForecastSpec(Spec):
+    """One walk-forward comparison (what ``marketlab forecast`` runs): models, period, epochs, seed.
+
+    ``models`` are forecaster names (``[]`` = every registered one); dates are ISO days, ``start <=
+    test_start <= end``; ``epochs`` None = each model's own (the paper's).
+    """
+
+    models: list[str] = field(default_factory=list)
+    start: str = "2013-02-08"
+    test_start: str = "2017-01-02"
+    end: str = "2018-02-07"
+    epochs: PositiveInt | None = None
+    refit_epochs: NonNegativeInt = 1
+    seed: NonNegativeInt = 0
+
+    def validate(self, path: str | Path | None = None) -> None:
+        """Known model names; ordered, parseable dates."""
+        for i, name in enumerate(self.models):
+            forecaster(name)
+            if self.models.index(name) != i:
+                raise SpecError(path, "models", f"{name!r} is listed twice")
+        days = []
+        for key in ("start", "test_start", "end"):
+            try:
+                days.append(np.datetime64(getattr(self, key), "D"))
+            except ValueError:
+                raise SpecError(path, key, f"invalid date {getattr(self, key)!r} (use YYYY-MM-DD)") from None
+        if not days[0] <= days[1] <= days[2]:
+            raise SpecError(path, "test_start", "dates must satisfy start <= test_start <= end")
+
+
+def forecast(spec: ForecastSpec, data: str | Path, *, progress: bool = False) -> dict[str, Any]:
+    """Walk-forward every model of ``spec`` on the daily CSV ``data``; per model RMSE, RMSE/mean, seconds."""
+    frame = read_daily_csv(data, start=spec.start, end=spec.end)
+    results = {}
+    for name in spec.models or forecaster_names():
+        r = walk_forward(name, frame, test_start=spec.test_start, epochs=spec.epochs,
+                         refit_epochs=spec.refit_epochs, seed=spec.seed, progress=progress)
+        results[name] = {k: r[k] for k in ("rmse", "rmse_over_mean", "rmse_per_day", "seconds", "test_weeks")}
+    return {"data": str(data), "test_start": spec.test_start, "results": results}

@@ -15,14 +15,13 @@ import pytest
 import torch
 
 from marketlab.core.errors import SpecError
-from marketlab.pricing.xva import XvaRun, load_spec
+from marketlab.pricing.xva import XvaRun, XvaSpec
 from marketlab.pricing.xva.analytic import (
     first_passage_cdf,
     forward_epe,
     forward_im,
     forward_xva,
 )
-from marketlab.pricing.xva.spec import spec_from_dict
 
 SMALL = {"iterations": 300, "batch_size": 256, "lr_values": [1e-2, 1e-3], "lr_boundaries": [200],
          "hidden": [16, 16]}
@@ -71,13 +70,13 @@ def test_bad_input_is_one_line_spec_error_naming_the_field(edit, key, text):
     d = copy.deepcopy(forward_case())
     edit(d)
     with pytest.raises(SpecError) as err:
-        spec_from_dict(d)
+        XvaSpec.from_dict(d)
     msg = str(err.value)
     assert f"key '{key}'" in msg and text in msg and "\n" not in msg
 
 
 def test_shipped_r6_spec_has_the_reference_parameters():
-    spec = load_spec("specs/xva/xva_forward_cva.toml")
+    spec = XvaSpec.from_toml("specs/xva/xva_forward_cva.toml")
     c = spec.counterparties[0]
     assert (c.model, c.intensity, c.recovery, spec.bank.model) == ("intensity", 0.10, 0.3, "none")
     assert (spec.market.r, spec.market.vol, spec.market.spot, spec.trades[0].strike) == (0.02, 0.25, 100.0, 100.0)

@@ -24,12 +24,20 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 
-from marketlab.core.config import from_dict, load_toml
+from marketlab.core.config import (
+    Identifier,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    Spec,
+)
 from marketlab.core.device import get_device, seed_everything, set_torch_threads
 from marketlab.core.errors import SpecError
 from marketlab.features.expr import Evaluator, Expr, ExprError, Vocabulary, parse
@@ -42,16 +50,20 @@ SPLITS = ("train", "valid", "test", "test2")
 
 @dataclass(frozen=True)
 class DataSpec:
+    """``[data]``: the panel dataset (ingested from ``source`` with ``format`` when missing) and universe."""
+
     dataset: str
     store: str | None = None
     source: str | None = None
     format: str | None = None
-    universe: str = "members"  # "members": IC over in-universe stock-days; "all": every traded stock
+    universe: Literal["members", "all"] = "members"  # members: IC over in-universe stock-days; all: every traded stock
     adjust: bool = True
 
 
 @dataclass(frozen=True)
 class SplitSpec:
+    """``[split]``: inclusive ``"START:END"`` periods (ISO dates, either end may be empty = open)."""
+
     train: str
     valid: str | None = None
     test: str | None = None
@@ -60,71 +72,86 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class MinerSpec:
-    method: str = "alphagen"  # alphagen | gp | hand
-    seed: int = 0
-    capacity: int = 10
-    l1: float = 5e-3
-    dup_threshold: float = 0.99
-    max_len: int = 20
-    max_lookback: int = 100
+    """``[miner]``: the method and its settings (pool, PPO, GP, hand baseline)."""
+
+    method: Literal["alphagen", "gp", "hand"] = "alphagen"
+    seed: NonNegativeInt = 0
+    capacity: PositiveInt = 10
+    l1: NonNegativeFloat = 5e-3
+    dup_threshold: Annotated[float, Range(0.0, 1.0, lo_open=True)] = 0.99
+    max_len: PositiveInt = 20
+    max_lookback: PositiveInt = 100
     operators: list[str] | None = None
-    deltas: list[int] | None = None
+    deltas: list[PositiveInt] | None = None
     # PPO (AlphaGen)
-    steps: int = 20_000
-    n_steps: int = 512
-    batch_size: int = 128
-    n_epochs: int = 4
-    learning_rate: float = 3e-4
-    ent_coef: float = 0.01
-    d_model: int = 64
-    n_layers: int = 2
-    checkpoint_every: int = 2048
+    steps: PositiveInt = 20_000
+    n_steps: PositiveInt = 512
+    batch_size: PositiveInt = 128
+    n_epochs: PositiveInt = 4
+    learning_rate: PositiveFloat = 3e-4
+    ent_coef: NonNegativeFloat = 0.01
+    d_model: PositiveInt = 64
+    n_layers: PositiveInt = 2
+    checkpoint_every: PositiveInt = 2048
     # GP
-    gp_population: int = 200
-    gp_generations: int = 10
+    gp_population: PositiveInt = 200
+    gp_generations: PositiveInt = 10
     # hand baseline
-    hand_model: str = "linear"  # linear | gbdt
+    hand_model: Literal["linear", "gbdt"] = "linear"
 
 
 @dataclass(frozen=True)
 class OutputSpec:
+    """``[output]``: run folder and the store signals dataset of the combined factor."""
+
     dir: str = "runs/alphagen"
-    signals_dataset: str | None = None
+    signals_dataset: Identifier | None = None
 
 
 @dataclass(frozen=True)
-class MineSpec:
+class MineSpec(Spec):
+    """A mining spec (``specs/agents/alphagen_*.toml``); load with ``MineSpec.from_toml(path)``."""
+
     data: DataSpec
     split: SplitSpec
     miner: MinerSpec = field(default_factory=MinerSpec)
     output: OutputSpec = field(default_factory=OutputSpec)
     target: str = "Ref(close, -20) / close - 1"
 
-    @staticmethod
-    def from_toml(path: str | Path) -> "MineSpec":
-        spec = from_dict(MineSpec, load_toml(path), path=path)
-        spec.check(path)
-        return spec
-
-    def check(self, path: str | Path | None = None) -> None:
-        if self.miner.method not in ("alphagen", "gp", "hand"):
-            raise SpecError(path, "miner.method", f"must be alphagen, gp or hand, got {self.miner.method!r}")
-        if self.miner.hand_model not in ("linear", "gbdt"):
-            raise SpecError(path, "miner.hand_model", f"must be linear or gbdt, got {self.miner.hand_model!r}")
-        if self.miner.capacity < 1:
-            raise SpecError(path, "miner.capacity", "must be >= 1")
-        if self.data.universe not in ("members", "all"):
-            raise SpecError(path, "data.universe", f"must be members or all, got {self.data.universe!r}")
+    def validate(self, path: str | Path | None = None) -> None:
+        """Periods parse and do not overlap (leakage); the target parses and looks ahead."""
+        periods: list[tuple[str, np.datetime64, np.datetime64]] = []
         for name in SPLITS:
             v = getattr(self.split, name)
-            if v is not None and (v.count(":") != 1):
-                raise SpecError(path, f"split.{name}", f"expected 'START:END', got {v!r}")
+            if v is None:
+                continue
+            lo, hi = _period_bounds(v, path, f"split.{name}")
+            for other, olo, ohi in periods:
+                if lo <= ohi and olo <= hi:
+                    raise SpecError(path, f"split.{name}", f"period {v!r} overlaps split.{other} "
+                                                           f"{getattr(self.split, other)!r} (leakage between splits)")
+            periods.append((name, lo, hi))
         try:
             t = parse(self.target, allow_future=True)
         except ExprError as exc:
             raise SpecError(path, "target", str(exc)) from None
         if t.lookahead < 1:
             raise SpecError(path, "target", "target must look ahead (e.g. Ref(close, -20) / close - 1)")
+
+
+def _period_bounds(text: str, path: str | Path | None, key: str) -> tuple[np.datetime64, np.datetime64]:
+    """``"START:END"`` -> inclusive day bounds (open ends as the earliest/latest representable day)."""
+    if text.count(":") != 1:
+        raise SpecError(path, key, f"expected 'START:END', got {text!r}")
+    a, b = _period(text)
+    try:
+        lo = np.datetime64(a, "D") if a else np.datetime64("0001-01-01")
+        hi = np.datetime64(b, "D") if b else np.datetime64("9999-12-31")
+    except ValueError:
+        raise SpecError(path, key, f"invalid date in {text!r} (use YYYY-MM-DD:YYYY-MM-DD)") from None
+    if hi < lo:
+        raise SpecError(path, key, f"period {text!r} ends before it starts")
+    return lo, hi
 
 
 def _period(text: str) -> tuple[str | None, str | None]:

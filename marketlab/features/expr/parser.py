@@ -24,6 +24,27 @@ class ExprError(MarketlabError):
     """A formula that cannot be parsed, or that breaks the grammar; the message names the formula."""
 
 
+#: Deepest tree a formula may parse to. Mined alphas nest < 20 deep; the limit keeps the recursive parser,
+#: printer and evaluator far from Python's recursion limit (a 3,000-deep formula is an error, not a crash).
+MAX_DEPTH = 100
+
+
+def _too_deep(text: str) -> ExprError:
+    shown = text if len(text) <= 60 else text[:60] + "..."
+    return ExprError(f"cannot parse formula {shown!r}: nested more than {MAX_DEPTH} levels deep")
+
+
+def _tree_depth_exceeds(e: Expr, limit: int) -> bool:
+    """Whether ``e`` is deeper than ``limit`` nodes, checked without recursion (chains like a+a+...+a)."""
+    stack = [(e, 1)]
+    while stack:
+        node, d = stack.pop()
+        if d > limit:
+            return True
+        stack.extend((a, d + 1) for a in node.args)
+    return False
+
+
 _TOKEN_RE = re.compile(
     r"\s*(?:(?P<num>\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)(?P<d>d(?![A-Za-z0-9_]))?"
     r"|(?P<name>\$?[A-Za-z_][A-Za-z0-9_]*)|(?P<sym>[(),+\-*/]))"
@@ -59,6 +80,7 @@ class _Parser:
         self.toks = _tokenize(text)
         self.i = 0
         self.features = features
+        self.nesting = 0  # open parentheses, calls and unary minus signs around the current position
 
     def err(self, problem: str) -> ExprError:
         kind, val, pos = self.toks[self.i]
@@ -91,10 +113,18 @@ class _Parser:
             left = Expr.op("Mul" if op == "*" else "Div", left, right)
         return left
 
+    def nest(self) -> None:
+        """Enter one level of nesting; deeper than :data:`MAX_DEPTH` is an error before recursion can crash."""
+        self.nesting += 1
+        if self.nesting > MAX_DEPTH:
+            raise _too_deep(self.text)
+
     def unary(self) -> Expr:
         if self.peek()[0] == "sym" and self.peek()[1] == "-":
             self.take()
+            self.nest()
             inner = self.unary()
+            self.nesting -= 1
             if inner.kind == "const":
                 return Expr.const(-inner.value)
             return Expr.op("Mul", inner, Expr.const(-1.0))
@@ -107,14 +137,19 @@ class _Parser:
             return Expr.const(float(val))
         if kind == "sym" and val == "(":
             self.take()
+            self.nest()
             e = self.expr()
             self.take(")")
+            self.nesting -= 1
             return e
         if kind == "name":
             self.take()
             name = val.lstrip("$")
             if self.peek()[1] == "(":
-                return self.call(name)
+                self.nest()
+                e = self.call(name)
+                self.nesting -= 1
+                return e
             if val.startswith("$") or name.lower() in self.features:
                 if name.lower() not in self.features:
                     raise ExprError(
@@ -204,4 +239,6 @@ def parse(text: str, *, allow_future: bool = False, features: tuple[str, ...] = 
     e = p.expr()
     if p.peek()[0] != "end":
         raise p.err(f"unexpected {p.peek()[1]!r}")
+    if _tree_depth_exceeds(e, MAX_DEPTH):
+        raise _too_deep(text)
     return validate(e, allow_future=allow_future, source=text)

@@ -24,7 +24,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from marketlab.core.config import NonNegativeInt, PositiveFloat, PositiveInt, Spec
 from marketlab.core.device import get_device
+from marketlab.core.errors import SpecError
 from marketlab.pricing.bsde.equations import Equation, PathBatch
 from marketlab.pricing.bsde.nets import PerStepMLP, TimeMLP
 
@@ -32,7 +34,7 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32, "autocast": torch
 
 
 @dataclass(frozen=True)
-class SolverConfig:
+class SolverConfig(Spec):
     """Settings of one deep-BSDE solve.
 
     network: ``"per_step"`` (one subnet per step, HJE) or ``"time"`` (one time-conditioned net).
@@ -47,31 +49,40 @@ class SolverConfig:
     """
 
     network: Literal["per_step", "time"] = "time"
-    hidden: tuple[int, ...] = ()
+    hidden: tuple[PositiveInt, ...] = ()
     activation: Literal["relu", "tanh", "silu"] = "relu"
     out_scale: float | None = None
     precision: Literal["float64", "float32", "autocast"] = "float64"
-    batch_size: int = 64
-    valid_size: int = 256
-    iterations: int = 2000
-    lr_values: tuple[float, ...] = (1e-2,)
-    lr_boundaries: tuple[int, ...] = ()
-    log_every: int = 100
-    tol: float | None = None
-    patience: int = 3
+    batch_size: PositiveInt = 64
+    valid_size: PositiveInt = 256
+    iterations: PositiveInt = 2000
+    lr_values: tuple[PositiveFloat, ...] = (1e-2,)
+    lr_boundaries: tuple[NonNegativeInt, ...] = ()
+    log_every: PositiveInt = 100
+    tol: PositiveFloat | None = None
+    patience: PositiveInt = 3
     target: float | None = None
     rtol: float | None = None
     target_patience: int = 1  # consecutive validations inside rtol before stopping (y0 may cross the band)
-    clip: float | None = 50.0
-    measures: tuple[int, ...] = (0,)
-    seed: int = 0
+    clip: PositiveFloat | None = 50.0
+    measures: tuple[NonNegativeInt, ...] = (0,)
+    seed: NonNegativeInt = 0
     device: str = "auto"
     progress: bool = True
-    pilot_size: int = 1024
-    y0_lr_factor: float = 1.0  # y0's learning rate relative to the network's (y0 is O(price), Z-net weights O(1))
+    pilot_size: PositiveInt = 1024
+    y0_lr_factor: PositiveFloat = 1.0  # y0's learning rate relative to the network's (y0 is O(price), Z-net weights O(1))
     # False: tilted measures train only the Z-net (y0 detached there), so Z errors near the barrier, which
     # enter y0 through theta . Z under a tilt, cannot bias y0; the pricing measure alone anchors y0.
     tilt_trains_y0: bool = True
+
+    def validate(self, path: str | Path | None = None) -> None:
+        """The learning-rate schedule: one more value than boundaries, boundaries increasing."""
+        if len(self.lr_values) != len(self.lr_boundaries) + 1:
+            raise SpecError(path, "lr_values", f"needs one more entry than lr_boundaries "
+                                               f"({len(self.lr_boundaries)}), got {len(self.lr_values)}")
+        b = self.lr_boundaries
+        if any(x >= y for x, y in zip(b, b[1:], strict=False)):
+            raise SpecError(path, "lr_boundaries", f"must be increasing, got {list(b)}")
 
 
 @dataclass

@@ -2,6 +2,6 @@
 exposures, the four BSDE layers and the spec-driven :class:`XvaRun`."""
 
 from marketlab.pricing.xva.run import XvaRun
-from marketlab.pricing.xva.spec import XvaSpec, load_spec
+from marketlab.pricing.xva.spec import XvaSpec
 
-__all__ = ["XvaRun", "XvaSpec", "load_spec"]
+__all__ = ["XvaRun", "XvaSpec"]

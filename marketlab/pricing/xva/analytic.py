@@ -67,18 +67,6 @@ def first_passage_cdf(t: float, a0: float, barrier: float, r: float, sigma: floa
     return float(norm.cdf((b - nu * t) / s) + math.exp(2 * nu * b / sigma**2) * norm.cdf((b + nu * t) / s))
 
 
-def structural_forward_cva(s0: float, strike: float, r: float, sigma: float, T: float, a0: float, barrier: float,
-                           asset_vol: float, rec: float) -> float:
-    """Unilateral CVA of a forward with first-passage default independent of S (R10, continuous monitoring)."""
-    nu, b = r - 0.5 * asset_vol**2, math.log(barrier / a0)
-
-    def dens(t: float) -> float:
-        return abs(b) / (asset_vol * math.sqrt(2 * math.pi * t**3)) * math.exp(-((b - nu * t) ** 2) / (2 * asset_vol**2 * t))
-
-    val = integrate.quad(lambda t: forward_epe(t, s0, strike, r, sigma, T)[0] * dens(t), 1e-10, T, limit=200)[0]
-    return (1 - rec) * val
-
-
 def forward_im(s: float | np.ndarray, sigma: float, alpha: float, delta: float) -> tuple[object, object]:
     """(IMFC, IMTC) of a forward on S: S (e^{-s^2 d/2 + s sqrt(d) z_a} - 1), S (1 - e^{-s^2 d/2 - s sqrt(d) z_a})."""
     z = norm.ppf(alpha)

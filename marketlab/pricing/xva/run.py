@@ -12,7 +12,6 @@ on the paths of the layer being trained.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from marketlab.pricing.xva.exposure import outer_mc, plot_profiles, plot_xva, pr
 from marketlab.pricing.xva.layers import XVA_NAMES, CleanEquation, FvaEquation, QuantileIM, XvaEquation
 from marketlab.pricing.xva.market import MarketModel
 from marketlab.pricing.xva.portfolio import Portfolio
-from marketlab.pricing.xva.spec import LayerTraining, XvaSpec, load_spec, spec_from_dict
+from marketlab.pricing.xva.spec import LayerTraining, XvaSpec
 
 
 def solver_config(t: LayerTraining, *, seed: int, device: str, progress: bool, measures: tuple[int, ...] = (0,),
@@ -60,15 +59,13 @@ class XvaRun:
     @classmethod
     def from_spec(cls, path: str | Path, **overrides: Any) -> "XvaRun":
         """Load + validate a TOML spec; ``overrides`` replace fields of the ``[run]`` table (e.g. seed)."""
-        spec = load_spec(path)
-        if overrides:
-            spec = replace(spec, run=replace(spec.run, **overrides))
-        return cls(spec)
+        spec = XvaSpec.from_toml(path)
+        return cls(spec.with_run(**overrides) if overrides else spec)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "XvaRun":
         """Build from the nested mapping a spec file holds (tests, notebooks)."""
-        return cls(spec_from_dict(data))
+        return cls(XvaSpec.from_dict(data))
 
     # --- layer evaluation on arbitrary paths ---------------------------------------------------------
     def _gen(self, offset: int) -> torch.Generator:

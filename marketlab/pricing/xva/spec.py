@@ -1,6 +1,6 @@
 """xVA run specification: frozen configs loaded from TOML, validated with one-line errors naming the key.
 
-Layout of ``simulators/xva_*.toml``::
+Layout of ``specs/xva/xva_*.toml``::
 
     [run]            seed, valuation_date, steps, paths, device, layers, clean ("deep" | "analytic"),
                      change_of_measure, tilt, bridge, out_dir, plots, progress, warm_start
@@ -12,32 +12,47 @@ Layout of ``simulators/xva_*.toml``::
     [funding]        r_fb, r_fl, collateral ("none" | "vm"), r_c, im, alpha, mpr_steps, im_spread
     [training]       solver settings per layer (iterations, batch_size, lr_values, lr_boundaries, network, hidden)
 
-Times are in years; maturities are absolute dates on the same axis as ``valuation_date``.
+Times are in years; maturities are absolute dates on the same axis as ``valuation_date``. Load with
+``XvaSpec.from_toml(path)`` or ``XvaSpec.from_dict(mapping)``; every error names the file and the key.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 
-from marketlab.core.config import from_dict, load_toml
+from marketlab.core.config import (
+    FiniteFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    Spec,
+    from_dict,
+)
 from marketlab.core.errors import SpecError
+
+#: Most simulated paths a run may ask for: [paths, steps, factors] float64 tensors must fit in memory.
+MAX_PATHS = 1 << 22
+MAX_STEPS = 10_000
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    seed: int = 0
-    valuation_date: float = 0.0
-    steps: int = 100
-    paths: int = 8192
+    """``[run]``: seed, time grid, Monte Carlo size, which layers run and how."""
+
+    seed: NonNegativeInt = 0
+    valuation_date: FiniteFloat = 0.0
+    steps: Annotated[int, Range(2, MAX_STEPS)] = 100
+    paths: Annotated[int, Range(64, MAX_PATHS)] = 8192
     device: str = "auto"
     layers: tuple[str, ...] = ("clean", "im", "xva", "fva")
     clean: Literal["deep", "analytic"] = "deep"
     change_of_measure: bool = True
-    tilt: float = 0.25
+    tilt: FiniteFloat = 0.25
     tilt_trains_y0: bool = True  # False: tilted paths train only the Z-net (y0 anchored by the pricing measure)
     bridge: bool = True
     out_dir: str = ""
@@ -58,9 +73,11 @@ class RatesSpec:
 
 @dataclass(frozen=True)
 class MarketSpec:
+    """``[market]``: rate, asset model, spots, vols, correlations, optional Vasicek short rate."""
+
     r: float = 0.02
     model: Literal["gbm", "bachelier"] = "gbm"
-    n_assets: int = 1
+    n_assets: PositiveInt = 1
     spot: float | list[float] = 100.0
     vol: float | list[float] = 0.25
     asset_rho: float = 0.0
@@ -83,11 +100,15 @@ class CreditSpec:
 
 @dataclass(frozen=True)
 class CounterpartySpec(CreditSpec):
+    """One ``[[counterparties]]`` entry: a name plus its credit; each counterparty is one netting set."""
+
     name: str = "C"
 
 
 @dataclass(frozen=True)
 class TradeSpec:
+    """One ``[[trades]]`` entry; ``maturity`` in years on the valuation-date axis."""
+
     type: Literal["forward", "call", "put", "basket_call", "basket_forward", "swap"] = "forward"
     counterparty: str = "C"
     quantity: float = 1.0
@@ -101,31 +122,37 @@ class TradeSpec:
 
 @dataclass(frozen=True)
 class FundingSpec:
+    """``[funding]``: borrowing/lending rates, collateral, initial margin settings."""
+
     r_fb: float | None = None
     r_fl: float | None = None
     collateral: Literal["none", "vm"] = "none"
     r_c: float | None = None
     im: bool = False
     alpha: float = 0.99
-    mpr_steps: int = 8
+    mpr_steps: PositiveInt = 8
     im_spread: float | None = None
 
 
 @dataclass(frozen=True)
 class LayerTraining:
-    iterations: int = 600
-    batch_size: int = 256
-    lr_values: list[float] = field(default_factory=lambda: [1e-2, 1e-3])
-    lr_boundaries: list[int] = field(default_factory=lambda: [400])
+    """Solver settings of one layer; the learning rate is ``lr_values[i]`` before ``lr_boundaries[i]``."""
+
+    iterations: PositiveInt = 600
+    batch_size: PositiveInt = 256
+    lr_values: list[PositiveFloat] = field(default_factory=lambda: [1e-2, 1e-3])
+    lr_boundaries: list[PositiveInt] = field(default_factory=lambda: [400])
     network: Literal["per_step", "time"] = "time"
-    hidden: list[int] = field(default_factory=lambda: [32, 32])
+    hidden: list[PositiveInt] = field(default_factory=lambda: [32, 32])
     activation: Literal["relu", "tanh", "silu"] = "tanh"
     precision: Literal["float64", "float32", "autocast"] = "float64"
-    y0_lr_factor: float = 1.0
+    y0_lr_factor: PositiveFloat = 1.0
 
 
 @dataclass(frozen=True)
 class TrainingSpec:
+    """``[training]``: one :class:`LayerTraining` per layer."""
+
     clean: LayerTraining = LayerTraining()
     im: LayerTraining = LayerTraining(iterations=400, hidden=[16, 16, 16], activation="relu",
                                       lr_values=[1e-2, 1e-3], lr_boundaries=[300])
@@ -134,15 +161,36 @@ class TrainingSpec:
 
 
 @dataclass(frozen=True)
-class XvaSpec:
-    run: RunSpec
-    market: MarketSpec
-    bank: CreditSpec
-    counterparties: tuple[CounterpartySpec, ...]
-    trades: tuple[TradeSpec, ...]
-    funding: FundingSpec
-    training: TrainingSpec
-    path: str = ""
+class XvaSpec(Spec):
+    """A whole xVA run (see the module docstring); ``path`` is the file it came from (messages, outputs)."""
+
+    run: RunSpec = field(default_factory=RunSpec)
+    market: MarketSpec = field(default_factory=MarketSpec)
+    bank: CreditSpec = field(default_factory=CreditSpec)
+    counterparties: tuple[CounterpartySpec, ...] = ()
+    trades: tuple[TradeSpec, ...] = ()
+    funding: FundingSpec = field(default_factory=FundingSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+    path: ClassVar[str] = ""  # set per instance by from_dict; not a key of the file
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, path: str | Path | None = None,
+                  section: str | None = None) -> XvaSpec:
+        """Build and validate from the nested mapping a TOML file holds."""
+        spec = super().from_dict(data, path=path, section=section)
+        object.__setattr__(spec, "path", str(path) if path is not None else "")
+        return spec
+
+    def validate(self, path: str | Path | None = None) -> None:
+        """Cross-field rules (see :func:`validate`)."""
+        validate(self, path)
+
+    def with_run(self, **overrides: Any) -> XvaSpec:
+        """A copy with fields of ``[run]`` replaced (checked like the file's), keeping :attr:`path`."""
+        run = from_dict(RunSpec, {**asdict(self.run), **overrides}, path=self.path or None, prefix="run.")
+        spec = replace(self, run=run)
+        object.__setattr__(spec, "path", self.path)
+        return spec
 
     @property
     def horizon(self) -> float:
@@ -174,9 +222,17 @@ def _check_credit(c: CreditSpec, path: str | Path | None, key: str) -> None:
         _check(-1.0 <= c.market_rho <= 1.0, path, f"{key}.market_rho", f"must be in [-1, 1], got {c.market_rho}")
 
 
-def validate(spec: XvaSpec) -> XvaSpec:
+def _check_lr_schedule(t: LayerTraining, path: str | Path | None, key: str) -> None:
+    _check(len(t.lr_values) == len(t.lr_boundaries) + 1, path, f"{key}.lr_values",
+           f"needs one more entry than lr_boundaries ({len(t.lr_boundaries)}), got {len(t.lr_values)}")
+    b = t.lr_boundaries
+    _check(all(x < y for x, y in zip(b, b[1:], strict=False)), path, f"{key}.lr_boundaries",
+           f"must be increasing, got {b}")
+
+
+def validate(spec: XvaSpec, path: str | Path | None = None) -> XvaSpec:
     """Raise :class:`SpecError` naming the first offending key; return ``spec`` unchanged when valid."""
-    p = spec.path or None
+    p = path if path is not None else spec.path or None
     m = spec.market
     _check(m.n_assets >= 1, p, "market.n_assets", f"must be >= 1, got {m.n_assets}")
     for name in ("spot", "vol"):
@@ -220,7 +276,9 @@ def validate(spec: XvaSpec) -> XvaSpec:
     if "fva" in spec.run.layers:
         _check(f.r_fb is not None and f.r_fl is not None, p, "funding.r_fb",
                "the fva layer needs funding.r_fb and funding.r_fl")
-    corr = correlation_matrix(spec)
+    for layer in ("clean", "im", "xva", "fva"):
+        _check_lr_schedule(getattr(spec.training, layer), p, f"training.{layer}")
+    corr = correlation_matrix(spec, p)
     eig = np.linalg.eigvalsh(corr)
     _check(bool(eig.min() >= -1e-10), p, "market.correlation",
            f"correlation matrix is not positive semi-definite (smallest eigenvalue {eig.min():.4g})")
@@ -238,17 +296,17 @@ def factor_names(spec: XvaSpec) -> list[str]:
     return names
 
 
-def correlation_matrix(spec: XvaSpec) -> np.ndarray:
+def correlation_matrix(spec: XvaSpec, path: str | Path | None = None) -> np.ndarray:
     """Full factor correlation ``[m, m]``: the explicit matrix, or one built from asset_rho and market_rho."""
     m = len(factor_names(spec))
     given = spec.market.correlation
+    p = path if path is not None else spec.path or None
     if given is not None:
         arr = np.asarray(given, dtype=float)
-        _check(arr.shape == (m, m), spec.path or None, "market.correlation",
+        _check(arr.shape == (m, m), p, "market.correlation",
                f"must be {m}x{m} over factors {factor_names(spec)}, got shape {arr.shape}")
-        _check(bool(np.allclose(arr, arr.T)), spec.path or None, "market.correlation", "matrix is not symmetric")
-        _check(bool(np.allclose(np.diag(arr), 1.0)), spec.path or None, "market.correlation",
-               "diagonal entries must be 1")
+        _check(bool(np.allclose(arr, arr.T)), p, "market.correlation", "matrix is not symmetric")
+        _check(bool(np.allclose(np.diag(arr), 1.0)), p, "market.correlation", "diagonal entries must be 1")
         return arr
     n = spec.market.n_assets
     corr = np.eye(m)
@@ -260,30 +318,3 @@ def correlation_matrix(spec: XvaSpec) -> np.ndarray:
             corr[j, :n] = corr[:n, j] = c.market_rho
             j += 1
     return corr
-
-
-def load_spec(path: str | Path) -> XvaSpec:
-    """Read and validate an xVA TOML spec."""
-    return spec_from_dict(load_toml(path), path)
-
-
-def spec_from_dict(data: dict, path: str | Path = "<dict>") -> XvaSpec:
-    """Build and validate a spec from the same nested mapping a TOML file holds."""
-    allowed = {"run", "market", "bank", "counterparties", "trades", "funding", "training"}
-    extra = sorted(set(data) - allowed)
-    if extra:
-        raise SpecError(path, extra[0], f"unknown section (allowed: {', '.join(sorted(allowed))})")
-    run = from_dict(RunSpec, data.get("run", {}), path=path, prefix="run.")
-    market = from_dict(MarketSpec, data.get("market", {}), path=path, prefix="market.")
-    bank = from_dict(CreditSpec, data.get("bank", {}), path=path, prefix="bank.")
-    cps = tuple(
-        from_dict(CounterpartySpec, c, path=path, prefix=f"counterparties[{i}].")
-        for i, c in enumerate(data.get("counterparties", []))
-    )
-    trades = tuple(
-        from_dict(TradeSpec, t, path=path, prefix=f"trades[{i}].") for i, t in enumerate(data.get("trades", []))
-    )
-    funding = from_dict(FundingSpec, data.get("funding", {}), path=path, prefix="funding.")
-    training = from_dict(TrainingSpec, data.get("training", {}), path=path, prefix="training.")
-    spec = XvaSpec(run, market, bank, cps, trades, funding, training, path=str(path))
-    return validate(spec)
