@@ -201,3 +201,13 @@ def test_sql_reads_nothing_outside_the_store(tmp_store: Store, tmp_path: Path) -
     with pytest.raises(StoreError, match="sql: .*(Permission|disabled)"):
         tmp_store.sql(f"SELECT * FROM read_csv('{outside}')")
     assert tmp_store.sql("SELECT count(*) AS n FROM bars_b")["n"][0] == 5
+
+
+def test_duplicate_seq_in_events_is_an_error(tmp_store: Store) -> None:
+    ev = pl.DataFrame({"ts": [T0 + i for i in range(4)], "symbol": ["A"] * 4, "seq": [0, 1, 1, 2],
+                       "type": [1] * 4, "order_id": [1, 2, 3, 4], "side": [1] * 4, "price": [10] * 4, "size": [1] * 4})
+    with pytest.raises(StoreError, match=r"duplicate key \(symbol=A, seq=1\)"):
+        tmp_store.write(IngestBatch("e", {"events": ev}, [Instrument("A", 0.01, 1.0)]))
+    tmp_store.write(IngestBatch("e", {"events": ev.with_columns(pl.Series("seq", [0, 1, 2, 3]))},
+                                [Instrument("A", 0.01, 1.0)]))
+    assert tmp_store.scan_events("e").collect()["seq"].to_list() == [0, 1, 2, 3]
