@@ -331,7 +331,7 @@ class OrderBook:
             self.rejections[reason] = self.rejections.get(reason, 0) + int(counts[off])
         tail = bad[-10_000:]
         names = [_reason(c) for c in status[tail].tolist()]
-        self.rejection_log.extend(zip(cmds[tail, K.C_TS].tolist(), cmds[tail, K.C_ID].tolist(), names))
+        self.rejection_log.extend(zip(cmds[tail, K.C_TS].tolist(), cmds[tail, K.C_ID].tolist(), names, strict=True))
         if len(self.rejection_log) > 10_000:
             del self.rejection_log[: len(self.rejection_log) - 10_000]
         if log.isEnabledFor(logging.DEBUG):
@@ -355,7 +355,7 @@ class OrderBook:
             return K.R_OFF_TICK
         # One numba call with scalar arguments (cheaper to dispatch than filling the command row here);
         # only when the kernel asks for room does the general grow-and-resume loop run.
-        code = K.one_nb(self._orders, self._levels, self._bm, self._hkeys, self._hvals, sc, c, self._one_status,
+        code: int = K.one_nb(self._orders, self._levels, self._bm, self._hkeys, self._hvals, sc, c, self._one_status,
                         self._fills, self._events, self._nosnap, int(ts), kind, int(oid), int(side), int(px),
                         int(size), aux)
         if code < 0:
@@ -530,6 +530,7 @@ class OrderBook:
         return [int(x) for x in out[:k]]
 
     def level_count(self, side: int, price: int) -> int:
+        """Number of orders resting at (side, price)."""
         li = int(price) - int(self._sc[K.S_BASE])
         if li < 0 or li >= self._levels.shape[1]:
             return 0
@@ -550,6 +551,7 @@ class OrderBook:
         return out[np.argsort(out[:, 0], kind="stable")]
 
     def is_crossed(self) -> bool:
+        """True when best bid >= best ask (never after matching; possible only through replay commands)."""
         b, a = self.best_bid, self.best_ask
         return b is not None and a is not None and b >= a
 
@@ -573,7 +575,7 @@ def as_command_array(cmds: np.ndarray) -> np.ndarray:
     """``int64[n, 7]`` C-contiguous command array from a structured ``COMMAND_DTYPE`` array or 2-D ints."""
     if cmds.dtype.names:
         out = np.empty((cmds.shape[0], 7), dtype=np.int64)
-        for j, name in enumerate(COMMAND_DTYPE.names):
+        for j, name in enumerate(COMMAND_DTYPE.names or ()):
             out[:, j] = cmds[name]
         return out
     arr = np.ascontiguousarray(cmds, dtype=np.int64)

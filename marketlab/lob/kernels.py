@@ -28,11 +28,11 @@ constants below. Outputs: ``fills[m, 7]`` (``ts, seq, taker_id, maker_id, aggres
 store's EVENTS_SCHEMA without ``symbol``), ``status[n]`` (0 accepted, ``R_*`` rejection code) and, when
 ``depth > 0``, ``snaps[n, 4*depth]`` (``ask_px_i, ask_sz_i, bid_px_i, bid_sz_i``; empty levels are 0).
 
-Compilation (why the decorators look the way they do): every kernel is ``@njit(cache=True,
+Compilation (why the decorators look the way they do): every kernel is ``@kernel()``, i.e. ``@njit(cache=True,
 _nrt=False, boundscheck=False)``. The kernels never allocate, so numba's reference-counting runtime has
 nothing to manage, yet with it every call between kernels and every array view bumped an atomic
-refcount: those ``lock inc/dec`` instructions were ~25% of replay time (perf). Small leaf helpers are
-``inline="always"`` (numba-IR inlining: ~15% faster); the larger ones are left to LLVM to keep the first
+refcount: those ``lock inc/dec`` instructions were ~25% of replay time (perf). Small leaf helpers and the per-command
+helpers of :func:`process_nb` are ``@kernel(inline=True)`` (numba-IR inlining: ~15% faster); the larger ones are left to LLVM to keep the first
 compile short. Copies of snapshot rows are explicit loops: a slice assignment between two rows of the same
 array allocates a temporary per event. The id -> slot hash (``hkeys``/``hvals``) are strided views of one
 interleaved ``int64[hcap, 2]`` table, so a probe touches one cache line.
@@ -42,11 +42,24 @@ A kernel that runs out of room (order slots, hash buckets, price band, output ro
 applied, so the caller grows the arrays and resumes there.
 """
 
+# The kernels are typed by numba from the array dtypes documented above, not by annotations.
+# mypy: disable-error-code="no-untyped-def"
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
+
+def kernel(inline: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """The one way kernels are compiled: ``njit(cache=True, _nrt=False, boundscheck=False)``, inlined at the
+    numba-IR level with ``inline=True`` (see the module docstring for why)."""
+    decorator: Callable[[Callable[..., Any]], Any] = njit(  # type: ignore[call-overload]
+        cache=True, _nrt=False, boundscheck=False, inline="always" if inline else "never"
+    )
+    return decorator
 
 # --- order slot columns
 O_ID, O_SIDE, O_PRICE, O_QTY, O_PREV, O_NEXT, O_TS, O_SYN = 0, 1, 2, 3, 4, 5, 6, 7
@@ -117,17 +130,17 @@ FIB = np.uint64(11400714819323198485)
 
 
 # ---------------------------------------------------------------- bitmap
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _bit_set(bm, s, i):
     bm[s, i >> 6] |= U1 << np.uint64(i & 63)
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _bit_clear(bm, s, i):
     bm[s, i >> 6] &= ~(U1 << np.uint64(i & 63))
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def scan_up_nb(bm, s, i):
     """Smallest occupied level index >= i on side s, or -1."""
     nw = bm.shape[1]
@@ -139,14 +152,14 @@ def scan_up_nb(bm, s, i):
     word = bm[s, w] & (ALL << np.uint64(i & 63))
     while True:
         if word != U0:
-            return (w << 6) + np.int64(trailing_zeros(word))
+            return (w << 6) + np.int64(trailing_zeros(word))  # type: ignore[call-arg]  # numba intrinsic
         w += 1
         if w >= nw:
             return -1
         word = bm[s, w]
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def scan_down_nb(bm, s, i):
     """Largest occupied level index <= i on side s, or -1."""
     if i < 0:
@@ -160,7 +173,7 @@ def scan_down_nb(bm, s, i):
         word = bm[s, w] & (ALL >> np.uint64(63 - (i & 63)))
     while True:
         if word != U0:
-            return (w << 6) + 63 - np.int64(leading_zeros(word))
+            return (w << 6) + 63 - np.int64(leading_zeros(word))  # type: ignore[call-arg]  # numba intrinsic
         w -= 1
         if w < 0:
             return -1
@@ -168,12 +181,12 @@ def scan_down_nb(bm, s, i):
 
 
 # ---------------------------------------------------------------- hash map id -> slot
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _home(key, shift):
     return np.int64((np.uint64(key) * FIB) >> np.uint64(shift))
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def hash_get_nb(hkeys, hvals, sc, key):
     """Slot of order ``key`` or -1."""
     mask = hkeys.shape[0] - 1
@@ -185,7 +198,7 @@ def hash_get_nb(hkeys, hvals, sc, key):
     return -1
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def hash_put_nb(hkeys, hvals, sc, key, slot):
     """Insert ``key`` (must be absent)."""
     mask = hkeys.shape[0] - 1
@@ -197,7 +210,7 @@ def hash_put_nb(hkeys, hvals, sc, key, slot):
     sc[S_HCOUNT] += 1
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def hash_del_nb(hkeys, hvals, sc, key):
     """Remove ``key`` (backward-shift deletion keeps probe chains intact without tombstones)."""
     mask = hkeys.shape[0] - 1
@@ -224,7 +237,7 @@ def hash_del_nb(hkeys, hvals, sc, key):
     sc[S_HCOUNT] -= 1
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def rehash_nb(orders, hkeys, hvals, sc):
     """Rebuild the (new, empty) hash map from the live slots of ``orders``."""
     hvals[:] = -1
@@ -234,7 +247,7 @@ def rehash_nb(orders, hkeys, hvals, sc):
             hash_put_nb(hkeys, hvals, sc, orders[slot, O_ID], slot)
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def rebuild_bitmap_nb(levels, bm):
     """Recompute the occupancy bitmap from level counts (after the band moved)."""
     bm[:, :] = U0
@@ -245,12 +258,12 @@ def rebuild_bitmap_nb(levels, bm):
 
 
 # ---------------------------------------------------------------- levels and orders
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _sidx(side):
     return 0 if side > 0 else 1
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _touch(sc, s, price):
     """Mark the batch snapshot dirty when a level inside its window changes (so unchanged rows are copied)."""
     if s == 0:
@@ -260,7 +273,7 @@ def _touch(sc, s, price):
         sc[S_DIRTY] = 1
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _level_gained(levels, bm, sc, s, li, price):
     """Level (s, li) just became non-empty: set its bit and update the best price."""
     _bit_set(bm, s, li)
@@ -272,7 +285,7 @@ def _level_gained(levels, bm, sc, s, li, price):
             sc[S_ASK] = price
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _level_emptied(levels, bm, sc, s, li, price):
     """Level (s, li) just became empty: clear its bit and move the best price if it was the best."""
     _bit_clear(bm, s, li)
@@ -287,7 +300,7 @@ def _level_emptied(levels, bm, sc, s, li, price):
             sc[S_ASK] = 0 if j < 0 else j + base
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, qty, ts, syn, front):
     """Allocate a slot and link it at the tail (``front`` False) or head of its level. Room is checked
     by the caller."""
@@ -332,7 +345,7 @@ def _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, qty, ts, 
     return slot
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _remove_order(orders, levels, bm, hkeys, hvals, sc, slot):
     """Unlink ``slot`` from its level (whatever quantity it still has), free it and forget its id."""
     s = _sidx(orders[slot, O_SIDE])
@@ -364,7 +377,7 @@ def _remove_order(orders, levels, bm, hkeys, hvals, sc, slot):
         _level_emptied(levels, bm, sc, s, li, price)
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, qty):
     """Take ``qty`` (<= remaining) off an order, removing it when nothing is left."""
     if qty >= orders[slot, O_QTY]:
@@ -376,7 +389,7 @@ def _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, qty):
         _touch(sc, s, orders[slot, O_PRICE])
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _emit(events, sc, ts, etype, oid, side, price, size):
     k = sc[S_NEVT]
     events[k, 0] = ts
@@ -390,7 +403,7 @@ def _emit(events, sc, ts, etype, oid, side, price, size):
     sc[S_NEVT] = k + 1
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _fill(fills, sc, ts, taker, maker, aggressor, price, size):
     k = sc[S_NFILL]
     fills[k, 0] = ts
@@ -403,13 +416,13 @@ def _fill(fills, sc, ts, taker, maker, aggressor, price, size):
     sc[S_NFILL] = k + 1
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def synthetic_id_nb(side, price):
     """Negative id of the synthetic order holding pre-existing liquidity at (side, price)."""
     return -(price * 2 + (0 if side > 0 else 1)) - 1
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _fillable(orders, levels, bm, sc, side, price, market, need):
     """Opposite-side quantity available at prices no worse than ``price`` (stops once >= need)."""
     base = sc[S_BASE]
@@ -431,7 +444,7 @@ def _fillable(orders, levels, bm, sc, side, price, market, need):
     return tot
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _match(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, price, qty, market):
     """Match an incoming order against the opposite side in price-time priority; returns what is left."""
     base = sc[S_BASE]
@@ -459,7 +472,7 @@ def _match(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, p
     return qty
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _room(orders_free, hkeys, sc, fills, events, need_rows):
     """Negative NEED_* code when a command touching up to ``need_rows`` output rows might not fit."""
     if orders_free < 0:
@@ -471,12 +484,12 @@ def _room(orders_free, hkeys, sc, fills, events, need_rows):
     return OK
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _in_band(sc, price):
     return price >= sc[S_BASE] and price < sc[S_BASE] + sc[S_NLEV]
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _submit(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, price, qty, market, tif):
     """New order: match, then rest the remainder (GTC limit only). Validation done by the caller."""
     if tif == TIF_FOK:
@@ -489,7 +502,7 @@ def _submit(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, 
     return OK
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _set_level(orders, levels, bm, hkeys, hvals, sc, events, ts, side, price, size):
     """Make the level total at (side, price) equal ``size`` by resizing its synthetic order (created at
     the head of the queue: pre-existing liquidity is older than anything seen); if real orders alone
@@ -531,7 +544,7 @@ def _set_level(orders, levels, bm, hkeys, hvals, sc, events, ts, side, price, si
         excess -= take
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _check_room(hkeys, sc, fills, events, kind, side, price):
     """``NEED_*`` when command (kind, side, price) might not fit the arrays, else OK: output rows for the
     worst case (every resting order on the opposite side fills; both sides for set_level/modify), a free
@@ -549,7 +562,7 @@ def _check_room(hkeys, sc, fills, events, kind, side, price):
     return OK
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _cmd_new(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oid, side, price, size, aux):
     """limit / market / apply_add: validate, then match-and-rest (or rest only, for apply_add)."""
     if size <= 0:
@@ -571,7 +584,7 @@ def _cmd_new(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oid,
     return _submit(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, price, size, kind == K_MARKET, tif)
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _cmd_cancel(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, size):
     """cancel: size 0 or >= remaining deletes the order, else reduces it (keeps priority)."""
     slot = hash_get_nb(hkeys, hvals, sc, oid)
@@ -591,7 +604,7 @@ def _cmd_cancel(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, size):
     return OK
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _cmd_modify(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, price, size):
     """modify to (price, size): a same-price reduction keeps priority; a price change or size increase is
     cancel + new order (loses priority, may match)."""
@@ -617,7 +630,7 @@ def _cmd_modify(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, pr
     return OK
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _cmd_apply_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, side, price, size, aux):
     """apply_reduce (replay): take ``size`` off order ``oid`` and emit event type ``aux`` (2/3/4). In
     tolerant mode an unknown id is served by the synthetic liquidity at (side, price) and an oversize
@@ -647,7 +660,7 @@ def _cmd_apply_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, sid
     return OK
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _apply_cmd(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oid, side, price, size, aux):
     """Validate and apply one command (room already checked); returns 0 or its ``R_*`` code (the book is
     unchanged on a rejection)."""
@@ -675,7 +688,7 @@ def _apply_cmd(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oi
     return R_KIND
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _snapshot_row(levels, bm, sc, depth, snaps, i, start):
     """``snaps[i]`` = top-``depth`` book after command i: recomputed when a level inside the last
     snapshot's window changed (or at the batch start), else copied from row i-1 (an explicit loop: a
@@ -688,7 +701,7 @@ def _snapshot_row(levels, bm, sc, depth, snaps, i, start):
             snaps[i, j] = snaps[i - 1, j]
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def process_nb(orders, levels, bm, hkeys, hvals, sc, cmds, start, status, fills, events, snaps, depth, stop_on_reject):
     """Apply ``cmds[start:]`` in order.
 
@@ -718,7 +731,7 @@ def process_nb(orders, levels, bm, hkeys, hvals, sc, cmds, start, status, fills,
     return OK, n
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def one_nb(orders, levels, bm, hkeys, hvals, sc, cmd, status, fills, events, nosnap, ts, kind, oid, side, price, size,
            aux):
     """One command from scalars (the per-call simulation API): writes it into ``cmd[0]`` and runs
@@ -736,7 +749,7 @@ def one_nb(orders, levels, bm, hkeys, hvals, sc, cmd, status, fills, events, nos
     return code if code < 0 else status[0]
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _set_window(sc, row, depth):
     """Record the top-``depth`` window of a fresh snapshot row and clear the dirty flag."""
     wa = row[4 * (depth - 1)]
@@ -746,7 +759,7 @@ def _set_window(sc, row, depth):
     sc[S_DIRTY] = 0
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def snapshot_nb(levels, bm, sc, depth, out):
     """Write the top ``depth`` levels into ``out[4*depth]`` as ask_px, ask_sz, bid_px, bid_sz per level."""
     base = sc[S_BASE]
@@ -770,7 +783,7 @@ def snapshot_nb(levels, bm, sc, depth, out):
             li = scan_down_nb(bm, 0, li - 1)
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def level_orders_nb(orders, levels, sc, side, price, out):
     """Write the queue (order ids, front first) at (side, price) into ``out``; returns the count."""
     s = _sidx(side)
@@ -802,7 +815,7 @@ F_BOOK_DELETE_SIZE = 512  # type 3 whose size differs from the order's remaining
 BIG = np.int64(1) << np.int64(62)
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _compare_nb(snap, row, L):
     """Bit k set when level k+1 (ask px/sz and bid px/sz) matches."""
     bits = 0
@@ -813,7 +826,7 @@ def _compare_nb(snap, row, L):
     return bits
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _in_row(row, L, s, price):
     """Size of ``price`` on side s (0 bid, 1 ask) in a book row, or -1 when absent."""
     off = 0 if s == 1 else 2
@@ -823,7 +836,7 @@ def _in_row(row, L, s, price):
     return -1
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _sync_range(orders, levels, bm, hkeys, hvals, sc, events, ts, row, L, s, lo, hi):
     """Make side s equal to ``row`` for every price in [lo, hi] (ticks, inclusive). Returns ``(filled,
     dropped)``: levels set to the row's (non-zero) size and engine levels the row does not list, removed."""
@@ -859,7 +872,7 @@ def _sync_range(orders, levels, bm, hkeys, hvals, sc, events, ts, row, L, s, lo,
     return filled, dropped
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _take_level(orders, levels, bm, hkeys, hvals, sc, side, price, qty):
     """Remove ``qty`` lots from the level (side, price) when the named order could not supply them:
     pre-existing (synthetic) liquidity first, then an order of exactly that size (most likely the one
@@ -892,7 +905,7 @@ def _take_level(orders, levels, bm, hkeys, hvals, sc, side, price, qty):
     return qty
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _window(row, L, s):
     """Visible window of side s in ``row`` as (lo, hi) ticks: asks [0, ask_px_L], bids [bid_px_L, BIG];
     the whole side when the row has fewer than L levels there."""
@@ -903,7 +916,7 @@ def _window(row, L, s):
     return (pl if pl > 0 else np.int64(0), BIG)
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _verify_add(orders, levels, bm, hkeys, hvals, sc, ts, oid, side, price, size):
     """Rule 2, type 1: rest the order at the back of its level without matching; returns its flags."""
     if hash_get_nb(hkeys, hvals, sc, oid) >= 0:
@@ -916,7 +929,7 @@ def _verify_add(orders, levels, bm, hkeys, hvals, sc, ts, oid, side, price, size
     return f
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _verify_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, typ, oid, side, price, size, top):
     """Rule 2(b), types 2/3/4: the message's size is what left the level. The named order gives what it
     has; any difference is liquidity whose per-order split changed while the level was out of view.
@@ -956,7 +969,7 @@ def _verify_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, typ, oid, s
     return f
 
 
-@njit(cache=True, inline="always", _nrt=False, boundscheck=False)
+@kernel(inline=True)
 def _entered_view(orders, levels, bm, hkeys, hvals, sc, events, ts, prev, row, L, top):
     """Rule 4: prices newly inside the visible window (row's window larger than prev's) are set from the
     row; prices inside prev's window are never touched. Returns ``(filled, dropped)`` levels (see _sync_range)."""
@@ -977,7 +990,7 @@ def _entered_view(orders, levels, bm, hkeys, hvals, sc, events, ts, prev, row, L
     return filled, dropped
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def lobster_verify_nb(orders, levels, bm, hkeys, hvals, sc, events, msgs, book, L, snap, pre, post, flags, filled,
                       dropped):
     """Replay ``msgs[1:]`` (``int64[n, 6]``: ts, type, order_id, size, price, direction) on a book seeded

@@ -11,13 +11,16 @@ instead of the whole side (asks ascending by price made every near-touch ask upd
 venue messages (one diff = one group) so the book can be sampled after each message.
 """
 
+# The kernels are typed by numba from the array dtypes documented above, not by annotations.
+# mypy: disable-error-code="no-untyped-def"
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from marketlab.lob.kernels import kernel
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def _set(px, qty, n, price, q):
     """Set ``price`` to ``q`` in the ascending arrays (first ``n`` used); returns the new n (-1 = full).
 
@@ -51,7 +54,7 @@ def _set(px, qty, n, price, q):
     return n + 1, q
 
 
-@njit(cache=True, _nrt=False, boundscheck=False)
+@kernel()
 def l2_apply_nb(bpx, bqty, apx, aqty, counts, updates, depth, tops, deltas):
     """Apply ``updates`` (see module doc) in order; after the last row of each group write the top
     ``depth`` levels into ``tops[group, 4*depth]`` (ask_px, ask_sz, bid_px, bid_sz per level, 0 = empty).

@@ -191,7 +191,7 @@ def _classify(flags: np.ndarray, msgs: np.ndarray, mask: np.ndarray, first: int 
         rest &= ~hit
     if rest.any():
         types = msgs[rest, 1]
-        for t, c in zip(*np.unique(types, return_counts=True)):
+        for t, c in zip(*np.unique(types, return_counts=True), strict=True):
             out[f"unexplained_after_type_{int(t)}"] = int(c)
     return out
 

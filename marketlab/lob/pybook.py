@@ -30,6 +30,7 @@ class PyOrderBook:
 
     # ---------------------------------------------------------------- primitives
     def best(self, side: int) -> int | None:
+        """Best price of ``side`` or None."""
         p = self.prices[side]
         if not p:
             return None
@@ -236,4 +237,5 @@ class PyOrderBook:
         return out
 
     def queue(self, side: int, price: int) -> list[int]:
+        """Order ids at (side, price), front first."""
         return list(self.queues[side].get(price, ()))

@@ -59,7 +59,7 @@ class NoiseCrowd(Agent):
         self._pos: dict[int, int] = {}
         self._left: dict[int, int] = {}
         self._side: dict[int, int] = {}
-        self._chunk: dict[str, list] = {}
+        self._chunk: dict[str, list[Any]] = {}
         self._k = 1 << 30
 
     def _refill(self) -> None:

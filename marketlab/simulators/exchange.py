@@ -48,7 +48,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -153,7 +153,7 @@ class Exchange:
         self._lat: list[LatencyStream] = []
         self._last_arrival: list[int] = []
         self._owner: list[int] = [-1]  # order id -> agent index (ids start at 1)
-        self._heap: list[tuple] = []
+        self._heap: list[tuple[Any, ...]] = []
         self._seq = 0
         self._started = False
         self._hidden = HiddenOrders()  # non-displayed orders (see the module docstring)
@@ -217,7 +217,7 @@ class Exchange:
         return self.book.snapshot(depth)
 
     # ------------------------------------------------------------ actions (agent -> exchange)
-    def _send(self, agent: Agent, payload: tuple) -> None:
+    def _send(self, agent: Agent, payload: tuple[Any, ...]) -> None:
         aid = agent.agent_id
         t = self.now + self._lat[aid].next()
         if t < self._last_arrival[aid]:  # FIFO per agent
@@ -289,7 +289,7 @@ class Exchange:
             self._seq += 1
             heapq.heappush(self._heap, (t, self._seq, NOTIFY, aid, msg))
 
-    def _arrive(self, aid: int, payload: tuple) -> None:
+    def _arrive(self, aid: int, payload: tuple[Any, ...]) -> None:
         op, oid, side, price, size, tif = payload
         book = self.book
         # Sizes must be whole lots: the engine would truncate 1.5 to 1, so reject it here.
@@ -326,6 +326,7 @@ class Exchange:
             if not (isinstance(oid, (int, np.integer)) and 0 < oid < len(self._owner)) or self._owner[oid] != aid:
                 self._reject(aid, oid, "unknown_order_id")
                 return
+            oid = int(oid)
             h = self._hidden.orders.get(oid)
             if h is not None:
                 if op == OP_MODIFY:
@@ -428,7 +429,7 @@ class Exchange:
         self.agent_volume[taker] += size
         self.agent_volume[maker] += size
 
-    def _route(self, taker: int, rows: list) -> None:
+    def _route(self, taker: int, rows: list[list[int]]) -> None:
         agents = self.agents
         owner = self._owner
         for ts, _seq, taker_id, maker_id, aggressor, price, size in rows:
@@ -489,7 +490,7 @@ class Exchange:
 def _tick_or_none(price: object) -> int | None:
     """``price`` as an int number of ticks, or None when it is not a whole number."""
     if type(price) is int or isinstance(price, np.integer):
-        return int(price)  # type: ignore[arg-type]
+        return int(price)
     if isinstance(price, float) and price.is_integer():
         return int(price)
     return None

@@ -76,7 +76,8 @@ class Activity:
     def value(self, t_ns: int) -> float:
         """Value (ticks or multiplier) at the grid point at or before ``t_ns``."""
         k = (t_ns - self.t0_ns) // self.step_ns
-        return self.path[min(max(k, 0), len(self.path) - 1)]
+        v: float = self.path[min(max(k, 0), len(self.path) - 1)]
+        return v
 
     def values(self, t_ns: np.ndarray) -> np.ndarray:
         """Vectorised :meth:`value` over an int64 array of times (ns); float64, same shape."""

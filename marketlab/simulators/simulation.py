@@ -247,7 +247,8 @@ def simulate_day(
 
 def _report_dict(report: Any) -> dict[str, Any]:
     if hasattr(report, "to_dict"):
-        return report.to_dict()
+        out: dict[str, Any] = report.to_dict()
+        return out
     if hasattr(report, "__dataclass_fields__"):
         from dataclasses import asdict
 

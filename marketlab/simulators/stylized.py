@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import polars as pl
@@ -324,7 +324,7 @@ def compute_facts(
     minutes = s["n_minutes"] if s["n_minutes"] > 0 else float("nan")
     tmask = (trades["ts"].to_numpy() >= 0) if trades.height else np.zeros(0, dtype=bool)
     s["trades_per_minute"] = float(tmask.sum() / minutes) if np.isfinite(minutes) else float("nan")
-    s["trade_size_mean"] = float(trades["size"].mean()) if trades.height else float("nan")
+    s["trade_size_mean"] = float(cast(float, trades["size"].mean())) if trades.height else float("nan")
     return StylizedFacts(label=label, scalars=s, series=series)
 
 
@@ -391,7 +391,7 @@ def format_table(facts: Sequence[StylizedFacts]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for j, r in enumerate(rows):
-        lines.append("| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) + " |")
+        lines.append("| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))) + " |")
         if j == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)

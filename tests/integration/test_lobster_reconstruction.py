@@ -22,7 +22,7 @@ def test_goog_level10_known_answer(shared_data):
     day = read_lobster(*files(shared_data, "GOOG", 10))
     assert day.msgs.shape == (147_916, 6) and day.book.shape == (147_916, 40)
     # type counts from SOURCE.md
-    counts = dict(zip(*np.unique(day.msgs[:, 1], return_counts=True)))
+    counts = dict(zip(*np.unique(day.msgs[:, 1], return_counts=True), strict=True))
     assert [int(counts[t]) for t in (1, 2, 3, 4, 5)] == [71_258, 19, 64_961, 7_765, 3_913]
 
 
