@@ -94,6 +94,22 @@ def generate_cmd(
          as_json, title="trades generate")
 
 
+@trades.command("simulate")
+@command
+def simulate_cmd(
+    spec: Annotated[Path, typer.Argument(help="TRADES session spec, e.g. specs/simulators/trades_goog.toml.")],
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed (overrides the spec's).")] = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a session with TRADES and write it to the store (events + book, LOBSTER-like schemas)."""
+    from marketlab.simulators.trades.simulation import simulate_trades_day
+    from marketlab.store import Store
+
+    emit(simulate_trades_day(spec, Store(store) if store is not None else None, seed), as_json,
+         title="trades simulate")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``trades`` command group to the marketlab CLI."""
     app.add_typer(trades, name="trades")

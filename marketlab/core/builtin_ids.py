@@ -96,4 +96,5 @@ BUILTIN_IDS: dict[str, str] = {
     # whole-day simulators
     "simulator/abm-v1": "marketlab.simulators.abm:Simulation",
     "venue/trades-v1": "marketlab.simulators.trades.venue:TradesVenue",
+    "simulator/trades-v1": "marketlab.simulators.trades.simulation:TradesSimulation",
 }

@@ -25,6 +25,11 @@ def test_train_then_generate_and_bad_input(shared_data: Path, tmp_path: Path) ->
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["engine_rejected"] == 0 and out["samples"] >= 4
+    spec = tmp_path / "sim.toml"
+    spec.write_text('checkpoint = "ck"\ndataset = "gen"\nduration_s = 0.5\nsteps = 1\n[source]\ndataset = "lob"\n')
+    r = run(app, ["trades", "simulate", str(spec), "--store", str(store.path), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["events"] == store.scan_events("gen", "GOOG").collect().height
     # bad input: one line, exit 2
     cfg.write_text("[trades]\nwindow = 8\ndepth = 2\naugment_dim = 8\n")
     r = run(app, ["trades", "train", *base, "--config", str(cfg), "--resume", "--out", str(tmp_path / "ck")])

@@ -69,3 +69,38 @@ def test_same_seed_same_market(setup) -> None:
         return out
 
     assert path(1) == path(1)
+
+
+def test_simulated_session_goes_to_the_store_in_the_real_schemas(setup, tmp_path: Path) -> None:
+    from marketlab.core.schema import EVENTS_SCHEMA
+    from marketlab.lob import OrderBook
+    from marketlab.simulators.trades.simulation import TradesSimSpec, simulate_trades_day
+
+    store, ck = setup
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'checkpoint = "{ck}"\ndataset = "gen"\nduration_s = 2.0\nsteps = 2\n'
+                    '[source]\ndataset = "lob"\nsymbol = "GOOG"\n')
+    assert resolve("simulator/trades-v1").__name__ == "TradesSimulation"
+    out = simulate_trades_day(spec, store, seed=4)
+    assert out["events"] > 0 and out["engine_rejected"] == 0
+    ev = store.scan_events("gen", "GOOG").collect()
+    bk = store.scan_book("gen", "GOOG").collect()
+    assert ev.schema == EVENTS_SCHEMA and ev.height == out["events"] == bk.height
+    assert store.instrument("gen", "GOOG") == store.instrument("lob", "GOOG")
+    # the stored book after the last event equals an independent replay of the stored events
+    ob = OrderBook()
+    for r in ev.iter_rows(named=True):
+        if r["type"] == 1:
+            assert ob.submit_limit(r["order_id"], r["side"], r["price"], r["size"], ts=r["ts"]) == 0
+        elif r["type"] == 3:
+            assert ob.cancel(r["order_id"], ts=r["ts"]) == 0
+        else:  # partial cancel or execution of a resting order: reduce it
+            assert ob.cancel(r["order_id"], r["size"], ts=r["ts"]) == 0
+    last = bk.row(-1)[3:]
+    assert list(ob.snapshot(10)) == list(last)
+    # bad spec key: one-line error naming it
+    spec.write_text('checkpoint = "x"\ndurration_s = 2.0\n')
+    from marketlab.core.errors import SpecError
+
+    with pytest.raises(SpecError, match="durration_s"):
+        TradesSimSpec.from_toml(spec)
