@@ -39,16 +39,34 @@ def generation(model: Denoiser, stats, tokens, start: int, markets: int, rounds:
     w = TradesMarkets(model, stats, tokens, start=start, n_markets=markets, seed=0, method="ddim", steps=steps,
                       candidates=candidates)
     w.run(1)  # warm-up
+    now0 = list(w.now)
     t = time.perf_counter()
     before_s, before_a = w.stats_run.samples, sum(w.stats_run.accepted.values())
     w.run(rounds)
     secs = time.perf_counter() - t
     acc = sum(w.stats_run.accepted.values()) - before_a
     smp = w.stats_run.samples - before_s
+    sim_s = float(np.mean([(a - b) / 1e9 for a, b in zip(w.now, now0, strict=True)]))
     return {"markets": markets, "candidates": candidates, "rounds": rounds, "ddim_steps": steps,
-            "seconds": round(secs, 3),
+            "seconds": round(secs, 3), "simulated_s_per_market": round(sim_s, 3),
+            "wall_s_per_simulated_s": round(secs / sim_s, 3) if sim_s > 0 else None,
             "orders_accepted": acc, "orders_per_s": round(acc / secs, 2), "samples_per_s": round(smp / secs, 2),
             "counts": w.stats_run.to_dict()}
+
+
+def abm_events(seconds: float) -> dict:
+    """Events/s of the agent-based market (specs/simulators/abm_default.toml) over ``seconds`` simulated."""
+    from marketlab.simulators.abm import Simulation
+    from marketlab.simulators.config import SimSpec
+
+    spec = SimSpec.from_toml(Path(__file__).resolve().parents[1] / "specs" / "simulators" / "abm_default.toml")
+    spec = replace(spec, market=replace(spec.market, duration_s=seconds))
+    t = time.perf_counter()
+    sim = Simulation(spec, seed=0).run()
+    secs = time.perf_counter() - t
+    n = int(sim.summary()["messages"])
+    return {"simulated_s": seconds, "messages": n, "seconds": round(secs, 3), "messages_per_s": round(n / secs, 1),
+            "wall_s_per_simulated_s": round(secs / seconds, 4)}
 
 
 def realism(model: Denoiser, stats, tokens, day, start: int, markets: int, rounds: int, steps: int) -> dict:
@@ -101,6 +119,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--eval-rounds", type=int, default=0, help="realism check: rounds over --markets markets")
+    ap.add_argument("--abm-seconds", type=float, default=0.0,
+                    help="also run the agent-based market for this much simulated time (events/s side by side)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     run = Run("trades")
@@ -142,6 +162,8 @@ def main() -> None:
             for _ in range(reps):
                 m(x, t, cond, book)
             out[f"paper_forward_s_batch1_{'einsum' if flag else 'sdpa'}"] = round((time.perf_counter() - t0) / reps, 4)
+    if args.abm_seconds:
+        out["abm_same_simulated_time"] = abm_events(args.abm_seconds)
     if args.eval_rounds:
         out["realism_vs_real_test"] = realism(model, stats, tokens, day, start, args.markets, args.eval_rounds,
                                               args.steps)

@@ -140,3 +140,10 @@ def test_an_empty_book_row_is_a_one_line_error() -> None:
     book[0, :4] = [1000100, 5, 999900, 5]
     with pytest.raises(DataError, match="row 1.*NaN in conditioning"):
         T.book_features(book, 100)
+
+
+def test_the_shipped_trades_spec_is_valid() -> None:
+    from marketlab.simulators.trades.simulation import TradesSimSpec
+
+    spec = TradesSimSpec.from_toml(Path(__file__).resolve().parents[2] / "specs" / "simulators" / "trades_goog.toml")
+    assert spec.source.symbol == "GOOG" and spec.source.split == "test" and spec.sampler == "ddim"
