@@ -23,7 +23,7 @@ BUILTIN_IDS: dict[str, str] = {
     "ingest/lobster": "marketlab.store.ingest.lobster:parse",
     "ingest/fi2010": "marketlab.store.ingest.fi2010:parse",
     "ingest/binance-raw": "marketlab.store.ingest.binance_raw:parse",
-    "ingest/ohlcv": "marketlab.store.ingest.ohlcv:parse",
+    "ingest/ohlcv": "marketlab.store.ingest.ohlcv:iter_batches",  # streams bounded batches
     "ingest/ashare": "marketlab.store.ingest.ashare:parse",
     # OHLC price forecasters (ForecasterSpec constants)
     "forecaster/cnn_univ_5-v1": "marketlab.models.forecasters:CNN_UNIV_5",

@@ -75,6 +75,8 @@ KLINE_SCHEMA: dict[str, pl.DataType] = {
     c: (pl.Int64() if c in ("open_time", "close_time", "trades") else pl.Float64()) for c in KLINE_COLUMNS
 }
 KLINE_SCHEMA["ignore"] = pl.String()
+FLOAT_NAMES = ("open", "high", "low", "close", "volume", "quote_volume", "vwap", "amount", "adjusted_close",
+               "adj_close", "adjclose")
 PATTERNS = ("*.csv", "*.csv.gz", "*.csv.xz", "*.zip", "*.parquet")
 BATCH_ROWS = 1_000_000  # rows per yielded bars batch (the memory bound of a streamed ingest)
 MAX_GAPS_LISTED = 5
@@ -116,8 +118,9 @@ def parse(
 ) -> IngestBatch:
     """Parse OHLCV files into one batch of ``bars`` (intraday) and/or ``panel`` (daily) frames.
 
-    Adapter over :func:`iter_batches` (one batch until the store writer takes an iterator): same rows,
-    same checks. ``symbol`` overrides the name taken from the file (single-symbol files only).
+    The one-batch Python convenience over :func:`iter_batches` (same rows, same checks); the store's
+    ``ingest/ohlcv`` id streams :func:`iter_batches` instead, so memory stays bounded by ``batch_rows``.
+    ``symbol`` overrides the name taken from the file (single-symbol files only).
     """
     batches = list(iter_batches(paths, dataset=dataset, kind=kind, symbol=symbol, tick_size=tick_size,
                                 lot_size=lot_size, currency=currency, progress=progress, batch_rows=batch_rows))
@@ -234,7 +237,7 @@ def iter_batches(
             yield IngestBatch(name, {"bars": out}, instruments(set(out["symbol"].unique().to_list())),
                               {"source": "ohlcv"})
 
-    chunk_rows = max(1, batch_rows // 4)  # parse in quarter batches: the string frame of a chunk stays small
+    chunk_rows = max(1, batch_rows // 8)  # parse in eighth batches: a chunk's transient copies stay small
     units = _units(files, chunk_rows)
     for group in progress_bar(units, enabled=progress, desc="ohlcv", total=len(units)):
         named = interval_from_name(group[0].name)
@@ -388,7 +391,7 @@ def _raw_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pl.DataFrame, int
         return
     layout: _Layout | None = None
     row0 = 0
-    for data in iter_chunks(path, _chunk_bytes(chunk_rows)):
+    for data in iter_chunks(path, _chunk_bytes(chunk_rows, _line_bytes(path))):
         if layout is None:
             if not data.strip():
                 continue
@@ -409,9 +412,15 @@ def _raw_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pl.DataFrame, int
         raise DataError(path, "no data rows")
 
 
-def _chunk_bytes(chunk_rows: int) -> int:
-    # Binance kline lines are ~120 bytes, simple OHLCV ~60: 128 bytes per row bounds a chunk's rows.
-    return int(min(max(chunk_rows * 128, 1 << 16), 1 << 30))
+def _chunk_bytes(chunk_rows: int, line_bytes: int = 128) -> int:
+    """Bytes of a chunk of about ``chunk_rows`` lines (at least 64 KiB, at most 1 GiB)."""
+    return int(min(max(chunk_rows * line_bytes, 1 << 16), 1 << 30))
+
+
+def _line_bytes(path: Path) -> int:
+    """Mean line length of the file's first 64 KiB (decompressed), so chunks hold ~the rows asked for."""
+    first = next(iter_chunks(path, 1 << 16), b"")
+    return max(16, len(first) // max(first.count(b"\n"), 1))
 
 
 def _read_chunk(path: Path, data: bytes, layout: _Layout) -> pl.DataFrame:
@@ -419,6 +428,15 @@ def _read_chunk(path: Path, data: bytes, layout: _Layout) -> pl.DataFrame:
         try:  # typed fast path; anything odd goes through the string path, which names the bad cell
             df = pl.read_csv(data, has_header=False, schema=KLINE_SCHEMA)
             if df.select(pl.any_horizontal(pl.all().is_null()).any()).item() is False:
+                return df
+        except (pl.exceptions.PolarsError, ValueError):
+            pass
+    numeric = {c: pl.Float64 for c in layout.names if c in FLOAT_NAMES}
+    if numeric:
+        try:  # typed price/volume columns (no string copies); anything odd goes through the string path
+            df = pl.read_csv(data, has_header=False, infer_schema=False, new_columns=layout.names,
+                             schema_overrides=numeric)
+            if df.width == len(layout.names):
                 return df
         except (pl.exceptions.PolarsError, ValueError):
             pass

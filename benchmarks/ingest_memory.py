@@ -1,0 +1,114 @@
+"""Peak memory of a streamed OHLCV ingest (issue 13 item 14): a >= 3 M-row CSV, parse only and end to end.
+
+The CSV is generated in a temporary folder from the real Binance 1-minute klines (2022-2023 BTCUSDT, three
+copies shifted by two years each: 3,153,360 rows, ``datetime,open,high,low,close,volume``, ~190 MB) and
+deleted afterwards. Each measurement runs in a fresh subprocess: RSS after imports and opening the store is
+the baseline; the peak (``ru_maxrss``) minus the baseline is what the ingest itself costs, compared with the
+largest batch the parser yielded (``estimated_size`` of its frame). Goal: increase <= 2x the largest batch.
+
+Writes benchmarks/results/ingest_memory.json. Run: ``.venv/bin/python benchmarks/ingest_memory.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("MARKETLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
+KLINES = DATA / "binance_spot_1m_klines_btcusdt_ethusdt_2022_2023"
+OUT = ROOT / "benchmarks" / "results" / "ingest_memory.json"
+TWO_YEARS_NS = 730 * 86_400 * 10**9
+
+CHILD = r"""
+import json, resource, sys, time
+import psutil
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from marketlab.core import registry
+from marketlab.store import Store
+from marketlab.store.ingest.ohlcv import iter_batches
+mode, csv, store_dir, batch_rows = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+sizes = []
+def measured(paths, **kw):
+    for b in iter_batches(paths, **kw):
+        sizes.append(sum(f.estimated_size() for f in b.frames.values()))
+        yield b
+store = Store(store_dir) if mode == "store" else None
+base = psutil.Process().memory_info().rss
+t0 = time.perf_counter()
+if mode == "store":
+    registry.register("ingest/ohlcv-measured", measured)
+    rep = store.ingest("ohlcv-measured", [csv], dataset="big", batch_rows=batch_rows)
+    rows = sum(rep.rows.values())
+else:
+    rows = sum(sum(f.height for f in b.frames.values()) for b in measured([csv], batch_rows=batch_rows))
+secs = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({{"rows": rows, "seconds": secs, "baseline_rss": base, "peak_rss": peak, "batches": len(sizes),
+                  "largest_batch_bytes": max(sizes)}}))
+"""
+
+
+def make_csv(path: Path) -> int:
+    files = sorted(KLINES.glob("BTCUSDT-1m-*.zip"))
+    sys.path.insert(0, str(ROOT))
+    from marketlab.store.ingest.ohlcv import parse
+
+    bars = parse(files).frames["bars"].select("ts", "open", "high", "low", "close", "volume")
+    big = pl.concat([bars.with_columns(pl.col("ts") + k * TWO_YEARS_NS) for k in range(3)])
+    big = big.select(pl.col("ts").cast(pl.Datetime("ns")).dt.strftime("%Y-%m-%d %H:%M:%S").alias("datetime"),
+                     "open", "high", "low", "close", "volume")
+    big.write_csv(path)
+    return big.height
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch-rows", type=int, nargs="+", default=[250_000, 1_000_000])
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args()
+    load_start = list(os.getloadavg())
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ingest_memory_") as d:
+        csv = Path(d) / "BTCUSDT_1m_2022-2027.csv"
+        rows = make_csv(csv)
+        size = csv.stat().st_size
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        for batch_rows in args.batch_rows:
+            for mode in ("parse", "store"):
+                store = Path(d) / f"store_{mode}_{batch_rows}"
+                t0 = time.perf_counter()
+                proc = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT)), mode, str(csv), str(store),
+                                       str(batch_rows)], capture_output=True, text=True, env=env, check=True)
+                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                inc = r["peak_rss"] - r["baseline_rss"]
+                results.append({"mode": mode, "batch_rows": batch_rows, **r, "wall_with_startup_s": time.perf_counter() - t0,
+                                "increase_bytes": inc, "increase_over_largest_batch": inc / r["largest_batch_bytes"],
+                                "goal_at_most_2x_batch": inc <= 2 * r["largest_batch_bytes"]})
+                print(json.dumps(results[-1]))
+    out = {
+        "file": {"rows": rows, "bytes": size, "layout": "datetime,open,high,low,close,volume (real BTCUSDT 1m klines "
+                                                         "2022-2023, 3 copies shifted by 2 years)"},
+        "hardware": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+                     "python": platform.python_version(), "platform": platform.platform(), "polars": pl.__version__},
+        "load_average_at_start": load_start, "load_average_at_end": list(os.getloadavg()),
+        "note": "2-core machine shared with other engineers; memory numbers do not depend on the load. "
+                "increase = peak RSS - RSS after imports and opening the store, in a fresh process.",
+        "results": results,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
