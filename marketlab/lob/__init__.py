@@ -3,6 +3,7 @@ and book reconstruction from recorded data (:mod:`.lobster`, :mod:`.l2`); record
 commands through one converter, :func:`events_to_commands` (:mod:`.commands`)."""
 
 from marketlab.lob.commands import events_to_commands, seed_commands
+from marketlab.lob.policy import VenuePolicy
 from marketlab.lob.engine import (
     COMMAND_DTYPE,
     ENGINE_EVENT_DTYPE,
@@ -24,6 +25,7 @@ __all__ = [
     "KIND",
     "REASONS",
     "TIF",
+    "VenuePolicy",
     "BatchResult",
     "OrderBook",
     "OrderInfo",

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from marketlab.lob import kernels as K
+from marketlab.lob.policy import VenuePolicy
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,15 @@ class OrderBook:
     tolerant: replay mode for data that starts mid-day: ``apply_reduce`` of an unknown id takes the
         quantity from synthetic pre-existing liquidity at the message's (side, price) (see
         :meth:`set_level`) and clamps oversize reductions instead of rejecting them.
+    policy: the venue's replay policy (:class:`marketlab.lob.policy.VenuePolicy`: crossing adds, reduce
+        sizes); the default rejects crossing adds and reads reduce sizes as lots that left the book.
+    event_capacity: the event and fill buffers keep at most about this many rows between drains: when a
+        call starts with more, the rows of earlier calls are discarded (counted in :attr:`events_discarded`);
+        :meth:`last_events`/:meth:`last_fills` and :meth:`process`'s result are never affected. ``None``
+        keeps everything until :meth:`drain_events` (a simulator that drains once per session).
+
+    Attributes: :attr:`scalars` is a read-only view of the kernel scalars (index with
+    ``marketlab.lob.kernels.S_*``): the cheap way to poll the touch or the fill counter after every call.
     """
 
     def __init__(
@@ -164,6 +174,8 @@ class OrderBook:
         price_band: tuple[int, int] | None = None,
         max_levels: int = 1 << 22,
         tolerant: bool = False,
+        policy: VenuePolicy | None = None,
+        event_capacity: int | None = 1 << 16,
     ) -> None:
         cap = max(16, int(capacity))
         self.max_levels = int(max_levels)
@@ -182,6 +194,12 @@ class OrderBook:
         self._alloc_hash(_pow2(2 * min(cap, 1 << 12)))
         self._sc[K.S_LASTTS] = np.iinfo(np.int64).min
         self._sc[K.S_TOLERANT] = 1 if tolerant else 0
+        self.policy = policy or VenuePolicy()
+        for idx, value in self.policy.scalars().items():
+            self._sc[idx] = value
+        self._event_cap = None if event_capacity is None else max(1, int(event_capacity))
+        self.events_discarded = 0  # event rows dropped by the event_capacity bound
+        self.fills_discarded = 0
         self._levels = np.zeros((2, 0, 4), dtype=np.int64)
         self._bm = np.zeros((2, 0), dtype=np.uint64)
         if price_band is not None:
@@ -347,6 +365,8 @@ class OrderBook:
         else:
             px, off = _as_tick(price)
         self._fill_mark, self._event_mark = sc[K.S_NFILL : K.S_NEVT + 1].tolist()
+        if self._event_cap is not None and (self._event_mark > self._event_cap or self._fill_mark > self._event_cap):
+            self._discard_outputs()
         c = self._one
         if off:
             c[0] = (ts, kind, oid, side, px, int(size), aux)
@@ -366,6 +386,14 @@ class OrderBook:
             self._count_reject(c, self._one_status, 0, 1)
         return code
 
+    def _discard_outputs(self) -> None:
+        """Drop the event/fill rows of earlier calls (the ``event_capacity`` bound); ``seq`` keeps counting."""
+        self.events_discarded += int(self._sc[K.S_NEVT])
+        self.fills_discarded += int(self._sc[K.S_NFILL])
+        self._sc[K.S_NEVT] = 0
+        self._sc[K.S_NFILL] = 0
+        self._fill_mark = self._event_mark = 0
+
     # ------------------------------------------------------------ simulation API
     def submit_limit(self, order_id: int, side: int, price: int, size: int, *, ts: int | None = None, tif: str = "GTC") -> int:
         """Limit order (``tif`` GTC, IOC or FOK). Returns 0 or an ``R_*`` rejection code."""
@@ -380,8 +408,19 @@ class OrderBook:
         return self._one_cmd(ts, K.K_CANCEL, order_id, 1, 1, size, 0)
 
     def modify(self, order_id: int, *, size: int, price: int | None = None, ts: int | None = None) -> int:
-        """Change a resting order to ``size`` lots at ``price`` (None keeps it); see priority rules above."""
+        """Change a resting order to ``size`` lots at ``price`` (None keeps it; size 0 cancels it); see the
+        priority rules above."""
         return self._one_cmd(ts, K.K_MODIFY, order_id, 1, 0 if price is None else price, size, 0)
+
+    def apply_add(self, order_id: int, side: int, price: int, size: int, *, ts: int | None = None) -> int:
+        """Replay: rest a recorded order without matching (a crossing add follows :attr:`policy`)."""
+        return self._one_cmd(ts, K.K_APPLY_ADD, order_id, side, price, size, 0)
+
+    def apply_reduce(self, order_id: int, side: int, price: int, size: int, *, event: int = K.E_DELETE,
+                     ts: int | None = None) -> int:
+        """Replay: reduce a recorded order (``size`` read by :attr:`policy`); ``event`` is the type emitted
+        (2 partial cancel, 3 delete, 4 execution)."""
+        return self._one_cmd(ts, K.K_APPLY_REDUCE, order_id, side, price, size, event)
 
     def set_level(self, side: int, price: int, size: int, *, ts: int | None = None) -> int:
         """Replay helper: make the total at (side, price) ``size`` via synthetic pre-existing liquidity."""
@@ -398,6 +437,8 @@ class OrderBook:
         n = arr.shape[0]
         status = np.zeros(n, dtype=np.int64)
         snaps = np.zeros((n, 4 * depth) if depth > 0 else (1, 1), dtype=np.int64)
+        if self._event_cap is not None and max(int(self._sc[K.S_NFILL]), int(self._sc[K.S_NEVT])) > self._event_cap:
+            self._discard_outputs()
         f0, e0 = int(self._sc[K.S_NFILL]), int(self._sc[K.S_NEVT])
         self._fill_mark, self._event_mark = f0, e0
         if n > 1024:

@@ -85,19 +85,23 @@ S_TOLERANT = 15  # 1: replay resolves unknown ids against synthetic liquidity at
 S_WB = 16  # worst bid price in the last batch snapshot (0 = side had < depth levels): changes at >= it matter
 S_WA = 17  # worst ask price in the last batch snapshot (BIG when < depth levels)
 S_DIRTY = 18  # 1 when a level inside the last snapshot's window changed since that snapshot
-N_SCALARS = 20
+S_XADD = 19  # venue policy for an apply_add that crosses the book: XADD_REJECT / XADD_REST
+S_REDUCE = 20  # venue policy for apply_reduce sizes: REDUCE_LEFT (size left the book) / REDUCE_REMAINING
+N_SCALARS = 24
 
 # --- command columns and kinds
 C_TS, C_KIND, C_ID, C_SIDE, C_PRICE, C_SIZE, C_AUX = 0, 1, 2, 3, 4, 5, 6
 K_LIMIT = 1  # aux: TIF_GTC / TIF_IOC / TIF_FOK
 K_MARKET = 2  # price ignored
-K_CANCEL = 3  # size 0 = cancel all; else reduce by size (>= remaining cancels all)
-K_MODIFY = 4  # price (0 = keep), size = new remaining size
+K_CANCEL = 3  # by id (side ignored); size 0 = cancel all; else reduce by size (>= remaining cancels all)
+K_MODIFY = 4  # by id (side ignored); price (0 = keep), size = new remaining size (0 = cancel)
 K_APPLY_ADD = 5  # replay: rest without matching (crossing the book is rejected)
 K_APPLY_REDUCE = 6  # replay: reduce by size; aux = event type to emit (2 cancel, 3 delete, 4 execute)
 K_SET_LEVEL = 7  # replay: set the total at (side, price) to size through synthetic liquidity
 K_NOOP = 8  # replay: a message that leaves the visible book unchanged (hidden execution, halt)
 TIF_GTC, TIF_IOC, TIF_FOK = 0, 1, 2
+XADD_REJECT, XADD_REST = 0, 1  # crossing apply_add: rejected (R_CROSS) / rested anyway (the book may cross)
+REDUCE_LEFT, REDUCE_REMAINING = 0, 1  # apply_reduce size: lots that left the book / lots the order still has
 
 # --- event types (LOBSTER codes, = marketlab.core.schema.EventType)
 E_ADD, E_CANCEL, E_DELETE, E_EXECUTE = 1, 2, 3, 4
@@ -565,6 +569,8 @@ def _check_room(hkeys, sc, fills, events, kind, side, price):
 @kernel(inline=True)
 def _cmd_new(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oid, side, price, size, aux):
     """limit / market / apply_add: validate, then match-and-rest (or rest only, for apply_add)."""
+    if side != 1 and side != -1:
+        return R_SIDE
     if size <= 0:
         return R_SIZE
     if kind != K_MARKET and price <= 0:
@@ -575,7 +581,7 @@ def _cmd_new(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oid,
         return R_DUP_ID
     if kind == K_APPLY_ADD:
         opp = sc[S_ASK] if side > 0 else sc[S_BID]
-        if opp != 0 and ((side > 0 and price >= opp) or (side < 0 and price <= opp)):
+        if opp != 0 and ((side > 0 and price >= opp) or (side < 0 and price <= opp)) and sc[S_XADD] == XADD_REJECT:
             return R_CROSS
         _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, size, ts, 0, False)
         _emit(events, sc, ts, E_ADD, oid, side, price, size)
@@ -607,9 +613,11 @@ def _cmd_cancel(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, size):
 @kernel(inline=True)
 def _cmd_modify(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, price, size):
     """modify to (price, size): a same-price reduction keeps priority; a price change or size increase is
-    cancel + new order (loses priority, may match)."""
+    cancel + new order (loses priority, may match); size 0 cancels the order."""
+    if size == 0:
+        return _cmd_cancel(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, 0)
     slot = hash_get_nb(hkeys, hvals, sc, oid)
-    if size <= 0:
+    if size < 0:
         return R_SIZE
     if price < 0:
         return R_PRICE
@@ -634,9 +642,13 @@ def _cmd_modify(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, pr
 def _cmd_apply_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, side, price, size, aux):
     """apply_reduce (replay): take ``size`` off order ``oid`` and emit event type ``aux`` (2/3/4). In
     tolerant mode an unknown id is served by the synthetic liquidity at (side, price) and an oversize
-    reduction is clamped."""
+    reduction is clamped. With the ``REDUCE_REMAINING`` policy ``size`` is what the order still has after
+    the event (0 removes it) instead of what left the book."""
+    if side != 1 and side != -1:
+        return R_SIDE
+    remaining = sc[S_REDUCE] == REDUCE_REMAINING
     slot = hash_get_nb(hkeys, hvals, sc, oid)
-    if size <= 0:
+    if size < 0 or (size == 0 and not remaining):
         return R_SIZE
     if slot < 0 and sc[S_TOLERANT] == 1 and price > 0 and _in_band(sc, price):
         # an order that predates the data: take it from the synthetic liquidity at its level
@@ -648,6 +660,10 @@ def _cmd_apply_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, sid
     px = orders[slot, O_PRICE]
     if sd != side or px != price:
         return R_ATTR
+    if remaining:
+        if size >= q:  # a "reduce" to the same or a larger size is not a reduction
+            return R_OVERSIZE
+        size = q - size
     if size > q and sc[S_TOLERANT] == 0:
         return R_OVERSIZE
     take = size if size < q else q
@@ -668,8 +684,6 @@ def _apply_cmd(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oi
         return R_TS
     if kind == K_NOOP:
         return OK
-    if side != 1 and side != -1:
-        return R_SIDE
     if kind == K_LIMIT or kind == K_MARKET or kind == K_APPLY_ADD:
         return _cmd_new(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oid, side, price, size, aux)
     if kind == K_CANCEL:
@@ -679,6 +693,8 @@ def _apply_cmd(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oi
     if kind == K_APPLY_REDUCE:
         return _cmd_apply_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, side, price, size, aux)
     if kind == K_SET_LEVEL:
+        if side != 1 and side != -1:
+            return R_SIDE
         if size < 0:
             return R_SIZE
         if price <= 0:

@@ -109,9 +109,12 @@ class PyOrderBook:
         if kind == K.K_NOOP:
             self.last_ts = ts
             return K.OK
-        if side not in (1, -1):
+        if side not in (1, -1) and kind in (K.K_LIMIT, K.K_MARKET, K.K_APPLY_ADD, K.K_APPLY_REDUCE, K.K_SET_LEVEL):
+            # cancel/modify act by id alone
             return K.R_SIDE
         code = K.OK
+        if kind == K.K_MODIFY and size == 0:  # modify to 0 = cancel
+            kind = K.K_CANCEL
         if kind in (K.K_LIMIT, K.K_MARKET, K.K_APPLY_ADD):
             if size <= 0:
                 return K.R_SIZE

@@ -139,7 +139,7 @@ class Exchange:
         self.t0_ns = int(t0_ns)
         self.t_end_ns = int(t_end_ns)
         self.latency = latency
-        self.book = book or OrderBook(capacity=1 << 15)
+        self.book = book or OrderBook(capacity=1 << 15, event_capacity=None)  # drained once per session
         self.now = self.t0_ns
         self.reference_price = int(reference_price)
         self.last_price = int(reference_price)
