@@ -107,6 +107,13 @@ def _os_error(exc: OSError) -> str:
     return f"{name}: {reason or exc.strerror or exc}" if name else one_line(exc)
 
 
+def _unreadable_parquet(exc: Exception) -> bool:
+    """Whether ``exc`` is Polars/DuckDB/pyarrow failing to decode a Parquet file."""
+    text = str(exc).lower()
+    return type(exc).__name__ in ("ComputeError", "InvalidInputException", "ArrowInvalid", "IOException") and (
+        "parquet" in text or "magic bytes" in text)
+
+
 def command(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator for CLI commands: bad input -> one line + exit 2; a bug -> one line + --debug hint, exit 1."""
 
@@ -127,6 +134,8 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             if DEBUG["on"]:
                 raise
             first = one_line(str(exc).splitlines()[0] if str(exc) else "")
+            if _unreadable_parquet(exc):  # a damaged data file (in the store or given): not a bug in marketlab
+                fail(f"unreadable Parquet data: {first[:300]}")
             typer.echo(f"error: internal error: {type(exc).__name__}: {first[:300]} "
                        "(rerun as `marketlab --debug ...` for the traceback)", err=True)
             raise typer.Exit(1) from None

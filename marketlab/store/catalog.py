@@ -25,7 +25,10 @@ A file lock serialises writers; readers never take it.
 from __future__ import annotations
 
 import fcntl
+import gzip
 import hashlib
+import lzma
+import zlib
 import inspect
 import os
 import sys
@@ -36,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
-from marketlab.core.errors import StoreError
+from marketlab.core.errors import DataError, StoreError
 from marketlab.store import duck, journal, scans
 from marketlab.store.scans import OptTime
 from marketlab.store.types import KINDS, IngestBatch, IngestReport, Instrument, check_dataset, check_symbol
@@ -315,8 +319,11 @@ class Store:
                 return skip
         if progress and "progress" in inspect.signature(parse).parameters:
             options["progress"] = True
-        result = parse(plist, dataset=dataset, **options)
-        batches: Iterator[IngestBatch] = iter([result]) if isinstance(result, IngestBatch) else iter(result)
+        where = str(plist[0]) if len(plist) == 1 else f"{plist[0]} (+{len(plist) - 1} more)"
+        with _decode_errors(where, format):
+            result = parse(plist, dataset=dataset, **options)
+        raw: Iterator[IngestBatch] = iter([result]) if isinstance(result, IngestBatch) else iter(result)
+        batches = _decoded(raw, where, format)
         first = next(batches, None)
         if first is None:
             raise StoreError(f"{plist[0]}: the {format} parser produced no data")
@@ -327,7 +334,9 @@ class Store:
         source = str(plist[0]) if len(plist) == 1 else first.dataset
         from marketlab.store.writer import write_batches
 
-        return write_batches(self, _chain(first, batches), format=format, mode="upsert" if replace else "append",
+        chained = _chain([first], batches)
+        del first, result  # the writer must hold the only reference, so a written batch can be freed
+        return write_batches(self, chained, format=format, mode="upsert" if replace else "append",
                              source=source, sources=files, t0=t0)
 
     def _skip_report(
@@ -462,8 +471,36 @@ _EMPTY_FILES = pl.DataFrame(schema={"dataset": pl.String, "kind": pl.String, "pa
                                     "rows": pl.Int64})
 
 
-def _chain(first: IngestBatch, rest: Iterator[IngestBatch]) -> Iterator[IngestBatch]:
-    yield first
+# Errors of the readers a parser uses on an undecodable file (corrupt Parquet, truncated compression,
+# bad text encoding): a problem with the user's file, reported as one line naming it, not a crash.
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (pl.exceptions.ComputeError, UnicodeDecodeError, EOFError,
+                                                     zlib.error, gzip.BadGzipFile, lzma.LZMAError, pa.ArrowInvalid)
+
+
+@contextmanager
+def _decode_errors(where: str, format: str) -> Iterator[None]:
+    try:
+        yield
+    except _DECODE_ERRORS as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise DataError(where, f"cannot read as {format}: {type(exc).__name__}: {first}") from None
+
+
+def _decoded(batches: Iterator[IngestBatch], where: str, format: str) -> Iterator[IngestBatch]:
+    """``batches`` with decoding errors raised while a streaming parser reads turned into DataError."""
+    while True:
+        with _decode_errors(where, format):
+            batch = next(batches, None)
+        if batch is None:
+            return
+        box = [batch]
+        del batch
+        yield box.pop()
+
+
+def _chain(head: list[IngestBatch], rest: Iterator[IngestBatch]) -> Iterator[IngestBatch]:
+    """``head`` (popped, so this generator keeps no reference to it) then ``rest``."""
+    yield head.pop()
     yield from rest
 
 

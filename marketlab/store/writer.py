@@ -404,6 +404,7 @@ def write_batches(
             for batch in batches:
                 faults.point("parsed")
                 w.add(batch)
+                del batch  # drop it before the parser builds the next one: one batch in memory at a time
             return w.commit(sources, t0)
         except BaseException:
             store._cache = None

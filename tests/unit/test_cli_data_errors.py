@@ -126,3 +126,21 @@ def test_a_command_module_that_cannot_import_is_not_skipped(monkeypatch: pytest.
     finally:
         monkeypatch.undo()
         importlib.reload(main)
+
+
+def test_corrupt_parquet_is_a_one_line_exit_2(synth_store: Path, tmp_path: Path) -> None:
+    """Finding 10: a corrupt .parquet given to ingest, or damaged inside the store."""
+    bad = tmp_path / "prices.parquet"
+    bad.write_bytes(b"PAR1" + bytes(range(200)) + b"PAR1")
+    code, _, err = run("ingest", "ohlcv", str(bad), "--store", str(tmp_path / "s"), "--json")
+    line = one_error_line(err)
+    assert code == 2 and "prices.parquet" in line and "internal error" not in line
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(synth_store, root)
+    victim = Path(Store(root).files("trades", "synth_lob")[0])
+    victim.write_bytes(b"garbage")
+    for args in (["data", "bars", "synth_lob", "SYN"], ["data", "sql", "select count(*) from trades_synth_lob"]):
+        code, _, err = run(*args, "--store", str(root), "--json")
+        assert code == 2 and "unreadable Parquet" in one_error_line(err), args
