@@ -24,46 +24,12 @@ def eval_cmd(
     json: JsonOpt = False,
 ) -> None:
     """Print IC, RankIC, ICIR and coverage of FORMULA against TARGET over PERIOD."""
-    import time
-
-    from marketlab.core.device import get_device, set_torch_threads
-    from marketlab.core.errors import MarketlabError
-    from marketlab.features.expr import Evaluator, parse
-    from marketlab.features.ic import ic_summary
-    from marketlab.features.panel_tensor import panel_to_tensors
-    from marketlab.store import Store
+    from marketlab.core.device import set_torch_threads
+    from marketlab.features.alpha_eval import evaluate_formula
 
     set_torch_threads()
-    t0 = time.perf_counter()
-    expr = parse(formula)
-    tgt = parse(target, allow_future=True)
-    if universe not in ("members", "all"):
-        raise MarketlabError(f"--universe must be members or all, got {universe!r}")
-    start = end = None
-    if period:
-        if period.count(":") != 1:
-            raise MarketlabError(f"--period must be START:END, got {period!r}")
-        start, end = (p or None for p in period.split(":"))
-    st = Store(store)
-    panel = panel_to_tensors(st.scan_panel(data), device=get_device("auto"), source=data)
-    ev = Evaluator(panel.features, source=data)
-    f = ev(expr, allow_future=False)
-    y = ev(tgt, allow_future=True)
-    rows = panel.rows(start, end)
-    if rows.stop - rows.start <= 0:
-        raise MarketlabError(f"--period {period!r} holds no days of dataset {data!r}")
-    mask = panel.traded if universe == "all" else panel.traded & panel.in_universe
-    res = ic_summary(f, y, mask, rows)
-    summary = {
-        "formula": str(expr),
-        "target": str(tgt),
-        "dataset": data,
-        "period": f"{panel.dates[rows.start]}:{panel.dates[rows.stop - 1]}",
-        "stocks": len(panel.symbols),
-        **res,
-        "lookback": expr.lookback,
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
+    summary = evaluate_formula(formula, data, store=store, period=period, target=target,
+                               universe=universe)  # type: ignore[arg-type]
     emit(summary, json, title="alpha eval")
 
 
@@ -93,5 +59,6 @@ def mine_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    """Add this module's commands to the marketlab CLI."""
     app.add_typer(alpha_app, name="alpha")
     app.command("mine")(mine_cmd)

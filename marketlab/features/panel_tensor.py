@@ -34,6 +34,7 @@ class PanelTensors:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(days, stocks)``."""
         return (len(self.dates), len(self.symbols))
 
     def rows(self, start: str | None, end: str | None) -> slice:

@@ -52,6 +52,7 @@ class BilinearLayer(nn.Module):
         nn.init.kaiming_uniform_(self.W2, nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         return torch.relu(self.W1 @ x @ self.W2 + self.B)
 
 
@@ -74,6 +75,7 @@ class TABLayer(nn.Module):
         nn.init.kaiming_uniform_(self.W2, nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         with torch.no_grad():
             self.l.clamp_(0.0, 1.0)
         x = self.W1 @ x
@@ -107,6 +109,7 @@ class BiNCTABL(nn.Module):
         self.dropout = nn.Dropout(c.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         c = self.config
         x = self.BiN(x.transpose(1, 2))  # (B, F, T)
         if self.training:  # the constraint acts on the weights being trained
@@ -117,4 +120,5 @@ class BiNCTABL(nn.Module):
         return self.TABL(x).squeeze(-1)
 
     def config_dict(self) -> dict[str, Any]:
+        """The model config as a plain dict (what checkpoints store)."""
         return asdict(self.config)

@@ -76,6 +76,7 @@ class WindowSet:
 
     @property
     def num_features(self) -> int:
+        """Feature columns per row."""
         return int(self.features.shape[1])
 
     def windows(self) -> torch.Tensor:
@@ -145,7 +146,7 @@ def segments_of(*keys: np.ndarray) -> list[tuple[int, int]]:
     for k in keys:
         change[1:] |= k[1:] != k[:-1]
     starts = np.flatnonzero(change)
-    return list(zip(starts.tolist(), [*starts[1:].tolist(), n]))
+    return list(zip(starts.tolist(), [*starts[1:].tolist(), n], strict=False))
 
 
 def _cut_segments(segments: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
@@ -190,7 +191,7 @@ def fi2010_windowsets(
     lab = fi2010_labels(sp.y_test.T, k).astype(np.int64)
     st, li = window_index(segments_of(sp.day_test, sp.stock_test), seq_size, seq_size - 1, lab)
     # FI-2010 has no timestamps: ts = sample number within the test day; symbols = anonymous stock ids
-    symbols = np.array([f"FI{int(d):02d}S{int(s) + 1}" for d, s in zip(sp.day_test, sp.stock_test)], dtype=object)
+    symbols = np.array([f"FI{int(d):02d}S{int(s) + 1}" for d, s in zip(sp.day_test, sp.stock_test, strict=False)], dtype=object)
     out["test"] = WindowSet(torch.from_numpy(np.ascontiguousarray(sp.x_test[:, :num_features])),
                             torch.from_numpy(lab), st, li, seq_size, np.arange(len(lab), dtype=np.int64), symbols,
                             dict(meta, split="test", days=[test_day]))
@@ -361,7 +362,7 @@ def tlob_windowsets(
     c1, c2 = int(n * splits[0]), int(n * splits[1])
     parts = {"train": (0, c1), "val": (c1, c2), "test": (c2, n)}
     raw = {k: features[lo:hi] for k, (lo, hi) in parts.items()}
-    normed = dict(zip(raw, lobster_normalise(raw["train"], raw["val"], raw["test"], levels=levels)))
+    normed = dict(zip(raw, lobster_normalise(raw["train"], raw["val"], raw["test"], levels=levels), strict=False))
     alpha = fit_tlob_alpha(mid[:c1], horizon)
     lam = tlob_smoothing(horizon)
     nf = num_features or features.shape[1]

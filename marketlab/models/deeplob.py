@@ -84,6 +84,7 @@ class DeepLOB(nn.Module):
         self.fc1 = nn.Linear(c.lstm_hidden, c.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         x = x.unsqueeze(1)  # (B, 1, T, 40)
         x = self.conv3(self.conv2(self.conv1(x)))  # (B, 32, T-18, 1)
         x = torch.cat([self.inp1(x), self.inp2(x), self.inp3(x)], dim=1)  # (B, 192, T-18, 1)
@@ -92,4 +93,5 @@ class DeepLOB(nn.Module):
         return self.fc1(out[:, -1, :])
 
     def config_dict(self) -> dict[str, Any]:
+        """The model config as a plain dict (what checkpoints store)."""
         return asdict(self.config)

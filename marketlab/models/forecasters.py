@@ -93,6 +93,7 @@ class CNNUniv(nn.Module):
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(16 * ((n_in - 2) // 2), 10), nn.ReLU(), nn.Linear(10, HORIZON))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         return self.fc(self.pool(torch.relu(self.conv(x.transpose(1, 2)))))
 
 
@@ -110,6 +111,7 @@ class CNNMultiv(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         return self.net(x.transpose(1, 2))
 
 
@@ -122,6 +124,7 @@ class LSTMUniv(nn.Module):
         self.fc = nn.Sequential(nn.Linear(units, 100), nn.ReLU(), nn.Linear(100, HORIZON))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         out, _ = self.lstm(x)
         return self.fc(torch.relu(out[:, -1]))  # Keras LSTM(activation='relu') output
 
@@ -147,6 +150,7 @@ class LSTMEncDec(nn.Module):
         self.dec = _Decoder(units, units)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         out, _ = self.enc(x)
         return self.dec(torch.relu(out[:, -1]))
 
@@ -162,6 +166,7 @@ class CNNLSTMEncDec(nn.Module):
         self.dec = _Decoder(64 * t, units)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         return self.dec(self.enc(x.transpose(1, 2)))
 
 

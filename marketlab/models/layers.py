@@ -87,6 +87,7 @@ class MLPBlock(nn.Module):
         self.residual = start_dim == final_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         h = self.fc2(F.gelu(self.fc(x)))
         if self.residual:
             h = h + x
@@ -119,6 +120,7 @@ class TransformerLayer(nn.Module):
         self.mlp = MLPBlock(d, 4 * d, final_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         b, n, _ = x.shape
         e = self.in_proj_weight.shape[1]
         w_q, w_k, w_v = self.in_proj_weight.chunk(3, dim=0)

@@ -32,6 +32,7 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = 3) -> fl
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Share of correct predictions."""
     t, p = np.asarray(y_true), np.asarray(y_pred)
     return float((t == p).mean()) if t.size else 0.0
 

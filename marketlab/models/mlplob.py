@@ -35,10 +35,12 @@ class MLPLOBConfig:
 
     @classmethod
     def fi2010(cls) -> "MLPLOBConfig":
+        """The published FI-2010 configuration."""
         return cls()
 
     @classmethod
     def lobster(cls) -> "MLPLOBConfig":
+        """The published LOBSTER configuration."""
         return cls(num_features=46, hidden_dim=46, event_type_index=41)
 
 
@@ -66,6 +68,7 @@ class MLPLOB(nn.Module):
         self.head = shrinking_head((c.hidden_dim // 4) * (c.seq_size // 4), c.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         x = split_event_type(x, self.config.event_type_index, self.order_type_embedder)
         x = self.norm_layer(x.transpose(1, 2)).transpose(1, 2)
         x = F.gelu(self.first_layer(x))  # (B, T, hidden)
@@ -77,4 +80,5 @@ class MLPLOB(nn.Module):
         return self.head(x.flatten(1))
 
     def config_dict(self) -> dict[str, Any]:
+        """The model config as a plain dict (what checkpoints store)."""
         return asdict(self.config)

@@ -81,6 +81,7 @@ class TLOB(nn.Module):
         self.head = shrinking_head((c.hidden_dim // 4) * (c.seq_size // 4), c.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         x = split_event_type(x, self.config.event_type_index, self.order_type_embedder)
         x = self.norm_layer(x.transpose(1, 2)).transpose(1, 2)
         x = self.emb_layer(x) + self.pos
@@ -90,4 +91,5 @@ class TLOB(nn.Module):
         return self.head(x.flatten(1))
 
     def config_dict(self) -> dict[str, Any]:
+        """The model config as a plain dict (what checkpoints store)."""
         return asdict(self.config)

@@ -65,7 +65,7 @@ def test_pool_ic_from_cache_is_the_exact_pooled_correlation_and_bounded():
     tsq = day_inner(yz, yz, n)
     assert np.linalg.eigvalsh(M).min() > -1e-9  # Gram matrix
     for w in (np.array([0.7, -0.4, 0.2]), rng.normal(size=3)):
-        combo = sum(float(wi) * z for wi, z in zip(w, zs))
+        combo = sum(float(wi) * z for wi, z in zip(w, zs, strict=False))
         direct = day_inner(combo, yz, n) / np.sqrt(day_inner(combo, combo, n) * tsq)
         got = pool_ic_from_cache(w, ics, M, tsq)
         assert abs(got - direct) < 1e-6 and abs(got) <= 1.0

@@ -115,7 +115,7 @@ def test_window_alignment_past_in_window_future_after_it(h: int, seq: int) -> No
 
 
 def test_alpha_is_fitted_on_training_split_only() -> None:
-    train, test = _mid(500, 2), _mid(500, 3) * 1.0
+    train, _test = _mid(500, 2), _mid(500, 3) * 1.0
     a = fit_tlob_alpha(train, 10)
     d = tlob_delta(train, 10)
     assert a == pytest.approx(np.nanmean(np.abs(d)) / 2)

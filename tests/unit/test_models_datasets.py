@@ -43,11 +43,11 @@ def test_windows_are_views_and_batches_match_slices() -> None:
 )
 def test_window_index_never_crosses_a_segment(bounds: list[int], seq: int, offset_back: int) -> None:
     edges = np.cumsum([0, *bounds])
-    segs = list(zip(edges[:-1], edges[1:]))
+    segs = list(zip(edges[:-1], edges[1:], strict=False))
     labels = np.zeros(edges[-1], np.int64)
     off = max(seq - 1 - offset_back, 0)
     s, li = window_index(segs, seq, off, labels)
-    for a, b in zip(s, li):
+    for a, b in zip(s, li, strict=False):
         seg = next((lo, hi) for lo, hi in segs if lo <= a < hi)
         assert a + seq <= seg[1] and seg[0] <= b < seg[1]
     assert len(s) == sum(max(hi - lo - seq + 1, 0) for lo, hi in segs)

@@ -112,7 +112,7 @@ def test_early_stopping_and_lr_halving(tmp_path) -> None:
     assert state["stopped_early"] and state["epoch"] < 30
     lrs = [h["lr"] for h in state["history"]]
     assert min(lrs) < lrs[0]  # halved after a non-improving epoch
-    assert any(b == pytest.approx(a / 2) for a, b in zip(lrs, lrs[1:]))
+    assert any(b == pytest.approx(a / 2) for a, b in zip(lrs, lrs[1:], strict=False))
 
 
 def test_max_train_windows_subsamples(tmp_path) -> None:

@@ -41,11 +41,13 @@ class AlphaTokenEnv(gym.Env):
         self.last_expr: Expr | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start a new formula (gymnasium API)."""
         super().reset(seed=seed)
         self.builder = RPNBuilder(self.vocab, self.max_len, self.max_lookback)
         return self.builder.observation(), {}
 
     def step(self, action: int):
+        """Push one token; the episode ends when the formula is complete (gymnasium API)."""
         self.builder.push(int(action))
         obs = self.builder.observation()
         if not self.builder.finished:
@@ -56,4 +58,5 @@ class AlphaTokenEnv(gym.Env):
         return obs, reward, True, False, {"formula": str(expr)}
 
     def action_masks(self) -> np.ndarray:
+        """Legal tokens at the current position (for MaskablePPO)."""
         return self.builder.action_mask()

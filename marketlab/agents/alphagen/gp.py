@@ -19,6 +19,7 @@ from marketlab.features.expr import OPERATORS, Expr, ExprError, Vocabulary, vali
 
 @dataclass(frozen=True)
 class GPConfig:
+    """Genetic-programming settings: population, generations, operator rates, tree sizes."""
     population: int = 200
     generations: int = 10
     tournament: int = 10
@@ -86,6 +87,7 @@ class GPMiner:
         return seq[int(self.rng.integers(len(seq)))]
 
     def random_tree(self, depth: int) -> Expr:
+        """A random tree of at most ``depth`` levels over the vocabulary."""
         if depth <= 0 or self.rng.random() < 0.15:
             return Expr.feature(self._choice(self.features))
         cat = self._choice([c for c in ("unary", "binary", "rolling", "pair_rolling") if c in self.ops])
@@ -104,6 +106,7 @@ class GPMiner:
         return Expr.op(name, self.random_tree(depth - 1), self.random_tree(depth - 1), w)
 
     def ok(self, e: Expr) -> bool:
+        """Whether ``e`` is a legal individual (size, look-back, featured)."""
         if e.size > self.max_len - 1 or e.lookback > self.max_lookback or not e.featured:
             return False
         try:
@@ -121,16 +124,20 @@ class GPMiner:
 
     # ---- variation ----------------------------------------------------------------------------------
     def crossover(self, a: Expr, b: Expr) -> Expr:
+        """Replace a random subtree of ``a`` by a random subtree of ``b``."""
         pa, pb = _paths(a), _paths(b)
         return _replace(a, self._choice(pa), _get(b, self._choice(pb)))
 
     def subtree_mutation(self, a: Expr) -> Expr:
+        """Replace a random subtree of ``a`` by a fresh random tree."""
         return _replace(a, self._choice(_paths(a)), self._valid_tree(int(self.rng.integers(1, 3))))
 
     def hoist(self, a: Expr) -> Expr:
+        """A random subtree of ``a`` (shrinks bloated trees)."""
         return _get(a, self._choice(_paths(a)))
 
     def point_mutation(self, a: Expr) -> Expr:
+        """Swap one node of ``a`` for another of its kind (feature, constant, operator of the same category, window)."""
         path = self._choice(_paths(a))
         node = _get(a, path)
         if node.kind == "feature":
@@ -146,6 +153,7 @@ class GPMiner:
 
     # ---- evolution ----------------------------------------------------------------------------------
     def fitness(self, e: Expr) -> float:
+        """Cached fitness of ``e`` (the score function; a non-finite score counts as -1)."""
         k = e.key
         if k not in self.cache:
             v = self.fitness_fn(e)
@@ -164,7 +172,7 @@ class GPMiner:
         best: dict[str, tuple[float, Expr]] = {}
         for g in range(cfg.generations):
             fit = [self.fitness(e) for e in pop]
-            for f, e in zip(fit, pop):
+            for f, e in zip(fit, pop, strict=False):
                 best[e.key] = (f, e)
             ranked = sorted(best.values(), key=lambda t: -t[0])
             if on_generation is not None:

@@ -56,6 +56,7 @@ class HandModel:
         return X.cpu().numpy().astype(np.float64)
 
     def fit(self, zs: list[torch.Tensor], target_z: torch.Tensor, mask: torch.Tensor) -> "HandModel":
+        """Fit the combination on training stock-days (``mask``) of the normalised alphas."""
         X = self._stack(zs, mask)
         y = target_z.reshape(-1)[mask.reshape(-1)].cpu().numpy().astype(np.float64)
         if self.kind == "linear":
@@ -74,10 +75,11 @@ class HandModel:
         return self
 
     def predict(self, zs: list[torch.Tensor]) -> torch.Tensor:
+        """Combined factor ``[T, N]`` from normalised alphas ``zs``."""
         shape = zs[0].shape
         if self.kind == "linear":
             out = torch.zeros(shape, dtype=torch.float32, device=zs[0].device)
-            for c, z in zip(self.coef, zs):  # type: ignore[arg-type]
+            for c, z in zip(self.coef, zs, strict=False):  # type: ignore[arg-type]
                 out += float(c) * z
             return out
         X = self._stack(zs, None)

@@ -198,6 +198,7 @@ class MiningData:
         return m
 
     def train_values(self, expr: Expr) -> torch.Tensor:
+        """Values of ``expr`` on the training rows (features beyond the training split unseen)."""
         tr = self.rows["train"]
         return self.train_eval(expr)[tr.start :]
 
@@ -217,6 +218,7 @@ def load_panel(data: DataSpec, store: Any = None) -> PanelTensors:
 
 
 def vocabulary(m: MinerSpec) -> Vocabulary:
+    """The token vocabulary of a miner spec (operators, constants, deltas)."""
     return Vocabulary(
         operators=tuple(m.operators) if m.operators else ALPHAGEN_OPERATORS,
         constants=CONSTANTS,
@@ -241,6 +243,7 @@ def evaluate_combination(md: MiningData, exprs: list[Expr], combine) -> dict[str
 
 
 def per_alpha_ics(md: MiningData, exprs: list[Expr]) -> list[dict[str, float]]:
+    """IC / RankIC / ICIR per split of each alpha on its own."""
     res = []
     for e in exprs:
         v = md.full(e)
@@ -266,6 +269,7 @@ def signal_frame(md: MiningData, exprs: list[Expr], combine):
 
 
 def write_signals(store: Any, dataset: str, frame, source_dataset: str) -> int:
+    """Write the combined factor as a store ``signals`` dataset; returns the rows written."""
     from marketlab.store import IngestBatch, Instrument
 
     inst = store.instruments(source_dataset)
@@ -346,7 +350,7 @@ def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = F
             self.bar.update(1)
             step = done + self.num_timesteps
             if env.builder.finished or self.n_calls % 256 == 0:
-                best = max(zip(pool.weights, pool.exprs), key=lambda t: abs(t[0]), default=(0, ""))
+                best = max(zip(pool.weights, pool.exprs, strict=False), key=lambda t: abs(t[0]), default=(0, ""))
                 self.bar.set_postfix(pool=pool.size, ic=f"{pool.objective:.4f}", top=str(best[1])[:40])
             if step - self.last_ckpt >= m.checkpoint_every:
                 save_checkpoint(ckpt, model, pool, step)
@@ -389,6 +393,7 @@ def load_checkpoint(ckpt: Path, model: Any, pool: Any, md: MiningData) -> int:
 
 
 def run_gp(md: MiningData, m: MinerSpec, progress: bool = True):
+    """Mine with genetic programming; returns the alpha pool of the best formulas."""
     from tqdm import tqdm
 
     from marketlab.agents.alphagen.gp import GPConfig, GPMiner
@@ -435,9 +440,9 @@ def mine(spec: MineSpec, *, store: Any = None, panel: PanelTensors | None = None
         zs = [normalize_by_day(md.full(e)[tr], md.masks["train"]) for e in exprs]
         model = HandModel(m.hand_model, seed=m.seed).fit(zs, md.train_target_z, md.masks["train"])
         combine = model.predict
-        alphas = [{"name": n, "formula": str(e)} for n, e in zip(ALPHA158_SUBSET, exprs)]
+        alphas = [{"name": n, "formula": str(e)} for n, e in zip(ALPHA158_SUBSET, exprs, strict=False)]
         if model.coef is not None:
-            for a, c in zip(alphas, model.coef):
+            for a, c in zip(alphas, model.coef, strict=False):
                 a["weight"] = float(c)
         pool_info: dict[str, Any] = {"model": m.hand_model, "alphas": alphas}
     else:
@@ -445,7 +450,7 @@ def mine(spec: MineSpec, *, store: Any = None, panel: PanelTensors | None = None
         exprs = list(pool.exprs)
         combine = pool.combine
         pool_info = pool.state()
-        for a, ics in zip(pool_info["alphas"], per_alpha_ics(md, exprs)):
+        for a, ics in zip(pool_info["alphas"], per_alpha_ics(md, exprs), strict=False):
             a["ic"] = ics
     if not exprs:
         raise SpecError(None, "miner", "the pool is empty: no formula improved the objective (more steps?)")

@@ -34,6 +34,7 @@ class LSTMTokenExtractor(BaseFeaturesExtractor):
         self.lstm = nn.LSTM(d_model, d_model, num_layers=n_layers, batch_first=True, dropout=dropout if n_layers > 1 else 0.0)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Forward pass (shapes in the class docstring)."""
         ids = obs.long()
         B = ids.shape[0]
         beg = torch.full((B, 1), self.beg_id, dtype=torch.long, device=ids.device)

@@ -96,6 +96,7 @@ class AlphaPool:
 
     @property
     def size(self) -> int:
+        """Number of members."""
         return len(self.exprs)
 
     def normalise(self, values: torch.Tensor) -> torch.Tensor:
@@ -162,7 +163,7 @@ class AlphaPool:
     def combine(self, normalised: list[torch.Tensor]) -> torch.Tensor:
         """``Σ w_i z_i`` for member tensors normalised on any rows (same order as :attr:`exprs`)."""
         out = torch.zeros_like(normalised[0])
-        for w, z in zip(self.weights, normalised):
+        for w, z in zip(self.weights, normalised, strict=False):
             out += float(w) * z
         return out
 
@@ -174,6 +175,6 @@ class AlphaPool:
             "n_tried": self.n_tried,
             "alphas": [
                 {"formula": str(e), "weight": float(w), "train_ic": float(ic)}
-                for e, w, ic in zip(self.exprs, self.weights, self.ics)
+                for e, w, ic in zip(self.exprs, self.weights, self.ics, strict=False)
             ],
         }

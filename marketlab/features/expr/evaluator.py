@@ -79,6 +79,7 @@ class Evaluator:
 
     # ---- cache --------------------------------------------------------------------------------------
     def clear_cache(self) -> None:
+        """Drop every cached sub-expression result."""
         self._cache.clear()
         self._cached_bytes = 0
 
@@ -266,4 +267,5 @@ class Evaluator:
 
     @property
     def cache_info(self) -> dict[str, int]:
+        """Cache hits, misses, entries and bytes."""
         return {"hits": self.hits, "misses": self.misses, "entries": len(self._cache), "bytes": self._cached_bytes}

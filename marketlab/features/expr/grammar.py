@@ -175,7 +175,7 @@ class RPNBuilder:
         # deltas: on a featured top; masked when the result would look back too far
         if top == "F":
             lb = max(t[1] for t in tags[-2:] if t[0] == "F")
-            for j, d in zip(v.delta_idx, v.delta_values):
+            for j, d in zip(v.delta_idx, v.delta_values, strict=False):
                 if lb + d <= self.max_lookback and ok(tags + [("D", int(d))]):
                     mask[j] = True
         # operators

@@ -239,6 +239,6 @@ def parse(text: str, *, allow_future: bool = False, features: tuple[str, ...] = 
     e = p.expr()
     if p.peek()[0] != "end":
         raise p.err(f"unexpected {p.peek()[1]!r}")
-    if _tree_depth_exceeds(e, MAX_DEPTH):
+    if len(p.toks) > MAX_DEPTH and _tree_depth_exceeds(e, MAX_DEPTH):  # a deeper tree needs more tokens
         raise _too_deep(text)
     return validate(e, allow_future=allow_future, source=text)

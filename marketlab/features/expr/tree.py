@@ -42,18 +42,22 @@ class Expr:
     # ---- constructors -------------------------------------------------------------------------------
     @staticmethod
     def feature(name: str) -> "Expr":
+        """A feature leaf (``open``, ``close``, ...)."""
         return Expr("feature", name=name)
 
     @staticmethod
     def const(value: float) -> "Expr":
+        """A constant leaf."""
         return Expr("const", value=float(value))
 
     @staticmethod
     def delta(days: int) -> "Expr":
+        """A time-delta leaf (window in days; negative only for look-ahead ``Ref``)."""
         return Expr("delta", value=float(int(days)))
 
     @staticmethod
     def op(name: str, *args: "Expr") -> "Expr":
+        """An operator node over ``args`` (the window last for windowed operators)."""
         return Expr("op", name=name, args=tuple(args))
 
     # ---- structure ----------------------------------------------------------------------------------
@@ -113,6 +117,7 @@ class Expr:
 
     @cached_property
     def depth(self) -> int:
+        """Levels of operators and leaves (windows excluded)."""
         return 1 + max((a.depth for a in self.operands), default=0)
 
     def walk(self):
@@ -172,4 +177,5 @@ class Expr:
 
 
 def is_feature_name(name: str) -> bool:
+    """Whether ``name`` is a feature of the language."""
     return name in FEATURES

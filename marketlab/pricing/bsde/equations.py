@@ -44,6 +44,7 @@ class PathBatch:
 
     @property
     def size(self) -> int:
+        """Number of members."""
         return int(self.x.shape[0])
 
 
@@ -78,6 +79,7 @@ class Equation:
 
     @property
     def dt(self) -> float:
+        """Time step in years."""
         return self.T / self.N
 
     def times(self) -> list[float]:
@@ -175,10 +177,12 @@ class HJBLQ(_ScaledBrownian):
         self.y_init_range = (0.0, 1.0)
 
     def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+        """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         # z = sqrt(2) grad u, so lambda |grad u|^2 = lambda |z|^2 / 2.
         return -0.5 * self.lam * (z * z).sum(-1)
 
     def g(self, x: Tensor) -> Tensor:
+        """Terminal condition g(x) (shapes in :class:`Equation`)."""
         return torch.log((1.0 + (x * x).sum(-1, keepdim=True)) / 2.0)
 
 
@@ -194,9 +198,11 @@ class AllenCahn(_ScaledBrownian):
         self.y_init_range = (0.3, 0.6)
 
     def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+        """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         return y - y**3
 
     def g(self, x: Tensor) -> Tensor:
+        """Terminal condition g(x) (shapes in :class:`Equation`)."""
         return 0.5 / (1.0 + 0.2 * (x * x).sum(-1, keepdim=True))
 
 
@@ -241,11 +247,13 @@ class PricingDefaultRisk(_DiagonalGBM):
         self.y_init_range = (40.0, 50.0)
 
     def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+        """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         slope = (self.gamma_h - self.gamma_l) / (self.v_h - self.v_l)  # negative
         q = torch.relu(torch.relu(y - self.v_h) * slope + self.gamma_h - self.gamma_l) + self.gamma_l
         return (-(1.0 - self.delta) * q - self.rate) * y
 
     def g(self, x: Tensor) -> Tensor:
+        """Terminal condition g(x) (shapes in :class:`Equation`)."""
         return x.min(-1, keepdim=True).values
 
 
@@ -262,10 +270,12 @@ class PricingDiffRate(_DiagonalGBM):
         self.y_init_range = (15.0, 18.0)
 
     def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+        """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         s = z.sum(-1) / self.sigma
         return -self.r_l * y - (self.mu - self.r_l) * s + (self.r_b - self.r_l) * torch.relu(s - y)
 
     def g(self, x: Tensor) -> Tensor:
+        """Terminal condition g(x) (shapes in :class:`Equation`)."""
         m = x.max(-1, keepdim=True).values
         return torch.relu(m - 120.0) - 2.0 * torch.relu(m - 150.0)
 
@@ -283,9 +293,11 @@ class BurgersType(_ScaledBrownian):
         self.reference = 0.5
 
     def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+        """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         return (y - (2.0 + self.dim) / (2.0 * self.dim)) * z.sum(-1)
 
     def g(self, x: Tensor) -> Tensor:
+        """Terminal condition g(x) (shapes in :class:`Equation`)."""
         return 1.0 - 1.0 / (1.0 + torch.exp(self.T + x.sum(-1, keepdim=True) / self.dim))
 
     def exact(self, t: float, x: Tensor) -> Tensor:
@@ -306,6 +318,7 @@ class QuadraticGradient(_ScaledBrownian):
         self.reference = math.sin(T**alpha)
 
     def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+        """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         a, d = self.alpha, self.dim
         x2 = (x * x).sum(-1, keepdim=True)
         base = self.T - t + x2 / d
@@ -320,6 +333,7 @@ class QuadraticGradient(_ScaledBrownian):
         return term1 + term2 + deriv + term4
 
     def g(self, x: Tensor) -> Tensor:
+        """Terminal condition g(x) (shapes in :class:`Equation`)."""
         return torch.sin(((x * x).sum(-1, keepdim=True) / self.dim) ** self.alpha)
 
 
@@ -337,11 +351,13 @@ class ReactionDiffusion(_ScaledBrownian):
         self.reference = 1.0 + kappa
 
     def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+        """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         e = math.exp(self.lam**2 * self.dim * (t - self.T) / 2.0)
         tmp = y - self.kappa - 1.0 - torch.sin(self.lam * x.sum(-1, keepdim=True)) * e
         return torch.clamp(tmp * tmp, max=1.0)
 
     def g(self, x: Tensor) -> Tensor:
+        """Terminal condition g(x) (shapes in :class:`Equation`)."""
         return 1.0 + self.kappa + torch.sin(self.lam * x.sum(-1, keepdim=True))
 
 
@@ -378,9 +394,11 @@ class BlackScholesLinear(_DiagonalGBM):
         self.y_init_range = (lo, lo + width) if payoff == "call" else (lo, lo + 2.0)
 
     def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+        """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         return -self.r * y
 
     def g(self, x: Tensor) -> Tensor:
+        """Terminal condition g(x) (shapes in :class:`Equation`)."""
         s = x.sum(-1, keepdim=True)
         if self.payoff == "call":
             return torch.relu(s - self.strike)

@@ -71,16 +71,17 @@ class PerStepMLP(nn.Module):
         sizes = [d, *hidden, P * m]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in zip(sizes[:-1], sizes[1:], strict=False):
             bound = 1.0 / math.sqrt(a)
             self.weights.append(_uniform((K, a, b), bound, gen, dtype))
             self.biases.append(_uniform((K, 1, b), bound, gen, dtype))
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        """Forward pass (shapes in the class docstring)."""
         M = x.shape[0]
         h = self.norm(x).transpose(0, 1)  # [K, M, d]
         last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=False)):
             h = torch.baddbmm(b, h, w)
             if i < last:
                 h = self.act(h)
@@ -113,17 +114,18 @@ class TimeMLP(nn.Module):
         sizes = [d + 1, *hidden, P * m]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in zip(sizes[:-1], sizes[1:], strict=False):
             bound = 1.0 / math.sqrt(a)
             self.weights.append(_uniform((a, b), bound, gen, dtype))
             self.biases.append(_uniform((b,), bound, gen, dtype))
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        """Forward pass (shapes in the class docstring)."""
         M = x.shape[0]
         tt = (t / self.T).to(x.dtype).view(1, -1, 1).expand(M, -1, 1)
         h = torch.cat([tt, self.norm(x)], dim=-1)
         last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=False)):
             h = torch.addmm(b, h.reshape(-1, h.shape[-1]), w).reshape(M, self.K, -1)
             if i < last:
                 h = self.act(h)

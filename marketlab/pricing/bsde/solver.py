@@ -210,7 +210,7 @@ class DeepBSDESolver(nn.Module):
 
     # --- training ----------------------------------------------------------------------------------
     def _lr(self, step: int) -> float:
-        for value, bound in zip(self.cfg.lr_values, self.cfg.lr_boundaries):
+        for value, bound in zip(self.cfg.lr_values, self.cfg.lr_boundaries, strict=False):
             if step < bound:
                 return value
         return self.cfg.lr_values[-1]
@@ -276,6 +276,7 @@ class DeepBSDESolver(nn.Module):
 
     @torch.no_grad()
     def y0_value(self) -> list[float]:
+        """Current y0 estimate per output."""
         return [float(v) for v in self.y0.detach().cpu()]
 
     # --- persistence: safetensors + JSON config (never pickle) ------------------------------------

@@ -90,6 +90,7 @@ class CleanEquation(_MarketEquation):
         return torch.stack(out)
 
     def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+        """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         cash = []
         for tr in self.portfolio.trades:
             c = tr.cashflow_rate(x) if n < tr.step else 0.0
@@ -97,6 +98,7 @@ class CleanEquation(_MarketEquation):
         return torch.stack(cash, -1) - self._rate(x) * y
 
     def terminal(self, batch: PathBatch) -> tuple[Tensor, Tensor]:
+        """Terminal values of the layer for a path batch, and the steps they apply at."""
         M = batch.size
         idx = torch.tensor([tr.step for tr in self.portfolio.trades], device=batch.x.device).expand(M, -1)
         vals = torch.stack([tr.payoff(batch.x[:, tr.step]) for tr in self.portfolio.trades], -1)
@@ -129,7 +131,7 @@ class QuantileIM(nn.Module):
         d_in = 1 + market.dim + K
         layers: list[nn.Module] = []
         sizes = [d_in, *hidden, 2 * K]
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in zip(sizes[:-1], sizes[1:], strict=False):
             lin = nn.Linear(a, b, dtype=dtype)
             bound = 1.0 / math.sqrt(a)
             with torch.no_grad():
@@ -158,6 +160,7 @@ class QuantileIM(nn.Module):
         return out
 
     def forward(self, feats: Tensor) -> Tensor:
+        """Forward pass (shapes in the class docstring)."""
         q = self.mlp((feats - self.mu) / self.sd)
         return (q.view(*q.shape[:-1], self.K, 2) * self.scale.unsqueeze(-1))
 
@@ -188,7 +191,7 @@ class QuantileIM(nn.Module):
         it = 0
         for it in tqdm(range(iterations), disable=not progress, desc="im quantile", leave=False):
             lr = lr_values[-1]
-            for val, bnd in zip(lr_values, lr_boundaries):
+            for val, bnd in zip(lr_values, lr_boundaries, strict=False):
                 if it < bnd:
                     lr = val
                     break
@@ -291,6 +294,7 @@ class XvaEquation(_MarketEquation, _CreditMixin):
         self.active = torch.tensor(cols)  # [K, 4]
 
     def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+        """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         r = self._rate(x)
         v, c, imfc, imtc = aux["V"], aux["C"], aux["imfc"], aux["imtc"]
         lam_c = self.lam_c.to(x.dtype).to(x.device)
@@ -309,6 +313,7 @@ class XvaEquation(_MarketEquation, _CreditMixin):
         return (run - disc * yk).reshape(-1, self.n_out)
 
     def terminal(self, batch: PathBatch) -> tuple[Tensor, Tensor]:
+        """Terminal values of the layer for a path batch, and the steps they apply at."""
         M, K, N = batch.size, self.K, self.N
         dev, dt = batch.x.device, batch.x.dtype
         if not self.structural:
@@ -348,6 +353,7 @@ class FvaEquation(_MarketEquation, _CreditMixin):
         self.y_init_range = (0.0, 0.0)
 
     def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+        """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         r = self._rate(x)
         v_adj = aux["V"] - aux["cva"] + aux["dva"] - aux["mva"] - y
         net = v_adj - aux["C"]
@@ -356,6 +362,7 @@ class FvaEquation(_MarketEquation, _CreditMixin):
         return run - disc * y
 
     def terminal(self, batch: PathBatch) -> tuple[Tensor, Tensor]:
+        """Terminal values of the layer for a path batch, and the steps they apply at."""
         M, N = batch.size, self.N
         dev = batch.x.device
         if not self.structural:

@@ -86,6 +86,7 @@ class MarketModel:
         return x[..., self.rate_col] if self.rate_col is not None else self.r
 
     def x0(self, M: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """Initial state ``[M, d]`` of the factors."""
         vals = list(self.spot)
         if self.rates is not None:
             vals.append(self.rates.r0)

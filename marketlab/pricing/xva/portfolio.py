@@ -37,6 +37,7 @@ class Trade:
 
     @property
     def assets(self) -> list[int]:
+        """Indices of the assets the trade depends on."""
         if self.spec.type in ("forward", "call", "put"):
             return [self.spec.asset]
         return list(self.spec.assets) if self.spec.assets is not None else list(range(self.market.n_assets))
@@ -65,6 +66,7 @@ class Trade:
 
     # --- analytic clean values ---------------------------------------------------------------------
     def has_analytic(self) -> bool:
+        """Whether the trade has a closed-form clean value under the market model."""
         mk = self.market
         if self.spec.type in ("forward", "basket_forward", "swap"):
             return True
@@ -125,7 +127,7 @@ def vasicek_annuity(a: float, theta: float, sigma: float, tau: float, r: Tensor,
     nodes, weights = np.polynomial.legendre.leggauss(n)
     u = 0.5 * tau * (nodes + 1.0)
     total = torch.zeros_like(r)
-    for ui, wi in zip(u, weights):
+    for ui, wi in zip(u, weights, strict=False):
         total = total + 0.5 * tau * wi * vasicek_bond(a, theta, sigma, float(ui), r)
     return total
 
