@@ -333,6 +333,46 @@ def simulated_day_section(quick: bool) -> dict:
     }
 
 
+def one_command_section(quick: bool) -> dict:
+    """Per-call cost (µs, process CPU time, best of 3) of each one-command API call on a resting book of
+    ~1,000 orders (issue 21 goal: <= 2 µs for every command kind)."""
+    n = 20_000 if quick else 100_000
+    out: dict = {"calls_per_kind": n}
+
+    def book() -> OrderBook:
+        ob = OrderBook(capacity=1 << 18)
+        for i in range(1, 1001):
+            ob.submit_limit(i, 1 if i % 2 else -1, 1000 - 1 - i % 20 if i % 2 else 1001 + i % 20, 5, ts=0)
+        return ob
+
+    def timed(name: str, run, prepare=None) -> None:
+        best = float("inf")
+        for _ in range(3):
+            ob = book()
+            if prepare is not None:
+                prepare(ob)
+            c0 = time.process_time()
+            run(ob)
+            best = min(best, time.process_time() - c0)
+        out[f"{name}_us"] = best / n * 1e6
+
+    base = 10_000
+    adds = np.array([(1, K.K_APPLY_ADD, base + i, 1, 900 + i % 50, 2, 0) for i in range(n)], dtype=np.int64)
+
+    def rest_adds(ob: OrderBook) -> None:
+        ob.process(adds)
+
+    timed("submit_limit_resting", lambda ob: [ob.submit_limit(base + i, 1, 900 + i % 50, 1, ts=1) for i in range(n)])
+    timed("apply_add", lambda ob: [ob.apply_add(base + i, -1, 1100 + i % 50, 1, ts=1) for i in range(n)])
+    timed("cancel", lambda ob: [ob.cancel(base + i, ts=2) for i in range(n)], rest_adds)
+    timed("apply_reduce", lambda ob: [ob.apply_reduce(base + i, 1, 900 + i % 50, 2, ts=2) for i in range(n)], rest_adds)
+    timed("modify", lambda ob: [ob.modify(base + i, size=1, ts=2) for i in range(n)], rest_adds)
+    timed("submit_market_1_lot", lambda ob: [ob.submit_market(base + i, 1 if i % 2 else -1, 1, ts=1) for i in range(min(n, 4000))])
+    out["submit_market_1_lot_us"] *= n / min(n, 4000)
+    out["goal_le_2_us"] = all(v <= 2.0 for k, v in out.items() if k.endswith("_us"))
+    return out
+
+
 def hftbacktest_section() -> dict:
     hbt_path = os.environ.get("HBT_PATH", "/tmp/hbt")
     if Path(hbt_path).is_dir():
@@ -418,6 +458,7 @@ def main() -> None:
     for name, fn in (("lobster_replay", lambda: lobster_section(args.quick)),
                      ("random_flow", lambda: random_section(args.quick)),
                      ("simulated_day", lambda: simulated_day_section(args.quick)),
+                     ("one_command_calls", lambda: one_command_section(args.quick)),
                      ("hftbacktest", hftbacktest_section)):
         t0 = time.perf_counter()
         out[name] = fn()
