@@ -83,7 +83,8 @@ class IngestReport:
 
     ``rows``: records per kind in the input; ``added``: records newly stored; ``replaced``: stored
     records superseded (upsert: conflicting keys; replace: every record of the replaced partitions);
-    ``skipped``: nothing changed (``reason`` says why); ``write_id``: the commit's id in the catalog.
+    ``skipped``: nothing changed (``reason`` says why); ``write_id``: the commit's id in the catalog;
+    ``notes``: what the parser reports about the data (``meta["notes"]``: OHLCV gaps, zero-volume bars).
     """
 
     dataset: str
@@ -99,6 +100,7 @@ class IngestReport:
     added: dict[str, int] = field(default_factory=dict)
     replaced: dict[str, int] = field(default_factory=dict)
     write_id: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)  # the parser's user-facing summary (gaps, ...)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (used by the CLI's ``--json``)."""

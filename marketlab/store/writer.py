@@ -294,6 +294,7 @@ class Write:
         report = IngestReport(
             dataset=self.dataset, format=self.format, rows=dict(self.rows), symbols=sorted(self.symbols),
             files=[f["file"] for f in sources], added=added, replaced=replaced, write_id=self.write_id,
+            notes=dict(self.meta.get("notes") or {}),
         )
         if not outs and not obsolete:
             report.skipped = True

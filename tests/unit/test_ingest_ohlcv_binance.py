@@ -148,3 +148,23 @@ def test_out_of_order_across_chunks_names_the_row(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="out of order or repeated") as exc:
         list(iter_batches([f], batch_rows=400))
     assert "row 701" in str(exc.value)
+
+
+def test_gaps_are_in_the_ingest_report_and_its_json(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from marketlab.cli.main import app
+
+    d = tmp_path / "klines"
+    t0 = T0 // 10**6
+    _zip(d, "BTCUSDT-1m-2022-01-01", [_kline(t0 + k * 60_000) for k in (0, 1, 4, 5)])  # 00:02-00:03 missing
+    rep = Store(tmp_path / "s").ingest("ohlcv", [d], dataset="k")
+    assert rep.rows == {"bars": 4}
+    assert rep.notes["gaps"] == {"count": 1, "missing_bars": 2, "first": [
+        {"symbol": "BTCUSDT", "from": "2022-01-01T00:02:00Z", "to": "2022-01-01T00:03:00Z", "missing": 2}]}
+    res = CliRunner().invoke(app, ["ingest", "ohlcv", str(d), "--dataset", "k2", "--store", str(tmp_path / "s"),
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["notes"]["gaps"]["missing_bars"] == 2
