@@ -136,14 +136,16 @@ def _check_type(value: Any, tp: Any, path: str | Path | None, key: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
+        errors: list[SpecError] = []
         for a in args:
             if a is type(None):
                 continue
             try:
                 return _check_type(value, a, path, key)
             except SpecError as exc:
-                errors.append(str(exc))
+                errors.append(exc)
+        if len(errors) == 1:  # an optional value (``X | None``): the one real type's own problem says more
+            raise errors[0]
         raise SpecError(path, key, f"value {value!r} matches none of {tp}")
     if origin is typing.Literal:
         if value not in typing.get_args(tp):
