@@ -170,7 +170,9 @@ def load_run(run: str | Path, *, market: MarketData | None = None, period: str =
         raise SpecError(cfg_path, None, f"invalid JSON: {exc}") from None
     spec = AgentSpec.from_dict(cfg, path=cfg_path)  # names registry ids only: loading runs no code
     # Evaluation walks the whole period once from its first bar.
-    env_cfg = dataclasses.replace(spec.env, period=period, episode_length=0, random_start=False)
+    if period not in ("train", "test", "all"):
+        raise SpecError(None, "period", f"must be one of ['train', 'test', 'all'], got {period!r}")
+    env_cfg = dataclasses.replace(spec.env, period=period, episode_length=0, random_start=False)  # type: ignore[arg-type]
     if test_start is not None:
         env_cfg = dataclasses.replace(env_cfg, data=dataclasses.replace(env_cfg.data, test_start=test_start))
     if market is None:

@@ -236,14 +236,14 @@ class Backtest:
         if b.kind == "none":
             return None
         if b.kind == "equal_weight":
-            return init * (m.close / m.close[0]).mean(axis=1)
+            return np.asarray(init * (m.close / m.close[0]).mean(axis=1))
         if b.kind == "symbol" and b.symbol in m.symbols and not b.dataset:
             px = m.close[:, m.symbols.index(b.symbol)]
         else:
             if b.kind == "file":
                 other_ts, series = self._benchmark_file()
             else:
-                other = load_market(self.store, b.dataset or self.spec.data.dataset, kind=b.data_kind, symbols=[b.symbol])
+                other = load_market(self.store, b.dataset or self.spec.data.dataset, kind=b.data_kind, symbols=[str(b.symbol)])
                 if b.symbol not in other.symbols:
                     raise SpecError(self.spec_path, "benchmark.symbol", f"{b.symbol!r} not in dataset '{b.dataset}'")
                 other_ts, series = other.ts, other.close[:, other.symbols.index(b.symbol)]
@@ -253,7 +253,7 @@ class Backtest:
             px = np.where(pos >= 0, series[np.clip(pos, 0, None)], np.nan)
             first = px[np.isfinite(px)][0]
             px = np.where(np.isfinite(px), px, first)
-        return init * px / px[0]
+        return np.asarray(init * px / px[0])
 
     def _benchmark_file(self) -> tuple[np.ndarray, np.ndarray]:
         """(ts int64 ns sorted, close float64) of ``benchmark.symbol`` in the CSV ``benchmark.path``."""
@@ -262,7 +262,7 @@ class Backtest:
         from marketlab.core.errors import DataError
 
         b = self.spec.benchmark
-        p = Path(b.path)
+        p = Path(str(b.path))
         if not p.is_absolute() and self.spec_path is not None and (self.spec_path.parent / p).exists():
             p = self.spec_path.parent / p
         if not p.is_file():
@@ -306,10 +306,13 @@ def trades_table(rec: np.ndarray, ts: np.ndarray, symbols: tuple[str, ...]) -> A
 
 
 def _slice_entries(e: sg.Entries, lo: int, delay: int) -> sg.Entries:
-    def cut(a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else sg.delay_rows(a, delay, False)[lo:]
+    def cut(a: np.ndarray) -> np.ndarray:
+        return sg.delay_rows(a, delay, False)[lo:]
 
-    return sg.Entries(cut(e.entries), cut(e.exits), cut(e.short_entries), cut(e.short_exits))
+    return sg.Entries(
+        cut(e.entries), cut(e.exits),
+        None if e.short_entries is None else cut(e.short_entries), None if e.short_exits is None else cut(e.short_exits),
+    )
 
 
 def _carry_in(w: np.ndarray, lo: int) -> np.ndarray:
@@ -335,7 +338,7 @@ def _entries_to_weights(e: sg.Entries, direction: str, per_asset: float) -> np.n
     w = np.empty((t_len, n))
     for t in range(t_len):
         pos = np.where(e.entries[t], 1.0, np.where(e.exits[t] & (pos > 0), 0.0, pos))
-        if direction == "both" and e.short_entries is not None:
+        if direction == "both" and e.short_entries is not None and e.short_exits is not None:
             pos = np.where(e.short_entries[t], -1.0, np.where(e.short_exits[t] & (pos < 0), 0.0, pos))
         w[t] = pos * per_asset
     return sg.changes_only(w)
@@ -344,7 +347,7 @@ def _entries_to_weights(e: sg.Entries, direction: str, per_asset: float) -> np.n
 def run_demo(store: Any, *, out_dir: str | Path = "reports", dataset: str = "synth_daily", report: bool = True) -> dict[str, Any]:
     """The demo's backtest: top-10 20-day momentum, long-only, weekly rebalance, 5 bp costs, on the
     synthetic daily panel ``dataset`` of ``store``. Returns the JSON summary (``report`` = HTML path)."""
-    spec_data = {
+    spec_data: dict[str, Any] = {
         "name": "demo_momentum_synth",
         "description": "top-10 momentum on the synthetic daily panel (demo)",
         "data": {"dataset": dataset, "kind": "panel"},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +115,7 @@ def write_pngs(s: dict[str, Any], out: Path) -> list[Path]:
 
     paths = []
 
-    def save(name: str, draw) -> None:
+    def save(name: str, draw: Callable[[Any], None]) -> None:
         fig, ax = plt.subplots(figsize=(10, 3.5))
         draw(ax)
         ax.grid(alpha=0.3)
@@ -125,25 +126,25 @@ def write_pngs(s: dict[str, Any], out: Path) -> list[Path]:
         plt.close(fig)
         paths.append(p)
 
-    def equity(ax):
+    def equity(ax: Any) -> None:
         ax.plot(s["dates"], s["equity"], label="strategy", lw=1.2)
         if s["benchmark"] is not None:
             ax.plot(s["dates"], s["benchmark"], label="benchmark", lw=1, ls=":")
         ax.set_title("Equity vs benchmark")
         ax.legend()
 
-    def dd(ax):
+    def dd(ax: Any) -> None:
         ax.fill_between(s["dates"], s["drawdown"], 0, alpha=0.5)
         ax.set_title("Drawdown")
 
-    def pos(ax):
+    def pos(ax: Any) -> None:
         for name, series in s["positions"].items():
             ax.plot(s["dates"], series, lw=0.8, label=str(name))
         ax.set_title("Positions (weight of net value)")
         if s["positions"]:
             ax.legend(fontsize=7, ncol=4)
 
-    def sharpe(ax):
+    def sharpe(ax: Any) -> None:
         ax.plot(s["dates"], s["rolling_sharpe"], lw=1)
         ax.axhline(0, color="k", lw=0.5)
         ax.set_title(f"Rolling Sharpe ({s['window']} bars)")

@@ -38,14 +38,14 @@ def rolling_std(x: np.ndarray, n: int) -> np.ndarray:
     """Trailing population standard deviation over ``n`` rows (NaN for the first n-1)."""
     m = sma(x, n)
     m2 = sma(x * x, n)
-    return np.sqrt(np.maximum(m2 - m * m, 0.0))
+    return np.asarray(np.sqrt(np.maximum(m2 - m * m, 0.0)))
 
 
 def _crossed_above(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     prev = np.vstack([np.full((1, a.shape[1]), np.nan), a[:-1] - b[:-1]])
     now = a - b
     with np.errstate(invalid="ignore"):
-        return (now > 0) & (prev <= 0)
+        return np.asarray((now > 0) & (prev <= 0))
 
 
 def ma_cross(close: np.ndarray, fast: int, slow: int) -> Entries:

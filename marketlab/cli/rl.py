@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -12,7 +12,7 @@ from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
 rl = typer.Typer(help="Train and evaluate SB3 agents on marketlab/Trading-v0.", no_args_is_help=True)
 
 
-def _store(path: Path | None):
+def _store(path: Path | None) -> Any:
     if path is None:
         return None
     from marketlab.store import Store

@@ -160,7 +160,7 @@ class BatchedTradingEnv:
         self.n_feat = self.window * flat.shape[1]
         self.include_position = cfg.observation.include_position
         self.bound = proto.state_interp.bound
-        self.obs_dim = int(proto.observation_space.shape[0])
+        self.obs_dim = int(np.prod(proto.observation_space.shape or (0,)))
         self.fees = float(proto.sim.fees)
         self.slippage = float(proto.sim.slippage)
         self.init_cash = float(proto.sim.init_cash)
@@ -298,6 +298,7 @@ class BatchedTradingEnv:
             torch.index_select(self.win, 0, self.t, out=obs)
         else:
             idx = self.t[:, None] + self.offsets  # (B, W)
+            assert self.flat is not None
             obs[:, : self.n_feat] = self.flat[idx].reshape(self.num_envs, -1)
         if self.include_position:
             price = self.close[self.t]

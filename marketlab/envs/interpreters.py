@@ -62,7 +62,7 @@ def normalize_features(x: np.ndarray, fit_rows: int) -> tuple[np.ndarray, np.nda
 class StateInterpreter(Protocol):
     """Observations of the env at decision step t given the current weights (N,)."""
 
-    observation_space: gym.spaces.Space
+    observation_space: gym.spaces.Space[Any]
 
     def observe(self, t: int, weights: np.ndarray) -> Any:
         """The observation at decision step ``t``."""
@@ -110,7 +110,7 @@ def _window_obs_nb(flat: np.ndarray, t: int, window: int, weights: np.ndarray, b
 class ActionInterpreter(Protocol):
     """Actions -> target weights (N,). ``discrete`` says whether the action space is (Multi)Discrete."""
 
-    action_space: gym.spaces.Space
+    action_space: gym.spaces.Space[Any]
     discrete: bool
 
     def to_weights(self, action: Any) -> np.ndarray:
@@ -134,7 +134,7 @@ class DiscreteAction:
             raise SpecError(None, "env.action.levels", "negative level with long_only = true")
         self.n_assets = n_assets
         if n_assets == 1:
-            self.action_space: gym.spaces.Space = gym.spaces.Discrete(levels.size)
+            self.action_space: gym.spaces.Space[Any] = gym.spaces.Discrete(levels.size)
             self._table = [np.array([lv]) for lv in levels]
             for a in self._table:
                 a.flags.writeable = False

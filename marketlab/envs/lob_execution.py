@@ -71,7 +71,7 @@ class LOBExecutionEnv(gym.Env):
     def _mid(self) -> float:
         b, a = self.venue.quotes()
         if b and a:
-            return (a + b) / 2.0
+            return float((a + b) / 2.0)
         return float(b or a or self.arrival_mid)
 
     def _observe(self) -> np.ndarray:
@@ -95,7 +95,7 @@ class LOBExecutionEnv(gym.Env):
         obs[7 + cfg.depth :] = np.log1p(snap[:, 1]) / 10.0
         return np.clip(obs, -10.0, 10.0)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode (gymnasium API); returns (observation, info)."""
         super().reset(seed=seed)
         cfg = self.config
@@ -124,9 +124,9 @@ class LOBExecutionEnv(gym.Env):
     def _slice(self) -> int:
         steps_left = max(1, self.config.horizon - self.step_no)
         unplaced = self.config.quantity - self.filled - self.venue.resting()
-        return max(0, math.ceil(unplaced / steps_left))
+        return max(0, int(math.ceil(unplaced / steps_left)))
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply ``action`` and run the market one step (gymnasium API)."""
         a = int(action)
         cfg = self.config

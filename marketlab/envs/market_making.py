@@ -69,7 +69,7 @@ class MarketMakingEnv(gym.Env):
     def _mid(self) -> float:
         b, a = self.venue.quotes()
         if b and a:
-            return (a + b) / 2.0
+            return float((a + b) / 2.0)
         return float(b or a or self.last_mid)
 
     def _observe(self, mid_change: float) -> np.ndarray:
@@ -90,7 +90,7 @@ class MarketMakingEnv(gym.Env):
         )
         return np.clip(obs, -10.0, 10.0)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode (gymnasium API); returns (observation, info)."""
         super().reset(seed=seed)
         cfg = self.config
@@ -108,7 +108,7 @@ class MarketMakingEnv(gym.Env):
             self.inventory += f.side * f.size
             self.cash -= f.side * f.size * f.price
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply ``action`` and run the market one step (gymnasium API)."""
         cfg = self.config
         a = int(action)

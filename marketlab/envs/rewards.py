@@ -25,15 +25,15 @@ LOG_FLOOR = math.log(1e-12)
 @njit(cache=True)
 def pnl_kernel(state: np.ndarray, prev_value: float, value: float, params: np.ndarray) -> float:
     """(value - prev_value) * params[0], with params[0] = scale / init_cash."""
-    return (value - prev_value) * params[0]
+    return float((value - prev_value) * params[0])
 
 
 @njit(cache=True)
 def log_return_kernel(state: np.ndarray, prev_value: float, value: float, params: np.ndarray) -> float:
     """params[0] * log(value / prev_value); log(1e-12) for a wiped-out account."""
     if value <= 0 or prev_value <= 0:
-        return params[0] * LOG_FLOOR
-    return params[0] * math.log(value / prev_value)
+        return float(params[0] * LOG_FLOOR)
+    return float(params[0] * math.log(value / prev_value))
 
 
 @njit(cache=True)
@@ -53,7 +53,7 @@ def diff_sharpe_kernel(state: np.ndarray, prev_value: float, value: float, param
     d = (b * da - 0.5 * a * db) / var**1.5 if var > 1e-12 else 0.0
     state[0] = a + params[0] * da
     state[1] = b + params[0] * db
-    return params[1] * d
+    return float(params[1] * d)
 
 
 class KernelReward:
@@ -120,13 +120,13 @@ def rows_kernel(kernel: Any) -> Callable[..., None]:
     """``rows(state (B, S), prev (B,), value (B,), params (P,), out (B,) float32)``: ``kernel`` per row.
 
     Compiled once per kernel and process (a closure over the kernel, so the call inside is direct)."""
-    rows = _ROWS.get(kernel)
-    if rows is None:
+    cached = _ROWS.get(kernel)
+    if cached is None:
 
         @njit
         def rows(state: np.ndarray, prev: np.ndarray, value: np.ndarray, params: np.ndarray, out: np.ndarray) -> None:
             for i in range(prev.shape[0]):
                 out[i] = kernel(state[i], prev[i], value[i], params)
 
-        _ROWS[kernel] = rows
-    return rows
+        _ROWS[kernel] = cached = rows
+    return cached

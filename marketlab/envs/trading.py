@@ -119,7 +119,7 @@ class TradingEnv(gym.Env):
         self._weights = self._zeros
 
     # gymnasium API -------------------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode; ``options={"start": t}`` pins the first decision step."""
         super().reset(seed=seed)
         length = self.config.episode_length
@@ -142,7 +142,7 @@ class TradingEnv(gym.Env):
         self._weights = self._zeros
         return self.state_interp.observe(self.t, self._weights), self._info(0.0, 0.0)
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply ``action`` and run the market one step (gymnasium API)."""
         target = self.action_interp.to_weights(action)
         t = self.t

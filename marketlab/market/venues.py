@@ -125,7 +125,7 @@ class ReplayVenue:
     @property
     def exhausted(self) -> bool:
         """True once the venue has no more events or market time to give."""
-        return self.pos >= self.n_events
+        return bool(self.pos >= self.n_events)
 
     def _agent_fills(self, fills: np.ndarray, taker_side: int = 0) -> list[AgentFill]:
         out = []
@@ -198,4 +198,4 @@ class ReplayVenue:
 
     def snapshot(self, depth: int) -> np.ndarray:
         """Top-``depth`` book, int64 (4 * depth,): ask_px, ask_sz, bid_px, bid_sz per level."""
-        return self.book.snapshot(depth)
+        return np.asarray(self.book.snapshot(depth))

@@ -59,7 +59,7 @@ class AbmVenue:
     def exhausted(self) -> bool:
         """True once the venue has no more events or market time to give."""
         ex = self.sim.exchange
-        return ex.now >= ex.t_end_ns
+        return bool(ex.now >= ex.t_end_ns)
 
     def _new_fills(self) -> list[AgentFill]:
         new = self.me.fills[self._seen :]
@@ -101,8 +101,9 @@ class AbmVenue:
 
     def quotes(self) -> tuple[int | None, int | None]:
         """(best bid, best ask) in ticks; None for an empty side."""
-        return self.sim.exchange.quotes()
+        bid, ask = self.sim.exchange.quotes()
+        return bid, ask
 
     def snapshot(self, depth: int) -> np.ndarray:
         """Top-``depth`` book, int64 (4 * depth,): ask_px, ask_sz, bid_px, bid_sz per level."""
-        return self.sim.exchange.book_snapshot(depth)
+        return np.asarray(self.sim.exchange.book_snapshot(depth))

@@ -13,7 +13,7 @@ from marketlab.backtests import Backtest, run_demo
 from marketlab.backtests import signals as sg
 from marketlab.core.metrics import summary
 from marketlab.backtests.spec import BacktestSpec
-from marketlab.core.errors import DataError, MarketlabError, SpecError, StoreError
+from marketlab.core.errors import DataError, SpecError, StoreError
 from marketlab.market import market_to_frame, synthetic_market
 from marketlab.envs.execution import simulate_weights_nb
 from marketlab.envs.trading import TradingEnv

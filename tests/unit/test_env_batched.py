@@ -42,7 +42,7 @@ def test_engines_agree_with_single_env(engine, n, action, reward, trade_on_chang
     assert benv.engine == engine
     obs_b = benv.reset(seed=3).clone()
     singles = [TradingEnv(cfg, market=markets[n]) for _ in range(b)]
-    obs = [e.reset(options={"start": int(s)})[0] for e, s in zip(singles, benv.t.tolist())]
+    obs = [e.reset(options={"start": int(s)})[0] for e, s in zip(singles, benv.t.tolist(), strict=True)]
     np.testing.assert_array_equal(np.stack(obs), obs_b.numpy())
     rng = np.random.default_rng(1)
     ended = 0
@@ -72,7 +72,7 @@ def test_numba_engine_is_bit_identical_to_single_env(markets):
     benv = BatchedTradingEnv(cfg, market=markets[3], num_envs=4, device="cpu", engine="numba")
     benv.reset(seed=7)
     singles = [TradingEnv(cfg, market=markets[3]) for _ in range(4)]
-    for e, s in zip(singles, benv.t.tolist()):
+    for e, s in zip(singles, benv.t.tolist(), strict=True):
         e.reset(options={"start": int(s)})
     rng = np.random.default_rng(2)
     for _ in range(29):
@@ -116,7 +116,7 @@ def test_engines_same_seed_same_trajectory(markets):
         return np.stack(obs), np.stack(vals), np.stack(ts)
 
     a, b = run("numba"), run("numba")
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
     c = run("torch")
     np.testing.assert_array_equal(a[0], c[0])

@@ -220,10 +220,10 @@ def test_batched_torch_env_agrees_with_single_env(n, action, reward, market1, ma
     benv = BatchedTradingEnv(cfg, market=m, num_envs=b, device="cpu", seed=0)
     obs_b = benv.reset(seed=2)
     singles = [TradingEnv(cfg, market=m) for _ in range(b)]
-    obs = [e.reset(options={"start": int(s)})[0] for e, s in zip(singles, benv.t.tolist())]
+    obs = [e.reset(options={"start": int(s)})[0] for e, s in zip(singles, benv.t.tolist(), strict=True)]
     np.testing.assert_allclose(np.stack(obs), obs_b.numpy(), atol=1e-6)
     rng = np.random.default_rng(0)
-    for step in range(60):
+    for _step in range(60):
         if action == "weights":
             a = rng.uniform(-1, 1, (b, n))
         else:
