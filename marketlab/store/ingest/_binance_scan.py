@@ -57,14 +57,14 @@ MSG_COLS = 12
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _ws(buf, p, n):  # pragma: no cover - compiled
+def _ws(buf: np.ndarray, p: int, n: int) -> int:  # pragma: no cover - compiled
     while p < n and (buf[p] == 32 or buf[p] == 9):
         p += 1
     return p
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _string(buf, p, n):  # pragma: no cover - compiled
+def _string(buf: np.ndarray, p: int, n: int) -> tuple[int, int, int]:  # pragma: no cover - compiled
     """``p`` at the opening quote -> (start, end, after) of a string without escapes; after = -1 on failure."""
     if p >= n or buf[p] != 34:
         return 0, 0, -1
@@ -81,9 +81,9 @@ def _string(buf, p, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _decimal(buf, s, e):  # pragma: no cover - compiled
+def _decimal(buf: np.ndarray, s: int, e: int) -> tuple[int, int, bool]:  # pragma: no cover - compiled
     """``digits[.digits]`` in buf[s:e] -> (mantissa, decimals, ok) with trailing fraction zeros stripped."""
-    m = np.int64(0)
+    m = 0
     nd = 0
     d = 0
     p = s
@@ -114,7 +114,7 @@ def _decimal(buf, s, e):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _number(buf, p, n):  # pragma: no cover - compiled
+def _number(buf: np.ndarray, p: int, n: int) -> tuple[int, bool, int]:  # pragma: no cover - compiled
     """A JSON number at p -> (int value, is_plain_nonneg_int, after); after = -1 when not JSON grammar."""
     s = p
     if p < n and buf[p] == 45:
@@ -147,7 +147,7 @@ def _number(buf, p, n):  # pragma: no cover - compiled
             p += 1
         if p == e0:
             return 0, False, -1
-    v = np.int64(0)
+    v = 0
     if plain:
         if int_end - lead > 18:
             plain = False
@@ -158,7 +158,7 @@ def _number(buf, p, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _match(tab, lens, buf, s, e):  # pragma: no cover - compiled
+def _match(tab: np.ndarray, lens: np.ndarray, buf: np.ndarray, s: int, e: int) -> int:  # pragma: no cover - compiled
     """Index of buf[s:e] in the word table, -1 when absent."""
     ln = e - s
     for i in range(tab.shape[0]):
@@ -175,7 +175,7 @@ def _match(tab, lens, buf, s, e):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _same(buf, a0, a1, b0, b1):  # pragma: no cover - compiled
+def _same(buf: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> bool:  # pragma: no cover - compiled
     """Whether buf[a0:a1] == buf[b0:b1]."""
     if a1 - a0 != b1 - b0:
         return False
@@ -186,7 +186,7 @@ def _same(buf, a0, a1, b0, b1):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _levels(buf, p, n, lv, nlv, side):  # pragma: no cover - compiled
+def _levels(buf: np.ndarray, p: int, n: int, lv: np.ndarray, nlv: int, side: int) -> tuple[int, int]:  # pragma: no cover - compiled
     """``[["px","qty"], ...]`` at p -> rows appended to lv (side, pm, pd, qm, qd); returns (after, new nlv)."""
     if buf[p] != 91:
         return -1, nlv
@@ -230,7 +230,8 @@ def _levels(buf, p, n, lv, nlv, side):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def _object(buf, p, n, top, sub, lv, nlv):  # pragma: no cover - compiled
+def _object(buf: np.ndarray, p: int, n: int, top: np.ndarray, sub: np.ndarray, lv: np.ndarray,
+            nlv: int) -> tuple[int, int]:  # pragma: no cover - compiled
     """Parse the object at p into slots ``top``; a nested combined-stream ``data`` object goes into ``sub``
     (iteratively: numba's cache cannot hold recursive functions). Returns (after, nlv); after = -1 when the
     object is outside the fast subset."""
@@ -331,7 +332,7 @@ def _object(buf, p, n, top, sub, lv, nlv):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def scan_nb(buf, msgs, lv, tk):  # pragma: no cover - compiled
+def scan_nb(buf: np.ndarray, msgs: np.ndarray, lv: np.ndarray, tk: np.ndarray) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
     """Scan a whole capture. Returns (n_msgs, n_levels, n_tickers, failed_line): failed_line 0 when every
     line fits the fast subset, else the 1-based line that does not (the caller then uses the generic path).
 

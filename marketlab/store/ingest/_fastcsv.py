@@ -18,13 +18,15 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit
+
+from marketlab.store.ingest._jit import kernel
 
 SP, CR, LF, COMMA, MINUS, DOT = 32, 13, 10, 44, 45, 46
 
 
-@njit(cache=True, nogil=True, _nrt=False, boundscheck=False)
-def parse_int_csv_nb(buf, lo, hi, ncols, dec_col, out, row0):  # pragma: no cover - compiled
+@kernel()
+def parse_int_csv_nb(buf: np.ndarray, lo: int, hi: int, ncols: int, dec_col: int, out: np.ndarray,
+                     row0: int) -> tuple[int, int]:  # pragma: no cover - compiled
     """Parse ``buf[lo:hi]`` (``uint8``) into ``out[:, row0:]`` (``int64[ncols, cap]``).
 
     Returns ``(rows, ok)``: ``ok`` 0 when a line does not fit the strict grammar (the caller falls back),

@@ -25,6 +25,7 @@ Traps of this data, and what the parser does about them:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -94,7 +95,7 @@ def parse(
         pl.col("factor").alias("adj_factor"),
         pl.col("in_universe").fill_null(False),
         ((pl.col("volume") == 0) | pl.col("volume").is_null()).alias("suspended"),
-    ).cast(PANEL_SCHEMA)
+    ).cast(dict(PANEL_SCHEMA))  # type: ignore[arg-type]
     dup = panel.select("date", "symbol").is_duplicated()
     if dup.any():
         r = int(dup.arg_true()[0])
@@ -116,7 +117,7 @@ def parse(
     )
 
 
-def _bar(enabled: bool, total: int):
+def _bar(enabled: bool, total: int) -> Any:
     if not enabled:
         return None
     from tqdm import tqdm
@@ -124,7 +125,7 @@ def _bar(enabled: bool, total: int):
     return tqdm(total=total, desc="ashare", unit="file", leave=False)
 
 
-def _tick(bar) -> None:
+def _tick(bar: Any) -> None:
     if bar is not None:
         bar.update(1)
 

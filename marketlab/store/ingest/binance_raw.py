@@ -49,8 +49,8 @@ class _Diff:
     U: int
     u: int
     pu: int | None
-    bids: list
-    asks: list
+    bids: list[list[str]]
+    asks: list[list[str]]
 
 
 @dataclass
@@ -119,7 +119,7 @@ def _to_int(s: str, d: int, path: Path, line: int, fieldname: str) -> int:
     if v >= 10**18:
         raise DataError(path, "value too large (more than 18 digits in ticks/lots)", row=line, field=fieldname,
                         value=s)
-    return v
+    return int(v)
 
 
 def _max_decimals(values: list[str]) -> int:
@@ -146,7 +146,8 @@ def _to_ints(values: list[str], d: int) -> np.ndarray | None:
     v = whole.cast(pl.Int64).to_numpy() * 10**d
     if d:
         v = v + frac.str.slice(0, d).str.pad_end(d, "0").cast(pl.Int64).to_numpy()
-    return v.astype(np.int64)
+    out: np.ndarray = v.astype(np.int64)
+    return out
 
 
 def _lines(path: Path) -> list[str]:
@@ -484,7 +485,7 @@ def _fast_capture(paths: list[Path], tick_size: float | None, lot_size: float | 
     return cap
 
 
-def _updates(snap: dict, applied: list[_Diff], dp: int, dq: int) -> np.ndarray:
+def _updates(snap: dict[str, Any], applied: list[_Diff], dp: int, dq: int) -> np.ndarray:
     """``int64[m, 4]`` (group, side, price ticks, qty lots): snapshot levels (group 0, bids then asks),
     then each applied diff's bids and asks. Prices and sizes are converted in one vectorised pass; if any
     value is not a plain decimal on the grid, the per-value path runs and raises the exact error."""

@@ -26,6 +26,7 @@ Traps (see ``fi2010_noauction_zscore/SOURCE.md``):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def parse(paths: list[Path], *, dataset: str | None = None, progress: bool = Fal
     )
 
 
-def _progress(files: list[Path], enabled: bool):
+def _progress(files: list[Path], enabled: bool) -> Iterator[Path]:
     return progress(files, enabled=enabled, desc="fi2010", total=len(files))
 
 

@@ -35,11 +35,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
-from numba import njit
 
 from marketlab.core.errors import DataError
 from marketlab.core.schema import EVENTS_SCHEMA, book_schema  # noqa: F401 - documented contracts
 from marketlab.store.ingest._fastcsv import count_columns, parse_int_csv
+from marketlab.store.ingest._jit import kernel
 
 NAME_RE = re.compile(
     r"^(?P<sym>[A-Za-z0-9.^_-]+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<t0>\d+)_(?P<t1>\d+)_(?P<kind>message|orderbook)_(?P<lvl>\d+)"
@@ -137,7 +137,8 @@ def _times_ns(path: Path, col: pl.Series, midnight_ns: int) -> np.ndarray:
     if bad.any():
         r = int(bad.arg_true()[0])
         raise DataError(path, "not a time in seconds after midnight", field="time", row=r + 1, value=col[r])
-    return (secs.to_numpy() * 1_000_000_000 + frac.to_numpy() + midnight_ns).astype(np.int64)
+    out: np.ndarray = (secs.to_numpy() * 1_000_000_000 + frac.to_numpy() + midnight_ns).astype(np.int64)
+    return out
 
 
 def read_lobster(
@@ -267,8 +268,8 @@ def _load_book(bpath: Path) -> np.ndarray:
     return np.ascontiguousarray(b.to_numpy().astype(np.int64).T)
 
 
-@njit(cache=True, nogil=True, _nrt=False, boundscheck=False)
-def _book_ok_nb(cols, unit):  # pragma: no cover - compiled
+@kernel()
+def _book_ok_nb(cols: np.ndarray, unit: int) -> bool:  # pragma: no cover - compiled
     """True when no size is negative and every real (non-dummy, size > 0) price is a positive multiple of
     ``unit`` (LOBSTER units per grid step)."""
     for j in range(0, cols.shape[0], 2):
@@ -282,8 +283,8 @@ def _book_ok_nb(cols, unit):  # pragma: no cover - compiled
     return True
 
 
-@njit(cache=True, nogil=True, _nrt=False, boundscheck=False)
-def _book_to_ticks_nb(cols, ratio):  # pragma: no cover - compiled
+@kernel()
+def _book_to_ticks_nb(cols: np.ndarray, ratio: int) -> None:  # pragma: no cover - compiled
     """In place: real levels -> (price // ratio, size); dummy or empty levels -> (0, 0)."""
     for j in range(0, cols.shape[0], 2):
         for i in range(cols.shape[1]):
@@ -408,7 +409,10 @@ def parse(paths: list[Path], *, dataset: str | None = None, **options: Any) -> A
     unknown = set(options) - known
     if unknown:
         raise DataError(None, f"unknown lobster option(s) {sorted(unknown)} (known: {sorted(known | {'book'})})")
-    ev, bk, instruments, meta = [], [], {}, {"levels": {}}
+    ev: list[pl.DataFrame] = []
+    bk: list[pl.DataFrame] = []
+    instruments: dict[str, Instrument] = {}
+    meta: dict[str, Any] = {"levels": {}}
     for mpath, bpath in pair_files(list(paths), need_book=want_book):
         day = read_lobster(mpath, bpath if want_book else None, **options)
         ev.append(events_frame(day))
