@@ -29,7 +29,7 @@ def eval_cmd(
 
     set_torch_threads()
     summary = evaluate_formula(formula, data, store=store, period=period, target=target,
-                               universe=universe)  # type: ignore[arg-type]
+                               universe=universe)
     emit(summary, json, title="alpha eval")
 
 

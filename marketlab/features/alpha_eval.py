@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from marketlab.core.errors import MarketlabError
 
@@ -21,7 +21,7 @@ def parse_period(period: str | None) -> tuple[str | None, str | None]:
 
 def evaluate_formula(formula: str, dataset: str, *, store: str | Path | None = None, period: str | None = None,
                      target: str = "Ref(close, -20) / close - 1",
-                     universe: Literal["members", "all"] = "all") -> dict[str, Any]:
+                     universe: str = "all") -> dict[str, Any]:
     """IC, RankIC, ICIR and coverage of ``formula`` against ``target`` on ``dataset`` over ``period``.
 
     ``universe``: ``"all"`` (every traded stock-day) or ``"members"`` (in-universe stock-days only).

@@ -40,13 +40,13 @@ class AlphaTokenEnv(gym.Env):
         self.builder = RPNBuilder(vocab, max_len, max_lookback)
         self.last_expr: Expr | None = None
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new formula (gymnasium API)."""
         super().reset(seed=seed)
         self.builder = RPNBuilder(self.vocab, self.max_len, self.max_lookback)
         return self.builder.observation(), {}
 
-    def step(self, action: int):
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Push one token; the episode ends when the formula is complete (gymnasium API)."""
         self.builder.push(int(action))
         obs = self.builder.observation()

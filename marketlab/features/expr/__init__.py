@@ -8,6 +8,7 @@
 
 from marketlab.features.expr.evaluator import Evaluator
 from marketlab.features.expr.grammar import PAD_ID, RPNBuilder, Token, Vocabulary
+from marketlab.features.expr.ops import OpSpec
 from marketlab.features.expr.parser import ExprError, parse, validate
 from marketlab.features.expr.tokens import (
     ALPHAGEN_OPERATORS,
@@ -15,7 +16,6 @@ from marketlab.features.expr.tokens import (
     DELTAS,
     FEATURES,
     OPERATORS,
-    OpSpec,
 )
 from marketlab.features.expr.tree import Expr
 

@@ -80,9 +80,9 @@ class Vocabulary:
         self.const_idx = np.flatnonzero(kinds == "const")
         self.delta_idx = np.flatnonzero(kinds == "delta")
         self.delta_values = np.array([int(self.tokens[i].value) for i in self.delta_idx])
-        cat = {"unary": [], "binary": [], "rolling": [], "pair_rolling": []}
+        cat: dict[str, list[int]] = {"unary": [], "binary": [], "rolling": [], "pair_rolling": []}
         for i in self.op_idx:
-            cat[OPERATORS[self.tokens[i].name].category].append(i)
+            cat[OPERATORS[self.tokens[i].name].category].append(int(i))
         self.cat_idx = {k: np.array(v, dtype=np.int64) for k, v in cat.items()}
 
     def action_of(self, node: Expr) -> int:

@@ -9,10 +9,12 @@ operands sorted) used as the cache key, so ``Add(close, open)`` and ``Add(open, 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from marketlab.features.expr.tokens import FEATURES, OPERATORS, OpSpec
+from marketlab.features.expr.ops import OpSpec
+from marketlab.features.expr.tokens import FEATURES, OPERATORS
 
 # Operators whose operands can be swapped without changing the value (cache canonicalisation).
 COMMUTATIVE: frozenset[str] = frozenset({"Add", "Mul", "Greater", "Less", "Cov", "Corr"})
@@ -120,7 +122,7 @@ class Expr:
         """Levels of operators and leaves (windows excluded)."""
         return 1 + max((a.depth for a in self.operands), default=0)
 
-    def walk(self):
+    def walk(self) -> Iterator[Expr]:
         """Yield every node (pre-order), windows included."""
         yield self
         for a in self.args:
