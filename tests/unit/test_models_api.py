@@ -134,3 +134,45 @@ def test_predict_reproduces_the_training_data_and_writes_signals(store, run, tmp
     df = pl.read_parquet(tmp_path / "p.parquet")
     assert out["rows"] == df.height == out["signals_rows"] and out["symbols"] == ["GOOG"]
     np.testing.assert_allclose(df["p_up"] + df["p_stationary"] + df["p_down"], 1.0, atol=1e-5)
+
+
+def test_a_user_predictor_registered_from_python_trains_through_the_api(store, tmp_path) -> None:
+    """A newcomer adds a predictor by writing one class (with its config) and registering one id."""
+    from dataclasses import asdict, dataclass
+
+    import torch
+    from torch import nn
+
+    from marketlab.core import registry
+    from marketlab.models.api import train_from_spec
+    from marketlab.models.zoo import build_model, model_names
+
+    @dataclass(frozen=True)
+    class LastRowConfig:
+        num_features: int = 40
+        seq_size: int = 10
+
+    class LastRow(nn.Module):
+        config_class = LastRowConfig
+
+        def __init__(self, config: LastRowConfig | None = None) -> None:
+            super().__init__()
+            self.config = config or LastRowConfig()
+            self.head = nn.Linear(self.config.num_features, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(x[:, -1])
+
+        def config_dict(self) -> dict:
+            return asdict(self.config)
+
+    registry.register("predictor/lastrow-v1", LastRow)
+    try:
+        assert "lastrow" in model_names()
+        assert isinstance(build_model("lastrow", {"num_features": 8}), LastRow)
+        s = train_from_spec("lastrow", "lobx", symbol="GOOG", store=store, out=tmp_path / "run", epochs=1,
+                            progress=False)
+        assert s["parameters"] == 40 * 3 + 3 and s["epochs_run"] == 1
+    finally:
+        registry.unregister("predictor/lastrow-v1")
+    assert "lastrow" not in model_names()
