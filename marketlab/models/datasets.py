@@ -248,25 +248,6 @@ def lobster_from_frames(events: pl.DataFrame, book: pl.DataFrame, levels: int = 
     )
 
 
-def read_lobster_csv(message: str | Path, orderbook: str | Path, *, date: str = "2012-06-21",
-                     symbol: str = "") -> LobsterArrays:
-    """Read a raw LOBSTER message/orderbook pair (optionally .gz) -> :class:`LobsterArrays` ($, shares)."""
-    msg = pl.read_csv(message, has_header=False, new_columns=["time", "type", "order_id", "size", "price", "direction"])
-    ob = pl.read_csv(orderbook, has_header=False)
-    if msg.height != ob.height:
-        raise DataError(orderbook, f"{ob.height} book rows for {msg.height} messages", value=ob.height)
-    t = msg["time"].to_numpy().astype(np.float64)
-    base = np.datetime64(date, "ns").astype(np.int64)
-    book = ob.to_numpy().astype(np.float64)
-    book[:, 0::2] /= 10_000.0  # prices in USD x 10^4 -> $
-    return LobsterArrays(
-        time=t, type=msg["type"].to_numpy().astype(np.int64), size=msg["size"].to_numpy().astype(np.float64),
-        price=msg["price"].to_numpy().astype(np.float64) / 10_000.0,
-        direction=msg["direction"].to_numpy().astype(np.float64), book=book,
-        day=np.zeros(len(t), np.int64), ts=base + np.round(t * 1e9).astype(np.int64), symbol=symbol,
-    )
-
-
 def volume_sample_mask(size: np.ndarray, q: float) -> np.ndarray:
     """TLOB's quantity sampling: keep event ``i`` when the running size sum crosses a multiple of ``q``.
 

@@ -13,13 +13,25 @@ from typer.testing import CliRunner
 from marketlab.cli.main import app
 from marketlab.features.labels import class_shares, fit_tlob_alpha, tlob_labels
 from marketlab.models.datasets import (
+    LobsterArrays,
     fi2010_windowsets,
     load_fi2010,
     lobster_features,
-    read_lobster_csv,
+    lobster_from_frames,
 )
 
 pytestmark = pytest.mark.integration
+
+
+def read_lobster_arrays(*files) -> LobsterArrays:
+    """A raw LOBSTER pair through the store's LOBSTER parser, in float units ($, shares)."""
+    from marketlab.core.schema import float_view
+    from marketlab.store.ingest.lobster import parse
+
+    batch = parse(list(files), dataset="lobster")
+    ins = batch.instruments[0]
+    ev, bk = (float_view(batch.frames[k], ins.tick_size, ins.lot_size) for k in ("events", "book"))
+    return lobster_from_frames(ev, bk)
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +105,8 @@ def test_cli_bad_config_key_is_one_line(tmp_path) -> None:
 
 def test_lobster_goog_tlob_label_anchors(shared_data) -> None:
     d = shared_data / "lobster_sample_2012-06-21"
-    a = read_lobster_csv(d / "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz",
-                         d / "GOOG_2012-06-21_34200000_57600000_orderbook_10.csv.gz", symbol="GOOG")
+    a = read_lobster_arrays(d / "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz",
+                            d / "GOOG_2012-06-21_34200000_57600000_orderbook_10.csv.gz")
     f = lobster_features(a, q=500)
     assert len(f["mid"]) == 17_784 - 1  # filter + q=500 sampling (research note), first row dropped
     # research note: alpha 7.05e-5 at h=10 and 2.73e-4 at h=100, shares near-balanced
@@ -118,7 +130,7 @@ def test_lobster_windows_from_store_equal_csv_path(shared_data, tmp_path) -> Non
     store = Store(tmp_path / "store")
     store.ingest("lobster", files, dataset="goog")
     from_store, spec = load_windowsets("tlob", "goog", horizon=50, store=store, dcfg=DataConfig(seq_size=64))
-    raw = lobster_windowsets(read_lobster_csv(*files, symbol="GOOG"), horizon=50, seq_size=64)
+    raw = lobster_windowsets(read_lobster_arrays(*files), horizon=50, seq_size=64)
     assert spec["num_features"] == 46 and spec["symbol"] == "GOOG"
     for k in ("train", "val", "test"):
         assert len(from_store[k]) == len(raw[k]) > 0
