@@ -79,7 +79,7 @@ def python_batch(cmds: np.ndarray, seed: np.ndarray | None, tolerant: bool, dept
 
 
 def py_verify(m: np.ndarray, book: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pure-Python port of :func:`marketlab.lob.lobster.lobster_verify_nb` on :class:`PyOrderBook`
+    """Pure-Python port of :func:`marketlab.lob.verify_kernels.lobster_verify_nb` on :class:`PyOrderBook`
     (same rules, same top-L snapshot and comparison per row); returns (pre, post) match bits."""
     from bisect import bisect_left
 

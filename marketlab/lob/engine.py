@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from marketlab.lob import kernels as K
+from marketlab.lob import verify_kernels as VK
 from marketlab.lob.policy import VenuePolicy
 
 log = logging.getLogger(__name__)
@@ -466,7 +467,7 @@ class OrderBook:
             self._resize_out("_events", int(events))
 
     def verify_lobster_rows(self, msgs: np.ndarray, book: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Run the LOBSTER verification kernel (:func:`marketlab.lob.kernels.lobster_verify_nb`, rules in
+        """Run the LOBSTER verification kernel (:func:`marketlab.lob.verify_kernels.lobster_verify_nb`, rules in
         :mod:`marketlab.lob.lobster`) on this book, already seeded with ``book[0]`` and sized with
         :meth:`reserve` and a ``price_band`` covering every price.
 
@@ -477,7 +478,7 @@ class OrderBook:
         n, L = msgs.shape[0], book.shape[1] // 4
         snap = np.zeros(4 * L, dtype=np.int64)
         pre, post, flags, filled, dropped = (np.zeros(n, dtype=np.int64) for _ in range(5))
-        K.lobster_verify_nb(self._orders, self._levels, self._bm, self._hkeys, self._hvals, self._sc, self._events,
+        VK.lobster_verify_nb(self._orders, self._levels, self._bm, self._hkeys, self._hvals, self._sc, self._events,
                             msgs, book, L, snap, pre, post, flags, filled, dropped)
         self._sc[K.S_NEVT] = 0
         self._event_mark = 0

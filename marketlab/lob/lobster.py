@@ -1,7 +1,8 @@
 """Replay of recorded L3 messages (LOBSTER codes) through the engine, and row-by-row verification of a
 LOBSTER book. One replay machinery: messages become engine commands through
 :func:`marketlab.lob.commands.events_to_commands`, a mid-day start is seeded with
-:func:`marketlab.lob.commands.seed_commands`, and the kernels live in :mod:`marketlab.lob.kernels`.
+:func:`marketlab.lob.commands.seed_commands`; the kernels live in :mod:`marketlab.lob.kernels` (engine) and
+:mod:`marketlab.lob.verify_kernels` (verification).
 
 Generic replay (:func:`replay_messages`)
 ----------------------------------------
@@ -64,7 +65,7 @@ from marketlab.core.errors import DataError
 from marketlab.lob import kernels as K
 from marketlab.lob.commands import events_to_commands, seed_commands
 from marketlab.lob.engine import BatchResult, OrderBook
-from marketlab.lob.kernels import (
+from marketlab.lob.verify_kernels import (
     F_ATTR,
     F_BOOK_DELETE_SIZE,
     F_CROSS,
