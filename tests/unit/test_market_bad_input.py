@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -133,3 +134,28 @@ def test_run_folder_naming_an_importable_string_runs_no_code(store, tmp_path, mo
     out = _invoke(["rl", "eval", str(run), "--store", str(store.path)])
     _check(out, run / "config.json", "env.reward.kind")
     assert not marker.exists()
+
+
+def test_env_construction_reads_and_never_ingests(tmp_path):
+    """``gym.make`` with a spec naming ``[data.ingest]`` files refuses a missing dataset instead of
+    writing to the store; the spec runner's explicit step (``prepare_data``) is what ingests."""
+    import gymnasium as gym
+
+    import marketlab.envs  # noqa: F401  (gymnasium ids)
+    from marketlab.core.errors import StoreError
+    from marketlab.market import load_market_spec, prepare_data
+    from marketlab.market.spec import DataSpec
+    from marketlab.store import Store
+
+    m = synthetic_market(40, 1, seed=3)
+    csv = tmp_path / "S000-1m.csv"
+    market_to_frame(m).select("ts", "symbol", "open", "high", "low", "close", "volume").with_columns(
+        (pl.col("ts") // 1_000_000).alias("ts")).rename({"ts": "timestamp"}).write_csv(csv)
+    store = Store(tmp_path / "store")
+    data = {"dataset": "fresh", "ingest": {"format": "ohlcv", "paths": [str(csv)]}}
+    with pytest.raises(StoreError, match="dataset 'fresh'"):
+        gym.make("marketlab/Trading-v0", config={"period": "all", "data": data}, store=store)
+    assert "fresh" not in store.datasets()["dataset"].to_list()
+    spec = DataSpec.from_dict(data)
+    prepare_data(spec, store)
+    assert load_market_spec(spec, store).n_steps == 40
