@@ -18,6 +18,9 @@ from torch import nn
 class LSTMTokenExtractor(BaseFeaturesExtractor):
     """``obs [B, L]`` token ids (0 = pad, 1..n_actions) -> features ``[B, d_model]``."""
 
+    # buffers (register_buffer in __init__), typed for mypy
+    pe: torch.Tensor
+
     def __init__(
         self, observation_space: gym.spaces.Box, n_actions: int, d_model: int = 64, n_layers: int = 2, dropout: float = 0.1
     ) -> None:
@@ -46,4 +49,5 @@ class LSTMTokenExtractor(BaseFeaturesExtractor):
         x = self.embed(seq) + self.pe[:L]
         h, _ = self.lstm(x)
         m = valid.unsqueeze(-1).to(h.dtype)
-        return (h * m).sum(1) / m.sum(1).clamp_min(1.0)
+        pooled: torch.Tensor = (h * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return pooled

@@ -176,7 +176,7 @@ class HJBLQ(_ScaledBrownian):
         self.s = math.sqrt(2.0)
         self.y_init_range = (0.0, 1.0)
 
-    def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+    def f(self, n: int, t: float, x: Tensor, y: Tensor, z: Tensor, aux: dict[str, Tensor]) -> Tensor:
         """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         # z = sqrt(2) grad u, so lambda |grad u|^2 = lambda |z|^2 / 2.
         return -0.5 * self.lam * (z * z).sum(-1)
@@ -197,7 +197,7 @@ class AllenCahn(_ScaledBrownian):
         self.s = math.sqrt(2.0)
         self.y_init_range = (0.3, 0.6)
 
-    def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+    def f(self, n: int, t: float, x: Tensor, y: Tensor, z: Tensor, aux: dict[str, Tensor]) -> Tensor:
         """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         return y - y**3
 
@@ -246,7 +246,7 @@ class PricingDefaultRisk(_DiagonalGBM):
         self.gamma_h, self.gamma_l, self.v_h, self.v_l = 0.2, 0.02, 50.0, 70.0
         self.y_init_range = (40.0, 50.0)
 
-    def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+    def f(self, n: int, t: float, x: Tensor, y: Tensor, z: Tensor, aux: dict[str, Tensor]) -> Tensor:
         """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         slope = (self.gamma_h - self.gamma_l) / (self.v_h - self.v_l)  # negative
         q = torch.relu(torch.relu(y - self.v_h) * slope + self.gamma_h - self.gamma_l) + self.gamma_l
@@ -269,7 +269,7 @@ class PricingDiffRate(_DiagonalGBM):
         self.r_l, self.r_b = 0.04, 0.06
         self.y_init_range = (15.0, 18.0)
 
-    def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+    def f(self, n: int, t: float, x: Tensor, y: Tensor, z: Tensor, aux: dict[str, Tensor]) -> Tensor:
         """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         s = z.sum(-1) / self.sigma
         return -self.r_l * y - (self.mu - self.r_l) * s + (self.r_b - self.r_l) * torch.relu(s - y)
@@ -292,7 +292,7 @@ class BurgersType(_ScaledBrownian):
         self.y_init_range = (0.3, 0.7)
         self.reference = 0.5
 
-    def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+    def f(self, n: int, t: float, x: Tensor, y: Tensor, z: Tensor, aux: dict[str, Tensor]) -> Tensor:
         """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         return (y - (2.0 + self.dim) / (2.0 * self.dim)) * z.sum(-1)
 
@@ -317,7 +317,7 @@ class QuadraticGradient(_ScaledBrownian):
         self.y_init_range = (0.5, 1.0)
         self.reference = math.sin(T**alpha)
 
-    def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+    def f(self, n: int, t: float, x: Tensor, y: Tensor, z: Tensor, aux: dict[str, Tensor]) -> Tensor:
         """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         a, d = self.alpha, self.dim
         x2 = (x * x).sum(-1, keepdim=True)
@@ -350,7 +350,7 @@ class ReactionDiffusion(_ScaledBrownian):
         self.y_init_range = (1.0, 2.0)
         self.reference = 1.0 + kappa
 
-    def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+    def f(self, n: int, t: float, x: Tensor, y: Tensor, z: Tensor, aux: dict[str, Tensor]) -> Tensor:
         """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         e = math.exp(self.lam**2 * self.dim * (t - self.T) / 2.0)
         tmp = y - self.kappa - 1.0 - torch.sin(self.lam * x.sum(-1, keepdim=True)) * e
@@ -393,7 +393,7 @@ class BlackScholesLinear(_DiagonalGBM):
         lo = intrinsic if payoff == "call" else dim * s0 - strike * math.exp(-r * T) - 1.0
         self.y_init_range = (lo, lo + width) if payoff == "call" else (lo, lo + 2.0)
 
-    def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+    def f(self, n: int, t: float, x: Tensor, y: Tensor, z: Tensor, aux: dict[str, Tensor]) -> Tensor:
         """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         return -self.r * y
 

@@ -29,6 +29,10 @@ def _uniform(shape: tuple[int, ...], bound: float, gen: torch.Generator, dtype: 
 class _Standardise(nn.Module):
     """Per-step affine input normalisation ``(x - mean_n) / std_n`` with frozen statistics ``[K, d]``."""
 
+    # buffers (register_buffer in __init__), typed for mypy
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, K: int, d: int, dtype: torch.dtype) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(K, d, dtype=dtype))
@@ -85,7 +89,8 @@ class PerStepMLP(nn.Module):
             h = torch.baddbmm(b, h, w)
             if i < last:
                 h = self.act(h)
-        return (h * self.out_scale).transpose(0, 1).reshape(M, self.K, self.P, self.m)
+        out: Tensor = (h * self.out_scale).transpose(0, 1).reshape(M, self.K, self.P, self.m)
+        return out
 
 
 class TimeMLP(nn.Module):

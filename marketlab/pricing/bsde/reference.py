@@ -18,7 +18,7 @@ def bs_call(s0: float, strike: float, r: float, sigma: float, T: float) -> float
         return max(s0 - strike, 0.0)
     sq = sigma * math.sqrt(T)
     d1 = (math.log(s0 / strike) + (r + 0.5 * sigma**2) * T) / sq
-    return s0 * stats.norm.cdf(d1) - strike * math.exp(-r * T) * stats.norm.cdf(d1 - sq)
+    return float(s0 * stats.norm.cdf(d1) - strike * math.exp(-r * T) * stats.norm.cdf(d1 - sq))
 
 
 def bs_put(s0: float, strike: float, r: float, sigma: float, T: float) -> float:
@@ -35,7 +35,7 @@ def hjb_lq_y0(dim: int = 100, T: float = 1.0, lam: float = 1.0) -> float:
 
     def integrand(u: float) -> float:
         g = math.log((1.0 + 2.0 * T * u) / 2.0)
-        return math.exp(-lam * g) * stats.chi2.pdf(u, dim)
+        return float(math.exp(-lam * g) * stats.chi2.pdf(u, dim))
 
     lo, hi = stats.chi2.ppf(1e-14, dim), stats.chi2.ppf(1 - 1e-14, dim)
     val, _ = integrate.quad(integrand, lo, hi, limit=200, epsabs=0, epsrel=1e-12)

@@ -108,6 +108,10 @@ def huber(delta: Tensor, clip: float | None) -> Tensor:
 class DeepBSDESolver(nn.Module):
     """Trainable y0, z0 and Z-network for one :class:`Equation` (P outputs solved jointly)."""
 
+    # buffers (register_buffer in __init__), typed for mypy
+    z_scale: Tensor
+    t_grid: Tensor
+
     def __init__(self, equation: Equation, config: SolverConfig | None = None) -> None:
         super().__init__()
         cfg = config or SolverConfig()

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from marketlab.pricing.bsde.equations import PathBatch
+from marketlab.pricing.bsde.solver import DeepBSDESolver
 
 
 def profiles(v: Tensor, D: Tensor, q: float = 0.975) -> dict[str, np.ndarray]:
@@ -34,7 +36,7 @@ def profiles(v: Tensor, D: Tensor, q: float = 0.975) -> dict[str, np.ndarray]:
 
 
 @torch.no_grad()
-def outer_mc(equation, batch: PathBatch, rule: str = "trapezoid") -> tuple[np.ndarray, np.ndarray]:
+def outer_mc(equation: Any, batch: PathBatch, rule: str = "trapezoid") -> tuple[np.ndarray, np.ndarray]:
     """(value ``[P]``, standard error ``[P]``) of a non-recursive layer on paths ``batch`` (measure 0)."""
     mk = equation.market
     N, dt, M = mk.N, mk.dt, batch.size
@@ -115,7 +117,7 @@ def plot_xva(table: dict[str, dict[str, float]], path: Path) -> Path:
 
 
 @torch.no_grad()
-def control_variate_estimate(solver, batch: PathBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def control_variate_estimate(solver: DeepBSDESolver, batch: PathBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Re-estimate y0 of a layer whose generator is linear in y, using the trained Z as control variate.
 
     For f = run_n - disc_n y the Euler recursion telescopes with beta_{n+1} = prod_{k<=n} (1 + disc_k dt)^{-1}:

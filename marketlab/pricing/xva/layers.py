@@ -46,7 +46,8 @@ class _MarketEquation(Equation):
         self.upstream = upstream
         self.y_init_values: Tensor | None = None
 
-    def sample(self, M, gen, *, dtype=torch.float64, device=None, measure=0):  # type: ignore[override]
+    def sample(self, M: int, gen: torch.Generator, *, dtype: torch.dtype = torch.float64,
+               device: torch.device | None = None, measure: int = 0) -> PathBatch:
         return self.market.sample(M, gen, dtype=dtype, device=device, measure=measure)
 
     def attach_aux(self, batch: PathBatch) -> PathBatch:
@@ -89,7 +90,7 @@ class CleanEquation(_MarketEquation):
             out.append(pv.mean())
         return torch.stack(out)
 
-    def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+    def f(self, n: int, t: float, x: Tensor, y: Tensor, z: Tensor, aux: dict[str, Tensor]) -> Tensor:
         """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         cash = []
         for tr in self.portfolio.trades:
@@ -123,6 +124,11 @@ class QuantileIM(nn.Module):
     single-path look-ahead e^{-int r} V_{n+d} - V_n with d = min(mpr_steps, N - n): the pinball loss turns
     it into the conditional quantile without nested simulation.
     """
+
+    # buffers (register_buffer in __init__), typed for mypy
+    mu: Tensor
+    sd: Tensor
+    scale: Tensor
 
     def __init__(self, market: MarketModel, K: int, funding: FundingSpec, hidden: tuple[int, ...],
                  gen: torch.Generator, dtype: torch.dtype = torch.float64) -> None:
@@ -162,7 +168,8 @@ class QuantileIM(nn.Module):
     def forward(self, feats: Tensor) -> Tensor:
         """Forward pass (shapes in the class docstring)."""
         q = self.mlp((feats - self.mu) / self.sd)
-        return (q.view(*q.shape[:-1], self.K, 2) * self.scale.unsqueeze(-1))
+        out: Tensor = q.view(*q.shape[:-1], self.K, 2) * self.scale.unsqueeze(-1)
+        return out
 
     def fit(self, x: Tensor, v: Tensor, *, iterations: int, batch_size: int, lr_values: list[float],
             lr_boundaries: list[int], gen: torch.Generator, patience: int = 100,
@@ -186,7 +193,7 @@ class QuantileIM(nn.Module):
         levels = torch.tensor([self.alpha, 1.0 - self.alpha], dtype=feats.dtype, device=feats.device)
 
         def loss_of(idx: Tensor) -> Tensor:
-            return pinball(self(feats[idx]), lab[idx].unsqueeze(-1), levels).mean()  # type: ignore[arg-type]
+            return pinball(self(feats[idx]), lab[idx].unsqueeze(-1), levels).mean()
 
         it = 0
         for it in tqdm(range(iterations), disable=not progress, desc="im quantile", leave=False):
@@ -293,7 +300,7 @@ class XvaEquation(_MarketEquation, _CreditMixin):
                          funding.collateral == "vm" and self.r_c != r])
         self.active = torch.tensor(cols)  # [K, 4]
 
-    def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+    def f(self, n: int, t: float, x: Tensor, y: Tensor, z: Tensor, aux: dict[str, Tensor]) -> Tensor:
         """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         r = self._rate(x)
         v, c, imfc, imtc = aux["V"], aux["C"], aux["imfc"], aux["imtc"]
@@ -352,7 +359,7 @@ class FvaEquation(_MarketEquation, _CreditMixin):
         self.r_fl = float(funding.r_fl)  # type: ignore[arg-type]
         self.y_init_range = (0.0, 0.0)
 
-    def f(self, n, t, x, y, z, aux):  # type: ignore[override]
+    def f(self, n: int, t: float, x: Tensor, y: Tensor, z: Tensor, aux: dict[str, Tensor]) -> Tensor:
         """Generator f(t_n, x, y, z) of the BSDE (shapes in :class:`Equation`)."""
         r = self._rate(x)
         v_adj = aux["V"] - aux["cva"] + aux["dva"] - aux["mva"] - y
