@@ -117,7 +117,8 @@ class BiNCTABL(nn.Module):
                 _max_norm_(w.data, c.max_norm)
         x = self.dropout(self.BL(x))
         x = self.dropout(self.BL2(x))
-        return self.TABL(x).squeeze(-1)
+        result: torch.Tensor = self.TABL(x).squeeze(-1)
+        return result
 
     def config_dict(self) -> dict[str, Any]:
         """The model config as a plain dict (what checkpoints store)."""

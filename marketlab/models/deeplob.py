@@ -90,7 +90,8 @@ class DeepLOB(nn.Module):
         x = torch.cat([self.inp1(x), self.inp2(x), self.inp3(x)], dim=1)  # (B, 192, T-18, 1)
         x = x.squeeze(3).transpose(1, 2)  # (B, T-18, 192)
         out, _ = self.lstm(x)
-        return self.fc1(out[:, -1, :])
+        result: torch.Tensor = self.fc1(out[:, -1, :])
+        return result
 
     def config_dict(self) -> dict[str, Any]:
         """The model config as a plain dict (what checkpoints store)."""

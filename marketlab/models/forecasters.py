@@ -94,7 +94,8 @@ class CNNUniv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Forward pass (shapes in the class docstring)."""
-        return self.fc(self.pool(torch.relu(self.conv(x.transpose(1, 2)))))
+        result: torch.Tensor = self.fc(self.pool(torch.relu(self.conv(x.transpose(1, 2)))))
+        return result
 
 
 class CNNMultiv(nn.Module):
@@ -112,7 +113,8 @@ class CNNMultiv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Forward pass (shapes in the class docstring)."""
-        return self.net(x.transpose(1, 2))
+        result: torch.Tensor = self.net(x.transpose(1, 2))
+        return result
 
 
 class LSTMUniv(nn.Module):
@@ -126,7 +128,8 @@ class LSTMUniv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Forward pass (shapes in the class docstring)."""
         out, _ = self.lstm(x)
-        return self.fc(torch.relu(out[:, -1]))  # Keras LSTM(activation='relu') output
+        result: torch.Tensor = self.fc(torch.relu(out[:, -1]))  # Keras LSTM(activation='relu') output
+        return result
 
 
 class _Decoder(nn.Module):
@@ -138,7 +141,8 @@ class _Decoder(nn.Module):
     def forward(self, code: torch.Tensor) -> torch.Tensor:
         rep = code.unsqueeze(1).expand(-1, HORIZON, -1)  # RepeatVector(5)
         out, _ = self.lstm(rep)
-        return self.fc(torch.relu(out)).squeeze(-1)  # TimeDistributed Dense -> (B, 5)
+        result: torch.Tensor = self.fc(torch.relu(out)).squeeze(-1)  # TimeDistributed Dense -> (B, 5)
+        return result
 
 
 class LSTMEncDec(nn.Module):
@@ -152,7 +156,8 @@ class LSTMEncDec(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Forward pass (shapes in the class docstring)."""
         out, _ = self.enc(x)
-        return self.dec(torch.relu(out[:, -1]))
+        result: torch.Tensor = self.dec(torch.relu(out[:, -1]))
+        return result
 
 
 class CNNLSTMEncDec(nn.Module):
@@ -167,7 +172,8 @@ class CNNLSTMEncDec(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Forward pass (shapes in the class docstring)."""
-        return self.dec(self.enc(x.transpose(1, 2)))
+        result: torch.Tensor = self.dec(self.enc(x.transpose(1, 2)))
+        return result
 
 
 @dataclass(frozen=True)

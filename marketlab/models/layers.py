@@ -133,7 +133,8 @@ class TransformerLayer(nn.Module):
         a = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, hd)
         a = self.out_proj(a.transpose(1, 2).reshape(b, n, e))
         x = self.norm(x + self.w0(a))
-        return self.mlp(x)
+        result: torch.Tensor = self.mlp(x)
+        return result
 
 
 def sinusoidal_positions(seq_size: int, dim: int) -> torch.Tensor:

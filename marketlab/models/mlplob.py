@@ -77,7 +77,8 @@ class MLPLOB(nn.Module):
             x = block(x.transpose(1, 2) if i % 2 else x)
             if i % 2:
                 x = x.transpose(1, 2)
-        return self.head(x.flatten(1))
+        result: torch.Tensor = self.head(x.flatten(1))
+        return result
 
     def config_dict(self) -> dict[str, Any]:
         """The model config as a plain dict (what checkpoints store)."""

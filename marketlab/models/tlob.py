@@ -88,7 +88,8 @@ class TLOB(nn.Module):
         for layer in self.layers:
             # temporal layers see (B, T, hidden); feature layers see (B, hidden, T)
             x = layer(x).transpose(1, 2)
-        return self.head(x.flatten(1))
+        result: torch.Tensor = self.head(x.flatten(1))
+        return result
 
     def config_dict(self) -> dict[str, Any]:
         """The model config as a plain dict (what checkpoints store)."""
