@@ -32,7 +32,7 @@ from marketlab.agents.macrohft.config import MacroHFTConfig
 from marketlab.agents.macrohft.dataset import REGIMES, Prepared, prepare
 from marketlab.agents.macrohft.evaluate import env_pnl, paper_metrics, policy_positions
 from marketlab.agents.macrohft.memory import EpisodicMemory
-from marketlab.agents.macrohft.train import load_run, train_run
+from marketlab.agents.macrohft.train import load_run, train_hyper, train_run
 from marketlab.backtests.engine import Backtest
 from marketlab.backtests.spec import BacktestSpec
 from marketlab.market import market_from_frame
@@ -166,8 +166,14 @@ def main() -> None:
     ap.add_argument("--runs", default=str(ROOT / "runs" / "macrohft"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "macrohft.json"))
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--ablations", action="store_true",
+                    help="add the hyper-agent ablations (without memory, without the conditional adapter) to an existing "
+                         "--out file, retraining phase 2 only on the saved phase-1 sub-agents")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.ablations:
+        ablations(args)
+        return
     result: dict[str, Any] = {
         "benchmark": "macrohft", "budget": args.budget,
         "budget_note": ("REDUCED budget on a shared CPU, not the paper's: " + json.dumps(REDUCED)
@@ -224,6 +230,49 @@ def main() -> None:
     result["machine_end"] = machine()
     write(result, Path(args.out))
     print(f"wrote {args.out} in {result['total_s']:.0f}s")
+
+
+ABLATIONS = {"no_memory": {"memory": False}, "no_adapter": {"adapter": False}}
+
+
+def ablations(args: argparse.Namespace) -> None:
+    """Phase 2 again without memory / without the adaLN macro adapter, on each seed's frozen sub-agents."""
+    out = Path(args.out)
+    result = json.loads(out.read_text())
+    for sym in args.symbols:
+        entry = result["symbols"].get(sym)
+        if not entry:
+            continue
+        prep = prepare(config_for(sym, result["budget"], 0))
+        for seed in args.seeds:
+            res = entry["seeds"].get(str(seed))
+            if res is None:
+                continue
+            cfg = config_for(sym, result["budget"], seed)
+            subs, _ = load_run(res["run_dir"], cfg, prep)
+            cache: dict[str, Any] = {}
+            for name, over in ABLATIONS.items():
+                cfg_a = dataclasses.replace(cfg, hyper=dataclasses.replace(cfg.hyper, **over))
+                t0 = time.perf_counter()
+                hyper, meta = train_hyper(cfg_a, prep, subs, progress=not args.no_progress)
+                pos = policy_positions("macrohft", prep, "test", subs, hyper.eval(), cache)
+                m = backtest(prep, pos, cfg.fee, f"{sym}_{name}_s{seed}")
+                m["env_pnl_fixed_size"] = float(env_pnl(prep.splits["test"].close, pos, cfg.fee, cfg.size).sum())
+                m["phase2_s"] = time.perf_counter() - t0
+                m["best_val_return_rate"] = meta["best_val_return_rate"]
+                res["test"][name] = m
+                print(f"{sym} seed {seed} {name}: {json.dumps(_clean(m))}", flush=True)
+            write(result, out)
+        for name in ABLATIONS:
+            seeds = [s for s in entry["seeds"].values() if name in s["test"]]
+            entry["summary"][name] = {
+                key: {"mean": float(np.nanmean([s["test"][name][key] if s["test"][name][key] is not None else np.nan for s in seeds])),
+                      "std": float(np.nanstd([s["test"][name][key] if s["test"][name][key] is not None else np.nan for s in seeds])),
+                      "n": len(seeds)}
+                for key in ("total_return", "sharpe", "max_drawdown", "annual_volatility", "calmar", "sortino", "trades")}
+        write(result, out)
+    result["machine_ablations_end"] = machine()
+    write(result, out)
 
 
 def _clean(x: Any) -> Any:
