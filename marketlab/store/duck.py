@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from marketlab.core.errors import StoreError
 from marketlab.store import faults
@@ -130,9 +131,10 @@ def migrate(path: Path, files: list[dict[str, Any]]) -> None:
         con.sql("BEGIN TRANSACTION")
         for ddl in CATALOG_DDL:
             con.sql(ddl)
-        for f in files:
-            con.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, 'migrated')",
-                        [f["path"], f["dataset"], f["kind"], f["part"], f["rows"], f["ts_min"], f["ts_max"]])
+        if files:
+            con.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, 'migrated')",
+                            [[f["path"], f["dataset"], f["kind"], f["part"], f["rows"], f["ts_min"], f["ts_max"]]
+                             for f in files])
         con.sql("COMMIT")
         con.sql("CHECKPOINT")
 
@@ -204,14 +206,23 @@ def record_commit(
                    meta = excluded.meta""",
                 [dataset, format, json.dumps(meta, default=str)],
             )
-            for p in drop_files:
-                con.execute("DELETE FROM files WHERE path = ?", [p])
+            # File lists go in as Arrow tables: one statement however many files (a multi-year minute-bar
+            # file adds thousands; executemany costs milliseconds per row).
+            if drop_files:
+                con.register("_drop", pa.table({"path": pa.array(drop_files, pa.string())}))
+                con.sql("DELETE FROM files WHERE path IN (SELECT path FROM _drop)")
+                con.unregister("_drop")
             if add_files:
-                con.executemany(
-                    "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [[f["path"], dataset, f["kind"], f["part"], f["rows"], f["ts_min"], f["ts_max"], write_id]
-                     for f in add_files],
-                )
+                con.register("_add", pa.table({
+                    "path": [f["path"] for f in add_files], "dataset": [dataset] * len(add_files),
+                    "kind": [f["kind"] for f in add_files], "part": [f["part"] for f in add_files],
+                    "rows": pa.array([f["rows"] for f in add_files], pa.int64()),
+                    "ts_min": pa.array([f["ts_min"] for f in add_files], pa.int64()),
+                    "ts_max": pa.array([f["ts_max"] for f in add_files], pa.int64()),
+                    "write_id": [write_id] * len(add_files),
+                }))
+                con.sql("INSERT INTO files SELECT * FROM _add")
+                con.unregister("_add")
             for kind, (partitioning, schema_json) in layouts.items():
                 con.execute(
                     """INSERT OR REPLACE INTO tables
