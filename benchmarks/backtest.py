@@ -42,7 +42,7 @@ def best(fn, repeats: int) -> float:
 
 
 def sp500_panel() -> tuple[MarketData, str]:
-    path = ROOT.parent / "shared" / "data" / "sp500_5yr" / "all_stocks_5yr.csv.gz"
+    path = Path(os.environ.get("MARKETLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "sp500_5yr" / "all_stocks_5yr.csv.gz"
     if path.is_file():
         import polars as pl
 

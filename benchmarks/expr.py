@@ -109,7 +109,8 @@ def main() -> None:
     torch.set_num_threads(1)
     st = Store(args.store)
     if "csi300" not in st.datasets()["dataset"].to_list():
-        st.ingest("ashare", [ROOT.parent / "shared" / "data" / "csi300_cn_daily"], dataset="csi300")
+        shared = Path(os.environ.get("MARKETLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
+        st.ingest("ashare", [shared / "csi300_cn_daily"], dataset="csi300")
     dev = get_device("auto")
     panel = panel_to_tensors(st.scan_panel("csi300"), device=dev, source="csi300")
     T, N = panel.shape

@@ -8,7 +8,7 @@ Usage (from the repository root; ``make mutants`` runs the first form)::
     python tests/mutants/run.py --only engine-fifo-head --keep   # keep the temp copy to inspect it
     python tests/mutants/run.py --json out.json
 
-The copy holds ``marketlab/``, ``tests/`` and ``pyproject.toml``; the real datasets are passed through
+The copy holds the working tree's files as git lists them (no ``.git``, no venv, no store); the real datasets are passed through
 ``MARKETLAB_SHARED_DATA`` so integration tests still run. First the union of all named tests runs on the
 unmutated copy (a red baseline aborts: a kill would mean nothing). A mutant whose ``find`` text is not in its
 file exactly once is reported ``stale`` (the code moved: update the table). Exit code: 0 when every mutant
@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -64,10 +65,14 @@ def load_table(path: Path = TABLE) -> list[Mutant]:
 
 
 def _copy_repo(dst: Path) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutants")
-    shutil.copytree(ROOT / "marketlab", dst / "marketlab", ignore=ignore)
-    shutil.copytree(ROOT / "tests", dst / "tests", ignore=ignore)
-    shutil.copy2(ROOT / "pyproject.toml", dst / "pyproject.toml")
+    """Copy the working tree's files (tracked and untracked-but-not-ignored, as git lists them) to ``dst``."""
+    r = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True)
+    for rel in r.stdout.decode().split("\0"):
+        src = ROOT / rel
+        if not rel or not src.is_file() or rel.startswith("tests/mutants/"):
+            continue
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst / rel)
 
 
 def _env(work: Path) -> dict[str, str]:
@@ -84,7 +89,8 @@ def _env(work: Path) -> dict[str, str]:
     return env
 
 
-def _pytest(work: Path, tests: tuple[str, ...], timeout: float, first_fail: bool) -> tuple[str, float, str]:
+def _pytest(work: Path, tests: tuple[str, ...], timeout: float, first_fail: bool,
+            verbose: bool = False) -> tuple[str, float, str]:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header", *(["-x"] if first_fail else []),
            *tests]
     t0 = time.perf_counter()
@@ -94,6 +100,8 @@ def _pytest(work: Path, tests: tuple[str, ...], timeout: float, first_fail: bool
         return "timeout", time.perf_counter() - t0, ""
     tail = (r.stdout + r.stderr).strip().splitlines()
     last = tail[-1] if tail else ""
+    if r.returncode != 0 and verbose:
+        print("\n".join(tail[-40:]), file=sys.stderr)
     if r.returncode == 0:
         return "passed", time.perf_counter() - t0, last
     if r.returncode in (1, 3):  # tests failed / internal error while running them (e.g. an import crash)
@@ -111,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary copy")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run (when you just ran it)")
     a = ap.parse_args(argv)
+    # a kill (timeout, Ctrl-C) still restores nothing in the repo (only the copy is mutated) and removes the copy
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     muts = [m for m in load_table() if (not a.area or m.area in a.area) and (not a.only or m.id in a.only)]
     if not muts:
         print("error: no mutant selected", file=sys.stderr)
@@ -125,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         _copy_repo(work)
         if not a.no_baseline:
             union = tuple(dict.fromkeys(t for m in muts for t in m.tests))
-            st, secs, last = _pytest(work, union, a.timeout * 2, first_fail=True)
+            st, secs, last = _pytest(work, union, a.timeout * 2, first_fail=True, verbose=True)
             print(f"baseline ({len(union)} test paths): {st} in {secs:.0f}s  {last}", flush=True)
             if st != "passed":
                 print("error: the named tests fail without any mutant; fix them first", file=sys.stderr)
