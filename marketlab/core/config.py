@@ -95,7 +95,8 @@ class Spec:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict of the fields (tuples as lists), suitable for TOML/JSON."""
-        return _plain(dataclasses.asdict(self))  # type: ignore[call-overload]
+        fields: dict[str, Any] = _plain(dataclasses.asdict(self))  # type: ignore[call-overload]
+        return fields
 
 
 def _plain(value: Any) -> Any:

@@ -28,6 +28,8 @@ class EventType(IntEnum):
 
 
 class Side(IntEnum):
+    """Order side as stored in ``side`` (int8): +1 buy, -1 sell."""
+
     BUY = 1
     SELL = -1
 
@@ -107,7 +109,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "panel": PANEL_SCHEMA,
 }
 
-def float_view(frame: pl.LazyFrame | pl.DataFrame, tick_size: float, lot_size: float):
+def float_view(frame: pl.LazyFrame | pl.DataFrame, tick_size: float, lot_size: float) -> pl.LazyFrame | pl.DataFrame:
     """Convert integer ``price``/``size`` (and book ``*_px_*``/``*_sz_*``) columns to floats in currency/units."""
     cols = frame.collect_schema().names()
     exprs = []

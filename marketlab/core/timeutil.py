@@ -38,8 +38,8 @@ def to_ns(value: TimeLike, *, key: str | None = None) -> int:
             raise SpecError(None, key, f"invalid time {value!r} (use ISO 8601, e.g. 2024-01-02 or 2024-01-02T09:30)") from None
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
+        delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * NS_PER_US
     if isinstance(value, dt.date):
         return (value - EPOCH_DATE).days * NS_PER_DAY

@@ -60,9 +60,9 @@ def panel_to_tensors(
     df = panel.collect() if isinstance(panel, pl.LazyFrame) else panel
     if df.height == 0:
         raise DataError(source, "panel is empty")
-    for col in ("date", "symbol", "open", "high", "low", "close", "volume"):
-        if col not in df.columns:
-            raise DataError(source, "panel lacks a required column", field=col)
+    for required in ("date", "symbol", "open", "high", "low", "close", "volume"):
+        if required not in df.columns:
+            raise DataError(source, "panel lacks a required column", field=required)
     dup = df.filter(pl.struct("date", "symbol").is_duplicated())
     if dup.height:
         raise DataError(

@@ -307,7 +307,7 @@ def walk_forward(name: str, frame: pl.DataFrame, *, test_start: str, epochs: int
             with torch.no_grad():
                 out = model(torch.from_numpy(_scale(w, has_volume)).to(dev)).cpu().numpy()[0]
             preds[k] = ref[0] * (1.0 + out / 10.0)
-            if k + 1 < len(test_weeks) and refit_epochs > 0:  # reveal this week, refit before the next
+            if k + 1 < len(test_weeks) and refit_epochs > 0 and opt is not None:  # reveal this week, refit before the next
                 x, y = train_windows(int(s) + HORIZON)
                 _fit(model, opt, x, y, refit_epochs, max(spec.batch_size, REFIT_BATCH), rng, dev)
     seconds = time.perf_counter() - t0

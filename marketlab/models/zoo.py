@@ -35,7 +35,7 @@ def model_class(name: str, *, path: str | Path | None = None) -> type[nn.Module]
     cls = registry.resolve(full, kind="predictor", path=path, key="model")
     if not hasattr(cls, "config_class"):
         raise SpecError(path, "model", f"predictor/{full} has no config_class")
-    return cls  # type: ignore[no-any-return]
+    return cls
 
 
 def build_model(name: str, config: dict[str, Any] | None = None, *, path: str | Path | None = None) -> nn.Module:

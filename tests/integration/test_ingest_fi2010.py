@@ -32,7 +32,7 @@ def test_day1_units_restore_linear_relations(shared_data) -> None:
     a1 = np.vstack([days[0][:40], np.ones(days[0].shape[1])]).T
     coef, *_ = np.linalg.lstsq(a1, days[0][40:60].T, rcond=None)
     conv = fi2010.to_day1_units(days)
-    for raw, c in zip(days[2:], conv[2:]):
+    for raw, c in zip(days[2:], conv[2:], strict=True):
         resid_conv = np.abs(np.vstack([c[:40], np.ones(c.shape[1])]).T @ coef - c[40:60].T).max()
         resid_raw = np.abs(np.vstack([raw[:40], np.ones(raw.shape[1])]).T @ coef - raw[40:60].T).max()
         assert resid_conv < 1e-3 < 0.1 < resid_raw

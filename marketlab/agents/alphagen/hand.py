@@ -83,5 +83,6 @@ class HandModel:
                 out += float(c) * z
             return out
         X = self._stack(zs, None)
-        pred = self.model.predict(X).astype(np.float32)  # type: ignore[union-attr]
+        assert self.model is not None, "fit() first"
+        pred = self.model.predict(X).astype(np.float32)
         return torch.from_numpy(pred.reshape(shape)).to(zs[0].device)

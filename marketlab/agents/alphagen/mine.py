@@ -440,7 +440,7 @@ def mine(spec: MineSpec, *, store: Any = None, panel: PanelTensors | None = None
         zs = [normalize_by_day(md.full(e)[tr], md.masks["train"]) for e in exprs]
         model = HandModel(m.hand_model, seed=m.seed).fit(zs, md.train_target_z, md.masks["train"])
         combine = model.predict
-        alphas = [{"name": n, "formula": str(e)} for n, e in zip(ALPHA158_SUBSET, exprs, strict=False)]
+        alphas: list[dict[str, Any]] = [{"name": n, "formula": str(e)} for n, e in zip(ALPHA158_SUBSET, exprs, strict=False)]
         if model.coef is not None:
             for a, c in zip(alphas, model.coef, strict=False):
                 a["weight"] = float(c)

@@ -124,11 +124,10 @@ class Evaluator:
         text = expr if isinstance(expr, str) else None
         e = parse(expr, allow_future=allow_future) if isinstance(expr, str) else expr
         self.check(e, text)
-        out = self._eval(e)
+        value = self._eval(e)
+        out = torch.full(self.shape, value, dtype=torch.float32, device=self.device) if isinstance(value, float) else value
         if e.kind == "op" and e.key not in self._cache:  # a fused root: cache the formula a search may ask again
             self._put(e.key, out)
-        if isinstance(out, float):
-            return torch.full(self.shape, out, dtype=torch.float32, device=self.device)
         return out
 
     evaluate = __call__
@@ -195,7 +194,8 @@ class Evaluator:
                 return torch.pow(torch.tensor(a, device=self.device), b)
             if name in ("Greater", "Less"):
                 if not isinstance(a, Tensor) or not isinstance(b, Tensor):  # clamp: no constant tensor, NaN kept
-                    x, c = (b, float(a)) if not isinstance(a, Tensor) else (a, float(b))
+                    x, c = (a, float(b)) if isinstance(a, Tensor) else (b, float(a))
+                    assert isinstance(x, Tensor)  # the parser refuses a Greater/Less of two constants
                     return x.clamp(min=c) if name == "Greater" else x.clamp(max=c)
                 return torch.maximum(a, b) if name == "Greater" else torch.minimum(a, b)
         elif spec.category == "rolling":

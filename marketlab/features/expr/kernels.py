@@ -72,7 +72,8 @@ class _Windows:
         return _wsum(_prefix(self.z if p == 1 else self.z**p), self.w)
 
     def finish(self, core: Tensor) -> Tensor:
-        core = torch.where(self.bad, torch.nan, core)
+        if self.bad is not None:  # None: the window is longer than the panel, nothing to mask
+            core = torch.where(self.bad, torch.nan, core)
         return _pad_front(core, self.w, self.T)
 
 

@@ -86,9 +86,9 @@ class Trade:
         q, k = sp.quantity, sp.strike
         if sp.type == "swap":
             a, th, sr = mk.rates.a, mk.rates.theta, mk.rates.sigma  # type: ignore[union-attr]
-            r = x[:, mk.rate_col]
-            ann = vasicek_annuity(a, th, sr, tau, r)
-            return q * sp.notional * (1.0 - vasicek_bond(a, th, sr, tau, r) - sp.fixed_rate * ann)
+            short_rate = x[:, mk.rate_col]
+            ann = vasicek_annuity(a, th, sr, tau, short_rate)
+            return q * sp.notional * (1.0 - vasicek_bond(a, th, sr, tau, short_rate) - sp.fixed_rate * ann)
         df = vasicek_bond(mk.rates.a, mk.rates.theta, mk.rates.sigma, tau, x[:, mk.rate_col]) \
             if mk.rates is not None else math.exp(-mk.r * tau)
         s = self.underlying(x)

@@ -293,7 +293,7 @@ def train_on_day(day: EncodedDay, cfg: TradesConfig, out_dir: str | Path, *, res
         per = losses["loss"].float()
         loss = (per * torch.as_tensor(w_np, dtype=per.dtype, device=dev)).mean()
         opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         opt.step()
         ema.update(model)
         sampler.update(t_np, per.detach().cpu().numpy())
