@@ -9,6 +9,9 @@ Trades must be in time order within a symbol (as the store returns them within a
 input order, which is the exchange sequence.
 """
 
+# numba types the kernels at compile time; annotations would only repeat the docstrings.
+# mypy: disable-error-code="no-untyped-def"
+
 from __future__ import annotations
 
 import re
@@ -78,7 +81,7 @@ def trades_to_bars(trades: Frame, every: str | int, *, price_scale: float | dict
     return out.select([pl.col(c).cast(t) for c, t in BARS_SCHEMA.items()]).collect()
 
 
-@njit(cache=True, nogil=True, _nrt=False, boundscheck=False)
+@njit(cache=True, nogil=True, _nrt=False, boundscheck=False)  # type: ignore[call-overload]  # _nrt: numba's private switch
 def _runs_nb(sym, ts, step, start):  # pragma: no cover - compiled
     """Mark in ``start[n]`` the rows that open a new (symbol run, bar) run; returns the number of runs."""
     n = ts.shape[0]
@@ -95,7 +98,7 @@ def _runs_nb(sym, ts, step, start):  # pragma: no cover - compiled
     return k
 
 
-@njit(cache=True, nogil=True, _nrt=False, boundscheck=False)
+@njit(cache=True, nogil=True, _nrt=False, boundscheck=False)  # type: ignore[call-overload]  # _nrt: numba's private switch
 def _bars_nb(ts, price, size, start, step, first, o, h, lo, c, vol, notional, cnt):  # pragma: no cover - compiled
     """One pass over the rows: OHLC, volume, notional and count of each run marked in ``start``."""
     j = -1

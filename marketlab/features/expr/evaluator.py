@@ -194,9 +194,9 @@ class Evaluator:
                 return torch.pow(torch.tensor(a, device=self.device), b)
             if name in ("Greater", "Less"):
                 if not isinstance(a, Tensor) or not isinstance(b, Tensor):  # clamp: no constant tensor, NaN kept
-                    x, c = (a, float(b)) if isinstance(a, Tensor) else (b, float(a))
-                    assert isinstance(x, Tensor)  # the parser refuses a Greater/Less of two constants
-                    return x.clamp(min=c) if name == "Greater" else x.clamp(max=c)
+                    varying, c = (a, float(b)) if isinstance(a, Tensor) else (b, float(a))
+                    assert isinstance(varying, Tensor)  # the parser refuses a Greater/Less of two constants
+                    return varying.clamp(min=c) if name == "Greater" else varying.clamp(max=c)
                 return torch.maximum(a, b) if name == "Greater" else torch.minimum(a, b)
         elif spec.category == "rolling":
             x = self._tensor(self._eval(e.args[0]))
