@@ -48,6 +48,37 @@ class TradesVenue:
         self._seen = 0
         self.t_end = 0
 
+    @classmethod
+    def from_config(cls, config: Any, *, events: Any = None, store: Any = None) -> TradesVenue:
+        """From an LOB env config (``venue = "trades-v1"``): ``sim_spec`` names a TRADES session spec
+        (``specs/simulators/trades_goog.toml``: checkpoint, source dataset/symbol/split, sampler, steps,
+        ``duration_s`` = the episode's market time), ``step_seconds`` is the decision step. ``store``
+        overrides the spec's source store; ``events`` is not used (the generator makes the flow)."""
+        from marketlab.core.errors import SpecError
+        from marketlab.simulators.trades.simulation import TradesSimSpec
+
+        if not config.sim_spec:
+            raise SpecError(None, "env.sim_spec", "venue trades-v1 needs sim_spec = a TRADES session spec (e.g. specs/simulators/trades_goog.toml)")
+        spec_path = Path(config.sim_spec)
+        spec = TradesSimSpec.from_toml(spec_path)
+        base = spec_path.parent
+
+        def resolve_path(p: str) -> Path:
+            q = Path(p)
+            return q if q.is_absolute() else base / q
+
+        src = spec.source
+        if store is None:
+            from marketlab.store import Store
+
+            store = Store(resolve_path(src.store) if src.store else None)
+        return cls(resolve_path(spec.checkpoint), store, src.dataset, src.symbol, step_seconds=config.step_seconds,
+                   horizon_seconds=spec.duration_s, method=spec.sampler, steps=spec.steps, start=src.split)
+
+    def start_bounds(self, horizon: int) -> None:
+        """None: a generative venue draws a fresh market from the seed instead of a start index."""
+        return None
+
     # ------------------------------------------------------------------ Venue protocol
     def reset(self, seed: int, start: int = 0) -> None:
         """A fresh generated market seeded with ``seed`` (``start`` is ignored: generative venue)."""
