@@ -53,6 +53,7 @@ type: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,bench]'
+	$(PY) -m pip install -q --no-deps -c constraints.txt hftbacktest
 	for f in benchmarks/*.py; do case $$f in */runlog.py) continue;; esac; $(PY) $$f || exit 1; done
 
 clean:
