@@ -12,8 +12,6 @@ safetensors file is a one-line :class:`DataError`.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +21,13 @@ from safetensors.torch import save_file
 from torch import nn
 
 from marketlab.core.errors import DataError
-
-
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+from marketlab.core.files import atomic_write
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Atomically write ``tensors`` (made contiguous, on CPU) and string ``metadata`` to ``path`` (safetensors)."""
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    _atomic_write_bytes(path, lambda tmp: save_file(flat, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(flat, tmp, metadata=metadata))
 
 
 def load_tensors(path: Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -62,7 +49,7 @@ def save_json(path: Path, data: dict[str, Any]) -> None:
     def w(tmp: str) -> None:
         with open(tmp, "w") as fh:
             json.dump(data, fh, indent=2, sort_keys=True, default=str)
-    _atomic_write_bytes(path, w)
+    atomic_write(path, w)
 
 
 def load_json(path: Path) -> dict[str, Any]:

@@ -18,8 +18,6 @@ AMP (bf16 autocast) and ``torch.compile`` are used only on CUDA.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from marketlab.core.config import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Spec
 from marketlab.core.device import get_device
 from marketlab.core.errors import DataError, SpecError
+from marketlab.core.files import atomic_write
 from marketlab.simulators.trades.diffusion import EMA, GaussianDiffusion, LossSecondMomentSampler
 from marketlab.simulators.trades.model import Denoiser, DenoiserShape
 from marketlab.simulators.trades.tokens import EncodedDay, OrderTokens, TokenStats, encode_day, tokens_from_store
@@ -119,20 +118,9 @@ def batch_windows(day: EncodedDay, targets: np.ndarray, window: int) -> tuple[to
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
-def _atomic(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    _atomic(path, lambda tmp: save_file(flat, tmp))
+    atomic_write(path, lambda tmp: save_file(flat, tmp))
 
 
 def _optim_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -164,7 +152,7 @@ def save_checkpoint(out: Path, model: Denoiser, ema: EMA, opt: torch.optim.Optim
     groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.state_dict()["param_groups"]]
     doc = {"format": FORMAT, "config": cfg.to_dict(), "stats": stats.to_dict(), "step": step,
            "sampler": sampler.state_dict(), "param_groups": groups, **meta}
-    _atomic(out / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1, default=str)))
+    atomic_write(out / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1, default=str)))
 
 
 def read_config(ckpt: str | Path) -> dict[str, Any]:
