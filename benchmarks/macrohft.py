@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from marketlab.agents.macrohft.memory import EpisodicMemory
 from marketlab.agents.macrohft.train import load_run, train_hyper, train_run
 from marketlab.backtests.engine import Backtest
 from marketlab.backtests.spec import BacktestSpec
+from runlog import hardware  # benchmarks/ is on sys.path when a script runs
 from marketlab.market import market_from_frame
 from marketlab.envs.macrohft_env import MinuteTradingEnv
 
@@ -146,15 +146,7 @@ def timings(prep: Prepared, cfg: MacroHFTConfig) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+    return {"cpu": hardware()["cpu"], "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "cuda": torch.cuda.is_available(), "python": sys.version.split()[0], "loadavg": os.getloadavg()}
 
 

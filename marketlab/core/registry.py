@@ -17,7 +17,6 @@ Two ways in:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from marketlab.core.errors import SpecError
@@ -148,16 +147,6 @@ def unregister(registry_id: str) -> None:
     """Remove an id (tests and users undoing their own registration)."""
     _entries.pop(registry_id, None)
     _resolved.pop(registry_id, None)
-
-
-def registered(prefix: str = "") -> list[str]:
-    """All registered ids starting with ``prefix``, sorted (kept for callers that filter by prefix)."""
-    return sorted(k for k in _entries if k.startswith(prefix))
-
-
-def factory(kind: str) -> Callable[[str], Any]:
-    """A resolver bound to one kind: ``factory("reward")("diff-sharpe-v1")``."""
-    return lambda name: resolve(name, kind=kind)
 
 
 def _load_builtins() -> None:
