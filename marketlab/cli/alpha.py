@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
+from marketlab.cli.common import JsonOpt, QuietOpt, StoreOpt, command, emit, show_progress
 
 alpha_app = typer.Typer(help="Formulaic alphas: evaluate formulas against forward returns.", no_args_is_help=True)
 
@@ -38,12 +38,13 @@ def mine_cmd(
     spec: Annotated[Path, typer.Argument(help="Mining spec, e.g. specs/agents/alphagen_csi300.toml.")],
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the spec's output checkpoint.")] = False,
     json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Mine a formulaic alpha pool (AlphaGen PPO, GP or hand factors); write pool.json and store signals."""
     from marketlab.agents.alphagen.mine import MineSpec, mine
 
     s = MineSpec.from_toml(spec)
-    res = mine(s, resume=resume, progress=not json)
+    res = mine(s, resume=resume, progress=show_progress(json, quiet))
     out = {
         "method": res["method"],
         "dataset": res["dataset"],

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from marketlab.cli.common import JsonOpt, command, emit
+from marketlab.cli.common import JsonOpt, command, emit, input_files
 
 book_app = typer.Typer(help="Order-book engine: rebuild real books and verify them row by row.", no_args_is_help=True)
 
@@ -28,6 +28,7 @@ def verify(
     from marketlab.lob.lobster import verify_lobster
     from marketlab.store.ingest.lobster import read_lobster
 
+    input_files(message_file, orderbook_file)
     day = read_lobster(message_file, orderbook_file)
     assert day.book is not None
     rep = verify_lobster(day.msgs, day.book, grid=day.grid)
@@ -45,6 +46,7 @@ def verify_binance(
     """Rebuild a Binance book from REST snapshot + diff-depth stream; compare with bookTicker messages."""
     from marketlab.store.ingest.binance_raw import read_capture, verify_capture
 
+    input_files(*capture)
     cap = read_capture(list(capture))
     emit(verify_capture(cap), as_json, title=f"Binance {cap.symbol} book check")
 

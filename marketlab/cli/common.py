@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: one-line errors, --json output, store option, --debug.
+"""Shared CLI plumbing: one-line errors, --json output, progress bars, store option, --debug.
 
 Every command is wrapped by :func:`command`:
 
@@ -7,7 +7,9 @@ Every command is wrapped by :func:`command`:
 * anything else is a bug: one line ``error: internal error: <Type>: <message>`` plus a hint to rerun
   with ``marketlab --debug ...`` (which re-raises it with its traceback), exit status 1.
 
-``--json`` output is always valid JSON: NaN and infinities become ``null``.
+``--json`` output is always valid JSON: NaN and infinities become ``null``. Progress bars go to stderr
+and are off with ``--json`` or ``--quiet`` (:func:`show_progress`). Typer's own usage errors (unknown
+option, missing argument) are one line too: :class:`OneLineErrors` is the root group's class.
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ import json as jsonlib
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from marketlab.core.errors import MarketlabError
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary (no progress bars).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 StoreOpt = Annotated[
     Path | None,
     typer.Option("--store", help="Store directory (default: $MARKETLAB_STORE or data/store)."),
@@ -38,6 +42,37 @@ DEBUG = {"on": bool(os.environ.get("MARKETLAB_DEBUG"))}
 def set_debug(on: bool) -> None:
     """``marketlab --debug``: let unexpected exceptions through with their traceback."""
     DEBUG["on"] = on or DEBUG["on"]
+
+
+def show_progress(as_json: bool, quiet: bool = False) -> bool:
+    """Whether a command draws progress bars: never with ``--json`` or ``--quiet`` (bars go to stderr)."""
+    return not (as_json or quiet)
+
+
+class OneLineErrors(TyperGroup):
+    """Root command group whose usage errors print ``error: <one line>`` (exit 2) instead of Typer's box."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        """Run the CLI; in standalone mode (the console entry) a usage error is ``error: ...`` and exit 2."""
+        extra["windows_expand_args"] = windows_expand_args
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # click's exceptions (Typer vendors click)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: Typer prints its help
+                return super().main(args, prog_name, complete_var, standalone_mode=True, **extra)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            typer.echo(f"error: {one_line(message)}{hint}", err=True)
+            sys.exit(getattr(exc, "exit_code", 2))
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        # not standalone, click returns an Exit's code (or the command's return value, None here)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def jsonable(o: Any) -> Any:
@@ -98,6 +133,18 @@ def fail(message: str) -> None:
     """Print a one-line error and exit 2."""
     typer.echo(f"error: {one_line(message)}", err=True)
     raise typer.Exit(2)
+
+
+def input_files(*paths: Path) -> None:
+    """Each path is an existing file, else a one-line :class:`DataError` saying which and why (checked
+    before a reader guesses anything from the name or the bytes)."""
+    from marketlab.core.errors import DataError
+
+    for p in paths:
+        if p.is_dir():
+            raise DataError(p, "is a directory, expected a file")
+        if not p.is_file():
+            raise DataError(p, "file not found")
 
 
 def _os_error(exc: OSError) -> str:

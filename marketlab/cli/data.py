@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
+from marketlab.cli.common import JsonOpt, QuietOpt, StoreOpt, command, emit, show_progress
 
 data_app = typer.Typer(help="Inspect and query the market-data store.", no_args_is_help=True)
 
@@ -27,21 +27,28 @@ def ingest(
     replace: Annotated[bool, typer.Option("--replace", help="Let new values replace stored records with the same key (reported).")] = False,
     store: StoreOpt = None,
     json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Parse files of FORMAT and write them atomically into the store.
 
     Records already stored (same natural key and values) are skipped whatever file they come from; a
     stored key with a different value is an error naming it, unless --replace."""
-    rep = _store(store).ingest(format, paths, dataset=dataset, progress=not json, replace=replace)
+    rep = _store(store).ingest(format, paths, dataset=dataset, progress=show_progress(json, quiet), replace=replace)
     emit(rep.to_dict(), json, title=f"ingest {format}")
 
 
 @data_app.command("list")
 @command
 def list_(store: StoreOpt = None, json: JsonOpt = False) -> None:
-    """List datasets (kinds, symbols, rows, time range)."""
-    df = _store(store, create=False).datasets().drop("meta")
+    """List datasets (kinds, symbols, rows per kind, time range)."""
+    st = _store(store, create=False)
+    df = st.datasets().drop("meta")
     rows = df.with_columns([df[c].cast(str) for c in ("created_at", "updated_at")]).to_dicts()
+    per_kind: dict[str, dict[str, int]] = {}
+    for t in st.tables().select("dataset", "kind", "rows").to_dicts():
+        per_kind.setdefault(t["dataset"], {})[t["kind"]] = int(t["rows"] or 0)
+    for r in rows:  # events and book rows are different things: never one sum
+        r["rows"] = per_kind.get(r["dataset"], {})
     if json:
         emit({"datasets": rows}, True)
         return
@@ -52,7 +59,8 @@ def list_(store: StoreOpt = None, json: JsonOpt = False) -> None:
     for c in ("dataset", "format", "kinds", "symbols", "rows"):
         table.add_column(c)
     for r in rows:
-        table.add_row(*(str(r[c]) for c in ("dataset", "format", "kinds", "symbols", "rows")))
+        shown = {**r, "rows": ", ".join(f"{k} {n:,}" for k, n in r["rows"].items())}
+        table.add_row(*(str(shown[c]) for c in ("dataset", "format", "kinds", "symbols", "rows")))
     Console().print(table)
 
 

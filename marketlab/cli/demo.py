@@ -15,14 +15,14 @@ from typing import Annotated, Any
 
 import typer
 
-from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
+from marketlab.cli.common import JsonOpt, QuietOpt, StoreOpt, command, emit, show_progress
 
 #: The demo's simulated day ships with the package (``specs/simulators/abm_default.toml`` links to it),
 #: so an installed marketlab needs no checkout.
 DEMO_SIM_SPEC = "specs/abm_default.toml"
 
 
-def _steps(store: Any, seed: int, out_dir: Path) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+def _steps(store: Any, seed: int, out_dir: Path, progress: bool = True) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
     """The demo's steps in order; each returns a small JSON-ready summary."""
 
     def synth() -> dict[str, Any]:
@@ -37,7 +37,7 @@ def _steps(store: Any, seed: int, out_dir: Path) -> list[tuple[str, Callable[[],
         from marketlab.simulators.abm import simulate_day
 
         with as_file(files("marketlab.cli").joinpath(DEMO_SIM_SPEC)) as spec:
-            s = simulate_day(spec, store, seed, progress=True)
+            s = simulate_day(spec, store, seed, progress=progress)
         return {k: s[k] for k in ("events", "book_rows", "events_per_s") if k in s}
 
     def stylized() -> dict[str, Any]:
@@ -70,6 +70,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for reports and plots.")] = Path("reports"),
     store: StoreOpt = None,
     json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run the main job on marketlab's own synthetic data and print where the report is."""
     from rich.console import Console
@@ -80,7 +81,7 @@ def demo(
     st = Store(store)
     summary: dict[str, Any] = {"store": str(st.path), "seed": seed, "steps": {}}
     t_all = time.perf_counter()
-    steps = _steps(st, seed, out)
+    steps = _steps(st, seed, out, progress=show_progress(json, quiet))
     for i, (title, fn) in enumerate(steps, 1):
         console.print(f"[bold]\\[{i}/{len(steps)}][/bold] {title} ...")
         t = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
+from marketlab.cli.common import JsonOpt, QuietOpt, StoreOpt, command, emit, show_progress
 
 
 @command
@@ -30,12 +30,13 @@ def train(
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an existing checkpoint instead of resuming.")] = False,
     store: StoreOpt = None,
     json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train a LOB predictor (resumes a run folder; more --epochs extend a finished run) and evaluate it on the test split."""
     from marketlab.models.api import train_from_spec
 
     s = train_from_spec(model, data, spec=config, horizon=horizon, out=out, symbol=symbol, epochs=epochs,
-                        max_train_windows=max_train_windows, fresh=fresh, store=store, progress=not json)
+                        max_train_windows=max_train_windows, fresh=fresh, store=store, progress=show_progress(json, quiet))
     t = s.get("test", {})
     emit({"model": model, "data": s["data"], "parameters": s["parameters"], "epochs_run": s["epochs_run"],
           "best_epoch": s["best_epoch"], "resumed_from_epoch": s["resumed_from_epoch"],
@@ -74,6 +75,7 @@ def forecast(
     refit_epochs: Annotated[int, typer.Option("--refit-epochs", help="Epochs of each weekly refit.")] = 1,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Walk-forward CNN/LSTM forecasts of next week's daily opens; RMSE, RMSE/mean and time per model."""
     from marketlab.models.forecasters import ForecastSpec
@@ -84,7 +86,7 @@ def forecast(
     spec = ForecastSpec.from_dict({"models": names, "start": start, "test_start": test_start, "end": end,
                                    "epochs": epochs, "refit_epochs": refit_epochs, "seed": seed})
     path = data or data_root() / "us_index_daily" / "GSPC_daily.csv.gz"
-    emit(run_forecast(spec, path, progress=not json), json, title="forecast")
+    emit(run_forecast(spec, path, progress=show_progress(json, quiet)), json, title="forecast")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
+from marketlab.cli.common import JsonOpt, QuietOpt, StoreOpt, command, emit, show_progress
 
 rl = typer.Typer(help="Train and evaluate SB3 agents on marketlab/Trading-v0.", no_args_is_help=True)
 
@@ -28,14 +28,20 @@ def train_cmd(
     out: Annotated[Path | None, typer.Option("--out", help="Runs folder (default: the spec's out_dir).")] = None,
     store: StoreOpt = None,
     json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train an agent on the train period; saves policy.safetensors + config.json in the run folder."""
+    import contextlib
     import json as jsonlib
+    import sys
 
     from marketlab.agents.sb3 import AgentSpec, train
 
     agent = AgentSpec.from_toml(spec)
-    run = train(spec, store=_store(store), out_dir=out, total_timesteps=timesteps, progress=not json)
+    # SB3's bar (rich) and logs write to stdout: during training stdout is stderr, so stdout holds the result only
+    with contextlib.redirect_stdout(sys.stderr):
+        run = train(spec, store=_store(store), out_dir=out, total_timesteps=timesteps,
+                    progress=show_progress(json, quiet))
     summary = {"run": str(run), **jsonlib.loads((run / "train.json").read_text())}
     emit(summary, json, title=f"rl train {agent.name}")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
+from marketlab.cli.common import JsonOpt, QuietOpt, StoreOpt, command, emit, show_progress
 
 
 @command
@@ -17,14 +17,13 @@ def simulate(
     dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset name (overrides market.dataset).")] = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Simulate one trading day with the agent-based market and write it to the store."""
-    import sys
-
     from marketlab.simulators.abm import simulate_day
     from marketlab.store import Store
 
-    summary = simulate_day(spec, Store(store), seed, progress=sys.stderr.isatty() or not as_json, dataset=dataset)
+    summary = simulate_day(spec, Store(store), seed, progress=show_progress(as_json, quiet), dataset=dataset)
     emit(summary, as_json, title="simulate")
 
 
@@ -34,7 +33,7 @@ def stylized(
     against: Annotated[
         list[str] | None, typer.Option("--against", help="Dataset(s) to compare with (repeatable).")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="PNG path (default stylized_<dataset>.png).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="PNG path (default reports/stylized_<dataset>.png).")] = None,
     max_lag: Annotated[int, typer.Option("--max-lag", help="Largest ACF lag in minutes.")] = 30,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
@@ -46,11 +45,11 @@ def stylized(
 
     if max_lag < 1:
         raise SpecError(None, "--max-lag", f"must be >= 1, got {max_lag}")
-    st = Store(store)
+    st = Store(store, create=False)  # reading never makes a store
     facts = []
     for ref in [dataset, *(against or [])]:
         facts.extend(facts_for_dataset(st, ref, max_lag=max_lag))
-    png = out or Path(f"stylized_{dataset.replace(':', '_')}.png")
+    png = out or Path("reports") / f"stylized_{dataset.replace(':', '_')}.png"
     plot_facts(facts, png)
     if as_json:
         emit({"figure": str(png), "facts": [f.to_dict() for f in facts]}, True)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
+from marketlab.cli.common import JsonOpt, QuietOpt, StoreOpt, command, emit, show_progress
 
 trades = typer.Typer(help="TRADES: a diffusion model of limit-order flow (train, generate).", no_args_is_help=True)
 
@@ -29,10 +29,9 @@ def train_cmd(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     store: StoreOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train TRADES on one symbol (time split 70/10/20; statistics from the training part)."""
-    import sys
-
     from marketlab.core.config import load_toml
     from marketlab.core.errors import SpecError
     from marketlab.simulators.trades.train import TradesConfig, train_from_store
@@ -49,7 +48,7 @@ def train_cmd(
         over["seed"] = seed
     cfg = TradesConfig.cpu(**over) if preset == "cpu" else TradesConfig.paper(**over)
     res = train_from_store(Store(store), data, symbol, cfg, out, resume=resume, device=device,
-                           progress=sys.stderr.isatty() and not as_json)
+                           progress=show_progress(as_json, quiet))
     emit({"checkpoint": str(res.out_dir), "step": res.step, "train_loss": res.train_loss,
           "val_loss_ema": res.val_loss, "seconds": round(res.seconds, 2),
           "windows_per_s": round(res.windows_per_s, 1)}, as_json, title="trades train")

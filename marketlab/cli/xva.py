@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from marketlab.cli.common import JsonOpt, command, emit
+from marketlab.cli.common import JsonOpt, QuietOpt, command, emit, show_progress
 
 
 @command
@@ -15,13 +15,14 @@ def xva(
     spec: Annotated[Path, typer.Argument(help="xVA spec, e.g. specs/xva/xva_forward_cva.toml")],
     seed: Annotated[int | None, typer.Option(help="Override run.seed.")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run the layered deep xVA pipeline of a spec: clean values, IM, CVA/DVA/MVA/ColVA, FVA, exposures."""
     from marketlab.core.device import set_torch_threads
     from marketlab.pricing.xva import XvaRun
 
     set_torch_threads()
-    overrides: dict[str, Any] = {"progress": not as_json}
+    overrides: dict[str, Any] = {"progress": show_progress(as_json, quiet)}
     if seed is not None:
         overrides["seed"] = seed
     result = XvaRun.from_spec(spec, **overrides).run()
@@ -60,6 +61,7 @@ def bsde(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     save: Annotated[Path | None, typer.Option(help="Write <path>.safetensors + <path>.json.")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Solve one benchmark BSDE with the deep BSDE method and print y0 against its reference."""
     from marketlab.core.device import set_torch_threads
@@ -80,7 +82,7 @@ def bsde(
     cfg = SolverConfig.from_dict({"network": network, "precision": precision, "batch_size": batch_size,
                                   "iterations": iterations, "lr_values": [lr, lr / 10],
                                   "lr_boundaries": [int(0.75 * iterations)], "seed": seed, "device": device,
-                                  "progress": not as_json})
+                                  "progress": show_progress(as_json, quiet)})
     solver, res = solve(eq, cfg)
     if save is not None:
         solver.save(save)
