@@ -3,7 +3,8 @@ gym-anytrading's StocksEnv and FinRL's StockTradingEnv (when importable; they ar
 
 Run: ``.venv/bin/python benchmarks/envs.py [--quick]``. To include the peers without adding them to the
 project: ``pip install --no-deps --target /tmp/peers gym-anytrading finrl`` and set
-``MARKETLAB_PEERS=/tmp/peers``. Writes ``benchmarks/results/envs.json``.
+``MARKETLAB_PEERS=/tmp/peers``. Appends a run (time, commit, hardware, load) to
+``benchmarks/results/envs.json`` through ``benchmarks/runlog.py``.
 
 All single-env numbers use random actions on 1-minute-like GBM bars of one asset; marketlab's env has
 costs (commission, spread, slippage) and a 32-bar window of 4 features (a 129-float observation).
@@ -18,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ import marketlab.envs  # noqa: E402,F401  (registers the gymnasium ids)
 from marketlab.envs.batched import BatchedTradingEnv  # noqa: E402
 from marketlab.market import synthetic_market  # noqa: E402
 from marketlab.envs.trading import TradingEnv  # noqa: E402
+from runlog import Run  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
 
 CFG = {
     "costs": {"commission": 0.0002, "spread": 0.0001, "slippage": 0.0001},
@@ -175,24 +175,12 @@ def finrl(market, steps: int) -> float | None:
     return rate(run, steps, repeats=1, name="finrl_StockTradingEnv")
 
 
-def hardware() -> dict:
-    return {
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.cuda.is_available(),
-        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "envs.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
+    run = Run("envs")
     load_before = os.getloadavg()
     k = 0.1 if args.quick else 1.0
     market = synthetic_market(20_000, 1, seed=0)
@@ -249,15 +237,12 @@ def main() -> None:
         "batched: episode_length 2000 with random starts and auto-reset, numba engine (float64) and torch engine; "
         "single = the better of two runs (before and after the batched runs); "
         "anytrading StocksEnv window 32, FinRL StockTradingEnv 1 stock + 1 indicator",
-        "hardware": hardware(),
-        "load_average_1_5_15": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
+        "torch_threads": torch.get_num_threads(),
         "note": f"shared 2-core machine with other engineers' jobs running (load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after): absolute numbers are noisy; ratios are from the same process; "
         "steps_per_cpu_s counts only the CPU time this process got",
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
-    print(f"wrote {args.out}")
+    print(f"appended to {run.save(out)}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ Side by side in one process (single thread, so events/s are per core):
    ``pip install --no-deps --target /tmp/hbt hftbacktest`` and set HBT_PATH=/tmp/hbt) replaying the USD-M
    Binance capture vs our L2 rebuild of the same capture.
 
-Writes ``benchmarks/results/lob.json``. Run: ``.venv/bin/python benchmarks/lob.py [--quick]``.
+Appends a run (time, commit, hardware, load) to ``benchmarks/results/lob.json`` through
+``benchmarks/runlog.py``. Run: ``.venv/bin/python benchmarks/lob.py [--quick]``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -37,6 +37,7 @@ from marketlab.lob import OrderBook  # noqa: E402
 from marketlab.lob import kernels as K  # noqa: E402
 from marketlab.lob.pybook import PyOrderBook  # noqa: E402
 from marketlab.lob.commands import events_to_commands, seed_commands  # noqa: E402
+from runlog import Run  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
 
 
 CPU: dict[str, float] = {}  # smallest process CPU time of the last best_of call (see best_of)
@@ -428,28 +429,14 @@ def hftbacktest_section() -> dict:
     }
 
 
-def hardware() -> dict:
-    info = {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "platform": platform.platform()}
-    try:
-        import numba
-
-        info["numba"] = numba.__version__
-        import torch
-
-        info["torch"] = torch.__version__
-        info["cuda"] = bool(torch.cuda.is_available())
-    except ImportError:  # pragma: no cover
-        pass
-    return info
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lob.json"))
     args = ap.parse_args()
-    out: dict = {"hardware": hardware(), "load_average_at_start": list(os.getloadavg()),
+    run = Run("lob")
+    import numba
+
+    out: dict = {"numba": numba.__version__,
                  "note": "2-core machine shared with other engineers while measuring (load averages at start "
                          "and end below); best of 5 repeats, single thread. events_per_s is wall time (includes "
                          "waiting for a core on the loaded machine); events_per_cpu_s uses the process CPU time "
@@ -464,10 +451,7 @@ def main() -> None:
         out[name] = fn()
         out[name]["section_seconds"] = time.perf_counter() - t0
         print(name, json.dumps(out[name], indent=1), flush=True)
-    out["load_average_at_end"] = list(os.getloadavg())
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print("wrote", args.out)
+    print("appended to", run.save(out))
 
 
 if __name__ == "__main__":
