@@ -62,11 +62,10 @@ def rate(fn, steps: int, repeats: int = 3, name: str | None = None) -> float:
     return best
 
 
-def single_env(market, steps: int, wrapped: bool, name: str | None = None) -> float:
-    import gymnasium as gym
-
-    env = gym.make("marketlab/Trading-v0", market=market, config=CFG) if wrapped else TradingEnv(CFG, market=market)
-    acts = np.random.default_rng(0).integers(0, 3, steps)
+def random_steps(env, n_actions: int, steps: int):
+    """``run(n)``: step ``env`` with the first ``n`` of ``steps`` seeded random discrete actions, resetting at
+    episode ends (the env is reset with seed 0 here)."""
+    acts = np.random.default_rng(0).integers(0, n_actions, steps)
     env.reset(seed=0)
 
     def run(n: int) -> None:
@@ -75,7 +74,14 @@ def single_env(market, steps: int, wrapped: bool, name: str | None = None) -> fl
             if term or trunc:
                 env.reset()
 
-    return rate(run, steps, name=name)
+    return run
+
+
+def single_env(market, steps: int, wrapped: bool, name: str | None = None) -> float:
+    import gymnasium as gym
+
+    env = gym.make("marketlab/Trading-v0", market=market, config=CFG) if wrapped else TradingEnv(CFG, market=market)
+    return rate(random_steps(env, n_actions=3, steps=steps), steps, name=name)
 
 
 def vector_env(market, steps: int, n_envs: int, kind: str) -> float:
@@ -129,16 +135,7 @@ def anytrading(market, steps: int) -> float | None:
         return None
     df = pd.DataFrame({"Open": market.open[:, 0], "High": market.high[:, 0], "Low": market.low[:, 0], "Close": market.close[:, 0], "Volume": market.volume[:, 0]})
     env = StocksEnv(df=df, window_size=32, frame_bound=(32, len(df)))
-    acts = np.random.default_rng(0).integers(0, 2, steps)
-    env.reset(seed=0)
-
-    def run(n: int) -> None:
-        for i in range(n):
-            _, _, term, trunc, _ = env.step(int(acts[i]))
-            if term or trunc:
-                env.reset()
-
-    return rate(run, steps, name="gym_anytrading_StocksEnv")
+    return rate(random_steps(env, n_actions=2, steps=steps), steps, name="gym_anytrading_StocksEnv")
 
 
 def finrl(market, steps: int) -> float | None:

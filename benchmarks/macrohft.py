@@ -34,6 +34,7 @@ from marketlab.agents.macrohft.memory import EpisodicMemory
 from marketlab.agents.macrohft.train import load_run, train_hyper, train_run
 from marketlab.backtests.engine import Backtest
 from marketlab.backtests.spec import BacktestSpec
+from marketlab.core.jsonable import jsonable
 from runlog import hardware  # benchmarks/ is on sys.path when a script runs
 from marketlab.market import market_from_frame
 from marketlab.envs.macrohft_env import MinuteTradingEnv
@@ -253,7 +254,7 @@ def ablations(args: argparse.Namespace) -> None:
                 m["phase2_s"] = time.perf_counter() - t0
                 m["best_val_return_rate"] = meta["best_val_return_rate"]
                 res["test"][name] = m
-                print(f"{sym} seed {seed} {name}: {json.dumps(_clean(m))}", flush=True)
+                print(f"{sym} seed {seed} {name}: {json.dumps(jsonable(m))}", flush=True)
             write(result, out)
         for name in ABLATIONS:
             seeds = [s for s in entry["seeds"].values() if name in s["test"]]
@@ -267,22 +268,10 @@ def ablations(args: argparse.Namespace) -> None:
     write(result, out)
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, (np.floating, np.integer)):
-        x = x.item()
-    if isinstance(x, float) and not np.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
-
-
 def write(result: dict[str, Any], out: Path) -> None:
     """Write the JSON (NaN -> null) after every seed, so an interrupted run keeps what it measured."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_clean(result), indent=2))
+    out.write_text(json.dumps(jsonable(result), indent=2))
 
 
 if __name__ == "__main__":

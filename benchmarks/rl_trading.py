@@ -34,15 +34,12 @@ import torch  # noqa: E402
 
 from marketlab.agents.baselines import BuyAndHold, Flat, MACross  # noqa: E402
 from marketlab.agents.sb3 import AgentSpec, load_run, rollout, train  # noqa: E402
+from marketlab.core.jsonable import jsonable  # noqa: E402
 from marketlab.core.metrics import summary  # noqa: E402
 from marketlab.envs.trading import TradingEnv  # noqa: E402
 
 CLI = str(ROOT / ".venv" / "bin" / "marketlab")
 KEEP = ("total_return", "sharpe", "sortino", "max_drawdown", "volatility", "calmar", "benchmark_return", "excess_return")
-
-
-def _clean(d: dict) -> dict:
-    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
 
 
 def position_stats(weights: np.ndarray) -> dict[str, float]:
@@ -131,8 +128,8 @@ def main() -> None:
     bh_value = np.array(bh_vals)
     rules = {"buy_and_hold": BuyAndHold(1), "ma_cross_60_240_long": MACross(60, 240), "ma_cross_10_50_long": MACross(10, 50),
              "flat": Flat()}
-    baselines = {name: _clean(run_rule(rule, env, bh_value)) for name, rule in rules.items()}
-    ablations = {p.name: _clean(results.pop(p.name)) for p in extra}
+    baselines = {name: jsonable(run_rule(rule, env, bh_value)) for name, rule in rules.items()}
+    ablations = {p.name: jsonable(results.pop(p.name)) for p in extra}
     for p in extra:
         ablations[p.name]["hyper"] = load_run(p, period="test")[2].hyper
     ppo = [r["total_return"] for r in results.values()]
@@ -141,7 +138,7 @@ def main() -> None:
         "test_period": {"first_decision_bar": str(np.datetime64(int(env.market.ts[env.t_lo]), "ns")),
                         "last_valued_bar": str(np.datetime64(int(env.market.ts[env.t_hi]), "ns")), "steps": int(env.t_hi - env.t_lo)},
         "costs": dataclasses.asdict(env.config.costs),
-        "ppo": {k: _clean(v) for k, v in results.items()},
+        "ppo": {k: jsonable(v) for k, v in results.items()},
         "ppo_total_return_mean": float(np.mean(ppo)),
         "baselines": baselines,
         "ablations": ablations,

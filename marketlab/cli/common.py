@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import functools
 import json as jsonlib
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +26,7 @@ import typer
 from typer.core import TyperGroup
 
 from marketlab.core.errors import MarketlabError
+from marketlab.core.jsonable import jsonable
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary (no progress bars).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
@@ -73,30 +72,6 @@ class OneLineErrors(TyperGroup):
             sys.exit(1)
         # not standalone, click returns an Exit's code (or the command's return value, None here)
         sys.exit(rv if isinstance(rv, int) else 0)
-
-
-def jsonable(o: Any) -> Any:
-    """``o`` with NaN/inf -> None, numpy scalars/arrays -> Python, paths and other objects -> str."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {str(k): jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple, set)):
-        return [jsonable(v) for v in o]
-    if o is None or isinstance(o, (bool, int, str)):
-        return o
-    if isinstance(o, Decimal):
-        return jsonable(float(o))
-    try:
-        import numpy as np
-
-        if isinstance(o, np.ndarray):
-            return jsonable(o.tolist())
-        if isinstance(o, np.generic):
-            return jsonable(o.item())
-    except ImportError:  # pragma: no cover
-        pass
-    return str(o)
 
 
 def dumps(summary: Any) -> str:

@@ -30,7 +30,7 @@ import numpy as np
 
 from marketlab.core.config import NonNegativeFloat, PositiveInt
 from marketlab.core.protocols import AgentFill
-from marketlab.envs.lob_venue import VenueFields, build_venue, check_room, reset_venue
+from marketlab.envs.lob_venue import VenueFields, build_venue, check_room, reset_venue, venue_mid
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,7 @@ class LOBExecutionEnv(gym.Env):
 
     # ------------------------------------------------------------------------------------------------
     def _mid(self) -> float:
-        b, a = self.venue.quotes()
-        if b and a:
-            return float((a + b) / 2.0)
-        return float(b or a or self.arrival_mid)
+        return venue_mid(self.venue, self.arrival_mid)
 
     def _observe(self) -> np.ndarray:
         cfg = self.config

@@ -1,5 +1,5 @@
-"""What the two LOB envs share: the venue fields of their configs, building a venue by registry id, and
-choosing where an episode starts.
+"""What the two LOB envs share: the venue fields of their configs, building a venue by registry id,
+choosing where an episode starts, and reading the venue's mid price.
 
 A venue (``venue/replay-v1``, ``venue/abm-v1`` or a user's registered class) implements
 :class:`marketlab.core.protocols.Venue` and is built with ``cls.from_config(config, events=, store=)``;
@@ -43,6 +43,15 @@ class VenueFields(Spec):
     def validate(self, path: Any = None) -> None:
         """The venue id is registered."""
         resolve(self.venue, kind="venue", path=path, key="env.venue")
+
+
+def venue_mid(venue: Any, fallback: float) -> float:
+    """Mid price (ticks) of ``venue.quotes()``; the one side there is when the book is one-sided, else
+    ``fallback`` (the env's last known mid)."""
+    b, a = venue.quotes()
+    if b and a:
+        return float((a + b) / 2.0)
+    return float(b or a or fallback)
 
 
 def build_venue(config: VenueFields, *, events: Any = None, store: Any = None) -> Any:

@@ -24,7 +24,7 @@ import numpy as np
 from marketlab.core.config import NonNegativeFloat, PositiveInt
 from marketlab.core.errors import SpecError
 from marketlab.core.protocols import AgentFill
-from marketlab.envs.lob_venue import VenueFields, build_venue, reset_venue
+from marketlab.envs.lob_venue import VenueFields, build_venue, reset_venue, venue_mid
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,7 @@ class MarketMakingEnv(gym.Env):
         self.last_reward = 0.0
 
     def _mid(self) -> float:
-        b, a = self.venue.quotes()
-        if b and a:
-            return float((a + b) / 2.0)
-        return float(b or a or self.last_mid)
+        return venue_mid(self.venue, self.last_mid)
 
     def _observe(self, mid_change: float) -> np.ndarray:
         cfg = self.config

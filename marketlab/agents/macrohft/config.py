@@ -27,8 +27,9 @@ from marketlab.core.errors import SpecError
 
 
 @dataclass(frozen=True)
-class SubAgentConfig(Spec):
-    """Phase 1: one Double-DQN sub-agent per regime label (3 trend + 3 volatility)."""
+class DQNPhaseConfig(Spec):
+    """What both training phases share: a Double-DQN with a replay buffer, soft target updates and a
+    linear epsilon schedule (the phases differ in their defaults and in the fields they add)."""
 
     epochs: PositiveInt = 15
     lr: PositiveFloat = 1e-4
@@ -42,38 +43,34 @@ class SubAgentConfig(Spec):
     eps_end: Fraction = 0.1
     eps_decay_epochs: PositiveInt = 5
     hidden: PositiveInt = 64
-    n_envs: PositiveInt = 1  # chunks stepped side by side
+    n_envs: PositiveInt = 1  # chunks (phase 1) or streams (phase 2) stepped side by side
+    adapter: bool = True
+
+
+@dataclass(frozen=True)
+class SubAgentConfig(DQNPhaseConfig):
+    """Phase 1: one Double-DQN sub-agent per regime label (3 trend + 3 volatility)."""
+
     max_chunks: NonNegativeInt = 0  # per epoch and label; 0 = all
     max_val_chunks: NonNegativeInt = 0  # validation chunks per label (evenly spaced); 0 = all
     # KL weight toward Q* per label (reference scripts/low_level.sh, ETH): slope 1,4,0 ; vol 4,1,1
     alpha_slope: tuple[float, float, float] = (1.0, 4.0, 0.0)
     alpha_vol: tuple[float, float, float] = (4.0, 1.0, 1.0)
-    adapter: bool = True
 
 
 @dataclass(frozen=True)
-class HyperAgentConfig(Spec):
+class HyperAgentConfig(DQNPhaseConfig):
     """Phase 2: the hyper-agent mixing the six frozen sub-agents, with episodic memory."""
 
-    epochs: PositiveInt = 15
-    lr: PositiveFloat = 1e-4
-    batch_size: PositiveInt = 512
-    buffer_size: PositiveInt = 1_000_000
     block: PositiveInt = 512
-    updates_per_block: PositiveInt = 10
-    warmup: NonNegativeInt = 513
-    tau: Fraction = 0.005
     eps_start: Fraction = 0.7
     eps_end: Fraction = 0.3
-    eps_decay_epochs: PositiveInt = 5
     hidden: PositiveInt = 32
     alpha: NonNegativeFloat = 0.5  # memory MSE weight
     beta: NonNegativeFloat = 5.0  # KL toward Q*
     memory_capacity: PositiveInt = 4320
     memory_k: PositiveInt = 5
     memory: bool = True
-    adapter: bool = True
-    n_envs: PositiveInt = 1
     steps_per_epoch: NonNegativeInt = 0  # env steps per epoch over all streams; 0 = the whole train split
     train_minutes: NonNegativeInt = 0  # train on the LAST minutes of the train split only; 0 = all
     val_minutes: NonNegativeInt = 0  # select the epoch on the FIRST minutes of the validation split; 0 = all

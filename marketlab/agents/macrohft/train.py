@@ -34,6 +34,7 @@ from marketlab.agents.macrohft.memory import EpisodicMemory
 from marketlab.agents.macrohft.nets import HyperAgentNet, SubAgentNet
 from marketlab.agents.macrohft.supervisor import optimal_q
 from marketlab.core.errors import DataError
+from marketlab.core.jsonable import jsonable
 from marketlab.envs.macrohft_env import transition_reward
 from marketlab.models.checkpoint import load_json, save_json, save_tensors
 
@@ -81,6 +82,17 @@ def soft_update(target: torch.nn.Module, net: torch.nn.Module, tau: float) -> No
     with torch.no_grad():
         for pt, p in zip(target.parameters(), net.parameters(), strict=True):
             pt.mul_(1 - tau).add_(p, alpha=tau)
+
+
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, net: torch.nn.Module, target: torch.nn.Module,
+            tau: float) -> float:
+    """One Double-DQN update: gradient step on ``loss`` (norm clipped at 1), then the soft target update."""
+    opt.zero_grad()
+    loss.backward()  # type: ignore[no-untyped-call,unused-ignore]
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    soft_update(target, net, tau)
+    return loss.item()
 
 
 def return_rate(close: np.ndarray, actions: np.ndarray, start_pos: int, fee: float, size: float) -> float:
@@ -195,12 +207,7 @@ def train_subagent(cfg: MacroHFTConfig, prep: Prepared, kind: str, label: int, *
         loss = F.mse_loss(q_sa, y)
         if alpha:
             loss = loss + alpha * F.kl_div(F.log_softmax(q, 1), F.softmax(b["qstar"], 1), reduction="batchmean")
-        opt.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call,unused-ignore]
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        soft_update(target, net, sc.tau)
-        return loss.item()
+        return descend(opt, loss, net, target, sc.tau)
 
     for epoch in range(sc.epochs):
         eps = epsilon(epoch, sc.eps_start, sc.eps_end, sc.eps_decay_epochs)
@@ -320,12 +327,7 @@ def train_hyper(cfg: MacroHFTConfig, prep: Prepared, subs: list[SubAgentNet], *,
             loss = loss + hc.alpha * F.mse_loss(q_sa, b["qmem"])
         if hc.beta:
             loss = loss + hc.beta * F.kl_div(F.log_softmax(q, 1), F.softmax(b["qstar"], 1), reduction="batchmean")
-        opt.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call,unused-ignore]
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        soft_update(target, net, hc.tau)
-        return loss.item()
+        return descend(opt, loss, net, target, hc.tau)
 
     def encode(rows: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         key: torch.Tensor = net.encode(states[rows], pos)
@@ -489,12 +491,4 @@ def load_run(run_dir: str | Path, cfg: MacroHFTConfig, prep: Prepared) -> tuple[
 
 def dumps(obj: Any) -> str:
     """JSON with NaN/inf as null (for summaries)."""
-    def clean(x: Any) -> Any:
-        if isinstance(x, float) and not np.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        return x
-    return json.dumps(clean(obj), indent=2)
+    return json.dumps(jsonable(obj), indent=2)

@@ -14,6 +14,7 @@ parse. Every tree is checked with :func:`validate` (arity, featured operands, wi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from marketlab.core.errors import MarketlabError
 from marketlab.features.expr.tokens import FEATURES, lookup_operator
@@ -98,19 +99,17 @@ class _Parser:
         return tok
 
     def expr(self) -> Expr:
-        left = self.term()
-        while self.peek()[1] in ("+", "-") and self.peek()[0] == "sym":
-            op = self.take()[1]
-            right = self.term()
-            left = Expr.op("Add" if op == "+" else "Sub", left, right)
-        return left
+        return self.left_fold(self.term, {"+": "Add", "-": "Sub"})
 
     def term(self) -> Expr:
-        left = self.unary()
-        while self.peek()[1] in ("*", "/") and self.peek()[0] == "sym":
-            op = self.take()[1]
-            right = self.unary()
-            left = Expr.op("Mul" if op == "*" else "Div", left, right)
+        return self.left_fold(self.unary, {"*": "Mul", "/": "Div"})
+
+    def left_fold(self, operand: Callable[[], Expr], ops: dict[str, str]) -> Expr:
+        """``operand (op operand)*`` folded left: ``a - b - c`` is ``Sub(Sub(a, b), c)``."""
+        left = operand()
+        while self.peek()[1] in ops and self.peek()[0] == "sym":
+            op = ops[self.take()[1]]
+            left = Expr.op(op, left, operand())
         return left
 
     def nest(self) -> None:

@@ -55,6 +55,23 @@ def normal_increments(
     return torch.randn(shape, generator=gen, dtype=dtype, device=device) * math.sqrt(dt)
 
 
+def tilted_increments(
+    shape: tuple[int, int, int],
+    dt: float,
+    tilts: tuple[Tensor, ...],
+    measure: int,
+    gen: torch.Generator,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[Tensor, Tensor]:
+    """Increments ``dw [M, N, m]`` (standard under the simulation measure) and the drive of X under training
+    measure ``measure``: ``dw - theta dt`` with ``theta = tilts[measure - 1]`` ``[m]``, or ``dw`` itself for 0."""
+    dw = normal_increments(shape, dt, gen, dtype, device)
+    if measure == 0:
+        return dw, dw
+    return dw, dw - tilts[measure - 1].to(dtype=dtype, device=device) * dt
+
+
 class Equation:
     """Base class: a forward SDE plus generator ``f`` and terminal condition ``g``.
 
@@ -114,11 +131,7 @@ class Equation:
     ) -> PathBatch:
         """Simulate ``M`` paths under training measure ``measure`` (0 = the pricing measure)."""
         device = device or torch.device("cpu")
-        dw = normal_increments((M, self.N, self.dim_w), self.dt, gen, dtype, device)
-        drive = dw
-        if measure > 0:
-            theta = self.tilts[measure - 1].to(dtype=dtype, device=device)
-            drive = dw - theta * self.dt
+        dw, drive = tilted_increments((M, self.N, self.dim_w), self.dt, self.tilts, measure, gen, dtype, device)
         xs = [self.x0(M, dtype, device)]
         for n in range(self.N):
             xs.append(self.step(n * self.dt, xs[-1], self.dt, drive[:, n]))

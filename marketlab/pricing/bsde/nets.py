@@ -50,54 +50,12 @@ class _Standardise(nn.Module):
         return (x - self.mean) / self.std
 
 
-class PerStepMLP(nn.Module):
-    """K independent MLPs ``d -> hidden... -> P*m`` (one per interior step), evaluated with ``bmm``.
+class _ZNet(nn.Module):
+    """What both Z-networks share: per-step input standardisation, the activation and the layer parameters
+    ``d (+1 for TimeMLP's time input) -> hidden... -> P*m``, drawn U(-1/sqrt(in), 1/sqrt(in)) from ``gen``
+    in layer order (weight, then bias). ``T`` (years) scales the time input of :class:`TimeMLP`."""
 
-    forward(x ``[M, K, d]``, t ``[K]``) -> Z ``[M, K, P, m]``.
-    """
-
-    def __init__(
-        self,
-        K: int,
-        d: int,
-        m: int,
-        P: int,
-        hidden: tuple[int, ...],
-        gen: torch.Generator,
-        dtype: torch.dtype = torch.float64,
-        activation: str = "relu",
-        out_scale: float = 1.0,
-    ) -> None:
-        super().__init__()
-        self.K, self.m, self.P, self.out_scale = K, m, P, out_scale
-        self.norm = _Standardise(K, d, dtype)
-        self.act = _ACT[activation]
-        sizes = [d, *hidden, P * m]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for a, b in zip(sizes[:-1], sizes[1:], strict=False):
-            bound = 1.0 / math.sqrt(a)
-            self.weights.append(_uniform((K, a, b), bound, gen, dtype))
-            self.biases.append(_uniform((K, 1, b), bound, gen, dtype))
-
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        """Forward pass (shapes in the class docstring)."""
-        M = x.shape[0]
-        h = self.norm(x).transpose(0, 1)  # [K, M, d]
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=False)):
-            h = torch.baddbmm(b, h, w)
-            if i < last:
-                h = self.act(h)
-        out: Tensor = (h * self.out_scale).transpose(0, 1).reshape(M, self.K, self.P, self.m)
-        return out
-
-
-class TimeMLP(nn.Module):
-    """One MLP on ``(t/T, standardised x)`` shared by all steps.
-
-    forward(x ``[M, K, d]``, t ``[K]`` in years) -> Z ``[M, K, P, m]``.
-    """
+    per_step: bool = False  # True: one weight set per interior step, stacked [K, in, out]
 
     def __init__(
         self,
@@ -116,13 +74,41 @@ class TimeMLP(nn.Module):
         self.K, self.m, self.P, self.out_scale, self.T = K, m, P, out_scale, T
         self.norm = _Standardise(K, d, dtype)
         self.act = _ACT[activation]
-        sizes = [d + 1, *hidden, P * m]
+        sizes = [d + (0 if self.per_step else 1), *hidden, P * m]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for a, b in zip(sizes[:-1], sizes[1:], strict=False):
             bound = 1.0 / math.sqrt(a)
-            self.weights.append(_uniform((a, b), bound, gen, dtype))
-            self.biases.append(_uniform((b,), bound, gen, dtype))
+            self.weights.append(_uniform((K, a, b) if self.per_step else (a, b), bound, gen, dtype))
+            self.biases.append(_uniform((K, 1, b) if self.per_step else (b,), bound, gen, dtype))
+
+
+class PerStepMLP(_ZNet):
+    """K independent MLPs ``d -> hidden... -> P*m`` (one per interior step), evaluated with ``bmm``.
+
+    forward(x ``[M, K, d]``, t ``[K]``) -> Z ``[M, K, P, m]``.
+    """
+
+    per_step = True
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        """Forward pass (shapes in the class docstring)."""
+        M = x.shape[0]
+        h = self.norm(x).transpose(0, 1)  # [K, M, d]
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=False)):
+            h = torch.baddbmm(b, h, w)
+            if i < last:
+                h = self.act(h)
+        out: Tensor = (h * self.out_scale).transpose(0, 1).reshape(M, self.K, self.P, self.m)
+        return out
+
+
+class TimeMLP(_ZNet):
+    """One MLP on ``(t/T, standardised x)`` shared by all steps.
+
+    forward(x ``[M, K, d]``, t ``[K]`` in years) -> Z ``[M, K, P, m]``.
+    """
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         """Forward pass (shapes in the class docstring)."""

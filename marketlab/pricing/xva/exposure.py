@@ -70,6 +70,17 @@ def outer_mc(equation: Any, batch: PathBatch, rule: str = "trapezoid") -> tuple[
     return mean, se
 
 
+def _save(fig: Any, path: Path) -> Path:
+    """Lay out, write ``path`` (PNG, 110 dpi, folders made) and free ``fig``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_profiles(prof: dict[str, np.ndarray], times: np.ndarray, names: list[str], path: Path) -> Path:
     """PNG of EE/EPE/ENE/PFE per netting set."""
     import matplotlib
@@ -86,11 +97,7 @@ def plot_profiles(prof: dict[str, np.ndarray], times: np.ndarray, names: list[st
         ax.set_title(f"netting set {name}")
         ax.set_xlabel("t (years)")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_xva(table: dict[str, dict[str, float]], path: Path) -> Path:
@@ -109,11 +116,7 @@ def plot_xva(table: dict[str, dict[str, float]], path: Path) -> Path:
     ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, [k.upper() for k in keys])
     ax.axhline(0.0, color="k", lw=0.5)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from marketlab.pricing.bsde.equations import PathBatch, normal_increments
+from marketlab.pricing.bsde.equations import PathBatch, tilted_increments
 from marketlab.pricing.xva.spec import CreditSpec, XvaSpec, correlation_matrix
 
 
@@ -106,10 +106,7 @@ class MarketModel:
         ``exit_idx [M, E]``: first grid index after each structural entity's default (N+1 = no default)."""
         device = device or torch.device("cpu")
         N, dt = self.N, self.dt
-        dw = normal_increments((M, N, self.dim_w), dt, gen, dtype, device)
-        drive = dw
-        if measure > 0:
-            drive = dw - self.tilts[measure - 1].to(dtype=dtype, device=device) * dt
+        dw, drive = tilted_increments((M, N, self.dim_w), dt, self.tilts, measure, gen, dtype, device)
         L = torch.tensor(self.L, dtype=dtype, device=device)
         db = drive @ L.T  # correlated increments [M, N, m]
         vol = torch.tensor(self.vol, dtype=dtype, device=device)
