@@ -106,13 +106,23 @@ def time_range(kind: str, df: pl.DataFrame) -> tuple[int | None, int | None]:
     return int(lo), int(hi)
 
 
+@dataclass(frozen=True)
+class _Staged:
+    """One staged chunk file: its path, rows and time range (ns; None for untimed kinds)."""
+
+    path: Path
+    rows: int
+    lo: int | None
+    hi: int | None
+
+
 @dataclass
 class _Part:
     """One touched partition: its staged chunks (row order) and where its stored files are."""
 
     kind: str
     part: str
-    chunks: list[list[Path]] = field(default_factory=list)  # one list of files per staged batch slice
+    chunks: list[list[_Staged]] = field(default_factory=list)  # one list of files per staged batch slice
 
 
 @dataclass
@@ -209,8 +219,10 @@ class Write:
             for j in range(k):
                 self._n += 1
                 f = self.stage / f"c{self._n:07d}.parquet"
-                pieces.append((df.slice(j * step, step) if k > 1 else df, f))
-                files.append(f)
+                piece = df.slice(j * step, step) if k > 1 else df
+                pieces.append((piece, f))
+                # rows and time range noted now, from memory: adopting the file later reads nothing back
+                files.append(_Staged(f, piece.height, *time_range(kind, piece)))
             self.parts.setdefault((kind, part), _Part(kind, part)).chunks.append(files)
         if len(pieces) <= 1 or workers == 1:
             for df, f in pieces:
@@ -238,7 +250,7 @@ class Write:
                     outs.extend(new_rows)
                     n = sum(o.rows for o in new_rows)
                 else:
-                    frame = self._fold(kind, [pl.read_parquet(c) for c in p.chunks], where)
+                    frame = self._fold(kind, [_read(c) for c in p.chunks], where)
                     outs.extend(self._emit(kind, part, frame))
                     n = frame.height
                 if stored:
@@ -247,7 +259,7 @@ class Write:
                 added[kind] = added.get(kind, 0) + n
                 continue
             old = pl.read_parquet([str(self.store.path / r) for r, _ in stored])
-            new = self._fold(kind, [pl.read_parquet(c) for c in p.chunks], where)
+            new = self._fold(kind, [_read(c) for c in p.chunks], where)
             m = keys.merge(old, new, kind, upsert=self.mode == "upsert", where=where)
             if m.frame is None:
                 continue  # every record already stored with the same values
@@ -270,13 +282,8 @@ class Write:
         self._n += 1
         return f"{kind}/dataset={self.dataset}/{part}/part-{self.write_id[:16]}-{self._n:07d}.parquet"
 
-    def _adopt(self, kind: str, part: str, files: list[Path]) -> list[_Out]:
-        out = []
-        for f in files:
-            md = pq.read_metadata(f)
-            lo, hi = _stats_range(md, kind)
-            out.append(_Out(self._final_rel(kind, part), f, kind, part, md.num_rows, lo, hi))
-        return out
+    def _adopt(self, kind: str, part: str, files: list[_Staged]) -> list[_Out]:
+        return [_Out(self._final_rel(kind, part), f.path, kind, part, f.rows, f.lo, f.hi) for f in files]
 
     def _emit(self, kind: str, part: str, frame: pl.DataFrame) -> list[_Out]:
         self._n += 1
@@ -364,6 +371,11 @@ class Write:
             except OSError:
                 pass
         shutil.rmtree(self.stage, ignore_errors=True)
+
+
+def _read(chunk: list[_Staged]) -> pl.DataFrame:
+    """The rows of one staged batch slice of a partition (its chunk files, in row order)."""
+    return pl.read_parquet([str(f.path) for f in chunk])
 
 
 def _stats_range(md: pq.FileMetaData, kind: str) -> tuple[int | None, int | None]:
