@@ -18,6 +18,7 @@ import numpy as np
 
 from marketlab.backtests import signals as sg
 from marketlab.backtests.kernels import holdings_nb
+from marketlab.backtests.portfolio import annualised, portfolio_class
 from marketlab.backtests.spec import BacktestSpec
 from marketlab.core.errors import SpecError
 from marketlab.core.metrics import summary
@@ -182,8 +183,8 @@ class Backtest:
     def simulate(self, market: MarketData, lo: int, mode: str, dec: Any) -> BacktestResult:
         """Run vectorbt on rows ``lo:`` of the decisions and collect values, weights, trades and metrics."""
         import pandas as pd
-        import vectorbt as vbt
 
+        vbt_portfolio = portfolio_class()
         spec, c, st = self.spec, self.spec.costs, self.spec.strategy
         m = market.slice_rows(lo, market.n_steps)
         if m.n_steps < 2:
@@ -198,17 +199,19 @@ class Backtest:
         if mode == "entries":
             e = _slice_entries(dec, lo, st.delay)
             if st.direction == "long":
-                pf = vbt.Portfolio.from_signals(close, e.entries, e.exits, size=st.size, size_type="percent", direction="longonly", **common)
+                pf = vbt_portfolio.from_signals(close, e.entries, e.exits, size=st.size, size_type="percent", direction="longonly", **common)
             else:
-                pf = vbt.Portfolio.from_signals(
+                pf = vbt_portfolio.from_signals(
                     close, e.entries, e.exits, short_entries=e.short_entries, short_exits=e.short_exits,
                     **common,  # all-in: vectorbt reverses positions with its default infinite size
                 )
         else:
             w = _carry_in(sg.delay_rows(dec, st.delay, np.nan), lo)
-            pf = vbt.Portfolio.from_orders(
+            pf = vbt_portfolio.from_orders(
                 close, size=w, size_type="targetpercent", group_by=True, cash_sharing=True, call_seq="auto", **common
             )
+        ppy = spec.data.periods_per_year or m.periods_per_year()
+        annualised(pf, sec, ppy)  # pf.stats() annualises like the metrics below
         orders = pf.orders.values
         cash, shares = holdings_nb(m.n_steps, m.n_assets, orders["idx"], orders["col"], orders["size"], orders["price"],
                                    orders["fees"], orders["side"], c.init_cash)
@@ -221,11 +224,10 @@ class Backtest:
         trades = trades_table(pf.trades.values, m.ts, m.symbols)
         rec = pf.trades.values
         pnl = np.asarray(rec["pnl"][rec["status"] == 1], dtype=np.float64)  # closed trades only
-        ppy = spec.data.periods_per_year or m.periods_per_year()
         bench = self.benchmark(market, lo)
         metrics = summary(
             value, init_cash=c.init_cash, periods_per_year=ppy, traded=traded,
-            gross_exposure=np.abs(weights).sum(axis=1), trade_pnl=pnl, benchmark=bench,
+            gross_exposure=np.abs(weights).sum(axis=1), trade_pnl=pnl, n_open_trades=int((rec["status"] == 0).sum()), benchmark=bench,
         )
         return BacktestResult(spec.name, m.ts, m.symbols, value, bench, weights, traded, metrics, trades, ppy, c.init_cash, pf)
 

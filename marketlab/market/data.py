@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from marketlab.core.errors import DataError
+from marketlab.core.metrics import periods_per_year
 from marketlab.core.timeutil import NS_PER_DAY, NS_PER_S, to_ns
 
 OHLCV = ("open", "high", "low", "close", "volume")
@@ -86,11 +87,9 @@ class MarketData:
         return float(np.median(np.diff(self.ts))) / NS_PER_S
 
     def periods_per_year(self) -> float:
-        """Bars per year for annualising: 252 for daily or coarser data, else 24/7 clock time (crypto)."""
-        sec = self.bar_seconds()
-        if sec >= 86_400 * 0.99:
-            return 252.0 * 86_400 / sec
-        return 365.25 * 86_400 / sec
+        """Bars per year for annualising, inferred from the calendar of ``ts``
+        (:func:`marketlab.core.metrics.periods_per_year`: 252 trading days, 365 for 24/7 markets)."""
+        return periods_per_year(self.ts)
 
 
 def market_from_frame(frame: pl.DataFrame | pl.LazyFrame, *, source: str = "memory") -> MarketData:

@@ -133,7 +133,7 @@ def test_ma_cross_backtest_known_answer(vbt):
 
 
 def test_metrics_match_vectorbt(vbt, daily3):
-    bt = Backtest(BacktestSpec.from_dict({"name": "m", "data": {"dataset": "mem"}, "signal": {"kind": "momentum-v1", "lookback": 10},
+    bt = Backtest(BacktestSpec.from_dict({"name": "m", "data": {"dataset": "mem", "periods_per_year": 252.0}, "signal": {"kind": "momentum-v1", "lookback": 10},
                                   "strategy": {"kind": "topk", "top_k": 1, "rebalance": 5}, "costs": COSTS}), market=daily3)
     res = bt.run(report=False)
     pf = res.portfolio
