@@ -58,6 +58,7 @@ COMMAND_MODULES = (
     "backtest",  # backtest
     "xva",  # xva, bsde
     "demo",  # demo
+    "sweep",  # sweep (grids of any runnable spec, local or on Ray)
 )
 
 for _name in COMMAND_MODULES:

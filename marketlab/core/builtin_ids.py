@@ -97,4 +97,8 @@ BUILTIN_IDS: dict[str, str] = {
     "simulator/abm-v1": "marketlab.simulators.abm:Simulation",
     "venue/trades-v1": "marketlab.simulators.trades.venue:TradesVenue",
     "simulator/trades-v1": "marketlab.simulators.trades.simulation:TradesSimulation",
+    # runnable spec kinds of sweeps and fleets (marketlab.sweep)
+    "runner/backtest": "marketlab.sweep.runners:BacktestRunner",
+    "runner/simulate": "marketlab.sweep.runners:SimulateRunner",
+    "runner/probe": "marketlab.sweep.runners:ProbeRunner",
 }

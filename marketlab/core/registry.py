@@ -34,6 +34,7 @@ KINDS: frozenset[str] = frozenset(
         "op",  # alpha-expression operators
         "predictor",  # LOB trend predictors
         "reward",  # env rewards
+        "runner",  # runnable spec kinds of sweeps and fleets (backtest, simulate, ...)
         "signal",  # backtest signal sources
         "simulator",  # whole-day market simulators
         "venue",  # where an env's orders meet other order flow

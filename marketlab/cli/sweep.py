@@ -1,0 +1,75 @@
+"""``marketlab sweep <spec.toml> --grid key=v1,v2 ...``: the same as ``marketlab.sweep.run(spec, grid, ...)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
+
+BackendOpt = Annotated[str, typer.Option("--backend", help="sequential | local (process pool) | ray.")]
+AddressOpt = Annotated[
+    str | None, typer.Option("--address", help="Ray cluster: auto, host:port or ray://host:10001 (default: start a local one).")
+]
+ConcurrencyOpt = Annotated[int | None, typer.Option("--max-concurrency", help="Variants in flight at once (default: all cores).")]
+MAX_METRIC_COLUMNS = 6
+
+
+@command
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="Spec to sweep (backtest, simulate, probe ...), e.g. specs/backtests/momentum_synth.toml.")],
+    grid: Annotated[list[str], typer.Option("--grid", help="key=v1,v2,... (repeatable; the variants are the product).")],
+    backend: BackendOpt = "local",
+    address: AddressOpt = None,
+    max_concurrency: ConcurrencyOpt = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Runnable spec kind (default: inferred from the spec).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Sweep name: results in <store>/sweeps/<name>/ (default: the spec's stem).")] = None,
+    retries: Annotated[int, typer.Option("--retries", help="Re-runs of a variant whose worker died.", min=0)] = 2,
+    report: Annotated[bool, typer.Option("--report", help="Backtests: write each variant's HTML/PNG report.")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run every variant of a grid of spec overrides and collect one results table (restart skips done variants).
+
+    Exit status 1 when some variant failed (the table and its error column are still written)."""
+    import sys
+
+    from marketlab.sweep import run
+
+    res = run(spec, grid, backend=backend, max_concurrency=max_concurrency, address=address, store=store, name=name,
+              kind=kind, retries=retries, options={"report": True} if report else None,
+              progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        emit(res.to_dict(), True)
+        return
+    print_table(res)
+    if res.failed:
+        typer.echo(f"error: {res.failed} of {res.table.height} variants failed (see the error column)", err=True)
+        raise typer.Exit(1)
+
+
+def print_table(res: Any) -> None:
+    """The results as a rich table: params, status, the first metrics, wall time, error."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = res.table
+    fixed = {"variant", "status", "seed", "wall_s", "host", "run_dir", "error"}
+    params = [c for c in t.columns if "." in c and c not in fixed]
+    metrics = [c for c in t.columns if c not in fixed and c not in params][:MAX_METRIC_COLUMNS]
+    cols = ["variant", *params, "status", *metrics, "wall_s", "error"]
+    table = Table(title=f"sweep {res.name} ({res.kind}, {res.backend}): {t.height} variants, ran {res.ran}, "
+                        f"skipped {res.skipped}, failed {res.failed}")
+    for c in cols:
+        table.add_column(c, overflow="fold")
+    for row in t.select(cols).iter_rows():
+        table.add_row(*("" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)[:120] for v in row))
+    Console().print(table)
+    typer.echo(f"table: {res.path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sweep`` to the top-level app."""
+    app.command("sweep")(sweep)

@@ -1,0 +1,161 @@
+"""``marketlab.sweep.run``: a grid of one spec's variants, run on a backend, into one results table."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from marketlab.core.config import Identifier, load_toml
+from marketlab.core.errors import SpecError
+from marketlab.core.registry import ids, resolve
+from marketlab.sweep.backends import execute
+from marketlab.sweep.grid import Params, apply, check_keys, expand, parse_grid, variant_id
+from marketlab.sweep.results import SweepFolder, to_table
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: ``table`` (one row per variant, see :func:`marketlab.sweep.results.to_table`),
+    written to ``path``; ``ran`` variants run now, ``skipped`` already done, ``failed`` of all rows."""
+
+    name: str
+    kind: str
+    path: Path
+    table: pl.DataFrame
+    ran: int
+    skipped: int
+    failed: int
+    backend: str
+    wall_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary plus every row (what ``--json`` prints)."""
+        return {
+            "name": self.name, "kind": self.kind, "table": str(self.path), "variants": self.table.height,
+            "ran": self.ran, "skipped": self.skipped, "failed": self.failed, "backend": self.backend,
+            "wall_s": round(self.wall_s, 3), "rows": self.table.to_dicts(),
+        }
+
+
+def runner_kinds() -> list[str]:
+    """Names of the runnable spec kinds (``runner/<name>`` registry ids)."""
+    return [i.split("/", 1)[1] for i in ids("runner")]
+
+
+def infer_kind(raw: Mapping[str, Any], path: str | Path) -> str:
+    """The runnable kind whose ``matches`` accepts the TOML table (first in name order)."""
+    for name in runner_kinds():
+        if resolve(name, kind="runner").matches(raw):
+            return name
+    raise SpecError(path, None, f"cannot tell which kind of spec this is; pass --kind ({', '.join(runner_kinds())})")
+
+
+def plan(spec: str | Path, grid: Sequence[str] | Mapping[str, Sequence[Any]] | None = None, *,
+         variants: Sequence[Params] | None = None, kind: str | None = None) -> tuple[str, dict[str, Any], list[Params]]:
+    """(kind, raw TOML table, variants) with every variant validated like a spec file: an unknown key
+    names the spec's known keys, a bad value names its key; nothing runs before all variants pass."""
+    path = Path(spec)
+    raw = load_toml(path)
+    kind = kind or infer_kind(raw, path)
+    runner = resolve(kind, kind="runner", path=path, key="--kind")
+    if variants is None:
+        if grid is None:
+            raise SpecError(None, "--grid", "empty grid: give at least one key=v1,v2,...")
+        variants = expand(parse_grid(grid))
+    elif not variants:
+        raise SpecError(None, "--grid", "no variants to run")
+    keys = sorted({k for v in variants for k in v})
+    check_keys(dict.fromkeys(keys), runner.spec_type(), path)
+    for v in variants:
+        runner.load(apply(raw, v), path)
+    return kind, raw, [dict(v) for v in variants]
+
+
+def run(
+    spec: str | Path,
+    grid: Sequence[str] | Mapping[str, Sequence[Any]] | None = None,
+    *,
+    variants: Sequence[Params] | None = None,
+    backend: str = "local",
+    max_concurrency: int | None = None,
+    address: str | None = None,
+    store: str | Path | None = None,
+    name: str | None = None,
+    kind: str | None = None,
+    retries: int = 2,
+    options: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> SweepResult:
+    """Run every variant of ``grid`` (``["costs.commission=0,0.001", ...]`` or ``{key: [values]}``; or an
+    explicit list ``variants`` of ``{key: value}``) of the spec file ``spec`` on ``backend``
+    ("sequential", "local" process pool, "ray") and write the results table to
+    ``<store>/sweeps/<name>/results.parquet`` (``store``: default ``$MARKETLAB_STORE`` or data/store;
+    ``name``: default the spec's file stem). Variants already done by an earlier run with the same name
+    are skipped. ``options`` go to the runner (e.g. ``{"write": True}`` for simulations, ``{"report":
+    True}`` for backtests). A variant that raises or whose worker dies ``retries`` + 1 times is a
+    ``failed`` row with its error; the others complete."""
+    t0 = time.perf_counter()
+    path = Path(spec)
+    kind, raw, plan_variants = plan(path, grid, variants=variants, kind=kind)
+    name = name or path.stem
+    problem = typing.get_args(Identifier)[1].check(name)
+    if problem:
+        raise SpecError(None, "--name", problem)
+    from marketlab.store.catalog import default_store_path
+
+    store_root = Path(store) if store is not None else default_store_path()
+    folder = SweepFolder(store_root / "sweeps" / name)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    opts = dict(options or {})
+    param_keys = sorted({k for v in plan_variants for k in v})
+    ids_ = [variant_id(kind, digest, v, opts) for v in plan_variants]
+    records: dict[str, dict[str, Any]] = {}
+    tasks = []
+    for vid, params in zip(ids_, plan_variants, strict=True):
+        if vid in records:
+            continue  # the same variant twice in an explicit list: run once
+        done = folder.load(vid)
+        if done is not None and done.get("status") == "ok":
+            records[vid] = done
+            continue
+        records[vid] = {}
+        tasks.append({
+            "kind": kind, "spec_path": str(path.resolve()), "raw": apply(raw, params), "params": params,
+            "variant": vid, "run_dir": str((folder.runs / vid).resolve()),
+            "store": str(store_root.resolve()) if (store is not None or opts.get("write")) else None,
+            "options": opts,
+        })
+    skipped = len(records) - len(tasks)
+    folder.write_meta({"spec": str(path.resolve()), "kind": kind, "variants": plan_variants, "backend": backend,
+                       "options": opts})
+
+    bar = None
+    if progress and tasks:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(tasks), unit="variant", desc=f"sweep {name}")
+
+    def land(rec: dict[str, Any]) -> None:
+        folder.save(rec)
+        records[rec["variant"]] = rec
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        execute(tasks, land, backend=backend, max_concurrency=max_concurrency, retries=retries, address=address)
+    finally:
+        if bar is not None:
+            bar.close()
+    unique = list(dict.fromkeys(ids_))
+    table = to_table([records[v] for v in unique if records[v]], param_keys)
+    folder.write_table(table)
+    failed = int((table["status"] != "ok").sum()) if table.height else 0
+    return SweepResult(name, kind, folder.table_path, table, len(tasks), skipped, failed, backend,
+                       time.perf_counter() - t0)

@@ -1,0 +1,155 @@
+"""Where the variants run: ``sequential`` (this process), ``local`` (a process pool on this machine's
+cores) or ``ray`` (a Ray cluster: a local one started for the sweep, or ``address`` = ``auto`` /
+``host:port`` / ``ray://host:10001``). All three run :func:`marketlab.sweep.tasks.run_task` on the same
+task dicts, so they give the same answers; they differ in where and in how a dead worker is retried:
+
+* ``local``: a worker process that dies breaks the pool; the unfinished variants are resubmitted to a
+  fresh pool, each at most ``retries`` more times, then recorded as failed;
+* ``ray``: Ray's own task retries (``max_retries``) re-run a variant whose worker died; when they run
+  out, the variant is recorded as failed with Ray's error.
+
+No scheduler is written here: Ray (or ``concurrent.futures``) schedules; this module only caps the
+number of variants in flight (``max_concurrency``) and collects records as they finish.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from marketlab.core.errors import MarketlabError
+from marketlab.sweep.tasks import failed_record, run_task
+
+BACKENDS = ("sequential", "local", "ray")
+OnRecord = Callable[[dict[str, Any]], None]
+
+
+class ClusterError(MarketlabError):
+    """The Ray cluster cannot be reached or Ray is not installed."""
+
+
+def execute(tasks: list[dict[str, Any]], on_record: OnRecord, *, backend: str = "local",
+            max_concurrency: int | None = None, retries: int = 2, address: str | None = None) -> None:
+    """Run every task on ``backend``; ``on_record`` gets each variant's record as it finishes."""
+    if backend not in BACKENDS:
+        raise MarketlabError(f"--backend: unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+    if max_concurrency is not None and max_concurrency < 1:
+        raise MarketlabError(f"--max-concurrency: must be >= 1, got {max_concurrency}")
+    if address is not None and backend != "ray":
+        raise MarketlabError(f"--address {address}: only the ray backend takes a cluster address")
+    if backend == "ray":
+        _run_ray(tasks, on_record, max_concurrency, retries, address)
+    elif not tasks:
+        return
+    elif backend == "sequential":
+        for t in tasks:
+            on_record(run_task(t))
+    else:
+        _run_pool(tasks, on_record, max_concurrency or os.cpu_count() or 1, retries)
+
+
+# ---------------------------------------------------------------------------------------------- local pool
+def _pool_context() -> Any:
+    # forkserver: workers fork from a clean server process (not from this one, which may hold threads
+    # and a Ray or torch runtime); spawn where forkserver does not exist.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method)
+
+
+def _run_pool(tasks: list[dict[str, Any]], on_record: OnRecord, workers: int, retries: int) -> None:
+    pending = list(tasks)
+    crashes: Counter[str] = Counter()
+    while pending:
+        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=_pool_context()) as pool:
+            futures: dict[Future[dict[str, Any]], dict[str, Any]] = {pool.submit(run_task, t): t for t in pending}
+            pending = []
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task = futures.pop(fut)
+                    try:
+                        on_record(fut.result())
+                    except BrokenProcessPool:
+                        # which worker died is unknown: every unfinished variant counts one crash
+                        crashes[task["variant"]] += 1
+                        if crashes[task["variant"]] > retries:
+                            on_record(failed_record(task, f"worker process died ({crashes[task['variant']]} attempts)"))
+                        else:
+                            pending.append(task)
+
+
+# ---------------------------------------------------------------------------------------------- Ray
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError("backend 'ray' needs Ray: pip install 'marketlab[ray]'") from None
+    return ray
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A TCP connection to ``host:port`` (``ray://`` stripped) within ``timeout`` s, else ClusterError."""
+    hostport = address.removeprefix("ray://").rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ClusterError(f"--address {address}: expected auto, host:port or ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterError(f"ray cluster at {address} does not answer ({exc.strerror or type(exc).__name__})") from None
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> bool:
+    """Make sure Ray is initialised; returns True when this call started it (the caller shuts it down).
+
+    ``address`` None starts a local cluster of ``num_cpus`` workers (all cores when None); ``auto`` joins
+    the cluster started on this machine by ``ray start --head``; ``host:port`` / ``ray://host:10001``
+    joins a remote one (checked with one TCP connection first, so a wrong address fails in seconds)."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return False
+    if address is None:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        return True
+    if address != "auto":
+        _check_reachable(address)
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClusterError(f"ray cluster at {address} does not answer ({first[:200]})") from None
+    return True
+
+
+def _run_ray(tasks: list[dict[str, Any]], on_record: OnRecord, max_concurrency: int | None, retries: int,
+             address: str | None) -> None:
+    ray = _import_ray()
+    started = connect(address, max_concurrency)
+    try:
+        if not tasks:
+            return
+        remote = ray.remote(run_task).options(max_retries=retries, retry_exceptions=False, num_cpus=1)
+        cap = max_concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        queue = list(tasks)
+        inflight: dict[Any, dict[str, Any]] = {}
+        while queue or inflight:
+            while queue and len(inflight) < cap:
+                task = queue.pop(0)
+                inflight[remote.remote(task)] = task
+            done, _ = ray.wait(list(inflight), num_returns=1)
+            for ref in done:
+                task = inflight.pop(ref)
+                try:
+                    on_record(ray.get(ref))
+                except ray.exceptions.RayError as exc:  # retries exhausted (worker or node died)
+                    first = " ".join(str(exc).split())[:300]
+                    on_record(failed_record(task, f"{type(exc).__name__}: {first}"))
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,202 @@
+"""Runnable spec kinds: how a sweep loads, runs and scores one variant of a spec.
+
+Each runner is registered as ``runner/<name>`` (:mod:`marketlab.core.builtin_ids`) and is a class with
+class methods, so a worker process resolves it by name (nothing but strings and plain tables travel to
+workers):
+
+* ``spec_type()``: the :class:`~marketlab.core.config.Spec` class the TOML validates into (its leaves
+  are the keys a grid may sweep; imported lazily);
+* ``matches(raw)``: whether a TOML table looks like this kind (``marketlab sweep`` infers the kind);
+* ``seed(spec)``: the variant's master seed (None for deterministic kinds);
+* ``run(spec, ctx)``: run one variant, return its metrics ``{name: float}``.
+
+A user adds a kind by writing such a class and ``register("runner/<name>", cls)``: in-process
+(sequential) sweeps see it; pool and Ray workers see it when the module that registers it is imported
+by the worker (e.g. from the package's own import).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from marketlab.core.config import FiniteFloat, NonNegativeFloat, NonNegativeInt, Spec
+from marketlab.core.errors import SpecError
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where one variant runs: ``spec_path`` (relative paths in the spec resolve against it),
+    ``run_dir`` (the variant's own folder), ``store`` (store folder or None = the spec's/default
+    store), ``options`` (runner options shared by every variant, e.g. ``write`` for simulations)."""
+
+    spec_path: Path
+    run_dir: Path
+    store: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner:
+    """Base of the runnable spec kinds (see the module docstring)."""
+
+    spec_class: ClassVar[type[Spec]]
+
+    @classmethod
+    def spec_type(cls) -> type[Spec]:
+        """The spec class (a subclass may import it lazily)."""
+        return cls.spec_class
+
+    @classmethod
+    def matches(cls, raw: dict[str, Any]) -> bool:
+        """Whether the TOML table ``raw`` is a spec of this kind."""
+        return False
+
+    @classmethod
+    def load(cls, raw: dict[str, Any], path: str | Path) -> Any:
+        """Validate ``raw`` (the spec's TOML table with a variant's overrides) like the file itself."""
+        return cls.spec_type().from_dict(raw, path=path)
+
+    @classmethod
+    def seed(cls, spec: Any) -> int | None:
+        """The variant's master seed (None: the kind is deterministic)."""
+        return None
+
+    @classmethod
+    def run(cls, spec: Any, ctx: RunContext) -> dict[str, float]:
+        """Run one variant; returns its metrics."""
+        raise NotImplementedError
+
+
+def _floats(d: dict[str, Any]) -> dict[str, float]:
+    """The numeric entries of ``d`` as floats (NaN kept: the table records it as null)."""
+    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
+
+
+class BacktestRunner(Runner):
+    """``Backtest(spec).run(report=False)``: the backtest's metrics (Sharpe, return, drawdown, turnover ...)
+    plus ``final_value``. ``options["report"] = True`` writes the HTML/PNG report into the run folder."""
+
+    @classmethod
+    def spec_type(cls) -> type[Spec]:
+        """The spec class (imported here: the layer below is loaded only when used)."""
+        from marketlab.backtests.spec import BacktestSpec
+
+        return BacktestSpec
+
+    @classmethod
+    def matches(cls, raw: dict[str, Any]) -> bool:
+        """Whether the TOML table ``raw`` is a spec of this kind."""
+        return "signal" in raw and "data" in raw
+
+    @classmethod
+    def run(cls, spec: Any, ctx: RunContext) -> dict[str, float]:
+        """Run one variant; returns its metrics."""
+        from marketlab.backtests import Backtest
+
+        store = None
+        if ctx.store is not None:
+            from marketlab.store import Store
+
+            store = Store(ctx.store, create=False)
+        report = bool(ctx.options.get("report", False))
+        if report:
+            spec = replace(spec, report=replace(spec.report, out_dir=str(ctx.run_dir.parent)), name=ctx.run_dir.name)
+        res = Backtest(spec, spec_path=ctx.spec_path, store=store).run(report=report)
+        return {**_floats(res.metrics), "final_value": float(res.value[-1])}
+
+
+class SimulateRunner(Runner):
+    """One agent-based trading day (``simulator/abm-v1``): its stylized facts (:mod:`marketlab.simulators.
+    stylized`) and run counts. ``options["write"] = True`` writes the day to the store
+    (``Store.replace``: a re-run supersedes that day), which is what a simulation fleet does."""
+
+    @classmethod
+    def matches(cls, raw: dict[str, Any]) -> bool:
+        """Whether the TOML table ``raw`` is a spec of this kind."""
+        return "market" in raw and ("noise" in raw or "fundamental" in raw)
+
+    @classmethod
+    def spec_type(cls) -> type[Spec]:
+        """The spec class (imported here: the layer below is loaded only when used)."""
+        from marketlab.simulators.config import SimSpec
+
+        return SimSpec
+
+    @classmethod
+    def seed(cls, spec: Any) -> int | None:
+        """The variant's master seed."""
+        return int(spec.seed)
+
+    @classmethod
+    def run(cls, spec: Any, ctx: RunContext) -> dict[str, float]:
+        """Run one variant; returns its metrics."""
+        from marketlab.core.registry import resolve
+        from marketlab.simulators.stylized import compute_facts
+
+        sim = resolve("abm-v1", kind="simulator")(spec).run()
+        batch = sim.to_batch()
+        out: dict[str, float] = {"sim_wall_s": float(sim.wall_s)}
+        if ctx.options.get("write"):
+            from marketlab.store import Store
+
+            t = time.perf_counter()
+            Store(ctx.store).replace(batch, source_files=(str(ctx.spec_path),), format="abm")
+            out["store_write_s"] = time.perf_counter() - t
+        f = batch.frames
+        m = spec.market
+        facts = compute_facts(f["events"], f["book"], f.get("trades"), label=f"{m.dataset}:{m.symbol}",
+                              max_lag=int(ctx.options.get("max_lag", 30)), tick_size=m.tick_size)
+        return {**_floats(facts.scalars), **out}
+
+
+@dataclass(frozen=True)
+class ProbeTable(Spec):
+    """``[probe]``: ``seconds`` of busy CPU work (a stand-in task of known length, for overhead
+    measurements and fault tests), ``seed`` and ``x`` (the answer depends on both), ``fail`` (raise)."""
+
+    seconds: NonNegativeFloat = 0.1
+    seed: NonNegativeInt = 0
+    x: FiniteFloat = 0.0
+    fail: bool = False
+
+
+@dataclass(frozen=True)
+class ProbeSpec(Spec):
+    """A probe task: ``[probe]`` (see :class:`ProbeTable`)."""
+
+    probe: ProbeTable = field(default_factory=ProbeTable)
+
+
+class ProbeRunner(Runner):
+    """Known-answer stand-in task: ``value = x + sum of 1000 standard normals from seed`` after spinning the
+    CPU for ``probe.seconds``; ``probe.fail = true`` raises (a variant that fails while others complete)."""
+
+    spec_class = ProbeSpec
+
+    @classmethod
+    def matches(cls, raw: dict[str, Any]) -> bool:
+        """Whether the TOML table ``raw`` is a spec of this kind."""
+        return set(raw) == {"probe"}
+
+    @classmethod
+    def seed(cls, spec: Any) -> int | None:
+        """The variant's master seed."""
+        return int(spec.probe.seed)
+
+    @classmethod
+    def run(cls, spec: Any, ctx: RunContext) -> dict[str, float]:
+        """Run one variant; returns its metrics."""
+        p = spec.probe
+        t_end = time.perf_counter() + p.seconds
+        spins = 0
+        while time.perf_counter() < t_end:  # busy, not sleeping: a CPU-bound task of known length
+            spins += 1
+        if p.fail:
+            raise SpecError(ctx.spec_path, "probe.fail", "probe asked to fail")
+        value = p.x + float(np.random.default_rng(p.seed).standard_normal(1000).sum())
+        return {"value": value, "finite": float(math.isfinite(value))}

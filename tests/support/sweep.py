@@ -1,0 +1,44 @@
+"""Helpers shared by the sweep tests: a small daily-panel store and a backtest spec over it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+BACKTEST_SPEC = """
+name = "mom_small"
+[data]
+dataset = "panel8"
+kind = "panel"
+[signal]
+kind = "momentum-v1"
+lookback = 20
+[strategy]
+kind = "topk"
+top_k = 2
+rebalance = 5
+[costs]
+commission = 0.0005
+[benchmark]
+kind = "none"
+[report]
+html = false
+png = false
+"""
+
+
+def write_panel_store(root: Path) -> Path:
+    """A store with dataset ``panel8``: 8 symbols x 200 daily GBM bars (seed 3). Returns its path."""
+    from marketlab.market import market_to_frame, synthetic_market
+    from marketlab.store import IngestBatch, Instrument, Store
+
+    store = Store(root)
+    m = synthetic_market(200, 8, seed=3, vol=0.015, bar_seconds=86_400)
+    panel = market_to_frame(m).with_columns(
+        pl.from_epoch(pl.col("ts"), time_unit="ns").dt.date().alias("date"),
+        pl.lit(None, dtype=pl.Float64).alias("vwap"), pl.lit(None, dtype=pl.Float64).alias("amount"),
+        pl.lit(1.0).alias("adj_factor"), pl.lit(True).alias("in_universe"), pl.lit(False).alias("suspended"),
+    ).drop("ts")
+    store.write(IngestBatch("panel8", {"panel": panel}, [Instrument(s, 0.01, 1.0) for s in m.symbols]), format="test")
+    return root

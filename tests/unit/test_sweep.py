@@ -1,0 +1,211 @@
+"""Sweeps: grids, restart, failures, the local process pool (same answers as a direct run, a killed worker
+retried) and the CLI's bad-input paths. Ray has its own file (test_sweep_ray.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from marketlab import sweep
+from marketlab.core.errors import MarketlabError, SpecError
+from marketlab.sweep.grid import apply, expand, parse_grid, parse_value
+from tests.support.sweep import BACKTEST_SPEC, write_panel_store
+
+GRID = ["costs.commission=0,0.002", "signal.lookback=5,20"]
+
+
+@pytest.fixture(scope="module")
+def panel_store(tmp_path_factory) -> Path:
+    return write_panel_store(tmp_path_factory.mktemp("sweep") / "store")
+
+
+@pytest.fixture
+def bt_spec(tmp_path) -> Path:
+    p = tmp_path / "mom.toml"
+    p.write_text(BACKTEST_SPEC)
+    return p
+
+
+def probe_spec(tmp_path: Path, seconds: float = 0.05) -> Path:
+    p = tmp_path / "probe.toml"
+    p.write_text(f"[probe]\nseconds = {seconds}\nseed = 7\n")
+    return p
+
+
+# ---- grids --------------------------------------------------------------------------------------------
+def test_grid_values_and_product_order():
+    assert [parse_value(t) for t in ("5", "0.5", "true", '"a b"', "momentum-v1")] == [5, 0.5, True, "a b", "momentum-v1"]
+    grid = parse_grid(["signal.lookback=5,10,20", "costs.commission=0,0.001"])
+    assert expand(grid) == [
+        {"costs.commission": c, "signal.lookback": lb} for c in (0, 0.001) for lb in (5, 10, 20)
+    ]
+    assert apply({"costs": {"spread": 1}}, {"costs.commission": 2, "signal.kind": "x"}) == {
+        "costs": {"spread": 1, "commission": 2}, "signal": {"kind": "x"}}
+
+
+@pytest.mark.parametrize("items,needle", [
+    ([], "empty grid"),
+    (["signal.lookback="], "has no values"),
+    (["lookback"], "expected key=v1,v2"),
+    (["a=1", "a=2"], "given twice"),
+    (["a=1,2,1"], "a value is given twice"),
+])
+def test_bad_grids(items, needle):
+    with pytest.raises(SpecError, match=needle):
+        parse_grid(items)
+
+
+def test_unknown_key_names_the_known_ones(bt_spec, panel_store):
+    with pytest.raises(SpecError) as err:
+        sweep.run(bt_spec, ["costs.fee_bps=0,2"], store=panel_store, backend="sequential")
+    msg = str(err.value)
+    assert "costs.fee_bps" in msg and "costs.commission" in msg and "signal.lookback" in msg and "\n" not in msg
+    with pytest.raises(SpecError, match="'costs.commission'"):  # a bad value is refused before anything runs
+        sweep.run(bt_spec, ["costs.commission=0,2"], store=panel_store, backend="sequential")
+    assert not (panel_store / "sweeps").exists()
+
+
+# ---- same answers ---------------------------------------------------------------------------------------
+def test_backtest_sweep_equals_direct_runs_and_restart_skips(bt_spec, panel_store, tmp_path):
+    """Each row's metrics equal a direct Backtest of a spec file written with that variant's values; the
+    process pool gives the same numbers; a restart runs nothing; a lost record is run again."""
+    from marketlab.backtests import Backtest
+    from marketlab.store import Store
+
+    seq = sweep.run(bt_spec, GRID, store=panel_store, backend="sequential", name="seq")
+    assert (seq.ran, seq.skipped, seq.failed, seq.table.height) == (4, 0, 0, 4)
+    st = Store(panel_store)
+    for row in seq.table.iter_rows(named=True):
+        text = BACKTEST_SPEC.replace("lookback = 20", f"lookback = {row['signal.lookback']}").replace(
+            "commission = 0.0005", f"commission = {row['costs.commission']}")
+        direct_path = tmp_path / f"direct_{row['variant']}.toml"
+        direct_path.write_text(text)
+        direct = Backtest.from_spec(direct_path, store=st).run(report=False)
+        assert row["sharpe"] == direct.metrics["sharpe"] and row["final_value"] == direct.value[-1]
+        assert json.loads((Path(row["run_dir"]) / "metrics.json").read_text())["metrics"]["sharpe"] == row["sharpe"]
+    assert seq.table["final_value"].n_unique() == 4  # the overrides changed something
+
+    pool = sweep.run(bt_spec, GRID, store=panel_store, backend="local", max_concurrency=2, name="pool")
+    metric_cols = ["variant", "sharpe", "total_return", "max_drawdown", "final_value"]
+    assert pool.table.select(metric_cols).equals(seq.table.select(metric_cols))
+    assert pl.read_parquet(pool.path).select(metric_cols).equals(seq.table.select(metric_cols))
+
+    again = sweep.run(bt_spec, GRID, store=panel_store, backend="sequential", name="seq")
+    assert (again.ran, again.skipped) == (0, 4) and again.table.equals(seq.table)
+    lost = seq.table["variant"][2]
+    (panel_store / "sweeps" / "seq" / "variants" / f"{lost}.json").unlink()
+    third = sweep.run(bt_spec, GRID, store=panel_store, backend="sequential", name="seq")
+    assert (third.ran, third.skipped) == (1, 3)
+    assert third.table.select(metric_cols).equals(seq.table.select(metric_cols))
+
+
+# ---- failures -------------------------------------------------------------------------------------------
+def test_failed_variant_is_marked_and_others_complete(tmp_path):
+    res = sweep.run(probe_spec(tmp_path), {"probe.x": [0.0, 1.0], "probe.fail": [False, True]},
+                    store=tmp_path / "st", backend="sequential")
+    t = res.table.sort("probe.x", "probe.fail")
+    assert t["status"].to_list() == ["ok", "failed", "ok", "failed"] and res.failed == 2
+    assert all("probe asked to fail" in e for e in t.filter(pl.col("status") == "failed")["error"])
+    ok = t.filter(pl.col("status") == "ok")
+    # known answer: x + the sum of 1000 standard normals from seed 7
+    import numpy as np
+
+    base = float(np.random.default_rng(7).standard_normal(1000).sum())
+    assert ok["value"].to_list() == [base, 1.0 + base]
+    # a restart re-runs only the failed ones
+    assert sweep.run(probe_spec(tmp_path), {"probe.x": [0.0, 1.0], "probe.fail": [False, True]},
+                     store=tmp_path / "st", backend="sequential").ran == 2
+
+
+def _kill_first_started(run_root: Path, killed: list[int], deadline: float) -> None:
+    while time.monotonic() < deadline and not killed:
+        for f in run_root.glob("*/started.json"):
+            try:
+                pid = json.loads(f.read_text())["pid"]
+            except (OSError, ValueError):
+                continue
+            if pid != os.getpid():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("retries,expect", [(2, "ok"), (0, "failed")])
+def test_pool_worker_killed_mid_task(tmp_path, retries, expect):
+    """SIGKILL a pool worker while it runs a variant: with retries every variant still lands exactly once;
+    without, the variants the broken pool lost are failed rows and the table still has one row each."""
+    spec = probe_spec(tmp_path, seconds=1.5)
+    store = tmp_path / "st"
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_first_started, args=(store / "sweeps" / "probe" / "runs", killed,
+                                                                time.monotonic() + 60))
+    killer.start()
+    res = sweep.run(spec, {"probe.x": [0.0, 1.0, 2.0]}, store=store, backend="local", max_concurrency=2, retries=retries)
+    killer.join()
+    assert killed, "no worker was killed"
+    t = res.table
+    assert t.height == 3 and t["variant"].n_unique() == 3
+    if expect == "ok":
+        assert t["status"].to_list() == ["ok"] * 3
+        assert killed[0] not in t["run_dir"].map_elements(
+            lambda d: json.loads((Path(d) / "started.json").read_text())["pid"], return_dtype=pl.Int64).to_list()
+    else:
+        assert "failed" in t["status"].to_list()
+        assert all("worker process died" in e for e in t.filter(pl.col("status") == "failed")["error"])
+
+
+def test_backend_and_address_errors(tmp_path):
+    spec = probe_spec(tmp_path)
+    with pytest.raises(MarketlabError, match="unknown backend 'dask'"):
+        sweep.run(spec, ["probe.x=1"], store=tmp_path / "st", backend="dask")
+    with pytest.raises(MarketlabError, match="only the ray backend"):
+        sweep.run(spec, ["probe.x=1"], store=tmp_path / "st", backend="local", address="auto")
+    with pytest.raises(MarketlabError, match=r"ray cluster at 127\.0\.0\.1:9 does not answer"):
+        sweep.run(spec, ["probe.x=1"], store=tmp_path / "st", backend="ray", address="127.0.0.1:9")
+
+
+# ---- CLI ------------------------------------------------------------------------------------------------
+def _cli(*args: str):
+    from marketlab.cli.main import app
+
+    return CliRunner().invoke(app, ["sweep", *args])
+
+
+def test_cli_json_and_table(tmp_path):
+    spec = probe_spec(tmp_path)
+    out = _cli(str(spec), "--grid", "probe.x=0,1", "--grid", "probe.seed=1,2", "--store", str(tmp_path / "st"),
+               "--backend", "sequential", "--json")
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["variants"] == 4 and doc["failed"] == 0 and len(doc["rows"]) == 4
+    assert pl.read_parquet(doc["table"]).height == 4
+    out = _cli(str(spec), "--grid", "probe.x=0,1", "--grid", "probe.seed=1,2", "--store", str(tmp_path / "st"),
+               "--backend", "sequential")
+    assert out.exit_code == 0 and "skipped 4" in out.stdout
+    out = _cli(str(spec), "--grid", "probe.fail=true", "--store", str(tmp_path / "st"), "--backend", "sequential")
+    assert out.exit_code == 1 and "1 of 1 variants failed" in out.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--grid", "probe.y=1,2"], "unknown grid key; known keys: probe.seconds, probe.seed, probe.x, probe.fail"),
+    (["--grid", "probe.x="], "has no values"),
+    (["--grid", "probe.seconds=-1"], "key 'probe.seconds': must be in [0, inf]"),
+    (["--grid", "probe.x=1", "--backend", "ray", "--address", "127.0.0.1:9"], "ray cluster at 127.0.0.1:9 does not answer"),
+    (["--grid", "probe.x=1", "--max-concurrency", "0"], "--max-concurrency: must be >= 1"),
+    (["--grid", "probe.x=1", "--name", "../x"], "key '--name'"),
+    (["--grid", "probe.x=1", "--kind", "nope"], "unknown runner id"),
+])
+def test_cli_bad_input_one_line_exit_2(tmp_path, args, needle):
+    out = _cli(str(probe_spec(tmp_path)), "--store", str(tmp_path / "st"), *args)
+    assert out.exit_code == 2, out.output
+    line = out.stderr.strip()
+    assert line.startswith("error: ") and needle in line and "\n" not in line
