@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from marketlab.cli.common import JsonOpt, StoreOpt, command, emit
+from marketlab.cli.common import JsonOpt, QuietOpt, StoreOpt, command, emit, show_progress
 
 BackendOpt = Annotated[str, typer.Option("--backend", help="sequential | local (process pool) | ray.")]
 AddressOpt = Annotated[
@@ -30,17 +30,16 @@ def sweep(
     report: Annotated[bool, typer.Option("--report", help="Backtests: write each variant's HTML/PNG report.")] = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run every variant of a grid of spec overrides and collect one results table (restart skips done variants).
 
     Exit status 1 when some variant failed (the table and its error column are still written)."""
-    import sys
-
     from marketlab.sweep import run
 
     res = run(spec, grid, backend=backend, max_concurrency=max_concurrency, address=address, store=store, name=name,
               kind=kind, retries=retries, options={"report": True} if report else None,
-              progress=not as_json and sys.stderr.isatty())
+              progress=show_progress(as_json, quiet))
     if as_json:
         emit(res.to_dict(), True)
         return

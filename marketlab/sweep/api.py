@@ -15,7 +15,7 @@ import polars as pl
 from marketlab.core.config import Identifier, load_toml
 from marketlab.core.errors import SpecError
 from marketlab.core.registry import ids, resolve
-from marketlab.sweep.backends import execute
+from marketlab.sweep.backends import check, execute
 from marketlab.sweep.grid import Params, apply, check_keys, expand, parse_grid, variant_id
 from marketlab.sweep.results import SweepFolder, to_table
 
@@ -102,6 +102,7 @@ def run(
     True}`` for backtests). A variant that raises or whose worker dies ``retries`` + 1 times is a
     ``failed`` row with its error; the others complete."""
     t0 = time.perf_counter()
+    check(backend, max_concurrency, address)
     path = Path(spec)
     kind, raw, plan_variants = plan(path, grid, variants=variants, kind=kind)
     name = name or path.stem

@@ -37,12 +37,7 @@ class ClusterError(MarketlabError):
 def execute(tasks: list[dict[str, Any]], on_record: OnRecord, *, backend: str = "local",
             max_concurrency: int | None = None, retries: int = 2, address: str | None = None) -> None:
     """Run every task on ``backend``; ``on_record`` gets each variant's record as it finishes."""
-    if backend not in BACKENDS:
-        raise MarketlabError(f"--backend: unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
-    if max_concurrency is not None and max_concurrency < 1:
-        raise MarketlabError(f"--max-concurrency: must be >= 1, got {max_concurrency}")
-    if address is not None and backend != "ray":
-        raise MarketlabError(f"--address {address}: only the ray backend takes a cluster address")
+    check(backend, max_concurrency, address)
     if backend == "ray":
         _run_ray(tasks, on_record, max_concurrency, retries, address)
     elif not tasks:
@@ -52,6 +47,19 @@ def execute(tasks: list[dict[str, Any]], on_record: OnRecord, *, backend: str = 
             on_record(run_task(t))
     else:
         _run_pool(tasks, on_record, max_concurrency or os.cpu_count() or 1, retries)
+
+
+def check(backend: str, max_concurrency: int | None, address: str | None) -> None:
+    """Refuse a bad backend, concurrency or address (one line) before anything runs; an explicit cluster
+    address must answer a TCP connection."""
+    if backend not in BACKENDS:
+        raise MarketlabError(f"--backend: unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+    if max_concurrency is not None and max_concurrency < 1:
+        raise MarketlabError(f"--max-concurrency: must be >= 1, got {max_concurrency}")
+    if address is not None and backend != "ray":
+        raise MarketlabError(f"--address {address}: only the ray backend takes a cluster address")
+    if address is not None and address != "auto":
+        _check_reachable(address)
 
 
 # ---------------------------------------------------------------------------------------------- local pool
