@@ -8,7 +8,7 @@ export MKL_NUM_THREADS ?= 1
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND ?= Agg
 
-.PHONY: setup demo test test-fast test-flaky mutants lint type bench clean
+.PHONY: setup demo test test-fast test-flaky mutants lint type bench docs clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,10 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,bench]'
 	$(PY) -m pip install -q --no-deps -c constraints.txt hftbacktest
 	for f in benchmarks/*.py; do case $$f in */runlog.py) continue;; esac; $(PY) $$f || exit 1; done
+
+# docs/specs.md is generated from the spec config classes; tests/unit/test_spec_docs.py fails when it is stale.
+docs: $(STAMP)
+	$(VENV)/bin/marketlab spec docs --out docs/specs.md
 
 clean:
 	rm -rf $(VENV) .cache

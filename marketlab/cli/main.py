@@ -59,6 +59,7 @@ COMMAND_MODULES = (
     "xva",  # xva, bsde
     "demo",  # demo
     "sweep",  # sweep (grids of any runnable spec, local or on Ray)
+    "spec",  # spec schema|example|list|docs
 )
 
 for _name in COMMAND_MODULES:

@@ -217,3 +217,245 @@ def load_config(cls: type[T], path: str | Path, section: str | None = None) -> T
             raise SpecError(path, section, "missing section")
         data = data[section]
     return from_dict(cls, data, path=path, prefix=f"{section}." if section else "")
+
+
+# --- documentation generated from the configs themselves (JSON Schema, commented TOML, key tables) -------------
+
+#: The variable that names the folder of raw datasets; ``$MARKETLAB_DATA/...`` in a spec path starts there.
+DATA_ENV = "MARKETLAB_DATA"
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """Trailing ``# comment`` of each field line in the class body (``fee: Fraction = 0.0002  # per side``).
+
+    Source is read with :mod:`inspect`; a class without source (built dynamically) has none."""
+    import inspect
+
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):
+        return {}
+    out: dict[str, str] = {}
+    names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    for line in lines:
+        m = re.match(r"\s+([A-Za-z_]\w*)\s*:[^#]*#\s*(.+)$", line)
+        if m and m.group(1) in names and m.group(1) not in out:
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def _doc(cls: type) -> str:
+    doc = cls.__doc__ or ""
+    return "" if doc.startswith(f"{cls.__name__}(") else " ".join(doc.split())  # dataclass auto-docs say nothing
+
+
+def field_default(f: dataclasses.Field[Any]) -> tuple[bool, Any]:
+    """(has a default, the default as plain data) of a dataclass field."""
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return False, None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return True, _plain(value)
+
+
+def json_schema(tp: Any, *, title: str | None = None) -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of a config type, derived from the same hints :func:`from_dict` checks.
+
+    Dataclasses become closed objects (``additionalProperties: false``) with ``required`` keys and
+    defaults; ``Literal`` an ``enum``; :class:`Range` ``minimum``/``maximum`` (exclusive when open);
+    :class:`Pattern` a ``pattern``; ``X | None`` an ``anyOf`` with ``null``."""
+    schema = _schema(tp)
+    if title is not None:
+        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": title}
+    return schema
+
+
+def _schema(tp: Any) -> dict[str, Any]:
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *constraints = typing.get_args(tp)
+        out = _schema(base)
+        for c in constraints:
+            if isinstance(c, Range):
+                if math.isfinite(c.lo):
+                    out["exclusiveMinimum" if c.lo_open else "minimum"] = c.lo
+                if math.isfinite(c.hi):
+                    out["exclusiveMaximum" if c.hi_open else "maximum"] = c.hi
+            elif isinstance(c, Pattern):
+                out["pattern"] = f"^{c.regex}$"
+                out["description"] = c.what
+        return out
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        hints = typing.get_type_hints(tp, include_extras=True)
+        comments = field_comments(tp)
+        props: dict[str, Any] = {}
+        required = []
+        for f in dataclasses.fields(tp):
+            p = _schema(hints[f.name])
+            has, default = field_default(f)
+            if has:
+                p["default"] = default
+            else:
+                required.append(f.name)
+            if f.name in comments:
+                p["description"] = comments[f.name]
+            props[f.name] = p
+        out = {"type": "object", "title": tp.__name__, "properties": props, "additionalProperties": False}
+        if _doc(tp):
+            out["description"] = _doc(tp)
+        if required:
+            out["required"] = required
+        return out
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp)]
+        return {"anyOf": [{"type": "null"} if a is type(None) else _schema(a) for a in args]}
+    if origin is typing.Literal:
+        return {"enum": list(typing.get_args(tp))}
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return {"type": "array", "items": _schema(args[0])} if args else {"type": "array"}
+    if origin is dict:
+        return {"type": "object"}
+    simple = {float: {"type": "number"}, int: {"type": "integer"}, bool: {"type": "boolean"}, str: {"type": "string"}}
+    return dict(simple.get(tp, {}))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else '"nan"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _type_words(tp: Any) -> str:
+    """A short human name of a field type: ``integer >= 1``, ``one of "bars", "panel"``, ``list of string``."""
+    s = _schema(tp)
+    return _schema_words(s)
+
+
+def _schema_words(s: dict[str, Any]) -> str:
+    if "anyOf" in s:
+        parts = [_schema_words(a) for a in s["anyOf"] if a.get("type") != "null"]
+        return " or ".join(parts) + (" (optional)" if any(a.get("type") == "null" for a in s["anyOf"]) else "")
+    if "enum" in s:
+        return "one of " + ", ".join(_toml_value(v) for v in s["enum"])
+    t = s.get("type", "any")
+    if t == "array":
+        return "list of " + _schema_words(s.get("items", {}))
+    if t == "object":
+        return "table " + s["title"] if "title" in s else "table"
+    words = {"number": "number", "integer": "integer", "boolean": "true/false", "string": "string"}.get(t, t)
+    bounds = []
+    for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        if key in s:
+            v = s[key]
+            bounds.append(f"{op} {int(v) if float(v).is_integer() else v}")
+    if "pattern" in s:
+        words = str(s.get("description", words))
+    return str(words) + (" " + ", ".join(bounds) if bounds else "")
+
+
+def _unwrap(tp: Any) -> tuple[Any, bool]:
+    """(the dataclass inside ``X`` / ``X | None`` / ``list[X]`` or None, whether it is a list of tables)."""
+    if typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _unwrap(inner[0]) if len(inner) == 1 else (None, False)
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        if args and dataclasses.is_dataclass(args[0]):
+            return args[0], True
+        return None, False
+    return (tp, False) if dataclasses.is_dataclass(tp) and isinstance(tp, type) else (None, False)
+
+
+def toml_example(cls: type, *, header: str = "") -> str:
+    """A commented TOML file with every key of ``cls`` and its default (required keys and keys whose default
+    is none are commented out: TOML has no null). Nested configs become ``[tables]``, lists of them
+    ``[[arrays of tables]]`` with one example entry."""
+    out: list[str] = [f"# {ln}" if ln else "#" for ln in header.splitlines()]
+    _toml_table(cls, "", out, commented=False, defaults=None)
+    return "\n".join(out).strip("\n") + "\n"
+
+
+def _toml_table(cls: type, prefix: str, out: list[str], *, commented: bool, defaults: dict[str, Any] | None,
+                array: bool = False) -> None:
+    """Append the lines of one table; ``defaults``: the enclosing field's default value (it may differ from
+    the class's own field defaults, e.g. one layer's training settings), None to use the class's."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    comments = field_comments(cls)
+    c = "# " if commented else ""
+    if prefix:
+        out.append("")
+        doc = _doc(cls)
+        if doc:
+            out.extend(f"# {ln}" for ln in _wrap(doc))
+        out.append(f"{c}[[{prefix}]]" if array else f"{c}[{prefix}]")
+    nested = []
+    for f in dataclasses.fields(cls):
+        inner, is_list = _unwrap(hints[f.name])
+        has, default = _default_in(f, defaults)
+        if inner is not None and (is_list or not isinstance(default, (list, tuple))):
+            nested.append((f, inner, is_list, has, default))
+            continue
+        note = _type_words(hints[f.name])
+        if f.name in comments:
+            note += f"; {comments[f.name]}"
+        if not has:
+            out.append(f"# {f.name} = ...  # REQUIRED: {note}")
+        elif default is None:
+            out.append(f"# {f.name} =  # {note}; default: none")
+        else:
+            out.append(f"{c}{f.name} = {_toml_value(default)}  # {note}")
+    for f, inner, is_list, has, default in nested:
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        # a table that is off by default (None) or a list of tables is shown commented out, filled with defaults
+        off = commented or is_list or (has and default is None)
+        _toml_table(inner, key, out, commented=off, array=is_list, defaults=default if isinstance(default, dict) else None)
+
+
+def _default_in(f: dataclasses.Field[Any], defaults: dict[str, Any] | None) -> tuple[bool, Any]:
+    """(has a default, the default) of field ``f``, taken from the enclosing default when it has one."""
+    if defaults is not None and f.name in defaults:
+        return True, defaults[f.name]
+    return field_default(f)
+
+
+def _wrap(text: str, width: int = 108) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width) or [""]
+
+
+def key_rows(cls: type, prefix: str = "", defaults: dict[str, Any] | None = None) -> list[tuple[str, str, str, str]]:
+    """(dotted key, type in words, default as TOML or "required"/"none", description) of every key; a nested
+    table gets a row of its own (``[key]``, ``[[key]]`` for a list of tables) before its keys."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    comments = field_comments(cls)
+    rows: list[tuple[str, str, str, str]] = []
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        inner, is_list = _unwrap(hints[f.name])
+        has, default = _default_in(f, defaults)
+        if inner is not None and (is_list or not isinstance(default, (list, tuple))):
+            table = f"[[{key}]]" if is_list else f"[{key}]"
+            rows.append((table, "list of tables" if is_list else "table", "none" if has and default is None else "",
+                         comments.get(f.name, "") or _doc(inner)))
+            rows.extend(key_rows(inner, key + ("[]." if is_list else "."), default if isinstance(default, dict) else None))
+            continue
+        shown = "required" if not has else "none" if default is None else _toml_value(default)
+        rows.append((key, _type_words(hints[f.name]), shown, comments.get(f.name, "")))
+    return rows
