@@ -6,6 +6,9 @@ Construction never ingests: a spec runner (``Backtest.run``, ``agents.sb3.train`
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import polars as pl
 
 from marketlab.core.errors import DataError, SpecError, StoreError
 from marketlab.market.data import MarketData, market_from_frame
+from marketlab.market.forkshare import fork_shared, store_key
 from marketlab.market.signals import align_signals
 from marketlab.market.spec import DataSpec
 
@@ -103,10 +107,17 @@ def load_market_spec(spec: DataSpec, store: Any = None, *, key: str = "data.data
     Reads only: a missing dataset is a :class:`StoreError` (run :func:`prepare_data` first)."""
     if not spec.dataset:
         raise SpecError(None, key, "no dataset given and no market passed")
-    store = store if store is not None else open_store(spec.store)
-    market = load_market(store, spec.dataset, kind=spec.kind, symbols=list(spec.symbols) or None, start=spec.start, end=spec.end)
-    if spec.signals:
-        sig = store.scan_signals(spec.signals, symbols=list(market.symbols), start=spec.start, end=spec.end)
-        cols = list(spec.signal_columns) or None
-        market = market.with_extra(align_signals(market, sig, cols, source=f"dataset '{spec.signals}'"))
-    return market
+
+    def read() -> MarketData:
+        st = store if store is not None else open_store(spec.store)
+        market = load_market(st, spec.dataset, kind=spec.kind, symbols=list(spec.symbols) or None, start=spec.start, end=spec.end)
+        if spec.signals:
+            sig = st.scan_signals(spec.signals, symbols=list(market.symbols), start=spec.start, end=spec.end)
+            cols = list(spec.signal_columns) or None
+            market = market.with_extra(align_signals(market, sig, cols, source=f"dataset '{spec.signals}'"))
+        return market
+
+    # A forked vector-env worker takes its parent's read (Polars is not fork-safe: see .forkshare).
+    where = store_key(store) if store is not None else f"spec-store:{spec.store}:{os.getcwd()}"
+    fields = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str)
+    return fork_shared(("market", where, fields), read, what=f"dataset '{spec.dataset}'")

@@ -24,6 +24,7 @@ same book meets them by priority.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -91,12 +92,23 @@ class ReplayVenue:
         """From an env config's ``dataset``/``symbol``/``start``/``end``/``store``, ``step_events`` and
         ``warmup_events``; ``events`` (a structured array or a polars events frame) skips the store."""
         if events is None:
+            from marketlab.market.forkshare import fork_shared, store_key
             from marketlab.market.loading import open_store
 
-            store = store if store is not None else open_store(config.store)
-            events = load_events(store, config.dataset, symbol=config.symbol, start=getattr(config, "start", None),
-                                 end=getattr(config, "end", None))
+            start, end = getattr(config, "start", None), getattr(config, "end", None)
+
+            def read() -> np.ndarray:
+                st = store if store is not None else open_store(config.store)
+                return load_events(st, config.dataset, symbol=config.symbol, start=start, end=end)
+
+            # A forked vector-env worker takes its parent's read (Polars is not fork-safe: see market.forkshare).
+            where = store_key(store) if store is not None else f"spec-store:{config.store}:{os.getcwd()}"
+            key = ("events", where, config.dataset, config.symbol, start, end)
+            events = fork_shared(key, read, what=f"events of dataset '{config.dataset}'")
         elif not isinstance(events, np.ndarray):
+            from marketlab.market.forkshare import check_polars_usable
+
+            check_polars_usable("events given as a Polars frame")
             events = events_from_frame(events)
         return cls(events, config.step_events, config.warmup_events)
 
