@@ -1,7 +1,12 @@
-"""Helpers shared by the sweep tests: a small daily-panel store and a backtest spec over it."""
+"""Helpers shared by the sweep tests: a small daily-panel store, a backtest spec over it, probe specs and
+a worker killer."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import polars as pl
@@ -42,3 +47,25 @@ def write_panel_store(root: Path) -> Path:
     ).drop("ts")
     store.write(IngestBatch("panel8", {"panel": panel}, [Instrument(s, 0.01, 1.0) for s in m.symbols]), format="test")
     return root
+
+
+def probe_spec(tmp_path: Path, seconds: float = 0.05) -> Path:
+    """A probe spec (``seconds`` of busy CPU, seed 7) in ``tmp_path``."""
+    p = tmp_path / "probe.toml"
+    p.write_text(f"[probe]\nseconds = {seconds}\nseed = 7\n")
+    return p
+
+
+def kill_first_started(run_root: Path, killed: list[int], deadline: float) -> None:
+    """SIGKILL the first worker that writes a ``started.json`` under ``run_root`` (its pid goes to ``killed``)."""
+    while time.monotonic() < deadline and not killed:
+        for f in run_root.glob("*/started.json"):
+            try:
+                pid = json.loads(f.read_text())["pid"]
+            except (OSError, ValueError):
+                continue
+            if pid != os.getpid():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+        time.sleep(0.05)

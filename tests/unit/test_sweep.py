@@ -4,8 +4,6 @@ retried) and the CLI's bad-input paths. Ray has its own file (test_sweep_ray.py)
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -17,7 +15,7 @@ from typer.testing import CliRunner
 from marketlab import sweep
 from marketlab.core.errors import MarketlabError, SpecError
 from marketlab.sweep.grid import apply, expand, parse_grid, parse_value
-from tests.support.sweep import BACKTEST_SPEC, write_panel_store
+from tests.support.sweep import BACKTEST_SPEC, kill_first_started, probe_spec, write_panel_store
 
 GRID = ["costs.commission=0,0.002", "signal.lookback=5,20"]
 
@@ -31,12 +29,6 @@ def panel_store(tmp_path_factory) -> Path:
 def bt_spec(tmp_path) -> Path:
     p = tmp_path / "mom.toml"
     p.write_text(BACKTEST_SPEC)
-    return p
-
-
-def probe_spec(tmp_path: Path, seconds: float = 0.05) -> Path:
-    p = tmp_path / "probe.toml"
-    p.write_text(f"[probe]\nseconds = {seconds}\nseed = 7\n")
     return p
 
 
@@ -125,20 +117,6 @@ def test_failed_variant_is_marked_and_others_complete(tmp_path):
                      store=tmp_path / "st", backend="sequential").ran == 2
 
 
-def _kill_first_started(run_root: Path, killed: list[int], deadline: float) -> None:
-    while time.monotonic() < deadline and not killed:
-        for f in run_root.glob("*/started.json"):
-            try:
-                pid = json.loads(f.read_text())["pid"]
-            except (OSError, ValueError):
-                continue
-            if pid != os.getpid():
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-                return
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("retries,expect", [(2, "ok"), (0, "failed")])
 def test_pool_worker_killed_mid_task(tmp_path, retries, expect):
     """SIGKILL a pool worker while it runs a variant: with retries every variant still lands exactly once;
@@ -146,7 +124,7 @@ def test_pool_worker_killed_mid_task(tmp_path, retries, expect):
     spec = probe_spec(tmp_path, seconds=1.5)
     store = tmp_path / "st"
     killed: list[int] = []
-    killer = threading.Thread(target=_kill_first_started, args=(store / "sweeps" / "probe" / "runs", killed,
+    killer = threading.Thread(target=kill_first_started, args=(store / "sweeps" / "probe" / "runs", killed,
                                                                 time.monotonic() + 60))
     killer.start()
     res = sweep.run(spec, {"probe.x": [0.0, 1.0, 2.0]}, store=store, backend="local", max_concurrency=2, retries=retries)

@@ -1,0 +1,76 @@
+"""Sweeps on a real local Ray cluster (2 CPUs, started once for this file's tests, which xdist keeps in one
+worker): same answers as the sequential run, a killed worker retried by Ray (one row per variant), a
+variant that raises marked failed while the others complete."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from marketlab import sweep
+from tests.support.sweep import BACKTEST_SPEC, kill_first_started, probe_spec, write_panel_store
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.xdist_group("ray")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster of 2 worker CPUs (Ray's start costs seconds: shared by the tests here)."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def test_ray_backtest_sweep_equals_sequential(cluster, tmp_path):
+    store = write_panel_store(tmp_path / "store")
+    spec = tmp_path / "mom.toml"
+    spec.write_text(BACKTEST_SPEC)
+    grid = ["costs.commission=0,0.002", "signal.lookback=5,20"]
+    seq = sweep.run(spec, grid, store=store, backend="sequential", name="seq")
+    on_ray = sweep.run(spec, grid, store=store, backend="ray", name="ray")
+    cols = ["variant", "costs.commission", "signal.lookback", "status", "sharpe", "total_return", "final_value"]
+    assert on_ray.table.height == 4 and on_ray.failed == 0
+    assert on_ray.table.select(cols).equals(seq.table.select(cols))
+    assert pl.read_parquet(on_ray.path).select(cols).equals(seq.table.select(cols))
+
+
+@pytest.mark.parametrize("retries,expect", [(2, "ok"), (0, "failed")])
+def test_ray_worker_killed_mid_task(cluster, tmp_path, retries, expect):
+    """SIGKILL the Ray worker running a variant: Ray re-runs it (exactly one row per variant, all ok);
+    with no retries left the variant is a failed row naming Ray's error, and the others complete."""
+    spec = probe_spec(tmp_path, seconds=2.0)
+    store = tmp_path / "st"
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_first_started, args=(store / "sweeps" / "probe" / "runs", killed,
+                                                                time.monotonic() + 90))
+    killer.start()
+    res = sweep.run(spec, {"probe.x": [0.0, 1.0, 2.0]}, store=store, backend="ray", retries=retries)
+    killer.join()
+    assert killed, "no worker was killed"
+    t = res.table
+    assert t.height == 3 and t["variant"].n_unique() == 3
+    if expect == "ok":
+        assert t["status"].to_list() == ["ok"] * 3
+    else:
+        assert t["status"].to_list().count("failed") == 1 and t["status"].to_list().count("ok") == 2
+        assert "WorkerCrashedError" in t.filter(pl.col("status") == "failed")["error"][0]
+
+
+def test_ray_failed_variant_others_complete(cluster, tmp_path):
+    res = sweep.run(probe_spec(tmp_path), {"probe.fail": [False, True]}, store=tmp_path / "st", backend="ray")
+    assert res.table.sort("probe.fail")["status"].to_list() == ["ok", "failed"]
+    assert "probe asked to fail" in res.table.filter(pl.col("status") == "failed")["error"][0]
+
+
+def test_ray_backend_uses_the_cluster_it_finds(cluster, tmp_path: Path):
+    """A sweep inside a running Ray session neither starts nor shuts down a cluster."""
+    sweep.run(probe_spec(tmp_path), ["probe.x=0"], store=tmp_path / "st", backend="ray")
+    assert ray.is_initialized()
