@@ -4,7 +4,8 @@ with and without the sub-expression cache, side by side with a straightforward p
 The formula mix is fixed: ``--n`` random valid formulas drawn from the RL grammar's action masks (seed 0,
 at most 12 tokens), each followed by 3 "search variants" that wrap it (as RL/GP search does: the same
 sub-tree under a new head), so the cache has realistic repeats. pandas evaluates the same formulas with
-DataFrame rolling ops; windows statistics pandas lacks (WMA, EMA, Mad) are sums of shifted frames.
+DataFrame rolling ops; windows statistics pandas lacks (WMA, EMA, Mad) are sums of shifted frames, and
+pandas' bias-corrected Skew/Kurt are mapped to AlphaGen's conventions (see ``kernels_nb``'s docstring).
 Single operators are timed alone (best of ``--repeats``) against pandas on float64 and on float32 inputs,
 each checked against pandas first. Appends a run to ``benchmarks/results/expr.json``.
     python benchmarks/expr.py [--n 12] [--repeats 3] [--store DIR]
@@ -70,7 +71,12 @@ def pandas_eval(e, data: dict[str, pd.DataFrame]):
         x, y = x.where(both), y.where(both)
         return x.rolling(w).cov(y) if n == "Cov" else x.rolling(w).corr(y)
     r = x.rolling(w)
-    if n in ("Mean", "Sum", "Std", "Var", "Max", "Min", "Skew", "Kurt"):
+    if n == "Skew":  # pandas' bias-corrected G1 -> AlphaGen's population m3 / m2**1.5
+        return r.skew() * ((w - 2) / np.sqrt(w * (w - 1)))
+    if n == "Kurt":  # pandas' unbiased G2 -> AlphaGen's m4 / var_unbiased**2 - 3 (both affine in g2)
+        g2 = (r.kurt() * ((w - 2) * (w - 3) / (w - 1)) - 6.0) / (w + 1)
+        return (g2 + 3.0) * ((w - 1) / w) ** 2 - 3.0
+    if n in ("Mean", "Sum", "Std", "Var", "Max", "Min"):
         return getattr(r, {"Med": "median"}.get(n, n.lower()))()
     if n == "Med":
         return r.median()

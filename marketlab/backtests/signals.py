@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from marketlab.features.rolling import rolling_mean
+from marketlab.features.rolling import rolling_std as std_of
 
 
 @dataclass
@@ -26,19 +28,15 @@ class Entries:
 
 
 def sma(x: np.ndarray, n: int) -> np.ndarray:
-    """Trailing simple moving average over ``n`` rows of (T, N) ``x``; NaN for the first n-1 rows."""
-    c = np.cumsum(np.vstack([np.zeros((1, x.shape[1])), x]), axis=0)
-    out = np.full_like(x, np.nan, dtype=np.float64)
-    if n <= x.shape[0]:
-        out[n - 1 :] = (c[n:] - c[:-n]) / n
-    return out
+    """Trailing simple moving average over ``n`` rows of (T, N) ``x``; NaN for the first n-1 rows and for
+    windows holding a NaN (:func:`marketlab.features.rolling.rolling_mean`, exact on flat windows)."""
+    return rolling_mean(np.asarray(x, dtype=np.float64), n)
 
 
 def rolling_std(x: np.ndarray, n: int) -> np.ndarray:
-    """Trailing population standard deviation over ``n`` rows (NaN for the first n-1)."""
-    m = sma(x, n)
-    m2 = sma(x * x, n)
-    return np.asarray(np.sqrt(np.maximum(m2 - m * m, 0.0)))
+    """Trailing population standard deviation over ``n`` rows (NaN for the first n-1); exactly 0 where the
+    ``n`` values are equal."""
+    return std_of(np.asarray(x, dtype=np.float64), n, ddof=0)
 
 
 def _crossed_above(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -66,12 +64,20 @@ def momentum(close: np.ndarray, lookback: int, skip: int = 0) -> np.ndarray:
 
 
 def mean_reversion(close: np.ndarray, lookback: int, z_entry: float, z_exit: float) -> Entries:
-    """z = (close - SMA) / std over ``lookback``; long entry z < -z_entry, long exit z > -z_exit;
-    short entry z > z_entry, short exit z < z_exit."""
-    m, s = sma(close, lookback), rolling_std(close, lookback)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(s > 0, (close - m) / s, np.nan)
+    """z = (close - SMA) / std over ``lookback`` (population std); long entry z < -z_entry, long exit
+    z > -z_exit; short entry z > z_entry, short exit z < z_exit. A flat window (all ``lookback`` closes
+    equal: std exactly 0) has z = 0, the close sits on its mean; z is never infinite."""
+    z = zscore(close, lookback)
+    with np.errstate(invalid="ignore"):
         return Entries(z < -z_entry, z > -z_exit, z > z_entry, z < z_exit)
+
+
+def zscore(x: np.ndarray, lookback: int) -> np.ndarray:
+    """(T, N) ``(x - SMA) / std`` over ``lookback`` rows (population std): 0 on flat windows (std exactly
+    0), NaN where the window is incomplete or holds a NaN."""
+    m, s = sma(x, lookback), rolling_std(x, lookback)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(s > 0, (x - m) / np.where(s > 0, s, 1.0), np.where(s == 0, 0.0, np.nan))
 
 
 def scores_to_entries(scores: np.ndarray, threshold: float) -> Entries:

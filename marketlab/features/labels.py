@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from marketlab.core.errors import DataError
+from marketlab.features.rolling import rolling_mean as _trailing_mean
 
 UP, STATIONARY, DOWN, UNDEFINED = 0, 1, 2, -1
 TLOB_HORIZONS = (10, 20, 50, 100)
@@ -66,10 +67,11 @@ def fi2010_labels(label_rows: np.ndarray, k: int) -> np.ndarray:
 def rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
     """``out[t] = mean(x[t : t+n])`` for ``t`` in ``0..len(x)-n`` (length ``len(x)-n+1``).
 
-    Computed window by window over a strided view (not by cumsum differences), so ``out[t]`` depends on
-    ``x[t : t+n]`` alone, bit for bit -- far-away prices cannot leak in through rounding.
+    The trailing-window kernel :func:`marketlab.features.rolling.rolling_mean` read from row ``n-1`` on:
+    it runs forwards, so ``out[t]`` never depends on values after ``x[t+n-1]`` (not even through
+    rounding), and it is exact on flat stretches.
     """
-    return np.lib.stride_tricks.sliding_window_view(np.asarray(x, dtype=np.float64), n).mean(axis=1)
+    return _trailing_mean(np.asarray(x, dtype=np.float64), n)[n - 1 :]
 
 
 def deeplob_delta(mid: np.ndarray, k: int) -> np.ndarray:

@@ -392,6 +392,9 @@ def _np(x: Tensor):
     return x.detach().contiguous().numpy()
 
 
+_MOMENT_KIND = {"Sum": "SUM", "Mean": "MEAN", "Var": "VAR", "Std": "STD", "Skew": "SKEW", "Kurt": "KURT"}
+
+
 def rolling(name: str, x: Tensor, w: int, engine: str = "auto") -> Tensor:
     """Apply rolling operator ``name`` with window ``w`` on the engine for ``x``'s device."""
     if engine == "torch" or (engine == "auto" and x.device.type != "cpu") or name in ("Ref", "Delta"):
@@ -400,12 +403,10 @@ def rolling(name: str, x: Tensor, w: int, engine: str = "auto") -> Tensor:
         return _nan_like(x)
     nb = _nb()
     a = _np(x)
-    if name in ("Sum", "Mean"):
-        r = nb.rolling_mean(a, w, name == "Sum")
-    elif name in ("Var", "Std"):
-        r = nb.rolling_var(a, w, name == "Std")
-    elif name in ("Skew", "Kurt"):
-        r = nb.rolling_moments(a, w, 4 if name == "Skew" else 5)
+    if name in _MOMENT_KIND:
+        from marketlab.features import rolling as rl
+
+        r = rl.rolling_stat(a, w, getattr(rl, _MOMENT_KIND[name]), 1, rl.default_reanchor(w))
     elif name == "WMA":
         r = nb.rolling_wma(a, w)
     elif name == "EMA":

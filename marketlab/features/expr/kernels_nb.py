@@ -7,8 +7,16 @@ together.
 
 All kernels take C-contiguous ``float32`` arrays ``[T, N]`` (days x stocks) and return new ``float32``
 ``[T, N]`` arrays. Loops run day-outer, stock-inner so memory is read contiguously. A window containing a
-NaN gives NaN, as do the first ``w-1`` days. Running sums are float64 and centred on a per-stock offset
-(the stock's first valid value) so that ``s2 - s1**2/w`` does not cancel for large-magnitude series.
+NaN gives NaN, as do the first ``w-1`` days. Sum, Mean, Var, Std, Skew and Kurt are the one rolling-moment
+kernel :func:`marketlab.features.rolling.rolling_stat` (re-anchored running sums, exact on flat windows),
+shared with the backtester and the labels. Cov/Corr/WMA keep float64 running sums centred on a per-stock
+offset (the stock's first valid value) so that ``s2 - s1**2/w`` does not cancel for large-magnitude series.
+
+Skew and Kurt follow AlphaGen's definitions (``research/alphagen.md``), not pandas': Skew is the population
+``m3 / m2**1.5`` (pandas multiplies it by ``sqrt(w(w-1)) / (w-2)``, +8.3% at w = 20) and Kurt is
+``m4 / var**2 - 3`` with ``m4`` population and ``var`` unbiased (pandas gives the unbiased excess kurtosis
+``((w+1) g2 + 6)(w-1) / ((w-2)(w-3))`` with ``g2 = m4 / m2**2 - 3``). Both are affine maps of pandas'
+value for a given ``w``; ``tests/unit/test_rolling.py`` checks the kernels against pandas through them.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import math
 
 import numpy as np
 from numba import njit
+
+from marketlab.features.rolling import MEAN, default_reanchor, rolling_stat
 
 NAN = np.float32(np.nan)
 
@@ -42,131 +52,6 @@ def _finish_row(orow, vals, bad, ready):
         return
     for j in range(orow.shape[0]):
         orow[j] = NAN if bad[j] > 0 else vals[j]
-
-
-@njit(cache=True)
-def rolling_mean(x, w, as_sum):
-    """Rolling mean (or sum with ``as_sum``); O(1) per output. Branches are hoisted out of the stock loop
-    (leave, enter, write are separate passes) so the inner loops vectorise."""
-    T, N = x.shape
-    out = np.empty((T, N), dtype=np.float32)
-    off = np.zeros(N) if as_sum else _offsets(x)
-    s1 = np.zeros(N)
-    bad = np.zeros(N, dtype=np.int64)
-    val = np.empty(N)
-    scale = 1.0 if as_sum else 1.0 / w
-    for t in range(T):
-        if t >= w:
-            old = x[t - w]
-            for j in range(N):
-                u = old[j]
-                nu = u != u
-                bad[j] -= nu
-                s1[j] -= 0.0 if nu else u - off[j]
-        row = x[t]
-        for j in range(N):
-            v = row[j]
-            nv = v != v
-            bad[j] += nv
-            s1[j] += 0.0 if nv else v - off[j]
-        if t >= w - 1:
-            for j in range(N):
-                val[j] = s1[j] * scale + (0.0 if as_sum else off[j])
-        _finish_row(out[t], val, bad, t >= w - 1)
-    return out
-
-
-@njit(cache=True)
-def rolling_var(x, w, as_std):
-    """Rolling unbiased (n-1) variance, or its square root; O(1) per output."""
-    T, N = x.shape
-    out = np.empty((T, N), dtype=np.float32)
-    off = _offsets(x)
-    s1 = np.zeros(N)
-    s2 = np.zeros(N)
-    bad = np.zeros(N, dtype=np.int64)
-    val = np.empty(N)
-    for t in range(T):
-        if t >= w:
-            old = x[t - w]
-            for j in range(N):
-                u = old[j]
-                nu = u != u
-                z = 0.0 if nu else u - off[j]
-                bad[j] -= nu
-                s1[j] -= z
-                s2[j] -= z * z
-        row = x[t]
-        for j in range(N):
-            v = row[j]
-            nv = v != v
-            z = 0.0 if nv else v - off[j]
-            bad[j] += nv
-            s1[j] += z
-            s2[j] += z * z
-        if t >= w - 1:
-            for j in range(N):
-                var = max((s2[j] - s1[j] * s1[j] / w) / (w - 1), 0.0)
-                val[j] = math.sqrt(var) if as_std else var
-        _finish_row(out[t], val, bad, t >= w - 1)
-    return out
-
-
-@njit(cache=True)
-def rolling_moments(x, w, kind):
-    """Higher moments: kind 4 skew ``m3/m2**1.5`` (population), 5 kurt ``m4/var_unbiased**2 - 3``.
-    NaN where the window is flat relative to its level."""
-    T, N = x.shape
-    out = np.empty((T, N), dtype=np.float32)
-    off = _offsets(x)
-    s1 = np.zeros(N)
-    s2 = np.zeros(N)
-    s3 = np.zeros(N)
-    s4 = np.zeros(N)
-    bad = np.zeros(N, dtype=np.int64)
-    val = np.empty(N)
-    for t in range(T):
-        if t >= w:
-            old = x[t - w]
-            for j in range(N):
-                u = old[j]
-                nu = u != u
-                z = 0.0 if nu else u - off[j]
-                z2 = z * z
-                bad[j] -= nu
-                s1[j] -= z
-                s2[j] -= z2
-                s3[j] -= z2 * z
-                s4[j] -= z2 * z2
-        row = x[t]
-        for j in range(N):
-            v = row[j]
-            nv = v != v
-            z = 0.0 if nv else v - off[j]
-            z2 = z * z
-            bad[j] += nv
-            s1[j] += z
-            s2[j] += z2
-            s3[j] += z2 * z
-            s4[j] += z2 * z2
-        if t >= w - 1:
-            for j in range(N):
-                m1 = s1[j] / w
-                e2 = s2[j] / w
-                e3 = s3[j] / w
-                m2 = e2 - m1 * m1
-                lvl = (m1 + off[j]) * (m1 + off[j])
-                if m2 <= 1e-12 * (lvl + 1e-12):
-                    val[j] = np.nan
-                elif kind == 4:
-                    val[j] = (e3 - 3.0 * m1 * e2 + 2.0 * m1 * m1 * m1) / m2**1.5
-                else:
-                    e4 = s4[j] / w
-                    m4 = e4 - 4.0 * m1 * e3 + 6.0 * m1 * m1 * e2 - 3.0 * m1**4
-                    var = m2 * w / (w - 1)
-                    val[j] = m4 / (var * var) - 3.0
-        _finish_row(out[t], val, bad, t >= w - 1)
-    return out
 
 
 @njit(cache=True)
@@ -407,7 +292,7 @@ def rolling_mad(x, w):
     """Rolling mean absolute deviation from the window mean; O(w) per output (stock loop innermost)."""
     T, N = x.shape
     out = np.empty((T, N), dtype=np.float32)
-    mean = rolling_mean(x, w, False)
+    mean = rolling_stat(x, w, MEAN, 1, default_reanchor(w))
     acc = np.empty(N)
     for t in range(T):
         if t < w - 1:
