@@ -18,11 +18,26 @@ def simulate(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="A fleet: one day per seed, e.g. 0..7 or 1,5,9.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="Fleet backend: local (process pool), ray or sequential.")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="Fleet on a Ray cluster: auto, host:port or ray://host:10001.")] = None,
+    max_concurrency: Annotated[int | None, typer.Option("--max-concurrency", help="Fleet days in flight at once.")] = None,
 ) -> None:
-    """Simulate one trading day with the agent-based market and write it to the store."""
+    """Simulate one trading day with the agent-based market and write it to the store; with ``--seeds``,
+    a fleet of days (one per seed, each written by its own task) and its stylized facts, mean ± band."""
     from marketlab.simulators.abm import simulate_day
     from marketlab.store import Store
 
+    if seeds is not None:
+        from marketlab.cli.sweep import run_fleet
+
+        run_fleet(spec, seeds, seed=seed, backend=backend, address=address, max_concurrency=max_concurrency,
+                  dataset=dataset, store=store, as_json=as_json, progress=show_progress(as_json, quiet))
+        return
+    if address is not None or max_concurrency is not None or backend != "local":
+        from marketlab.core.errors import SpecError
+
+        raise SpecError(None, "--backend", "--backend, --address and --max-concurrency run a fleet: give --seeds too")
     summary = simulate_day(spec, Store(store), seed, progress=show_progress(as_json, quiet), dataset=dataset)
     emit(summary, as_json, title="simulate")
 

@@ -1,4 +1,5 @@
-"""``marketlab sweep <spec.toml> --grid key=v1,v2 ...``: the same as ``marketlab.sweep.run(spec, grid, ...)``."""
+"""``marketlab sweep <spec.toml> --grid key=v1,v2 ...``: the same as ``marketlab.sweep.run(spec, grid, ...)``;
+and the fleet half of ``marketlab simulate <spec> --seeds 0..7`` (:func:`run_fleet`)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,43 @@ def print_table(res: Any) -> None:
         table.add_row(*("" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)[:120] for v in row))
     Console().print(table)
     typer.echo(f"table: {res.path}")
+
+
+def run_fleet(spec: Path, seeds: str, *, seed: int | None, backend: str, address: str | None,
+              max_concurrency: int | None, dataset: str | None, store: Path | None, as_json: bool,
+              progress: bool) -> None:
+    """Run the fleet and print its summary (``--json``: the summary, the facts and every day's row)."""
+    from marketlab.core.errors import SpecError
+    from marketlab.sweep.fleet import aggregate, parse_seeds, simulate_fleet
+
+    if seed is not None:
+        raise SpecError(None, "--seed", "give --seed (one day) or --seeds (a fleet), not both")
+    res = simulate_fleet(spec, parse_seeds(seeds), backend=backend, max_concurrency=max_concurrency, address=address,
+                         store=store, dataset=dataset, progress=progress)
+    facts = aggregate(res.table)
+    summary: dict[str, Any] = {k: v for k, v in res.to_dict().items() if k != "rows"}
+    if as_json:
+        emit({**summary, "facts": facts, "rows": res.table.to_dicts()}, True)
+    else:
+        _print_facts(summary, facts)
+    if res.failed:
+        typer.echo(f"error: {res.failed} of {res.table.height} days failed (see {res.path})", err=True)
+        raise typer.Exit(1)
+
+
+def _print_facts(summary: dict[str, Any], facts: dict[str, dict[str, float]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"fleet {summary['name']}: {summary['variants']} days ({summary['backend']}), ran {summary['ran']}, "
+                    f"skipped {summary['skipped']}, failed {summary['failed']}")
+    for c in ("fact", "mean ± std", "95% band of the mean", "min .. max", "days"):
+        t.add_column(c)
+    for name, f in facts.items():
+        t.add_row(name, f"{f['mean']:.4g} ± {f['std']:.2g}", f"[{f['lo']:.4g}, {f['hi']:.4g}]",
+                  f"{f['min']:.4g} .. {f['max']:.4g}", f"{f['n']:.0f}")
+    Console().print(t)
+    typer.echo(f"table: {summary['table']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -69,3 +69,13 @@ def kill_first_started(run_root: Path, killed: list[int], deadline: float) -> No
                 killed.append(pid)
                 return
         time.sleep(0.05)
+
+
+def short_abm_spec(tmp_path: Path, duration_s: float = 300.0) -> Path:
+    """specs/simulators/abm_default.toml with a ``duration_s`` session (dataset ``abm_default``)."""
+    src = Path(__file__).resolve().parents[2] / "specs" / "simulators" / "abm_default.toml"
+    text = src.read_text()
+    assert "duration_s = 23400.0" in text
+    p = tmp_path / "abm_short.toml"
+    p.write_text(text.replace("duration_s = 23400.0", f"duration_s = {duration_s}"))
+    return p
