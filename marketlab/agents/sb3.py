@@ -22,7 +22,7 @@ from marketlab.core.device import get_device, seed_everything, set_torch_threads
 from marketlab.core.errors import SpecError
 from marketlab.core.registry import resolve
 from marketlab.envs.spec import TradingEnvConfig
-from marketlab.envs.trading import TradingEnv
+from marketlab.envs.trading import TradingEnv, default_data
 from marketlab.market import MarketData, load_market_spec, open_store, prepare_data
 
 ALGOS = ("ppo", "dqn", "sac")
@@ -126,7 +126,9 @@ def train(
     set_torch_threads()
     seed_everything(spec.seed)
     env_cfg = dataclasses.replace(spec.env, period="train")
-    if market is None:  # the explicit data step (ingest when the store lacks the dataset), then read
+    if market is None and not env_cfg.data.dataset:  # the built-in synthetic data (made in memory)
+        env_cfg, market = default_data(env_cfg)
+    elif market is None:  # the explicit data step (ingest when the store lacks the dataset), then read
         store = store if store is not None else open_store(env_cfg.data.store)
         prepare_data(env_cfg.data, store, base=Path(spec_path).parent if spec_path else None, prefix="env.data.")
         market = load_market_spec(env_cfg.data, store, key="env.data.dataset")
@@ -175,7 +177,9 @@ def load_run(run: str | Path, *, market: MarketData | None = None, period: str =
     env_cfg = dataclasses.replace(spec.env, period=period, episode_length=0, random_start=False)  # type: ignore[arg-type]
     if test_start is not None:
         env_cfg = dataclasses.replace(env_cfg, data=dataclasses.replace(env_cfg.data, test_start=test_start))
-    if market is None:
+    if market is None and not env_cfg.data.dataset:
+        env_cfg, market = default_data(env_cfg)
+    elif market is None:
         market = load_market_spec(env_cfg.data, store, key="env.data.dataset")
     env = TradingEnv(env_cfg, market=market)
     model = _make_model(spec, DummyVecEnv([lambda: TradingEnv(env_cfg, market=market)]))

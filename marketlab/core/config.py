@@ -226,21 +226,25 @@ DATA_ENV = "MARKETLAB_DATA"
 
 
 def field_comments(cls: type) -> dict[str, str]:
-    """Trailing ``# comment`` of each field line in the class body (``fee: Fraction = 0.0002  # per side``).
+    """Trailing ``# comment`` of each field line in the class body (``fee: Fraction = 0.0002  # per side``);
+    a field the class inherits keeps the comment of the nearest base that declares it with one.
 
     Source is read with :mod:`inspect`; a class without source (built dynamically) has none."""
     import inspect
 
-    try:
-        lines = inspect.getsource(cls).splitlines()
-    except (OSError, TypeError):
-        return {}
     out: dict[str, str] = {}
     names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
-    for line in lines:
-        m = re.match(r"\s+([A-Za-z_]\w*)\s*:[^#]*#\s*(.+)$", line)
-        if m and m.group(1) in names and m.group(1) not in out:
-            out[m.group(1)] = m.group(2).strip()
+    for klass in cls.__mro__ if isinstance(cls, type) else (cls,):
+        if klass is object:
+            continue
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        for line in lines:
+            m = re.match(r"\s+([A-Za-z_]\w*)\s*:[^#]*#\s*(.+)$", line)
+            if m and m.group(1) in names and m.group(1) not in out:
+                out[m.group(1)] = m.group(2).strip()
     return out
 
 

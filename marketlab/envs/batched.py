@@ -36,7 +36,7 @@ from marketlab.core.device import get_device
 from marketlab.core.errors import SpecError
 from marketlab.envs.batched_nb import reset_rows_nb, step_nb, targets_discrete_nb, targets_weights_nb
 from marketlab.envs.execution import ABS_TOL, REL_TOL
-from marketlab.envs.interpreters import DiscreteAction, WeightsAction, WindowState
+from marketlab.envs.interpreters import DiscreteAction, WeightsAction, WindowState, position_cap
 from marketlab.envs.rewards import rows_kernel
 from marketlab.envs.spec import TradingEnvConfig
 from marketlab.envs.trading import TradingEnv
@@ -167,6 +167,10 @@ class BatchedTradingEnv:
         self.t_lo, self.t_hi = proto.t_lo, proto.t_hi
         self.low = 0.0 if cfg.action.long_only else -1.0
         self.discrete = isinstance(proto.action_interp, DiscreteAction)
+        self.cap = position_cap(cfg.action)
+        self.interval = cfg.decision_interval
+        # reward -= turnover_penalty * traded / init_cash * scale (the single env's TradingEnv.step)
+        self._turnover_k = cfg.reward.turnover_penalty * cfg.reward.scale / self.init_cash
         self.gen = torch.Generator(device="cpu").manual_seed(seed)
         # The reward runs on the CPU for both engines: its kernel per row over (B,) prev/new values.
         self._reward_rows = rows_kernel(kernel)
@@ -316,11 +320,13 @@ class BatchedTradingEnv:
         if self.discrete:
             a = actions.long().reshape(self.num_envs, -1)
             w = self.levels[a]
-            return w if self.n_assets == 1 else w / self.n_assets
+            w = w if self.n_assets == 1 else w / self.n_assets
+            return w.clamp(-self.cap, self.cap)
         w = torch.clamp(actions.to(self.dtype).reshape(self.num_envs, self.n_assets), self.low, 1.0)
         gross = w.abs().sum(dim=1, keepdim=True)
         lev = self.config.action.max_leverage
-        return torch.where(gross > lev, w * (lev / torch.where(gross > 0, gross, 1.0)), w)
+        w = torch.where(gross > lev, w * (lev / torch.where(gross > 0, gross, 1.0)), w)
+        return w.clamp(-self.cap, self.cap)
 
     def _portfolio_value(self, shares: torch.Tensor, cash: torch.Tensor, price: torch.Tensor) -> torch.Tensor:
         return cash + (shares * price).masked_fill_(shares == 0, 0.0).sum(dim=1)
@@ -377,7 +383,7 @@ class BatchedTradingEnv:
             trade = torch.ones_like(t, dtype=torch.bool)
         cash, shares, fees, traded = self._rebalance(cash, shares, t, target, trade)
         prev_target = torch.where(trade[:, None], target, prev_target)
-        t = t + 1
+        t = torch.minimum(t + self.interval, end)
         new_value = self._portfolio_value(shares, cash, self.close[t])
         terminated = (t >= end) | (new_value <= 0)
         return cash, shares, prev_target, new_value, t, terminated, fees, traded
@@ -390,12 +396,12 @@ class BatchedTradingEnv:
             a = np.ascontiguousarray(a, dtype=np.int64).reshape(self.num_envs, -1)
             if a.shape[1] != self.n_assets:
                 raise ValueError(f"actions must have shape ({self.num_envs},) or ({self.num_envs}, {self.n_assets})")
-            bad = targets_discrete_nb(a, self._levels_np, out)
+            bad = targets_discrete_nb(a, self._levels_np, self.cap, out)
             if bad >= 0:
                 raise ValueError(f"action {a[bad].tolist()} of env {bad} outside [0, {self._levels_np.size})")
         else:
             a = np.ascontiguousarray(a, dtype=np.float64).reshape(self.num_envs, self.n_assets)
-            targets_weights_nb(a, self.low, float(self.config.action.max_leverage), out)
+            targets_weights_nb(a, self.low, float(self.config.action.max_leverage), self.cap, out)
         return out
 
     def step(self, actions: torch.Tensor | np.ndarray) -> StepResult:
@@ -409,6 +415,8 @@ class BatchedTradingEnv:
         prev_np = self.value.detach().cpu().numpy().astype(np.float64, copy=False)
         value_np = value.detach().cpu().numpy().astype(np.float64, copy=False)
         self._reward_rows(self._reward_state, prev_np, value_np, self._reward_params, self._reward_np)
+        if self._turnover_k:
+            self._reward_np -= (self._turnover_k * traded.detach().cpu().numpy()).astype(np.float32)
         self.cash.copy_(cash)
         self.shares.copy_(shares)
         self.prev_target.copy_(prev_target)
@@ -432,11 +440,13 @@ class BatchedTradingEnv:
         target = self._targets_np(actions)
         done = step_nb(
             target, self._close_np, self._flat_np, self.window, self.include_position, self.bound,
-            self.config.trade_on_change, self.fees, self.slippage, a["cash"], a["shares"], a["prev_target"],
+            self.config.trade_on_change, self.interval, self.fees, self.slippage, a["cash"], a["shares"], a["prev_target"],
             a["value"], a["t"], a["end"], a["obs"], a["prev_value"], a["terminated"], a["fees"], a["traded"],
             a["value_out"], a["t_out"], a["final_value"],
         )
         self._reward_rows(self._reward_state, a["prev_value"], a["value_out"], self._reward_params, a["reward"])
+        if self._turnover_k:
+            a["reward"] -= (self._turnover_k * a["traded"]).astype(np.float32)
         info = dict(self._info_np)
         if done:
             info["final_value"] = v["final_value"]

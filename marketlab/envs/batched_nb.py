@@ -21,8 +21,9 @@ from marketlab.envs.execution import is_close_nb, order_nb, rebalance_nb
 
 
 @njit(cache=True)
-def targets_discrete_nb(actions: np.ndarray, levels: np.ndarray, out: np.ndarray) -> int:
-    """Discrete actions (B, N) int64 -> target weights ``out`` (B, N) float64: levels[a] (/ N when N > 1).
+def targets_discrete_nb(actions: np.ndarray, levels: np.ndarray, cap: float, out: np.ndarray) -> int:
+    """Discrete actions (B, N) int64 -> target weights ``out`` (B, N) float64: levels[a] (/ N when N > 1),
+    clipped to [-cap, cap] (the position limit; inf for none).
 
     Returns -1, or the first row holding an action outside [0, len(levels)) (nothing is read out of bounds).
     """
@@ -33,14 +34,16 @@ def targets_discrete_nb(actions: np.ndarray, levels: np.ndarray, out: np.ndarray
             a = actions[i, j]
             if a < 0 or a >= n_levels:
                 return i
-            out[i, j] = levels[a] if n == 1 else levels[a] / n
+            w = levels[a] if n == 1 else levels[a] / n
+            out[i, j] = min(max(w, -cap), cap)
     return -1
 
 
 @njit(cache=True)
-def targets_weights_nb(actions: np.ndarray, low: float, max_leverage: float, out: np.ndarray) -> None:
+def targets_weights_nb(actions: np.ndarray, low: float, max_leverage: float, cap: float, out: np.ndarray) -> None:
     """Continuous actions (B, N) float64 -> weights ``out`` (B, N): clipped to [low, 1], scaled to
-    gross <= max_leverage (the single env's :class:`~marketlab.envs.interpreters.WeightsAction`)."""
+    gross <= max_leverage, each clipped to [-cap, cap] (the single env's
+    :class:`~marketlab.envs.interpreters.WeightsAction`)."""
     b, n = actions.shape
     for i in range(b):
         gross = 0.0
@@ -52,6 +55,8 @@ def targets_weights_nb(actions: np.ndarray, low: float, max_leverage: float, out
             k = max_leverage / gross
             for j in range(n):
                 out[i, j] = out[i, j] * k
+        for j in range(n):
+            out[i, j] = min(max(out[i, j], -cap), cap)
 
 
 @njit(cache=True)
@@ -106,6 +111,7 @@ def step_nb(
     with_weights: bool,
     bound: float,
     trade_on_change: bool,
+    interval: int,
     fees: float,
     slippage: float,
     cash: np.ndarray,
@@ -129,6 +135,7 @@ def step_nb(
     Args:
         target: (B, N) float64 target weights (from ``targets_*_nb``).
         close: (T, N) float64 execution and valuation prices. flat: (T, K) float32 features.
+        interval: bars per step (the decision interval; capped at each episode's end).
         cash (B,), shares (B, N), prev_target (B, N), value (B,) float64; t, end (B,) int64: the
         episodes' state, updated.
         obs (B, D) float32, prev_out (B,) float64 (the value before the step, the reward's operand),
@@ -164,7 +171,7 @@ def step_nb(
         fees_out[i] = paid
         traded_out[i] = traded
         prev_out[i] = value[i]
-        ti += 1
+        ti = min(ti + interval, end[i])
         t[i] = ti
         v = cash[i]  # portfolio_value_nb without the row views
         for j in range(n):

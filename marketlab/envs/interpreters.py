@@ -121,7 +121,8 @@ class DiscreteAction:
     """Discrete target positions: one of ``levels`` (fractions of net value) per asset.
 
     One asset: ``Discrete(L)``; many: ``MultiDiscrete([L]*N)`` with each asset's weight level/N so the
-    gross exposure stays within max |level|. Returned weight arrays are shared, read-only constants.
+    gross exposure stays within max |level|; weights are clipped to [-max_position, max_position]. Returned
+    weight arrays are shared, read-only constants.
     """
 
     discrete = True
@@ -133,9 +134,10 @@ class DiscreteAction:
         if config.long_only and (levels < 0).any():
             raise SpecError(None, "env.action.levels", "negative level with long_only = true")
         self.n_assets = n_assets
+        self.cap = position_cap(config)
         if n_assets == 1:
             self.action_space: gym.spaces.Space[Any] = gym.spaces.Discrete(levels.size)
-            self._table = [np.array([lv]) for lv in levels]
+            self._table = [np.array([min(max(lv, -self.cap), self.cap)]) for lv in levels]
             for a in self._table:
                 a.flags.writeable = False
         else:
@@ -146,11 +148,12 @@ class DiscreteAction:
         """Target weights (N,) for ``action``."""
         if self.n_assets == 1:
             return self._table[int(action)]
-        return self.levels[np.asarray(action, dtype=np.int64)] / self.n_assets
+        return np.clip(self.levels[np.asarray(action, dtype=np.int64)] / self.n_assets, -self.cap, self.cap)
 
 
 class WeightsAction:
-    """Continuous target weights: clipped to [-1, 1] ([0, 1] long-only) and scaled so sum|w| <= max_leverage."""
+    """Continuous target weights: clipped to [-1, 1] ([0, 1] long-only), scaled so sum|w| <= max_leverage,
+    then each clipped to [-max_position, max_position]."""
 
     discrete = False
 
@@ -158,6 +161,7 @@ class WeightsAction:
         low = 0.0 if config.long_only else -1.0
         self.low = low
         self.max_leverage = config.max_leverage
+        self.cap = position_cap(config)
         self.action_space = gym.spaces.Box(low, 1.0, shape=(n_assets,), dtype=np.float32)
 
     def to_weights(self, action: Any) -> np.ndarray:
@@ -166,4 +170,9 @@ class WeightsAction:
         gross = np.abs(w).sum()
         if gross > self.max_leverage:
             w = w * (self.max_leverage / gross)
-        return w
+        return np.clip(w, -self.cap, self.cap) if self.cap < np.inf else w
+
+
+def position_cap(config: ActionConfig) -> float:
+    """The position limit |target weight| <= cap of each asset (``max_position``; inf when none)."""
+    return float(config.max_position) if config.max_position is not None else float(np.inf)

@@ -38,11 +38,11 @@ class ExecutionConfig(VenueFields):
     """Buy (``side`` 1) or sell (-1) ``quantity`` lots within ``horizon`` steps; the venue fields are
     :class:`~marketlab.envs.lob_venue.VenueFields` (default ``venue = "replay-v1"``)."""
 
-    side: Literal[1, -1] = 1
-    quantity: PositiveInt = 1_000
-    horizon: PositiveInt = 20
-    depth: PositiveInt = 5
-    unfilled_penalty_bps: NonNegativeFloat = 100.0
+    side: Literal[1, -1] = 1  # 1 buy, -1 sell the parent order
+    quantity: PositiveInt = 1_000  # parent order size in lots
+    horizon: PositiveInt = 20  # decision steps to complete it (the remainder is sent as a market order at the end)
+    depth: PositiveInt = 5  # book levels per side in the observation
+    unfilled_penalty_bps: NonNegativeFloat = 100.0  # cost (bps of the parent) of what cannot be filled at the end
 
 
 N_ACTIONS = 5

@@ -27,18 +27,18 @@ class VenueFields(Spec):
     ``step_seconds`` per step after ``warmup_seconds``. ``random_start``: replay episodes start at a
     uniformly drawn event."""
 
-    venue: str = "replay-v1"
-    dataset: str = "synth_lob"
-    symbol: str | None = None
-    start: str | None = None
-    end: str | None = None
-    store: str | None = None
-    sim_spec: str | None = None
-    step_events: PositiveInt = 100
-    warmup_events: NonNegativeInt = 500
-    step_seconds: PositiveFloat = 5.0
-    warmup_seconds: NonNegativeFloat = 300.0
-    random_start: bool = True
+    venue: str = "replay-v1"  # registry id of kind venue: replay-v1 (recorded events), abm-v1 (agent-based market), trades-v1 (TRADES diffusion)
+    dataset: str = "synth_lob"  # replay: the events dataset in the store (`marketlab data synth` writes synth_lob)
+    symbol: str | None = None  # replay: the symbol (required when the dataset holds several)
+    start: str | None = None  # replay: first event time (ISO 8601)
+    end: str | None = None  # replay: end of the events (exclusive)
+    store: str | None = None  # replay: store folder (default store when none)
+    sim_spec: str | None = None  # generative venues: simulator spec file (the default spec when none)
+    step_events: PositiveInt = 100  # replay: recorded events per env step
+    warmup_events: NonNegativeInt = 500  # replay: events replayed before an episode may start
+    step_seconds: PositiveFloat = 5.0  # generative venues: simulated seconds per env step
+    warmup_seconds: NonNegativeFloat = 300.0  # generative venues: seconds simulated before the episode
+    random_start: bool = True  # replay: start at a uniformly drawn event (from reset(seed=))
 
     def validate(self, path: Any = None) -> None:
         """The venue id is registered."""

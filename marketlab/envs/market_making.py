@@ -33,13 +33,13 @@ class MarketMakingConfig(VenueFields):
     ``horizon`` steps, inventory within +-``max_inventory``; the venue fields are
     :class:`~marketlab.envs.lob_venue.VenueFields` (default ``venue = "abm-v1"``)."""
 
-    venue: str = "abm-v1"
-    warmup_seconds: NonNegativeFloat = 120.0
-    horizon: PositiveInt = 100
-    quote_size: PositiveInt = 100
-    n_offsets: PositiveInt = 4
-    max_inventory: PositiveInt = 1_000
-    inventory_penalty: NonNegativeFloat = 0.0001
+    venue: str = "abm-v1"  # registry id of kind venue (default: the agent-based market)
+    warmup_seconds: NonNegativeFloat = 120.0  # generative venues: seconds simulated before the episode
+    horizon: PositiveInt = 100  # steps per episode
+    quote_size: PositiveInt = 100  # lots per quote and side
+    n_offsets: PositiveInt = 4  # quote offsets 0..n-1 ticks behind the best price per side (Discrete(n*n) actions)
+    max_inventory: PositiveInt = 1_000  # no quote on the side that would take |inventory| past this (lots)
+    inventory_penalty: NonNegativeFloat = 0.0001  # reward -= penalty x inventory^2 (ticks x lots^2) per step
 
     def validate(self, path: Any = None) -> None:
         """Venue registered; one quote fits in the inventory limit."""

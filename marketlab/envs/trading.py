@@ -11,6 +11,7 @@ The env is composed from a spec (:class:`~marketlab.envs.spec.TradingEnvConfig`)
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from marketlab.core.registry import resolve
 from marketlab.envs.execution import rebalance_at_nb, same_nb, value_weights_at_nb
 from marketlab.envs.interpreters import bar_features, normalize_features
 from marketlab.envs.spec import TradingEnvConfig
-from marketlab.market import CostSpec, MarketData, load_market_spec
+from marketlab.market import CostSpec, MarketData, load_market_spec, market_from_frame
 
 
 class BarSimulator:
@@ -62,7 +63,8 @@ class TradingEnv(gym.Env):
     Args:
         config: a :class:`TradingEnvConfig`, a dict of the same shape (validated) or None.
         market: bars to trade; when omitted they are read from the store named in ``config.data`` (read
-            only: ingesting is the spec runner's explicit step, :func:`marketlab.market.prepare_data`).
+            only: ingesting is the spec runner's explicit step, :func:`marketlab.market.prepare_data`), or,
+            when ``config.data.dataset`` is empty, made in memory by :func:`default_data`.
         store: a ``marketlab.store.Store`` (default: ``config.data.store`` or the default store).
     """
 
@@ -79,10 +81,12 @@ class TradingEnv(gym.Env):
     ) -> None:
         super().__init__()
         cfg = TradingEnvConfig.coerce(config, path=spec_path)
-        self.config = cfg
         self.render_mode = render_mode
-        if market is None:
+        if market is None and not cfg.data.dataset:
+            cfg, market = default_data(cfg)
+        elif market is None:
             market = load_market_spec(cfg.data, store, key="env.data.dataset")
+        self.config = cfg
         self.market = market
         win = cfg.observation.window
         split = market.index_of(cfg.data.test_start, default=market.n_steps, key="env.data.test_start")
@@ -111,6 +115,9 @@ class TradingEnv(gym.Env):
             )
         self._zeros = np.zeros(n)
         self._trade_on_change = cfg.trade_on_change
+        self._interval = cfg.decision_interval
+        # reward -= turnover_penalty * traded notional / initial cash * scale (reward shaping only)
+        self._turnover_k = cfg.reward.turnover_penalty * cfg.reward.scale / cfg.costs.init_cash
         self.t = self.t_lo
         self.start = self.t_lo
         self.end = self.t_hi
@@ -143,7 +150,7 @@ class TradingEnv(gym.Env):
         return self.state_interp.observe(self.t, self._weights), self._info(0.0, 0.0)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Apply ``action`` and run the market one step (gymnasium API)."""
+        """Apply ``action`` at the decision bar's close and run the market ``decision_interval`` bars (gymnasium API)."""
         target = self.action_interp.to_weights(action)
         t = self.t
         fees = traded = 0.0
@@ -151,11 +158,11 @@ class TradingEnv(gym.Env):
             fees, traded = self.sim.rebalance(t, target)
             self._prev_target = target
         prev_value = self.value
-        t += 1
+        t = min(t + self._interval, self.end)  # hold the shares for the decision interval
         self.t = t
         value, self._weights = self.sim.value_weights(t)
         self.value = value
-        reward = self.reward_fn(prev_value, value)
+        reward = self.reward_fn(prev_value, value) - self._turnover_k * traded
         terminated = t >= self.end or value <= 0
         return self.state_interp.observe(t, self._weights), float(reward), bool(terminated), False, self._info(fees, traded)
 
@@ -167,6 +174,30 @@ class TradingEnv(gym.Env):
         if self.render_mode != "ansi":
             return None
         return f"t={self.t} ts={self.market.ts[self.t]} value={self.value:.2f} weights={np.round(self._weights, 4)}"
+
+
+#: Where the built-in data splits train from test when the config names no ``data.test_start``.
+DEFAULT_TEST_START = "2023-01-02"
+
+
+def default_data(cfg: TradingEnvConfig) -> tuple[TradingEnvConfig, MarketData]:
+    """The data of a config that names no dataset: one symbol (``SYN000``) of marketlab's seeded synthetic
+    daily panel (:func:`marketlab.store.synth.synth_daily`, seed 0: GARCH factor returns, fat tails, a
+    suspension; 756 business days from 2021-01-04), made in memory, nothing ingested. Returns the config
+    with ``data.test_start`` set to :data:`DEFAULT_TEST_START` when it gave none (train 2021-2022, test
+    2023), and the market."""
+    from marketlab.market.forkshare import fork_shared
+
+    def make() -> MarketData:
+        from marketlab.store.synth import synth_daily
+
+        panel, _ = synth_daily(0, n_symbols=1)
+        return market_from_frame(panel, source="built-in synthetic data")
+
+    market = fork_shared(("default-trading-data",), make, what="built-in synthetic data")
+    if cfg.data.test_start is None:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, test_start=DEFAULT_TEST_START))
+    return cfg, market
 
 
 def period_bounds(period: str, split: int, n_steps: int, window: int, path: Any = None) -> tuple[int, int]:

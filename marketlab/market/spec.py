@@ -24,9 +24,9 @@ class IngestSpec(Spec):
     (:func:`marketlab.market.loading.prepare_data`) when the store lacks the dataset. Relative paths are
     resolved against the spec file's folder, then the current directory."""
 
-    format: str = "ohlcv"
-    paths: list[str] = field(default_factory=list)
-    options: dict[str, Any] = field(default_factory=dict)
+    format: str = "ohlcv"  # a registered ingest format (`marketlab ingest --help` lists them)
+    paths: list[str] = field(default_factory=list)  # files to ingest (relative: to the spec file)
+    options: dict[str, Any] = field(default_factory=dict)  # format options passed to Store.ingest
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,16 @@ class DataSpec(Spec):
     ``signal_columns`` (all numeric ones when empty) are aligned into ``MarketData.extra``.
     ``store``: the store folder (default store when None). ``ingest``: see :class:`IngestSpec`."""
 
-    dataset: str = ""
-    kind: Literal["bars", "panel"] = "bars"
-    symbols: list[str] = field(default_factory=list)
-    start: str | None = None
-    end: str | None = None
-    test_start: str | None = None
-    signals: str | None = None
-    signal_columns: list[str] = field(default_factory=list)
-    store: str | None = None
-    ingest: IngestSpec | None = None
+    dataset: str = ""  # dataset name in the store
+    kind: Literal["bars", "panel"] = "bars"  # bars (ts, intraday) or panel (date, daily)
+    symbols: list[str] = field(default_factory=list)  # symbols to read (all when empty)
+    start: str | None = None  # first time read (ISO 8601; none: from the first row)
+    end: str | None = None  # end of the rows read (exclusive; none: to the last row)
+    test_start: str | None = None  # first time of the test period (train is before it)
+    signals: str | None = None  # a stored signals dataset aligned into the bars (backwards only)
+    signal_columns: list[str] = field(default_factory=list)  # columns of the signals dataset (all numeric when empty)
+    store: str | None = None  # store folder (default store when none)
+    ingest: IngestSpec | None = None  # files the spec runner ingests when the store lacks the dataset
 
     def check_times(self, path: str | Path | None, prefix: str) -> None:
         """Every time field parses (else a one-line :class:`SpecError` naming ``<prefix><field>``)."""
@@ -65,10 +65,10 @@ class CostSpec(Spec):
     spread; half is paid per trade) and ``slippage`` (extra price impact per trade); ``init_cash`` in
     the quote currency."""
 
-    commission: CostFraction = 0.0
-    spread: CostFraction = 0.0
-    slippage: CostFraction = 0.0
-    init_cash: PositiveFloat = 10_000.0
+    commission: CostFraction = 0.0  # fee per trade, fraction of traded notional
+    spread: CostFraction = 0.0  # full bid-ask spread, fraction of price (half is paid per trade)
+    slippage: CostFraction = 0.0  # extra price impact per trade, fraction of price
+    init_cash: PositiveFloat = 10_000.0  # starting cash in the quote currency
 
     @property
     def price_slippage(self) -> float:

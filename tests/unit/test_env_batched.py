@@ -30,13 +30,21 @@ def _actions(rng: np.random.Generator, action: str, b: int, n: int) -> np.ndarra
 
 @pytest.mark.parametrize("engine", ["numba", "torch"])
 @pytest.mark.parametrize(
-    "n,action,reward,trade_on_change",
-    [(1, "discrete", "pnl", True), (1, "weights", "log_return", False), (3, "weights", "diff_sharpe", True),
-     (2, "discrete", "log_return", True), (3, "discrete", "pnl", False)],
+    "n,action,reward,trade_on_change,extra",
+    [(1, "discrete", "pnl", True, {}), (1, "weights", "log_return", False, {}), (3, "weights", "diff_sharpe", True, {}),
+     (2, "discrete", "log_return", True, {}), (3, "discrete", "pnl", False, {}),
+     # the over-trading guards: decision interval (25 bars = 7 steps of 4, the last capped), turnover
+     # penalty, position limit
+     (1, "discrete", "pnl", True, {"decision_interval": 4, "penalty": 0.01, "max_position": 0.6}),
+     (3, "weights", "log_return", False, {"decision_interval": 3, "penalty": 0.002, "max_position": 0.25})],
 )
-def test_engines_agree_with_single_env(engine, n, action, reward, trade_on_change, markets):
+def test_engines_agree_with_single_env(engine, n, action, reward, trade_on_change, extra, markets):
     cfg = {"costs": COSTS, "period": "all", "action": {"kind": action + "-v1"}, "reward": {"kind": reward.replace("_", "-") + "-v1", "scale": 3.0},
            "episode_length": 25, "random_start": True, "trade_on_change": trade_on_change, "observation": {"window": 8}}
+    if extra:
+        cfg["decision_interval"] = extra["decision_interval"]
+        cfg["reward"]["turnover_penalty"] = extra["penalty"]
+        cfg["action"]["max_position"] = extra["max_position"]
     b = 5
     benv = BatchedTradingEnv(cfg, market=markets[n], num_envs=b, device="cpu", seed=0, engine=engine)
     assert benv.engine == engine
