@@ -8,7 +8,12 @@ deleted afterwards. Each measurement runs in a fresh subprocess: after imports, 
 parser yielded (``estimated_size`` of its frame). Goal: increase <= 2x the largest batch. The RSS right
 after imports is recorded too (``cold_rss_after_imports``).
 
-Writes benchmarks/results/ingest_memory.json. Run: ``.venv/bin/python benchmarks/ingest_memory.py``.
+The harness holds no batch itself while the parser builds the next one (a ``for b in ...`` loop would keep
+the previous batch alive and count it against the ingest). Peak RSS includes what the allocators (polars'
+jemalloc, Arrow's mimalloc) keep after frees, so it is above the live memory.
+
+Appends a run (hardware, load, commit) to benchmarks/results/ingest_memory.json through ``benchmarks/runlog.py``.
+Run: ``nice -n 10 .venv/bin/python benchmarks/ingest_memory.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,10 +29,12 @@ from pathlib import Path
 
 import polars as pl
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runlog import Run  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MARKETLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 KLINES = DATA / "binance_spot_1m_klines_btcusdt_ethusdt_2022_2023"
-OUT = ROOT / "benchmarks" / "results" / "ingest_memory.json"
 TWO_YEARS_NS = 730 * 86_400 * 10**9
 
 CHILD = r"""
@@ -42,15 +48,21 @@ from marketlab.store.ingest.ohlcv import iter_batches
 mode, csv, store_dir, batch_rows = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
 sizes = []
 def measured(paths, **kw):
-    for b in iter_batches(paths, **kw):
-        sizes.append(sum(f.estimated_size() for f in b.frames.values()))
-        yield b
+    # no local may hold a batch while the parser builds the next one (a `for b in ...` loop would keep
+    # the previous batch alive through the next next() call and count it against the ingest)
+    it = iter_batches(paths, **kw)
+    while (box := [next(it, None)])[0] is not None:
+        sizes.append(sum(f.estimated_size() for f in box[0].frames.values()))
+        yield box.pop()
 store = Store(store_dir) if mode == "store" else None
 registry.register("ingest/ohlcv-measured", measured)
 def run(path, dataset):
     if mode == "store":
         return sum(store.ingest("ohlcv-measured", [path], dataset=dataset, batch_rows=batch_rows).rows.values())
-    return sum(sum(f.height for f in b.frames.values()) for b in measured([path], batch_rows=batch_rows))
+    rows, it = 0, measured([path], batch_rows=batch_rows)
+    while (box := [next(it, None)])[0] is not None:
+        rows += sum(f.height for f in box.pop().frames.values())
+    return rows
 cold = psutil.Process().memory_info().rss
 head = store_dir.parent / (store_dir.name + "_warm.csv")  # same layout, 1,000 rows: the one-off runtime setup
 with csv.open() as fh:
@@ -84,9 +96,8 @@ def make_csv(path: Path) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch-rows", type=int, nargs="+", default=[250_000, 1_000_000])
-    ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
-    load_start = list(os.getloadavg())
+    run = Run("ingest_memory")
     results = []
     with tempfile.TemporaryDirectory(prefix="ingest_memory_") as d:
         csv = Path(d) / "BTCUSDT_1m_2022-2027.csv"
@@ -105,19 +116,17 @@ def main() -> None:
                                 "increase_bytes": inc, "increase_over_largest_batch": inc / r["largest_batch_bytes"],
                                 "goal_at_most_2x_batch": inc <= 2 * r["largest_batch_bytes"]})
                 print(json.dumps(results[-1]))
-    out = {
+    path = run.save({
+        "benchmark": "ingest_memory",
         "file": {"rows": rows, "bytes": size, "layout": "datetime,open,high,low,close,volume (real BTCUSDT 1m klines "
                                                          "2022-2023, 3 copies shifted by 2 years)"},
-        "hardware": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                     "python": platform.python_version(), "platform": platform.platform(), "polars": pl.__version__},
-        "load_average_at_start": load_start, "load_average_at_end": list(os.getloadavg()),
-        "note": "2-core machine shared with other engineers; memory numbers do not depend on the load. "
-                "increase = peak RSS - RSS after imports, opening the store and a 1,000-row warm-up, in a fresh "
-                "process.",
+        "versions": {"polars": pl.__version__},
+        "goal": "increase <= 2x the largest batch",
+        "note": "memory numbers do not depend on the load. increase = peak RSS (VmHWM) - RSS after imports, opening "
+                "the store and a 1,000-row warm-up, in a fresh process.",
         "results": results,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    })
+    print(f"appended a run to {path}")
 
 
 if __name__ == "__main__":

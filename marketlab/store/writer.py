@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -68,30 +69,72 @@ def partitioning(kind: str, columns: list[str]) -> str:
 
 
 def split_partitions(kind: str, df: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
-    """``df`` cut into its partitions: ``[("symbol=S/date=YYYY-MM-DD" | "year=YYYY" | "symbol=S", rows)]``."""
+    """``df`` cut into its partitions: ``[("symbol=S/date=YYYY-MM-DD" | "year=YYYY" | "symbol=S", rows)]``.
+
+    When every partition is one contiguous run of rows (the usual case: a parser's rows come grouped by
+    symbol and in time order, panels sorted by date) the partitions are zero-copy slices of ``df``;
+    otherwise a ``partition_by`` copies them out. Memory: a streamed batch is never held twice.
+    """
     if df.height == 0:
         return []
     key = time_key(kind, df.columns)
-    out: list[tuple[str, pl.DataFrame]] = []
+    sym = df.get_column("symbol")
+
+    def name(s: Any, unit: Any) -> str:
+        if key == "ts":
+            return f"symbol={s}/date={(EPOCH_DATE + dt.timedelta(days=int(unit))).isoformat()}"
+        return f"year={int(unit):04d}" if key == "date" else f"symbol={s}"
+
+    unit: np.ndarray | None = None
     if key == "ts":
         ts = df.get_column("ts")
         d0, d1 = int(ts.min()) // NS_PER_DAY, int(ts.max()) // NS_PER_DAY  # type: ignore[arg-type]
-        sym = df.get_column("symbol")
         if d0 == d1 and sym.n_unique() == 1:
-            # one (symbol, day), e.g. a LOBSTER file: no partition_by copy of the whole frame
+            # one (symbol, day), e.g. a LOBSTER file: no work at all
             return [(f"symbol={sym[0]}/date={(EPOCH_DATE + dt.timedelta(days=d0)).isoformat()}", df)]
+        unit = (ts // NS_PER_DAY).to_numpy()
+        runs = _runs(sym, unit)
+    elif key == "date":
+        unit = df.get_column("date").dt.year().to_numpy()
+        runs = _runs(None, unit)
+    else:
+        runs = _runs(sym, None)
+    if runs is not None:
+        return [(name(sym[i] if key != "date" else None, unit[i] if unit is not None else None),
+                 df.slice(i, j - i)) for i, j in runs]
+    out: list[tuple[str, pl.DataFrame]] = []
+    if key == "ts":
         keyed = df.with_columns((pl.col("ts") // NS_PER_DAY).alias("_day"))
         for (s, day), part in keyed.partition_by(["symbol", "_day"], as_dict=True, maintain_order=True).items():
-            d = EPOCH_DATE + dt.timedelta(days=int(day))
-            out.append((f"symbol={s}/date={d.isoformat()}", part.drop("_day")))
+            out.append((name(s, day), part.drop("_day")))
     elif key == "date":
         keyed = df.with_columns(pl.col("date").dt.year().alias("_year"))
         for (year,), part in keyed.partition_by(["_year"], as_dict=True, maintain_order=True).items():
-            out.append((f"year={int(year):04d}", part.drop("_year")))
+            out.append((name(None, year), part.drop("_year")))
     else:
         for (s,), part in df.partition_by(["symbol"], as_dict=True, maintain_order=True).items():
-            out.append((f"symbol={s}", part))
+            out.append((name(s, None), part))
     return out
+
+
+def _runs(sym: pl.Series | None, unit: np.ndarray | None) -> list[tuple[int, int]] | None:
+    """Row ranges ``[(start, end)]`` of the runs of equal (symbol, unit), or None when some key occurs in
+    two runs (a partition is not contiguous)."""
+    n = len(sym) if sym is not None else len(unit)  # type: ignore[arg-type]
+    change = np.zeros(max(n - 1, 0), dtype=bool)
+    if sym is not None:
+        change |= np.diff(sym.rle_id().to_numpy()) != 0
+    if unit is not None:
+        change |= np.diff(unit) != 0
+    starts = np.concatenate(([0], np.flatnonzero(change) + 1))
+    ends = np.append(starts[1:], n)
+    keys = set()
+    for i in starts.tolist():
+        k = (sym[i] if sym is not None else None, unit[i] if unit is not None else None)
+        if k in keys:
+            return None
+        keys.add(k)
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
 
 
 def time_range(kind: str, df: pl.DataFrame) -> tuple[int | None, int | None]:
@@ -194,6 +237,10 @@ class Write:
         if not self.stage.exists():
             self.stage.mkdir()
         self._stage(jobs)
+        del jobs
+        # Arrow's allocator keeps freed encode buffers for reuse; hand them back so a streamed write's
+        # peak stays near one batch (benchmarks/ingest_memory.py)
+        pa.default_memory_pool().release_unused()
         faults.point("staged")
 
     def _check_schema(self, kind: str, df: pl.DataFrame, where: str) -> None:

@@ -1,0 +1,66 @@
+"""split_partitions: zero-copy slices when partitions are contiguous runs, a copy otherwise; the same
+partitions either way, checked against a naive per-row grouping."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+from marketlab.core.timeutil import NS_PER_DAY
+from marketlab.store.writer import split_partitions
+
+DAY0 = (dt.date(2024, 1, 2) - dt.date(1970, 1, 1)).days * NS_PER_DAY
+
+
+def _naive(df: pl.DataFrame) -> dict[str, list[int]]:
+    """Partition name -> row indices, one Python loop over the rows."""
+    out: dict[str, list[int]] = {}
+    for i, (ts, sym) in enumerate(zip(df["ts"].to_list(), df["symbol"].to_list(), strict=True)):
+        day = dt.date(1970, 1, 1) + dt.timedelta(days=ts // NS_PER_DAY)
+        out.setdefault(f"symbol={sym}/date={day.isoformat()}", []).append(i)
+    return out
+
+
+def _trades(order: str) -> pl.DataFrame:
+    rng = np.random.default_rng(3)
+    rows = []
+    for sym in ("AAA", "BBB"):
+        for d in range(3):
+            for k in range(5):
+                rows.append((DAY0 + d * NS_PER_DAY + k * 60 * 10**9, sym, int(rng.integers(1, 100))))
+    df = pl.DataFrame(rows, schema={"ts": pl.Int64, "symbol": pl.String, "size": pl.Int64}, orient="row")
+    if order == "interleaved":  # symbols alternate row by row: partitions are not contiguous
+        df = df.sort("ts", "symbol")
+    return df.with_row_index("row")
+
+
+def test_partitions_match_a_naive_grouping_contiguous_and_interleaved() -> None:
+    for order in ("grouped", "interleaved"):
+        df = _trades(order)
+        parts = split_partitions("trades", df)
+        names = [n for n, _ in parts]
+        assert len(names) == len(set(names)) == 6, (order, names)
+        want = _naive(df)
+        got = {n: p["row"].to_list() for n, p in parts}
+        assert got == {n: [df["row"][i] for i in rows] for n, rows in want.items()}, order
+
+
+def test_contiguous_partitions_are_slices_of_the_batch() -> None:
+    df = _trades("grouped")
+    parts = split_partitions("trades", df)
+    # zero-copy: each partition's ts buffer lies inside the batch's buffer
+    base = df["ts"].to_numpy()
+    for _, p in parts:
+        assert np.shares_memory(p["ts"].to_numpy(), base)
+
+
+def test_year_partitions_of_a_panel() -> None:
+    dates = [dt.date(2019, 12, 30), dt.date(2019, 12, 31), dt.date(2020, 1, 2), dt.date(2020, 1, 3)]
+    df = pl.DataFrame({"date": dates * 2, "symbol": ["A"] * 4 + ["B"] * 4, "close": np.arange(8.0)})
+    for frame in (df, df.sort("date", "symbol")):
+        parts = dict(split_partitions("panel", frame))
+        assert sorted(parts) == ["year=2019", "year=2020"]
+        assert sorted(parts["year=2019"]["close"].to_list()) == [0.0, 1.0, 4.0, 5.0]
+        assert sorted(parts["year=2020"]["close"].to_list()) == [2.0, 3.0, 6.0, 7.0]
