@@ -9,12 +9,14 @@ Side by side in one process (single thread, so events/s are per core):
 2. Random order flow (limit GTC/IOC/FOK, market, cancel, modify around a moving mid), same comparison.
 3. A simulated day of ~500k events driven one call at a time through the Python API (what an
    agent-based simulator does), plus the same stream as one batch.
-4. hftbacktest (if importable; it is not a dependency — install it e.g. with
+4. Issue 21: the LOBSTER stream with and without 21 stub orders ~10^7 ticks away (far levels), the
+   memory of a fresh book holding them, the kernel's commands/s.
+5. hftbacktest (if importable; it is not a dependency — install it e.g. with
    ``pip install --no-deps --target /tmp/hbt hftbacktest`` and set HBT_PATH=/tmp/hbt) replaying the USD-M
    Binance capture vs our L2 rebuild of the same capture.
 
 Appends a run (time, commit, hardware, load) to ``benchmarks/results/lob.json`` through
-``benchmarks/runlog.py``. Run: ``.venv/bin/python benchmarks/lob.py [--quick]``.
+``benchmarks/runlog.py``. Run: ``.venv/bin/python benchmarks/lob.py [--quick] [--only far_stub_orders,...]``.
 """
 
 from __future__ import annotations
@@ -374,6 +376,91 @@ def one_command_section(quick: bool) -> dict:
     return out
 
 
+STUB_BIDS = list(range(1, 11))  # 0.01 .. 0.10 at a 1-cent tick
+STUB_ASKS = [9_999_999 - k for k in range(11)]  # 99,999.89 .. 99,999.99
+
+
+def stub_commands(ts: int) -> np.ndarray:
+    """21 stub orders far from the market (issue 21's crypto book: bids at cents, asks near 100,000),
+    as ``apply_add`` commands with ids far above the recorded ones."""
+    rows = [(ts, K.K_APPLY_ADD, 10**15 + k, 1, px, 1, 0) for k, px in enumerate(STUB_BIDS)]
+    rows += [(ts, K.K_APPLY_ADD, 2 * 10**15 + k, -1, px, 1, 0) for k, px in enumerate(STUB_ASKS)]
+    return np.array(rows, dtype=np.int64)
+
+
+def far_stubs_section(quick: bool) -> dict:
+    """Issue 21: the same LOBSTER stream replayed on a fresh book with and without 21 far stub orders.
+
+    Timed end to end (fresh book, seed, stubs, replay with a top-10 snapshot per message) and as the
+    kernel alone (replay without snapshots on a book already seeded). Memory: bytes held by a fresh book
+    after the stubs (``OrderBook.nbytes``) and the tracemalloc peak of building it. Goals: stub/clean
+    within 10 %, fresh book <= 64 MB, kernel >= 10M commands/s."""
+    import tracemalloc
+
+    from marketlab.store.ingest.lobster import read_lobster
+
+    d = DATA / "lobster_sample_2012-06-21"
+    stem = "GOOG_2012-06-21_34200000_57600000"
+    day = read_lobster(d / f"{stem}_message_10.csv.gz", d / f"{stem}_orderbook_10.csv.gz")
+    m = day.msgs.copy()
+    m[:, 4] = np.where(m[:, 1] <= 4, m[:, 4] // day.grid, 0)
+    row0 = day.book[0].copy()
+    row0[0::2] //= day.grid
+    seed = seed_commands(row0, int(m[0, 0]))
+    cmds = events_to_commands(m[1:])
+    if quick:
+        cmds = cmds[:50_000]
+    n = cmds.shape[0]
+    stubs = stub_commands(int(m[0, 0]))
+    pre = {"clean": seed, "stubs": np.concatenate([seed, stubs])}
+
+    def replay(kind: str, depth: int = 10):
+        ob = OrderBook(capacity=1 << 16, tolerant=True)
+        ob.process(pre[kind])
+        return ob, ob.process(cmds, depth=depth)
+
+    replay("stubs", depth=10)  # JIT / cache load outside the timing
+    out: dict = {"dataset": "LOBSTER GOOG 2012-06-21 level 10", "messages": int(n), "stub_orders": int(stubs.shape[0]),
+                 "stub_prices_ticks": [min(STUB_BIDS), max(STUB_ASKS)]}
+    snaps = {}
+    for kind in ("clean", "stubs"):
+        t, (ob, res) = best_of(lambda kind=kind: replay(kind), repeats=7)
+        out[f"{kind}_replay_seconds"] = t
+        out[f"{kind}_replay_cpu_seconds"] = CPU["last"]
+        out[f"{kind}_replay_events_per_s"] = n / t
+        out[f"{kind}_far_levels_after"] = list(ob.far_levels)
+        snaps[kind] = res.snaps
+
+        def kernel_only(kind: str = kind) -> float:
+            book = OrderBook(capacity=1 << 16, tolerant=True)
+            book.process(pre[kind])
+            book.reserve(1 << 16, events=n + (1 << 16))
+            c0 = time.process_time()
+            book.process(cmds)
+            return time.process_time() - c0
+
+        cpu = min(kernel_only() for _ in range(7))
+        out[f"{kind}_kernel_commands_per_cpu_s"] = n / cpu
+    out["stub_over_clean_replay_cpu"] = out["stubs_replay_cpu_seconds"] / out["clean_replay_cpu_seconds"]
+    out["stub_over_clean_kernel"] = out["clean_kernel_commands_per_cpu_s"] / out["stubs_kernel_commands_per_cpu_s"]
+    # the stubs sit below/above every recorded level: the top-10 rows agree wherever a side has 10 levels
+    full = (snaps["clean"][:, 0::4] > 0).all(axis=1) & (snaps["clean"][:, 2::4] > 0).all(axis=1)
+    out["top10_identical_where_both_sides_have_10_levels"] = bool(np.array_equal(snaps["clean"][full], snaps["stubs"][full]))
+    tracemalloc.start()
+    fresh = OrderBook()
+    fresh.process(stubs)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    out["fresh_book_with_stubs_bytes"] = fresh.nbytes
+    out["fresh_book_with_stubs_tracemalloc_peak_bytes"] = int(peak)
+    t_fresh, _ = best_of(lambda: OrderBook().process(stubs), repeats=5)
+    out["fresh_book_with_stubs_seconds"] = t_fresh
+    out["goal_within_10_percent"] = out["stub_over_clean_replay_cpu"] <= 1.10
+    out["goal_fresh_book_le_64_MB"] = max(fresh.nbytes, peak) <= 64 * 2**20
+    out["goal_kernel_ge_10M_per_s"] = min(out["clean_kernel_commands_per_cpu_s"], out["stubs_kernel_commands_per_cpu_s"]) >= 10e6
+    return out
+
+
 def hftbacktest_section() -> dict:
     hbt_path = os.environ.get("HBT_PATH", "/tmp/hbt")
     if Path(hbt_path).is_dir():
@@ -432,6 +519,7 @@ def hftbacktest_section() -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke)")
+    ap.add_argument("--only", default="", help="comma-separated section names to run (default: all)")
     args = ap.parse_args()
     run = Run("lob")
     import numba
@@ -441,12 +529,16 @@ def main() -> None:
                          "and end below); best of 5 repeats, single thread. events_per_s is wall time (includes "
                          "waiting for a core on the loaded machine); events_per_cpu_s uses the process CPU time "
                          "of the same runs, i.e. what one core does. Goals: >= 2M events/s L3 replay incl. "
-                         "top-10 snapshot, >= 10x the pure-Python book, ~500k-event simulated day < 10 s."}
+                         "top-10 snapshot, >= 10x the pure-Python book, ~500k-event simulated day < 10 s; issue 21: "
+                         "stub orders within 10 % of the clean replay, fresh book <= 64 MB, kernel >= 10M commands/s."}
     for name, fn in (("lobster_replay", lambda: lobster_section(args.quick)),
                      ("random_flow", lambda: random_section(args.quick)),
                      ("simulated_day", lambda: simulated_day_section(args.quick)),
                      ("one_command_calls", lambda: one_command_section(args.quick)),
+                     ("far_stub_orders", lambda: far_stubs_section(args.quick)),
                      ("hftbacktest", hftbacktest_section)):
+        if args.only and name not in args.only.split(","):
+            continue
         t0 = time.perf_counter()
         out[name] = fn()
         out[name]["section_seconds"] = time.perf_counter() - t0

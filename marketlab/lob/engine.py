@@ -119,7 +119,8 @@ REASONS = {
 
 @dataclass(frozen=True)
 class OrderInfo:
-    """A live order: id, side (+1/-1), price (ticks), remaining size (lots), entry ts (ns), synthetic flag."""
+    """A live order: id, side (+1/-1), price (ticks), remaining size (lots), entry ts (ns), synthetic flag,
+    and whether it is a crossing add still held out of the book (``crossing_add="defer"``)."""
 
     order_id: int
     side: int
@@ -127,6 +128,7 @@ class OrderInfo:
     size: int
     ts: int
     synthetic: bool
+    deferred: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,10 +152,16 @@ class OrderBook:
     Parameters
     ----------
     capacity: initial number of order slots (grows by doubling).
-    price_band: optional ``(low, high)`` ticks to preallocate; otherwise the band is centred on the
-        first price seen and grows (re-based, doubling) whenever a price falls outside it.
-    max_levels: largest band (price levels per side) the book may allocate; a price that would need more
-        is rejected (``price_outside_max_band``). 2**24 levels cost ~1 GiB, so the default is 2**22.
+    price_band: optional ``(low, high)`` ticks to preallocate as the dense window (``max_levels`` is raised
+        to fit it); otherwise the window is centred on the first price seen and grows (re-based, doubling)
+        while it stays within ``max_levels``.
+    max_levels: largest dense window (price levels per side; 64 bytes per level for both sides). A price
+        the window cannot reach within that size rests on a *far level*: a sorted, sparse side table
+        (binary search, rows shifted on insert/delete) that costs nothing until used, so stub orders at
+        0.01 and 99,999.99 neither allocate nor slow the book. When a side's far table fills and the live
+        orders' median price has left the window's middle half, the window is re-centred on it (levels
+        move between window and far table); otherwise the far table doubles.
+    far_levels: initial far-table capacity per side (doubles on demand).
     tolerant: replay mode for data that starts mid-day: ``apply_reduce`` of an unknown id takes the
         quantity from synthetic pre-existing liquidity at the message's (side, price) (see
         :meth:`set_level`) and clamps oversize reductions instead of rejecting them.
@@ -173,7 +181,8 @@ class OrderBook:
         *,
         capacity: int = 1 << 14,
         price_band: tuple[int, int] | None = None,
-        max_levels: int = 1 << 22,
+        max_levels: int = 1 << 16,
+        far_levels: int = 64,
         tolerant: bool = False,
         policy: VenuePolicy | None = None,
         event_capacity: int | None = 1 << 16,
@@ -201,11 +210,17 @@ class OrderBook:
         self._event_cap = None if event_capacity is None else max(1, int(event_capacity))
         self.events_discarded = 0  # event rows dropped by the event_capacity bound
         self.fills_discarded = 0
-        self._levels = np.zeros((2, 0, 4), dtype=np.int64)
+        self._sc[K.S_DEFHEAD] = -1
+        self._sc[K.S_DEFTAIL] = -1
+        self._sc[K.S_FCAP] = max(1, int(far_levels))
+        self._levels = np.zeros((2, 2 * int(self._sc[K.S_FCAP]), 4), dtype=np.int64)
         self._bm = np.zeros((2, 0), dtype=np.uint64)
         if price_band is not None:
             lo, hi = int(price_band[0]), int(price_band[1])
-            self._alloc_band(max(1, lo), max(1, lo) + _pow2(max(64, hi - lo + 1)))
+            nlev = _pow2(max(64, hi - lo + 1))
+            self.max_levels = max(self.max_levels, nlev)
+            self._alloc_band(max(1, lo), nlev)
+        self._sc[K.S_WCAP] = max(64, self.max_levels)
         self._fills = np.zeros((1024, 7), dtype=np.int64)
         self._events = np.zeros((1024, 7), dtype=np.int64)
         self._fill_mark = 0
@@ -217,42 +232,52 @@ class OrderBook:
         self._nosnap = np.zeros((1, 1), dtype=np.int64)
 
     # ------------------------------------------------------------ storage management
-    def _alloc_band(self, base: int, nlev: int) -> None:
+    def _alloc_band(self, base: int, nlev: int, fcap: int | None = None) -> None:
+        """Lay the levels out for the window ``[base, base + nlev)`` (rounded up to 64 levels) with
+        ``fcap`` far levels per side (default: unchanged; doubled until every level outside fits)."""
         nlev = ((nlev + 63) // 64) * 64
-        new = np.zeros((2, nlev, 4), dtype=np.int64)
-        new[:, :, K.L_HEAD] = -1
-        new[:, :, K.L_TAIL] = -1
-        old_n = self._levels.shape[1]
-        if old_n:
-            off = int(self._sc[K.S_BASE]) - base
-            new[:, off : off + old_n, :] = self._levels
-        self._levels = new
-        self._bm = np.zeros((2, nlev // 64), dtype=np.uint64)
-        self._sc[K.S_BASE] = base
-        self._sc[K.S_NLEV] = nlev
-        if old_n:
-            K.rebuild_bitmap_nb(self._levels, self._bm)
+        fcap = int(self._sc[K.S_FCAP]) if fcap is None else fcap
+        while True:
+            new = np.zeros((2, nlev + 2 * fcap, 4), dtype=np.int64)
+            new[:, :nlev, K.L_HEAD] = -1
+            new[:, :nlev, K.L_TAIL] = -1
+            bm = np.zeros((2, nlev // 64), dtype=np.uint64)
+            if K.relayout_nb(self._levels, self._sc, new, bm, base, nlev, fcap) >= 0:
+                break
+            fcap *= 2
+        self._levels, self._bm = new, bm
 
-    def _grow_band(self, price: int) -> bool:
-        """Re-base/enlarge the band so ``price`` fits with margin; False when it would exceed max_levels."""
-        n = self._levels.shape[1]
+    def _grow_band(self, price: int) -> None:
+        """Re-base/enlarge the window so ``price`` fits with margin, within ``max_levels`` (the kernel asks
+        only when the window plus ``price`` spans at most that many levels)."""
+        n = int(self._sc[K.S_NLEV])
+        cap = int(self._sc[K.S_WCAP])
         if n == 0:
-            nlev = 1 << 14
-            base = max(1, price - nlev // 2)
-            self._alloc_band(base, nlev)
-            return True
+            nlev = min(1 << 14, cap)
+            self._alloc_band(max(1, price - nlev // 2), nlev)
+            return
         lo = min(int(self._sc[K.S_BASE]), price)
         hi = max(int(self._sc[K.S_BASE]) + n, price + 1)
-        nlev = _pow2(2 * (hi - lo))
-        if nlev > self.max_levels:
-            nlev = self.max_levels
-            if hi - lo > nlev:
-                return False
+        nlev = min(_pow2(2 * (hi - lo)), max(cap, hi - lo))
         base = max(1, lo - (nlev - (hi - lo)) // 2)
         if base + nlev < hi:
             base = hi - nlev
         self._alloc_band(base, nlev)
-        return True
+
+    def _far_room(self) -> None:
+        """A far table is full: re-centre the window on the live orders' median price when it has left the
+        window's middle half, and double the far capacity when that does not free enough rows."""
+        sc = self._sc
+        base, n = int(sc[K.S_BASE]), int(sc[K.S_NLEV])
+        o = self._orders
+        live = o[(o[:, K.O_QTY] > 0) & (o[:, K.O_SYN] != K.SYN_DEFERRED), K.O_PRICE]
+        if n and live.size:
+            centre = int(np.median(live))
+            if not base + n // 4 <= centre < base + 3 * n // 4:
+                self._alloc_band(max(1, centre - n // 2), n)
+                if max(int(sc[K.S_NFAR]), int(sc[K.S_NFAR + 1])) + int(sc[K.S_NDEFER]) + 1 < int(sc[K.S_FCAP]):
+                    return
+        self._alloc_band(int(sc[K.S_BASE]), n, 2 * int(sc[K.S_FCAP]))
 
     def _alloc_hash(self, hcap: int) -> None:
         """Empty hash table of ``hcap`` buckets. Keys and slots are interleaved in one ``int64[hcap, 2]``
@@ -308,7 +333,6 @@ class OrderBook:
     # ------------------------------------------------------------ core loop
     def _run(self, cmds: np.ndarray, status: np.ndarray, snaps: np.ndarray, depth: int, stop: bool) -> tuple[int, int]:
         i = 0
-        n = cmds.shape[0]
         while True:
             code, i = K.process_nb(
                 self._orders, self._levels, self._bm, self._hkeys, self._hvals, self._sc,
@@ -323,15 +347,9 @@ class OrderBook:
             elif code == K.NEED_OUT:
                 self._grow_out()
             elif code == K.NEED_BAND:
-                if not self._grow_band(int(self._sc[K.S_NEEDPX])):
-                    status[i] = K.R_BAND
-                    if depth > 0:
-                        K.snapshot_nb(self._levels, self._bm, self._sc, depth, snaps[i])
-                    if stop:
-                        return K.R_BAND, i
-                    i += 1
-                    if i >= n:
-                        return K.OK, n
+                self._grow_band(int(self._sc[K.S_NEEDPX]))
+            elif code == K.NEED_FAR:
+                self._far_room()
             else:  # pragma: no cover - kernel contract
                 raise RuntimeError(f"kernel returned unknown code {code}")
 
@@ -515,7 +533,7 @@ class OrderBook:
     def snapshot(self, depth: int = 10) -> np.ndarray:
         """Top ``depth`` levels: ``int64[4*depth]`` = ask_px_i, ask_sz_i, bid_px_i, bid_sz_i (0 = empty)."""
         out = np.zeros(4 * depth, dtype=np.int64)
-        if self._levels.shape[1]:
+        if self._sc[K.S_NLEV]:
             K.snapshot_nb(self._levels, self._bm, self._sc, depth, out)
         return out
 
@@ -554,29 +572,40 @@ class OrderBook:
         return int(self._sc[K.S_LIVE])
 
     @property
+    def n_deferred(self) -> int:
+        """Crossing adds held out of the book until it uncrosses (``crossing_add="defer"``)."""
+        return int(self._sc[K.S_NDEFER])
+
+    @property
+    def far_levels(self) -> tuple[int, int]:
+        """Occupied (bid, ask) levels outside the dense window, in the far tables."""
+        return int(self._sc[K.S_NFAR]), int(self._sc[K.S_NFAR + 1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the book's arrays (orders, levels, bitmap, id map, event and fill buffers)."""
+        return sum(int(a.nbytes) for a in (self._orders, self._levels, self._bm, self._htab, self._events, self._fills))
+
+    @property
     def last_ts(self) -> int:
         """Timestamp (ns) of the last accepted command."""
         return int(self._sc[K.S_LASTTS])
 
     def level_size(self, side: int, price: int) -> int:
         """Total lots resting at (side, price)."""
-        li = int(price) - int(self._sc[K.S_BASE])
-        if li < 0 or li >= self._levels.shape[1]:
-            return 0
-        return int(self._levels[0 if side > 0 else 1, li, K.L_QTY])
+        li = K.level_row_nb(self._levels, self._sc, int(side), int(price))
+        return 0 if li < 0 else int(self._levels[0 if side > 0 else 1, li, K.L_QTY])
 
     def queue(self, side: int, price: int) -> list[int]:
         """Order ids queued at (side, price), front (next to trade) first."""
         out = np.zeros(max(1, self.level_count(side, price)), dtype=np.int64)
-        k = K.level_orders_nb(self._orders, self._levels, self._sc, side, int(price), out) if self._levels.shape[1] else 0
+        k = K.level_orders_nb(self._orders, self._levels, self._sc, side, int(price), out)
         return [int(x) for x in out[:k]]
 
     def level_count(self, side: int, price: int) -> int:
         """Number of orders resting at (side, price)."""
-        li = int(price) - int(self._sc[K.S_BASE])
-        if li < 0 or li >= self._levels.shape[1]:
-            return 0
-        return int(self._levels[0 if side > 0 else 1, li, K.L_CNT])
+        li = K.level_row_nb(self._levels, self._sc, int(side), int(price))
+        return 0 if li < 0 else int(self._levels[0 if side > 0 else 1, li, K.L_CNT])
 
     def order(self, order_id: int) -> OrderInfo | None:
         """The live order ``order_id`` or None."""
@@ -584,12 +613,14 @@ class OrderBook:
         if slot < 0:
             return None
         r = self._orders[slot]
-        return OrderInfo(int(r[K.O_ID]), int(r[K.O_SIDE]), int(r[K.O_PRICE]), int(r[K.O_QTY]), int(r[K.O_TS]), bool(r[K.O_SYN]))
+        return OrderInfo(int(r[K.O_ID]), int(r[K.O_SIDE]), int(r[K.O_PRICE]), int(r[K.O_QTY]), int(r[K.O_TS]),
+                         int(r[K.O_SYN]) == K.SYN_LIQ, int(r[K.O_SYN]) == K.SYN_DEFERRED)
 
     def resting_orders(self) -> np.ndarray:
-        """All live orders as ``int64[n, 4]`` rows (order_id, side, price, size), sorted by order id."""
-        live = self._orders[self._orders[:, K.O_QTY] > 0]
-        out = live[:, [K.O_ID, K.O_SIDE, K.O_PRICE, K.O_QTY]].copy()
+        """All resting orders as ``int64[n, 4]`` rows (order_id, side, price, size), sorted by order id
+        (deferred crossing adds, which are not in the book yet, excluded)."""
+        keep: np.ndarray = (self._orders[:, K.O_QTY] > 0) & (self._orders[:, K.O_SYN] != K.SYN_DEFERRED)
+        out: np.ndarray = self._orders[keep][:, [K.O_ID, K.O_SIDE, K.O_PRICE, K.O_QTY]]
         return out[np.argsort(out[:, 0], kind="stable")]
 
     def is_crossed(self) -> bool:

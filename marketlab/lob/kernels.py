@@ -87,7 +87,14 @@ S_WA = 17  # worst ask price in the last batch snapshot (BIG when < depth levels
 S_DIRTY = 18  # 1 when a level inside the last snapshot's window changed since that snapshot
 S_XADD = 19  # venue policy for an apply_add that crosses the book: XADD_REJECT / XADD_REST
 S_REDUCE = 20  # venue policy for apply_reduce sizes: REDUCE_LEFT (size left the book) / REDUCE_REMAINING
-N_SCALARS = 24
+S_NFAR = 21  # far levels of side 0 (bids) at S_NFAR, of side 1 (asks) at S_NFAR + 1
+S_FCAP = 23  # far level capacity F per side
+S_WCAP = 24  # largest dense window (levels) the book may allocate; prices beyond it live in far levels
+S_NEEDFAR = 25  # 1 when the kernel stopped with NEED_FAR
+S_DEFHEAD = 26  # first deferred crossing add (slot, -1 = none), FIFO through O_NEXT
+S_DEFTAIL = 27  # last deferred crossing add (slot)
+S_NDEFER = 28  # deferred crossing adds waiting for the book to uncross
+N_SCALARS = 32
 
 # --- command columns and kinds
 C_TS, C_KIND, C_ID, C_SIDE, C_PRICE, C_SIZE, C_AUX = 0, 1, 2, 3, 4, 5, 6
@@ -100,7 +107,9 @@ K_APPLY_REDUCE = 6  # replay: reduce by size; aux = event type to emit (2 cancel
 K_SET_LEVEL = 7  # replay: set the total at (side, price) to size through synthetic liquidity
 K_NOOP = 8  # replay: a message that leaves the visible book unchanged (hidden execution, halt)
 TIF_GTC, TIF_IOC, TIF_FOK = 0, 1, 2
-XADD_REJECT, XADD_REST = 0, 1  # crossing apply_add: rejected (R_CROSS) / rested anyway (the book may cross)
+XADD_REJECT, XADD_REST, XADD_DEFER = 0, 1, 2  # crossing apply_add: rejected (R_CROSS) / rested anyway (the book
+# may cross) / held out of the book (O_SYN = SYN_DEFERRED) until the opposite side no longer crosses it
+SYN_REAL, SYN_LIQ, SYN_DEFERRED = 0, 1, 2  # O_SYN: a real order / synthetic pre-existing liquidity / a deferred add
 REDUCE_LEFT, REDUCE_REMAINING = 0, 1  # apply_reduce size: lots that left the book / lots the order still has
 
 # --- event types (LOBSTER codes, = marketlab.core.schema.EventType)
@@ -121,11 +130,12 @@ R_CROSS = 10  # replay add would cross the opposite best
 R_OVERSIZE = 11  # replay reduce larger than the order's remaining size (strict mode)
 R_ATTR = 12  # replay message's side/price differ from the live order's
 R_ID = 13  # non-positive order id for a new order (ids <= 0 are reserved)
-R_BAND = 14  # price beyond the largest price band the book may allocate (set at the Python boundary)
+R_BAND = 14  # no longer produced (prices outside the dense window rest on far levels); kept for old logs
 NEED_SLOTS = -1
 NEED_HASH = -2
 NEED_BAND = -3
 NEED_OUT = -4
+NEED_FAR = -5
 
 U1 = np.uint64(1)
 U0 = np.uint64(0)
@@ -251,14 +261,178 @@ def rehash_nb(orders, hkeys, hvals, sc):
             hash_put_nb(hkeys, hvals, sc, orders[slot, O_ID], slot)
 
 
+# ---------------------------------------------------------------- far levels (outside the dense window)
+# levels[s, W + k] (k < sc[S_NFAR + s]) holds the k-th far level of side s in ascending price order and
+# levels[s, W + F + k, 0] its price (W = sc[S_NLEV], F = sc[S_FCAP]). Rows move when a far level is
+# inserted or deleted: nothing refers to a level row across such a change (orders name their price).
+@kernel(inline=True)
+def _far_pos(levels, sc, s, price):
+    """First k with far price k of side s >= ``price`` (binary search; = count when none)."""
+    pk = sc[S_NLEV] + sc[S_FCAP]
+    lo = 0
+    hi = sc[S_NFAR + s]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if levels[s, pk + mid, 0] < price:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@kernel(inline=True)
+def _lvl(levels, sc, s, price):
+    """Row of level (s, price): its window index, its far row, or -1 when a far level does not exist."""
+    li = price - sc[S_BASE]
+    if li >= 0 and li < sc[S_NLEV]:
+        return li
+    n = sc[S_NFAR + s]
+    if n == 0:
+        return -1
+    k = _far_pos(levels, sc, s, price)
+    if k < n and levels[s, sc[S_NLEV] + sc[S_FCAP] + k, 0] == price:
+        return sc[S_NLEV] + k
+    return -1
+
+
 @kernel()
-def rebuild_bitmap_nb(levels, bm):
-    """Recompute the occupancy bitmap from level counts (after the band moved)."""
-    bm[:, :] = U0
+def level_row_nb(levels, sc, side, price):
+    """Row of level (side, price) or -1 (for the Python boundary)."""
+    if sc[S_NLEV] == 0:
+        return -1
+    return _lvl(levels, sc, 0 if side > 0 else 1, price)
+
+
+@kernel()
+def _far_insert(levels, sc, s, price):
+    """Insert an empty far level at ``price`` on side s (absent; room checked by the caller); its row."""
+    w = sc[S_NLEV]
+    pk = w + sc[S_FCAP]
+    n = sc[S_NFAR + s]
+    k = _far_pos(levels, sc, s, price)
+    for j in range(n, k, -1):
+        for c in range(4):
+            levels[s, w + j, c] = levels[s, w + j - 1, c]
+        levels[s, pk + j, 0] = levels[s, pk + j - 1, 0]
+    levels[s, w + k, L_HEAD] = -1
+    levels[s, w + k, L_TAIL] = -1
+    levels[s, w + k, L_QTY] = 0
+    levels[s, w + k, L_CNT] = 0
+    levels[s, pk + k, 0] = price
+    sc[S_NFAR + s] = n + 1
+    return w + k
+
+
+@kernel()
+def _far_delete(levels, sc, s, row):
+    """Remove the (empty) far level at ``row`` of side s."""
+    w = sc[S_NLEV]
+    pk = w + sc[S_FCAP]
+    n = sc[S_NFAR + s]
+    for j in range(row - w, n - 1):
+        for c in range(4):
+            levels[s, w + j, c] = levels[s, w + j + 1, c]
+        levels[s, pk + j, 0] = levels[s, pk + j + 1, 0]
+    sc[S_NFAR + s] = n - 1
+
+
+@kernel()
+def next_up_nb(levels, bm, sc, s, price):
+    """Smallest occupied price > ``price`` on side s (window or far), 0 when none."""
+    base = sc[S_BASE]
+    w = sc[S_NLEV]
+    best = 0
+    i = price + 1 - base
+    if i < w:
+        j = scan_up_nb(bm, s, i)
+        if j >= 0:
+            best = j + base
+    n = sc[S_NFAR + s]
+    if n > 0:
+        k = _far_pos(levels, sc, s, price + 1)
+        if k < n:
+            fp = levels[s, w + sc[S_FCAP] + k, 0]
+            if best == 0 or fp < best:
+                best = fp
+    return best
+
+
+@kernel()
+def next_down_nb(levels, bm, sc, s, price):
+    """Largest occupied price < ``price`` on side s (window or far), 0 when none."""
+    base = sc[S_BASE]
+    w = sc[S_NLEV]
+    best = 0
+    i = price - 1 - base
+    if i >= 0 and w > 0:
+        j = scan_down_nb(bm, s, i)
+        if j >= 0:
+            best = j + base
+    n = sc[S_NFAR + s]
+    if n > 0:
+        k = _far_pos(levels, sc, s, price) - 1
+        if k >= 0:
+            fp = levels[s, w + sc[S_FCAP] + k, 0]
+            if fp > best:
+                best = fp
+    return best
+
+
+@kernel()
+def relayout_nb(levels, sc, new, new_bm, new_base, new_w, new_f):
+    """Copy every occupied level (window and far) into ``new`` (``int64[2, new_w + 2*new_f, 4]``, window
+    rows initialised to empty) laid out for window ``[new_base, new_base + new_w)`` with far capacity
+    ``new_f``, set ``new_bm``, then point the scalars at the new layout. Returns the far levels of the
+    fuller side, or -1 (nothing changed) when ``new_f`` is too small."""
+    base = sc[S_BASE]
+    w = sc[S_NLEV]
+    f = sc[S_FCAP]
+    need = 0
+    for s in range(2):  # count far levels of the new layout first: fail before writing anything
+        cnt = 0
+        for k in range(sc[S_NFAR + s]):
+            p = levels[s, w + f + k, 0]
+            if p < new_base or p >= new_base + new_w:
+                cnt += 1
+        for li in range(w):
+            if levels[s, li, L_CNT] > 0 and (li + base < new_base or li + base >= new_base + new_w):
+                cnt += 1
+        if cnt > need:
+            need = cnt
+    if need > new_f:
+        return -1
+    new_bm[:, :] = U0
     for s in range(2):
-        for i in range(levels.shape[1]):
-            if levels[s, i, L_CNT] > 0:
-                _bit_set(bm, s, i)
+        n = sc[S_NFAR + s]
+        nf = 0
+        k = 0
+        li = 0
+        while k < n or li < w:  # ascending price: far below the window, window, far above it
+            if li < w and levels[s, li, L_CNT] == 0:
+                li += 1
+                continue
+            if k < n and (li >= w or levels[s, w + f + k, 0] < li + base):
+                p = levels[s, w + f + k, 0]
+                src = w + k
+                k += 1
+            else:
+                p = li + base
+                src = li
+                li += 1
+            if p >= new_base and p < new_base + new_w:
+                dst = p - new_base
+                _bit_set(new_bm, s, dst)
+            else:
+                dst = new_w + nf
+                new[s, new_w + new_f + nf, 0] = p
+                nf += 1
+            for c in range(4):
+                new[s, dst, c] = levels[s, src, c]
+        sc[S_NFAR + s] = nf
+    sc[S_BASE] = new_base
+    sc[S_NLEV] = new_w
+    sc[S_FCAP] = new_f
+    return need
 
 
 # ---------------------------------------------------------------- levels and orders
@@ -279,8 +453,9 @@ def _touch(sc, s, price):
 
 @kernel(inline=True)
 def _level_gained(levels, bm, sc, s, li, price):
-    """Level (s, li) just became non-empty: set its bit and update the best price."""
-    _bit_set(bm, s, li)
+    """Level (s, li) just became non-empty: set its bit (window levels) and update the best price."""
+    if li < sc[S_NLEV]:
+        _bit_set(bm, s, li)
     if s == 0:
         if sc[S_BID] == 0 or price > sc[S_BID]:
             sc[S_BID] = price
@@ -291,17 +466,18 @@ def _level_gained(levels, bm, sc, s, li, price):
 
 @kernel()
 def _level_emptied(levels, bm, sc, s, li, price):
-    """Level (s, li) just became empty: clear its bit and move the best price if it was the best."""
-    _bit_clear(bm, s, li)
-    base = sc[S_BASE]
+    """Level (s, li) just became empty: clear its bit (or delete the far level) and move the best price
+    if it was the best."""
+    if li < sc[S_NLEV]:
+        _bit_clear(bm, s, li)
+    else:
+        _far_delete(levels, sc, s, li)
     if s == 0:
         if sc[S_BID] == price:
-            j = scan_down_nb(bm, 0, li - 1)
-            sc[S_BID] = 0 if j < 0 else j + base
+            sc[S_BID] = next_down_nb(levels, bm, sc, 0, price)
     else:
         if sc[S_ASK] == price:
-            j = scan_up_nb(bm, 1, li + 1)
-            sc[S_ASK] = 0 if j < 0 else j + base
+            sc[S_ASK] = next_up_nb(levels, bm, sc, 1, price)
 
 
 @kernel()
@@ -311,7 +487,9 @@ def _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, qty, ts, 
     slot = sc[S_FREE]
     sc[S_FREE] = orders[slot, O_NEXT]
     s = _sidx(side)
-    li = price - sc[S_BASE]
+    li = _lvl(levels, sc, s, price)
+    if li < 0:
+        li = _far_insert(levels, sc, s, price)
     orders[slot, O_ID] = oid
     orders[slot, O_SIDE] = side
     orders[slot, O_PRICE] = price
@@ -354,7 +532,7 @@ def _remove_order(orders, levels, bm, hkeys, hvals, sc, slot):
     """Unlink ``slot`` from its level (whatever quantity it still has), free it and forget its id."""
     s = _sidx(orders[slot, O_SIDE])
     price = orders[slot, O_PRICE]
-    li = price - sc[S_BASE]
+    li = _lvl(levels, sc, s, price)
     p = orders[slot, O_PREV]
     n = orders[slot, O_NEXT]
     if p == -1:
@@ -389,7 +567,7 @@ def _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, qty):
     else:
         orders[slot, O_QTY] -= qty
         s = _sidx(orders[slot, O_SIDE])
-        levels[s, orders[slot, O_PRICE] - sc[S_BASE], L_QTY] -= qty
+        levels[s, _lvl(levels, sc, s, orders[slot, O_PRICE]), L_QTY] -= qty
         _touch(sc, s, orders[slot, O_PRICE])
 
 
@@ -429,29 +607,27 @@ def synthetic_id_nb(side, price):
 @kernel()
 def _fillable(orders, levels, bm, sc, side, price, market, need):
     """Opposite-side quantity available at prices no worse than ``price`` (stops once >= need)."""
-    base = sc[S_BASE]
     tot = 0
     if side > 0:
-        li = sc[S_ASK] - base if sc[S_ASK] > 0 else -1
-        while li >= 0 and tot < need:
-            if not market and li + base > price:
+        p = sc[S_ASK]
+        while p > 0 and tot < need:
+            if not market and p > price:
                 break
-            tot += levels[1, li, L_QTY]
-            li = scan_up_nb(bm, 1, li + 1)
+            tot += levels[1, _lvl(levels, sc, 1, p), L_QTY]
+            p = next_up_nb(levels, bm, sc, 1, p)
     else:
-        li = sc[S_BID] - base if sc[S_BID] > 0 else -1
-        while li >= 0 and tot < need:
-            if not market and li + base < price:
+        p = sc[S_BID]
+        while p > 0 and tot < need:
+            if not market and p < price:
                 break
-            tot += levels[0, li, L_QTY]
-            li = scan_down_nb(bm, 0, li - 1)
+            tot += levels[0, _lvl(levels, sc, 0, p), L_QTY]
+            p = next_down_nb(levels, bm, sc, 0, p)
     return tot
 
 
 @kernel()
 def _match(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, price, qty, market):
     """Match an incoming order against the opposite side in price-time priority; returns what is left."""
-    base = sc[S_BASE]
     o = 1 if side > 0 else 0
     while qty > 0:
         best = sc[S_ASK] if side > 0 else sc[S_BID]
@@ -462,17 +638,16 @@ def _match(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, side, p
                 break
             if side < 0 and best < price:
                 break
-        li = best - base
-        while qty > 0 and levels[o, li, L_CNT] > 0:
-            slot = levels[o, li, L_HEAD]
-            f = orders[slot, O_QTY]
-            if f > qty:
-                f = qty
-            mid = orders[slot, O_ID]
-            _fill(fills, sc, ts, oid, mid, side, best, f)
-            _emit(events, sc, ts, E_EXECUTE, mid, -side, best, f)
-            qty -= f
-            _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, f)
+        # one fill per pass: emptying a far level moves the rows after it, so the row is looked up again
+        slot = levels[o, _lvl(levels, sc, o, best), L_HEAD]
+        f = orders[slot, O_QTY]
+        if f > qty:
+            f = qty
+        mid = orders[slot, O_ID]
+        _fill(fills, sc, ts, oid, mid, side, best, f)
+        _emit(events, sc, ts, E_EXECUTE, mid, -side, best, f)
+        qty -= f
+        _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, f)
     return qty
 
 
@@ -512,11 +687,11 @@ def _set_level(orders, levels, bm, hkeys, hvals, sc, events, ts, side, price, si
     the head of the queue: pre-existing liquidity is older than anything seen); if real orders alone
     exceed ``size``, the oldest are reduced (their out-of-view history is unknown)."""
     s = _sidx(side)
-    li = price - sc[S_BASE]
+    li = _lvl(levels, sc, s, price)
     sid = synthetic_id_nb(side, price)
     sslot = hash_get_nb(hkeys, hvals, sc, sid)
     syn = orders[sslot, O_QTY] if sslot >= 0 else 0
-    real = levels[s, li, L_QTY] - syn
+    real = (levels[s, li, L_QTY] if li >= 0 else 0) - syn
     if size >= real:
         want = size - real
         if want == syn:
@@ -539,13 +714,89 @@ def _set_level(orders, levels, bm, hkeys, hvals, sc, events, ts, side, price, si
         _emit(events, sc, ts, E_DELETE, sid, side, price, syn)
     excess = real - size
     while excess > 0:
-        slot = levels[s, li, L_HEAD]
+        slot = levels[s, _lvl(levels, sc, s, price), L_HEAD]
         q = orders[slot, O_QTY]
         take = q if q < excess else excess
         oid = orders[slot, O_ID]
         _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, take)
         _emit(events, sc, ts, E_DELETE if take == q else E_CANCEL, oid, side, price, take)
         excess -= take
+
+
+# ---------------------------------------------------------------- deferred crossing adds (XADD_DEFER)
+# A deferred add holds an order slot and its id in the hash (so the feed's fills and cancels find it) but
+# no level; deferred slots form a FIFO list through O_PREV/O_NEXT (S_DEFHEAD/S_DEFTAIL). While it waits,
+# its reductions change only its size and emit nothing: the book does not change until it rests.
+@kernel()
+def _defer(orders, hkeys, hvals, sc, oid, side, price, qty, ts):
+    """Hold a crossing add out of the book (room checked by the caller)."""
+    slot = sc[S_FREE]
+    sc[S_FREE] = orders[slot, O_NEXT]
+    orders[slot, O_ID] = oid
+    orders[slot, O_SIDE] = side
+    orders[slot, O_PRICE] = price
+    orders[slot, O_QTY] = qty
+    orders[slot, O_TS] = ts
+    orders[slot, O_SYN] = SYN_DEFERRED
+    tail = sc[S_DEFTAIL]
+    orders[slot, O_PREV] = tail
+    orders[slot, O_NEXT] = -1
+    if sc[S_DEFHEAD] < 0:
+        sc[S_DEFHEAD] = slot
+    else:
+        orders[tail, O_NEXT] = slot
+    sc[S_DEFTAIL] = slot
+    hash_put_nb(hkeys, hvals, sc, oid, slot)
+    sc[S_NDEFER] += 1
+
+
+@kernel()
+def _undefer(orders, hkeys, hvals, sc, slot):
+    """Drop a deferred add (filled, cancelled, or about to rest): unlink, forget its id, free the slot."""
+    p = orders[slot, O_PREV]
+    n = orders[slot, O_NEXT]
+    if p < 0:
+        sc[S_DEFHEAD] = n
+    else:
+        orders[p, O_NEXT] = n
+    if n < 0:
+        sc[S_DEFTAIL] = p
+    else:
+        orders[n, O_PREV] = p
+    hash_del_nb(hkeys, hvals, sc, orders[slot, O_ID])
+    orders[slot, O_QTY] = 0
+    orders[slot, O_SYN] = SYN_REAL
+    orders[slot, O_NEXT] = sc[S_FREE]
+    sc[S_FREE] = slot
+    sc[S_NDEFER] -= 1
+
+
+@kernel()
+def _deferred_take(orders, hkeys, hvals, sc, slot, qty):
+    """Take ``qty`` off a deferred add (all of it drops the add)."""
+    if qty >= orders[slot, O_QTY]:
+        _undefer(orders, hkeys, hvals, sc, slot)
+    else:
+        orders[slot, O_QTY] -= qty
+
+
+@kernel()
+def _rest_deferred(orders, levels, bm, hkeys, hvals, sc, events, ts):
+    """Rest, oldest first, every deferred add the opposite side no longer crosses (event 1 at ``ts``)."""
+    slot = sc[S_DEFHEAD]
+    while slot >= 0:
+        nxt = orders[slot, O_NEXT]
+        side = orders[slot, O_SIDE]
+        price = orders[slot, O_PRICE]
+        opp = sc[S_ASK] if side > 0 else sc[S_BID]
+        if opp == 0 or (side > 0 and price < opp) or (side < 0 and price > opp):
+            oid = orders[slot, O_ID]
+            qty = orders[slot, O_QTY]
+            ots = orders[slot, O_TS]
+            _undefer(orders, hkeys, hvals, sc, slot)
+            _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, qty, ots, SYN_REAL, False)
+            _emit(events, sc, ts, E_ADD, oid, side, price, qty)
+        slot = nxt
 
 
 @kernel(inline=True)
@@ -556,13 +807,26 @@ def _check_room(hkeys, sc, fills, events, kind, side, price):
     need = sc[S_NASK] if side > 0 else sc[S_NBID]
     if kind == K_SET_LEVEL or kind == K_MODIFY:
         need = sc[S_NASK] + sc[S_NBID]
-    code = _room(sc[S_FREE], hkeys, sc, fills, events, need + 3)
+    nd = sc[S_NDEFER]
+    code = _room(sc[S_FREE], hkeys, sc, fills, events, need + nd + 3)
     if code != OK:
         return code
+    f = sc[S_FCAP]
+    if nd > 0 and (sc[S_NFAR] + nd >= f or sc[S_NFAR + 1] + nd >= f):
+        sc[S_NEEDFAR] = 1  # a deferred add may rest at a new far level after this command
+        return NEED_FAR
     rests = kind == K_LIMIT or kind == K_APPLY_ADD or kind == K_SET_LEVEL or kind == K_MODIFY
     if rests and price > 0 and not _in_band(sc, price):
-        sc[S_NEEDPX] = price
-        return NEED_BAND
+        # grow the window while it stays within S_WCAP levels, else the price is a far level
+        w = sc[S_NLEV]
+        lo = min(sc[S_BASE], price)
+        hi = max(sc[S_BASE] + w, price + 1)
+        if w == 0 or hi - lo <= sc[S_WCAP]:
+            sc[S_NEEDPX] = price
+            return NEED_BAND
+        if sc[S_NFAR] >= f or sc[S_NFAR + 1] >= f:
+            sc[S_NEEDPX] = price
+            return NEED_FAR
     return OK
 
 
@@ -581,8 +845,12 @@ def _cmd_new(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oid,
         return R_DUP_ID
     if kind == K_APPLY_ADD:
         opp = sc[S_ASK] if side > 0 else sc[S_BID]
-        if opp != 0 and ((side > 0 and price >= opp) or (side < 0 and price <= opp)) and sc[S_XADD] == XADD_REJECT:
-            return R_CROSS
+        if opp != 0 and ((side > 0 and price >= opp) or (side < 0 and price <= opp)):
+            if sc[S_XADD] == XADD_REJECT:
+                return R_CROSS
+            if sc[S_XADD] == XADD_DEFER:
+                _defer(orders, hkeys, hvals, sc, oid, side, price, size, ts)
+                return OK
         _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, size, ts, 0, False)
         _emit(events, sc, ts, E_ADD, oid, side, price, size)
         return OK
@@ -601,6 +869,9 @@ def _cmd_cancel(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, size):
     q = orders[slot, O_QTY]
     sd = orders[slot, O_SIDE]
     px = orders[slot, O_PRICE]
+    if orders[slot, O_SYN] == SYN_DEFERRED:
+        _deferred_take(orders, hkeys, hvals, sc, slot, q if size == 0 else size)
+        return OK
     if size == 0 or size >= q:
         _remove_order(orders, levels, bm, hkeys, hvals, sc, slot)
         _emit(events, sc, ts, E_DELETE, oid, sd, px, q)
@@ -627,6 +898,10 @@ def _cmd_modify(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, pr
     sd = orders[slot, O_SIDE]
     px = orders[slot, O_PRICE]
     newpx = px if price == 0 else price
+    if orders[slot, O_SYN] == SYN_DEFERRED:  # still waiting: it rests with its new price and size
+        orders[slot, O_PRICE] = newpx
+        orders[slot, O_QTY] = size
+        return OK
     if newpx == px and size <= q:
         if size < q:
             _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, q - size)
@@ -650,7 +925,7 @@ def _cmd_apply_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, sid
     slot = hash_get_nb(hkeys, hvals, sc, oid)
     if size < 0 or (size == 0 and not remaining):
         return R_SIZE
-    if slot < 0 and sc[S_TOLERANT] == 1 and price > 0 and _in_band(sc, price):
+    if slot < 0 and sc[S_TOLERANT] == 1 and price > 0:
         # an order that predates the data: take it from the synthetic liquidity at its level
         slot = hash_get_nb(hkeys, hvals, sc, synthetic_id_nb(side, price))
     if slot < 0:
@@ -667,6 +942,9 @@ def _cmd_apply_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, sid
     if size > q and sc[S_TOLERANT] == 0:
         return R_OVERSIZE
     take = size if size < q else q
+    if orders[slot, O_SYN] == SYN_DEFERRED:
+        _deferred_take(orders, hkeys, hvals, sc, slot, take)
+        return OK
     eid = orders[slot, O_ID]
     _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, take)
     et = aux if (aux == E_CANCEL or aux == E_EXECUTE) else E_DELETE
@@ -742,6 +1020,8 @@ def process_nb(orders, levels, bm, hkeys, hvals, sc, cmds, start, status, fills,
             return code, i
         if code == OK or code == R_FOK:
             sc[S_LASTTS] = ts
+            if sc[S_NDEFER] > 0:
+                _rest_deferred(orders, levels, bm, hkeys, hvals, sc, events, ts)
         if depth > 0:
             _snapshot_row(levels, bm, sc, depth, snaps, i, start)
     return OK, n
@@ -778,6 +1058,32 @@ def _set_window(sc, row, depth):
 @kernel()
 def snapshot_nb(levels, bm, sc, depth, out):
     """Write the top ``depth`` levels into ``out[4*depth]`` as ask_px, ask_sz, bid_px, bid_sz per level."""
+    if sc[S_NFAR] == 0 and sc[S_NFAR + 1] == 0:  # the common case: every level in the window, scan its bitmap
+        _snapshot_window(levels, bm, sc, depth, out)
+        return
+    p = sc[S_ASK]
+    for k in range(depth):
+        if p <= 0:
+            out[4 * k] = 0
+            out[4 * k + 1] = 0
+        else:
+            out[4 * k] = p
+            out[4 * k + 1] = levels[1, _lvl(levels, sc, 1, p), L_QTY]
+            p = next_up_nb(levels, bm, sc, 1, p)
+    p = sc[S_BID]
+    for k in range(depth):
+        if p <= 0:
+            out[4 * k + 2] = 0
+            out[4 * k + 3] = 0
+        else:
+            out[4 * k + 2] = p
+            out[4 * k + 3] = levels[0, _lvl(levels, sc, 0, p), L_QTY]
+            p = next_down_nb(levels, bm, sc, 0, p)
+
+
+@kernel(inline=True)
+def _snapshot_window(levels, bm, sc, depth, out):
+    """:func:`snapshot_nb` when there are no far levels: walk the window's bitmap by level index."""
     base = sc[S_BASE]
     li = sc[S_ASK] - base if sc[S_ASK] > 0 else -1
     for k in range(depth):
@@ -803,8 +1109,8 @@ def snapshot_nb(levels, bm, sc, depth, out):
 def level_orders_nb(orders, levels, sc, side, price, out):
     """Write the queue (order ids, front first) at (side, price) into ``out``; returns the count."""
     s = _sidx(side)
-    li = price - sc[S_BASE]
-    if li < 0 or li >= levels.shape[1]:
+    li = _lvl(levels, sc, s, price) if sc[S_NLEV] > 0 else -1
+    if li < 0:
         return 0
     slot = levels[s, li, L_HEAD]
     k = 0

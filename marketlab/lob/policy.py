@@ -22,16 +22,18 @@ from marketlab.lob import kernels as K
 @dataclass(frozen=True)
 class VenuePolicy(Spec):
     """``crossing_add``: what an ``apply_add`` that crosses the opposite best does — ``"reject"`` (status
-    ``add_would_cross_book``, the book is unchanged) or ``"rest"`` (rest it anyway; the book stays crossed
-    until the feed's fills arrive). ``reduce_size``: the ``size`` of an ``apply_reduce`` is the lots that
+    ``add_would_cross_book``, the book is unchanged), ``"rest"`` (rest it anyway; the book stays crossed
+    until the feed's fills arrive) or ``"defer"`` (hold it out of the book: the feed's fills and cancels
+    of its id reduce it silently, and what is left rests, with an add event, after the first command that
+    leaves the opposite best no longer crossing it). ``reduce_size``: the ``size`` of an ``apply_reduce`` is the lots that
     ``"left"`` the book or the lots the order has ``"remaining"`` after the event (0 = gone)."""
 
-    crossing_add: Literal["reject", "rest"] = "reject"
+    crossing_add: Literal["reject", "rest", "defer"] = "reject"
     reduce_size: Literal["left", "remaining"] = "left"
 
     def scalars(self) -> dict[int, int]:
         """Kernel scalar index -> value encoding this policy."""
         return {
-            K.S_XADD: K.XADD_REST if self.crossing_add == "rest" else K.XADD_REJECT,
+            K.S_XADD: {"reject": K.XADD_REJECT, "rest": K.XADD_REST, "defer": K.XADD_DEFER}[self.crossing_add],
             K.S_REDUCE: K.REDUCE_REMAINING if self.reduce_size == "remaining" else K.REDUCE_LEFT,
         }

@@ -210,3 +210,76 @@ def test_batch_snapshots_equal_per_command_snapshots_on_deep_books(stream):
         expect = ref.snapshot(DEPTH)
         assert one.snapshot(DEPTH).tolist() == expect, f"per-command snapshot after command {i}"
         assert batch.snaps[i].tolist() == expect, f"batch snapshot after command {i}"
+
+
+# ---------------------------------------------------------------- far levels and a re-centring window
+# Issue 21: prices the dense window cannot reach live on far levels (sorted side tables) and the window is
+# re-centred on the live orders when a far table fills. A 64-level window with 1-row far tables makes both
+# happen all the time: stub orders sit ~10^7 ticks away on both sides, and the mid wanders in steps of up to
+# 40 ticks, so orders land inside the window, just past its edges and far away, and the touch itself moves
+# between window and far levels. Everything must equal the reference book command by command.
+far_command = st.tuples(
+    st.sampled_from([K.K_LIMIT] * 5 + [K.K_MARKET, K.K_CANCEL, K.K_CANCEL, K.K_MODIFY, K.K_APPLY_ADD]),
+    st.integers(0, 300),  # id selector for cancel/modify
+    st.sampled_from([1, -1]),
+    st.integers(-40, 40),  # mid drift per command (ticks): crosses a 64-level window within a few commands
+    st.integers(0, 12),  # distance from the mid (ticks)
+    st.integers(1, 9),
+    st.sampled_from([0, 0, 0, 0, 0, 0, 1]),  # 1: a stub order far from the market instead
+)
+STUBS = [(1, 1, 3), (1, 2, 1), (-1, 10_000_000, 2), (-1, 9_999_999, 4)]  # (side, price, size)
+
+
+def far_cmds(stream: list[tuple[int, ...]]) -> np.ndarray:
+    """Stub orders at 1-2 and ~10^7 ticks, a few levels around 5000, then the stream (more stubs in it)."""
+    rows = []
+    oid = 1
+    for side, price, size in STUBS:
+        rows.append((0, K.K_LIMIT, oid, side, price, size, K.TIF_GTC))
+        oid += 1
+    for k in range(4):
+        rows.append((0, K.K_LIMIT, oid, 1, 4999 - 2 * k, 5 + k, K.TIF_GTC))
+        rows.append((0, K.K_LIMIT, oid + 1, -1, 5001 + 2 * k, 5 + k, K.TIF_GTC))
+        oid += 2
+    mid = 5000
+    for t, (kind, sel, side, drift, dist, size, stub) in enumerate(stream, start=1):
+        mid = min(max(mid + drift, 500), 9500)
+        price = mid - side * dist if kind in (K.K_LIMIT, K.K_APPLY_ADD) else mid + side * (dist % 4)
+        if stub:
+            price = 3 + sel if side > 0 else 20_000_000 - sel
+        if kind in (K.K_LIMIT, K.K_MARKET, K.K_APPLY_ADD):
+            rows.append((t, kind, oid, side, price, size, K.TIF_GTC))
+            oid += 1
+        elif kind == K.K_CANCEL:
+            rows.append((t, kind, sel % oid + 1, side, 1, size if sel % 3 == 0 else 0, 0))
+        else:
+            rows.append((t, kind, sel % oid + 1, side, price if sel % 2 else 0, size, 0))
+    return np.array(rows, dtype=np.int64)
+
+
+@SETTINGS
+@given(st.lists(far_command, min_size=20, max_size=200))
+def test_far_levels_and_recentring_equal_the_reference_book(stream):
+    cmds = far_cmds(stream)
+    one = OrderBook(capacity=16, max_levels=64, far_levels=1)
+    batch = OrderBook(capacity=16, max_levels=64, far_levels=1).process(cmds, depth=DEPTH)
+    ref = PyOrderBook()
+    for i, c in enumerate(cmds.tolist()):
+        nf, ne = len(ref.fills), len(ref.events)
+        code = ref.process(*c)
+        assert one._one_cmd(*c) == code == batch.status[i], f"status of command {i}"
+        got_f = [(int(r["taker_id"]), int(r["maker_id"]), int(r["price"]), int(r["size"])) for r in one.last_fills()]
+        assert got_f == [(f[1], f[2], f[4], f[5]) for f in ref.fills[nf:]], f"fills of command {i}"
+        got_ev = [(int(r["type"]), int(r["order_id"]), int(r["side"]), int(r["price"]), int(r["size"])) for r in one.last_events()]
+        assert got_ev == [e[1:] for e in ref.events[ne:]], f"events of command {i}"
+        expect = ref.snapshot(DEPTH)
+        assert one.snapshot(DEPTH).tolist() == expect, f"per-command snapshot after command {i}"
+        assert batch.snaps[i].tolist() == expect, f"batch snapshot after command {i}"
+        assert not one.is_crossed(), f"crossed after command {i}"
+    # every queue (FIFO order) and every resting order equal the reference's, far ones included
+    for side in (1, -1):
+        for price in ref.prices[side]:
+            assert one.queue(side, price) == ref.queue(side, price), f"queue at {side} {price}"
+    expect_orders = sorted((oid, o[0], o[1], o[2]) for oid, o in ref.orders.items())
+    assert [tuple(r) for r in one.resting_orders().tolist()] == expect_orders
+    assert one.n_orders == len(ref.orders)

@@ -138,11 +138,19 @@ def test_growth_keeps_exact_state():
     assert b.queue(BUY, 1000) == [i + 1 for i in range(500) if i % 50 == 0]
 
 
-def test_max_band_rejects():
+def test_price_beyond_the_window_rests_on_a_far_level():
+    # issue 21: a price the dense window cannot reach is no longer rejected; it rests on a far level
     b = OrderBook(max_levels=1 << 12)
     assert b.submit_limit(1, BUY, 100_000, 1, ts=0) == 0
-    assert b.submit_limit(2, SELL, 10_000_000, 1, ts=0) == K.R_BAND
-    assert b.rejections == {"price_outside_max_band": 1}
+    assert b.submit_limit(2, SELL, 10_000_000, 3, ts=0) == 0
+    assert b.submit_limit(3, SELL, 10_000_001, 1, ts=0) == 0
+    assert b.far_levels == (0, 2) and b.best_ask == 10_000_000 and not b.rejections
+    assert b.snapshot(2).tolist() == [10_000_000, 3, 100_000, 1, 10_000_001, 1, 0, 0]
+    assert b.level_size(SELL, 10_000_000) == 3 and b.queue(SELL, 10_000_001) == [3]
+    assert b.submit_market(4, BUY, 4, ts=1) == 0
+    assert [(int(f["maker_id"]), int(f["price"]), int(f["size"])) for f in b.last_fills()] == [
+        (2, 10_000_000, 3), (3, 10_000_001, 1)]
+    assert b.far_levels == (0, 0) and b.best_ask is None
 
 
 def test_batch_process_with_snapshots_matches_single_calls():

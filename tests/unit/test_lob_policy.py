@@ -97,3 +97,60 @@ def test_event_buffer_is_bounded_and_last_events_stay_right():
     for i in range(1, 3001):
         unbounded.submit_limit(i, 1, 100, 1, ts=i)
     assert unbounded.drain_events().shape[0] == 3000 and unbounded.events_discarded == 0
+
+
+def _defer_book() -> OrderBook:
+    ob = OrderBook(policy=VenuePolicy(crossing_add="defer"))
+    ob.apply_add(1, -1, 101, 5, ts=1)
+    ob.apply_add(2, -1, 102, 4, ts=1)
+    ob.apply_add(3, +1, 99, 5, ts=1)
+    return ob
+
+
+def test_deferred_crossing_add_waits_and_its_fills_reduce_it_silently():
+    ob = _defer_book()
+    assert ob.apply_add(4, +1, 102, 8, ts=2) == 0  # the taker's "order created" crosses both ask levels
+    assert ob.n_deferred == 1 and ob.last_events().size == 0
+    assert ob.snapshot(2).tolist() == [101, 5, 99, 5, 102, 4, 0, 0] and not ob.is_crossed()
+    info = ob.order(4)
+    assert info is not None and info.deferred and info.size == 8 and not info.synthetic
+    assert [int(r[0]) for r in ob.resting_orders()] == [1, 2, 3]
+    assert ob.apply_reduce(1, -1, 101, 5, event=K.E_EXECUTE, ts=3) == 0  # maker fill
+    assert ob.apply_reduce(4, +1, 102, 5, event=K.E_EXECUTE, ts=3) == 0  # the taker's own fill: no book change
+    assert ob.last_events().size == 0 and ob.n_deferred == 1 and ob.order(4).size == 3  # type: ignore[union-attr]
+    assert ob.apply_reduce(2, -1, 102, 3, event=K.E_EXECUTE, ts=4) == 0
+    assert ob.apply_reduce(4, +1, 102, 3, event=K.E_EXECUTE, ts=4) == 0  # fully filled while waiting: gone
+    assert ob.n_deferred == 0 and ob.order(4) is None
+    assert ob.snapshot(1).tolist() == [102, 1, 99, 5]
+    assert ob.apply_reduce(4, +1, 102, 1, event=K.E_EXECUTE, ts=5) == K.R_UNKNOWN_ID
+
+
+@pytest.mark.parametrize("taker_fill_first", [False, True])
+def test_deferred_add_rests_what_is_left_once_uncrossed(taker_fill_first):
+    ob = _defer_book()
+    assert ob.apply_add(4, +1, 101, 8, ts=2) == 0
+    fills = [(1, -1, 101, 5), (4, +1, 101, 5)]
+    for oid, side, px, size in (fills[::-1] if taker_fill_first else fills):
+        assert ob.apply_reduce(oid, side, px, size, event=K.E_EXECUTE, ts=3) == 0
+    # the same book either way: the add rests at 101 with the 3 lots its fills left
+    assert ob.snapshot(1).tolist() == [102, 4, 101, 3] and ob.n_deferred == 0
+    assert ob.queue(+1, 101) == [4] and ob.order(4) == ob.order(4) and not ob.order(4).deferred  # type: ignore[union-attr]
+
+
+def test_deferred_add_rests_on_the_command_that_uncrosses_and_emits_its_add_then():
+    ob = _defer_book()
+    ob.apply_add(4, +1, 101, 8, ts=2)
+    assert ob.apply_reduce(1, -1, 101, 5, event=K.E_EXECUTE, ts=3) == 0
+    ev = ob.last_events()
+    assert [(int(e["type"]), int(e["order_id"]), int(e["price"]), int(e["size"]), int(e["ts"])) for e in ev] == [
+        (K.E_EXECUTE, 1, 101, 5, 3), (K.E_ADD, 4, 101, 8, 3)]
+
+
+def test_deferred_add_cancel_and_modify_by_id():
+    ob = _defer_book()
+    ob.apply_add(4, +1, 102, 8, ts=2)
+    assert ob.modify(4, price=100, size=6, ts=3) == 0  # re-priced below the ask: rests at once
+    assert ob.n_deferred == 0 and ob.snapshot(1).tolist() == [101, 5, 100, 6]
+    ob.apply_add(5, -1, 99, 2, ts=4)  # an ask crossing the bid: deferred too
+    assert ob.n_deferred == 1 and ob.cancel(5, ts=5) == 0 and ob.last_events().size == 0
+    assert ob.n_deferred == 0 and ob.order(5) is None and ob.snapshot(1).tolist() == [101, 5, 100, 6]
