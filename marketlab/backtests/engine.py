@@ -19,12 +19,15 @@ import numpy as np
 from marketlab.backtests import signals as sg
 from marketlab.backtests.kernels import holdings_nb
 from marketlab.backtests.portfolio import annualised, portfolio_class
-from marketlab.backtests.spec import BacktestSpec
+from marketlab.backtests.spec import BacktestDataSpec, BacktestSpec, BenchmarkSpec, ReportSpec, StrategySpec
+from marketlab.core.config import Spec
 from marketlab.core.errors import SpecError
 from marketlab.core.metrics import summary
 from marketlab.core.registry import resolve
 from marketlab.core.timeutil import NS_PER_DAY
 from marketlab.market import MarketData, align_signals, clip_signals, load_market, load_market_spec, open_store, prepare_data
+from marketlab.market.signals import long_signal_frame
+from marketlab.market.spec import CostSpec
 
 
 @dataclass
@@ -72,7 +75,7 @@ class Backtest:
         store: Any = None,
         market: MarketData | None = None,
         signal_frame: Any = None,
-        weights: np.ndarray | None = None,
+        weights: np.ndarray | Any = None,
     ) -> None:
         self.spec = spec
         self.spec_path = Path(spec_path) if spec_path else None
@@ -80,6 +83,63 @@ class Backtest:
         self._market = market
         self._signal_frame = signal_frame
         self.given_weights = weights
+
+    @property
+    def signal_frame_given(self) -> Any:
+        """The signal frame passed from Python (None when signals come from the store)."""
+        return self._signal_frame
+
+    @classmethod
+    def from_signals(
+        cls, signals: Any, *, data: dict[str, Any] | BacktestDataSpec | MarketData, costs: dict[str, Any] | CostSpec | None = None,
+        strategy: dict[str, Any] | StrategySpec | None = None, threshold: float = 0.0, name: str = "signals",
+        benchmark: dict[str, Any] | BenchmarkSpec | None = None, report: dict[str, Any] | ReportSpec | None = None,
+        store: Any = None,
+    ) -> Backtest:
+        """A backtest of your own scores: ``signals`` is a Polars or pandas frame of time x symbol values,
+        wide (a ``ts``/``date`` column or pandas index, one column per symbol) or long (``ts``/``date``,
+        ``symbol``, ``value``); see :func:`marketlab.market.signals.long_signal_frame`.
+
+        Each bar takes the latest signal row at or before its time (as a stored ``alpha-v1`` signal), and
+        ``strategy`` turns scores into orders like a spec's ``[strategy]``: ``signals`` (default) is long
+        while the score > ``threshold`` (and short below -``threshold`` with ``direction = "both"``);
+        ``topk`` holds the ``top_k`` best. ``data`` is a spec's ``[data]`` table (dict or
+        :class:`BacktestDataSpec`) or bars already in memory (:class:`MarketData`); ``costs``,
+        ``benchmark``, ``report`` are the spec tables. Every table is checked as in a TOML spec; symbols
+        the market does not have are an error naming them. Equal to the spec path for the same signal.
+        """
+        frame = long_signal_frame(signals, source="signals frame")
+        signal = {"kind": "frame-v1", "threshold": threshold}
+        return cls._from_python(name, data, signal, strategy, costs, benchmark, report, store, signal_frame=frame)
+
+    @classmethod
+    def from_weights(
+        cls, weights: Any, *, data: dict[str, Any] | BacktestDataSpec | MarketData, costs: dict[str, Any] | CostSpec | None = None,
+        delay: int = 0, name: str = "weights", benchmark: dict[str, Any] | BenchmarkSpec | None = None,
+        report: dict[str, Any] | ReportSpec | None = None, store: Any = None,
+    ) -> Backtest:
+        """A backtest of your own target weights (fractions of portfolio value, negative = short): a frame
+        laid out as for :meth:`from_signals`. A row at time τ is traded at the first bar at or after τ;
+        bars without a row send no order (positions drift with prices), so give a row every bar to
+        rebalance every bar. ``delay`` bars between decision and trade; other arguments as
+        :meth:`from_signals`."""
+        frame = long_signal_frame(weights, source="weights frame")
+        strategy = {"kind": "weights", "delay": delay}
+        return cls._from_python(name, data, {"kind": "weights-v1"}, strategy, costs, benchmark, report, store, weights=frame)
+
+    @classmethod
+    def _from_python(
+        cls, name: str, data: Any, signal: dict[str, Any], strategy: Any, costs: Any, benchmark: Any, report: Any,
+        store: Any, *, signal_frame: Any = None, weights: Any = None,
+    ) -> Backtest:
+        market = data if isinstance(data, MarketData) else None
+        tables: dict[str, Any] = {"name": name, "signal": signal, "strategy": strategy or {}}
+        tables["data"] = {"dataset": market.source or "memory"} if market is not None else data
+        for key, value in (("costs", costs), ("benchmark", benchmark), ("report", report)):
+            if value is not None:
+                tables[key] = value
+        tables = {k: (v.to_dict() if isinstance(v, Spec) else v) for k, v in tables.items()}
+        return cls(BacktestSpec.from_dict(tables), store=store, market=market, signal_frame=signal_frame, weights=weights)
 
     @classmethod
     def from_spec(cls, path: str | Path, *, store: Any = None) -> Backtest:

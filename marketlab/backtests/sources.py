@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import polars as pl
 
 from marketlab.backtests import signals as sg
 from marketlab.core.errors import SpecError
-from marketlab.market import MarketData
+from marketlab.market import MarketData, align_signals, clip_signals
+from marketlab.market.signals import check_symbols, place_on_bars
 
 if TYPE_CHECKING:
     from marketlab.backtests.engine import Backtest
@@ -151,9 +153,24 @@ class PolicyWeights(Source):
         return "weights", rollout_weights(Path(str(self.signal.run)), market, test_start=test_start)
 
 
+class FrameScores(Source):
+    """``signal/frame-v1``: scores from a frame passed from Python (:meth:`Backtest.from_signals`), aligned
+    to the bars like a stored signal (each bar takes the latest row at or before its time)."""
+
+    def decisions(self, market: MarketData, lo: int) -> tuple[str, Any]:
+        """See :class:`marketlab.core.protocols.SignalSource`: the source's decisions over all rows."""
+        frame = self.backtest.signal_frame_given
+        if frame is None:
+            raise SpecError(self.backtest.spec_path, "signal.kind", "'frame-v1' takes its frame from Python: Backtest.from_signals(df, ...)")
+        check_symbols(frame, market, source="signal frame")
+        return "scores", align_signals(market, clip_signals(frame, market), ["value"], source="signal frame")["value"]
+
+
 class GivenWeights(Source):
-    """``signal/weights-v1``: (T, N) target weights computed in Python and passed as
-    ``Backtest(spec, weights=W)`` (NaN = no order)."""
+    """``signal/weights-v1``: target weights computed in Python (NaN = no order): a (T, N) array passed as
+    ``Backtest(spec, weights=W)``, or a long ``ts``/``symbol``/``value`` frame from
+    :meth:`Backtest.from_weights`, whose rows land on the first bar at or after their time
+    (:func:`marketlab.market.signals.place_on_bars`)."""
 
     gives = "weights"
 
@@ -162,6 +179,9 @@ class GivenWeights(Source):
         w = self.backtest.given_weights
         if w is None:
             raise SpecError(self.backtest.spec_path, "signal.kind", "'weights-v1' takes its weights from Python: Backtest(spec, weights=W)")
+        if isinstance(w, pl.DataFrame):
+            check_symbols(w, market, source="weights frame")
+            return "weights", place_on_bars(w, market)
         if w.shape != market.close.shape:
             raise SpecError(self.backtest.spec_path, "signal.kind", f"weights of shape {w.shape} for a market of shape {market.close.shape}")
         return "weights", w

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from marketlab.core.config import FiniteFloat, Identifier, NonNegativeInt, PositiveFloat, PositiveInt, Spec
 from marketlab.core.errors import SpecError
@@ -24,6 +24,8 @@ class BacktestDataSpec(DataSpec):
     ``test_start`` on (indicators still see the history before it), "all" every row;
     ``periods_per_year`` overrides the annualisation inferred from the bar spacing."""
 
+    check_on_init: ClassVar[bool] = True  # built in Python: checked like a TOML table
+
     period: Literal["all", "test"] = "all"
     periods_per_year: PositiveFloat | None = None
 
@@ -36,6 +38,8 @@ class SignalSpec(Spec):
     ``predictions-v1`` / ``alpha-v1`` (stored ``dataset`` ``columns``), ``rl-v1`` (a trained policy in
     ``run``), ``weights-v1`` (weights passed from Python). ``threshold``: scores -> entries cut-off.
     ``params``: settings of a user's registered source."""
+
+    check_on_init: ClassVar[bool] = True  # built in Python: checked like a TOML table
 
     kind: str
     fast: PositiveInt = 10
@@ -64,6 +68,8 @@ class StrategySpec(Spec):
     ``size``: fraction of value invested (per side and book).
     """
 
+    check_on_init: ClassVar[bool] = True  # built in Python: checked like a TOML table
+
     kind: Literal["signals", "topk", "weights"] = "signals"
     direction: Literal["long", "both"] = "long"
     top_k: PositiveInt = 10
@@ -81,6 +87,8 @@ class BenchmarkSpec(Spec):
     file ``path`` with columns ``date``, ``code`` or ``symbol``, ``close``, e.g. an index file; relative
     paths resolve against the spec's folder, then the current directory) or ``none``."""
 
+    check_on_init: ClassVar[bool] = True  # built in Python: checked like a TOML table
+
     kind: Literal["equal_weight", "symbol", "file", "none"] = "equal_weight"
     symbol: str | None = None
     dataset: str | None = None
@@ -92,6 +100,8 @@ class BenchmarkSpec(Spec):
 class ReportSpec(Spec):
     """Where and what to write: ``out_dir``/<name>/report.html (+ PNGs, trades.csv, metrics.json)."""
 
+    check_on_init: ClassVar[bool] = True  # built in Python: checked like a TOML table
+
     out_dir: str = "reports"
     html: bool = True
     png: bool = True
@@ -101,6 +111,8 @@ class ReportSpec(Spec):
 @dataclass(frozen=True)
 class BacktestSpec(Spec):
     """A whole backtest. ``name`` is an identifier: the report goes to ``report.out_dir/<name>/``."""
+
+    check_on_init: ClassVar[bool] = True  # built in Python: checked like a TOML table
 
     name: Identifier
     data: BacktestDataSpec

@@ -93,6 +93,7 @@ BUILTIN_IDS: dict[str, str] = {
     "signal/predictions-v1": "marketlab.backtests.sources:StoredPredictions",
     "signal/rl-v1": "marketlab.backtests.sources:PolicyWeights",
     "signal/weights-v1": "marketlab.backtests.sources:GivenWeights",
+    "signal/frame-v1": "marketlab.backtests.sources:FrameScores",
     # whole-day simulators
     "simulator/abm-v1": "marketlab.simulators.abm:Simulation",
     "venue/trades-v1": "marketlab.simulators.trades.venue:TradesVenue",

@@ -94,3 +94,113 @@ def clip_signals(frame: Any, market: MarketData) -> Any:
     inside = tagged.filter(pl.col("_t") >= lo)
     before = tagged.filter(pl.col("_t") < lo).sort("_t").unique(subset="symbol", keep="last", maintain_order=True)
     return pl.concat([before, inside]).drop("_t")
+
+
+_TIME_COLUMNS = ("ts", "date")
+
+
+def long_signal_frame(frame: Any, *, source: str = "signals") -> pl.DataFrame:
+    """A Polars or pandas frame of per-(time, symbol) values -> long Polars ``ts`` (int64 ns UTC),
+    ``symbol`` (str), ``value`` (float64), sorted by time then symbol.
+
+    Two layouts are accepted:
+
+    * long: columns ``ts`` or ``date``, ``symbol`` and ``value``;
+    * wide: a ``ts`` or ``date`` column and one numeric column per symbol (a pandas frame may carry the
+      time as its index instead, e.g. a ``DatetimeIndex``).
+
+    Times may be datetimes (naive = UTC, any unit), dates (midnight UTC), ISO strings or int64 ns.
+    Missing values become NaN. Anything else is a :class:`DataError` naming ``source`` and the column.
+    """
+    if isinstance(frame, pl.LazyFrame):
+        frame = frame.collect()
+    if not isinstance(frame, pl.DataFrame):
+        frame = _from_pandas(frame, source)
+    cols = frame.columns
+    tcol = next((c for c in _TIME_COLUMNS if c in cols), None)
+    if tcol is None:
+        raise DataError(source, "no time column (expected 'ts' or 'date', or a pandas DatetimeIndex)", field="ts")
+    if "symbol" in cols:
+        if "value" not in cols:
+            raise DataError(source, "a long frame needs a 'value' column beside 'symbol'", field="value")
+        extra = sorted(set(cols) - {tcol, "symbol", "value"})
+        if extra:
+            raise DataError(source, "a long frame has only the columns time, 'symbol', 'value'", field=extra[0])
+        long = frame.select(pl.col(tcol).alias("_t"), pl.col("symbol").cast(pl.String), pl.col("value"))
+    else:
+        syms = [c for c in cols if c != tcol]
+        if not syms:
+            raise DataError(source, "no symbol columns beside the time column", field=tcol)
+        for c in syms:
+            if not frame[c].dtype.is_numeric() and frame[c].dtype != pl.Boolean:
+                raise DataError(source, f"symbol column is not numeric ({frame[c].dtype})", field=c)
+        long = frame.select(pl.col(tcol).alias("_t"), *[pl.col(c).cast(pl.Float64) for c in syms]).unpivot(
+            index="_t", variable_name="symbol", value_name="value")
+    try:
+        value = long["value"].cast(pl.Float64).fill_null(np.nan)
+    except pl.exceptions.PolarsError:
+        raise DataError(source, "values must be numeric", field="value") from None
+    ts = _to_ns_column(long["_t"], source, tcol)
+    out = pl.DataFrame({"ts": ts, "symbol": long["symbol"], "value": value})
+    if out.select(pl.struct("ts", "symbol").is_duplicated().any()).item():
+        raise DataError(source, "duplicate (time, symbol) rows", field=tcol)
+    return out.sort("ts", "symbol")
+
+
+def _from_pandas(frame: Any, source: str) -> pl.DataFrame:
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(source, f"expected a Polars or pandas DataFrame, got {type(frame).__name__}")
+    if not any(c in frame.columns for c in _TIME_COLUMNS):
+        name = frame.index.name if frame.index.name in _TIME_COLUMNS else "ts"
+        frame = frame.rename_axis(name).reset_index()
+    frame = frame.rename(columns=str)
+    return pl.from_pandas(frame)
+
+
+def _to_ns_column(col: pl.Series, source: str, name: str) -> np.ndarray:
+    """Any supported time dtype -> int64 ns UTC."""
+    from marketlab.core.timeutil import to_ns
+
+    dt = col.dtype
+    if col.null_count():
+        raise DataError(source, "missing time values", field=name)
+    if dt == pl.Date:
+        return col.cast(pl.Int64).to_numpy() * NS_PER_DAY
+    if isinstance(dt, pl.Datetime):
+        if dt.time_zone is not None:
+            col = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return col.dt.cast_time_unit("ns").cast(pl.Int64).to_numpy()
+    if dt.is_integer():
+        return col.cast(pl.Int64).to_numpy()
+    if dt == pl.String:
+        return np.array([to_ns(v, key=name) for v in col.to_list()], dtype=np.int64)
+    raise DataError(source, f"unsupported time type {dt}", field=name)
+
+
+def check_symbols(frame: pl.DataFrame, market: MarketData, *, source: str = "signals") -> None:
+    """Every symbol of ``frame`` must be one of the market's: :class:`DataError` naming the unknown ones."""
+    unknown = sorted(set(frame["symbol"].unique().to_list()) - set(market.symbols))
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (f" (+{len(unknown) - 10} more)" if len(unknown) > 10 else "")
+        raise DataError(source, f"symbols not in the market data: {shown} (market has {', '.join(market.symbols[:10])}"
+                        f"{' ...' if market.n_assets > 10 else ''})", field="symbol")
+
+
+def place_on_bars(frame: pl.DataFrame, market: MarketData) -> np.ndarray:
+    """(T, N) values of a long ``ts``/``symbol``/``value`` frame placed on the market's bars, NaN elsewhere.
+
+    A row at time τ lands on the first bar with ``ts >= τ`` (the first close at or after the decision);
+    when several rows of a symbol land on one bar the latest wins; rows after the last bar are dropped.
+    Used for target weights, where NaN means "no order at this bar"."""
+    out = np.full((market.n_steps, market.n_assets), np.nan)
+    sym_index = {s: j for j, s in enumerate(market.symbols)}
+    ts = frame["ts"].to_numpy()
+    bar = np.searchsorted(market.ts, ts, side="left")
+    col = np.array([sym_index[s] for s in frame["symbol"].to_list()], dtype=np.int64)
+    val = frame["value"].to_numpy()
+    keep = bar < market.n_steps
+    order = np.argsort(ts[keep], kind="stable")  # later rows overwrite earlier ones
+    out[bar[keep][order], col[keep][order]] = val[keep][order]
+    return out

@@ -285,3 +285,56 @@ def test_predictor_probabilities_set_positions():
                            "signal": {"kind": "predictions-v1", "dataset": "preds", "columns": ["p_down", "p_stationary", "p_up"]}})
     res = Backtest(spec, market=m, signal_frame=frame).run(report=False)
     assert res.weights[5, 0] > 0.99 and res.weights[20, 0] < -0.99  # long while p_up leads, short after
+
+
+# ---- own signals and weights from Python frames ------------------------------------------------------
+
+def _same_run(a, b) -> None:
+    """Same equity to 1e-12 (relative) at every bar and the same trade list."""
+    np.testing.assert_allclose(a.value, b.value, rtol=1e-12, atol=0)
+    assert len(a.trades) == len(b.trades) > 0
+    for c in ("symbol", "direction", "entry_time", "exit_time", "status"):
+        assert (a.trades[c].to_numpy() == b.trades[c].to_numpy()).all(), c
+    for c in ("size", "entry_price", "exit_price", "pnl"):
+        np.testing.assert_allclose(a.trades[c].to_numpy(), b.trades[c].to_numpy(), rtol=1e-12, atol=0)
+
+
+def test_from_signals_equals_the_stored_alpha_spec(tmp_path, panel_store):
+    """The alpha the spec reads from the store, passed as a frame instead (long Polars, wide pandas)."""
+    spec = _write_spec(tmp_path / "a.toml", SPEC.format(out=tmp_path / "reports"))
+    want = Backtest.from_spec(spec, store=panel_store).run(report=False)
+    long = panel_store.scan_signals("alpha12").collect().select("date", "symbol", pl.col("alpha").alias("value"))
+    kw = dict(data={"dataset": "panel12", "kind": "panel", "test_start": "2024-05-01", "period": "test"},
+              strategy={"kind": "topk", "top_k": 3, "rebalance": 5}, costs={"commission": 0.001}, store=panel_store)
+    _same_run(Backtest.from_signals(long, **kw).run(report=False), want)
+    wide = long.to_pandas().pivot(index="date", columns="symbol", values="value")  # date index, one column per symbol
+    _same_run(Backtest.from_signals(wide, **kw).run(report=False), want)
+
+
+def test_from_weights_equals_the_momentum_topk_spec(daily3):
+    """Top-k weights computed in Python from the same momentum scores, given only on rebalance rows."""
+    d = {"name": "mom", "data": {"dataset": "mem"}, "signal": {"kind": "momentum-v1", "lookback": 20},
+         "strategy": {"kind": "topk", "top_k": 1, "rebalance": 5}, "costs": COSTS}
+    want = Backtest(BacktestSpec.from_dict(d), market=daily3).run(report=False)
+    w = sg.topk_weights(sg.momentum(daily3.close, 20), daily3.tradable, top_k=1, rebalance=5)
+    rows = np.nonzero(np.isfinite(w).any(axis=1))[0]
+    frame = pl.DataFrame({"ts": pl.Series(daily3.ts[rows]).cast(pl.Datetime("ns")),
+                          **{s: w[rows, j] for j, s in enumerate(daily3.symbols)}})
+    got = Backtest.from_weights(frame, data=daily3, costs=COSTS).run(report=False)
+    _same_run(got, want)
+
+
+def test_python_built_specs_are_checked_like_toml(daily3):
+    with pytest.raises(SpecError, match=r"key 'data': expected a table"):
+        BacktestSpec(name="x", data="panel12", signal={"kind": "momentum-v1"})  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match=r"key 'data\.bogus': unknown key"):
+        BacktestSpec(name="x", data={"dataset": "d", "bogus": 1}, signal={"kind": "momentum-v1"})  # type: ignore[arg-type]
+    spec = BacktestSpec(name="x", data={"dataset": "d"}, signal={"kind": "momentum-v1"})  # type: ignore[arg-type]
+    assert spec.data.dataset == "d" and spec.signal.lookback == 20  # dict tables became spec objects
+    frame = pl.DataFrame({"ts": pl.Series(daily3.ts).cast(pl.Datetime("ns")), **{s: daily3.close[:, j] for j, s in enumerate(daily3.symbols)}})
+    with pytest.raises(SpecError, match=r"key 'costs\.commission'"):
+        Backtest.from_signals(frame, data=daily3, costs={"commission": 2.0})
+    with pytest.raises(DataError, match="symbols not in the market data: ZZZ"):
+        Backtest.from_signals(frame.with_columns(pl.lit(1.0).alias("ZZZ")), data=daily3).run(report=False)
+    with pytest.raises(DataError, match="no time column"):
+        Backtest.from_weights(frame.drop("ts"), data=daily3)
