@@ -21,9 +21,11 @@ def _store(path: Path | None, *, create: bool = True) -> Any:
 
 @command
 def ingest(
-    format: Annotated[str, typer.Argument(help="lobster | fi2010 | binance-raw | ohlcv | ashare")],
+    format: Annotated[str, typer.Argument(help="lobster | fi2010 | binance-raw | ohlcv | ashare | mbo")],
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
     dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset name (default: from the folder).")] = None,
+    opt: Annotated[list[str] | None, typer.Option("--opt", help="Parser option KEY=VALUE (repeatable), e.g. "
+                                                  "--opt tick_size=0.01 --opt crossing_add=defer.")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Let new values replace stored records with the same key (reported).")] = False,
     store: StoreOpt = None,
     json: JsonOpt = False,
@@ -33,8 +35,28 @@ def ingest(
 
     Records already stored (same natural key and values) are skipped whatever file they come from; a
     stored key with a different value is an error naming it, unless --replace."""
-    rep = _store(store).ingest(format, paths, dataset=dataset, progress=show_progress(json, quiet), replace=replace)
+    rep = _store(store).ingest(format, paths, dataset=dataset, progress=show_progress(json, quiet), replace=replace,
+                               **_options(opt or []))
     emit(rep.to_dict(), json, title=f"ingest {format}")
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    """``--opt KEY=VALUE`` strings -> parser options; a value reads as a number or bool when it is one."""
+    import json as _json
+
+    from marketlab.core.errors import DataError
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise DataError(None, f"--opt expects KEY=VALUE, got {pair!r}")
+        try:
+            parsed = _json.loads(value)
+        except ValueError:
+            parsed = value
+        out[key.strip()] = parsed if isinstance(parsed, (int, float, bool)) else value
+    return out
 
 
 @data_app.command("list")

@@ -25,6 +25,7 @@ BUILTIN_IDS: dict[str, str] = {
     "ingest/binance-raw": "marketlab.store.ingest.binance_raw:parse",
     "ingest/ohlcv": "marketlab.store.ingest.ohlcv:iter_batches",  # streams bounded batches
     "ingest/ashare": "marketlab.store.ingest.ashare:parse",
+    "ingest/mbo": "marketlab.store.ingest.mbo:parse",  # generic order-by-order (L3) feeds
     # OHLC price forecasters (ForecasterSpec constants)
     "forecaster/cnn_univ_5-v1": "marketlab.models.forecasters:CNN_UNIV_5",
     "forecaster/cnn_multv_10-v1": "marketlab.models.forecasters:CNN_MULTV_10",
