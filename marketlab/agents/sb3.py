@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from marketlab.core.config import Identifier, NonNegativeInt, PositiveInt, Range, Spec
+from marketlab.core.config import Identifier, NonNegativeInt, PositiveInt, Range, Spec, SpecPath
 from marketlab.core.device import get_device, seed_everything, set_torch_threads
 from marketlab.core.errors import SpecError
 from marketlab.core.registry import resolve
@@ -62,7 +62,7 @@ class AgentSpec(Spec):
     seed: NonNegativeInt = 0
     device: str = "auto"
     policy: str = "MlpPolicy"
-    out_dir: str = "runs"
+    out_dir: SpecPath = "runs"
     net_arch: list[PositiveInt] = field(default_factory=lambda: [64, 64])
     hyper: dict[str, Any] = field(default_factory=dict)
     env: TradingEnvConfig = field(default_factory=TradingEnvConfig)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from marketlab.core.config import FiniteFloat, Identifier, NonNegativeInt, PositiveFloat, PositiveInt, Spec
+from marketlab.core.config import FiniteFloat, Identifier, NonNegativeInt, PositiveFloat, PositiveInt, Spec, SpecPath
 from marketlab.core.errors import SpecError
 from marketlab.core.registry import resolve
 from marketlab.market.spec import CostSpec, DataSpec
@@ -51,7 +51,7 @@ class SignalSpec(Spec):
     threshold: FiniteFloat = 0.0
     dataset: str | None = None
     columns: list[str] = field(default_factory=list)
-    run: str | None = None
+    run: SpecPath | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -84,8 +84,8 @@ class StrategySpec(Spec):
 class BenchmarkSpec(Spec):
     """``equal_weight`` buy-and-hold of the traded symbols, ``symbol`` (buy-and-hold of one symbol, from
     ``dataset`` when given, else from the traded data), ``file`` (the ``close`` of ``symbol`` in a CSV
-    file ``path`` with columns ``date``, ``code`` or ``symbol``, ``close``, e.g. an index file; relative
-    paths resolve against the spec's folder, then the current directory) or ``none``."""
+    file ``path`` with columns ``date``, ``code`` or ``symbol``, ``close``, e.g. an index file) or
+    ``none``."""
 
     check_on_init: ClassVar[bool] = True  # built in Python: checked like a TOML table
 
@@ -93,7 +93,7 @@ class BenchmarkSpec(Spec):
     symbol: str | None = None
     dataset: str | None = None
     data_kind: Literal["bars", "panel"] = "panel"
-    path: str | None = None
+    path: SpecPath | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class ReportSpec(Spec):
 
     check_on_init: ClassVar[bool] = True  # built in Python: checked like a TOML table
 
-    out_dir: str = "reports"
+    out_dir: SpecPath = "reports"
     html: bool = True
     png: bool = True
     rolling_window: NonNegativeInt = 0

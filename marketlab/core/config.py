@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import math
+import os
 import re
 import tomllib
 import types
@@ -23,6 +24,9 @@ from typing import Annotated, Any, ClassVar, TypeVar
 from marketlab.core.errors import SpecError
 
 T = TypeVar("T")
+
+#: The one variable that names the folder of raw datasets; ``$MARKETLAB_DATA/...`` in a spec path starts there.
+DATA_ENV = "MARKETLAB_DATA"
 S = TypeVar("S", bound="Spec")
 
 
@@ -59,6 +63,19 @@ class Pattern:
         return None if re.fullmatch(self.regex, value) else f"must be {self.what}, got {value!r}"
 
 
+@dataclasses.dataclass(frozen=True)
+class PathRef:
+    """Marker for ``Annotated[str, PathRef()]`` (:data:`SpecPath`): a file or folder named in a spec. Loaded
+    from a file, the value is resolved by :func:`resolve_spec_path` (against the spec file's folder, or the
+    raw-data root for ``$MARKETLAB_DATA/...``), so every component gets the same answer from any cwd."""
+
+    def check(self, value: Any) -> str | None:
+        """Any string names a path (existence is checked by whoever opens it)."""
+        return None
+
+
+#: A path in a spec: relative to the spec file's folder; ``$MARKETLAB_DATA/...`` under the raw-data root.
+SpecPath = Annotated[str, PathRef()]
 PositiveInt = Annotated[int, Range(lo=1)]
 NonNegativeInt = Annotated[int, Range(lo=0)]
 PositiveFloat = Annotated[float, Range(lo=0.0, lo_open=True)]
@@ -134,6 +151,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def resolve_spec_path(value: str | Path, spec_file: str | Path | None, *, key: str | None = None) -> Path:
+    """The one rule for a path written in a spec.
+
+    ``$MARKETLAB_DATA/rest`` (or ``${MARKETLAB_DATA}/rest``) is ``rest`` under the raw-data root named by that
+    variable (unset: a :class:`SpecError` naming the file and key); ``~`` is the home folder; an absolute path
+    stays; a relative one is relative to the folder of ``spec_file`` (to the current directory only for a spec
+    built in Python, ``spec_file`` None). The result is absolute whenever ``spec_file`` is."""
+    text = str(value)
+    for var in (f"${{{DATA_ENV}}}", f"${DATA_ENV}"):
+        if text == var or text.startswith(var + "/"):
+            root = os.environ.get(DATA_ENV)
+            if not root:
+                raise SpecError(spec_file, key, f"{text!r} starts with ${DATA_ENV}, which is not set "
+                                                "(set it to the folder of raw datasets)")
+            return Path(os.path.normpath(Path(root).expanduser().absolute() / text[len(var):].lstrip("/")))
+    p = Path(text).expanduser()
+    if p.is_absolute() or spec_file is None:
+        return p
+    return Path(os.path.normpath(Path(spec_file).absolute().parent / p))  # textual '..', as the user wrote it
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML file; a missing file or a syntax error is a one-line :class:`SpecError`."""
     p = Path(path)
@@ -155,6 +193,8 @@ def _check_type(value: Any, tp: Any, path: str | Path | None, key: str) -> Any:
             problem = c.check(value) if value is not None and hasattr(c, "check") else None
             if problem:
                 raise SpecError(path, key, problem)
+            if isinstance(c, PathRef) and value and path is not None:  # one rule for every path in a spec file
+                value = str(resolve_spec_path(value, path, key=key))
         return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, dict):
@@ -252,10 +292,6 @@ def load_config(cls: type[T], path: str | Path, section: str | None = None) -> T
 
 # --- documentation generated from the configs themselves (JSON Schema, commented TOML, key tables) -------------
 
-#: The variable that names the folder of raw datasets; ``$MARKETLAB_DATA/...`` in a spec path starts there.
-DATA_ENV = "MARKETLAB_DATA"
-
-
 def field_comments(cls: type) -> dict[str, str]:
     """Trailing ``# comment`` of each field line in the class body (``fee: Fraction = 0.0002  # per side``);
     a field the class inherits keeps the comment of the nearest base that declares it with one.
@@ -323,6 +359,8 @@ def _schema(tp: Any) -> dict[str, Any]:
             elif isinstance(c, Pattern):
                 out["pattern"] = f"^{c.regex}$"
                 out["description"] = c.what
+            elif isinstance(c, PathRef):
+                out["format"] = "path"
         return out
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         hints = typing.get_type_hints(tp, include_extras=True)
@@ -398,6 +436,8 @@ def _schema_words(s: dict[str, Any]) -> str:
             bounds.append(f"{op} {int(v) if float(v).is_integer() else v}")
     if "pattern" in s:
         words = str(s.get("description", words))
+    if s.get("format") == "path":
+        words = "path"
     return str(words) + (" " + ", ".join(bounds) if bounds else "")
 
 

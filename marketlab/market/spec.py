@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from marketlab.core.config import PositiveFloat, Range, Spec
+from marketlab.core.config import PositiveFloat, Range, Spec, SpecPath
 from marketlab.core.errors import SpecError
 from marketlab.core.timeutil import to_ns
 
@@ -21,11 +21,11 @@ CostFraction = Annotated[float, Range(lo=0.0, hi=1.0, hi_open=True)]
 @dataclass(frozen=True)
 class IngestSpec(Spec):
     """Files to ingest with ``Store.ingest(format, paths, **options)`` in the explicit data step
-    (:func:`marketlab.market.loading.prepare_data`) when the store lacks the dataset. Relative paths are
-    resolved against the spec file's folder, then the current directory."""
+    (:func:`marketlab.market.loading.prepare_data`) when the store lacks the dataset. Paths follow the spec
+    path rule (relative to the spec file; ``$MARKETLAB_DATA/...`` under the raw-data root)."""
 
     format: str = "ohlcv"  # a registered ingest format (`marketlab ingest --help` lists them)
-    paths: list[str] = field(default_factory=list)  # files to ingest (relative: to the spec file)
+    paths: list[SpecPath] = field(default_factory=list)  # files to ingest (relative: to the spec file)
     options: dict[str, Any] = field(default_factory=dict)  # format options passed to Store.ingest
 
 
@@ -45,7 +45,7 @@ class DataSpec(Spec):
     test_start: str | None = None  # first time of the test period (train is before it)
     signals: str | None = None  # a stored signals dataset aligned into the bars (backwards only)
     signal_columns: list[str] = field(default_factory=list)  # columns of the signals dataset (all numeric when empty)
-    store: str | None = None  # store folder (default store when none)
+    store: SpecPath | None = None  # store folder (default store when none)
     ingest: IngestSpec | None = None  # files the spec runner ingests when the store lacks the dataset
 
     def check_times(self, path: str | Path | None, prefix: str) -> None:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import polars as pl
 
-from marketlab.core.config import PositiveFloat, PositiveInt, Range, Spec
+from marketlab.core.config import DATA_ENV, PositiveFloat, PositiveInt, Range, Spec
 from marketlab.core.errors import DataError, MarketlabError
 from marketlab.models.datasets import (
     WindowSet,
@@ -39,9 +39,6 @@ class DataConfig(Spec):
     sampling_q: PositiveFloat = 500.0
     levels: PositiveInt = 10
     mode: Literal["auto", "lobster", "book"] = "auto"
-
-
-DATA_ENV = "MARKETLAB_DATA"
 
 
 def data_root() -> Path:

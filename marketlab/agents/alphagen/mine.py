@@ -37,6 +37,7 @@ from marketlab.core.config import (
     PositiveInt,
     Range,
     Spec,
+    SpecPath,
 )
 from marketlab.core.device import get_device, seed_everything, set_torch_threads
 from marketlab.core.errors import SpecError
@@ -53,8 +54,8 @@ class DataSpec:
     """``[data]``: the panel dataset (ingested from ``source`` with ``format`` when missing) and universe."""
 
     dataset: str
-    store: str | None = None
-    source: str | None = None
+    store: SpecPath | None = None
+    source: SpecPath | None = None
     format: str | None = None
     universe: Literal["members", "all"] = "members"  # members: IC over in-universe stock-days; all: every traded stock
     adjust: bool = True
@@ -104,7 +105,7 @@ class MinerSpec:
 class OutputSpec:
     """``[output]``: run folder and the store signals dataset of the combined factor."""
 
-    dir: str = "runs/alphagen"
+    dir: SpecPath = "runs/alphagen"
     signals_dataset: Identifier | None = None
 
 

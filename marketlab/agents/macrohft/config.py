@@ -22,6 +22,7 @@ from marketlab.core.config import (
     PositiveFloat,
     PositiveInt,
     Spec,
+    SpecPath,
 )
 from marketlab.core.errors import SpecError
 
@@ -82,9 +83,9 @@ class MacroHFTConfig(Spec):
 
     name: Identifier = "macrohft"
     symbol: str = "BTCUSDT"
-    archives: str = ""  # folder of Binance daily kline zips (relative to the spec file)
+    archives: SpecPath = ""  # folder of Binance daily kline zips
     dataset: str = ""  # or a store dataset of minute bars
-    store: str = ""
+    store: SpecPath = ""
     splits: Splits = field(default_factory=Splits)
     fee: Fraction = 0.0002  # per side, env = supervisor = backtest
     size: PositiveFloat = 0.01  # coins per unit position (BTC 0.01, ETH 0.2 in the reference)

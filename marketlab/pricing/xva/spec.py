@@ -31,6 +31,7 @@ from marketlab.core.config import (
     PositiveInt,
     Range,
     Spec,
+    SpecPath,
     from_dict,
 )
 from marketlab.core.errors import SpecError
@@ -55,7 +56,7 @@ class RunSpec:
     tilt: FiniteFloat = 0.25
     tilt_trains_y0: bool = True  # False: tilted paths train only the Z-net (y0 anchored by the pricing measure)
     bridge: bool = True
-    out_dir: str = ""
+    out_dir: SpecPath = ""
     plots: bool = True
     progress: bool = True
     warm_start: bool = False  # start y0 of L1/L3 at a crude Monte Carlo estimate instead of 0

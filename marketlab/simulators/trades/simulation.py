@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from marketlab.core.config import Identifier, PositiveFloat, PositiveInt, Spec
+from marketlab.core.config import Identifier, PositiveFloat, PositiveInt, Spec, SpecPath
 from marketlab.core.errors import SpecError
 from marketlab.core.schema import EVENTS_SCHEMA, book_schema
 from marketlab.simulators.trades.train import load_checkpoint, load_day
@@ -30,7 +30,7 @@ class SourceSpec:
     """Real data the session starts from: ``store`` ("" = the default store), ``dataset``, ``symbol``, and
     the ``split`` whose first order is the session start (history window and book before it)."""
 
-    store: str = ""
+    store: SpecPath = ""
     dataset: str = "lobster"
     symbol: str = "GOOG"
     split: Literal["train", "val", "test"] = "test"
@@ -41,7 +41,7 @@ class TradesSimSpec(Spec):
     """A TRADES session: ``checkpoint`` (relative paths resolve against the spec file's folder), output
     ``dataset``, ``seed``, ``duration_s`` of market time, ``sampler``/``steps``/``candidates``."""
 
-    checkpoint: str = "runs/trades_goog"
+    checkpoint: SpecPath = "runs/trades_goog"
     dataset: Identifier = "trades_goog"
     seed: int = 0
     duration_s: PositiveFloat = 60.0
