@@ -103,4 +103,5 @@ BUILTIN_IDS: dict[str, str] = {
     "runner/backtest": "marketlab.sweep.runners:BacktestRunner",
     "runner/simulate": "marketlab.sweep.runners:SimulateRunner",
     "runner/probe": "marketlab.sweep.runners:ProbeRunner",
+    "runner/xva": "marketlab.sweep.runners:XvaRunner",
 }

@@ -154,6 +154,41 @@ class SimulateRunner(Runner):
         return {**_floats(facts.scalars), **out}
 
 
+class XvaRunner(Runner):
+    """The layered deep xVA pipeline (:class:`marketlab.pricing.xva.XvaRun`): each xVA number of its table as
+    ``<measure>_<netting set>`` (``cva_C``) plus ``seconds``; outputs (and plots with ``options["report"]``)
+    go to the run folder. torch runs one thread per task (many tasks share the cores)."""
+
+    @classmethod
+    def spec_type(cls) -> type[Spec]:
+        """The spec class (imported here: the layer below is loaded only when used)."""
+        from marketlab.pricing.xva.spec import XvaSpec
+
+        return XvaSpec
+
+    @classmethod
+    def matches(cls, raw: dict[str, Any]) -> bool:
+        """Whether the TOML table ``raw`` is a spec of this kind."""
+        return "run" in raw and "trades" in raw
+
+    @classmethod
+    def seed(cls, spec: Any) -> int | None:
+        """The variant's master seed."""
+        return int(spec.run.seed)
+
+    @classmethod
+    def run(cls, spec: Any, ctx: RunContext) -> dict[str, float]:
+        """Run one variant; returns its metrics."""
+        from marketlab.core.device import set_torch_threads
+        from marketlab.pricing.xva import XvaRun
+
+        set_torch_threads(1)
+        spec = spec.with_run(out_dir=str(ctx.run_dir), progress=False, plots=bool(ctx.options.get("report", False)))
+        res = XvaRun(spec).run()
+        out = {f"{k}_{name}": v for name, row in res["xva_table"].items() for k, v in row.items()}
+        return {**_floats(out), "seconds": float(res["seconds"]["total"])}
+
+
 @dataclass(frozen=True)
 class ProbeTable(Spec):
     """``[probe]``: ``seconds`` of busy CPU work (a stand-in task of known length, for overhead

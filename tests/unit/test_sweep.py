@@ -187,3 +187,56 @@ def test_cli_bad_input_one_line_exit_2(tmp_path, args, needle):
     assert out.exit_code == 2, out.output
     line = out.stderr.strip()
     assert line.startswith("error: ") and needle in line and "\n" not in line
+
+
+XVA_SPEC = """
+[run]
+seed = 0
+steps = 8
+paths = 256
+layers = ["clean", "xva"]
+clean = "analytic"
+device = "cpu"
+plots = false
+[market]
+r = 0.02
+model = "gbm"
+n_assets = 1
+spot = 100.0
+vol = 0.25
+[bank]
+model = "none"
+[[counterparties]]
+name = "C"
+model = "intensity"
+intensity = 0.10
+recovery = 0.3
+[[trades]]
+type = "forward"
+counterparty = "C"
+quantity = 1.0
+strike = 100.0
+maturity = 1.0
+[training.xva]
+iterations = 5
+batch_size = 64
+hidden = [4]
+"""
+
+
+def test_xva_sweep_equals_direct_runs(tmp_path):
+    """The xva kind: each row's CVA equals XvaRun on the same spec with that seed, run directly."""
+    from marketlab.pricing.xva import XvaRun
+    from marketlab.sweep.grid import apply
+
+    spec = tmp_path / "xva.toml"
+    spec.write_text(XVA_SPEC)
+    res = sweep.run(spec, ["run.seed=0,1"], store=tmp_path / "st", backend="sequential")
+    assert res.kind == "xva" and res.failed == 0, res.table["error"].to_list()
+    import tomllib
+
+    raw = tomllib.loads(XVA_SPEC)
+    for row in res.table.iter_rows(named=True):
+        direct = XvaRun.from_dict(apply(raw, {"run.seed": row["run.seed"], "run.progress": False})).run()
+        assert row["cva_C"] == direct["xva_table"]["C"]["cva"]
+    assert res.table["cva_C"].n_unique() == 2
