@@ -20,7 +20,9 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("MARKETLAB_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+# The raw-data root: $MARKETLAB_DATA, the one variable the package reads (MARKETLAB_SHARED_DATA: its old name).
+SHARED_DATA = Path(os.environ.get("MARKETLAB_DATA") or os.environ.get("MARKETLAB_SHARED_DATA")
+                   or REPO_ROOT.parent / "shared" / "data")
 
 # One thread: on 2 shared cores torch with 2 threads ran RL ~80x slower than with one.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -57,9 +59,9 @@ def _seed_global_rngs(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """Path to ``../shared/data``; integration tests are skipped with a reason when it is absent."""
+    """Path to ``$MARKETLAB_DATA`` (default ``../shared/data``); integration tests are skipped with a reason when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real datasets not found at {SHARED_DATA} (set MARKETLAB_SHARED_DATA)")
+        pytest.skip(f"real datasets not found at {SHARED_DATA} (set MARKETLAB_DATA)")
     return SHARED_DATA
 
 

@@ -149,3 +149,20 @@ def test_backtest_from_another_cwd_writes_beside_its_spec(tmp_path: Path, monkey
     assert r.exit_code == 0, r.output
     assert Path(json.loads(r.stdout)["report"]).resolve() == (proj / "reports" / "m" / "report.html").resolve()
     assert not (tmp_path / "elsewhere" / "reports").exists() and not (tmp_path / "elsewhere" / "data").exists()
+
+
+@pytest.mark.parametrize(("kind", "key", "bad"), [
+    ("backtest", "data.start", "2020-13-45"),
+    ("rl", "env.data.start", "2020-02-30"),
+    ("mine", "split.train", "2020-01-01:2020-19-01"),
+    ("macrohft", "splits.train_start", "2022-99-01"),
+    ("simulate", "market.start", "2024-13-02T14:30:00"),
+])
+def test_a_bad_date_names_the_file_and_key(kind: str, key: str, bad: str, tmp_path: Path) -> None:
+    doc = copy.deepcopy(REQUIRED[kind])
+    put(doc, key, bad)
+    f = tmp_path / f"{kind}.toml"
+    f.write_text(toml_text(doc))
+    with pytest.raises(SpecError) as err:
+        SPEC_KINDS[kind].cls().from_toml(f)
+    assert str(f) in str(err.value) and f"'{key}'" in str(err.value) and bad in str(err.value)

@@ -42,6 +42,13 @@ class Splits(Spec):
 
     def validate(self, path: Any = None) -> None:
         """Each split non-empty and in time order with no overlap (an overlap leaks test rows into training)."""
+        for name in SPLIT_NAMES:
+            for end in ("start", "end"):
+                key = f"{name}_{end}"
+                try:
+                    to_ns(getattr(self, key))
+                except SpecError as exc:  # the time parser knows neither the file nor the table
+                    raise SpecError(path, f"splits.{key}", str(exc).split(": ", 1)[-1]) from None
         b = self.bounds()
         for name in SPLIT_NAMES:
             lo, hi = b[name]
