@@ -13,6 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -45,10 +46,12 @@ HYPER_RANGES: dict[str, Range] = {
 
 @dataclass(frozen=True)
 class VecConfig(Spec):
-    """``n_envs`` copies of the env in a ``dummy`` (same process) or ``subproc`` vector env."""
+    """``n_envs`` episodes stepped together: ``batched`` (all in one numba call per step,
+    :mod:`marketlab.envs.vector`), ``dummy`` (n env copies in this process), ``subproc`` (one process each) or
+    ``auto`` (batched when n_envs > 1 and the env's components have batched kernels, else dummy)."""
 
-    n_envs: PositiveInt = 1
-    kind: Literal["dummy", "subproc"] = "dummy"
+    n_envs: PositiveInt = 1  # episodes per step (PPO's rollout is n_steps x n_envs)
+    kind: Literal["auto", "batched", "dummy", "subproc"] = "auto"  # vector env: see the table's description
 
 
 @dataclass(frozen=True)
@@ -95,14 +98,56 @@ def _algo_class(algo: str) -> Any:
     return {"ppo": sb3.PPO, "dqn": sb3.DQN, "sac": sb3.SAC}[algo]
 
 
-def _make_model(spec: AgentSpec, venv: Any) -> Any:
+def _make_model(spec: AgentSpec, venv: Any, tensorboard_log: Path | None = None) -> Any:
     cls = _algo_class(spec.algo)
     kwargs = dict(spec.hyper)
     kwargs.setdefault("policy_kwargs", {"net_arch": list(spec.net_arch)})
+    if tensorboard_log is not None:
+        kwargs["tensorboard_log"] = str(tensorboard_log)
     try:
         return cls(spec.policy, venv, seed=spec.seed, device=str(get_device(spec.device)), verbose=0, **kwargs)
     except TypeError as exc:  # an unknown hyper-parameter name
         raise SpecError(None, "hyper", f"{spec.algo}: {exc}") from None
+
+
+def tensorboard_available() -> bool:
+    """Whether the ``tensorboard`` package (extra ``[rl]``) is installed: SB3 needs it to write event files."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def make_train_env(spec: AgentSpec, env_cfg: TradingEnvConfig, market: MarketData) -> tuple[Any, str]:
+    """The training VecEnv of ``spec.vec`` and the kind used (``auto`` resolved: batched when n_envs > 1
+    and the env's components have batched kernels, else dummy)."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
+
+    kind, n = spec.vec.kind, spec.vec.n_envs
+    if kind in ("auto", "batched"):
+        from marketlab.envs.vector import sb3_batched_vec_env
+
+        if kind == "batched" or n > 1:
+            try:
+                return VecMonitor(sb3_batched_vec_env(env_cfg, num_envs=n, market=market, seed=spec.seed)), "batched"
+            except SpecError:
+                if kind == "batched":
+                    raise
+        kind = "dummy"
+    vec_cls = SubprocVecEnv if kind == "subproc" else DummyVecEnv
+    venv = make_vec_env(TradingEnv, n_envs=n, seed=spec.seed, vec_env_cls=vec_cls, env_kwargs={"config": env_cfg, "market": market})
+    return venv, kind
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    """Dotted key of the first difference between two plain-data trees (None when equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            d = _first_difference(a.get(k), b.get(k), f"{prefix}{k}.")
+            if d is not None:
+                return d
+        return None
+    return None if a == b else prefix.rstrip(".")
 
 
 def train(
@@ -113,16 +158,41 @@ def train(
     out_dir: str | Path | None = None,
     total_timesteps: int | None = None,
     progress: bool = False,
+    resume: bool = False,
+    stop_after: int | None = None,
+    checkpoint_every: int = 0,
+    tensorboard: bool = True,
+    on_start: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
-    """Train the spec's agent on its train period; returns the run folder."""
+    """Train the spec's agent on its train period; returns the run folder ``out_dir/<name>/``.
+
+    The run folder holds ``config.json``, ``policy.safetensors``, ``train.json``, ``checkpoint/`` (the
+    resumable state, :mod:`marketlab.agents.sb3_state`) and ``tb/`` (TensorBoard event files of SB3's
+    logger, when tensorboard is installed and ``tensorboard``). ``resume`` continues the run's checkpoint
+    (same spec, else a :class:`SpecError` naming the first differing key) to ``total_timesteps`` (default:
+    the total it was started with), equal to an uninterrupted run. ``stop_after`` stops this call after about
+    that many timesteps (at the next rollout boundary) leaving a checkpoint; ``checkpoint_every`` also writes
+    one every that many timesteps (0: only at the end). ``on_start`` gets ``{"run", "tensorboard", "vec",
+    "resumed_from", "total_timesteps"}`` before training starts (the CLI prints it).
+    """
     from safetensors.torch import save_file
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from marketlab.agents.sb3_state import load_checkpoint, read_state, save_checkpoint
 
     spec_path = spec if isinstance(spec, (str, Path)) else None
     if spec_path is not None:
         spec = AgentSpec.from_toml(spec_path)
     assert isinstance(spec, AgentSpec)
+    run = Path(out_dir or spec.out_dir) / spec.name
+    state = read_state(run) if resume else None
+    if resume:
+        if state is None:
+            raise SpecError(run, None, "nothing to resume: the run folder has no checkpoint (train without --resume first)")
+        saved = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        diff = _first_difference(saved, dataclasses.asdict(spec))
+        if diff is not None:
+            raise SpecError(spec_path, diff, f"differs from the run being resumed ({run / 'config.json'})")
     set_torch_threads()
     seed_everything(spec.seed)
     env_cfg = dataclasses.replace(spec.env, period="train")
@@ -132,25 +202,60 @@ def train(
         store = store if store is not None else open_store(env_cfg.data.store)
         prepare_data(env_cfg.data, store, base=Path(spec_path).parent if spec_path else None, prefix="env.data.")
         market = load_market_spec(env_cfg.data, store, key="env.data.dataset")
-    vec_cls = SubprocVecEnv if spec.vec.kind == "subproc" else DummyVecEnv
-    venv = make_vec_env(
-        TradingEnv, n_envs=spec.vec.n_envs, seed=spec.seed, vec_env_cls=vec_cls,
-        env_kwargs={"config": env_cfg, "market": market},
-    )
-    model = _make_model(spec, venv)
-    steps = int(total_timesteps or spec.total_timesteps)
-    t0 = time.perf_counter()
-    model.learn(total_timesteps=steps, progress_bar=progress)
-    elapsed = time.perf_counter() - t0
-    venv.close()
-    run = Path(out_dir or spec.out_dir) / spec.name
+    venv, vec_kind = make_train_env(spec, env_cfg, market)
+    tb = run / "tb" if tensorboard and tensorboard_available() else None
+    model = _make_model(spec, venv, tensorboard_log=tb)
+    done = 0
+    total = int(total_timesteps or spec.total_timesteps)
+    if state is not None:
+        load_checkpoint(model, run)
+        done = int(model.num_timesteps)
+        total = int(total_timesteps or state["total_timesteps"])
     run.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.policy.state_dict().items()}
-    save_file(state, str(run / "policy.safetensors"))
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(spec), indent=2), encoding="utf-8")
+    if on_start is not None:
+        on_start({"run": str(run), "tensorboard": str(tb) if tb else None, "vec": vec_kind, "resumed_from": done,
+                  "total_timesteps": total})
+    stop_at = done + stop_after if stop_after is not None else None
+
+    class Checkpointer(BaseCallback):
+        """Checkpoints at rollout starts (clean boundaries); stops the call once ``stop_at`` is reached."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.stopped = False
+            self.last = done
+
+        def _on_rollout_start(self) -> None:
+            n = self.model.num_timesteps
+            if stop_at is not None and n >= stop_at:
+                save_checkpoint(self.model, run)
+                self.stopped = True
+            elif checkpoint_every and n - self.last >= checkpoint_every:
+                save_checkpoint(self.model, run)
+                self.last = n
+
+        def _on_step(self) -> bool:
+            return not self.stopped
+
+    cb = Checkpointer()
+    t0 = time.perf_counter()
+    if total > done:
+        model.learn(total_timesteps=total - done, reset_num_timesteps=state is None, progress_bar=progress, callback=cb,
+                    tb_log_name=spec.algo)
+    elapsed = time.perf_counter() - t0
+    if not cb.stopped:
+        save_checkpoint(model, run)
+    n_done = int(model.num_timesteps) if not cb.stopped else int(read_state(run)["num_timesteps"])  # type: ignore[index]
+    venv.close()
+    state_dict = {k: v.detach().cpu().contiguous() for k, v in model.policy.state_dict().items()}
+    save_file(state_dict, str(run / "policy.safetensors"))
     train_metrics = evaluate(run, period="train", market=market)
+    this_call = n_done - done
     (run / "train.json").write_text(
-        json.dumps({"timesteps": steps, "seconds": elapsed, "steps_per_s": steps / elapsed, "train_eval": train_metrics}, indent=2),
+        json.dumps({"timesteps": n_done, "total_timesteps": total, "complete": n_done >= total, "resumed_from": done,
+                    "seconds": elapsed, "steps_per_s": this_call / elapsed if elapsed > 0 else None, "vec": vec_kind,
+                    "n_envs": spec.vec.n_envs, "tensorboard": str(tb) if tb else None, "train_eval": train_metrics}, indent=2),
         encoding="utf-8",
     )
     return run
@@ -216,7 +321,7 @@ def evaluate(run: str | Path, *, period: str = "test", market: MarketData | None
     model, env, spec = load_run(run, market=market, period=period, store=store)
     out = rollout(model, env)
     bh = run_policy(BuyAndHold(env.market.n_assets), env)
-    m = summary(out["value"][1:], init_cash=env.sim.init_cash, periods_per_year=env.market.periods_per_year(), benchmark=bh["value"])
+    m = summary(out["value"][1:], init_cash=env.sim.init_cash, periods_per_year=env.steps_per_year(), benchmark=bh["value"])
     return {
         "run": str(run),
         "period": period,

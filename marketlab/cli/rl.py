@@ -26,11 +26,16 @@ def train_cmd(
     spec: Annotated[Path, typer.Argument(help="Agent spec (TOML), e.g. specs/agents/ppo_trading.toml.")],
     timesteps: Annotated[int | None, typer.Option("--timesteps", help="Override total_timesteps.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Runs folder (default: the spec's out_dir).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run's checkpoint (same spec) to its total timesteps.")] = False,
+    stop_after: Annotated[int | None, typer.Option("--stop-after", min=1, help="Stop after about N timesteps of this call, leaving a checkpoint to --resume.")] = None,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=0, help="Also checkpoint every N timesteps (0: at the end only).")] = 0,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard/--no-tensorboard", help="Write TensorBoard event files to <run>/tb.")] = True,
     store: StoreOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train an agent on the train period; saves policy.safetensors + config.json in the run folder."""
+    """Train an agent on the train period; saves policy.safetensors, config.json and a resumable checkpoint in
+    the run folder, TensorBoard logs in <run>/tb (the paths are printed on stderr at the start)."""
     import contextlib
     import json as jsonlib
     import sys
@@ -39,9 +44,16 @@ def train_cmd(
 
     agent = AgentSpec.from_toml(spec)
     # SB3's bar (rich) and logs write to stdout: during training stdout is stderr, so stdout holds the result only
+    def started(info: dict[str, Any]) -> None:
+        tb = f"tensorboard --logdir {info['tensorboard']}" if info["tensorboard"] else "off (pip install 'marketlab[rl]')"
+        resumed = f", resumed at {info['resumed_from']}" if info["resumed_from"] else ""
+        print(f"run: {info['run']} ({info['vec']} x{agent.vec.n_envs}, {info['total_timesteps']} timesteps{resumed}); "
+              f"tensorboard: {tb}", file=sys.stderr, flush=True)
+
     with contextlib.redirect_stdout(sys.stderr):
-        run = train(spec, store=_store(store), out_dir=out, total_timesteps=timesteps,
-                    progress=show_progress(json, quiet))
+        run = train(spec, store=_store(store), out_dir=out, total_timesteps=timesteps, progress=show_progress(json, quiet),
+                    resume=resume, stop_after=stop_after, checkpoint_every=checkpoint_every, tensorboard=tensorboard,
+                    on_start=started)
     summary = {"run": str(run), **jsonlib.loads((run / "train.json").read_text())}
     emit(summary, json, title=f"rl train {agent.name}")
 

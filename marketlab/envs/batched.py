@@ -18,7 +18,8 @@ one place (``engine="auto"``):
   arithmetic in ``torch.compile`` (CUDA only: on a CPU the numba engine is the fast path).
 
 Episodes that end are reset in the same call (SB3 VecEnv convention): the returned observation is the new
-episode's first, and ``info["final_value"]`` holds the ended episodes' values (NaN elsewhere).
+episode's first, ``info["final_value"]`` holds the ended episodes' values (NaN elsewhere) and
+``final_obs`` their last observations.
 
 The tensors returned by ``reset``/``step`` (obs, reward, terminated, truncated and the info tensors) are
 views of buffers that the next ``step`` overwrites in place: clone what you keep (a rollout buffer
@@ -172,6 +173,8 @@ class BatchedTradingEnv:
         # reward -= turnover_penalty * traded / init_cash * scale (the single env's TradingEnv.step)
         self._turnover_k = cfg.reward.turnover_penalty * cfg.reward.scale / self.init_cash
         self.gen = torch.Generator(device="cpu").manual_seed(seed)
+        #: (rows (R,) int64, observations (R, D) float32) of the episodes the last ``step`` ended, before their reset.
+        self.final_obs: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
         # The reward runs on the CPU for both engines: its kernel per row over (B,) prev/new values.
         self._reward_rows = rows_kernel(kernel)
         self._reward_params = proto.reward_fn.params
@@ -250,6 +253,25 @@ class BatchedTradingEnv:
         self._arith = torch.compile(self._arith_eager, dynamic=False) if compile else self._arith_eager
 
     # ------------------------------------------------------------------------------------------------
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Every episode's state and the start generator's, for a training checkpoint (numba engine):
+        (arrays, JSON-able scalars). :meth:`set_state` on an env of the same config continues exactly."""
+        if self.engine != "numba":
+            raise NotImplementedError("checkpoints of the batched env need engine='numba'")
+        arrays = {k: self._np[k].copy() for k in ("cash", "shares", "prev_target", "value", "t", "end", "obs")}
+        arrays["reward_state"] = self._reward_state.copy()
+        arrays["generator"] = self.gen.get_state().numpy().copy()
+        return arrays, {}
+
+    def set_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned (in place: the torch views stay valid)."""
+        if self.engine != "numba":
+            raise NotImplementedError("checkpoints of the batched env need engine='numba'")
+        for k in ("cash", "shares", "prev_target", "value", "t", "end", "obs"):
+            self._np[k][...] = arrays[k]
+        self._reward_state[...] = arrays["reward_state"]
+        self.gen.set_state(torch.from_numpy(np.ascontiguousarray(arrays["generator"], dtype=np.uint8)))
+
     def _draw_starts(self, n: int) -> torch.Tensor:
         """(n,) int64 first decision steps from the env's seeded CPU generator (both engines draw the
         same sequence, so they agree episode for episode)."""
@@ -432,6 +454,7 @@ class BatchedTradingEnv:
         if bool(terminated.any()):
             rows = terminated.nonzero().squeeze(1)
             info["final_value"] = torch.where(terminated, value, torch.nan)
+            self.final_obs = (rows.cpu().numpy(), self._observe()[rows].cpu().numpy())
             self._reset_rows(rows, self._draw_starts(int(rows.numel())))
         return self._observe(), self._reward, terminated, self._truncated, info
 
@@ -451,5 +474,6 @@ class BatchedTradingEnv:
         if done:
             info["final_value"] = v["final_value"]
             rows = np.flatnonzero(a["terminated"])
+            self.final_obs = (rows, a["obs"][rows])  # fancy indexing copies: the ended episodes' last observations
             self._reset_rows(torch.from_numpy(rows), self._draw_starts(rows.size))
         return v["obs"], v["reward"], v["terminated"], v["truncated"], info

@@ -18,7 +18,11 @@ ENV_IDS: dict[str, str] = {
     if rid.startswith("env/") and not rid.startswith("env/Batched")
 }
 
+#: gymnasium id -> the batched vector env that ``gym.make_vec(id, n)`` builds by default (one numba call per
+#: step for all episodes; ``vectorization_mode="sync"``/``"async"`` still give per-env vector envs).
+VECTOR_ENTRY_POINTS: dict[str, str] = {"marketlab/Trading-v0": "marketlab.envs.vector:BatchedVectorEnv"}
+
 for _env_id, _entry in ENV_IDS.items():
     if _env_id not in _gym_registry:
         # Episodes end inside the env (data exhausted or horizon reached), so no TimeLimit wrapper.
-        _gym_register(id=_env_id, entry_point=_entry)
+        _gym_register(id=_env_id, entry_point=_entry, vector_entry_point=VECTOR_ENTRY_POINTS.get(_env_id))

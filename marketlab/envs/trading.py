@@ -166,6 +166,33 @@ class TradingEnv(gym.Env):
         terminated = t >= self.end or value <= 0
         return self.state_interp.observe(t, self._weights), float(reward), bool(terminated), False, self._info(fees, traded)
 
+    def steps_per_year(self) -> float:
+        """Env steps per year (bars per year / decision interval): the annualisation of per-step returns."""
+        return float(self.market.periods_per_year()) / self.config.decision_interval
+
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The episode's state for a training checkpoint: (arrays, JSON-able scalars incl. the RNG state).
+        :meth:`set_state` on an env of the same config continues the episode exactly."""
+        arrays = {"shares": self.sim.shares.copy(), "prev_target": np.array(self._prev_target, dtype=np.float64),
+                  "weights": np.array(self._weights, dtype=np.float64)}
+        reward_state = getattr(self.reward_fn, "state", None)
+        if isinstance(reward_state, np.ndarray):
+            arrays["reward_state"] = reward_state.copy()
+        scalars = {"t": self.t, "start": self.start, "end": self.end, "value": self.value, "cash": self.sim.cash,
+                   "rng": self.np_random.bit_generator.state}
+        return arrays, scalars
+
+    def set_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
+        self.sim.shares[:] = arrays["shares"]
+        self._prev_target = np.array(arrays["prev_target"], dtype=np.float64)
+        self._weights = np.array(arrays["weights"], dtype=np.float64)
+        if "reward_state" in arrays:
+            self.reward_fn.state[:] = arrays["reward_state"]
+        self.t, self.start, self.end = int(scalars["t"]), int(scalars["start"]), int(scalars["end"])
+        self.value, self.sim.cash = float(scalars["value"]), float(scalars["cash"])
+        self.np_random.bit_generator.state = scalars["rng"]
+
     def _info(self, fees: float, traded: float) -> dict[str, Any]:
         return {"t": self.t, "value": self.value, "cash": self.sim.cash, "fees": fees, "traded": traded}
 

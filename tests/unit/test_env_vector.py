@@ -141,3 +141,90 @@ def test_forked_worker_reads_its_parents_data_and_refuses_to_hang(synth_store):
         print("OK")
     """
     assert "OK" in _run(code, synth_store)
+
+
+# --- the batched env as a gymnasium VectorEnv and an SB3 VecEnv ----------------------------------------
+
+def _cfg(**kw):
+    # Fixed starts (random_start false): per-env vector envs and the batched one start every episode at
+    # the same bar, so they can be compared step for step.
+    return {"period": "all", "episode_length": 7, "observation": {"window": 4}, "costs": {"commission": 0.001, "spread": 0.0004},
+            "reward": {"kind": "diff-sharpe-v1"}, **kw}
+
+
+def test_batched_gymnasium_vector_env_equals_sync_vector_env():
+    import gymnasium as gym
+    import numpy as np
+    from gymnasium.vector import AutoresetMode
+
+    import marketlab.envs  # noqa: F401
+    from marketlab.envs.vector import BatchedVectorEnv
+    from marketlab.market import synthetic_market
+
+    m = synthetic_market(60, 2, seed=8, vol=0.01)
+    n = 3
+    batched = gym.make_vec("marketlab/Trading-v0", n, config=_cfg(), market=m)  # default: the vector entry point
+    assert isinstance(batched, BatchedVectorEnv)
+    sync = gym.make_vec("marketlab/Trading-v0", n, vectorization_mode="sync", config=_cfg(), market=m,
+                        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    assert batched.single_observation_space == sync.single_observation_space and batched.action_space == sync.action_space
+    ob, _ = batched.reset(seed=0)
+    os_, _ = sync.reset(seed=0)
+    np.testing.assert_array_equal(ob, os_)
+    rng = np.random.default_rng(0)
+    ended = 0
+    for _ in range(20):
+        a = rng.integers(0, 3, (n, 2))
+        ob2, rb, tb, trb, ib = batched.step(a)
+        os2, rs, ts, trs, is_ = sync.step(a)
+        np.testing.assert_array_equal(ob2, os2)
+        np.testing.assert_allclose(rb, rs, rtol=1e-6, atol=1e-7)  # float32 rewards
+        np.testing.assert_array_equal(tb, ts)
+        np.testing.assert_array_equal(trb, trs)
+        np.testing.assert_allclose(ib["value"], is_["value"], rtol=1e-12)
+        if tb.any():
+            ended += 1
+            np.testing.assert_array_equal(ib["_final_obs"], is_["_final_obs"])
+            for i in np.flatnonzero(tb):
+                np.testing.assert_array_equal(ib["final_obs"][i], is_["final_obs"][i])
+                assert ib["final_info"]["value"][i] == pytest.approx(is_["final_info"]["value"][i], rel=1e-12)
+                assert ib["final_info"]["t"][i] == is_["final_info"]["t"][i]
+        assert ob2 is not ob  # a fresh array each step
+        ob = ob2
+    assert ended >= 2
+    batched.close()
+    sync.close()
+
+
+def test_batched_sb3_vec_env_equals_dummy_vec_env():
+    import numpy as np
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from marketlab.envs.trading import TradingEnv
+    from marketlab.envs.vector import sb3_batched_vec_env
+    from marketlab.market import synthetic_market
+
+    m = synthetic_market(60, 1, seed=9, vol=0.01)
+    n = 4
+    cfg = _cfg(action={"kind": "weights-v1"})
+    batched = sb3_batched_vec_env(cfg, num_envs=n, market=m)
+    dummy = DummyVecEnv([lambda: TradingEnv(cfg, market=m) for _ in range(n)])
+    ob, od = batched.reset(), dummy.reset()
+    np.testing.assert_array_equal(ob, od)
+    rng = np.random.default_rng(1)
+    ended = 0
+    for _ in range(20):
+        a = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
+        prev = ob
+        kept = prev.copy()
+        ob, rb, db, ib = batched.step(a)
+        od, rd, dd, id_ = dummy.step(a)
+        np.testing.assert_array_equal(prev, kept)  # the previous observation was not overwritten (SB3 keeps it)
+        np.testing.assert_array_equal(ob, od)
+        np.testing.assert_allclose(rb, rd, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(db, dd)
+        for i in np.flatnonzero(db):
+            ended += 1
+            np.testing.assert_array_equal(ib[i]["terminal_observation"], id_[i]["terminal_observation"])
+            assert ib[i]["value"] == pytest.approx(id_[i]["value"], rel=1e-12)
+    assert ended >= 4
