@@ -60,21 +60,6 @@ def drawdown(value: np.ndarray) -> np.ndarray:
         return np.where(peak > 0, value / peak - 1.0, -1.0)
 
 
-def rolling_sharpe(returns: np.ndarray, window: int, periods_per_year: float) -> np.ndarray:
-    """Annualised Sharpe over a trailing ``window`` of returns (NaN for the first window-1 rows)."""
-    out = np.full(returns.shape[0], np.nan)
-    if window < 2 or returns.shape[0] < window:
-        return out
-    c1 = np.cumsum(np.concatenate([[0.0], returns]))
-    c2 = np.cumsum(np.concatenate([[0.0], returns * returns]))
-    m = (c1[window:] - c1[:-window]) / window
-    var = (c2[window:] - c2[:-window]) / window - m * m
-    sd = np.sqrt(np.maximum(var * window / (window - 1), 0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out[window - 1 :] = np.where(sd > 0, m / sd * math.sqrt(periods_per_year), np.nan)
-    return out
-
-
 def summary(
     value: np.ndarray,
     *,

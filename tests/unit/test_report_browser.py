@@ -54,7 +54,9 @@ def need_chromium() -> None:
 
 
 def test_every_figure_is_drawn(report_page, tmp_path):
-    dom = run_chromium(report_page, tmp_path / "profile", "--dump-dom").stdout
+    proc = run_chromium(report_page, tmp_path / "profile", "--dump-dom")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
     n_figures = dom.count('<div class="card"><div id="')
     assert n_figures == 8
     assert f'data-rendered="{n_figures}"' in dom, "the page's script did not finish drawing (see #js-error)"

@@ -23,6 +23,7 @@ PCT = ".2%"
 LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 65, "t": 45, "b": 70}, "height": 340,
           "legend": {"orientation": "h", "y": -0.12, "yanchor": "top", "x": 0}, "hovermode": "x unified"}
 DIVERGING = [[0.0, "#2166ac"], [0.5, "#ffffff"], [1.0, "#b2182b"]]  # blue short, white flat, red long
+RED_GREEN = [[0.0, "#d73027"], [0.5, "#ffffff"], [1.0, "#1a9850"]]  # losses red, gains green
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -83,7 +84,7 @@ def monthly_heatmap(t: Tearsheet) -> dict[str, Any]:
     lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
     trace = {"type": "heatmap", "z": [[None if not np.isfinite(v) else round(float(v), 6) for v in rowv] for rowv in z],
              "x": list(MONTHS), "y": [str(y) for y in m.index], "text": text, "texttemplate": "%{text}",
-             "colorscale": "RdYlGn", "zmid": 0, "zmin": -lim, "zmax": lim, "showscale": False,
+             "colorscale": RED_GREEN, "zmid": 0, "zmin": -lim, "zmax": lim, "showscale": False,
              "hovertemplate": "%{y} %{x}: %{z:.2%}<extra></extra>"}
     return _fig([trace], "Monthly returns", height=max(220, 60 + 28 * len(m)), yaxis={"autorange": "reversed", "type": "category"},
                 hovermode="closest")
