@@ -24,7 +24,7 @@ from marketlab.core.config import Spec
 from marketlab.core.errors import SpecError
 from marketlab.core.metrics import summary
 from marketlab.core.registry import resolve
-from marketlab.core.timeutil import NS_PER_DAY
+from marketlab.core.timeutil import format_times, time_unit
 from marketlab.market import MarketData, align_signals, clip_signals, load_market, load_market_spec, open_store, prepare_data
 from marketlab.market.signals import long_signal_frame
 from marketlab.market.spec import CostSpec
@@ -50,11 +50,13 @@ class BacktestResult:
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (what ``--json`` prints)."""
+        """JSON-ready summary (what ``--json`` prints); times as :func:`~marketlab.core.timeutil.format_times`
+        of the whole series (``2021-01-04`` for daily bars, ``2021-01-04 09:31:00`` intraday)."""
+        first_last = format_times(self.ts[[0, -1]], time_unit(self.ts))
         return {
             "name": self.name,
-            "start": str(np.datetime64(int(self.ts[0]), "ns")),
-            "end": str(np.datetime64(int(self.ts[-1]), "ns")),
+            "start": str(first_last[0]),
+            "end": str(first_last[1]),
             "n_symbols": len(self.symbols),
             "final_value": float(self.value[-1]),
             **{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in self.metrics.items()},
@@ -305,7 +307,8 @@ class Backtest:
             if b.kind == "file":
                 other_ts, series = self._benchmark_file()
             else:
-                other = load_market(self.store, b.dataset or self.spec.data.dataset, kind=b.data_kind, symbols=[str(b.symbol)])
+                other = load_market(self.store, b.dataset or self.spec.data.dataset, kind=b.data_kind, symbols=[str(b.symbol)],
+                                    key="benchmark.symbol")
                 if b.symbol not in other.symbols:
                     raise SpecError(self.spec_path, "benchmark.symbol", f"{b.symbol!r} not in dataset '{b.dataset}'")
                 other_ts, series = other.ts, other.close[:, other.symbols.index(b.symbol)]
@@ -318,7 +321,8 @@ class Backtest:
         return np.asarray(init * px / px[0])
 
     def _benchmark_file(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ts int64 ns sorted, close float64) of ``benchmark.symbol`` in the CSV ``benchmark.path``."""
+        """(ts int64 ns sorted, close float64) of the benchmark CSV ``benchmark.path`` (see
+        :class:`~marketlab.backtests.spec.BenchmarkSpec` for the layouts read)."""
         import polars as pl
 
         from marketlab.core.errors import DataError
@@ -329,36 +333,61 @@ class Backtest:
             p = self.spec_path.parent / p
         if not p.is_file():
             raise SpecError(self.spec_path, "benchmark.path", f"file not found: {b.path}")
-        frame = pl.read_csv(p, infer_schema_length=0)  # all strings: parsed explicitly below
-        key = "code" if "code" in frame.columns else "symbol"
-        for col in ("date", key, "close"):
-            if col not in frame.columns:
-                raise DataError(p, "missing column", field=col)
-        rows = frame.filter(pl.col(key) == b.symbol)
-        if rows.height == 0:
-            raise SpecError(self.spec_path, "benchmark.symbol", f"{b.symbol!r} not in {p}")
         try:
-            rows = rows.select(pl.col("date").str.to_date().cast(pl.Int64).alias("d"), pl.col("close").cast(pl.Float64)).sort("d")
+            frame = pl.read_csv(p, infer_schema_length=0)  # all strings: parsed explicitly below
+        except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+            raise DataError(p, f"not a readable CSV ({str(exc).splitlines()[0]})") from None
+        tcol = next((c for c in BENCHMARK_TIME_COLUMNS if c in frame.columns), None)
+        if tcol is None:
+            raise DataError(p, f"missing column (one of {', '.join(BENCHMARK_TIME_COLUMNS)})", field="date")
+        pcol = next((c for c in BENCHMARK_PRICE_COLUMNS if c in frame.columns), None)
+        if pcol is None:
+            raise DataError(p, f"missing column (one of {', '.join(BENCHMARK_PRICE_COLUMNS)})", field="close")
+        key = next((c for c in ("code", "symbol") if c in frame.columns), None)
+        if key is not None:  # many series in one file: pick benchmark.symbol
+            if not b.symbol:
+                raise SpecError(self.spec_path, "benchmark.symbol", f"{p.name} holds several series (column '{key}'): name one")
+            frame = frame.filter(pl.col(key) == b.symbol)
+            if frame.height == 0:
+                raise SpecError(self.spec_path, "benchmark.symbol", f"{b.symbol!r} not in {p}")
+        t = pl.col(tcol).str.strip_chars()
+        try:
+            rows = frame.select(
+                pl.coalesce(t.str.to_datetime(strict=False, time_unit="ns"), t.str.to_date(strict=False).cast(pl.Datetime("ns")))
+                .cast(pl.Int64).alias("t"),
+                pl.col(tcol).alias("raw"), pl.col(pcol).cast(pl.Float64).alias("px"),
+            )
         except pl.exceptions.PolarsError as exc:
-            raise DataError(p, f"unparseable date or close ({str(exc).splitlines()[0]})", field="date") from None
-        return rows["d"].to_numpy() * NS_PER_DAY, rows["close"].to_numpy()
+            raise DataError(p, f"unparseable {pcol} ({str(exc).splitlines()[0]})", field=pcol) from None
+        bad = rows["t"].is_null()
+        if bad.any():
+            i = int(bad.arg_true()[0])
+            raise DataError(p, "unparseable time", field=tcol, row=i, value=rows["raw"][i])
+        rows = rows.filter(pl.col("px").is_not_null()).sort("t")  # an empty price is a missing quote
+        return rows["t"].to_numpy(), rows["px"].to_numpy()
+
+
+#: Benchmark CSV columns, first match wins: time, then price (an adjusted close, total return, first).
+BENCHMARK_TIME_COLUMNS = ("date", "timestamp", "datetime", "ts")
+BENCHMARK_PRICE_COLUMNS = ("adjusted_close", "adj_close", "close")
 
 
 def trades_table(rec: np.ndarray, ts: np.ndarray, symbols: tuple[str, ...]) -> Any:
-    """vectorbt trade records -> a readable DataFrame (vectorbt's ``records_readable`` maps the index
-    through Python dicts, which takes seconds on a million bars)."""
+    """vectorbt trade records -> a readable DataFrame with times as strings (:func:`format_times` at the
+    series' unit). Built by hand: vectorbt's ``records_readable`` maps the index through Python dicts,
+    which takes seconds on a million bars."""
     import pandas as pd
 
-    times = ts.astype("datetime64[ns]")
+    unit = time_unit(ts)  # "2021-01-04" (daily) / "2021-01-04 09:31:00", as printed and in trades.csv
     open_ = rec["status"] == 0
     return pd.DataFrame({
         "symbol": np.asarray(symbols, dtype=object)[rec["col"]],
         "direction": np.where(rec["direction"] == 0, "long", "short"),
         "size": rec["size"],
-        "entry_time": times[rec["entry_idx"]],
+        "entry_time": format_times(ts[rec["entry_idx"]], unit),
         "entry_price": rec["entry_price"],
         "entry_fees": rec["entry_fees"],
-        "exit_time": times[rec["exit_idx"]],
+        "exit_time": format_times(ts[rec["exit_idx"]], unit),
         "exit_price": rec["exit_price"],
         "exit_fees": rec["exit_fees"],
         "pnl": rec["pnl"],

@@ -83,9 +83,12 @@ class StrategySpec(Spec):
 @dataclass(frozen=True)
 class BenchmarkSpec(Spec):
     """``equal_weight`` buy-and-hold of the traded symbols, ``symbol`` (buy-and-hold of one symbol, from
-    ``dataset`` when given, else from the traded data), ``file`` (the ``close`` of ``symbol`` in a CSV
-    file ``path`` with columns ``date``, ``code`` or ``symbol``, ``close``, e.g. an index file) or
-    ``none``."""
+    ``dataset`` when given, else from the traded data), ``file`` (a CSV file ``path``, plain or gzipped,
+    e.g. an index file) or ``none``. A benchmark file has a time column (``date``, ``timestamp``,
+    ``datetime`` or ``ts``: ISO dates or datetimes, any order) and a price column (``adjusted_close``,
+    ``adj_close`` or ``close``, first found); with a ``code`` or ``symbol`` column it holds several series
+    and ``symbol`` picks one, without one (the shipped ``us_index_daily`` files) it is one series and
+    ``symbol`` is optional."""
 
     check_on_init: ClassVar[bool] = True  # built in Python: checked like a TOML table
 
@@ -137,7 +140,7 @@ class BacktestSpec(Spec):
         if self.strategy.kind == "signals" and getattr(source, "gives", None) == "weights":
             raise SpecError(path, "strategy.kind", f"signal kind '{self.signal.kind}' gives weights: use strategy.kind = 'weights'")
         b = self.benchmark
-        if b.kind in ("symbol", "file") and not b.symbol:
+        if b.kind == "symbol" and not b.symbol:
             raise SpecError(path, "benchmark.symbol", f"benchmark kind '{b.kind}' needs a symbol")
         if b.kind == "file" and not b.path:
-            raise SpecError(path, "benchmark.path", "benchmark kind 'file' needs a path (CSV with date, code, close)")
+            raise SpecError(path, "benchmark.path", "benchmark kind 'file' needs a path (CSV with a date and a close column)")

@@ -49,3 +49,23 @@ def to_ns(value: TimeLike, *, key: str | None = None) -> int:
 def ns_to_date(ns: int) -> dt.date:
     """int64 ns UTC -> the UTC calendar day it falls on."""
     return EPOCH_DATE + dt.timedelta(days=ns // NS_PER_DAY)
+
+
+def time_unit(ns: np.ndarray) -> str:
+    """The coarsest unit that shows every value of ``ns`` (int64 ns UTC) exactly: ``"D"`` when all are
+    midnights (daily data), else ``"s"``, ``"ms"`` or ``"ns"``."""
+    a = np.asarray(ns, dtype=np.int64)
+    for unit, step in (("D", NS_PER_DAY), ("s", NS_PER_S), ("ms", NS_PER_MS)):
+        if (a % step == 0).all():
+            return unit
+    return "ns"
+
+
+def format_times(ns: np.ndarray, unit: str | None = None) -> np.ndarray:
+    """int64 ns UTC -> readable strings for printed and written results: ``2021-01-04`` for daily data,
+    ``2021-01-04 09:31:00`` intraday. ``unit`` (default :func:`time_unit` of ``ns``): pass the whole
+    series' unit when formatting a few of its values, so every column reads alike."""
+    a = np.asarray(ns, dtype=np.int64)
+    unit = unit or time_unit(a)
+    text = np.datetime_as_string(a.astype("datetime64[ns]"), unit=unit)  # type: ignore[call-overload]
+    return np.char.replace(text, "T", " ")

@@ -79,11 +79,13 @@ def load_market(
     symbols: list[str] | None = None,
     start: str | None = None,
     end: str | None = None,
+    key: str = "data.symbols",
 ) -> MarketData:
     """Read ``dataset`` from the store (``scan_bars`` or ``scan_panel``, rows in ``[start, end)``) into
     :class:`MarketData`.
 
-    A dataset the store does not know is a :class:`StoreError` naming it; an empty period a
+    A dataset the store does not know is a :class:`StoreError` naming it; requested ``symbols`` without
+    bars a :class:`SpecError` naming ``key`` and them (never silently dropped); an empty period a
     :class:`DataError`.
     """
     scan = {"bars": "scan_bars", "panel": "scan_panel"}.get(kind)
@@ -96,6 +98,11 @@ def load_market(
         raise
     except Exception as exc:  # the store raises its own errors; anything else still names the dataset
         raise StoreError(f"dataset '{dataset}': {exc}") from None
+    if symbols:
+        missing = sorted(set(symbols) - set(frame["symbol"].unique().to_list())) if frame.height else sorted(set(symbols))
+        if missing:
+            period = f" in [{start}, {end})" if start or end else ""
+            raise SpecError(None, key, f"no {kind} in dataset '{dataset}'{period} for symbol(s): {', '.join(missing)}")
     if frame.height == 0:
         raise DataError(f"dataset '{dataset}'", f"no {kind} for symbols={symbols or 'all'} in [{start}, {end}]")
     return market_from_frame(frame, source=f"dataset '{dataset}'")

@@ -338,3 +338,26 @@ def test_python_built_specs_are_checked_like_toml(daily3):
         Backtest.from_signals(frame.with_columns(pl.lit(1.0).alias("ZZZ")), data=daily3).run(report=False)
     with pytest.raises(DataError, match="no time column"):
         Backtest.from_weights(frame.drop("ts"), data=daily3)
+
+
+def test_unknown_spec_symbols_are_named(panel_store):
+    d = {"name": "u", "data": {"dataset": "panel12", "kind": "panel", "symbols": ["NOPE", "S000", "ZZZ"]},
+         "signal": {"kind": "momentum-v1"}}
+    with pytest.raises(SpecError, match=r"key 'data\.symbols'.*NOPE, ZZZ"):
+        Backtest(BacktestSpec.from_dict(d), store=panel_store).run(report=False)
+
+
+def test_times_print_as_dates_or_datetimes(daily3):
+    from marketlab.core.timeutil import format_times
+
+    assert list(format_times(np.array([0, 86_400 * 10**9]))) == ["1970-01-01", "1970-01-02"]
+    assert list(format_times(np.array([0, 60 * 10**9]))) == ["1970-01-01 00:00:00", "1970-01-01 00:01:00"]
+    assert list(format_times(np.array([0, 1]), "s")) == ["1970-01-01 00:00:00", "1970-01-01 00:00:00"]
+    d = {"name": "t", "data": {"dataset": "mem"}, "signal": {"kind": "ma-cross-v1", "fast": 3, "slow": 8}, "costs": COSTS}
+    res = Backtest(BacktestSpec.from_dict(d), market=daily3).run(report=False)
+    assert res.to_dict()["start"] == "2024-01-01" and res.trades["entry_time"].iloc[0].count("-") == 2
+    assert len(res.trades["entry_time"].iloc[0]) == 10
+    minute = synthetic_market(300, 1, seed=1, vol=0.003, bar_seconds=60)
+    res = Backtest(BacktestSpec.from_dict(d), market=minute).run(report=False)
+    assert res.to_dict()["start"] == "2024-01-01 00:00:00" and res.to_dict()["end"] == "2024-01-01 04:59:00"
+    assert all(len(t) == 19 and t[10] == " " for t in res.trades["entry_time"])
