@@ -1,7 +1,8 @@
 """Env steps/s: Trading-v0 single env, gymnasium vector envs and the batched torch env, side by side with
 gym-anytrading's StocksEnv and FinRL's StockTradingEnv (when importable; they are not dependencies).
 
-Run: ``.venv/bin/python benchmarks/envs.py [--quick]``. To include the peers without adding them to the
+Run: ``.venv/bin/python benchmarks/envs.py [--quick]``; ``--ppo`` runs only the section that times SB3 PPO
+training with the batched VecEnv against ``DummyVecEnv`` and ``SubprocVecEnv`` (:func:`ppo_main`). To include the peers without adding them to the
 project: ``pip install --no-deps --target /tmp/peers gym-anytrading finrl`` and set
 ``MARKETLAB_PEERS=/tmp/peers``. Appends a run (time, commit, hardware, load) to
 ``benchmarks/results/envs.json`` through ``benchmarks/runlog.py``.
@@ -172,11 +173,65 @@ def finrl(market, steps: int) -> float | None:
     return rate(run, steps, repeats=1, name="finrl_StockTradingEnv")
 
 
+def ppo_train_rate(market, vec_kind: str, n_envs: int, timesteps: int) -> dict[str, float]:
+    """SB3 PPO training throughput (timesteps/s of ``model.learn``, rollouts and updates together) on
+    Trading-v0 with ``n_envs`` episodes in a ``batched`` / ``dummy`` / ``subproc`` VecEnv
+    (:func:`marketlab.agents.sb3.make_train_env`, what ``marketlab rl train`` builds); the model is built and
+    warmed up by one short ``learn`` before the timed one, so set-up and numba compilation are not counted."""
+    import dataclasses
+
+    from marketlab.agents.sb3 import AgentSpec, _make_model, make_train_env
+
+    spec = AgentSpec.from_dict({
+        "name": "bench", "algo": "ppo", "seed": 0, "device": "cpu", "net_arch": [64, 64],
+        "hyper": {"n_steps": 256, "batch_size": 256, "n_epochs": 4}, "vec": {"n_envs": n_envs, "kind": vec_kind},
+        "env": {**CFG, "period": "all", "episode_length": 2000, "random_start": True},
+    })
+    venv, kind = make_train_env(spec, dataclasses.replace(spec.env), market)
+    assert kind == vec_kind, (kind, vec_kind)
+    model = _make_model(spec, venv)
+    model.learn(total_timesteps=256 * n_envs)  # warm-up: numba kernels, torch
+    t0, c0 = time.perf_counter(), time.process_time()
+    model.learn(total_timesteps=timesteps, reset_num_timesteps=False)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    venv.close()
+    return {"steps_per_s": timesteps / wall, "steps_per_cpu_s_main_process": timesteps / cpu}
+
+
+def ppo_main(quick: bool) -> None:
+    """The PPO training section: batched vs DummyVecEnv vs SubprocVecEnv (SB3's default start method)."""
+    run = Run("envs")
+    market = synthetic_market(20_000, 1, seed=0)
+    n_envs = 8
+    timesteps = 256 * n_envs * (2 if quick else 8)
+    res = {kind: ppo_train_rate(market, kind, n_envs, timesteps) for kind in ("batched", "dummy", "subproc")}
+    for kind, r in res.items():
+        print(f"ppo_{kind}_{n_envs}: {r['steps_per_s']:>10,.0f} timesteps/s ({r['steps_per_cpu_s_main_process']:,.0f} per CPU s of the main process)")
+    ratios = {"batched_vs_dummy": res["batched"]["steps_per_s"] / res["dummy"]["steps_per_s"],
+              "batched_vs_subproc": res["batched"]["steps_per_s"] / res["subproc"]["steps_per_s"]}
+    print(ratios)
+    out = {
+        "section": "ppo_training",
+        "ppo_train_timesteps_per_s": res,
+        "ratios": ratios,
+        "setup": f"SB3 PPO (MlpPolicy [64, 64], n_steps 256 x {n_envs} envs, batch 256, 4 epochs, one torch thread) on "
+        f"Trading-v0 (1 asset, 32x4 window, costs, episodes of 2000 bars), {timesteps} timesteps after a warm-up rollout; "
+        "subproc = SubprocVecEnv with SB3's default start method (forkserver)",
+        "note": "rates include PPO's gradient updates, which are the same work for every vector env; the subproc rate "
+        "counts wall time only (its workers' CPU is in other processes)",
+    }
+    print(f"appended to {run.save(out)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
+    ap.add_argument("--ppo", action="store_true", help="only the SB3 PPO training section (vector envs compared)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.ppo:
+        ppo_main(args.quick)
+        return
     run = Run("envs")
     load_before = os.getloadavg()
     k = 0.1 if args.quick else 1.0
