@@ -2,7 +2,8 @@
 
 Each step uses only data marketlab generates itself, so a new user needs nothing else:
 synthetic daily panel + agent-based LOB day -> stylized facts of that day -> a momentum signal on the
-panel -> vectorbt backtest -> HTML/PNG report.
+panel -> vectorbt backtest -> HTML/PNG report -> the research loop: a formula of the alpha language, its IC
+(``marketlab alpha eval``), its values backtested top-k (``Backtest.from_signals``).
 Components add their step here as they land.
 """
 
@@ -20,6 +21,24 @@ from marketlab.cli.common import JsonOpt, QuietOpt, StoreOpt, command, emit, sho
 #: The demo's simulated day ships with the package (``specs/simulators/abm_default.toml`` links to it),
 #: so an installed marketlab needs no checkout.
 DEMO_SIM_SPEC = "specs/abm_default.toml"
+
+#: The demo's alpha: 5-day over 20-day moving average of the close, scored against the 20-day forward return.
+DEMO_FORMULA = "Mean(close, 5) / Mean(close, 20) - 1"
+DEMO_TARGET = "Ref(close, -20) / close - 1"
+
+
+def formula_scores(store: Any, formula: str, dataset: str) -> Any:
+    """Values of ``formula`` on the daily panel ``dataset``: a wide Polars frame (``date`` + one column per
+    symbol, NaN where the formula has no value), the layout :meth:`Backtest.from_signals` takes."""
+    import polars as pl
+
+    from marketlab.core.device import get_device
+    from marketlab.features.expr import Evaluator, parse
+    from marketlab.features.panel_tensor import panel_to_tensors
+
+    panel = panel_to_tensors(store.scan_panel(dataset), device=get_device("cpu"), source=dataset)
+    values = Evaluator(panel.features, source=dataset)(parse(formula), allow_future=False).cpu().numpy()
+    return pl.DataFrame({"date": panel.dates, **{s: values[:, j] for j, s in enumerate(panel.symbols)}})
 
 
 def _steps(store: Any, seed: int, out_dir: Path, progress: bool = True) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
@@ -56,11 +75,27 @@ def _steps(store: Any, seed: int, out_dir: Path, progress: bool = True) -> list[
         keys = ("name", "total_return", "sharpe", "max_drawdown", "turnover", "report")
         return {k: r.get(k) for k in keys}
 
+    def alpha() -> dict[str, Any]:
+        from marketlab.backtests import Backtest
+        from marketlab.features.alpha_eval import evaluate_formula
+
+        ic = evaluate_formula(DEMO_FORMULA, "synth_daily", store=store.path, target=DEMO_TARGET)
+        scores = formula_scores(store, DEMO_FORMULA, "synth_daily")
+        top_k = max(1, min(10, (scores.width - 1) // 3))
+        r = Backtest.from_signals(
+            scores, data={"dataset": "synth_daily", "kind": "panel"}, store=store, name="demo_alpha_synth",
+            strategy={"kind": "topk", "top_k": top_k, "rebalance": 5}, costs={"commission": 0.0005, "spread": 0.0002},
+            report={"out_dir": str(out_dir)},
+        ).run().to_dict()
+        return {"formula": DEMO_FORMULA, "ic": ic["ic"], "rank_ic": ic["rank_ic"], "icir": ic["icir"],
+                **{k: r.get(k) for k in ("total_return", "sharpe", "max_drawdown", "report")}}
+
     return [
         ("synthetic daily panel + LOB day", synth),
         ("agent-based market day (matching engine)", simulate),
         ("stylized facts of the simulated day", stylized),
         ("momentum top-k backtest (vectorbt) + report", backtest),
+        ("alpha formula -> IC -> top-k backtest", alpha),
     ]
 
 
