@@ -16,6 +16,10 @@ the series' length or its level, only with the spread inside about ``w + reancho
 ``w`` values are all equal is detected exactly (a run-length counter): its mean is that value, its
 variance exactly 0, and skewness/kurtosis NaN (undefined), whatever the rounding.
 
+Why numba and not Polars' rolling functions: on a ``[4000, 751]`` float32 panel (the CSI300 shape)
+``pl.DataFrame.select(pl.all().rolling_mean(20))`` took 56 ms and ``rolling_std`` 97 ms against 8.6 ms and
+9.2 ms here (one thread, shared 2-core machine at load 5.5), and Polars would need a frame per call.
+
 Conventions: ``x`` is ``[T, N]`` (rows = time, oldest first) ``float32`` or ``float64``, C-contiguous; the
 output has the same shape and dtype, with accumulation in float64. Row ``t`` uses rows ``t-w+1 .. t``
 (causal); it is NaN for ``t < w-1`` and where the window holds a NaN. The moment conventions are listed
