@@ -422,27 +422,38 @@ def far_stubs_section(quick: bool) -> dict:
     replay("stubs", depth=10)  # JIT / cache load outside the timing
     out: dict = {"dataset": "LOBSTER GOOG 2012-06-21 level 10", "messages": int(n), "stub_orders": int(stubs.shape[0]),
                  "stub_prices_ticks": [min(STUB_BIDS), max(STUB_ASKS)]}
-    snaps = {}
-    for kind in ("clean", "stubs"):
-        t, (ob, res) = best_of(lambda kind=kind: replay(kind), repeats=7)
-        out[f"{kind}_replay_seconds"] = t
-        out[f"{kind}_replay_cpu_seconds"] = CPU["last"]
-        out[f"{kind}_replay_events_per_s"] = n / t
-        out[f"{kind}_far_levels_after"] = list(ob.far_levels)
-        snaps[kind] = res.snaps
 
-        def kernel_only(kind: str = kind) -> float:
-            book = OrderBook(capacity=1 << 16, tolerant=True)
-            book.process(pre[kind])
-            book.reserve(1 << 16, events=n + (1 << 16))
+    def kernel_only(kind: str) -> float:
+        book = OrderBook(capacity=1 << 16, tolerant=True)
+        book.process(pre[kind])
+        book.reserve(1 << 16, events=n + (1 << 16))
+        c0 = time.process_time()
+        book.process(cmds)
+        return time.process_time() - c0
+
+    # Clean and stub runs alternate (A B B A ...), so both see the same load; a run is ~20 ms of CPU, so the
+    # minimum over many repeats and the median of the per-pair ratios are both reported.
+    repeats = 5 if quick else 15
+    cpu: dict[str, list[float]] = {"clean": [], "stubs": []}
+    kern: dict[str, list[float]] = {"clean": [], "stubs": []}
+    snaps, books = {}, {}
+    for r in range(repeats):
+        for kind in (("clean", "stubs") if r % 2 == 0 else ("stubs", "clean")):
             c0 = time.process_time()
-            book.process(cmds)
-            return time.process_time() - c0
-
-        cpu = min(kernel_only() for _ in range(7))
-        out[f"{kind}_kernel_commands_per_cpu_s"] = n / cpu
-    out["stub_over_clean_replay_cpu"] = out["stubs_replay_cpu_seconds"] / out["clean_replay_cpu_seconds"]
-    out["stub_over_clean_kernel"] = out["clean_kernel_commands_per_cpu_s"] / out["stubs_kernel_commands_per_cpu_s"]
+            books[kind], res = replay(kind)
+            cpu[kind].append(time.process_time() - c0)
+            snaps[kind] = res.snaps
+            kern[kind].append(kernel_only(kind))
+    for kind in ("clean", "stubs"):
+        out[f"{kind}_replay_cpu_seconds_min"] = min(cpu[kind])
+        out[f"{kind}_replay_events_per_cpu_s"] = n / min(cpu[kind])
+        out[f"{kind}_kernel_commands_per_cpu_s"] = n / min(kern[kind])
+        out[f"{kind}_far_levels_after"] = list(books[kind].far_levels)
+    ratios = [a / b for a, b in zip(cpu["stubs"], cpu["clean"], strict=True)]
+    out["stub_over_clean_replay_cpu_min"] = min(cpu["stubs"]) / min(cpu["clean"])
+    out["stub_over_clean_replay_cpu_median_of_pairs"] = float(np.median(ratios))
+    out["stub_over_clean_kernel_cpu_min"] = min(kern["stubs"]) / min(kern["clean"])
+    out["repeats"] = repeats
     # the stubs sit below/above every recorded level: the top-10 rows agree wherever a side has 10 levels
     full = (snaps["clean"][:, 0::4] > 0).all(axis=1) & (snaps["clean"][:, 2::4] > 0).all(axis=1)
     out["top10_identical_where_both_sides_have_10_levels"] = bool(np.array_equal(snaps["clean"][full], snaps["stubs"][full]))
@@ -455,7 +466,7 @@ def far_stubs_section(quick: bool) -> dict:
     out["fresh_book_with_stubs_tracemalloc_peak_bytes"] = int(peak)
     t_fresh, _ = best_of(lambda: OrderBook().process(stubs), repeats=5)
     out["fresh_book_with_stubs_seconds"] = t_fresh
-    out["goal_within_10_percent"] = out["stub_over_clean_replay_cpu"] <= 1.10
+    out["goal_within_10_percent"] = max(out["stub_over_clean_replay_cpu_min"], out["stub_over_clean_kernel_cpu_min"]) <= 1.10
     out["goal_fresh_book_le_64_MB"] = max(fresh.nbytes, peak) <= 64 * 2**20
     out["goal_kernel_ge_10M_per_s"] = min(out["clean_kernel_commands_per_cpu_s"], out["stubs_kernel_commands_per_cpu_s"]) >= 10e6
     return out

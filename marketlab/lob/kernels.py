@@ -90,7 +90,6 @@ S_REDUCE = 20  # venue policy for apply_reduce sizes: REDUCE_LEFT (size left the
 S_NFAR = 21  # far levels of side 0 (bids) at S_NFAR, of side 1 (asks) at S_NFAR + 1
 S_FCAP = 23  # far level capacity F per side
 S_WCAP = 24  # largest dense window (levels) the book may allocate; prices beyond it live in far levels
-S_NEEDFAR = 25  # 1 when the kernel stopped with NEED_FAR
 S_DEFHEAD = 26  # first deferred crossing add (slot, -1 = none), FIFO through O_NEXT
 S_DEFTAIL = 27  # last deferred crossing add (slot)
 S_NDEFER = 28  # deferred crossing adds waiting for the book to uncross
@@ -813,8 +812,7 @@ def _check_room(hkeys, sc, fills, events, kind, side, price):
         return code
     f = sc[S_FCAP]
     if nd > 0 and (sc[S_NFAR] + nd >= f or sc[S_NFAR + 1] + nd >= f):
-        sc[S_NEEDFAR] = 1  # a deferred add may rest at a new far level after this command
-        return NEED_FAR
+        return NEED_FAR  # a deferred add may rest at a new far level after this command
     rests = kind == K_LIMIT or kind == K_APPLY_ADD or kind == K_SET_LEVEL or kind == K_MODIFY
     if rests and price > 0 and not _in_band(sc, price):
         # grow the window while it stays within S_WCAP levels, else the price is a far level
@@ -1058,51 +1056,79 @@ def _set_window(sc, row, depth):
 @kernel()
 def snapshot_nb(levels, bm, sc, depth, out):
     """Write the top ``depth`` levels into ``out[4*depth]`` as ask_px, ask_sz, bid_px, bid_sz per level."""
-    if sc[S_NFAR] == 0 and sc[S_NFAR + 1] == 0:  # the common case: every level in the window, scan its bitmap
-        _snapshot_window(levels, bm, sc, depth, out)
-        return
-    p = sc[S_ASK]
-    for k in range(depth):
-        if p <= 0:
-            out[4 * k] = 0
-            out[4 * k + 1] = 0
-        else:
-            out[4 * k] = p
-            out[4 * k + 1] = levels[1, _lvl(levels, sc, 1, p), L_QTY]
-            p = next_up_nb(levels, bm, sc, 1, p)
-    p = sc[S_BID]
-    for k in range(depth):
-        if p <= 0:
-            out[4 * k + 2] = 0
-            out[4 * k + 3] = 0
-        else:
-            out[4 * k + 2] = p
-            out[4 * k + 3] = levels[0, _lvl(levels, sc, 0, p), L_QTY]
-            p = next_down_nb(levels, bm, sc, 0, p)
+    _snap_asks(levels, bm, sc, depth, out)
+    _snap_bids(levels, bm, sc, depth, out)
 
 
 @kernel(inline=True)
-def _snapshot_window(levels, bm, sc, depth, out):
-    """:func:`snapshot_nb` when there are no far levels: walk the window's bitmap by level index."""
+def _snap_asks(levels, bm, sc, depth, out):
+    """Asks of :func:`snapshot_nb`. When the best ask is in the window no far ask lies below it, so the
+    window's bitmap is walked up by index and the far asks above the window follow in table order (the
+    cost of far stub orders is nil until the window's asks run out); a far best ask takes the general walk."""
     base = sc[S_BASE]
-    li = sc[S_ASK] - base if sc[S_ASK] > 0 else -1
-    for k in range(depth):
-        if li < 0:
-            out[4 * k] = 0
-            out[4 * k + 1] = 0
-        else:
+    w = sc[S_NLEV]
+    p = sc[S_ASK]
+    k = 0
+    if p > 0 and p - base < w and p >= base:
+        li = p - base
+        while k < depth and li >= 0:
             out[4 * k] = li + base
             out[4 * k + 1] = levels[1, li, L_QTY]
+            k += 1
             li = scan_up_nb(bm, 1, li + 1)
-    li = sc[S_BID] - base if sc[S_BID] > 0 else -1
-    for k in range(depth):
-        if li < 0:
-            out[4 * k + 2] = 0
-            out[4 * k + 3] = 0
-        else:
+        n = sc[S_NFAR + 1]
+        if k < depth and n > 0:
+            pk = w + sc[S_FCAP]
+            j = _far_pos(levels, sc, 1, base + w)
+            while k < depth and j < n:
+                out[4 * k] = levels[1, pk + j, 0]
+                out[4 * k + 1] = levels[1, w + j, L_QTY]
+                k += 1
+                j += 1
+    else:
+        while k < depth and p > 0:
+            out[4 * k] = p
+            out[4 * k + 1] = levels[1, _lvl(levels, sc, 1, p), L_QTY]
+            k += 1
+            p = next_up_nb(levels, bm, sc, 1, p)
+    while k < depth:
+        out[4 * k] = 0
+        out[4 * k + 1] = 0
+        k += 1
+
+
+@kernel(inline=True)
+def _snap_bids(levels, bm, sc, depth, out):
+    """Bids of :func:`snapshot_nb` (the mirror of :func:`_snap_asks`: window down, then far bids below it)."""
+    base = sc[S_BASE]
+    w = sc[S_NLEV]
+    p = sc[S_BID]
+    k = 0
+    if p > 0 and p - base < w and p >= base:
+        li = p - base
+        while k < depth and li >= 0:
             out[4 * k + 2] = li + base
             out[4 * k + 3] = levels[0, li, L_QTY]
+            k += 1
             li = scan_down_nb(bm, 0, li - 1)
+        if k < depth and sc[S_NFAR] > 0:
+            pk = w + sc[S_FCAP]
+            j = _far_pos(levels, sc, 0, base) - 1
+            while k < depth and j >= 0:
+                out[4 * k + 2] = levels[0, pk + j, 0]
+                out[4 * k + 3] = levels[0, w + j, L_QTY]
+                k += 1
+                j -= 1
+    else:
+        while k < depth and p > 0:
+            out[4 * k + 2] = p
+            out[4 * k + 3] = levels[0, _lvl(levels, sc, 0, p), L_QTY]
+            k += 1
+            p = next_down_nb(levels, bm, sc, 0, p)
+    while k < depth:
+        out[4 * k + 2] = 0
+        out[4 * k + 3] = 0
+        k += 1
 
 
 @kernel()
