@@ -7,6 +7,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from marketlab.core.faults import point
+
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
@@ -19,8 +21,11 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
     os.close(fd)
     try:
+        point("atomic-begin")
         write(tmp)
+        point("atomic-written")
         os.replace(tmp, target)
+        point("atomic-replaced")
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

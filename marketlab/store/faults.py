@@ -1,14 +1,13 @@
-"""Fault-injection points for the crash tests (``tests/faults``): a writer kills itself at a named stage.
+"""Fault-injection points of a store write (``tests/faults``): a writer kills itself at a named stage.
 
-``MARKETLAB_FAULT=<stage>[#<n>][:<SIGNAL>]`` makes the process send itself ``SIGNAL`` (default SIGKILL)
-the ``n``-th time (default 1st) it passes ``point(<stage>)``. Unset (always, outside the tests) a point
-costs one dict lookup. The stages are listed in :data:`STAGES` in the order a write passes them.
+``MARKETLAB_FAULT=<stage>[#<n>][:<SIGNAL>]`` (see :mod:`marketlab.core.faults`, the one mechanism) kills
+the writer the ``n``-th time it passes ``point(<stage>)``. The stages are listed in :data:`STAGES` in the
+order a write passes them.
 """
 
 from __future__ import annotations
 
-import os
-import signal
+from marketlab.core.faults import point
 
 STAGES: tuple[str, ...] = (
     "parsed",  # a batch came out of the parser
@@ -22,18 +21,4 @@ STAGES: tuple[str, ...] = (
     "done",  # journal removed, staging folder not yet removed
 )
 
-_SPEC = os.environ.get("MARKETLAB_FAULT", "")
-_COUNTS: dict[str, int] = {}
-
-
-def point(stage: str) -> None:
-    """Kill this process here if ``$MARKETLAB_FAULT`` names ``stage`` (and this is its n-th pass)."""
-    if not _SPEC:
-        return
-    target, _, sig = _SPEC.partition(":")
-    name, _, nth = target.partition("#")
-    if name != stage:
-        return
-    _COUNTS[stage] = _COUNTS.get(stage, 0) + 1
-    if _COUNTS[stage] == int(nth or 1):
-        os.kill(os.getpid(), getattr(signal, sig or "SIGKILL"))
+__all__ = ["STAGES", "point"]

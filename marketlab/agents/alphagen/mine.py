@@ -337,7 +337,7 @@ def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = F
     )
     ckpt = outdir / "checkpoint"
     done = 0
-    if resume and (ckpt / "state.json").is_file():
+    if resume and (ckpt / "policy.safetensors").is_file():  # weights and state commit together in it
         done = load_checkpoint(ckpt, model, pool, md)
     remaining = max(0, m.steps - done)
 
@@ -368,25 +368,31 @@ def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = F
 
 
 def save_checkpoint(ckpt: Path, model: Any, pool: Any, step: int) -> None:
-    """Policy weights as safetensors + JSON state (step, pool formulas); atomic renames."""
+    """Policy weights as safetensors with the state (step, pool formulas) in the same file's header: one
+    atomic rename commits weights and state together, so a kill anywhere leaves the previous checkpoint
+    or the new one, never new weights beside an old step (tests/faults). ``state.json`` is a readable copy."""
     from safetensors.torch import save_model
 
-    ckpt.mkdir(parents=True, exist_ok=True)
-    tmp = ckpt / "policy.safetensors.tmp"
-    save_model(model.policy, str(tmp))  # handles the actor/critic-shared extractor weights
-    tmp.replace(ckpt / "policy.safetensors")
+    from marketlab.core.files import atomic_write
+
     st = {"step": int(step), "pool": pool.state()}
-    tmp = ckpt / "state.json.tmp"
-    tmp.write_text(json.dumps(st, indent=1))
-    tmp.replace(ckpt / "state.json")
+    text = json.dumps(st, indent=1)
+    # save_model handles the actor/critic-shared extractor weights
+    atomic_write(ckpt / "policy.safetensors", lambda tmp: save_model(model.policy, tmp, metadata={"state": text}))
+    atomic_write(ckpt / "state.json", lambda tmp: Path(tmp).write_text(text))
 
 
 def load_checkpoint(ckpt: Path, model: Any, pool: Any, md: MiningData) -> int:
     """Restore policy weights and re-admit the saved pool members; returns the step reached."""
+    from safetensors import safe_open
     from safetensors.torch import load_model
 
-    load_model(model.policy, str(ckpt / "policy.safetensors"), device=str(model.device))
-    st = json.loads((ckpt / "state.json").read_text())
+    path = ckpt / "policy.safetensors"
+    load_model(model.policy, str(path), device=str(model.device))
+    with safe_open(str(path), framework="pt") as fh:
+        header = fh.metadata() or {}
+    # the state committed with these weights; checkpoints written before it was in the header: state.json
+    st = json.loads(header["state"]) if "state" in header else json.loads((ckpt / "state.json").read_text())
     for a in st["pool"]["alphas"]:
         e = parse(a["formula"])
         pool.try_add(e, md.train_values(e))

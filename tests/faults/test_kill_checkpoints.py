@@ -1,0 +1,151 @@
+"""Kill real `mine` and `train` runs (SIGKILL, SIGTERM) while they write checkpoints (issue 13: "same for
+mine and train checkpoints"). Checkpoints go through ``core.files.atomic_write``, which passes the fault
+points ``atomic-begin`` / ``atomic-written`` / ``atomic-replaced`` (``MARKETLAB_FAULT=<point>#<n>``: the n-th
+file write of the run). After each kill the run folder must hold the previous complete checkpoint or the
+new one — weights and counters of the SAME step, never the weights of one step beside the step counter
+of another — and resuming must finish the run.
+
+Torn means: the step a resume would start from (what the checkpoint says) does not belong to the weights
+beside it. The runs are seeded and deterministic, so two kills that leave the same step must leave the
+same weights; a kill after the weights were renamed but before the counters were (the old two-file
+alphagen checkpoint) breaks exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from tests.support.faults import env, killed
+
+TIMEOUT = 300
+
+
+def run(args: list[str], fault: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tests.support.checkpoints", *args], env=env(fault),
+                          capture_output=True, text=True, timeout=TIMEOUT, cwd=Path(__file__).resolve().parents[2])
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    with safe_open(str(path), framework="pt") as fh:
+        return {k: fh.get_tensor(k) for k in fh.keys()}, fh.metadata() or {}  # noqa: SIM118
+
+
+def resume_state(weights: Path, sidecar: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(weights, counters) as a resume reads them: the counters from the weights file's header, or from the
+    JSON sidecar for a checkpoint without them (the loaders' fallback)."""
+    tensors, header = read_checkpoint(weights)
+    assert "state" in header or sidecar.is_file(), f"torn: {weights.name} without its counters"
+    state = json.loads(header["state"]) if "state" in header else json.loads(sidecar.read_text())
+    return tensors, state
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Files other than the checkpoint's own: a killed atomic write leaves only its ``*.tmp`` file."""
+    return sorted(p.name for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
+
+
+# alphagen, 128 steps, a checkpoint at steps 64 and 128 (+ the final one); each checkpoint is two
+# atomic writes: policy.safetensors (weights + state in its header), then state.json (a readable copy).
+# (fault, signal, step the folder must hold afterwards: 0 = no checkpoint yet)
+MINE_POINTS = [
+    ("atomic-replaced#1", "SIGKILL", 64),  # first weights renamed, state.json not written yet
+    ("atomic-written#3", "SIGKILL", 64),  # second weights written, not renamed: the first checkpoint holds
+    ("atomic-replaced#3", "SIGTERM", 128),  # second weights renamed, state.json still says 64
+]
+
+
+def test_mine_killed_while_checkpointing(tmp_path: Path) -> None:
+    weights_at: dict[int, dict[str, torch.Tensor]] = {}
+    for i, (fault, sig, want) in enumerate(MINE_POINTS):
+        out = tmp_path / f"m{i}"
+        proc = run(["mine", str(out), "128", "0"], fault=f"{fault}:{sig}")
+        assert killed(proc), (fault, proc.returncode, proc.stderr[-800:])
+        ckpt = out / "alphagen" / "checkpoint"
+        policy = ckpt / "policy.safetensors"
+        if want == 0:
+            assert not policy.exists()
+        else:
+            tensors, st = resume_state(policy, ckpt / "state.json")
+            step = st["step"]
+            assert step == want, (fault, step)
+            # the same step always comes with the same weights (the run is deterministic): not torn
+            if step in weights_at:
+                assert same(tensors, weights_at[step]), f"{fault}: weights of another step beside step {step}"
+            weights_at[step] = tensors
+        resumed = run(["mine", str(out), "128", "1"])
+        assert resumed.returncode == 0 and "DONE" in resumed.stdout, resumed.stderr[-800:]
+        assert resume_state(policy, ckpt / "state.json")[1]["step"] == 128
+        assert json.loads((ckpt / "state.json").read_text())["step"] == 128
+        assert (out / "alphagen" / "pool.json").is_file()
+        assert leftovers(out / "alphagen") == ["policy.safetensors", "pool.json", "state.json"]
+    assert set(weights_at) == {64, 128}
+
+
+# train: 11 batches per epoch, a state every 2 batches. Atomic writes in order: (state.safetensors,
+# state.json) after batches 2, 4, 6, 8, 10 = writes 1-10, then at the end of epoch 1 best/model.safetensors
+# (11), best/config.json (12) and the state (13, 14).
+TRAIN_POINTS = [
+    ("atomic-replaced#3", "SIGTERM", (0, 4)),  # second state renamed, its state.json copy not yet
+    ("atomic-written#5", "SIGKILL", (0, 4)),  # third state complete but not renamed
+    ("atomic-replaced#11", "SIGKILL", (0, 10)),  # best weights renamed, best/config.json not written
+]
+
+
+@pytest.fixture(scope="module")
+def train_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
+    """The best weights of the same training run, uninterrupted."""
+    from tests.support.checkpoints import train_run
+
+    out = tmp_path_factory.mktemp("train_ref") / "run"
+    train_run(str(out))  # in this process: a subprocess would pay the imports again
+    return read_checkpoint(out / "best" / "model.safetensors")[0]
+
+
+def test_train_killed_while_checkpointing(tmp_path: Path, train_reference: dict[str, torch.Tensor]) -> None:
+    weights_at: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+    for i, (fault, sig, want) in enumerate(TRAIN_POINTS):
+        out = tmp_path / f"t{i}"
+        proc = run(["train", str(out)], fault=f"{fault}:{sig}")
+        assert killed(proc), (fault, proc.returncode, proc.stderr[-800:])
+        state = out / "state.safetensors"
+        if want is None:
+            assert not state.exists()
+        else:
+            tensors, rec = resume_state(state, out / "state.json")
+            at = (rec["epoch"], rec["batch"])
+            assert at == want, (fault, at)
+            if at in weights_at:
+                assert same(tensors, weights_at[at]), f"{fault}: weights of another step beside {at}"
+            weights_at[at] = tensors
+        resumed = run(["train", str(out)])
+        assert resumed.returncode == 0 and "DONE" in resumed.stdout, resumed.stderr[-800:]
+        # resume is exact: the finished run equals the uninterrupted one, whatever the kill left
+        assert same(read_checkpoint(out / "best" / "model.safetensors")[0], train_reference), fault
+        cfg = json.loads((out / "best" / "config.json").read_text())
+        assert cfg["model"] == "binctabl"
+        assert resume_state(state, out / "state.json")[1]["epoch"] == 2
+
+
+def test_fault_points_are_reached_in_a_real_checkpoint_write(tmp_path: Path) -> None:
+    """The points exist where the tests assume them: killing at ``atomic-begin`` leaves an empty temporary
+    file and no target (a planted rename before the write would leave a target)."""
+    code = ("from marketlab.core.files import atomic_write; from pathlib import Path; "
+            f"atomic_write(Path({str(tmp_path / 'f.json')!r}), lambda p: Path(p).write_text('x'))")
+    proc = subprocess.run([sys.executable, "-c", code], env=env("atomic-begin:SIGKILL"), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "f.json").exists()
+    assert [p.stat().st_size for p in tmp_path.iterdir()] == [0]
