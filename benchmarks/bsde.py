@@ -22,6 +22,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from marketlab.pricing.xva import XvaRun
 from marketlab.pricing.xva.exposure import control_variate_estimate
 
 QUICK = "--quick" in sys.argv
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def time_to_accuracy(seeds: list[int]) -> dict:
@@ -197,16 +199,8 @@ def measure_change(seeds: list[int]) -> dict:
     for mixture, y0_on_tilt in ((False, True), (True, True), (True, False)):
         vals, cvs, ses = [], [], []
         for s in seeds:
-            d = {"run": {"steps": 50, "paths": 1024, "layers": ["clean", "xva"], "clean": "analytic",
-                         "progress": False, "plots": False, "seed": s, "change_of_measure": mixture, "tilt": 0.25,
-                         "tilt_trains_y0": y0_on_tilt},
-                 "market": {"r": 0.02, "spot": 100.0, "vol": 0.25},
-                 "counterparties": [{"name": "C", "model": "structural", "asset0": 1.0, "barrier": 0.6,
-                                     "asset_vol": 0.25, "recovery": 0.4}],
-                 "trades": [{"type": "forward", "counterparty": "C", "strike": 100.0, "maturity": 1.0}],
-                 "training": {"xva": {"iterations": 300, "batch_size": 256, "lr_values": [1e-2, 1e-3],
-                                      "lr_boundaries": [200], "hidden": [32, 32], "activation": "tanh"}}}
-            run = XvaRun.from_dict(d)
+            run = XvaRun.from_spec(ROOT / "specs" / "xva" / "structural_forward_cva.toml", paths=1024, seed=s,
+                                   change_of_measure=mixture, tilt_trains_y0=y0_on_tilt)
             res = run.run()
             vals.append(res["xva_table"]["C"]["cva"])
             b = run.xva_solver.sample(8192, torch.Generator(device=run.device).manual_seed(500 + s))

@@ -54,26 +54,25 @@ TRADES_SCHEMA: dict[str, pl.DataType] = {
     "aggressor": pl.Int8(),  # +1 buyer-initiated, -1 seller-initiated, 0 unknown
 }
 
-BARS_SCHEMA: dict[str, pl.DataType] = {
-    "ts": pl.Int64(),  # bar open, ns UTC
+_SYMBOL_OHLCV: dict[str, pl.DataType] = {  # the columns bars and daily panels share, in their order
     "symbol": pl.String(),
     "open": pl.Float64(),
     "high": pl.Float64(),
     "low": pl.Float64(),
     "close": pl.Float64(),
     "volume": pl.Float64(),
+}
+
+BARS_SCHEMA: dict[str, pl.DataType] = {
+    "ts": pl.Int64(),  # bar open, ns UTC
+    **_SYMBOL_OHLCV,
     "vwap": pl.Float64(),
     "trades": pl.Int64(),
 }
 
 PANEL_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date(),
-    "symbol": pl.String(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
+    **_SYMBOL_OHLCV,
     "vwap": pl.Float64(),  # null where the source has none
     "amount": pl.Float64(),  # traded value; null where unknown
     "adj_factor": pl.Float64(),  # multiply raw prices by this for adjusted prices (1.0 if already adjusted)

@@ -32,14 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from marketlab.core.config import (
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    Range,
-    Spec,
-)
+from marketlab.core.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, Spec
 from marketlab.core.device import get_device, seed_everything
 from marketlab.core.errors import SpecError
 from marketlab.models.checkpoint import load_json, load_tensors, save_json, save_model, save_tensors

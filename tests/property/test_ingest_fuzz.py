@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from marketlab.core.errors import DataError, MarketlabError
 from marketlab.store import Store
 from marketlab.store.ingest import binance_raw, fi2010, lobster, ohlcv
-from tests.support.binance import capture_lines
+from tests.support.binance import KLINE_ROWS, capture_lines
 from tests.support.store import tree_hash
 
 GARBAGE = ["", "x", "-", ".", ",", " ", '"', "{", "}", "[", "]", ":", "null", "NaN", "inf", "1e999", "-1", "0",
@@ -86,14 +86,23 @@ def _ok_or_data_error(fn, *args, **kw) -> object:  # type: ignore[no-untyped-def
 
 
 # ------------------------------------------------------------------------------------------ binance-raw
+def _gz(path: Path, lines: list[str]) -> Path:
+    """``lines`` gzipped into ``path`` (lone surrogates from the mutations kept as their bytes)."""
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode("utf-8", errors="surrogatepass")))
+    return path
+
+
+def _fast_and_slow(p: Path) -> tuple[object, object]:
+    """The capture read by the fast path and by the generic path (each a Capture or the DataError)."""
+    return _ok_or_data_error(binance_raw.read_capture, p), _ok_or_data_error(binance_raw.read_capture, p, fast=False)
+
+
 @FUZZ
 @given(st.one_of(mutated(capture_lines(), ","), json_mutated(capture_lines())))
 def test_binance_raw_fuzz(lines: list[str]) -> None:
     with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / "cap.gz"
-        p.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode("utf-8", errors="surrogatepass")))
-        fast = _ok_or_data_error(binance_raw.read_capture, p)
-        slow = _ok_or_data_error(binance_raw.read_capture, p, fast=False)
+        p = _gz(Path(d) / "cap.gz", lines)
+        fast, slow = _fast_and_slow(p)
         if isinstance(slow, DataError) or isinstance(fast, DataError):
             assert isinstance(fast, DataError) and isinstance(slow, DataError) and str(fast) == str(slow)
         else:
@@ -117,30 +126,19 @@ def test_binance_raw_fuzz_on_real_capture_lines(shared_data: Path) -> None:
     @given(mutated(lines, ","))
     def run(mut: list[str]) -> None:
         with tempfile.TemporaryDirectory() as d:
-            p = Path(d) / "usdm.gz"
-            p.write_bytes(gzip.compress(("\n".join(mut) + "\n").encode("utf-8", errors="surrogatepass")))
-            fast = _ok_or_data_error(binance_raw.read_capture, p)
-            slow = _ok_or_data_error(binance_raw.read_capture, p, fast=False)
+            fast, slow = _fast_and_slow(_gz(Path(d) / "usdm.gz", mut))
             assert type(fast) is type(slow) or (isinstance(fast, DataError) and isinstance(slow, DataError))
 
     run()
 
 
 # ---------------------------------------------------------------------------------------------- ohlcv
-KLINES = [
-    "1640995200000,46216.93000000,46271.08000000,46208.37000000,46250.00000000,40.57574000,1640995259999,"
-    "1875978.44269790,796,27.26086000,1260270.37206270,0",
-    "1640995260000,46250.00000000,46344.23000000,46234.39000000,46312.76000000,42.38106000,1640995319999,"
-    "1961908.27328950,973,28.92522000,1339049.49591330,0",
-    "1640995320000,46312.76000000,46381.69000000,46292.75000000,46368.73000000,51.29955000,1640995379999,"
-    "2377413.92816950,1238,22.74786000,1054134.62555590,0",
-]
 PANEL = ["date,open,high,low,close,volume,Name", "2013-02-08,15.07,15.12,14.63,14.75,8407500,AAL",
          "2013-02-11,14.89,15.01,14.26,14.46,8882000,AAL", "2013-02-08,67.7142,68.4014,66.8928,67.8542,158168416,AAPL"]
 
 
 @FUZZ
-@given(mutated(KLINES, ","), st.sampled_from(["csv", "zip"]))
+@given(mutated(KLINE_ROWS, ","), st.sampled_from(["csv", "zip"]))
 def test_ohlcv_klines_fuzz(lines: list[str], how: str) -> None:
     with tempfile.TemporaryDirectory() as d:
         text = "\n".join(lines) + "\n"
@@ -221,12 +219,12 @@ def test_fi2010_non_numeric_token_names_row_sample_and_value(tmp_path: Path) -> 
 
 # ------------------------------------------------------------------------------ store: refused = unchanged
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated(KLINES, ","))
+@given(mutated(KLINE_ROWS, ","))
 def test_refused_ingest_leaves_the_store_unchanged(lines: list[str]) -> None:
     with tempfile.TemporaryDirectory() as d:
         store = Store(Path(d) / "store")
         good = Path(d) / "ETHUSDT-1m-2022-01.csv"
-        good.write_text("\n".join(KLINES).replace("46", "36") + "\n")
+        good.write_text("\n".join(KLINE_ROWS).replace("46", "36") + "\n")
         store.ingest("ohlcv", [good], dataset="k")
         before = tree_hash(store.path)
         bad = Path(d) / "BTCUSDT-1m-2022-01.csv"

@@ -8,20 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketlab.store.resample import aggregate_bars, sample_book_by_time, trades_to_bars
+from tests.support.store import trade_frames
 
-MIN = 60 * 10**9
-
-
-@st.composite
-def trade_frames(draw) -> pl.DataFrame:
-    rows = []
-    for sym in draw(st.lists(st.sampled_from(["A", "B", "C"]), min_size=1, max_size=3, unique=True)):
-        t = draw(st.integers(-10 * MIN, 10**6 * MIN))
-        for _ in range(draw(st.integers(1, 80))):
-            t += draw(st.integers(0, 3 * MIN))
-            rows.append((t, sym, draw(st.integers(1, 500)), draw(st.integers(1, 1000))))
-    return pl.DataFrame(rows, schema={"ts": pl.Int64, "symbol": pl.String, "price": pl.Int64, "size": pl.Int64},
-                        orient="row")
 
 
 @settings(max_examples=60, deadline=None)

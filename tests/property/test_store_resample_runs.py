@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from marketlab.core.schema import BARS_SCHEMA
 from marketlab.store.resample import _bars_from_runs, trades_to_bars
+from tests.support.store import MIN, trade_frames
 
-MIN = 60 * 10**9
 
 
 def reference(df: pl.DataFrame, step: int) -> pl.DataFrame:
@@ -30,14 +30,7 @@ def reference(df: pl.DataFrame, step: int) -> pl.DataFrame:
 
 @st.composite
 def trades(draw) -> pl.DataFrame:
-    rows = []
-    for sym in draw(st.lists(st.sampled_from(["A", "B", "CC"]), min_size=1, max_size=3, unique=True)):
-        t = draw(st.integers(-10 * MIN, 10**4 * MIN))
-        for _ in range(draw(st.integers(1, 60))):
-            t += draw(st.integers(0, 2 * MIN))
-            rows.append((t, sym, draw(st.integers(1, 500)), draw(st.integers(1, 1000))))
-    df = pl.DataFrame(rows, schema={"ts": pl.Int64, "symbol": pl.String, "price": pl.Int64, "size": pl.Int64},
-                      orient="row")
+    df = draw(trade_frames(("A", "B", "CC"), latest_start=10**4 * MIN, max_trades=60, max_gap=2 * MIN))
     order = draw(st.sampled_from(["grouped", "by_time", "shuffled"]))
     if order == "by_time":  # symbols interleaved: groups split into several runs
         df = df.sort("ts", maintain_order=True)

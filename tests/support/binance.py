@@ -1,4 +1,5 @@
-"""A tiny Binance raw capture (combined-stream lines + one REST snapshot) shared by the binance-raw tests."""
+"""Binance test inputs: a tiny raw capture (combined-stream lines + one REST snapshot) shared by the binance-raw
+tests, and three real spot kline rows shared by the ohlcv tests."""
 
 from __future__ import annotations
 
@@ -6,6 +7,16 @@ import gzip
 import json
 from pathlib import Path
 from typing import Any
+
+# Real BTCUSDT rows of 2022-01-01 00:00-00:02 UTC (binance_spot_1m_klines_btcusdt_ethusdt_2022_2023/SOURCE.md).
+KLINE_ROWS = [
+    "1640995200000,46216.93000000,46271.08000000,46208.37000000,46250.00000000,40.57574000,1640995259999,"
+    "1875978.44269790,796,27.26086000,1260270.37206270,0",
+    "1640995260000,46250.00000000,46344.23000000,46234.39000000,46312.76000000,42.38106000,1640995319999,"
+    "1961908.27328950,973,28.92522000,1339049.49591330,0",
+    "1640995320000,46312.76000000,46381.69000000,46292.75000000,46368.73000000,51.29955000,1640995379999,"
+    "2377413.92816950,1238,22.74786000,1054134.62555590,0",
+]
 
 
 def capture_lines(gap: bool = False) -> list[str]:

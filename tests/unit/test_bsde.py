@@ -7,20 +7,9 @@ import math
 import pytest
 import torch
 
-from marketlab.pricing.bsde import (
-    HJBLQ,
-    AllenCahn,
-    BlackScholesLinear,
-    BurgersType,
-    DeepBSDESolver,
-    PricingDefaultRisk,
-    PricingDiffRate,
-    QuadraticGradient,
-    ReactionDiffusion,
-    SolverConfig,
-    make_equation,
-    solve,
-)
+from marketlab.pricing.bsde import (HJBLQ, AllenCahn, BlackScholesLinear, BurgersType, DeepBSDESolver,
+                                    PricingDefaultRisk, PricingDiffRate, QuadraticGradient, ReactionDiffusion,
+                                    SolverConfig, make_equation, solve)
 from marketlab.pricing.bsde.reference import bs_call, bs_put, hjb_lq_y0, reference_for
 from marketlab.core.errors import SpecError
 

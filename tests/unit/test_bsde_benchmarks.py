@@ -12,18 +12,8 @@ import math
 import pytest
 from scipy.stats import norm
 
-from marketlab.pricing.bsde import (
-    HJBLQ,
-    AllenCahn,
-    BurgersType,
-    PricingDefaultRisk,
-    PricingDiffRate,
-    QuadraticGradient,
-    ReactionDiffusion,
-    SolverConfig,
-    make_equation,
-    solve,
-)
+from marketlab.pricing.bsde import (HJBLQ, AllenCahn, BurgersType, PricingDefaultRisk, PricingDiffRate,
+                                    QuadraticGradient, ReactionDiffusion, SolverConfig, make_equation, solve)
 from marketlab.pricing.bsde.reference import basket_call_mc, hjb_lq_y0, reference_for
 from marketlab.pricing.xva import XvaRun
 
@@ -139,16 +129,7 @@ def test_r9_dva_of_short_basket_call_100d():
 def test_r10_deep_structural_cva_with_measure_change():
     """Mixture training (pricing measure + tilted measure, shared y0 and Z-net); the P-only vs mixture
     variance comparison over seeds lives in benchmarks/bsde.py."""
-    mixture = True
-    d = {"run": {"steps": 50, "paths": 4096, "layers": ["clean", "xva"], "clean": "analytic", "progress": False,
-                 "plots": False, "device": "cpu", "change_of_measure": mixture, "tilt": 0.25, "seed": 1},
-         "market": {"r": 0.02, "spot": 100.0, "vol": 0.25},
-         "counterparties": [{"name": "C", "model": "structural", "asset0": 1.0, "barrier": 0.6,
-                             "asset_vol": 0.25, "recovery": 0.4}],
-         "trades": [{"type": "forward", "counterparty": "C", "strike": 100.0, "maturity": 1.0}],
-         "training": {"xva": {"iterations": 300, "batch_size": 256, "lr_values": [1e-2, 1e-3],
-                              "lr_boundaries": [200], "hidden": [32, 32], "activation": "tanh"}}}
-    res = XvaRun.from_dict(d).run()
+    res = XvaRun.from_spec("specs/xva/structural_forward_cva.toml", device="cpu").run()  # change_of_measure on
     deep = res["xva_table"]["C"]["cva"]
     mc, se = res["xva"]["outer_mc"]["C"]["cva"], res["xva"]["outer_mc_se"]["C"]["cva"]
     # Brownian-bridge monitoring keeps the N=50 grid value close to the continuous one (0.256574; 0.25697 at

@@ -11,18 +11,14 @@ import torch
 from marketlab.core.errors import DataError, MarketlabError
 from marketlab.features.expr import PAD_ID, Evaluator, ExprError, RPNBuilder, Vocabulary, parse
 from marketlab.features.panel_tensor import panel_to_tensors, synthetic_panel
+from tests.support.panels import feature_tensors, price_volume_panel
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(1)
-    T, N = 160, 12
-    close = 20 * np.exp(np.cumsum(rng.normal(0, 0.02, (T, N)), 0))
-    close[rng.random((T, N)) < 0.03] = np.nan
-    vol = rng.lognormal(14, 1, (T, N))
-    feats = {k: torch.tensor(close * (1 + 0.01 * i), dtype=torch.float32) for i, k in enumerate(["open", "high", "low", "close", "vwap"])}
-    feats["close"] = torch.tensor(close, dtype=torch.float32)
-    feats["volume"] = torch.tensor(vol, dtype=torch.float32)
+    close, vol = price_volume_panel(1, 160, 12, sigma=0.02, nan_frac=0.03, log_volume=14)
+    feats = feature_tensors(close, vol)
+    feats["close"] = torch.tensor(close, dtype=torch.float32)  # exactly the pandas frame below
     return feats, pd.DataFrame(close), pd.DataFrame(vol)
 
 

@@ -9,19 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketlab.features.expr import Evaluator, RPNBuilder, Vocabulary, parse
+from tests.support.panels import feature_tensors, price_volume_panel
 
 
 @pytest.fixture(scope="module")
 def feats():
-    rng = np.random.default_rng(4)
-    T, N = 90, 7
-    close = 20 * np.exp(np.cumsum(rng.normal(0, 0.03, (T, N)), 0))
-    close[rng.random((T, N)) < 0.05] = np.nan
-    out = {k: torch.tensor(close * (1 + 0.01 * i), dtype=torch.float32) for i, k in enumerate(["open", "high", "low", "close", "vwap"])}
-    vol = rng.lognormal(10, 1, (T, N))
-    vol[rng.random((T, N)) < 0.05] = 0.0  # zeros: division by zero and Log(0) paths
-    out["volume"] = torch.tensor(vol, dtype=torch.float32)
-    return out
+    return feature_tensors(*price_volume_panel(4, 90, 7, sigma=0.03, nan_frac=0.05, log_volume=10, zero_volume_frac=0.05))
 
 
 def _pair(feats):

@@ -40,14 +40,21 @@ def bars_batch(df: pl.DataFrame, dataset: str = "b") -> IngestBatch:
 MIN = 60 * 10**9
 
 
-def test_same_records_through_another_file_are_stored_once(tmp_path: Path) -> None:
-    """Finding 2: a gunzipped/gzipped copy and an overlapping file add no second copy."""
+def _store_with_klines(tmp_path: Path, name: str, minutes: int) -> tuple[Store, Path]:
+    """A store with dataset ``k`` ingested from ``a/<name>`` (``minutes`` klines from 0); folder ``b`` exists
+    empty for the second file."""
     st = Store(tmp_path / "s")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    a = tmp_path / "a" / "BTCUSDT.csv"
-    a.write_text(klines(0, 30))
+    a = tmp_path / "a" / name
+    a.write_text(klines(0, minutes))
     st.ingest("ohlcv", [a], dataset="k")
+    return st, a
+
+
+def test_same_records_through_another_file_are_stored_once(tmp_path: Path) -> None:
+    """Finding 2: a gunzipped/gzipped copy and an overlapping file add no second copy."""
+    st, a = _store_with_klines(tmp_path, "BTCUSDT.csv", 30)
     gz = tmp_path / "b" / "BTCUSDT.csv.gz"
     gz.write_bytes(gzip.compress(a.read_bytes()))
     rep = st.ingest("ohlcv", [gz], dataset="k")
@@ -77,12 +84,7 @@ def test_conflicting_value_names_the_key_and_replace_says_what_it_replaced(tmp_s
 
 
 def test_ingest_replace_flag_overwrites_conflicts(tmp_path: Path) -> None:
-    st = Store(tmp_path / "s")
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    a = tmp_path / "a" / "ETHUSDT.csv"
-    a.write_text(klines(0, 10))
-    st.ingest("ohlcv", [a], dataset="k")
+    st, a = _store_with_klines(tmp_path, "ETHUSDT.csv", 10)
     b = tmp_path / "b" / "ETHUSDT.csv"
     b.write_text(klines(5, 10).replace("100.5,", "100.7,"))
     with pytest.raises(StoreError, match="conflicting value for key"):

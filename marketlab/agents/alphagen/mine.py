@@ -29,16 +29,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import torch
 
-from marketlab.core.config import (
-    Identifier,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    Range,
-    Spec,
-    SpecPath,
-)
+from marketlab.core.config import (Identifier, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range,
+                                   Spec, SpecPath)
 from marketlab.core.device import get_device, seed_everything, set_torch_threads
 from marketlab.core.errors import SpecError
 from marketlab.features.expr import Evaluator, Expr, ExprError, Vocabulary, parse

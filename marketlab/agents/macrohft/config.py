@@ -14,16 +14,8 @@ from pathlib import Path
 from typing import Literal
 
 from marketlab.agents.macrohft.splits import Splits
-from marketlab.core.config import (
-    Fraction,
-    Identifier,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    Spec,
-    SpecPath,
-)
+from marketlab.core.config import (Fraction, Identifier, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
+                                   Spec, SpecPath)
 from marketlab.core.errors import SpecError
 
 

@@ -120,15 +120,8 @@ class Equation:
         """One forward step. Default Euler-Maruyama; subclasses override with exact transitions."""
         return x + self.drift(t, x) * dt + self.diffusion(t, x, dw)
 
-    def sample(
-        self,
-        M: int,
-        gen: torch.Generator,
-        *,
-        dtype: torch.dtype = torch.float64,
-        device: torch.device | None = None,
-        measure: int = 0,
-    ) -> PathBatch:
+    def sample(self, M: int, gen: torch.Generator, *, dtype: torch.dtype = torch.float64,
+               device: torch.device | None = None, measure: int = 0) -> PathBatch:
         """Simulate ``M`` paths under training measure ``measure`` (0 = the pricing measure)."""
         device = device or torch.device("cpu")
         dw, drive = tilted_increments((M, self.N, self.dim_w), self.dt, self.tilts, measure, gen, dtype, device)

@@ -93,15 +93,8 @@ class MarketModel:
         vals += [math.log(e.credit.asset0) for e in self.structural]
         return torch.tensor(vals, dtype=dtype, device=device).expand(M, -1).clone()
 
-    def sample(
-        self,
-        M: int,
-        gen: torch.Generator,
-        *,
-        dtype: torch.dtype = torch.float64,
-        device: torch.device | None = None,
-        measure: int = 0,
-    ) -> PathBatch:
+    def sample(self, M: int, gen: torch.Generator, *, dtype: torch.dtype = torch.float64,
+               device: torch.device | None = None, measure: int = 0) -> PathBatch:
         """Paths ``x [M, N+1, d]``, increments ``dw [M, N, m]`` (standard under the simulation measure) and
         ``exit_idx [M, E]``: first grid index after each structural entity's default (N+1 = no default)."""
         device = device or torch.device("cpu")
