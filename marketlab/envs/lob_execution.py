@@ -30,7 +30,7 @@ import numpy as np
 
 from marketlab.core.config import NonNegativeFloat, PositiveInt
 from marketlab.core.protocols import AgentFill
-from marketlab.envs.lob_venue import VenueFields, build_venue, check_room, reset_venue, venue_mid
+from marketlab.envs.lob_venue import VenueEnv, VenueFields, check_room, venue_mid
 
 
 @dataclass(frozen=True)
@@ -48,16 +48,15 @@ class ExecutionConfig(VenueFields):
 N_ACTIONS = 5
 
 
-class LOBExecutionEnv(gym.Env):
+class LOBExecutionEnv(VenueEnv):
     """See the module docstring. ``events``: a structured array or polars frame of one symbol's events."""
 
-    metadata = {"render_modes": [], "render_fps": 30}
+    config_class = ExecutionConfig
+    config: ExecutionConfig
 
     def __init__(self, config: ExecutionConfig | dict[str, Any] | None = None, *, events: Any = None, store: Any = None) -> None:
-        super().__init__()
-        cfg = config if isinstance(config, ExecutionConfig) else ExecutionConfig.from_dict({"env": dict(config or {})}, section="env")
-        self.config = cfg
-        self.venue: Any = build_venue(cfg, events=events, store=store)
+        super().__init__(config, events=events, store=store)
+        cfg = self.config
         check_room(self.venue, cfg.horizon)
         self.action_space = gym.spaces.Discrete(N_ACTIONS)
         self.obs_dim = 7 + 2 * cfg.depth
@@ -92,11 +91,8 @@ class LOBExecutionEnv(gym.Env):
         obs[7 + cfg.depth :] = np.log1p(snap[:, 1]) / 10.0
         return np.clip(obs, -10.0, 10.0)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start an episode (gymnasium API); returns (observation, info)."""
-        super().reset(seed=seed)
-        cfg = self.config
-        reset_venue(self.venue, self.np_random, cfg.horizon, cfg.random_start, options)
+    def start(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """Episode start after the venue reset: nothing filled, arrival mid from the venue."""
         self.filled = 0
         self.step_no = 0
         self.cost_ticks = 0.0

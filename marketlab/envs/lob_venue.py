@@ -1,5 +1,5 @@
 """What the two LOB envs share: the venue fields of their configs, building a venue by registry id,
-choosing where an episode starts, and reading the venue's mid price.
+choosing where an episode starts, reading the venue's mid price, and :class:`VenueEnv`, their base class.
 
 A venue (``venue/replay-v1``, ``venue/abm-v1`` or a user's registered class) implements
 :class:`marketlab.core.protocols.Venue` and is built with ``cls.from_config(config, events=, store=)``;
@@ -10,8 +10,9 @@ gets a fresh seed instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+import gymnasium as gym
 import numpy as np
 
 from marketlab.core.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Spec
@@ -84,3 +85,28 @@ def reset_venue(venue: Any, np_random: np.random.Generator, horizon: int, random
     else:
         start = first
     venue.reset(0, start)
+
+
+class VenueEnv(gym.Env):
+    """Base of the LOB envs: the config (``config_class``, from a dict's keys as the ``[env]`` table) and the
+    venue it names are built here; :meth:`reset` resets the venue (see :func:`reset_venue`) and then
+    returns the subclass's :meth:`start` (its own episode state, first observation and info)."""
+
+    metadata = {"render_modes": [], "render_fps": 30}
+    config_class: ClassVar[type[VenueFields]]
+
+    def __init__(self, config: Any = None, *, events: Any = None, store: Any = None) -> None:
+        super().__init__()
+        cls = self.config_class
+        self.config: Any = config if isinstance(config, cls) else cls.from_dict({"env": dict(config or {})}, section="env")
+        self.venue: Any = build_venue(self.config, events=events, store=store)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode (gymnasium API); returns (observation, info)."""
+        super().reset(seed=seed)
+        reset_venue(self.venue, self.np_random, self.config.horizon, self.config.random_start, options)
+        return self.start()
+
+    def start(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """The subclass's episode start after the venue reset: its state, first observation and info."""
+        raise NotImplementedError

@@ -24,7 +24,7 @@ import numpy as np
 from marketlab.core.config import NonNegativeFloat, PositiveInt
 from marketlab.core.errors import SpecError
 from marketlab.core.protocols import AgentFill
-from marketlab.envs.lob_venue import VenueFields, build_venue, reset_venue, venue_mid
+from marketlab.envs.lob_venue import VenueEnv, VenueFields, venue_mid
 
 
 @dataclass(frozen=True)
@@ -48,16 +48,15 @@ class MarketMakingConfig(VenueFields):
             raise SpecError(path, "env.max_inventory", f"must be >= quote_size ({self.max_inventory} < {self.quote_size})")
 
 
-class MarketMakingEnv(gym.Env):
+class MarketMakingEnv(VenueEnv):
     """See the module docstring."""
 
-    metadata = {"render_modes": [], "render_fps": 30}
+    config_class = MarketMakingConfig
+    config: MarketMakingConfig
 
     def __init__(self, config: MarketMakingConfig | dict[str, Any] | None = None, *, events: Any = None, store: Any = None) -> None:
-        super().__init__()
-        cfg = config if isinstance(config, MarketMakingConfig) else MarketMakingConfig.from_dict({"env": dict(config or {})}, section="env")
-        self.config = cfg
-        self.venue: Any = build_venue(cfg, events=events, store=store)
+        super().__init__(config, events=events, store=store)
+        cfg = self.config
         self.action_space = gym.spaces.Discrete(cfg.n_offsets * cfg.n_offsets)
         self.observation_space = gym.spaces.Box(-10.0, 10.0, shape=(6,), dtype=np.float32)
         self.inventory = 0
@@ -87,11 +86,8 @@ class MarketMakingEnv(gym.Env):
         )
         return np.clip(obs, -10.0, 10.0)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start an episode (gymnasium API); returns (observation, info)."""
-        super().reset(seed=seed)
-        cfg = self.config
-        reset_venue(self.venue, self.np_random, cfg.horizon, cfg.random_start, options)
+    def start(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """Episode start after the venue reset: flat inventory, no cash, mid from the venue."""
         self.inventory = 0
         self.cash = 0.0
         self.step_no = 0
