@@ -272,8 +272,9 @@ def sql_over_store(
 
     ``catalog`` maps a catalog table name to its rows (copied in as in-memory tables, so the catalog
     file is never opened here); ``views`` maps a view name to the Parquet files it reads. Only SELECT and
-    EXPLAIN statements run; external access is limited to ``root`` and the configuration is locked, so
-    a query can read the store and nothing else, and write nothing.
+    EXPLAIN statements run; external access is limited to the committed files the views read (not even
+    other files under ``root``) and the configuration is locked, so a query reads what the catalog lists
+    and nothing else, and writes nothing.
     """
     con = duckdb.connect(":memory:")
     try:
@@ -299,7 +300,10 @@ def sql_over_store(
                 f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet([{listing}], '
                 "union_by_name = true, hive_partitioning = false)"
             )
-        con.sql(f"SET allowed_directories = ['{_quote(str(root.resolve()))}/']")
+        # Only the committed files the views read: a file in the store that the catalog does not list (a
+        # write in progress, a dead writer's leftover) or the catalog itself cannot be named in a query.
+        allowed = ", ".join(f"'{_quote(f)}'" for files in views.values() for f in files)
+        con.sql(f"SET allowed_paths = [{allowed}]")
         con.sql("SET enable_external_access = false")
         con.sql("SET autoinstall_known_extensions = false")
         con.sql("SET autoload_known_extensions = false")

@@ -205,6 +205,26 @@ def test_sql_reads_nothing_outside_the_store(tmp_store: Store, tmp_path: Path) -
     assert tmp_store.sql("SELECT count(*) AS n FROM bars_b")["n"][0] == 5
 
 
+def test_sql_reads_only_the_files_the_catalog_lists(tmp_store: Store) -> None:
+    """A file inside the store that the catalog does not list (an orphan of a dead writer), a glob over the
+    data tree and the catalog file itself cannot be named in `data sql`; the views still read."""
+    tmp_store.write(bars_batch(bars([T0 + i * MIN for i in range(5)])))
+    [f] = tmp_store.files("bars", "b")
+    orphan = Path(f).with_name("part-orphan.parquet")
+    shutil.copy(f, orphan)
+    root = tmp_store.path.resolve()
+    for query in (f"SELECT count(*) FROM read_parquet('{orphan.resolve()}')",
+                  f"SELECT count(*) FROM read_parquet('{root}/bars/**/*.parquet')",
+                  f"SELECT count(*) FROM read_parquet('{root}/bars/dataset=b/*/*/*.parquet')",
+                  f"SELECT * FROM read_text('{root}/catalog.duckdb')"):
+        with pytest.raises(StoreError, match="sql: .*(Permission|disabled|not allowed)") as e:
+            tmp_store.sql(query)
+        assert "\n" not in str(e.value)
+    # a committed file named directly is what a view reads anyway
+    assert tmp_store.sql(f"SELECT count(*) AS n FROM read_parquet('{Path(f).resolve()}')")["n"][0] == 5
+    assert tmp_store.sql("SELECT count(*) AS n FROM bars_b")["n"][0] == 5
+
+
 def test_duplicate_seq_in_events_is_an_error(tmp_store: Store) -> None:
     ev = pl.DataFrame({"ts": [T0 + i for i in range(4)], "symbol": ["A"] * 4, "seq": [0, 1, 1, 2],
                        "type": [1] * 4, "order_id": [1, 2, 3, 4], "side": [1] * 4, "price": [10] * 4, "size": [1] * 4})
