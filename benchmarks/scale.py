@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -144,6 +145,7 @@ def main() -> None:
     out["note"] = ("2 cores shared with other sessions: the load average (recorded per job) is far above 2 while "
                    "this ran, so speedups are bounded by the CPU share this process got, not by the backends.")
     path = run.save(out)
+    shutil.rmtree(tmp, ignore_errors=True)
     print(path)
 
 

@@ -104,4 +104,6 @@ BUILTIN_IDS: dict[str, str] = {
     "runner/simulate": "marketlab.sweep.runners:SimulateRunner",
     "runner/probe": "marketlab.sweep.runners:ProbeRunner",
     "runner/xva": "marketlab.sweep.runners:XvaRunner",
+    "runner/rl": "marketlab.sweep.runners:RLRunner",
+    "runner/mine": "marketlab.sweep.runners:MineRunner",
 }

@@ -189,6 +189,93 @@ class XvaRunner(Runner):
         return {**_floats(out), "seconds": float(res["seconds"]["total"])}
 
 
+class RLRunner(Runner):
+    """An SB3 training run (:func:`marketlab.agents.sb3.train`) into the variant's run folder: the policy's
+    train-period evaluation as ``train_<metric>`` plus ``seconds`` and ``steps_per_s``; ``options["eval_period"]``
+    (e.g. "test") also evaluates the trained policy on that period as ``<period>_<metric>``."""
+
+    @classmethod
+    def spec_type(cls) -> type[Spec]:
+        """The spec class (imported here: the layer below is loaded only when used)."""
+        from marketlab.agents.sb3 import AgentSpec
+
+        return AgentSpec
+
+    @classmethod
+    def matches(cls, raw: dict[str, Any]) -> bool:
+        """Whether the TOML table ``raw`` is a spec of this kind."""
+        return "algo" in raw and "env" in raw
+
+    @classmethod
+    def seed(cls, spec: Any) -> int | None:
+        """The variant's master seed."""
+        return int(spec.seed)
+
+    @classmethod
+    def run(cls, spec: Any, ctx: RunContext) -> dict[str, float]:
+        """Run one variant; returns its metrics."""
+        import contextlib
+        import json
+        import sys
+
+        from marketlab.agents.sb3 import evaluate, train
+
+        store = None
+        if ctx.store is not None:
+            from marketlab.store import Store
+
+            store = Store(ctx.store, create=False)
+        with contextlib.redirect_stdout(sys.stderr):  # SB3 logs to stdout
+            run = train(spec, store=store, out_dir=ctx.run_dir)
+        info = json.loads((run / "train.json").read_text())
+        out = {"seconds": info["seconds"], "steps_per_s": info["steps_per_s"],
+               **{f"train_{k}": v for k, v in info["train_eval"].items()}}
+        period = ctx.options.get("eval_period")
+        if period:
+            out.update({f"{period}_{k}": v for k, v in evaluate(run, period=str(period), store=store).items()})
+        return _floats(out)
+
+
+class MineRunner(Runner):
+    """Alpha mining (:func:`marketlab.agents.alphagen.mine.mine`: AlphaGen PPO, GP or hand factors) into the
+    variant's run folder: ``<split>_ic`` / ``_rank_ic`` / ``_icir`` of the combined factor, ``pool_size`` and
+    ``seconds``. The spec's ``output.signals_dataset`` is dropped (variants would overwrite one dataset) unless
+    ``options["write"]``."""
+
+    @classmethod
+    def spec_type(cls) -> type[Spec]:
+        """The spec class (imported here: the layer below is loaded only when used)."""
+        from marketlab.agents.alphagen.mine import MineSpec
+
+        return MineSpec
+
+    @classmethod
+    def matches(cls, raw: dict[str, Any]) -> bool:
+        """Whether the TOML table ``raw`` is a spec of this kind."""
+        return "miner" in raw and "split" in raw
+
+    @classmethod
+    def seed(cls, spec: Any) -> int | None:
+        """The variant's master seed."""
+        return int(spec.miner.seed)
+
+    @classmethod
+    def run(cls, spec: Any, ctx: RunContext) -> dict[str, float]:
+        """Run one variant; returns its metrics."""
+        from marketlab.agents.alphagen.mine import mine
+
+        signals = spec.output.signals_dataset if ctx.options.get("write") else None
+        spec = replace(spec, output=replace(spec.output, dir=str(ctx.run_dir), signals_dataset=signals))
+        store = None
+        if ctx.store is not None:
+            from marketlab.store import Store
+
+            store = Store(ctx.store, create=False)
+        res = mine(spec, store=store, progress=False)
+        out = {f"{split}_{m}": v[m] for split, v in res["metrics"].items() for m in ("ic", "rank_ic", "icir") if m in v}
+        return {**_floats(out), "pool_size": float(len(res["pool"]["alphas"])), "seconds": float(res["seconds"]["total"])}
+
+
 @dataclass(frozen=True)
 class ProbeTable(Spec):
     """``[probe]``: ``seconds`` of busy CPU work (a stand-in task of known length, for overhead

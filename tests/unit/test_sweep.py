@@ -240,3 +240,72 @@ def test_xva_sweep_equals_direct_runs(tmp_path):
         direct = XvaRun.from_dict(apply(raw, {"run.seed": row["run.seed"], "run.progress": False})).run()
         assert row["cva_C"] == direct["xva_table"]["C"]["cva"]
     assert res.table["cva_C"].n_unique() == 2
+
+
+def test_rl_sweep_equals_direct_training(tmp_path):
+    """The rl kind: the swept seed's train-period evaluation equals sb3.train run directly with that seed
+    (one variant: SB3 is the slow part)."""
+    from marketlab.agents.sb3 import AgentSpec, train
+    from marketlab.market import market_to_frame, synthetic_market
+    from marketlab.store import IngestBatch, Instrument, Store
+
+    store = Store(tmp_path / "store")
+    m = synthetic_market(300, 1, seed=4, vol=0.01)
+    store.write(IngestBatch("bars1", {"bars": market_to_frame(m)}, [Instrument(m.symbols[0], 0.01, 1.0)]), format="test")
+    text = "\n".join([
+        'name = "ppo_tiny"', 'algo = "ppo"', "total_timesteps = 64", 'device = "cpu"', f'out_dir = "{tmp_path / "runs"}"',
+        "net_arch = [8]", "[hyper]", "n_steps = 32", "batch_size = 16", "n_epochs = 1", "[env]", "episode_length = 30",
+        "[env.data]", 'dataset = "bars1"', 'test_start = "2024-01-01T04:00"', "[env.observation]", "window = 4"]) + "\n"
+    spec = tmp_path / "ppo.toml"
+    spec.write_text(text)
+    res = sweep.run(spec, ["seed=5"], store=store.path, backend="sequential")  # not the spec's seed (0)
+    assert res.kind == "rl" and res.failed == 0, res.table["error"].to_list()
+    for row in res.table.iter_rows(named=True):
+        direct = tmp_path / f"direct{row['seed']}.toml"
+        direct.write_text(text.replace('name = "ppo_tiny"', f'name = "ppo_tiny"\nseed = {row["seed"]}'))
+        run = train(AgentSpec.from_toml(direct), store=store, out_dir=tmp_path / f"d{row['seed']}")
+        assert row["train_final_value"] == json.loads((run / "train.json").read_text())["train_eval"]["final_value"]
+
+
+MINE_SPEC = """
+target = "Ref(close, -5) / close - 1"
+[data]
+dataset = "synth"
+universe = "all"
+[split]
+train = "2015-01-01:2015-06-30"
+valid = "2015-07-01:2015-08-31"
+test = "2015-09-01:2015-12-31"
+[miner]
+method = "gp"
+capacity = 5
+max_len = 10
+max_lookback = 40
+gp_population = 16
+gp_generations = 2
+[output]
+dir = "mine_out"
+"""
+
+
+def test_mine_sweep_equals_direct_mining(tmp_path):
+    """The mine kind: the swept seed's test IC equals mine() run directly on the same spec with that seed."""
+    import dataclasses
+
+    from marketlab.agents.alphagen.mine import MineSpec, mine
+    from marketlab.features.panel_tensor import synthetic_panel
+    from marketlab.store import IngestBatch, Instrument, Store
+
+    store = Store(tmp_path / "store")
+    df = synthetic_panel(220, 8, seed=1)
+    store.write(IngestBatch("synth", {"panel": df}, [Instrument(s, 0.01, 1.0) for s in df["symbol"].unique()]))
+    spec = tmp_path / "gp.toml"
+    spec.write_text(MINE_SPEC)
+    res = sweep.run(spec, ["miner.seed=5"], store=store.path, backend="sequential")  # not the spec's seed (0)
+    assert res.kind == "mine" and res.failed == 0, res.table["error"].to_list()
+    base = MineSpec.from_toml(spec)
+    for row in res.table.iter_rows(named=True):
+        s = dataclasses.replace(base, miner=dataclasses.replace(base.miner, seed=row["miner.seed"]),
+                                output=dataclasses.replace(base.output, dir=str(tmp_path / f"d{row['seed']}")))
+        direct = mine(s, store=store, progress=False)
+        assert row["test_ic"] == direct["metrics"]["test"]["ic"] and row["pool_size"] == len(direct["pool"]["alphas"])
