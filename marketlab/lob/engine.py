@@ -155,7 +155,8 @@ class OrderBook:
     price_band: optional ``(low, high)`` ticks to preallocate as the dense window (``max_levels`` is raised
         to fit it); otherwise the window is centred on the first price seen and grows (re-based, doubling)
         while it stays within ``max_levels``.
-    max_levels: largest dense window (price levels per side; 64 bytes per level for both sides). A price
+    max_levels: largest dense window (price levels per side; 64 bytes per level for both sides, so the
+        default 2**16 holds at most 4 MiB; a fresh book starts at 2**14 levels, 1 MiB). A price
         the window cannot reach within that size rests on a *far level*: a sorted, sparse side table
         (binary search, rows shifted on insert/delete) that costs nothing until used, so stub orders at
         0.01 and 99,999.99 neither allocate nor slow the book. When a side's far table fills and the live

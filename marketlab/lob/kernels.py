@@ -9,18 +9,25 @@ State arrays (all ``int64`` unless said otherwise)
 ``orders[cap, 8]``
     One row (64 bytes, one cache line) per order slot: ``O_ID, O_SIDE (+1/-1), O_PRICE (ticks),
     O_QTY (remaining lots), O_PREV, O_NEXT (slot links inside the level's FIFO; -1 = none), O_TS,
-    O_SYN (1 for synthetic "pre-existing liquidity" orders used by replay)``. Free slots form a list
-    through ``O_NEXT`` starting at ``sc[S_FREE]``.
-``levels[2, nlev, 4]``
-    Per side (0 = bid, 1 = ask) and price index ``price - sc[S_BASE]``: ``L_HEAD, L_TAIL`` (slots),
-    ``L_QTY`` (total lots), ``L_CNT`` (orders).
-``bitmap[2, nlev // 64]`` (``uint64``)
-    Bit set where a level is non-empty, so the next occupied level is found 64 prices at a time.
+    O_SYN (SYN_LIQ: synthetic "pre-existing liquidity" of replay; SYN_DEFERRED: a crossing add held out
+    of the book)``. Free slots form a list through ``O_NEXT`` starting at ``sc[S_FREE]``.
+``levels[2, W + 2F, 4]``
+    Per side (0 = bid, 1 = ask). Rows ``[0, W)`` are the dense *window*: the level at ``price`` is row
+    ``price - sc[S_BASE]`` (``W = sc[S_NLEV]`` levels, at most ``sc[S_WCAP]``). Prices outside the window
+    live on *far levels*: row ``W + k`` is the k-th far level of the side in ascending price order
+    (``k < sc[S_NFAR + s]``) and ``levels[s, W + F + k, 0]`` its price (``F = sc[S_FCAP]``), found by
+    binary search; inserting or deleting one shifts the rows after it, so no row index is kept across
+    such a change. Columns: ``L_HEAD, L_TAIL`` (slots), ``L_QTY`` (total lots), ``L_CNT`` (orders).
+    The window grows (re-based, doubling) up to ``S_WCAP``; beyond that a price becomes a far level, and
+    when a far table fills the boundary re-centres the window (:func:`relayout_nb`).
+``bitmap[2, W // 64]`` (``uint64``)
+    Bit set where a window level is non-empty, so the next occupied level is found 64 prices at a time.
 ``hkeys[hcap], hvals[hcap]``
     Open-addressing hash map order id -> slot (linear probing, backward-shift deletion, ``hvals == -1``
     marks an empty bucket); ``hcap`` is a power of two kept at most half full.
-``sc[16]``
-    Scalars: base price, best bid/ask (0 = none), free-list head, counters, last timestamp, ...
+``sc[N_SCALARS]``
+    Scalars (``S_*`` below): window base and size, best bid/ask (0 = none), free-list head, counters, last
+    timestamp, venue policy, far-table counts and capacity, the deferred-add list, ...
 
 Commands (``cmds[n, 7]``): ``C_TS, C_KIND, C_ID, C_SIDE, C_PRICE, C_SIZE, C_AUX``; kinds are the ``K_*``
 constants below. Outputs: ``fills[m, 7]`` (``ts, seq, taker_id, maker_id, aggressor_side, price, size``),
@@ -37,7 +44,7 @@ compile short. Copies of snapshot rows are explicit loops: a slice assignment be
 array allocates a temporary per event. The id -> slot hash (``hkeys``/``hvals``) are strided views of one
 interleaved ``int64[hcap, 2]`` table, so a probe touches one cache line.
 
-A kernel that runs out of room (order slots, hash buckets, price band, output rows) returns a negative
+A kernel that runs out of room (order slots, hash buckets, window, far table, output rows) returns a negative
 ``NEED_*`` code and the index of the command it did *not* process; nothing of that command has been
 applied, so the caller grows the arrays and resumes there.
 """
@@ -134,7 +141,7 @@ NEED_SLOTS = -1
 NEED_HASH = -2
 NEED_BAND = -3
 NEED_OUT = -4
-NEED_FAR = -5
+NEED_FAR = -5  # a far table is full: the boundary re-centres the window or doubles the far capacity
 
 U1 = np.uint64(1)
 U0 = np.uint64(0)
