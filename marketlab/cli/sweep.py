@@ -29,6 +29,8 @@ def sweep(
     name: Annotated[str | None, typer.Option("--name", help="Sweep name: results in <store>/sweeps/<name>/ (default: the spec's stem).")] = None,
     retries: Annotated[int, typer.Option("--retries", help="Re-runs of a variant whose worker died.", min=0)] = 2,
     report: Annotated[bool, typer.Option("--report", help="Backtests: write each variant's HTML/PNG report.")] = False,
+    random: Annotated[int | None, typer.Option("--random", help="Random search: run N variants of the grid, drawn with --seed.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --random draw.")] = 0,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -40,7 +42,7 @@ def sweep(
 
     res = run(spec, grid, backend=backend, max_concurrency=max_concurrency, address=address, store=store, name=name,
               kind=kind, retries=retries, options={"report": True} if report else None,
-              progress=show_progress(as_json, quiet))
+              progress=show_progress(as_json, quiet), random=random, random_seed=seed)
     if as_json:
         emit(res.to_dict(), True)
         return

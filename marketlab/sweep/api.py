@@ -16,7 +16,7 @@ from marketlab.core.config import Identifier, load_toml
 from marketlab.core.errors import SpecError
 from marketlab.core.registry import ids, resolve
 from marketlab.sweep.backends import check, execute
-from marketlab.sweep.grid import Params, apply, check_keys, expand, parse_grid, variant_id
+from marketlab.sweep.grid import Params, apply, check_keys, expand, parse_grid, sample, variant_id
 from marketlab.sweep.results import SweepFolder, to_table
 
 
@@ -58,9 +58,11 @@ def infer_kind(raw: Mapping[str, Any], path: str | Path) -> str:
 
 
 def plan(spec: str | Path, grid: Sequence[str] | Mapping[str, Sequence[Any]] | None = None, *,
-         variants: Sequence[Params] | None = None, kind: str | None = None) -> tuple[str, dict[str, Any], list[Params]]:
+         variants: Sequence[Params] | None = None, kind: str | None = None, random: int | None = None,
+         random_seed: int = 0) -> tuple[str, dict[str, Any], list[Params]]:
     """(kind, raw TOML table, variants) with every variant validated like a spec file: an unknown key
-    names the spec's known keys, a bad value names its key; nothing runs before all variants pass."""
+    names the spec's known keys, a bad value names its key; nothing runs before all variants pass.
+    ``random`` = N: random search, N variants of the grid drawn with ``random_seed``."""
     path = Path(spec)
     raw = load_toml(path)
     kind = kind or infer_kind(raw, path)
@@ -69,6 +71,8 @@ def plan(spec: str | Path, grid: Sequence[str] | Mapping[str, Sequence[Any]] | N
         if grid is None:
             raise SpecError(None, "--grid", "empty grid: give at least one key=v1,v2,...")
         variants = expand(parse_grid(grid))
+        if random is not None:
+            variants = sample(variants, random, random_seed)
     elif not variants:
         raise SpecError(None, "--grid", "no variants to run")
     keys = sorted({k for v in variants for k in v})
@@ -92,6 +96,8 @@ def run(
     retries: int = 2,
     options: Mapping[str, Any] | None = None,
     progress: bool = False,
+    random: int | None = None,
+    random_seed: int = 0,
 ) -> SweepResult:
     """Run every variant of ``grid`` (``["costs.commission=0,0.001", ...]`` or ``{key: [values]}``; or an
     explicit list ``variants`` of ``{key: value}``) of the spec file ``spec`` on ``backend``
@@ -100,11 +106,12 @@ def run(
     ``name``: default the spec's file stem). Variants already done by an earlier run with the same name
     are skipped. ``options`` go to the runner (e.g. ``{"write": True}`` for simulations, ``{"report":
     True}`` for backtests). A variant that raises or whose worker dies ``retries`` + 1 times is a
-    ``failed`` row with its error; the others complete."""
+    ``failed`` row with its error; the others complete. ``random`` = N runs a random search: N variants of
+    the grid drawn without replacement with ``random_seed`` (the same draw on a restart)."""
     t0 = time.perf_counter()
     check(backend, max_concurrency, address)
     path = Path(spec)
-    kind, raw, plan_variants = plan(path, grid, variants=variants, kind=kind)
+    kind, raw, plan_variants = plan(path, grid, variants=variants, kind=kind, random=random, random_seed=random_seed)
     name = name or path.stem
     problem = typing.get_args(Identifier)[1].check(name)
     if problem:

@@ -71,6 +71,19 @@ def expand(grid: Grid) -> list[Params]:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
+def sample(variants: list[Params], n: int, seed: int) -> list[Params]:
+    """Random search: ``n`` distinct variants drawn without replacement (NumPy generator seeded by ``seed``),
+    kept in grid order, so the same ``n`` and ``seed`` pick the same variants on a restart."""
+    if n < 1:
+        raise SpecError(None, "--random", f"must be >= 1, got {n}")
+    if n > len(variants):
+        raise SpecError(None, "--random", f"{n} exceeds the grid's {len(variants)} variants")
+    import numpy as np
+
+    picked = np.sort(np.random.default_rng(seed).choice(len(variants), size=n, replace=False))
+    return [variants[int(i)] for i in picked]
+
+
 def known_keys(spec_class: type) -> list[str]:
     """Dotted paths of every leaf field of a spec dataclass (nested tables recursed, optional ones too).
     Fields holding free tables (``dict``) are listed as ``<key>.*``: any sub-key may be swept."""

@@ -43,6 +43,20 @@ def test_grid_values_and_product_order():
         "costs": {"spread": 1, "commission": 2}, "signal": {"kind": "x"}}
 
 
+def test_random_search_draws_distinct_variants_reproducibly():
+    from marketlab.sweep.grid import sample
+
+    full = expand(parse_grid(["a=1,2,3,4", "b=1,2,3"]))
+    picked = sample(full, 5, seed=3)
+    assert len(picked) == 5 and len({tuple(v.items()) for v in picked}) == 5 and all(v in full for v in picked)
+    assert picked == sample(full, 5, seed=3) and picked != sample(full, 5, seed=4)
+    assert [full.index(v) for v in picked] == sorted(full.index(v) for v in picked)  # grid order
+    assert sample(full, 12, seed=0) == full
+    for n, needle in ((13, "exceeds the grid's 12 variants"), (0, "must be >= 1")):
+        with pytest.raises(SpecError, match=needle):
+            sample(full, n, seed=0)
+
+
 @pytest.mark.parametrize("items,needle", [
     ([], "empty grid"),
     (["signal.lookback="], "has no values"),
@@ -169,6 +183,10 @@ def test_cli_json_and_table(tmp_path):
     out = _cli(str(spec), "--grid", "probe.x=0,1", "--grid", "probe.seed=1,2", "--store", str(tmp_path / "st"),
                "--backend", "sequential")
     assert out.exit_code == 0 and "skipped 4" in out.stdout
+    out = _cli(str(spec), "--grid", "probe.x=0,1,2,3,4", "--grid", "probe.seed=1,2", "--random", "3", "--seed", "1",
+               "--store", str(tmp_path / "st"), "--backend", "sequential", "--name", "rnd", "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["variants"] == 3
     out = _cli(str(spec), "--grid", "probe.fail=true", "--store", str(tmp_path / "st"), "--backend", "sequential")
     assert out.exit_code == 1 and "1 of 1 variants failed" in out.stderr
 
@@ -181,6 +199,7 @@ def test_cli_json_and_table(tmp_path):
     (["--grid", "probe.x=1", "--max-concurrency", "0"], "--max-concurrency: must be >= 1"),
     (["--grid", "probe.x=1", "--name", "../x"], "key '--name'"),
     (["--grid", "probe.x=1", "--kind", "nope"], "unknown runner id"),
+    (["--grid", "probe.x=1,2", "--random", "3"], "key '--random': 3 exceeds the grid's 2 variants"),
 ])
 def test_cli_bad_input_one_line_exit_2(tmp_path, args, needle):
     out = _cli(str(probe_spec(tmp_path)), "--store", str(tmp_path / "st"), *args)
