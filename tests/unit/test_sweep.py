@@ -328,3 +328,28 @@ def test_mine_sweep_equals_direct_mining(tmp_path):
                                 output=dataclasses.replace(base.output, dir=str(tmp_path / f"d{row['seed']}")))
         direct = mine(s, store=store, progress=False)
         assert row["test_ic"] == direct["metrics"]["test"]["ic"] and row["pool_size"] == len(direct["pool"]["alphas"])
+
+
+def test_driver_killed_mid_sweep_restart_skips_done(tmp_path):
+    """SIGKILL the `marketlab sweep` process after two variants landed: the restart runs only the rest and the
+    table has exactly one ok row per variant."""
+    import signal
+    import subprocess
+    import sys
+
+    spec = probe_spec(tmp_path, seconds=0.4)
+    store = tmp_path / "st"
+    cmd = [sys.executable, "-c", "from marketlab.cli.main import app; app()", "sweep", str(spec),
+           "--grid", "probe.x=0,1,2,3,4,5", "--backend", "sequential", "--store", str(store), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = store / "sweeps" / "probe" / "variants"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(records.glob("*.json"))) < 2 and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done = len(list(records.glob("*.json")))
+    assert 2 <= done < 6 and not (store / "sweeps" / "probe" / "results.parquet").exists()
+    res = sweep.run(spec, ["probe.x=0,1,2,3,4,5"], backend="sequential", store=store)
+    assert (res.skipped, res.ran) == (done, 6 - done)
+    assert res.table.height == 6 and res.table["variant"].n_unique() == 6 and set(res.table["status"]) == {"ok"}
