@@ -79,3 +79,38 @@ def short_abm_spec(tmp_path: Path, duration_s: float = 300.0) -> Path:
     p = tmp_path / "abm_short.toml"
     p.write_text(text.replace("duration_s = 23400.0", f"duration_s = {duration_s}"))
     return p
+
+
+MINE_SPEC = """
+target = "Ref(close, -5) / close - 1"
+[data]
+dataset = "synth"
+universe = "all"
+[split]
+train = "2015-01-01:2015-06-30"
+valid = "2015-07-01:2015-08-31"
+test = "2015-09-01:2015-12-31"
+[miner]
+method = "gp"
+capacity = 5
+max_len = 10
+max_lookback = 40
+gp_population = 16
+gp_generations = 2
+[output]
+dir = "mine_out"
+"""
+
+
+def mine_store_and_spec(tmp_path: Path) -> tuple[Path, Path]:
+    """A store with the synthetic panel ``synth`` (220 days x 8 stocks, seed 1) and a tiny GP mining spec
+    over it: (store path, spec path)."""
+    from marketlab.features.panel_tensor import synthetic_panel
+    from marketlab.store import IngestBatch, Instrument, Store
+
+    store = Store(tmp_path / "store")
+    df = synthetic_panel(220, 8, seed=1)
+    store.write(IngestBatch("synth", {"panel": df}, [Instrument(s, 0.01, 1.0) for s in df["symbol"].unique()]))
+    spec = tmp_path / "gp.toml"
+    spec.write_text(MINE_SPEC)
+    return store.path, spec

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from marketlab import sweep
 from marketlab.core.errors import MarketlabError, SpecError
 from marketlab.sweep.grid import apply, expand, parse_grid, parse_value
-from tests.support.sweep import BACKTEST_SPEC, kill_first_started, probe_spec, write_panel_store
+from tests.support.sweep import BACKTEST_SPEC, kill_first_started, mine_store_and_spec, probe_spec, write_panel_store
 
 GRID = ["costs.commission=0,0.002", "signal.lookback=5,20"]
 
@@ -286,40 +286,15 @@ def test_rl_sweep_equals_direct_training(tmp_path):
         assert row["train_final_value"] == json.loads((run / "train.json").read_text())["train_eval"]["final_value"]
 
 
-MINE_SPEC = """
-target = "Ref(close, -5) / close - 1"
-[data]
-dataset = "synth"
-universe = "all"
-[split]
-train = "2015-01-01:2015-06-30"
-valid = "2015-07-01:2015-08-31"
-test = "2015-09-01:2015-12-31"
-[miner]
-method = "gp"
-capacity = 5
-max_len = 10
-max_lookback = 40
-gp_population = 16
-gp_generations = 2
-[output]
-dir = "mine_out"
-"""
-
-
 def test_mine_sweep_equals_direct_mining(tmp_path):
     """The mine kind: the swept seed's test IC equals mine() run directly on the same spec with that seed."""
     import dataclasses
 
     from marketlab.agents.alphagen.mine import MineSpec, mine
-    from marketlab.features.panel_tensor import synthetic_panel
-    from marketlab.store import IngestBatch, Instrument, Store
+    from marketlab.store import Store
 
-    store = Store(tmp_path / "store")
-    df = synthetic_panel(220, 8, seed=1)
-    store.write(IngestBatch("synth", {"panel": df}, [Instrument(s, 0.01, 1.0) for s in df["symbol"].unique()]))
-    spec = tmp_path / "gp.toml"
-    spec.write_text(MINE_SPEC)
+    store, spec = mine_store_and_spec(tmp_path)
+    store = Store(store)
     res = sweep.run(spec, ["miner.seed=5"], store=store.path, backend="sequential")  # not the spec's seed (0)
     assert res.kind == "mine" and res.failed == 0, res.table["error"].to_list()
     base = MineSpec.from_toml(spec)

@@ -1,6 +1,6 @@
 """Sweeps on a real local Ray cluster (2 CPUs, started once for this file's tests, which xdist keeps in one
-worker): same answers as the sequential run, a killed worker retried by Ray (one row per variant), a
-variant that raises marked failed while the others complete."""
+worker): same answers as the sequential run (backtests, mining, fleets), a killed worker retried by Ray (one
+row per variant), a variant that raises marked failed while the others complete."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from marketlab import sweep
-from tests.support.sweep import BACKTEST_SPEC, kill_first_started, probe_spec, write_panel_store
+from tests.support.sweep import BACKTEST_SPEC, kill_first_started, mine_store_and_spec, probe_spec, write_panel_store
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.xdist_group("ray")
@@ -90,3 +90,12 @@ def test_ray_fleet_writes_each_day_and_matches_sequential(cluster, tmp_path):
     assert on_ray.failed == 0 and on_ray.table.select(cols).equals(seq.table.select(cols))
     days = Store(tmp_path / "ray").files("events", "abm_default")
     assert len(days) == 2
+
+
+def test_ray_mining_seeds_match_sequential(cluster, tmp_path):
+    """Alpha-mining seeds as Ray tasks: the same pools' ICs as the sequential sweep."""
+    store, spec = mine_store_and_spec(tmp_path)
+    on_ray = sweep.run(spec, ["miner.seed=5,6"], store=store, backend="ray", name="ray")
+    seq = sweep.run(spec, ["miner.seed=5,6"], store=store, backend="sequential", name="seq")
+    cols = ["variant", "miner.seed", "status", "train_ic", "test_ic", "pool_size"]
+    assert on_ray.failed == 0 and on_ray.table.select(cols).equals(seq.table.select(cols))
