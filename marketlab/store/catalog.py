@@ -48,6 +48,7 @@ from marketlab.store.types import KINDS, IngestBatch, IngestReport, Instrument, 
 from marketlab.store.validate import time_key
 
 _DATA_DIRS = KINDS  # top-level folders that hold data files
+_READ_RETRIES = 5  # eager reads re-list the catalog when a concurrent write superseded their files
 
 
 def default_store_path() -> Path:
@@ -440,7 +441,17 @@ class Store:
         """Eager read of any kind (``scan_<kind>(...).collect()``)."""
         if kind not in KINDS:
             raise StoreError(f"unknown kind '{kind}' (expected one of {', '.join(KINDS)})")
-        return self._scan(kind, dataset, symbols, start, end, as_float).collect()
+        # A write that commits between listing the files and reading them deletes the files it superseded:
+        # the read then fails whole (file names are never reused, so it never mixes two snapshots) and is
+        # retried on the new file list.
+        for attempt in range(_READ_RETRIES):
+            try:
+                return self._scan(kind, dataset, symbols, start, end, as_float).collect()
+            except FileNotFoundError:
+                if attempt == _READ_RETRIES - 1:
+                    raise
+                self._cache = None
+        raise AssertionError("unreachable")
 
     def files(self, kind: str, dataset: str, symbols: str | Sequence[str] | None = None,
               start: OptTime = None, end: OptTime = None) -> list[str]:

@@ -75,3 +75,43 @@ def test_held_lock_is_a_one_line_busy_error(tmp_path: Path) -> None:
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "store is busy" in lines[0], proc.stderr
     assert run_cli(["ingest", "ohlcv", str(f), "--store", str(root)]).returncode == 0
+
+
+
+REPLACE_ONCE = """
+import sys
+import polars as pl
+from marketlab.store import IngestBatch, Instrument, Store
+T0, MIN = 19_724 * 86_400 * 10**9, 60 * 10**9
+bars = pl.DataFrame({"ts": [T0 + i * MIN for i in range(5)], "symbol": "AAA", "open": 2.0, "high": 2.0, "low": 2.0,
+                     "close": 2.0, "volume": 1.0, "vwap": 2.0, "trades": 1})
+Store(sys.argv[1]).replace(IngestBatch("b", {"bars": bars}, [Instrument("AAA", 0.01, 1.0)]))
+"""
+
+
+def test_eager_read_racing_a_replace_returns_one_snapshot(tmp_path: Path, monkeypatch) -> None:
+    """The race made deterministic: another process's replace commits (and deletes the superseded file)
+    right after this reader listed its files. Store.read must re-list and return the new rows whole, not
+    raise (and never mix); the lazy-scan side is in tests/unit/test_store_integrity.py."""
+    import polars as pl
+
+    from marketlab.store import IngestBatch, Instrument, catalog
+
+    root = tmp_path / "store"
+    t0, minute = 19_724 * 86_400 * 10**9, 60 * 10**9
+    first = pl.DataFrame({"ts": [t0 + i * minute for i in range(5)], "symbol": "AAA", "open": 1.0, "high": 1.0,
+                          "low": 1.0, "close": 1.0, "volume": 1.0, "vwap": 1.0, "trades": 1})
+    Store(root).write(IngestBatch("b", {"bars": first}, [Instrument("AAA", 0.01, 1.0)]))
+    listed = catalog.scans.scan
+    raced: list[int] = []
+
+    def scan_then_replace(*args, **kwargs):  # type: ignore[no-untyped-def]
+        lf = listed(*args, **kwargs)
+        if not raced:  # the first listing only: a writer commits between listing and reading
+            raced.append(1)
+            subprocess.run([sys.executable, "-c", REPLACE_ONCE, str(root)], env=env(), check=True, timeout=120)
+        return lf
+
+    monkeypatch.setattr(catalog.scans, "scan", scan_then_replace)
+    got = Store(root, create=False).read("bars", "b")
+    assert raced and got["close"].to_list() == [2.0] * 5

@@ -225,6 +225,25 @@ def test_sql_reads_only_the_files_the_catalog_lists(tmp_store: Store) -> None:
     assert tmp_store.sql("SELECT count(*) AS n FROM bars_b")["n"][0] == 5
 
 
+def _closes(v: float) -> IngestBatch:
+    frame = bars([T0 + i * MIN for i in range(5)]).with_columns(
+        *(pl.lit(v).alias(c) for c in ("open", "high", "low", "close", "vwap")))
+    return bars_batch(frame)
+
+
+def test_lazy_scan_across_a_replace_is_old_snapshot_or_error_never_a_mix(tmp_store: Store) -> None:
+    """A scan lists its files when built; a replace that commits before it is collected deletes them, so
+    collecting fails whole (FileNotFoundError) rather than mixing; a scan built afterwards sees the new rows."""
+    tmp_store.write(_closes(1.0))
+    before = tmp_store.scan_bars("b")
+    collected = tmp_store.scan_bars("b").collect()
+    Store(tmp_store.path).replace(_closes(2.0))  # another process's Store: only the catalog tells
+    assert collected["close"].to_list() == [1.0] * 5
+    with pytest.raises(FileNotFoundError):
+        before.collect()
+    assert tmp_store.scan_bars("b").collect()["close"].to_list() == [2.0] * 5
+
+
 def test_duplicate_seq_in_events_is_an_error(tmp_store: Store) -> None:
     ev = pl.DataFrame({"ts": [T0 + i for i in range(4)], "symbol": ["A"] * 4, "seq": [0, 1, 1, 2],
                        "type": [1] * 4, "order_id": [1, 2, 3, 4], "side": [1] * 4, "price": [10] * 4, "size": [1] * 4})
