@@ -22,10 +22,13 @@ networks, optimizers, exploration schedule and counters resume exactly.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from marketlab.core.faults import point as fault_point
 
 CHECKPOINT = "checkpoint"
 FORMAT = 1
@@ -57,16 +60,34 @@ def _set_env_states(venv: Any, states: list[tuple[dict[str, np.ndarray], dict[st
         base._reset_seeds()
 
 
-def save_checkpoint(model: Any, folder: Path) -> Path:
-    """Write the checkpoint of ``model`` (and its env) into ``folder/checkpoint/`` (replacing it)."""
+def _recover(folder: Path) -> None:
+    """Finish what a killed writer left: ``checkpoint.old`` without ``checkpoint`` is the last complete
+    checkpoint (the new one was not yet renamed into place); beside ``checkpoint`` it is garbage, as is a
+    ``checkpoint.tmp`` (a write that never reached its rename)."""
+    out, old, tmp = folder / CHECKPOINT, folder / (CHECKPOINT + ".old"), folder / (CHECKPOINT + ".tmp")
+    if old.is_dir():
+        if out.exists():
+            shutil.rmtree(old)
+        else:
+            old.rename(out)
+    if tmp.is_dir():
+        shutil.rmtree(tmp)
+
+
+def save_checkpoint(model: Any, folder: Path, extra: dict[str, str] | None = None) -> Path:
+    """Write the checkpoint of ``model`` (and its env) into ``folder/checkpoint/`` (replacing it as a whole:
+    a kill at any point leaves the previous checkpoint or this one). ``extra``: more files (name -> text)
+    committed with it, e.g. a miner's pool."""
     import torch
     from safetensors.numpy import save_file as save_np
     from safetensors.torch import save_file as save_torch
 
+    _recover(folder)
     out = folder / CHECKPOINT
     tmp = folder / (CHECKPOINT + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    save_torch({k: v.detach().cpu().contiguous() for k, v in model.policy.state_dict().items()}, str(tmp / "policy.safetensors"))
+    # clone: a shared features extractor appears under several keys with one storage, which safetensors refuses
+    save_torch({k: v.detach().cpu().clone() for k, v in model.policy.state_dict().items()}, str(tmp / "policy.safetensors"))
     opt_tensors, opt_meta = _optimizers_state(model)
     save_torch(opt_tensors, str(tmp / "optimizer.safetensors"))
     env_arrays: dict[str, np.ndarray] = {"last_obs": np.asarray(model._last_obs),
@@ -92,16 +113,20 @@ def save_checkpoint(model: Any, folder: Path) -> Path:
         "rng": {"numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
                 "action_space": space_rng.bit_generator.state if space_rng is not None else None},
     }
+    for name, text in (extra or {}).items():
+        (tmp / name).write_text(text, encoding="utf-8")
     (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+    fault_point("checkpoint-written")
     if out.exists():
         old = folder / (CHECKPOINT + ".old")
         out.rename(old)
+        fault_point("checkpoint-swapped")
         tmp.rename(out)
-        for f in old.iterdir():
-            f.unlink()
-        old.rmdir()
+        fault_point("checkpoint-replaced")
+        shutil.rmtree(old)
     else:
         tmp.rename(out)
+        fault_point("checkpoint-replaced")
     return out
 
 
@@ -140,6 +165,7 @@ def _optimizers_state(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def read_state(folder: Path) -> dict[str, Any] | None:
     """``state.json`` of the checkpoint in ``folder`` (None when there is none)."""
+    _recover(folder)
     path = folder / CHECKPOINT / "state.json"
     if not path.is_file():
         return None

@@ -5,7 +5,10 @@ the ``n``-th time (default 1st) it passes ``point(<point>)``. Unset (always, out
 costs one string test. The store's write stages are listed in :mod:`marketlab.store.faults`; the atomic
 file replacement (:func:`marketlab.core.files.atomic_write`, used by every checkpoint) passes
 ``atomic-begin`` (temporary file created, nothing written), ``atomic-written`` (temporary file complete,
-not renamed) and ``atomic-replaced`` (renamed over the target).
+not renamed) and ``atomic-replaced`` (renamed over the target); an RL or mining checkpoint folder
+(:func:`marketlab.agents.sb3_state.save_checkpoint`) passes ``checkpoint-written`` (new folder complete),
+``checkpoint-swapped`` (the previous folder moved aside, the new one not yet in place) and
+``checkpoint-replaced`` (the new folder in place, the previous one not yet deleted).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Kill real `mine` and `train` runs (SIGKILL, SIGTERM) while they write checkpoints (issue 13: "same for
-mine and train checkpoints"). Checkpoints go through ``core.files.atomic_write``, which passes the fault
-points ``atomic-begin`` / ``atomic-written`` / ``atomic-replaced`` (``MARKETLAB_FAULT=<point>#<n>``: the n-th
-file write of the run). After each kill the run folder must hold the previous complete checkpoint or the
+mine and train checkpoints"). Training checkpoints go through ``core.files.atomic_write``, which passes the
+fault points ``atomic-begin`` / ``atomic-written`` / ``atomic-replaced`` (``MARKETLAB_FAULT=<point>#<n>``: the
+n-th file write of the run); mining checkpoints are folders swapped in by ``agents.sb3_state`` (points
+``checkpoint-written`` / ``-swapped`` / ``-replaced``). After each kill the run folder must hold the previous complete checkpoint or the
 new one — weights and counters of the SAME step, never the weights of one step beside the step counter
 of another — and resuming must finish the run.
 
@@ -52,45 +53,44 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def leftovers(folder: Path) -> list[str]:
-    """Files other than the checkpoint's own: a killed atomic write leaves only its ``*.tmp`` file."""
-    return sorted(p.name for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
-
-
-# alphagen, 128 steps, a checkpoint at steps 64 and 128 (+ the final one); each checkpoint is two
-# atomic writes: policy.safetensors (weights + state in its header), then state.json (a readable copy).
+# alphagen, 128 steps of one env, a checkpoint at steps 64 and 128: each is one folder (policy, optimizer, RNG and
+# env state, pool, counters) written beside the old one and swapped in (agents.sb3_state).
 # (fault, signal, step the folder must hold afterwards: 0 = no checkpoint yet)
 MINE_POINTS = [
-    ("atomic-replaced#1", "SIGKILL", 64),  # first weights renamed, state.json not written yet
-    ("atomic-written#3", "SIGKILL", 64),  # second weights written, not renamed: the first checkpoint holds
-    ("atomic-replaced#3", "SIGTERM", 128),  # second weights renamed, state.json still says 64
+    ("checkpoint-written#1", "SIGKILL", 0),  # first folder complete, not renamed: no checkpoint yet
+    ("checkpoint-swapped#1", "SIGKILL", 64),  # the 64-step folder moved aside, the 128-step one not in place
+    ("checkpoint-replaced#2", "SIGTERM", 128),  # the 128-step folder in place, the old one not yet deleted
 ]
 
 
 def test_mine_killed_while_checkpointing(tmp_path: Path) -> None:
+    from marketlab.agents.sb3_state import read_state
+
     weights_at: dict[int, dict[str, torch.Tensor]] = {}
     for i, (fault, sig, want) in enumerate(MINE_POINTS):
         out = tmp_path / f"m{i}"
         proc = run(["mine", str(out), "128", "0"], fault=f"{fault}:{sig}")
         assert killed(proc), (fault, proc.returncode, proc.stderr[-800:])
-        ckpt = out / "alphagen" / "checkpoint"
-        policy = ckpt / "policy.safetensors"
+        folder = out / "alphagen"
+        state = read_state(folder)  # recovers a half-done swap, as a resume does
         if want == 0:
-            assert not policy.exists()
+            assert state is None
         else:
-            tensors, st = resume_state(policy, ckpt / "state.json")
-            step = st["step"]
-            assert step == want, (fault, step)
+            assert state is not None and state["num_timesteps"] == want, (fault, state)
+            tensors, _ = read_checkpoint(folder / "checkpoint" / "policy.safetensors")
             # the same step always comes with the same weights (the run is deterministic): not torn
+            step = state["num_timesteps"]
             if step in weights_at:
                 assert same(tensors, weights_at[step]), f"{fault}: weights of another step beside step {step}"
             weights_at[step] = tensors
+            pool = json.loads((folder / "checkpoint" / "pool.json").read_text())
+            assert pool["n_tried"] > 0
         resumed = run(["mine", str(out), "128", "1"])
         assert resumed.returncode == 0 and "DONE" in resumed.stdout, resumed.stderr[-800:]
-        assert resume_state(policy, ckpt / "state.json")[1]["step"] == 128
-        assert json.loads((ckpt / "state.json").read_text())["step"] == 128
-        assert (out / "alphagen" / "pool.json").is_file()
-        assert leftovers(out / "alphagen") == ["policy.safetensors", "pool.json", "state.json"]
+        state = read_state(folder)
+        assert state is not None and state["num_timesteps"] == 128
+        assert (folder / "pool.json").is_file()
+        assert sorted(p.name for p in folder.iterdir()) == ["checkpoint", "pool.json"]  # no .tmp / .old left
     assert set(weights_at) == {64, 128}
 
 

@@ -92,11 +92,62 @@ def test_tiny_ppo_run_is_deterministic_and_checkpoints(panel, tmp_path):
     saved = json.loads((out / "pool.json").read_text())
     assert saved["pool"]["alphas"][0]["formula"] == fa[0]
     st = json.loads((out / "checkpoint" / "state.json").read_text())
-    assert st["step"] == 192 and (out / "checkpoint" / "policy.safetensors").is_file()
-    # resume: continues from step 192 to 256 with the saved pool re-admitted
+    assert st["num_timesteps"] == 192 and (out / "checkpoint" / "policy.safetensors").is_file()
+    # resume: continues from step 192 to 256 with the saved pool restored
     c = mine(_spec(tmp_path / "a", "alphagen", steps=256, seed=3), panel=panel, progress=False, resume=True)
-    assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == 256
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["num_timesteps"] == 256
     assert c["pool"]["objective_train_ic"] >= a["pool"]["objective_train_ic"] - 1e-9
+
+
+@pytest.mark.parametrize("n_envs", [1, 3])
+def test_resume_equals_uninterrupted_run(panel, tmp_path, n_envs):
+    """Stopped after two rollouts and resumed, the miner ends with the same pool (formulas, weights, objective),
+    the same policy weights and the same optimizer state as a run that never stopped."""
+    from safetensors.torch import load_file
+
+    from marketlab.agents.alphagen.mine import mine
+
+    n = 64 * n_envs  # one rollout
+    whole = mine(_spec(tmp_path / "whole", "alphagen", steps=4 * n, seed=7, n_envs=n_envs), panel=panel, progress=False)
+    mine(_spec(tmp_path / "split", "alphagen", steps=2 * n, seed=7, n_envs=n_envs), panel=panel, progress=False)
+    resumed = mine(_spec(tmp_path / "split", "alphagen", steps=4 * n, seed=7, n_envs=n_envs), panel=panel, progress=False,
+                   resume=True)  # fmt: skip
+    assert resumed["pool"] == whole["pool"] and resumed["pool"]["n_tried"] > 0
+    ck = [tmp_path / run / "alphagen" / "checkpoint" for run in ("whole", "split")]
+    assert (ck[0] / "pool.json").read_text() == (ck[1] / "pool.json").read_text()  # incl. the formulas already tried
+    for name in ("policy.safetensors", "optimizer.safetensors"):
+        a = load_file(str(tmp_path / "whole" / "alphagen" / "checkpoint" / name))
+        b = load_file(str(tmp_path / "split" / "alphagen" / "checkpoint" / name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_another_config(panel, tmp_path):
+    from marketlab.agents.alphagen.mine import mine
+    from marketlab.core.errors import SpecError
+
+    mine(_spec(tmp_path / "r", "alphagen", steps=64, seed=1), panel=panel, progress=False)
+    with pytest.raises(SpecError, match="miner.l1"):
+        mine(_spec(tmp_path / "r", "alphagen", steps=128, seed=1, l1=0.02), panel=panel, progress=False, resume=True)
+    # a larger step budget is a deliberate extension, not a different run
+    assert mine(_spec(tmp_path / "r", "alphagen", steps=128, seed=1), panel=panel, progress=False, resume=True)["pool"]
+
+
+def test_pool_cached_statistics_equal_direct_recomputation(panel):
+    """The batched member products and the cached objective equal a direct recomputation with day_inner."""
+    from marketlab.features.ic import day_inner, pool_ic_from_cache
+
+    ev, pool, y = _pool(panel, capacity=4)
+    for f in ["Mean(close, 5) / close", "Std(close, 10) / close", "Corr(close, volume, 10)", "Delta(close, 5) / close",
+              "Log(volume)", "Mean(volume, 20) / volume"]:
+        pool.try_add(parse(f), ev(f))
+    assert pool.size >= 2
+    n = torch.ones_like(pool.target_z, dtype=torch.bool).sum(1)
+    direct = np.array([[day_inner(a, b, n) for b in pool.values] for a in pool.values])
+    np.testing.assert_allclose(pool.mutual, direct, rtol=1e-5)
+    z = pool.normalise(ev("Mean(close, 10) / close"))
+    np.testing.assert_allclose(pool._mutual_with(z), [day_inner(z, v, n) for v in pool.values], rtol=1e-5)
+    raw = [day_inner(v, pool.target_z, n) for v in pool.values]
+    assert pool.objective == pytest.approx(pool_ic_from_cache(pool.weights, np.array(raw), direct, pool.target_sq), rel=1e-6)
 
 
 def test_gp_and_hand_baselines(panel, tmp_path):

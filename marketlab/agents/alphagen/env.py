@@ -57,6 +57,16 @@ class AlphaTokenEnv(gym.Env):
         reward = float(self.score(expr))
         return obs, reward, True, False, {"formula": str(expr)}
 
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The episode so far (the tokens pushed), for exact resume (``agents/sb3_state``)."""
+        return {}, {"actions": [int(a) for a in self.builder.actions]}
+
+    def set_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:
+        """Rebuild the episode from :meth:`get_state`'s tokens."""
+        self.builder = RPNBuilder(self.vocab, self.max_len, self.max_lookback)
+        for a in scalars["actions"]:
+            self.builder.push(int(a))
+
     def action_masks(self) -> np.ndarray:
         """Legal tokens at the current position (for MaskablePPO)."""
         return self.builder.action_mask()

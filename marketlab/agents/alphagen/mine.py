@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -78,6 +79,7 @@ class MinerSpec:
     deltas: list[PositiveInt] | None = None
     # PPO (AlphaGen)
     steps: PositiveInt = 20_000
+    n_envs: PositiveInt = 1  # token envs stepped in lockstep (one batched policy call per step); n_steps is per env
     n_steps: PositiveInt = 512
     batch_size: PositiveInt = 128
     n_epochs: PositiveInt = 4
@@ -296,10 +298,13 @@ def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = F
     """MaskablePPO with the LSTM extractor over the token env; returns the pool."""
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
     from tqdm import tqdm
 
     from marketlab.agents.alphagen.env import AlphaTokenEnv
     from marketlab.agents.alphagen.policy import LSTMTokenExtractor
+    from marketlab.agents.sb3_state import CHECKPOINT, load_checkpoint, read_state
 
     vocab = vocabulary(m)
     pool = _pool(md, m)
@@ -307,12 +312,13 @@ def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = F
     def score(expr: Expr) -> float:
         return pool.try_add(expr, md.train_values(expr)).reward
 
-    env = AlphaTokenEnv(vocab, score, max_len=m.max_len, max_lookback=m.max_lookback)
-    env.reset(seed=m.seed)
-    env.action_space.seed(m.seed)
+    envs = [AlphaTokenEnv(vocab, score, max_len=m.max_len, max_lookback=m.max_lookback) for _ in range(m.n_envs)]
+    # DummyVecEnv steps the envs one after another, so the shared pool sees the formulas in a fixed order
+    venv = DummyVecEnv([partial(Monitor, e) for e in envs])
+    venv.seed(m.seed)
     model = MaskablePPO(
         "MlpPolicy",
-        env,
+        venv,
         n_steps=m.n_steps,
         batch_size=m.batch_size,
         n_epochs=m.n_epochs,
@@ -327,11 +333,13 @@ def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = F
         ),
         verbose=0,
     )
-    ckpt = outdir / "checkpoint"
-    done = 0
-    if resume and (ckpt / "policy.safetensors").is_file():  # weights and state commit together in it
-        done = load_checkpoint(ckpt, model, pool, md)
-    remaining = max(0, m.steps - done)
+    if resume and read_state(outdir) is not None:
+        _check_resume_config(outdir / CHECKPOINT / "miner.json", md.spec)
+        load_checkpoint(model, outdir)
+        snap = json.loads((outdir / CHECKPOINT / "pool.json").read_text())
+        members = [parse(f) for f in snap["formulas"]]
+        pool.restore(snap, members, [md.train_values(e) for e in members])
+    done = int(model.num_timesteps)
 
     class Progress(BaseCallback):
         def __init__(self) -> None:
@@ -339,56 +347,58 @@ def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = F
             self.bar = tqdm(total=m.steps, initial=done, desc="alphagen", disable=not progress, leave=False)
             self.last_ckpt = done
 
+        def _on_rollout_start(self) -> None:
+            # a clean boundary (last update done, next rollout not begun): resuming here equals not stopping
+            if self.num_timesteps - self.last_ckpt >= m.checkpoint_every:
+                save_checkpoint(outdir, model, pool, md.spec)
+                self.last_ckpt = self.num_timesteps
+
         def _on_step(self) -> bool:
-            self.bar.update(1)
-            step = done + self.num_timesteps
-            if env.builder.finished or self.n_calls % 256 == 0:
+            self.bar.update(m.n_envs)
+            if any(self.locals.get("dones", ())) or self.n_calls % 256 == 0:
                 best = max(zip(pool.weights, pool.exprs, strict=False), key=lambda t: abs(t[0]), default=(0, ""))
                 self.bar.set_postfix(pool=pool.size, ic=f"{pool.objective:.4f}", top=str(best[1])[:40])
-            if step - self.last_ckpt >= m.checkpoint_every:
-                save_checkpoint(ckpt, model, pool, step)
-                self.last_ckpt = step
             return True
 
         def _on_training_end(self) -> None:
             self.bar.close()
 
-    if remaining:
-        model.learn(total_timesteps=remaining, callback=Progress(), reset_num_timesteps=True)
-    save_checkpoint(ckpt, model, pool, done + remaining)
+    if m.steps > done:
+        model.learn(total_timesteps=m.steps - done, callback=Progress(), reset_num_timesteps=done == 0)
+    save_checkpoint(outdir, model, pool, md.spec)
     return pool
 
 
-def save_checkpoint(ckpt: Path, model: Any, pool: Any, step: int) -> None:
-    """Policy weights as safetensors with the state (step, pool formulas) in the same file's header: one
-    atomic rename commits weights and state together, so a kill anywhere leaves the previous checkpoint
-    or the new one, never new weights beside an old step (tests/faults). ``state.json`` is a readable copy."""
-    from safetensors.torch import save_model
+def save_checkpoint(outdir: Path, model: Any, pool: Any, spec: MineSpec) -> None:
+    """The whole mining state in ``outdir/checkpoint/`` (``agents.sb3_state``: policy, optimizer, RNGs, the
+    token envs' unfinished formulas, counters; plus ``pool.json``, the pool's exact state, and ``miner.json``, the
+    configuration a resume must match), replaced as a unit."""
+    from marketlab.agents.sb3_state import save_checkpoint as save_sb3
 
-    from marketlab.core.files import atomic_write
-
-    st = {"step": int(step), "pool": pool.state()}
-    text = json.dumps(st, indent=1)
-    # save_model handles the actor/critic-shared extractor weights
-    atomic_write(ckpt / "policy.safetensors", lambda tmp: save_model(model.policy, tmp, metadata={"state": text}))
-    atomic_write(ckpt / "state.json", lambda tmp: Path(tmp).write_text(text))
+    save_sb3(model, outdir, extra={"pool.json": json.dumps(pool.snapshot()), "miner.json": json.dumps(_resume_config(spec))})
 
 
-def load_checkpoint(ckpt: Path, model: Any, pool: Any, md: MiningData) -> int:
-    """Restore policy weights and re-admit the saved pool members; returns the step reached."""
-    from safetensors import safe_open
-    from safetensors.torch import load_model
+# keys a resumed run may change: the step budget (to extend a run deliberately) and the checkpoint cadence
+_RESUMABLE = ("miner.steps", "miner.checkpoint_every")
 
-    path = ckpt / "policy.safetensors"
-    load_model(model.policy, str(path), device=str(model.device))
-    with safe_open(str(path), framework="pt") as fh:
-        header = fh.metadata() or {}
-    # the state committed with these weights; checkpoints written before it was in the header: state.json
-    st = json.loads(header["state"]) if "state" in header else json.loads((ckpt / "state.json").read_text())
-    for a in st["pool"]["alphas"]:
-        e = parse(a["formula"])
-        pool.try_add(e, md.train_values(e))
-    return int(st["step"])
+
+def _resume_config(spec: MineSpec) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for section in ("data", "split", "miner"):
+        for k, v in asdict(getattr(spec, section)).items():
+            flat[f"{section}.{k}"] = v
+    flat["target"] = spec.target
+    return {k: v for k, v in flat.items() if k not in _RESUMABLE}
+
+
+def _check_resume_config(path: Path, spec: MineSpec) -> None:
+    """Refuse to resume a checkpoint written by another configuration, naming the first differing key."""
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    now = json.loads(json.dumps(_resume_config(spec)))
+    for key in sorted(set(saved) | set(now)):
+        if saved.get(key) != now.get(key):
+            raise SpecError(None, key, f"--resume: the checkpoint in {path.parent} was written with "
+                                       f"{key} = {saved.get(key)!r}, the spec says {now.get(key)!r}")
 
 
 def run_gp(md: MiningData, m: MinerSpec, progress: bool = True):
