@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +124,7 @@ def load_market_spec(spec: DataSpec, store: Any = None, *, key: str = "data.data
         return market
 
     # A forked vector-env worker takes its parent's read (Polars is not fork-safe: see .forkshare).
-    where = store_key(store) if store is not None else f"spec-store:{spec.store}:{os.getcwd()}"
+    # the store's absolute root (a relative spec.store names a different store from another folder)
+    where = store_key(store) if store is not None else f"spec-store:{Path(spec.store).resolve() if spec.store else None}"
     fields = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str)
     return fork_shared(("market", where, fields), read, what=f"dataset '{spec.dataset}'")
