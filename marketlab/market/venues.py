@@ -24,7 +24,7 @@ same book meets them by priority.
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -102,7 +102,7 @@ class ReplayVenue:
                 return load_events(st, config.dataset, symbol=config.symbol, start=start, end=end)
 
             # A forked vector-env worker takes its parent's read (Polars is not fork-safe: see market.forkshare).
-            where = store_key(store) if store is not None else f"spec-store:{config.store}:{os.getcwd()}"
+            where = store_key(store) if store is not None else f"spec-store:{Path(config.store).resolve() if config.store else None}"
             key = ("events", where, config.dataset, config.symbol, start, end)
             events = fork_shared(key, read, what=f"events of dataset '{config.dataset}'")
         elif not isinstance(events, np.ndarray):

@@ -15,7 +15,7 @@ import gzip
 import html
 import json
 import math
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ import pandas as pd
 
 from marketlab.backtests.report.stats import Row, Tearsheet
 
-VENDOR = Path(__file__).parent / "vendor" / "plotly-cartesian.min.js"
+VENDOR = files("marketlab.backtests.report").joinpath("vendor", "plotly-cartesian.min.js")  # package data
 MAX_TRADE_ROWS = 100
 
 
