@@ -68,7 +68,7 @@ def _reanchor(x, t, w, off, s1, s2, s3, s4, npow):
 
 
 @njit(cache=True)
-def _first_valid(x):
+def first_valid(x):
     """Per column: its first non-NaN value (0 when none); the anchor before the first full window."""
     t_len, n = x.shape
     off = np.zeros(n)
@@ -81,6 +81,13 @@ def _first_valid(x):
     return off
 
 
+@njit(cache=True, inline="always")
+def _centred_pair(v, u, o, keep):
+    """The entering value ``v`` and the leaving value ``u`` (scaled by ``keep``) relative to the anchor
+    ``o``; a NaN counts as 0 (its window is masked anyway)."""
+    return (0.0 if v != v else v - o), (0.0 if u != u else (u - o) * keep)
+
+
 @njit(cache=True)
 def _slide(x, t, w, off, s1, s2, s3, s4, npow):
     """Add row ``t`` and (when ``t >= w``) drop row ``t-w``, both relative to the anchor. One branch-free
@@ -91,17 +98,11 @@ def _slide(x, t, w, off, s1, s2, s3, s4, npow):
     n = row.shape[0]
     if npow == 1:
         for j in range(n):
-            v = row[j]
-            u = old[j]
-            z = 0.0 if v != v else v - off[j]
-            zu = 0.0 if u != u else (u - off[j]) * keep
+            z, zu = _centred_pair(row[j], old[j], off[j], keep)
             s1[j] += z - zu
         return
     for j in range(n):
-        v = row[j]
-        u = old[j]
-        z = 0.0 if v != v else v - off[j]
-        zu = 0.0 if u != u else (u - off[j]) * keep
+        z, zu = _centred_pair(row[j], old[j], off[j], keep)
         s1[j] += z - zu
         z2 = z * z
         zu2 = zu * zu
@@ -122,7 +123,7 @@ def rolling_stat(x, w, kind, ddof, reanchor):
     t_len, n = x.shape
     out = np.empty((t_len, n), dtype=x.dtype)
     npow = 1 if kind <= MEAN else (2 if kind <= STD else (3 if kind == SKEW else 4))
-    off = _first_valid(x)
+    off = first_valid(x)
     s1 = np.zeros(n)
     s2 = np.zeros(n)
     s3 = np.zeros(n)

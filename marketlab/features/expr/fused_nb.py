@@ -68,6 +68,20 @@ def _apply_vec(op, a, b, m):
             a[i] = r if (x == x and y == y) else NAN
 
 
+@njit(cache=True, inline="always")
+def _clip_const(a, c, m, greater):
+    """a[:m] = max(a, c) (``greater``) or min(a, c), NaN where ``a`` is NaN. One straight loop per case:
+    a single loop testing ``greater`` per element measured 2x slower (no vectorisation)."""
+    if greater:
+        for i in range(m):
+            x = a[i]
+            a[i] = x if x >= c else (c if x == x else NAN)
+    else:
+        for i in range(m):
+            x = a[i]
+            a[i] = x if x <= c else (c if x == x else NAN)
+
+
 @njit(cache=True, inline="always", error_model="numpy")
 def _apply_const(op, a, c, m, const_left):
     """a[:m] = a op c, or c op a when ``const_left``."""
@@ -103,22 +117,11 @@ def _apply_const(op, a, c, m, const_left):
             for i in range(m):
                 v = a[i] ** c
                 a[i] = v if v - v == 0 else NAN
-    elif op == GREATER:
-        if c != c:
-            for i in range(m):
-                a[i] = NAN
-        else:
-            for i in range(m):
-                x = a[i]
-                a[i] = x if x >= c else (c if x == x else NAN)
-    else:
-        if c != c:
-            for i in range(m):
-                a[i] = NAN
-        else:
-            for i in range(m):
-                x = a[i]
-                a[i] = x if x <= c else (c if x == x else NAN)
+    elif c != c:  # GREATER / LESS with a NaN constant
+        for i in range(m):
+            a[i] = NAN
+    else:  # GREATER / LESS: x vs c; a NaN x gives NaN
+        _clip_const(a, c, m, op == GREATER)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")  # x / 0 -> inf (then NaN), never an exception

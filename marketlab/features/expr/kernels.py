@@ -147,13 +147,18 @@ def ts_kurt(x: Tensor, w: int) -> Tensor:
     return win.finish(ku)
 
 
+def _paired(x: Tensor, y: Tensor, w: int) -> tuple[_Windows, _Windows, Tensor, Tensor]:
+    """Windows over ``x`` and ``y`` with a day NaN in either masked in both, and their window sums."""
+    both = torch.isnan(x) | torch.isnan(y)
+    wx, wy = _Windows(torch.where(both, torch.nan, x), w), _Windows(torch.where(both, torch.nan, y), w)
+    return wx, wy, wx.moment(1), wy.moment(1)
+
+
 def ts_cov(x: Tensor, y: Tensor, w: int) -> Tensor:
     """Rolling unbiased covariance of ``x`` and ``y`` over ``w`` >= 2 days. O(1) per output."""
     if (r := _too_short(x, w)) is not None:
         return r
-    both = torch.isnan(x) | torch.isnan(y)
-    wx, wy = _Windows(torch.where(both, torch.nan, x), w), _Windows(torch.where(both, torch.nan, y), w)
-    sx, sy = wx.moment(1), wy.moment(1)
+    wx, wy, sx, sy = _paired(x, y, w)
     sxy = _wsum(_prefix(wx.z * wy.z), w)
     return wx.finish((sxy - sx * sy / w) / (w - 1))
 
@@ -162,9 +167,7 @@ def ts_corr(x: Tensor, y: Tensor, w: int) -> Tensor:
     """Rolling Pearson correlation over ``w`` >= 2 days; NaN when either series is flat in the window."""
     if (r := _too_short(x, w)) is not None:
         return r
-    both = torch.isnan(x) | torch.isnan(y)
-    wx, wy = _Windows(torch.where(both, torch.nan, x), w), _Windows(torch.where(both, torch.nan, y), w)
-    sx, sy = wx.moment(1), wy.moment(1)
+    wx, wy, sx, sy = _paired(x, y, w)
     sxx = (wx.moment(2) - sx * sx / w).clamp_min(0.0)
     syy = (wy.moment(2) - sy * sy / w).clamp_min(0.0)
     sxy = _wsum(_prefix(wx.z * wy.z), w) - sx * sy / w

@@ -26,22 +26,18 @@ import math
 import numpy as np
 from numba import njit
 
-from marketlab.features.rolling import MEAN, default_reanchor, rolling_stat
+from marketlab.features.rolling import MEAN, default_reanchor, first_valid, rolling_stat
 
 NAN = np.float32(np.nan)
 
 
-@njit(cache=True)
-def _offsets(x):
-    T, N = x.shape
-    off = np.zeros(N, dtype=np.float64)
-    for j in range(N):
-        for t in range(T):
-            v = x[t, j]
-            if v == v:
-                off[j] = v
-                break
-    return off
+@njit(cache=True, inline="always")
+def _count_nans(x, t, w, j, bad):
+    """Update stock ``j``'s count of NaNs in its window as day ``t`` enters and day ``t - w`` leaves."""
+    if x[t, j] != x[t, j]:
+        bad[j] += 1
+    if t >= w and x[t - w, j] != x[t - w, j]:
+        bad[j] -= 1
 
 
 @njit(cache=True)
@@ -60,8 +56,8 @@ def rolling_cov(x, y, w, corr):
     A day where either input is NaN poisons the windows containing it; a flat window gives NaN."""
     T, N = x.shape
     out = np.empty((T, N), dtype=np.float32)
-    ox = _offsets(x)
-    oy = _offsets(y)
+    ox = first_valid(x)
+    oy = first_valid(y)
     sx = np.zeros(N)
     sy = np.zeros(N)
     sxx = np.zeros(N)
@@ -121,7 +117,7 @@ def rolling_wma(x, w):
     """Linear weights 1..w (oldest..newest), normalised; O(1) per output via two running sums."""
     T, N = x.shape
     out = np.empty((T, N), dtype=np.float32)
-    off = _offsets(x)
+    off = first_valid(x)
     s = np.zeros(N)  # plain window sum (of centred values)
     ws = np.zeros(N)  # weighted window sum
     bad = np.zeros(N, dtype=np.int64)
@@ -160,10 +156,7 @@ def rolling_weighted(x, wts):
     bad = np.zeros(N, dtype=np.int64)
     for t in range(T):
         for j in range(N):
-            if x[t, j] != x[t, j]:
-                bad[j] += 1
-            if t >= w and x[t - w, j] != x[t - w, j]:
-                bad[j] -= 1
+            _count_nans(x, t, w, j, bad)
         if t < w - 1:
             out[t, :] = NAN
             continue
@@ -211,10 +204,7 @@ def rolling_extreme(x, w, is_max):
     bad = np.zeros(N, dtype=np.int64)
     for t in range(T):
         for j in range(N):
-            if x[t, j] != x[t, j]:
-                bad[j] += 1
-            if t >= w and x[t - w, j] != x[t - w, j]:
-                bad[j] -= 1
+            _count_nans(x, t, w, j, bad)
             if t < w - 1 or bad[j] > 0:
                 out[t, j] = NAN
             else:
