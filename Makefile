@@ -8,7 +8,7 @@ export MKL_NUM_THREADS ?= 1
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND ?= Agg
 
-.PHONY: setup demo test test-fast test-flaky mutants lint type bench docs clean
+.PHONY: setup demo test test-readme test-fast test-flaky mutants lint type bench docs clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests
+
+# The README's "Using it" commands, top to bottom in a temporary copy of the checkout (tests/readme; minutes).
+test-readme: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m readme tests/readme
 
 # Flake hunt: the whole suite once per seed, test order shuffled by the seed (so xdist workers also get other
 # neighbours), global RNGs seeded per test from the seed, Hypothesis drawing fresh examples. Stops at the first red run

@@ -8,26 +8,11 @@ module that fails to import is an error, never a silently missing command.
 from __future__ import annotations
 
 import importlib
-import os
-from pathlib import Path
 from typing import Annotated
 
+import typer
 
-def default_numba_cache_dir() -> Path:
-    """Where numba caches compiled kernels when ``NUMBA_CACHE_DIR`` is unset: the user's cache folder
-    (``$XDG_CACHE_HOME`` or ``~/.cache``; ``%LOCALAPPDATA%`` on Windows) + ``marketlab/numba``, never the
-    ``__pycache__`` folders inside the installed package."""
-    base = os.environ.get("XDG_CACHE_HOME") or (os.environ.get("LOCALAPPDATA") if os.name == "nt" else None)
-    return (Path(base) if base else Path.home() / ".cache") / "marketlab" / "numba"
-
-
-# numba reads NUMBA_CACHE_DIR once, when it is first imported: set the default before any command can import it.
-if not os.environ.get("NUMBA_CACHE_DIR"):
-    os.environ["NUMBA_CACHE_DIR"] = str(default_numba_cache_dir())
-
-import typer  # noqa: E402 - after the numba cache default, on purpose
-
-from marketlab.cli.common import OneLineErrors, set_debug  # noqa: E402
+from marketlab.cli.common import OneLineErrors, set_debug
 
 app = typer.Typer(
     name="marketlab",

@@ -111,7 +111,7 @@ def test_data_list_shows_rows_per_kind(synth_store: Path) -> None:
 
 
 def _numba_cache_dir(env: dict[str, str]) -> str:
-    code = "import marketlab.cli.main, numba; print(numba.config.CACHE_DIR)"
+    code = "import marketlab, numba; print(numba.config.CACHE_DIR)"  # the Python API as well as the CLI
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
     return out.stdout.strip()
 

@@ -116,7 +116,7 @@ def test_unset_data_root_in_a_spec_is_one_line_naming_file_and_key(tmp_path: Pat
 def test_shipped_specs_name_no_cwd_relative_outputs() -> None:
     """Shipped specs write under the checkout's runs/ and reports/ from any cwd (paths relative to the spec)."""
     for kind in SPEC_KINDS.values():
-        for f in sorted(REPO.glob(kind.examples)):
+        for f in kind.files(REPO):
             doc = tomllib.loads(f.read_text())
             for key, many in path_keys(schema_of(kind.name)):
                 try:
