@@ -28,6 +28,10 @@ def eval_cmd(
     from marketlab.features.alpha_eval import evaluate_formula
 
     set_torch_threads()
+    if store is not None:  # reading never makes a store: a wrong --store is an error naming the path
+        from marketlab.store import Store
+
+        Store(store, create=False)
     summary = evaluate_formula(formula, data, store=store, period=period, target=target,
                                universe=universe)
     emit(summary, json, title="alpha eval")

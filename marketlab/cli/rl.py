@@ -12,12 +12,13 @@ from marketlab.cli.common import JsonOpt, QuietOpt, StoreOpt, command, emit, sho
 rl = typer.Typer(help="Train and evaluate SB3 agents on marketlab/Trading-v0.", no_args_is_help=True)
 
 
-def _store(path: Path | None) -> Any:
+def _store(path: Path | None, *, create: bool = True) -> Any:
+    """The store at ``--store`` (None: the spec's); ``create=False`` for commands that only read."""
     if path is None:
         return None
     from marketlab.store import Store
 
-    return Store(path)
+    return Store(path, create=create)
 
 
 @rl.command("train")
@@ -69,7 +70,7 @@ def eval_cmd(
     """Roll the trained policy over a period and compare it with buy-and-hold."""
     from marketlab.agents.sb3 import evaluate
 
-    emit(evaluate(run, period=period, store=_store(store)), json, title=f"rl eval {run}")
+    emit(evaluate(run, period=period, store=_store(store, create=False)), json, title=f"rl eval {run}")
 
 
 def register(app: typer.Typer) -> None:

@@ -82,7 +82,7 @@ def generate_cmd(
     if orders < 1 or markets < 1 or candidates < 1:
         raise SpecError(None, "--orders/--markets/--candidates", "must be >= 1")
     model, stats, cfg = load_checkpoint(checkpoint)
-    tokens, day = load_day(Store(store), data, symbol, cfg.levels, stats=stats)
+    tokens, day = load_day(Store(store, create=False), data, symbol, cfg.levels, stats=stats)
     world = TradesMarkets(model, stats, tokens, start=max(day.splits["test"].start, cfg.window - 1),
                           n_markets=markets, seed=seed, method=sampler, steps=steps, candidates=candidates)
     t0 = time.perf_counter()

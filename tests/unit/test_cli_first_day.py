@@ -122,3 +122,16 @@ def test_numba_cache_defaults_to_a_user_cache_dir(tmp_path: Path) -> None:
     assert Path(_numba_cache_dir(env)) == tmp_path / "xdg" / "marketlab" / "numba"
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")  # a user's own setting wins
     assert Path(_numba_cache_dir(env)) == tmp_path / "mine"
+
+
+@pytest.mark.parametrize("args", [
+    ["alpha", "eval", "Mean(close, 5)", "--data", "synth_daily"],
+    ["stylized", "synth_lob"],
+    ["rl", "eval", "runs/none", "--period", "test"],
+])
+def test_more_read_only_commands_create_no_store(args: list[str], tmp_path: Path) -> None:
+    r = runner.invoke(app, [*args, "--store", str(tmp_path / "nope")])
+    assert r.exit_code == 2
+    line = one_error_line(r.stderr)
+    assert str(tmp_path / "nope") in line or "runs/none" in line
+    assert not (tmp_path / "nope").exists()
