@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from marketlab.core.config import Identifier, NonNegativeInt, PositiveInt, Range, Spec, SpecPath
-from marketlab.core.device import get_device, seed_everything, set_torch_threads
+from marketlab.core.device import get_device, seed_everything, set_torch_threads, tensorboard_available
 from marketlab.core.errors import SpecError
 from marketlab.core.registry import resolve
 from marketlab.envs.spec import TradingEnvConfig
@@ -108,13 +108,6 @@ def _make_model(spec: AgentSpec, venv: Any, tensorboard_log: Path | None = None)
         return cls(spec.policy, venv, seed=spec.seed, device=str(get_device(spec.device)), verbose=0, **kwargs)
     except TypeError as exc:  # an unknown hyper-parameter name
         raise SpecError(None, "hyper", f"{spec.algo}: {exc}") from None
-
-
-def tensorboard_available() -> bool:
-    """Whether the ``tensorboard`` package (extra ``[rl]``) is installed: SB3 needs it to write event files."""
-    import importlib.util
-
-    return importlib.util.find_spec("tensorboard") is not None
 
 
 def make_train_env(spec: AgentSpec, env_cfg: TradingEnvConfig, market: MarketData) -> tuple[Any, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 from typing import Annotated
 
@@ -48,7 +50,13 @@ def mine_cmd(
     from marketlab.agents.alphagen.mine import MineSpec, mine
 
     s = MineSpec.from_toml(spec)
-    res = mine(s, resume=resume, progress=show_progress(json, quiet))
+
+    def started(info: dict) -> None:
+        if not quiet:
+            tb = f"; tensorboard --logdir {info['tensorboard']}" if info["tensorboard"] else ""
+            print(f"run: {info['run']}{tb}", file=sys.stderr, flush=True)
+
+    res = mine(s, resume=resume, progress=show_progress(json, quiet), on_start=started)
     out = {
         "method": res["method"],
         "dataset": res["dataset"],
@@ -57,6 +65,7 @@ def mine_cmd(
         "pool_json": res.get("pool_json"),
         "signals": res.get("signals"),
         "seconds": res["seconds"]["total"],
+        "tensorboard": res.get("tensorboard"),
     }
     if json:
         out["pool"] = res["pool"]

@@ -60,3 +60,11 @@ def set_torch_threads(n: int | None = None) -> None:
 
     n = n or int(os.environ.get("MARKETLAB_TORCH_THREADS", "1"))
     torch.set_num_threads(n)
+
+
+def tensorboard_available() -> bool:
+    """Whether the ``tensorboard`` package (extra ``[rl]``) is installed: SB3 and ``torch.utils.tensorboard``
+    need it to write event files (training logs to TensorBoard only when it is)."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None

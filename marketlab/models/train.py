@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -33,7 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from marketlab.core.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, Spec
-from marketlab.core.device import get_device, seed_everything
+from marketlab.core.device import get_device, seed_everything, tensorboard_available
 from marketlab.core.errors import SpecError
 from marketlab.models.checkpoint import load_json, load_tensors, save_json, save_model, save_tensors
 from marketlab.models.datasets import WindowSet
@@ -70,13 +71,15 @@ class TrainConfig(Spec):
     compile: Literal["auto", "on", "off"] = "off"
     progress: bool = True
     eval_batch_size: PositiveInt = 512
+    tensorboard: bool = True  # scalars to <out>/tb when the tensorboard package is installed (extra [rl])
 
 
 BatchCallback = Callable[["Trainer", int, int, float], None]
 
 #: Training settings a resumed run may change: they do not change what is trained (``epochs`` is reconciled
 #: on its own: a finished run extends to more epochs, and never silently shrinks).
-RESUME_FREE_KEYS = frozenset({"epochs", "progress", "device", "amp", "compile", "eval_batch_size", "checkpoint_every"})
+RESUME_FREE_KEYS = frozenset({"epochs", "progress", "device", "amp", "compile", "eval_batch_size", "checkpoint_every",
+                              "tensorboard"})
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -285,6 +288,7 @@ class Trainer:
         n_batches = max(1, math.ceil(len(train) / cfg.batch_size))
         t0 = time.perf_counter()
         windows_seen = 0
+        self._tb = self._open_tensorboard()
         while not self.state["done"] and self.state["epoch"] < cfg.epochs:
             epoch = self.state["epoch"]
             order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train))
@@ -302,6 +306,8 @@ class Trainer:
                 bar.update(1)
                 if b % 20 == 0:
                     bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+                    if self._tb is not None:
+                        self._tb.add_scalar("train/loss", float(np.mean(losses[-20:])), epoch * n_batches + b)
                 if cfg.checkpoint_every and (b + 1) % cfg.checkpoint_every == 0 and b + 1 < n_batches:
                     self._save_state()
                 for cb in self.callbacks:
@@ -309,10 +315,29 @@ class Trainer:
             bar.close()
             self._end_epoch(epoch, val)
             self._save_state()
+            if self._tb is not None:
+                for k, v in self.state["history"][-1].items():
+                    if k != "epoch":
+                        self._tb.add_scalar(f"epoch/{k}", v, epoch + 1)
+                self._tb.flush()
+        if self._tb is not None:
+            self._tb.close()
         self.state["train_seconds"] = time.perf_counter() - t0
         self.state["train_windows_per_s"] = windows_seen / max(self.state["train_seconds"], 1e-9)
         self.state["resumed"] = resumed
         return self.state
+
+    def _open_tensorboard(self) -> Any:
+        """A ``SummaryWriter`` on ``<out>/tb`` (path on stderr when progress is shown), or None."""
+        if not (self.cfg.tensorboard and tensorboard_available()):
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb = self.out / "tb"
+        if self.cfg.progress:
+            tqdm.write(f"tensorboard --logdir {tb}", file=sys.stderr)
+        self.state["tensorboard"] = str(tb)
+        return SummaryWriter(str(tb))
 
     def _end_epoch(self, epoch: int, val: WindowSet) -> None:
         cfg = self.cfg

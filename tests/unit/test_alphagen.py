@@ -186,7 +186,9 @@ def test_mine_writes_signals_to_store(tmp_store, tmp_path):
 
 def test_cli_bad_input_one_line(tmp_path):
     from marketlab.cli.main import app
+    from marketlab.store import Store
 
+    Store(tmp_path)  # an (empty) store: reading commands refuse a folder that is not one
     r = CliRunner().invoke(app, ["alpha", "eval", "Corr(close,", "--data", "x", "--store", str(tmp_path)])
     assert r.exit_code == 2 and "cannot parse" in r.output and r.output.strip().count("\n") == 0
     r = CliRunner().invoke(app, ["alpha", "eval", "Mean(foo, 5)", "--data", "x", "--store", str(tmp_path)])
@@ -215,3 +217,20 @@ def test_cli_alpha_eval_json(tmp_store):
     assert r.exit_code == 0 and json.loads(r.output)["period"].startswith("2015-03-02")
     r = CliRunner().invoke(app, args[:-1] + ["--period", "2030-01-01:2030-02-01"])
     assert r.exit_code == 2 and "holds no days" in r.output
+
+
+def test_mining_logs_the_pool_to_tensorboard(panel, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from marketlab.agents.alphagen.mine import mine
+
+    started = []
+    res = mine(_spec(tmp_path, "alphagen", steps=128, seed=2), panel=panel, progress=False, on_start=started.append)
+    assert started == [{"run": str(tmp_path / "alphagen"), "tensorboard": res["tensorboard"]}]
+    (events,) = Path(res["tensorboard"]).rglob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events.parent))
+    acc.Reload()
+    ic = [e.value for e in acc.Scalars("pool/train_ic")]
+    assert len(ic) == 2 and ic[-1] == pytest.approx(res["pool"]["objective_train_ic"], rel=1e-6)
+    assert "train/loss" in acc.Tags()["scalars"]  # SB3's own scalars land beside the pool's

@@ -143,3 +143,28 @@ def test_metrics_agree_with_sklearn() -> None:
     p[:200] = t[:200]
     assert macro_f1(t, p) == pytest.approx(sk.f1_score(t, p, average="macro"))
     assert mcc(t, p) == pytest.approx(sk.matthews_corrcoef(t, p))
+
+
+def _scalars(tb) -> dict[str, list[float]]:
+    """Every scalar series in the TensorBoard event files under ``tb`` (read by tensorboard itself)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[str, list[float]] = {}
+    for f in sorted(tb.rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(f.parent))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            out.setdefault(tag, []).extend(e.value for e in acc.Scalars(tag))
+    return out
+
+
+def test_tensorboard_logs_the_history(tmp_path) -> None:
+    pytest.importorskip("tensorboard")
+    res = train_predictor("binctabl", _sets(), tmp_path, train_config=_cfg(epochs=2))
+    s = _scalars(tmp_path / "tb")
+    # per epoch: what the run's own history says, value for value
+    assert s["epoch/val_loss"] == pytest.approx([h["val_loss"] for h in res["history"]], rel=1e-6)
+    assert s["epoch/train_loss"] == pytest.approx([h["train_loss"] for h in res["history"]], rel=1e-6)
+    assert len(s["train/loss"]) >= 2
+    off = train_predictor("binctabl", _sets(), tmp_path / "off", train_config=_cfg(epochs=1, tensorboard=False))
+    assert "tensorboard" not in off and not (tmp_path / "off" / "tb").exists()

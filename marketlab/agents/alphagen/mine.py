@@ -25,6 +25,7 @@ import time
 from functools import partial
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -32,7 +33,7 @@ import torch
 
 from marketlab.core.config import (Identifier, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range,
                                    Spec, SpecPath)
-from marketlab.core.device import get_device, seed_everything, set_torch_threads
+from marketlab.core.device import get_device, seed_everything, set_torch_threads, tensorboard_available
 from marketlab.core.errors import SpecError
 from marketlab.features.expr import Evaluator, Expr, ExprError, Vocabulary, parse
 from marketlab.features.expr.tokens import ALPHAGEN_OPERATORS, CONSTANTS, DELTAS
@@ -294,8 +295,10 @@ def _pool(md: MiningData, m: MinerSpec):
     )
 
 
-def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = False, progress: bool = True):
-    """MaskablePPO with the LSTM extractor over the token env; returns the pool."""
+def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = False, progress: bool = True,
+                 tensorboard_dir: Path | None = None):
+    """MaskablePPO with the LSTM extractor over the token env; returns the pool. ``tensorboard_dir``: SB3's
+    own scalars (rollout, train) plus ``pool/train_ic``, ``pool/size`` and ``pool/tried`` per rollout."""
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
@@ -332,6 +335,7 @@ def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = F
             features_extractor_kwargs=dict(n_actions=vocab.n_actions, d_model=m.d_model, n_layers=m.n_layers),
         ),
         verbose=0,
+        tensorboard_log=str(tensorboard_dir) if tensorboard_dir is not None else None,
     )
     if resume and read_state(outdir) is not None:
         _check_resume_config(outdir / CHECKPOINT / "miner.json", md.spec)
@@ -346,6 +350,11 @@ def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = F
             super().__init__()
             self.bar = tqdm(total=m.steps, initial=done, desc="alphagen", disable=not progress, leave=False)
             self.last_ckpt = done
+
+        def _on_rollout_end(self) -> None:
+            self.logger.record("pool/train_ic", pool.objective)
+            self.logger.record("pool/size", pool.size)
+            self.logger.record("pool/tried", pool.n_tried)
 
         def _on_rollout_start(self) -> None:
             # a clean boundary (last update done, next rollout not begun): resuming here equals not stopping
@@ -364,7 +373,8 @@ def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = F
             self.bar.close()
 
     if m.steps > done:
-        model.learn(total_timesteps=m.steps - done, callback=Progress(), reset_num_timesteps=done == 0)
+        model.learn(total_timesteps=m.steps - done, callback=Progress(), reset_num_timesteps=done == 0,
+                    tb_log_name="alphagen")
     save_checkpoint(outdir, model, pool, md.spec)
     return pool
 
@@ -431,8 +441,12 @@ def run_gp(md: MiningData, m: MinerSpec, progress: bool = True):
 
 
 def mine(spec: MineSpec, *, store: Any = None, panel: PanelTensors | None = None, resume: bool = False,
-         progress: bool = True, write: bool = True) -> dict[str, Any]:
-    """Run the spec's miner; write ``pool.json`` (and signals when ``output.signals_dataset``); return the summary."""
+         progress: bool = True, write: bool = True, tensorboard: bool = True,
+         on_start: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the spec's miner; write ``pool.json`` (and signals when ``output.signals_dataset``); return the summary.
+
+    ``tensorboard``: AlphaGen logs to ``<output.dir>/tb`` when the ``tensorboard`` package is installed (extra
+    ``[rl]``). ``on_start`` gets ``{"run": output folder, "tensorboard": log folder or None}`` before mining."""
     set_torch_threads()
     seed_everything(spec.miner.seed)
     t0 = time.perf_counter()
@@ -441,6 +455,9 @@ def mine(spec: MineSpec, *, store: Any = None, panel: PanelTensors | None = None
     outdir.mkdir(parents=True, exist_ok=True)
     md = MiningData(spec, panel=panel, store=store)
     t_load = time.perf_counter() - t0
+    tb = outdir / "tb" if tensorboard and m.method == "alphagen" and tensorboard_available() else None
+    if on_start is not None:
+        on_start({"run": str(outdir), "tensorboard": str(tb) if tb else None})
     if m.method == "hand":
         from marketlab.agents.alphagen.hand import ALPHA158_SUBSET, HandModel
 
@@ -455,7 +472,10 @@ def mine(spec: MineSpec, *, store: Any = None, panel: PanelTensors | None = None
                 a["weight"] = float(c)
         pool_info: dict[str, Any] = {"model": m.hand_model, "alphas": alphas}
     else:
-        pool = run_alphagen(md, m, outdir, resume=resume, progress=progress) if m.method == "alphagen" else run_gp(md, m, progress)
+        if m.method == "alphagen":
+            pool = run_alphagen(md, m, outdir, resume=resume, progress=progress, tensorboard_dir=tb)
+        else:
+            pool = run_gp(md, m, progress)
         exprs = list(pool.exprs)
         combine = pool.combine
         pool_info = pool.state()
@@ -475,6 +495,7 @@ def mine(spec: MineSpec, *, store: Any = None, panel: PanelTensors | None = None
         "metrics": metrics,
         "pool": pool_info,
         "seconds": {"load": round(t_load, 2), "total": round(time.perf_counter() - t0, 2)},
+        "tensorboard": str(tb) if tb else None,
         "config": asdict(m),
     }
     if write:
