@@ -200,8 +200,9 @@ def py_verify(m: np.ndarray, book: np.ndarray, L: int) -> tuple[np.ndarray, np.n
     return pre, post
 
 
-def lobster_section(quick: bool) -> dict:
-    from marketlab.lob.lobster import verify_lobster
+def lobster_goog():
+    """The LOBSTER GOOG 2012-06-21 level-10 sample as engine input: (day, its messages with prices in ticks,
+    seed commands of the first book row, commands of the other messages)."""
     from marketlab.store.ingest.lobster import read_lobster
 
     d = DATA / "lobster_sample_2012-06-21"
@@ -211,8 +212,13 @@ def lobster_section(quick: bool) -> dict:
     m[:, 4] = np.where(m[:, 1] <= 4, m[:, 4] // day.grid, 0)
     row0 = day.book[0].copy()
     row0[0::2] //= day.grid
-    seed = seed_commands(row0, int(m[0, 0]))
-    cmds = events_to_commands(m[1:])
+    return day, m, seed_commands(row0, int(m[0, 0])), events_to_commands(m[1:])
+
+
+def lobster_section(quick: bool) -> dict:
+    from marketlab.lob.lobster import verify_lobster
+
+    day, m, seed, cmds = lobster_goog()
     n = cmds.shape[0]
     engine_batch(cmds[:1000], seed, True)  # JIT / cache load outside the timing
     t_eng, res = best_of(lambda: engine_batch(cmds, seed, True))
@@ -397,17 +403,7 @@ def far_stubs_section(quick: bool) -> dict:
     within 10 %, fresh book <= 64 MB, kernel >= 10M commands/s."""
     import tracemalloc
 
-    from marketlab.store.ingest.lobster import read_lobster
-
-    d = DATA / "lobster_sample_2012-06-21"
-    stem = "GOOG_2012-06-21_34200000_57600000"
-    day = read_lobster(d / f"{stem}_message_10.csv.gz", d / f"{stem}_orderbook_10.csv.gz")
-    m = day.msgs.copy()
-    m[:, 4] = np.where(m[:, 1] <= 4, m[:, 4] // day.grid, 0)
-    row0 = day.book[0].copy()
-    row0[0::2] //= day.grid
-    seed = seed_commands(row0, int(m[0, 0]))
-    cmds = events_to_commands(m[1:])
+    _, m, seed, cmds = lobster_goog()
     if quick:
         cmds = cmds[:50_000]
     n = cmds.shape[0]

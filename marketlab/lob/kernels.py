@@ -578,15 +578,21 @@ def _reduce_order(orders, levels, bm, hkeys, hvals, sc, slot, qty):
 
 
 @kernel(inline=True)
+def _row7(out, k, ts, seq, c2, c3, c4, price, size):
+    """Write row ``k`` of an events or fills array (their seven columns share this layout)."""
+    out[k, 0] = ts
+    out[k, 1] = seq
+    out[k, 2] = c2
+    out[k, 3] = c3
+    out[k, 4] = c4
+    out[k, 5] = price
+    out[k, 6] = size
+
+
+@kernel(inline=True)
 def _emit(events, sc, ts, etype, oid, side, price, size):
     k = sc[S_NEVT]
-    events[k, 0] = ts
-    events[k, 1] = sc[S_SEQ]
-    events[k, 2] = etype
-    events[k, 3] = oid
-    events[k, 4] = side
-    events[k, 5] = price
-    events[k, 6] = size
+    _row7(events, k, ts, sc[S_SEQ], etype, oid, side, price, size)
     sc[S_SEQ] += 1
     sc[S_NEVT] = k + 1
 
@@ -594,13 +600,7 @@ def _emit(events, sc, ts, etype, oid, side, price, size):
 @kernel(inline=True)
 def _fill(fills, sc, ts, taker, maker, aggressor, price, size):
     k = sc[S_NFILL]
-    fills[k, 0] = ts
-    fills[k, 1] = sc[S_SEQ]
-    fills[k, 2] = taker
-    fills[k, 3] = maker
-    fills[k, 4] = aggressor
-    fills[k, 5] = price
-    fills[k, 6] = size
+    _row7(fills, k, ts, sc[S_SEQ], taker, maker, aggressor, price, size)
     sc[S_NFILL] = k + 1
 
 

@@ -175,6 +175,21 @@ deep_command = st.tuples(
 )
 
 
+def _append_command(rows: list, cmd: tuple[int, ...], oid: int, adds: tuple[int, ...]) -> int:
+    """Append the command row of a drawn ``(t, kind, sel, side, price, size)``: a kind in ``adds`` is a new
+    GTC order with id ``oid``, a cancel (of all, or ``size`` when ``sel % 3 == 0``) or modify picks an
+    earlier id by ``sel``. Returns the next free id."""
+    t, kind, sel, side, price, size = cmd
+    if kind in adds:
+        rows.append((t, kind, oid, side, price, size, K.TIF_GTC))
+        return oid + 1
+    if kind == K.K_CANCEL:
+        rows.append((t, kind, sel % oid + 1, side, 1, size if sel % 3 == 0 else 0, 0))
+    else:
+        rows.append((t, kind, sel % oid + 1, side, price if sel % 2 else 0, size, 0))
+    return oid
+
+
 def deep_cmds(stream: list[tuple[int, ...]]) -> np.ndarray:
     """A seed of 2*DEPTH+2 levels per side around 1000, then the stream with a wandering mid."""
     rows = []
@@ -187,13 +202,7 @@ def deep_cmds(stream: list[tuple[int, ...]]) -> np.ndarray:
     for t, (kind, sel, side, drift, dist, size) in enumerate(stream, start=1):
         mid = min(max(mid + drift, 200), 1800)
         price = mid - side * dist if kind == K.K_LIMIT else mid + side * (dist % 4)
-        if kind in (K.K_LIMIT, K.K_MARKET):
-            rows.append((t, kind, oid, side, price, size, K.TIF_GTC))
-            oid += 1
-        elif kind == K.K_CANCEL:
-            rows.append((t, kind, sel % oid + 1, side, 1, size if sel % 3 == 0 else 0, 0))
-        else:
-            rows.append((t, kind, sel % oid + 1, side, price if sel % 2 else 0, size, 0))
+        oid = _append_command(rows, (t, kind, sel, side, price, size), oid, (K.K_LIMIT, K.K_MARKET))
     return np.array(rows, dtype=np.int64)
 
 
@@ -247,13 +256,7 @@ def far_cmds(stream: list[tuple[int, ...]]) -> np.ndarray:
         price = mid - side * dist if kind in (K.K_LIMIT, K.K_APPLY_ADD) else mid + side * (dist % 4)
         if stub:
             price = 3 + sel if side > 0 else 20_000_000 - sel
-        if kind in (K.K_LIMIT, K.K_MARKET, K.K_APPLY_ADD):
-            rows.append((t, kind, oid, side, price, size, K.TIF_GTC))
-            oid += 1
-        elif kind == K.K_CANCEL:
-            rows.append((t, kind, sel % oid + 1, side, 1, size if sel % 3 == 0 else 0, 0))
-        else:
-            rows.append((t, kind, sel % oid + 1, side, price if sel % 2 else 0, size, 0))
+        oid = _append_command(rows, (t, kind, sel, side, price, size), oid, (K.K_LIMIT, K.K_MARKET, K.K_APPLY_ADD))
     return np.array(rows, dtype=np.int64)
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -69,6 +71,30 @@ def kill_first_started(run_root: Path, killed: list[int], deadline: float) -> No
                 killed.append(pid)
                 return
         time.sleep(0.05)
+
+
+def run_killing_one_worker(spec: Path, store: Path, wait_s: float, **run: Any) -> tuple[pl.DataFrame, list[int]]:
+    """``sweep.run`` of ``probe.x`` = 0, 1, 2 while a thread SIGKILLs the first worker that starts (it gives up
+    after ``wait_s``); asserts one was killed and the table has one row per variant. Returns (table, killed pids)."""
+    from marketlab import sweep
+
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_first_started, args=(store / "sweeps" / "probe" / "runs", killed,
+                                                                time.monotonic() + wait_s))
+    killer.start()
+    res = sweep.run(spec, {"probe.x": [0.0, 1.0, 2.0]}, store=store, **run)
+    killer.join()
+    assert killed, "no worker was killed"
+    t = res.table
+    assert t.height == 3 and t["variant"].n_unique() == 3
+    return t, killed
+
+
+def assert_one_line_error(out: Any, needle: str) -> None:
+    """A CLI result (typer's ``CliRunner``) that exited 2 with one ``error: ...`` line on stderr naming ``needle``."""
+    assert out.exit_code == 2, out.output
+    line = out.stderr.strip()
+    assert line.startswith("error: ") and needle in line and "\n" not in line
 
 
 def short_abm_spec(tmp_path: Path, duration_s: float = 300.0) -> Path:

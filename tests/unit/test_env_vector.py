@@ -51,6 +51,23 @@ def _run(code: str, store: Path) -> str:
     return out
 
 
+_CHECKED = """
+import numpy as np
+
+
+def checked(v, obs, env_id):  # after the steps: finite observations from both envs; close; report OK
+    assert np.isfinite(obs).all() and obs.shape[0] == 2
+    v.close()
+    print("OK", env_id)
+"""
+
+
+def _assert_every_env_ok(code: str, store: Path) -> None:
+    """Run ``code`` (after the ``checked(v, obs, env_id)`` helper) and assert every env of ENVS said OK."""
+    out = _run(_CHECKED + textwrap.dedent(code), store)
+    assert all(f"OK {env_id}" in out for env_id in ENVS), out
+
+
 ENVS = {
     "marketlab/Trading-v0": {
         "config": {"data": {"dataset": "synth_daily", "kind": "panel", "symbols": ["SYN000"], "test_start": "2022-01-03"}},
@@ -70,12 +87,9 @@ def test_gymnasium_async_vector_env_default_settings(synth_store):
             v.action_space.seed(0)
             for _ in range(8):
                 obs, r, term, trunc, info = v.step(v.action_space.sample())
-            assert np.isfinite(obs).all() and obs.shape[0] == 2
-            v.close()
-            print("OK", env_id)
+            checked(v, obs, env_id)
     """
-    out = _run(code, synth_store)
-    assert all(f"OK {env_id}" in out for env_id in ENVS), out
+    _assert_every_env_ok(code, synth_store)
 
 
 def test_sb3_subproc_vec_env_default_settings(synth_store):
@@ -93,12 +107,9 @@ def test_sb3_subproc_vec_env_default_settings(synth_store):
                 obs = v.reset()
                 for _ in range(8):
                     obs, r, done, info = v.step(np.array([v.action_space.sample() for _ in range(2)]))
-                assert np.isfinite(obs).all() and obs.shape[0] == 2
-                v.close()
-                print("OK", env_id)
+                checked(v, obs, env_id)
     """
-    out = _run(code, synth_store)
-    assert all(f"OK {env_id}" in out for env_id in ENVS), out
+    _assert_every_env_ok(code, synth_store)
 
 
 def test_forked_worker_reads_its_parents_data_and_refuses_to_hang(synth_store):

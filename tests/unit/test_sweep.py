@@ -4,7 +4,6 @@ retried) and the CLI's bad-input paths. Ray has its own file (test_sweep_ray.py)
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +14,14 @@ from typer.testing import CliRunner
 from marketlab import sweep
 from marketlab.core.errors import MarketlabError, SpecError
 from marketlab.sweep.grid import apply, expand, parse_grid, parse_value
-from tests.support.sweep import BACKTEST_SPEC, kill_first_started, mine_store_and_spec, probe_spec, write_panel_store
+from tests.support.sweep import (
+    BACKTEST_SPEC,
+    assert_one_line_error,
+    mine_store_and_spec,
+    probe_spec,
+    run_killing_one_worker,
+    write_panel_store,
+)
 
 GRID = ["costs.commission=0,0.002", "signal.lookback=5,20"]
 
@@ -135,17 +141,8 @@ def test_failed_variant_is_marked_and_others_complete(tmp_path):
 def test_pool_worker_killed_mid_task(tmp_path, retries, expect):
     """SIGKILL a pool worker while it runs a variant: with retries every variant still lands exactly once;
     without, the variants the broken pool lost are failed rows and the table still has one row each."""
-    spec = probe_spec(tmp_path, seconds=1.5)
-    store = tmp_path / "st"
-    killed: list[int] = []
-    killer = threading.Thread(target=kill_first_started, args=(store / "sweeps" / "probe" / "runs", killed,
-                                                                time.monotonic() + 60))
-    killer.start()
-    res = sweep.run(spec, {"probe.x": [0.0, 1.0, 2.0]}, store=store, backend="local", max_concurrency=2, retries=retries)
-    killer.join()
-    assert killed, "no worker was killed"
-    t = res.table
-    assert t.height == 3 and t["variant"].n_unique() == 3
+    t, killed = run_killing_one_worker(probe_spec(tmp_path, seconds=1.5), tmp_path / "st", 60, backend="local",
+                                       max_concurrency=2, retries=retries)
     if expect == "ok":
         assert t["status"].to_list() == ["ok"] * 3
         assert killed[0] not in t["run_dir"].map_elements(
@@ -202,10 +199,7 @@ def test_cli_json_and_table(tmp_path):
     (["--grid", "probe.x=1,2", "--random", "3"], "key '--random': 3 exceeds the grid's 2 variants"),
 ])
 def test_cli_bad_input_one_line_exit_2(tmp_path, args, needle):
-    out = _cli(str(probe_spec(tmp_path)), "--store", str(tmp_path / "st"), *args)
-    assert out.exit_code == 2, out.output
-    line = out.stderr.strip()
-    assert line.startswith("error: ") and needle in line and "\n" not in line
+    assert_one_line_error(_cli(str(probe_spec(tmp_path)), "--store", str(tmp_path / "st"), *args), needle)
 
 
 XVA_SPEC = """

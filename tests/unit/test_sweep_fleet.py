@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from marketlab.core.errors import SpecError
 from marketlab.core.timeutil import NS_PER_DAY, to_ns
 from marketlab.sweep.fleet import aggregate, parse_seeds, simulate_fleet
-from tests.support.sweep import short_abm_spec
+from tests.support.sweep import assert_one_line_error, short_abm_spec
 
 
 def test_parse_seeds():
@@ -94,7 +94,4 @@ def test_cli_fleet_json(tmp_path):
     (["--seeds", "0..1", "--backend", "nope"], "unknown backend 'nope'"),
 ])
 def test_cli_fleet_bad_input(tmp_path, args, needle):
-    out = _sim(str(short_abm_spec(tmp_path)), "--store", str(tmp_path / "st"), *args)
-    assert out.exit_code == 2, out.output
-    line = out.stderr.strip()
-    assert line.startswith("error: ") and needle in line and "\n" not in line
+    assert_one_line_error(_sim(str(short_abm_spec(tmp_path)), "--store", str(tmp_path / "st"), *args), needle)

@@ -4,15 +4,13 @@ row per variant), a variant that raises marked failed while the others complete.
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from marketlab import sweep
-from tests.support.sweep import BACKTEST_SPEC, kill_first_started, mine_store_and_spec, probe_spec, write_panel_store
+from tests.support.sweep import BACKTEST_SPEC, mine_store_and_spec, probe_spec, run_killing_one_worker, write_panel_store
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.xdist_group("ray")
@@ -46,17 +44,8 @@ def test_ray_backtest_sweep_equals_sequential(cluster, tmp_path):
 def test_ray_worker_killed_mid_task(cluster, tmp_path, retries, expect):
     """SIGKILL the Ray worker running a variant: Ray re-runs it (exactly one row per variant, all ok);
     with no retries left the variant is a failed row naming Ray's error, and the others complete."""
-    spec = probe_spec(tmp_path, seconds=2.0)
-    store = tmp_path / "st"
-    killed: list[int] = []
-    killer = threading.Thread(target=kill_first_started, args=(store / "sweeps" / "probe" / "runs", killed,
-                                                                time.monotonic() + 90))
-    killer.start()
-    res = sweep.run(spec, {"probe.x": [0.0, 1.0, 2.0]}, store=store, backend="ray", retries=retries)
-    killer.join()
-    assert killed, "no worker was killed"
-    t = res.table
-    assert t.height == 3 and t["variant"].n_unique() == 3
+    t, _ = run_killing_one_worker(probe_spec(tmp_path, seconds=2.0), tmp_path / "st", 90, backend="ray",
+                                  retries=retries)
     if expect == "ok":
         assert t["status"].to_list() == ["ok"] * 3
     else:

@@ -185,6 +185,19 @@ def _same(buf: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> bool:  # pragm
     return True
 
 
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _string_then(buf: np.ndarray, p: int, n: int, delim: int) -> tuple[int, int, int]:  # pragma: no cover - compiled
+    """Blanks, a string, blanks and the byte ``delim`` from ``p`` -> (start, end, index of ``delim``); that
+    index is -1 on failure."""
+    s, e, p = _string(buf, _ws(buf, p, n), n)
+    if p < 0:
+        return s, e, -1
+    p = _ws(buf, p, n)
+    if p >= n or buf[p] != delim:
+        return s, e, -1
+    return s, e, p
+
+
 @njit(cache=True, nogil=True, boundscheck=False)
 def _levels(buf: np.ndarray, p: int, n: int, lv: np.ndarray, nlv: int, side: int) -> tuple[int, int]:  # pragma: no cover - compiled
     """``[["px","qty"], ...]`` at p -> rows appended to lv (side, pm, pd, qm, qd); returns (after, new nlv)."""
@@ -196,19 +209,11 @@ def _levels(buf: np.ndarray, p: int, n: int, lv: np.ndarray, nlv: int, side: int
     while True:
         if p >= n or buf[p] != 91:
             return -1, nlv
-        p = _ws(buf, p + 1, n)
-        s1, e1, p = _string(buf, p, n)
+        s1, e1, p = _string_then(buf, p + 1, n, 44)  # "px",
         if p < 0:
             return -1, nlv
-        p = _ws(buf, p, n)
-        if p >= n or buf[p] != 44:
-            return -1, nlv
-        p = _ws(buf, p + 1, n)
-        s2, e2, p = _string(buf, p, n)
+        s2, e2, p = _string_then(buf, p + 1, n, 93)  # "qty"]
         if p < 0:
-            return -1, nlv
-        p = _ws(buf, p, n)
-        if p >= n or buf[p] != 93:
             return -1, nlv
         pm, pd, ok1 = _decimal(buf, s1, e1)
         qm, qd, ok2 = _decimal(buf, s2, e2)

@@ -50,12 +50,13 @@ timestamps out of order or repeated within a single-symbol file, and duplicate (
 
 from __future__ import annotations
 
+import inspect
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import numpy as np
 import polars as pl
@@ -83,6 +84,7 @@ MAX_GAPS_LISTED = 5
 # Binance archive names: SYMBOL-INTERVAL-YYYY-MM[-DD](.csv|.zip); INTERVAL like 1s, 1m, 15m, 1h, 1d, 1w, 1mo.
 _BINANCE_NAME = re.compile(r"^(?P<sym>[A-Za-z0-9]+)-(?P<iv>\d+(?:s|m|h|d|w|mo|M))-\d{4}-\d{2}(?:-\d{2})?(?:\.|$)")
 _UNDERSCORE_IV = re.compile(r"^\d+(?:s|m|h|d|w)$")
+P = ParamSpec("P")
 _UNIT_NS = {"s": NS_PER_S, "m": 60 * NS_PER_S, "h": 3600 * NS_PER_S, "d": NS_PER_DAY, "w": 7 * NS_PER_DAY}
 
 
@@ -102,29 +104,6 @@ def interval_from_name(name: str) -> int | None:
     if iv is None or iv.endswith(("mo", "M")):
         return None
     return int(iv[:-1]) * _UNIT_NS[iv[-1]]
-
-
-def parse(
-    paths: list[Path],
-    *,
-    dataset: str | None = None,
-    kind: str | None = None,
-    symbol: str | None = None,
-    tick_size: float = 0.01,
-    lot_size: float = 1.0,
-    currency: str = "USD",
-    progress: bool = False,
-    batch_rows: int = BATCH_ROWS,
-) -> IngestBatch:
-    """Parse OHLCV files into one batch of ``bars`` (intraday) and/or ``panel`` (daily) frames.
-
-    The one-batch Python convenience over :func:`iter_batches` (same rows, same checks); the store's
-    ``ingest/ohlcv`` id streams :func:`iter_batches` instead, so memory stays bounded by ``batch_rows``.
-    ``symbol`` overrides the name taken from the file (single-symbol files only).
-    """
-    batches = list(iter_batches(paths, dataset=dataset, kind=kind, symbol=symbol, tick_size=tick_size,
-                                lot_size=lot_size, currency=currency, progress=progress, batch_rows=batch_rows))
-    return merge_batches(batches)
 
 
 def merge_batches(batches: list[IngestBatch]) -> IngestBatch:
@@ -279,6 +258,27 @@ def iter_batches(
             "notes": gaps.notes() if gaps.interval else {}}
     psyms = set(frames["panel"]["symbol"].unique().to_list()) if frames else set()
     yield IngestBatch(name, frames, instruments(psyms if frames else symbols), meta)
+
+
+def _collected(stream: Callable[P, Iterator[IngestBatch]]) -> Callable[P, IngestBatch]:
+    """``stream``'s batches merged into one, with ``stream``'s signature (checked by mypy)."""
+
+    def collected(*args: P.args, **kwargs: P.kwargs) -> IngestBatch:
+        return merge_batches(list(stream(*args, **kwargs)))
+
+    # help() and inspect.signature show stream's parameters with this return type
+    collected.__signature__ = inspect.signature(stream).replace(return_annotation="IngestBatch")  # type: ignore[attr-defined]
+    return collected
+
+
+parse = _collected(iter_batches)
+parse.__name__ = parse.__qualname__ = "parse"
+parse.__doc__ = """Parse OHLCV files into one batch of ``bars`` (intraday) and/or ``panel`` (daily) frames.
+
+The one-batch Python convenience over :func:`iter_batches` (same arguments, rows and checks); the store's
+``ingest/ohlcv`` id streams :func:`iter_batches` instead, so memory stays bounded by ``batch_rows``.
+``symbol`` overrides the name taken from the file (single-symbol files only).
+"""
 
 
 def _size_hint(path: Path) -> int:
