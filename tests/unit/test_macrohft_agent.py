@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import dataclasses
 from pathlib import Path
 
@@ -135,6 +137,16 @@ def test_training_is_deterministic_with_a_seed(tmp_path: Path) -> None:
     assert a["phase2"]["history"] == b["phase2"]["history"]
     c = train_run(_cfg(seed=7, sub={**TINY["sub"], "epochs": 1, "max_chunks": 4}), prep, tmp_path / "c", progress=False)
     assert c["phase2"]["history"] != a["phase2"]["history"]
+    if importlib.util.find_spec("tensorboard"):  # the event files hold each agent's history, value for value
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        (events,) = Path(a["tensorboard"]).glob("events.out.tfevents.*")
+        acc = EventAccumulator(str(events.parent))
+        acc.Reload()
+        hist = a["phase2"]["history"]
+        got = [e.value for e in acc.Scalars("hyper/val_return_rate")]
+        assert got == pytest.approx([h["val_return_rate"] for h in hist], rel=1e-6)
+        assert "sub_slope=0/loss" in acc.Tags()["scalars"]
 
 
 def test_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from marketlab.agents.macrohft.dataset import REGIMES, Prepared, SplitArrays
 from marketlab.agents.macrohft.memory import EpisodicMemory
 from marketlab.agents.macrohft.nets import HyperAgentNet, SubAgentNet
 from marketlab.agents.macrohft.supervisor import optimal_q
+from marketlab.core.device import tensorboard_available
 from marketlab.core.errors import DataError
 from marketlab.core.jsonable import jsonable
 from marketlab.envs.macrohft_env import transition_reward
@@ -436,14 +438,34 @@ def new_hyper(cfg: MacroHFTConfig, prep: Prepared) -> HyperAgentNet:
     return HyperAgentNet(tr.s1.shape[1] + tr.s2.shape[1], 2, len(REGIMES), cfg.hyper.hidden, adapter=cfg.hyper.adapter)
 
 
+def _log_history(writer: Any, tag: str, history: list[dict[str, Any]]) -> None:
+    """Per-epoch scalars of one agent's history under ``tag/`` (loss, epsilon, validation return rate)."""
+    for h in history:
+        for k, v in h.items():
+            if k != "epoch" and v is not None:
+                writer.add_scalar(f"{tag}/{k}", float(v), int(h["epoch"]))
+    writer.flush()
+
+
 def train_run(cfg: MacroHFTConfig, prep: Prepared, run_dir: str | Path, *, resume: bool = True,
-              progress: bool = True, phases: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
-    """Phase 1 then phase 2 into ``run_dir``; with ``resume`` finished sub-agents/hyper-agent are loaded, not retrained."""
+              progress: bool = True, phases: tuple[int, ...] = (1, 2), tensorboard: bool = True) -> dict[str, Any]:
+    """Phase 1 then phase 2 into ``run_dir``; with ``resume`` finished sub-agents/hyper-agent are loaded, not retrained.
+
+    ``tensorboard``: each agent trained here logs its epochs to ``run_dir/tb`` (``sub_trend=0/loss``, ...,
+    ``hyper/val_return_rate``) when the ``tensorboard`` package is installed; the path is in the summary."""
     run = Path(run_dir)
     fp = cfg.fingerprint()
     torch.set_num_threads(1)
     summary: dict[str, Any] = {"fingerprint": fp, "config": cfg.to_dict(), "fitted": prep.fitted(), "gaps": prep.gaps, "phase1": [], "phase2": None}
     (run).mkdir(parents=True, exist_ok=True)
+    writer = None
+    if tensorboard and tensorboard_available():
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run / "tb"))
+        summary["tensorboard"] = str(run / "tb")
+        if progress:
+            tqdm.write(f"tensorboard --logdir {run / 'tb'}", file=sys.stderr)
     subs = []
     for kind, label in REGIMES:
         d = _sub_dir(run, kind, label)
@@ -452,6 +474,8 @@ def train_run(cfg: MacroHFTConfig, prep: Prepared, run_dir: str | Path, *, resum
             meta = load_net(d, net, fp)
         elif 1 in phases:
             net, meta = train_subagent(cfg, prep, kind, label, progress=progress)
+            if writer is not None:
+                _log_history(writer, f"sub_{kind}={label}", meta["history"])
             meta["fingerprint"] = fp
             save_net(d, net, meta)
         else:
@@ -465,9 +489,13 @@ def train_run(cfg: MacroHFTConfig, prep: Prepared, run_dir: str | Path, *, resum
             meta = load_net(d, hyper, fp)
         else:
             hyper, meta = train_hyper(cfg, prep, subs, progress=progress)
+            if writer is not None:
+                _log_history(writer, "hyper", meta["history"])
             meta["fingerprint"] = fp
             save_net(d, hyper, meta)
         summary["phase2"] = meta
+    if writer is not None:
+        writer.close()
     save_json(run / "run.json", summary)
     return summary
 
