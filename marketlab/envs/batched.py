@@ -35,7 +35,7 @@ import torch
 
 from marketlab.core.device import get_device
 from marketlab.core.errors import SpecError
-from marketlab.envs.batched_nb import reset_rows_nb, step_nb, targets_discrete_nb, targets_weights_nb
+from marketlab.envs.batched_nb import Episodes, reset_rows_nb, step_nb, targets_discrete_nb, targets_weights_nb
 from marketlab.envs.execution import ABS_TOL, REL_TOL
 from marketlab.envs.interpreters import DiscreteAction, WeightsAction, WindowState, position_cap
 from marketlab.envs.rewards import rows_kernel
@@ -211,6 +211,8 @@ class BatchedTradingEnv:
             "t_out": np.zeros(b, dtype=np.int64),
             "final_value": np.zeros(b),
         }
+        a = self._np  # the kernels' state operand: these arrays are only ever written in place
+        self._episodes_np: Episodes = (a["cash"], a["shares"], a["prev_target"], a["value"], a["t"], a["end"])
         views = {k: torch.from_numpy(v) for k, v in self._np.items()}
         self.cash, self.shares, self.prev_target = views["cash"], views["shares"], views["prev_target"]
         self.value, self.t, self.end = views["value"], views["t"], views["end"]
@@ -287,7 +289,7 @@ class BatchedTradingEnv:
             reset_rows_nb(
                 np.ascontiguousarray(rows.numpy(), dtype=np.int64), np.ascontiguousarray(starts.numpy(), dtype=np.int64),
                 self.config.episode_length, self.t_hi, self.init_cash, self._flat_np, self.window, self.include_position,
-                a["cash"], a["shares"], a["prev_target"], a["value"], a["t"], a["end"], self._reward_state, a["obs"],
+                self._episodes_np, self._reward_state, a["obs"],
             )
             return
         length = self.config.episode_length
@@ -463,8 +465,8 @@ class BatchedTradingEnv:
         target = self._targets_np(actions)
         done = step_nb(
             target, self._close_np, self._flat_np, self.window, self.include_position, self.bound,
-            self.config.trade_on_change, self.interval, self.fees, self.slippage, a["cash"], a["shares"], a["prev_target"],
-            a["value"], a["t"], a["end"], a["obs"], a["prev_value"], a["terminated"], a["fees"], a["traded"],
+            self.config.trade_on_change, self.interval, self.fees, self.slippage, self._episodes_np, a["obs"],
+            a["prev_value"], a["terminated"], a["fees"], a["traded"],
             a["value_out"], a["t_out"], a["final_value"],
         )
         self._reward_rows(self._reward_state, a["prev_value"], a["value_out"], self._reward_params, a["reward"])

@@ -18,6 +18,10 @@ from numba import njit
 
 from marketlab.envs.execution import is_close_nb, order_nb, rebalance_nb
 
+#: The episodes' state the step and reset kernels share, in this order: cash (B,), shares (B, N),
+#: prev_target (B, N), value (B,) float64; t, end (B,) int64 (current and last decision bar).
+Episodes = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
 
 
 @njit(cache=True)
@@ -114,12 +118,7 @@ def step_nb(
     interval: int,
     fees: float,
     slippage: float,
-    cash: np.ndarray,
-    shares: np.ndarray,
-    prev_target: np.ndarray,
-    value: np.ndarray,
-    t: np.ndarray,
-    end: np.ndarray,
+    episodes: Episodes,
     obs: np.ndarray,
     prev_out: np.ndarray,
     terminated: np.ndarray,
@@ -136,13 +135,13 @@ def step_nb(
         target: (B, N) float64 target weights (from ``targets_*_nb``).
         close: (T, N) float64 execution and valuation prices. flat: (T, K) float32 features.
         interval: bars per step (the decision interval; capped at each episode's end).
-        cash (B,), shares (B, N), prev_target (B, N), value (B,) float64; t, end (B,) int64: the
-        episodes' state, updated.
+        episodes: the episodes' state (:data:`Episodes`), updated.
         obs (B, D) float32, prev_out (B,) float64 (the value before the step, the reward's operand),
         terminated (B,) bool, fees_out, traded_out, value_out, final_out (B,) float64, t_out (B,) int64:
         outputs (fees, traded notional and values in currency units; final_out is the value of episodes
         that ended, NaN elsewhere). The ``*_out`` copies of value and t survive the reset of ended episodes.
     """
+    cash, shares, prev_target, value, t, end = episodes
     b, n = target.shape
     k = flat.shape[1]
     src = flat.reshape(-1)
@@ -200,17 +199,13 @@ def reset_rows_nb(
     flat: np.ndarray,
     window: int,
     with_weights: bool,
-    cash: np.ndarray,
-    shares: np.ndarray,
-    prev_target: np.ndarray,
-    value: np.ndarray,
-    t: np.ndarray,
-    end: np.ndarray,
+    episodes: Episodes,
     state: np.ndarray,
     obs: np.ndarray,
 ) -> None:
     """Start new episodes in ``rows`` (R,) int64 at decision steps ``starts`` (R,) int64 (flat, all cash,
     reward state (B, S) zeroed) and write their first observations (zero weights) into ``obs``."""
+    cash, shares, prev_target, value, t, end = episodes
     k = flat.shape[1]
     n_feat = window * k
     src = flat.reshape(-1)
