@@ -864,6 +864,12 @@ def _cmd_new(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, kind, oid,
 
 
 @kernel(inline=True)
+def _qty_side_price(orders, slot):
+    """(remaining quantity, side, price) of the order in ``slot``."""
+    return orders[slot, O_QTY], orders[slot, O_SIDE], orders[slot, O_PRICE]
+
+
+@kernel(inline=True)
 def _cmd_cancel(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, size):
     """cancel: size 0 or >= remaining deletes the order, else reduces it (keeps priority)."""
     slot = hash_get_nb(hkeys, hvals, sc, oid)
@@ -871,9 +877,7 @@ def _cmd_cancel(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, size):
         return R_SIZE
     if slot < 0 or oid <= 0:
         return R_UNKNOWN_ID
-    q = orders[slot, O_QTY]
-    sd = orders[slot, O_SIDE]
-    px = orders[slot, O_PRICE]
+    q, sd, px = _qty_side_price(orders, slot)
     if orders[slot, O_SYN] == SYN_DEFERRED:
         _deferred_take(orders, hkeys, hvals, sc, slot, q if size == 0 else size)
         return OK
@@ -899,9 +903,7 @@ def _cmd_modify(orders, levels, bm, hkeys, hvals, sc, fills, events, ts, oid, pr
         return R_PRICE
     if slot < 0 or oid <= 0:
         return R_UNKNOWN_ID
-    q = orders[slot, O_QTY]
-    sd = orders[slot, O_SIDE]
-    px = orders[slot, O_PRICE]
+    q, sd, px = _qty_side_price(orders, slot)
     newpx = px if price == 0 else price
     if orders[slot, O_SYN] == SYN_DEFERRED:  # still waiting: it rests with its new price and size
         orders[slot, O_PRICE] = newpx
@@ -935,9 +937,7 @@ def _cmd_apply_reduce(orders, levels, bm, hkeys, hvals, sc, events, ts, oid, sid
         slot = hash_get_nb(hkeys, hvals, sc, synthetic_id_nb(side, price))
     if slot < 0:
         return R_UNKNOWN_ID
-    q = orders[slot, O_QTY]
-    sd = orders[slot, O_SIDE]
-    px = orders[slot, O_PRICE]
+    q, sd, px = _qty_side_price(orders, slot)
     if sd != side or px != price:
         return R_ATTR
     if remaining:

@@ -171,6 +171,21 @@ def rolling_weighted(x, wts):
     return out
 
 
+@njit(cache=True, inline="always")
+def _scan_row(x, acc, t, prev, restart, fill, is_max):
+    """Row ``t`` of a running max/min scan (NaN read as ``fill``): ``acc[t] = x[t]`` when ``restart``, else
+    the max/min of ``x[t]`` and ``acc[prev]`` (the row before for prefixes, after for suffixes)."""
+    for j in range(x.shape[1]):
+        v = x[t, j]
+        if v != v:
+            v = fill
+        if restart:
+            acc[t, j] = v
+        else:
+            p = acc[prev, j]
+            acc[t, j] = max(p, v) if is_max else min(p, v)
+
+
 @njit(cache=True)
 def rolling_extreme(x, w, is_max):
     """Rolling max/min by van Herk / Gil-Werman block scans: O(1) per output, NaN-poisoned windows."""
@@ -180,27 +195,9 @@ def rolling_extreme(x, w, is_max):
     suf = np.empty((T, N), dtype=np.float32)
     fill = -np.inf if is_max else np.inf
     for t in range(T):
-        start = t % w == 0
-        for j in range(N):
-            v = x[t, j]
-            if v != v:
-                v = fill
-            if start:
-                pre[t, j] = v
-            else:
-                p = pre[t - 1, j]
-                pre[t, j] = max(p, v) if is_max else min(p, v)
+        _scan_row(x, pre, t, t - 1, t % w == 0, fill, is_max)
     for t in range(T - 1, -1, -1):
-        end = (t % w == w - 1) or t == T - 1
-        for j in range(N):
-            v = x[t, j]
-            if v != v:
-                v = fill
-            if end:
-                suf[t, j] = v
-            else:
-                s = suf[t + 1, j]
-                suf[t, j] = max(s, v) if is_max else min(s, v)
+        _scan_row(x, suf, t, t + 1, (t % w == w - 1) or t == T - 1, fill, is_max)
     bad = np.zeros(N, dtype=np.int64)
     for t in range(T):
         for j in range(N):

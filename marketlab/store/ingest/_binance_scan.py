@@ -198,6 +198,14 @@ def _string_then(buf: np.ndarray, p: int, n: int, delim: int) -> tuple[int, int,
     return s, e, p
 
 
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _put_pair(dst: np.ndarray, i: int, st: np.ndarray, key: int) -> None:  # pragma: no cover - compiled
+    """``dst[i], dst[i + 1]`` = the two values of field ``key`` in slots ``st`` (mantissa and decimals of a
+    decimal, start and end of a string, lo and hi of a levels array)."""
+    dst[i] = st[S_V0 + key]
+    dst[i + 1] = st[S_V1 + key]
+
+
 @njit(cache=True, nogil=True, boundscheck=False)
 def _levels(buf: np.ndarray, p: int, n: int, lv: np.ndarray, nlv: int, side: int) -> tuple[int, int]:  # pragma: no cover - compiled
     """``[["px","qty"], ...]`` at p -> rows appended to lv (side, pm, pd, qm, qd); returns (after, new nlv)."""
@@ -398,10 +406,8 @@ def scan_nb(buf: np.ndarray, msgs: np.ndarray, lv: np.ndarray, tk: np.ndarray) -
             row[0] = M_SNAPSHOT
             row[3] = top[S_V0 + K_LUI]
             row[4] = top[S_V0 + K_LUI]
-            row[6] = top[S_V0 + K_BIDS]
-            row[7] = top[S_V1 + K_BIDS]
-            row[8] = top[S_V0 + K_ASKS]
-            row[9] = top[S_V1 + K_ASKS]
+            _put_pair(row, 6, top, K_BIDS)
+            _put_pair(row, 8, top, K_ASKS)
             nm += 1
             p = e + 1
             continue
@@ -419,8 +425,7 @@ def scan_nb(buf: np.ndarray, msgs: np.ndarray, lv: np.ndarray, tk: np.ndarray) -
             ev = -1  # a numeric-looking string is a non-event name: not ours
         ty_s = st[S_TYPE + K_S]
         if ty_s == TY_STR:
-            row[10] = st[S_V0 + K_S]
-            row[11] = st[S_V1 + K_S]
+            _put_pair(row, 10, st, K_S)
         elif ty_s == TY_DEC:
             return nm, nlv, ntk, line  # a symbol that looks like a number: generic path decides
         elif ty_s != TY_ABSENT:
@@ -436,19 +441,15 @@ def scan_nb(buf: np.ndarray, msgs: np.ndarray, lv: np.ndarray, tk: np.ndarray) -
             row[3] = st[S_V0 + K_UU]
             row[4] = st[S_V0 + K_U]
             row[5] = st[S_V0 + K_PU] if ty_pu == TY_INT else -1
-            row[6] = st[S_V0 + K_B]
-            row[7] = st[S_V1 + K_B]
-            row[8] = st[S_V0 + K_A]
-            row[9] = st[S_V1 + K_A]
+            _put_pair(row, 6, st, K_B)
+            _put_pair(row, 8, st, K_A)
         elif ev == EV_TRADE:
             if st[S_TYPE + K_P] != TY_DEC or st[S_TYPE + K_Q] != TY_DEC or st[S_TYPE + K_M] != TY_BOOL:
                 return nm, nlv, ntk, line
             row[0] = M_TRADE
             row[3] = -1 if st[S_V0 + K_M] == 1 else 1
-            row[6] = st[S_V0 + K_P]
-            row[7] = st[S_V1 + K_P]
-            row[8] = st[S_V0 + K_Q]
-            row[9] = st[S_V1 + K_Q]
+            _put_pair(row, 6, st, K_P)
+            _put_pair(row, 8, st, K_Q)
         elif st[S_TYPE + K_U] != TY_ABSENT and st[S_TYPE + K_B] != TY_ABSENT and st[S_TYPE + K_A] != TY_ABSENT \
                 and st[S_TYPE + K_BB] != TY_ABSENT:
             if st[S_TYPE + K_U] != TY_INT or st[S_TYPE + K_B] != TY_DEC or st[S_TYPE + K_BB] != TY_DEC \
@@ -458,14 +459,10 @@ def scan_nb(buf: np.ndarray, msgs: np.ndarray, lv: np.ndarray, tk: np.ndarray) -
             row[3] = st[S_V0 + K_U]
             row[6] = ntk
             t = tk[ntk]
-            t[0] = st[S_V0 + K_B]
-            t[1] = st[S_V1 + K_B]
-            t[2] = st[S_V0 + K_BB]
-            t[3] = st[S_V1 + K_BB]
-            t[4] = st[S_V0 + K_A]
-            t[5] = st[S_V1 + K_A]
-            t[6] = st[S_V0 + K_AA]
-            t[7] = st[S_V1 + K_AA]
+            _put_pair(t, 0, st, K_B)
+            _put_pair(t, 2, st, K_BB)
+            _put_pair(t, 4, st, K_A)
+            _put_pair(t, 6, st, K_AA)
             ntk += 1
         else:
             row[0] = 0  # a message the parser ignores
