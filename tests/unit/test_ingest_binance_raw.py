@@ -11,7 +11,7 @@ import pytest
 
 from marketlab.core.errors import DataError
 from marketlab.store.ingest import binance_raw
-from marketlab.store.ingest._binance_scan import scan
+from marketlab.store.ingest._binance_scan import _number, scan
 from tests.support.binance import capture_lines, write_capture
 
 FIELDS = ("updates", "group_ts", "group_u", "trades", "tickers")
@@ -152,3 +152,13 @@ def test_a_message_of_another_symbol_is_refused(tmp_path: Path) -> None:
     first = write_capture(tmp_path, capture_lines()[:3], name="a.gz")
     with pytest.raises(DataError, match="b.gz, row 1, field 's': message of another symbol"):
         binance_raw.read_capture([first, other])
+
+
+@pytest.mark.parametrize("text,after", [
+    ("12", 2), ("-0", 2), ("1.5", 3), ("1e+5", 4), ("2E3,", 3), ("0.25e-2}", 7),  # JSON numbers (RFC 8259)
+    ("1.", -1), ("1.e5", -1), ("1e", -1), ("1e+", -1), ("-", -1), ("-.5", -1),  # not JSON: no digit after . / e / -
+])
+def test_fast_number_scan_follows_json_grammar(text: str, after: int) -> None:
+    """The fast scanner's number rule against the JSON grammar: where the number ends, -1 when it is not one."""
+    buf = np.frombuffer(text.encode(), dtype=np.uint8)
+    assert _number(buf, 0, buf.size)[2] == after

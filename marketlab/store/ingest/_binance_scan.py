@@ -113,6 +113,15 @@ def _decimal(buf: np.ndarray, s: int, e: int) -> tuple[int, int, bool]:  # pragm
     return m, d, True
 
 
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _digits(buf: np.ndarray, p: int, n: int, least: int) -> int:  # pragma: no cover - compiled
+    """End of the run of ASCII digits at ``p``; -1 when it is shorter than ``least``."""
+    q = p
+    while q < n and 48 <= buf[q] <= 57:
+        q += 1
+    return q if q - p >= least else -1
+
+
 @njit(cache=True, nogil=True, boundscheck=False)
 def _number(buf: np.ndarray, p: int, n: int) -> tuple[int, bool, int]:  # pragma: no cover - compiled
     """A JSON number at p -> (int value, is_plain_nonneg_int, after); after = -1 when not JSON grammar."""
@@ -125,27 +134,21 @@ def _number(buf: np.ndarray, p: int, n: int) -> tuple[int, bool, int]:  # pragma
     if buf[p] == 48:
         p += 1
     else:
-        while p < n and 48 <= buf[p] <= 57:
-            p += 1
+        p = _digits(buf, p, n, 0)
     int_end = p
     plain = buf[s] != 45
     if p < n and buf[p] == 46:
         plain = False
-        p += 1
-        f0 = p
-        while p < n and 48 <= buf[p] <= 57:
-            p += 1
-        if p == f0:
+        p = _digits(buf, p + 1, n, 1)  # fraction: at least one digit
+        if p < 0:
             return 0, False, -1
     if p < n and (buf[p] == 101 or buf[p] == 69):
         plain = False
         p += 1
         if p < n and (buf[p] == 43 or buf[p] == 45):
             p += 1
-        e0 = p
-        while p < n and 48 <= buf[p] <= 57:
-            p += 1
-        if p == e0:
+        p = _digits(buf, p, n, 1)  # exponent: at least one digit
+        if p < 0:
             return 0, False, -1
     v = 0
     if plain:
