@@ -73,7 +73,10 @@ def test_bad_input_is_exit_2_and_one_line_naming_the_key(tmp_path, args, spec, n
     if spec is not None:
         path.write_text(spec)
     argv = [str(path) if a == "{spec}" else a for a in args]
-    if args[0] == "alpha":
+    if args[0] == "alpha":  # an (empty) store: reading commands refuse a folder that is not one
+        from marketlab.store import Store
+
+        Store(tmp_path / "store")
         argv += ["--store", str(tmp_path / "store")]
     r = CliRunner().invoke(app, argv)
     assert r.exit_code == 2, r.output
