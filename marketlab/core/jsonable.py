@@ -6,6 +6,8 @@ import math
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
 
 def jsonable(o: Any) -> Any:
     """``o`` with NaN/inf -> None, numpy scalars/arrays -> Python, paths and other objects -> str.
@@ -23,13 +25,8 @@ def jsonable(o: Any) -> Any:
         return o
     if isinstance(o, Decimal):
         return jsonable(float(o))
-    try:
-        import numpy as np
-
-        if isinstance(o, np.ndarray):
-            return jsonable(o.tolist())
-        if isinstance(o, np.generic):
-            return jsonable(o.item())
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(o, np.ndarray):
+        return jsonable(o.tolist())
+    if isinstance(o, np.generic):
+        return jsonable(o.item())
     return str(o)
