@@ -1,7 +1,8 @@
 """``marketlab demo``: the main job on the embedded default data, end to end.
 
 Each step uses only data marketlab generates itself, so a new user needs nothing else:
-synthetic daily panel + agent-based LOB day -> stylized facts of that day -> a momentum signal on the
+synthetic daily panel + agent-based LOB day -> a tiny TRADES model trained on it generates a short market ->
+stylized facts of both -> a momentum signal on the
 panel -> vectorbt backtest -> HTML/PNG report -> the research loop: a formula of the alpha language, its IC
 (``marketlab alpha eval``), its values backtested top-k (``Backtest.from_signals``).
 Components add their step here as they land.
@@ -59,10 +60,15 @@ def _steps(store: Any, seed: int, out_dir: Path, progress: bool = True) -> list[
             s = simulate_day(spec, store, seed, progress=progress)
         return {k: s[k] for k in ("events", "book_rows", "events_per_s") if k in s}
 
+    def trades() -> dict[str, Any]:
+        from marketlab.simulators.trades.demo import demo_market
+
+        return demo_market(store, seed, out_dir)
+
     def stylized() -> dict[str, Any]:
         from marketlab.simulators.stylized import facts_for_dataset, plot_facts
 
-        facts = facts_for_dataset(store, "abm_default")
+        facts = facts_for_dataset(store, "abm_default") + facts_for_dataset(store, "trades_demo")
         out_dir.mkdir(parents=True, exist_ok=True)
         png = plot_facts(facts, out_dir / "stylized_abm_default.png")
         keys = ("ret_excess_kurtosis", "ret_acf_lag1", "absret_acf_lag1", "spread_mean_bps")
@@ -93,6 +99,7 @@ def _steps(store: Any, seed: int, out_dir: Path, progress: bool = True) -> list[
     return [
         ("synthetic daily panel + LOB day", synth),
         ("agent-based market day (matching engine)", simulate),
+        ("TRADES: tiny diffusion model trained on that day, short generated market", trades),
         ("stylized facts of the simulated day", stylized),
         ("momentum top-k backtest (vectorbt) + report", backtest),
         ("alpha formula -> IC -> top-k backtest", alpha),

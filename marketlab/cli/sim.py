@@ -23,11 +23,24 @@ def simulate(
     address: Annotated[str | None, typer.Option("--address", help="Fleet on a Ray cluster: auto, host:port or ray://host:10001.")] = None,
     max_concurrency: Annotated[int | None, typer.Option("--max-concurrency", help="Fleet days in flight at once.")] = None,
 ) -> None:
-    """Simulate one trading day with the agent-based market and write it to the store; with ``--seeds``,
-    a fleet of days (one per seed, each written by its own task) and its stylized facts, mean ± band."""
+    """Simulate one trading day and write it to the store in the LOBSTER schemas. The spec's ``simulator``
+    id picks the simulator (``abm-v1``, the agent-based market, when absent; ``trades-v1``, a TRADES
+    session); with ``--seeds``, a fleet of agent-based days and their stylized facts, mean ± band."""
+    from marketlab.core.config import load_toml
+    from marketlab.core.registry import resolve
     from marketlab.simulators.abm import simulate_day
     from marketlab.store import Store
 
+    name = load_toml(spec).get("simulator", "abm-v1")
+    sim_cls = resolve(str(name), kind="simulator", path=spec, key="simulator")
+    day = getattr(sim_cls, "simulate_day", None)
+    if day is not None:  # a simulator with its own day runner (TRADES); the ABM options below do not apply
+        if seeds is not None:
+            from marketlab.core.errors import SpecError
+
+            raise SpecError(spec, "simulator", f"--seeds runs fleets of the agent-based market, not {name}")
+        emit(day(spec, Store(store), seed, dataset=dataset), as_json, title="simulate")
+        return
     if seeds is not None:
         from marketlab.cli.sweep import run_fleet
 
@@ -73,7 +86,37 @@ def stylized(
         typer.echo(f"figure: {png}")
 
 
+@command
+def evaluate_sim(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="TRADES checkpoint directory (`trades train`).")],
+    data: Annotated[str, typer.Option("--data", help="Dataset of the real day (LOBSTER events + book).")] = "lobster",
+    symbol: Annotated[str, typer.Option("--symbol", help="Symbol of the real day.")] = "GOOG",
+    abm_spec: Annotated[Path, typer.Option("--abm-spec", help="Agent-based market spec.")] = Path("specs/simulators/abm_default.toml"),
+    budget: Annotated[Path | None, typer.Option("--budget", help="TOML with an [eval] table (EvalBudget fields).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for <symbol>_eval.json and .png.")] = Path("reports"),
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """TRADES vs the agent-based market vs replay on the held-back last 20% of a real day: predictive score,
+    stylized facts, PCA hull coverage, POV market impact (report JSON + PNG)."""
+    from marketlab.core.config import load_toml
+    from marketlab.simulators.eval_run import EvalBudget, run_evaluation
+    from marketlab.store import Store
+
+    b = EvalBudget.from_dict(load_toml(budget).get("eval", {}), path=budget) if budget else EvalBudget()
+    res = run_evaluation(Store(store, create=False), data, symbol, checkpoint, abm_spec, b, out)
+    if as_json:
+        emit(res, True)
+        return
+    p = res["predictive"]
+    typer.echo("predictive MAE (bps): " + ", ".join(f"{k} {v['mae_bps']:.3f}" for k, v in p.items()))
+    typer.echo(f"improvement factor: {res['improvement_factor']}")
+    typer.echo("PCA coverage: " + ", ".join(f"{k} {v['coverage']:.3f}" for k, v in res["pca_coverage"].items()))
+    typer.echo(f"figure: {res['figure']}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``simulate`` and ``stylized`` to the top-level app."""
+    """Add ``simulate``, ``stylized`` and ``evaluate-sim`` to the top-level app."""
     app.command("simulate")(simulate)
     app.command("stylized")(stylized)
+    app.command("evaluate-sim")(evaluate_sim)

@@ -30,6 +30,16 @@ def test_train_then_generate_and_bad_input(shared_data: Path, tmp_path: Path) ->
     r = run(app, ["trades", "simulate", str(spec), "--store", str(store.path), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["events"] == store.scan_events("gen", "GOOG").collect().height
+    # `marketlab simulate` dispatches on the spec's registry id: the same session, written like the ABM's day
+    spec.write_text('simulator = "trades-v1"\n' + spec.read_text())
+    r = run(app, ["simulate", str(spec), "--store", str(store.path), "--dataset", "gen2", "--json"])
+    assert r.exit_code == 0, r.output
+    ev = store.scan_events("gen2", "GOOG").collect()
+    assert json.loads(r.output)["events"] == ev.height > 0
+    assert store.scan_book("gen2", "GOOG").collect().height == ev.height  # the book after every event
+    spec.write_text(spec.read_text().replace("trades-v1", "trades-v9"))
+    r = run(app, ["simulate", str(spec), "--store", str(store.path)])
+    assert r.exit_code == 2 and r.output.startswith("error:") and "trades-v9" in r.output and "abm-v1" in r.output
     # bad input: one line, exit 2
     cfg.write_text("[trades]\nwindow = 8\ndepth = 2\naugment_dim = 8\n")
     r = run(app, ["trades", "train", *base, "--config", str(cfg), "--resume", "--out", str(tmp_path / "ck")])

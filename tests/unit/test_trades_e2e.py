@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from marketlab.simulators.trades.decode import REASONS
 from marketlab.simulators.trades.train import TradesConfig, load_checkpoint, load_day, train_from_store
@@ -50,3 +51,21 @@ def test_train_generate_play_into_the_engine(shared_data: Path, tmp_path: Path) 
     assert many["samples"] == (sum(many["accepted"].values()) + sum(many["discarded"].values())
                                + many["engine_rejected"] + many["unused"])
     assert many["gave_up"] <= s["gave_up"] and many["engine_rejected"] == 0
+
+
+@pytest.mark.slow
+def test_demo_step_trains_generates_and_writes_a_market(tmp_path: Path) -> None:
+    from marketlab.simulators.stylized import facts_for_dataset
+    from marketlab.simulators.trades.demo import demo_market
+    from marketlab.store import Store
+    from marketlab.store.synth import write_synth
+
+    st = Store(tmp_path / "store")
+    write_synth(st, 3, n_symbols=3, n_days=30, n_events=3000)
+    out = demo_market(st, 0, tmp_path / "out", source="synth_lob", markets=2, rounds=10, train_steps=3, window_s=10**6)
+    ev = st.scan_events("trades_demo").collect()
+    assert out["events"] == ev.height > 0 and out["engine_rejected"] == 0
+    assert st.scan_book("trades_demo").collect().height == ev.height
+    assert np.unique(ev["ts"].to_numpy() // 86_400_000_000_000).size == 2  # one day per generated market
+    assert (tmp_path / "out" / "trades_demo_checkpoint" / "ema.safetensors").is_file()
+    assert facts_for_dataset(st, "trades_demo")[0].scalars["n_events"] == ev.height

@@ -107,10 +107,11 @@ def test_statistics_come_from_the_training_split_only(shared_data: Path, tmp_pat
     # independent: the rows whose time is in the first 70% of the span, features recomputed by hand
     t0, t1 = tok.ts[0], tok.ts[-1]
     tr = tok.ts < t0 + 0.7 * (t1 - t0)
-    sizes = tok.size[tr].astype(float)
+    sizes = np.log(tok.size[tr].astype(float))  # sizes are z-scored in log lots
+    assert enc.stats.log_scale
     assert enc.stats.order_mean[1] == pytest.approx(sizes.mean())
     assert enc.stats.order_std[1] == pytest.approx(sizes.std())
-    assert enc.stats.order_mean[1] != pytest.approx(tok.size.astype(float).mean())
+    assert enc.stats.order_mean[1] != pytest.approx(np.log(tok.size.astype(float)).mean())
     bsz = tok.book[tr][:, 1::2].astype(float)
     assert enc.stats.book_sz_mean == pytest.approx(bsz.mean())
     # the test rows are normalised with train statistics, not their own
@@ -121,10 +122,29 @@ def test_statistics_come_from_the_training_split_only(shared_data: Path, tmp_pat
 def test_stats_json_round_trip_and_non_finite_refused() -> None:
     st = T.TokenStats((0.1, 2.0, 0.0, 3.0), (1.0, 2.0, 3.0, 4.0), 1.0, 2.0, 3.0, 4.0, 100)
     assert T.TokenStats.from_dict(st.to_dict()) == st
+    old = st.to_dict()
+    del old["log_scale"]  # a checkpoint written before log scales keeps the linear scale
+    assert not T.TokenStats.from_dict(old).log_scale
     bad = st.to_dict()
     bad["book_px_std"] = float("nan")
     with pytest.raises(DataError, match="non-finite"):
         T.TokenStats.from_dict(bad)
+
+
+def test_log_scaling_round_trips_and_matches_a_hand_z_score() -> None:
+    lin = T.TokenStats((0.0, 100.0, 0.0, 0.0), (1.0, 50.0, 1.0, 1.0), 0.0, 1.0, 0.0, 1.0, 100)
+    log = T.TokenStats((-6.0, 4.0, 0.0, 0.0), (2.0, 0.5, 1.0, 1.0), 0.0, 1.0, 0.0, 1.0, 100, log_scale=True)
+    feats = np.array([[0.5, 200.0, 1.0, 1.0, 2.0], [0.0, 1.0, -1.5, -1.0, 0.0]])
+    kind = np.array([0, 2], dtype=np.int8)
+    z = log.encode_orders(feats, kind)
+    assert z[0, 1] == pytest.approx((np.log(200.0) - 4.0) / 0.5, rel=1e-6)
+    assert z[0, 0] == pytest.approx((np.log(0.5 + 1e-6) + 6.0) / 2.0, rel=1e-6)
+    assert z[1, 0] == pytest.approx((np.log(1e-6) + 6.0) / 2.0, rel=1e-6)  # dt = 0: log of the 1 us offset
+    assert lin.encode_orders(feats, kind)[0, 1] == pytest.approx((200.0 - 100.0) / 50.0)
+    for st in (lin, log):
+        back, k = st.decode_orders(st.encode_orders(feats, kind))
+        np.testing.assert_allclose(back, feats, rtol=1e-5, atol=1e-5)
+        assert np.array_equal(k, kind)
 
 
 def test_a_symbol_without_book_data_is_a_one_line_error(tmp_path: Path) -> None:

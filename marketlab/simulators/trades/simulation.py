@@ -41,6 +41,7 @@ class TradesSimSpec(Spec):
     """A TRADES session: ``checkpoint`` (relative paths resolve against the spec file's folder), output
     ``dataset``, ``seed``, ``duration_s`` of market time, ``sampler``/``steps``/``candidates``."""
 
+    simulator: Literal["trades-v1"] = "trades-v1"
     checkpoint: SpecPath = "runs/trades_goog"
     dataset: Identifier = "trades_goog"
     seed: int = 0
@@ -93,25 +94,13 @@ class TradesSimulation:
 
     def frames(self) -> dict[str, pl.DataFrame]:
         """``events`` (EVENTS_SCHEMA) and ``book`` (book_schema(L), the book after each event)."""
-        from marketlab.lob import OrderBook, events_to_commands
+        return engine_frames(self.events, self.spec.source.symbol, self.cfg.levels)
 
-        ev = self.events
-        sym = self.spec.source.symbol
-        n = int(ev.shape[0])
-        levels = self.cfg.levels
-        cols = np.zeros(n, dtype=[(c, np.int64) for c in ("ts", "type", "order_id", "side", "price", "size")])
-        for c in cols.dtype.names or ():
-            cols[c] = ev[c]
-        res = OrderBook().process(events_to_commands(cols, mode="apply"), depth=levels)
-        events = pl.DataFrame({
-            "ts": ev["ts"], "symbol": [sym] * n, "seq": np.arange(n, dtype=np.int64), "type": ev["type"],
-            "order_id": ev["order_id"], "side": ev["side"], "price": ev["price"], "size": ev["size"],
-        }).cast(EVENTS_SCHEMA)  # type: ignore[arg-type]
-        schema = book_schema(levels)
-        names = [c for c in schema if c not in ("ts", "symbol", "seq")]
-        book = pl.DataFrame({"ts": ev["ts"], "symbol": [sym] * n, "seq": np.arange(n, dtype=np.int64),
-                             **{c: res.snaps[:, j] for j, c in enumerate(names)}}).cast(schema)  # type: ignore[arg-type]
-        return {"events": events, "book": book}
+    @staticmethod
+    def simulate_day(spec_path: str | Path, store: Any = None, seed: int | None = None, *,
+                     dataset: str | None = None) -> dict[str, Any]:
+        """``marketlab simulate`` entry (registry id ``simulator/trades-v1``): see :func:`simulate_trades_day`."""
+        return simulate_trades_day(spec_path, store, seed, dataset=dataset)
 
     def summary(self) -> dict[str, Any]:
         """Counts of the run (JSON-friendly)."""
@@ -131,9 +120,40 @@ class TradesSimulation:
                                  "book_levels": self.cfg.levels, "summary": self.summary()})
 
 
-def simulate_trades_day(spec_path: str | Path, store: Any = None, seed: int | None = None) -> dict[str, Any]:
-    """Run the spec and write the session to ``store`` (the source store when None); return the summary."""
+def engine_frames(ev: np.ndarray, symbol: str, levels: int, *, ts_shift: int = 0, skip: int = 0) -> dict[str, pl.DataFrame]:
+    """An engine's drained L3 events (``ENGINE_EVENT_DTYPE``) -> ``events`` (EVENTS_SCHEMA) and ``book``
+    (book_schema(levels), the book after each event, rebuilt by one batch replay of all events).
+
+    ``skip`` leading events (the seed book's adds) are replayed but not returned; ``ts_shift`` ns is added
+    to every timestamp (several generated markets side by side on different days)."""
+    from marketlab.lob import OrderBook, events_to_commands
+
+    n_all = int(ev.shape[0])
+    cols = np.zeros(n_all, dtype=[(c, np.int64) for c in ("ts", "type", "order_id", "side", "price", "size")])
+    for c in cols.dtype.names or ():
+        cols[c] = ev[c]
+    snaps = OrderBook().process(events_to_commands(cols, mode="apply"), depth=levels).snaps[skip:]
+    ev = ev[skip:]
+    n = int(ev.shape[0])
+    ts = ev["ts"].astype(np.int64) + int(ts_shift)
+    events = pl.DataFrame({
+        "ts": ts, "symbol": [symbol] * n, "seq": np.arange(n, dtype=np.int64), "type": ev["type"],
+        "order_id": ev["order_id"], "side": ev["side"], "price": ev["price"], "size": ev["size"],
+    }).cast(EVENTS_SCHEMA)  # type: ignore[arg-type]
+    schema = book_schema(levels)
+    names = [c for c in schema if c not in ("ts", "symbol", "seq")]
+    book = pl.DataFrame({"ts": ts, "symbol": [symbol] * n, "seq": np.arange(n, dtype=np.int64),
+                         **{c: snaps[:, j] for j, c in enumerate(names)}}).cast(schema)  # type: ignore[arg-type]
+    return {"events": events, "book": book}
+
+
+def simulate_trades_day(spec_path: str | Path, store: Any = None, seed: int | None = None, *,
+                        dataset: str | None = None) -> dict[str, Any]:
+    """Run the spec and write the session to ``store`` (the source store when None) as ``dataset`` (the
+    spec's when None); return the summary."""
     spec = TradesSimSpec.from_toml(spec_path)
+    if dataset is not None:
+        spec = replace(spec, dataset=dataset)
     sim = TradesSimulation(spec, seed=seed, store=store, base_dir=Path(spec_path).resolve().parent).run()
     batch = sim.to_batch()
     out = sim.summary()

@@ -128,6 +128,8 @@ class TradesMarkets:
                     ob.submit_limit(self.next_id[i], 1, bpx, bsz, ts=t0)
                     self.next_id[i] += 1
             self.books.append(ob)
+        self.seed_events = self.next_id[0] - 1  # the seed book: one add event per generator order placed
+        self.volume = [0] * self.m  # lots traded in each market (every fill, whoever traded)
         self.protected: list[set[int]] = [set() for _ in range(self.m)]  # other agents' ids: never cancelled
         self.protected_fills: list[list[np.ndarray]] = [[] for _ in range(self.m)]  # engine fills touching them
         self.last_mid = np.full(self.m, float(mid_price(seed_book[None, :])[0]))
@@ -146,8 +148,9 @@ class TradesMarkets:
             out: tuple[torch.Tensor, torch.Tensor] = self.model(xt, t, cond, bt)
             return out
 
-        x = self.diffusion.sample(fn, (len(idx), 1, cond.shape[-1]), self.generator, method=self.method,
-                                  steps=self.steps, device=dev, clip_x0=self.clip_x0)
+        with torch.inference_mode():
+            x = self.diffusion.sample(fn, (len(idx), 1, cond.shape[-1]), self.generator, method=self.method,
+                                      steps=self.steps, device=dev, clip_x0=self.clip_x0)
         return x[:, 0, :].cpu().numpy()
 
     def step(self) -> list[Order | None]:
@@ -160,10 +163,12 @@ class TradesMarkets:
         pending = np.arange(self.m)
         result: list[Order | None] = [None] * self.m
         resting = {i: self._own_resting(i) for i in range(self.m)}  # the book is fixed while sampling
-        k = self.candidates
-        for _ in range(self.max_tries):
+        for attempt in range(self.max_tries):
             if pending.size == 0:
                 break
+            # retries draw more candidates per market (first valid one wins: the same distribution as
+            # resampling one at a time), so the few markets left do not cost a sampler round each
+            k = self.candidates * min(2**attempt, 8)
             rep = np.repeat(pending, k)
             raw = self._sample(rep, bfeat[rep])
             feats, kinds = self.stats.decode_orders(raw)
@@ -237,6 +242,8 @@ class TradesMarkets:
         if code != 0:
             self.stats_run.engine_rejected += 1
             return
+        if ob.n_last_fills:
+            self.volume[i] += int(ob.last_fills()["size"].sum())
         if self.protected[i] and ob.n_last_fills:
             f = ob.last_fills()
             mine = np.isin(f["maker_id"], list(self.protected[i])) | np.isin(f["taker_id"], list(self.protected[i]))
