@@ -27,9 +27,10 @@ import numpy as np
 import polars as pl
 import torch
 
+from marketlab.agents.macrohft import baselines as bl
 from marketlab.agents.macrohft.config import MacroHFTConfig
 from marketlab.agents.macrohft.dataset import REGIMES, Prepared, prepare
-from marketlab.agents.macrohft.evaluate import env_pnl, paper_metrics, policy_positions
+from marketlab.agents.macrohft.evaluate import env_pnl, net_positions, paper_metrics, policy_positions, segment_positions
 from marketlab.agents.macrohft.memory import EpisodicMemory
 from marketlab.agents.macrohft.train import load_run, train_hyper, train_run
 from marketlab.backtests.engine import Backtest
@@ -52,6 +53,10 @@ REDUCED: dict[str, dict[str, Any]] = {
               "train_minutes": 60 * 1440, "val_minutes": 30 * 1440},
 }
 SUB_CHUNKS_ETH = 12  # ETH chunks are 4320 minutes: 12 of them = 48 BTC chunks of 360 in env steps
+#: Baseline budgets. DQN / DDQN: BASELINE_CHUNK_MULT x one sub-agent's chunks per epoch (same epochs, batch,
+#: cadence, network); PPO: SB3 env steps on random training chunks.
+BASELINE_BUDGET = {"reduced": {"chunk_mult": 2, "ppo_steps": 49_152}, "paper": {"chunk_mult": 6, "ppo_steps": 1_000_000}}
+METRICS = ("total_return", "sharpe", "max_drawdown", "annual_volatility", "calmar", "sortino", "trades")
 
 
 def shared_data() -> Path:
@@ -162,8 +167,13 @@ def main() -> None:
     ap.add_argument("--ablations", action="store_true",
                     help="add the hyper-agent ablations (without memory, without the conditional adapter) to an existing "
                          "--out file, retraining phase 2 only on the saved phase-1 sub-agents")
+    ap.add_argument("--combine", nargs="+", metavar="PART",
+                    help="merge per-symbol result files (runs launched side by side with --out PART) into --out")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.combine:
+        combine([Path(p) for p in args.combine], Path(args.out))
+        return
     if args.ablations:
         ablations(args)
         return
@@ -171,6 +181,10 @@ def main() -> None:
         "benchmark": "macrohft", "budget": args.budget,
         "budget_note": ("REDUCED budget on a shared CPU, not the paper's: " + json.dumps(REDUCED)
                         if args.budget == "reduced" else "reference budget (specs/agents/macrohft_*.toml)"),
+        "baseline_budget": BASELINE_BUDGET[args.budget] | {
+            "note": "dqn/ddqn: the sub-agent net (hidden 64), adapter and KL off, chunk_mult x the sub-agent chunks per "
+                    "epoch over ALL train chunks; ppo: SB3 PPO, [64, 256] MLPs, ppo_steps on random train chunks; "
+                    "macd/taker_flow: grid point chosen on validation Sharpe (marketlab.agents.macrohft.baselines)"},
         "full_run_command": "PYTHONPATH=. python benchmarks/macrohft.py --budget paper --symbols BTCUSDT ETHUSDT --seeds 0 1 2",
         "machine_start": machine(), "symbols": {},
     }
@@ -184,10 +198,15 @@ def main() -> None:
         entry["regime_chunks_train"] = {f"{k}_{lbl}": len(prep.decomposition["train"].chunks_for(k, lbl, training=True))
                                         for k, lbl in REGIMES}
         test = prep.splits["test"]
-        entry["references"] = {p: backtest(prep, policy_positions(p, prep, "test", []), cfg0.fee, f"{sym}_{p}") for p in ("buy_and_hold", "flat")}
-        for p in ("buy_and_hold", "flat"):
-            entry["references"][p]["env_pnl_fixed_size"] = float(env_pnl(test.close, policy_positions(p, prep, "test", []), cfg0.fee, cfg0.size).sum())
-        policies = ["macrohft", "uniform", *(f"sub_{k}_{lbl}" for k, lbl in REGIMES)]
+        ref_pos = {p: policy_positions(p, prep, "test", []) for p in ("buy_and_hold", "flat")}
+        tuned = bl.tune_rules(prep.splits["val"], cfg0.fee)  # rule parameters chosen on validation only
+        ref_pos |= {r: bl.rule_positions(r, tuned[r], test) for r in tuned}
+        entry["references"] = {}
+        for p, pos in ref_pos.items():
+            entry["references"][p] = backtest(prep, pos, cfg0.fee, f"{sym}_{p}") | tuned.get(p, {})
+            entry["references"][p]["env_pnl_fixed_size"] = float(env_pnl(test.close, pos, cfg0.fee, cfg0.size).sum())
+        agents = ["macrohft", "uniform", *(f"sub_{k}_{lbl}" for k, lbl in REGIMES)]
+        policies = [*agents, *ABLATIONS, "dqn", "ddqn", "ppo"]
         for seed in args.seeds:
             cfg = config_for(sym, args.budget, seed)
             run_dir = Path(args.runs) / args.budget / sym / f"seed{seed}"
@@ -201,21 +220,21 @@ def main() -> None:
                                               for p in summary["phase1"]],
                                    "phase2": {k: summary["phase2"].get(k) for k in ("env_steps", "updates", "seconds", "best_val_return_rate")},
                                    "test": {}}
-            for pol in policies:
+            for pol in agents:
                 pos = policy_positions(pol, prep, "test", subs, hyper, cache)
                 m = backtest(prep, pos, cfg.fee, f"{sym}_{pol}_s{seed}")
                 m["env_pnl_fixed_size"] = float(env_pnl(prep.splits["test"].close, pos, cfg.fee, cfg.size).sum())
                 res["test"][pol] = m
+            for name, (pos, meta) in seed_baselines(cfg, prep, subs, cache, args.budget, not args.no_progress).items():
+                m = backtest(prep, pos, cfg.fee, f"{sym}_{name}_s{seed}")
+                m["env_pnl_fixed_size"] = float(env_pnl(prep.splits["test"].close, pos, cfg.fee, cfg.size).sum())
+                res["test"][name] = m | meta
             entry["seeds"][str(seed)] = res
+            entry["summary"] = summarise(entry, policies)  # over the seeds done so far (a cut-short run keeps them)
+            entry["speed"] = train_speed(entry)
             result["symbols"][sym] = entry
             write(result, Path(args.out))
-            print(f"{sym} seed {seed}: train {train_s:.0f}s  MacroHFT test {json.dumps(res['test']['macrohft'])}", flush=True)
-        agg: dict[str, Any] = {}
-        for pol in policies:
-            for key in ("total_return", "sharpe", "max_drawdown", "annual_volatility", "calmar", "sortino", "trades"):
-                vals = np.array([entry["seeds"][str(s)]["test"][pol][key] for s in args.seeds], dtype=np.float64)
-                agg.setdefault(pol, {})[key] = {"mean": float(np.nanmean(vals)), "std": float(np.nanstd(vals)), "n": len(vals)}
-        entry["summary"] = agg
+            print(f"{sym} seed {seed}: train {train_s:.0f}s  MacroHFT test {json.dumps(jsonable(res['test']['macrohft']))}", flush=True)
         entry["timings"] = timings(prep, cfg0)
         result["symbols"][sym] = entry
         write(result, Path(args.out))
@@ -226,6 +245,53 @@ def main() -> None:
 
 
 ABLATIONS = {"no_memory": {"memory": False}, "no_adapter": {"adapter": False}}
+
+
+def seed_baselines(cfg: MacroHFTConfig, prep: Prepared, subs: list[Any], cache: dict[str, Any], budget: str,
+                   progress: bool) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
+    """Test positions of the seed's hyper-agent ablations (phase 2 retrained on the same frozen sub-agents) and of
+    the trained baselines (DQN, Double DQN, PPO), each with its training summary."""
+    out: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
+    test = prep.splits["test"]
+    for name, over in ABLATIONS.items():
+        cfg_a = dataclasses.replace(cfg, hyper=dataclasses.replace(cfg.hyper, **over))
+        t0 = time.perf_counter()
+        hyper, meta = train_hyper(cfg_a, prep, subs, progress=progress)
+        pos = policy_positions("macrohft", prep, "test", subs, hyper.eval(), cache)
+        out[name] = pos, {"train_s": time.perf_counter() - t0, "best_val_return_rate": meta["best_val_return_rate"]}
+    bb = BASELINE_BUDGET[budget]
+    for name, double in (("dqn", False), ("ddqn", True)):
+        net, meta = bl.train_value_baseline(cfg, prep, double=double, chunk_mult=bb["chunk_mult"], progress=progress)
+        out[name] = net_positions(net.eval(), test), {"train_s": meta["seconds"], "env_steps": meta["env_steps"],
+                                                      "updates": meta["updates"], "best_val_return_rate": meta["best_val_return_rate"]}
+    t0 = time.perf_counter()
+    model = bl.train_ppo(cfg, prep, timesteps=bb["ppo_steps"], seed=cfg.seed)
+    out["ppo"] = (segment_positions(test, bl.ppo_best_actions(model, test)),
+                  {"train_s": time.perf_counter() - t0, "env_steps": bb["ppo_steps"]})
+    return out
+
+
+def summarise(entry: dict[str, Any], policies: list[str]) -> dict[str, Any]:
+    """Mean and std (ddof 0) over the seeds in ``entry`` of every metric of every per-seed policy."""
+    agg: dict[str, Any] = {}
+    seeds = list(entry["seeds"].values())
+    for pol in policies:
+        for key in METRICS:
+            vals = np.array([np.nan if s["test"][pol][key] is None else s["test"][pol][key] for s in seeds], dtype=np.float64)
+            agg.setdefault(pol, {})[key] = {"mean": float(np.nanmean(vals)), "std": float(np.nanstd(vals)), "n": len(vals)}
+    return agg
+
+
+def train_speed(entry: dict[str, Any]) -> dict[str, float]:
+    """Training env steps per second of the sub-agent, hyper-agent and baseline loops, over all seeds."""
+    seeds = list(entry["seeds"].values())
+    p1 = [p for s in seeds for p in s["phase1"]]
+    sps = {"subagent_env_steps_per_s": sum(p["env_steps"] for p in p1) / sum(p["seconds"] for p in p1),
+           "hyper_env_steps_per_s": sum(s["phase2"]["env_steps"] for s in seeds) / sum(s["phase2"]["seconds"] for s in seeds)}
+    for name in ("dqn", "ddqn", "ppo"):
+        sps[f"{name}_env_steps_per_s"] = (sum(s["test"][name]["env_steps"] for s in seeds)
+                                          / sum(s["test"][name]["train_s"] for s in seeds))
+    return sps
 
 
 def ablations(args: argparse.Namespace) -> None:
@@ -266,6 +332,22 @@ def ablations(args: argparse.Namespace) -> None:
         write(result, out)
     result["machine_ablations_end"] = machine()
     write(result, out)
+
+
+def combine(parts: list[Path], out: Path) -> None:
+    """One result file from per-symbol runs: their ``symbols`` merged, each part's machine/load/time kept."""
+    loaded = [json.loads(p.read_text()) for p in parts]
+    if len({r["budget"] for r in loaded}) != 1:
+        raise SystemExit("error: --combine: the parts were run at different budgets")
+    result = {k: v for k, v in loaded[0].items() if k not in ("symbols", "machine_start", "machine_end", "total_s")}
+    result["symbols"] = {}
+    result["parts"] = []
+    for p, r in zip(parts, loaded, strict=True):
+        result["symbols"].update(r["symbols"])
+        result["parts"].append({"file": p.name, "symbols": list(r["symbols"]), "machine_start": r.get("machine_start"),
+                                "machine_end": r.get("machine_end"), "total_s": r.get("total_s")})
+    write(result, out)
+    print(f"wrote {out} from {len(parts)} parts")
 
 
 def write(result: dict[str, Any], out: Path) -> None:

@@ -30,7 +30,8 @@ REGIMES: tuple[tuple[str, int], ...] = (("slope", 0), ("slope", 1), ("slope", 2)
 @dataclass
 class SplitArrays:
     """One split of one symbol: ``ts`` (T,) ns, ``close`` (T,), scaled ``s1`` (T, F1), ``s2`` (T, F2) and
-    ``ctx`` (T, 2) float32, and the contiguous ``segments`` [lo, hi) (episodes never cross a gap)."""
+    ``ctx`` (T, 2) float32, the contiguous ``segments`` [lo, hi) (episodes never cross a gap) and the raw
+    (unscaled) taker-flow imbalance ``flow`` (T,) = (taker buy - taker sell) / volume, read by the rule baselines."""
 
     name: str
     ts: np.ndarray
@@ -39,6 +40,7 @@ class SplitArrays:
     s2: np.ndarray
     ctx: np.ndarray
     segments: list[tuple[int, int]]
+    flow: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -49,7 +51,7 @@ class SplitArrays:
         """Rows [lo, hi) as a split of its own (segments recomputed; used by reduced budgets)."""
         ts = self.ts[lo:hi]
         return SplitArrays(self.name, ts, self.close[lo:hi], self.s1[lo:hi], self.s2[lo:hi], self.ctx[lo:hi],
-                           contiguous_segments(ts))
+                           contiguous_segments(ts), None if self.flow is None else self.flow[lo:hi])
 
 
 @dataclass
@@ -113,7 +115,8 @@ def prepare(cfg: MacroHFTConfig, frame: pl.DataFrame | None = None) -> Prepared:
         ts = part["ts"].to_numpy()
         arrays[name] = SplitArrays(name, ts, part["close"].to_numpy().astype(np.float64),
                                    scalers["s1"].transform(part), scalers["s2"].transform(part),
-                                   scalers["ctx"].transform(part), contiguous_segments(ts))
+                                   scalers["ctx"].transform(part), contiguous_segments(ts),
+                                   np.nan_to_num(part["taker_imbalance"].to_numpy().astype(np.float64)))
     decomp: dict[str, Decomposition] = {}
     bins: dict[str, RegimeBins] = {}
     for name in ("train", "val", "test"):

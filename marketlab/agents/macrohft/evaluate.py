@@ -18,15 +18,15 @@ import torch
 
 from marketlab.agents.macrohft.dataset import REGIMES, Prepared, SplitArrays
 from marketlab.agents.macrohft.nets import HyperAgentNet, SubAgentNet
-from marketlab.agents.macrohft.train import HyperInputs, greedy_path, hyper_inputs, hyper_q_both
+from marketlab.agents.macrohft.train import HyperInputs, greedy_path, hyper_inputs, hyper_q_both, sub_q_both
 from marketlab.core.metrics import drawdown
 from marketlab.envs.macrohft_env import transition_reward
 
 MINUTES_PER_YEAR = 525_600
 
 
-def _segment_positions(split: SplitArrays, best: np.ndarray) -> np.ndarray:
-    """Stitch greedy paths per segment; ``best`` (T, 2) greedy action per row and position."""
+def segment_positions(split: SplitArrays, best: np.ndarray) -> np.ndarray:
+    """Stitch greedy paths per segment, each from position 0; ``best`` (T, 2) greedy action per row and position."""
     pos = np.zeros(split.n, np.int64)
     for lo, hi in split.segments:
         if hi - lo < 2:
@@ -53,17 +53,22 @@ def policy_positions(policy: str, prep: Prepared, split_name: str, subs: list[Su
     if policy.startswith("sub_"):
         kind, label = policy[4:].rsplit("_", 1)
         q = inp.subq[:, :, REGIMES.index((kind, int(label)))]  # (T, 2 positions, 2 actions)
-        return _segment_positions(split, q.argmax(axis=2))
+        return segment_positions(split, q.argmax(axis=2))
     if policy == "uniform":
         q = inp.subq.mean(axis=2)  # equal weights 1/6: the hyper-agent at initialisation
-        return _segment_positions(split, q.argmax(axis=2))
+        return segment_positions(split, q.argmax(axis=2))
     if policy == "macrohft":
         if hyper is None:
             raise ValueError("policy 'macrohft' needs a trained hyper-agent")
         with torch.no_grad():
             q = hyper_q_both(hyper, split, inp.subq, np.arange(split.n), inp.states)
-        return _segment_positions(split, q.argmax(axis=2))
+        return segment_positions(split, q.argmax(axis=2))
     raise ValueError(f"unknown policy {policy!r}")
+
+
+def net_positions(net: SubAgentNet, split: SplitArrays) -> np.ndarray:
+    """Positions (T,) of one Q-network of the sub-agent's shape (a sub-agent, the DQN / DDQN baselines), greedy."""
+    return segment_positions(split, sub_q_both(net, split, np.arange(split.n)).argmax(axis=2))
 
 
 def env_pnl(close: np.ndarray, positions: np.ndarray, fee: float, size: float) -> np.ndarray:

@@ -175,22 +175,41 @@ def validate_subagent(net: SubAgentNet, cfg: MacroHFTConfig, split: SplitArrays,
 def train_subagent(cfg: MacroHFTConfig, prep: Prepared, kind: str, label: int, *, progress: bool = True) -> tuple[SubAgentNet, dict[str, Any]]:
     """Train the sub-agent of regime (``kind``, ``label``) on its training chunks; return the best-val net."""
     sc = cfg.sub
-    train, val = prep.splits["train"], prep.splits["val"]
     chunks = prep.decomposition["train"].chunks_for(kind, label, training=True)
     val_chunks = prep.decomposition["val"].chunks_for(kind, label)
-    if sc.max_val_chunks and len(val_chunks) > sc.max_val_chunks:
-        keep = np.linspace(0, len(val_chunks) - 1, sc.max_val_chunks).round().astype(int)
-        val_chunks = [val_chunks[i] for i in keep]
     if not chunks:
         raise DataError(None, f"{prep.symbol}: no training chunks for regime {kind}={label}")
     alpha = (sc.alpha_slope if kind == "slope" else sc.alpha_vol)[label]
     seed = cfg.seed + 1000 * (REGIMES.index((kind, label)) + 1)
+    net, meta = train_dqn(cfg, prep, chunks, val_chunks, alpha=alpha, seed=seed, adapter=sc.adapter,
+                          desc=f"sub {kind}={label}", progress=progress)
+    return net, {"kind": kind, "label": label, **meta}
+
+
+def train_dqn(cfg: MacroHFTConfig, prep: Prepared, chunks: list[tuple[int, int]], val_chunks: list[tuple[int, int]], *,
+              alpha: float, seed: int, adapter: bool = True, double: bool = True, max_chunks: int | None = None,
+              desc: str = "dqn", progress: bool = True) -> tuple[SubAgentNet, dict[str, Any]]:
+    """The phase-1 trainer on any set of training ``chunks`` (each ``cfg.chunk`` rows of the train split).
+
+    A MacroHFT sub-agent is Double DQN (``double``) with the adaLN adapter and KL weight ``alpha`` toward Q*;
+    the plain DQN / Double DQN baselines are the same network and loop with ``adapter=False, alpha=0`` on all
+    chunks (``double=False``: the target is max_a Q_target(s', a) instead of Q_target(s', argmax_a Q(s', a))).
+    ``max_chunks`` overrides ``cfg.sub.max_chunks`` (chunks per epoch; 0 = all). Returns the best-validation net
+    and a summary (``history`` per epoch)."""
+    sc = cfg.sub
+    train, val = prep.splits["train"], prep.splits["val"]
+    per_epoch = sc.max_chunks if max_chunks is None else max_chunks
+    if sc.max_val_chunks and len(val_chunks) > sc.max_val_chunks:
+        keep = np.linspace(0, len(val_chunks) - 1, sc.max_val_chunks).round().astype(int)
+        val_chunks = [val_chunks[i] for i in keep]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = SubAgentNet(train.s1.shape[1], train.s2.shape[1], 2, sc.hidden, adapter=sc.adapter)
+    net = SubAgentNet(train.s1.shape[1], train.s2.shape[1], 2, sc.hidden, adapter=adapter)
     target = copy.deepcopy(net)
     opt = torch.optim.Adam(net.parameters(), lr=sc.lr)
-    qstar = {c: optimal_q(train.close[c[0]:c[1]], fee=cfg.fee, size=cfg.size, gamma=cfg.gamma).astype(np.float32) for c in chunks}
+    qstar = {c: optimal_q(train.close[c[0]:c[1]], fee=cfg.fee, size=cfg.size, gamma=cfg.gamma).astype(np.float32)
+             for c in chunks} if alpha else {}
+    zero_q = np.zeros((cfg.chunk, 2, 2), np.float32)
     buf = Replay(sc.buffer_size)
     s1, s2 = torch.from_numpy(train.s1), torch.from_numpy(train.s2)
     best_score, best_state, history = -np.inf, copy.deepcopy(net.state_dict()), []
@@ -203,8 +222,11 @@ def train_subagent(cfg: MacroHFTConfig, prep: Prepared, kind: str, label: int, *
         q_sa = q.gather(1, act[:, None]).squeeze(1)
         with torch.no_grad():
             nxt = row + 1
-            a_star = net(s1[nxt], s2[nxt], act).argmax(1, keepdim=True)
-            q_next = target(s1[nxt], s2[nxt], act).gather(1, a_star).squeeze(1)
+            q_tgt = target(s1[nxt], s2[nxt], act)
+            if double:
+                q_next = q_tgt.gather(1, net(s1[nxt], s2[nxt], act).argmax(1, keepdim=True)).squeeze(1)
+            else:
+                q_next = q_tgt.max(1).values
             y = b["rew"] + cfg.gamma * (1 - b["done"]) * q_next
         loss = F.mse_loss(q_sa, y)
         if alpha:
@@ -214,16 +236,16 @@ def train_subagent(cfg: MacroHFTConfig, prep: Prepared, kind: str, label: int, *
     for epoch in range(sc.epochs):
         eps = epsilon(epoch, sc.eps_start, sc.eps_end, sc.eps_decay_epochs)
         order = rng.permutation(len(chunks))
-        if sc.max_chunks:
-            order = order[:sc.max_chunks]
+        if per_epoch:
+            order = order[:per_epoch]
         losses: list[float] = []
-        bar = tqdm(range(0, len(order), sc.n_envs), desc=f"sub {kind}={label} ep{epoch}", disable=not progress, leave=False)
+        bar = tqdm(range(0, len(order), sc.n_envs), desc=f"{desc} ep{epoch}", disable=not progress, leave=False)
         for g in bar:
             group = [chunks[i] for i in order[g:g + sc.n_envs]]
             lo = np.array([c[0] for c in group])
             length = cfg.chunk
             pos = rng.integers(0, 2, len(group))
-            qs = np.stack([qstar[c] for c in group])  # (B, L, 2, 2)
+            qs = np.stack([qstar.get(c, zero_q) for c in group])  # (B, L, 2, 2)
             ar = np.arange(len(group))
             for t0 in range(0, length - 1, sc.block):
                 steps = min(sc.block, length - 1 - t0)
@@ -249,9 +271,9 @@ def train_subagent(cfg: MacroHFTConfig, prep: Prepared, kind: str, label: int, *
             best_score = score if not np.isnan(score) else best_score
             best_state = copy.deepcopy(net.state_dict())
     net.load_state_dict(best_state)
-    return net, {"kind": kind, "label": label, "alpha": alpha, "train_chunks": len(chunks), "val_chunks": len(val_chunks),
-                 "updates": n_updates, "env_steps": env_steps, "seconds": time.perf_counter() - t_start, "best_val_return_rate": best_score,
-                 "history": history}
+    return net, {"alpha": alpha, "double": double, "adapter": adapter, "train_chunks": len(chunks), "val_chunks": len(val_chunks),
+                 "updates": n_updates, "env_steps": env_steps, "seconds": time.perf_counter() - t_start,
+                 "best_val_return_rate": best_score, "history": history}
 
 
 # ---------------------------------------------------------------------------------------------- phase 2
