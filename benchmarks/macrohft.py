@@ -4,7 +4,7 @@
     PYTHONPATH=. python benchmarks/macrohft.py --budget paper        # the reference budget (needs days on 2 CPUs)
 
 For each symbol and seed: phase 1 (six regime sub-agents) and phase 2 (hyper-agent) are trained from
-``specs/agents/macrohft_{btc,eth}.toml`` (with the REDUCED overrides below unless ``--budget paper``), then
+``specs/agents/macrohft_{btc,eth}.toml`` (with ``marketlab.agents.macrohft.config.REDUCED_BUDGET`` unless ``--budget paper``), then
 the greedy policies are rolled out on the test split (2023-05-01 -> 2023-12-31) and traded with marketlab's
 vectorbt backtester (stored-signal source: position 1 = long all-in, 0 = flat; commission = the spec's fee,
 2 bp per side): MacroHFT, the ablation without the hyper-agent (the six sub-agents mixed uniformly) and each
@@ -28,7 +28,7 @@ import polars as pl
 import torch
 
 from marketlab.agents.macrohft import baselines as bl
-from marketlab.agents.macrohft.config import MacroHFTConfig
+from marketlab.agents.macrohft.config import REDUCED_BUDGET, REDUCED_LONG_CHUNKS, MacroHFTConfig, with_budget
 from marketlab.agents.macrohft.dataset import REGIMES, Prepared, prepare
 from marketlab.agents.macrohft.evaluate import env_pnl, net_positions, paper_metrics, policy_positions, segment_positions
 from marketlab.agents.macrohft.memory import EpisodicMemory
@@ -44,18 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = {"BTCUSDT": ROOT / "specs/agents/macrohft_btc.toml", "ETHUSDT": ROOT / "specs/agents/macrohft_eth.toml"}
 ARCHIVES = "binance_spot_1m_klines_btcusdt_ethusdt_2022_2023"
 
-#: The reduced budget run on the shared 2-core CPU (vs the reference 15 + 15 epochs over the full year).
-REDUCED: dict[str, dict[str, Any]] = {
-    "sub": {"epochs": 2, "max_chunks": 48, "max_val_chunks": 24, "n_envs": 8, "batch_size": 256,
-            "updates_per_block": 20, "eps_decay_epochs": 2, "lr": 3e-4},
-    "hyper": {"epochs": 2, "steps_per_epoch": 32_768, "n_envs": 8, "block": 128, "batch_size": 256,
-              "updates_per_block": 8, "eps_decay_epochs": 2, "lr": 3e-4,
-              "train_minutes": 60 * 1440, "val_minutes": 30 * 1440},
-}
-SUB_CHUNKS_ETH = 12  # ETH chunks are 4320 minutes: 12 of them = 48 BTC chunks of 360 in env steps
 #: Baseline budgets. DQN / DDQN: BASELINE_CHUNK_MULT x one sub-agent's chunks per epoch (same epochs, batch,
 #: cadence, network); PPO: SB3 env steps on random training chunks.
-BASELINE_BUDGET = {"reduced": {"chunk_mult": 2, "ppo_steps": 49_152}, "paper": {"chunk_mult": 6, "ppo_steps": 1_000_000}}
+BASELINE_BUDGET = {"reduced": {"chunk_mult": 1, "ppo_steps": 32_768}, "paper": {"chunk_mult": 6, "ppo_steps": 1_000_000}}
 METRICS = ("total_return", "sharpe", "max_drawdown", "annual_volatility", "calmar", "sortino", "trades")
 
 
@@ -66,14 +57,7 @@ def shared_data() -> Path:
 def config_for(symbol: str, budget: str, seed: int) -> MacroHFTConfig:
     cfg = MacroHFTConfig.from_toml(SPECS[symbol])
     cfg = dataclasses.replace(cfg, archives=str(shared_data() / ARCHIVES), seed=cfg.seed + seed)
-    if budget == "reduced":
-        sub = dict(REDUCED["sub"])
-        if cfg.chunk > 1000:
-            sub["max_chunks"] = SUB_CHUNKS_ETH
-            sub["max_val_chunks"] = 8
-        cfg = dataclasses.replace(cfg, sub=dataclasses.replace(cfg.sub, **sub),
-                                  hyper=dataclasses.replace(cfg.hyper, **REDUCED["hyper"]))
-    return cfg
+    return with_budget(cfg, "reduced" if budget == "reduced" else "paper")
 
 
 def backtest(prep: Prepared, positions: np.ndarray, fee: float, name: str) -> dict[str, Any]:
@@ -167,6 +151,9 @@ def main() -> None:
     ap.add_argument("--ablations", action="store_true",
                     help="add the hyper-agent ablations (without memory, without the conditional adapter) to an existing "
                          "--out file, retraining phase 2 only on the saved phase-1 sub-agents")
+    ap.add_argument("--baselines", action="store_true",
+                    help="add the rule baselines and the trained DQN / Double DQN / PPO baselines (per seed) to an existing "
+                         "--out file, without retraining MacroHFT")
     ap.add_argument("--combine", nargs="+", metavar="PART",
                     help="merge per-symbol result files (runs launched side by side with --out PART) into --out")
     args = ap.parse_args()
@@ -177,9 +164,12 @@ def main() -> None:
     if args.ablations:
         ablations(args)
         return
+    if args.baselines:
+        add_baselines(args)
+        return
     result: dict[str, Any] = {
         "benchmark": "macrohft", "budget": args.budget,
-        "budget_note": ("REDUCED budget on a shared CPU, not the paper's: " + json.dumps(REDUCED)
+        "budget_note": ("REDUCED budget on a shared CPU, not the paper's: " + json.dumps(REDUCED_BUDGET | {"long_chunks": REDUCED_LONG_CHUNKS})
                         if args.budget == "reduced" else "reference budget (specs/agents/macrohft_*.toml)"),
         "baseline_budget": BASELINE_BUDGET[args.budget] | {
             "note": "dqn/ddqn: the sub-agent net (hidden 64), adapter and KL off, chunk_mult x the sub-agent chunks per "
@@ -197,16 +187,8 @@ def main() -> None:
                                  "gaps": prep.gaps, "seeds": {}, "config": cfg0.to_dict()}
         entry["regime_chunks_train"] = {f"{k}_{lbl}": len(prep.decomposition["train"].chunks_for(k, lbl, training=True))
                                         for k, lbl in REGIMES}
-        test = prep.splits["test"]
-        ref_pos = {p: policy_positions(p, prep, "test", []) for p in ("buy_and_hold", "flat")}
-        tuned = bl.tune_rules(prep.splits["val"], cfg0.fee)  # rule parameters chosen on validation only
-        ref_pos |= {r: bl.rule_positions(r, tuned[r], test) for r in tuned}
-        entry["references"] = {}
-        for p, pos in ref_pos.items():
-            entry["references"][p] = backtest(prep, pos, cfg0.fee, f"{sym}_{p}") | tuned.get(p, {})
-            entry["references"][p]["env_pnl_fixed_size"] = float(env_pnl(test.close, pos, cfg0.fee, cfg0.size).sum())
+        entry["references"] = rule_references(prep, cfg0.fee, cfg0.size)
         agents = ["macrohft", "uniform", *(f"sub_{k}_{lbl}" for k, lbl in REGIMES)]
-        policies = [*agents, *ABLATIONS, "dqn", "ddqn", "ppo"]
         for seed in args.seeds:
             cfg = config_for(sym, args.budget, seed)
             run_dir = Path(args.runs) / args.budget / sym / f"seed{seed}"
@@ -225,12 +207,13 @@ def main() -> None:
                 m = backtest(prep, pos, cfg.fee, f"{sym}_{pol}_s{seed}")
                 m["env_pnl_fixed_size"] = float(env_pnl(prep.splits["test"].close, pos, cfg.fee, cfg.size).sum())
                 res["test"][pol] = m
-            for name, (pos, meta) in seed_baselines(cfg, prep, subs, cache, args.budget, not args.no_progress).items():
+            runs = ablation_runs(cfg, prep, subs, cache, not args.no_progress) | baseline_runs(cfg, prep, args.budget, not args.no_progress)
+            for name, (pos, meta) in runs.items():
                 m = backtest(prep, pos, cfg.fee, f"{sym}_{name}_s{seed}")
                 m["env_pnl_fixed_size"] = float(env_pnl(prep.splits["test"].close, pos, cfg.fee, cfg.size).sum())
                 res["test"][name] = m | meta
             entry["seeds"][str(seed)] = res
-            entry["summary"] = summarise(entry, policies)  # over the seeds done so far (a cut-short run keeps them)
+            entry["summary"] = summarise(entry)  # over the seeds done so far (a cut-short run keeps them)
             entry["speed"] = train_speed(entry)
             result["symbols"][sym] = entry
             write(result, Path(args.out))
@@ -247,18 +230,24 @@ def main() -> None:
 ABLATIONS = {"no_memory": {"memory": False}, "no_adapter": {"adapter": False}}
 
 
-def seed_baselines(cfg: MacroHFTConfig, prep: Prepared, subs: list[Any], cache: dict[str, Any], budget: str,
-                   progress: bool) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
-    """Test positions of the seed's hyper-agent ablations (phase 2 retrained on the same frozen sub-agents) and of
-    the trained baselines (DQN, Double DQN, PPO), each with its training summary."""
+def ablation_runs(cfg: MacroHFTConfig, prep: Prepared, subs: list[Any], cache: dict[str, Any],
+                  progress: bool) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
+    """Test positions of the seed's hyper-agent ablations: phase 2 retrained on the same frozen sub-agents
+    without memory / without the macro adaLN adapter."""
     out: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
-    test = prep.splits["test"]
     for name, over in ABLATIONS.items():
         cfg_a = dataclasses.replace(cfg, hyper=dataclasses.replace(cfg.hyper, **over))
         t0 = time.perf_counter()
         hyper, meta = train_hyper(cfg_a, prep, subs, progress=progress)
         pos = policy_positions("macrohft", prep, "test", subs, hyper.eval(), cache)
         out[name] = pos, {"train_s": time.perf_counter() - t0, "best_val_return_rate": meta["best_val_return_rate"]}
+    return out
+
+
+def baseline_runs(cfg: MacroHFTConfig, prep: Prepared, budget: str, progress: bool) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
+    """Test positions of the trained baselines of the seed (DQN, Double DQN, PPO), each with its training summary."""
+    out: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
+    test = prep.splits["test"]
     bb = BASELINE_BUDGET[budget]
     for name, double in (("dqn", False), ("ddqn", True)):
         net, meta = bl.train_value_baseline(cfg, prep, double=double, chunk_mult=bb["chunk_mult"], progress=progress)
@@ -271,13 +260,58 @@ def seed_baselines(cfg: MacroHFTConfig, prep: Prepared, subs: list[Any], cache: 
     return out
 
 
-def summarise(entry: dict[str, Any], policies: list[str]) -> dict[str, Any]:
-    """Mean and std (ddof 0) over the seeds in ``entry`` of every metric of every per-seed policy."""
+def rule_references(prep: Prepared, fee: float, size: float) -> dict[str, dict[str, Any]]:
+    """Buy-and-hold, flat and the two rules (parameters tuned on validation) on the test split."""
+    test = prep.splits["test"]
+    ref_pos = {p: policy_positions(p, prep, "test", []) for p in ("buy_and_hold", "flat")}
+    tuned = bl.tune_rules(prep.splits["val"], fee)  # rule parameters chosen on validation only
+    ref_pos |= {r: bl.rule_positions(r, tuned[r], test) for r in tuned}
+    out = {}
+    for p, pos in ref_pos.items():
+        out[p] = backtest(prep, pos, fee, f"{prep.symbol}_{p}") | tuned.get(p, {})
+        out[p]["env_pnl_fixed_size"] = float(env_pnl(test.close, pos, fee, size).sum())
+    return out
+
+
+def add_baselines(args: argparse.Namespace) -> None:
+    """Add the rules and the trained baselines (per seed, the seed's config) to an existing ``--out`` file
+    without retraining MacroHFT; written after each symbol's rules and after each seed."""
+    out = Path(args.out)
+    result = json.loads(out.read_text())
+    budget = result["budget"]
+    result["baselines_run"] = {"command": "python benchmarks/macrohft.py --baselines " + " ".join(sys.argv[2:]),
+                               "budget": BASELINE_BUDGET[budget], "machine_start": machine()}
+    preps: dict[str, Prepared] = {}
+    for sym in args.symbols:  # the cheap rules of every symbol first
+        cfg0 = config_for(sym, budget, 0)
+        preps[sym] = prepare(cfg0)
+        result["symbols"][sym]["references"] = rule_references(preps[sym], cfg0.fee, cfg0.size)
+        write(result, out)
+        print(f"{sym} rules: " + json.dumps(jsonable({k: v["sharpe"] for k, v in result["symbols"][sym]["references"].items()})), flush=True)
+    for sym in args.symbols:
+        entry = result["symbols"][sym]
+        for seed in args.seeds:
+            cfg = config_for(sym, budget, seed)
+            res = entry["seeds"][str(seed)]
+            for name, (pos, meta) in baseline_runs(cfg, preps[sym], budget, not args.no_progress).items():
+                m = backtest(preps[sym], pos, cfg.fee, f"{sym}_{name}_s{seed}")
+                m["env_pnl_fixed_size"] = float(env_pnl(preps[sym].splits["test"].close, pos, cfg.fee, cfg.size).sum())
+                res["test"][name] = m | meta
+                print(f"{sym} seed {seed} {name}: sharpe {m['sharpe']}", flush=True)
+            entry["summary"] = summarise(entry)
+            entry["speed"] = train_speed(entry)
+            result["baselines_run"]["machine_end"] = machine()
+            write(result, out)
+
+
+def summarise(entry: dict[str, Any]) -> dict[str, Any]:
+    """Mean and std (ddof 0) of every metric of every per-seed policy over the seeds that ran it (``n``)."""
     agg: dict[str, Any] = {}
     seeds = list(entry["seeds"].values())
-    for pol in policies:
+    for pol in dict.fromkeys(p for s in seeds for p in s["test"]):
+        have = [s for s in seeds if pol in s["test"]]
         for key in METRICS:
-            vals = np.array([np.nan if s["test"][pol][key] is None else s["test"][pol][key] for s in seeds], dtype=np.float64)
+            vals = np.array([np.nan if s["test"][pol][key] is None else s["test"][pol][key] for s in have], dtype=np.float64)
             agg.setdefault(pol, {})[key] = {"mean": float(np.nanmean(vals)), "std": float(np.nanstd(vals)), "n": len(vals)}
     return agg
 
@@ -289,8 +323,9 @@ def train_speed(entry: dict[str, Any]) -> dict[str, float]:
     sps = {"subagent_env_steps_per_s": sum(p["env_steps"] for p in p1) / sum(p["seconds"] for p in p1),
            "hyper_env_steps_per_s": sum(s["phase2"]["env_steps"] for s in seeds) / sum(s["phase2"]["seconds"] for s in seeds)}
     for name in ("dqn", "ddqn", "ppo"):
-        sps[f"{name}_env_steps_per_s"] = (sum(s["test"][name]["env_steps"] for s in seeds)
-                                          / sum(s["test"][name]["train_s"] for s in seeds))
+        have = [s["test"][name] for s in seeds if name in s["test"]]
+        if have:
+            sps[f"{name}_env_steps_per_s"] = sum(h["env_steps"] for h in have) / sum(h["train_s"] for h in have)
     return sps
 
 

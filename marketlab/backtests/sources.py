@@ -153,6 +153,46 @@ class PolicyWeights(Source):
         return "weights", rollout_weights(Path(str(self.signal.run)), market, test_start=test_start)
 
 
+class MacroHFTPolicy(Source):
+    """``signal/macrohft-v1``: the positions of a trained MacroHFT run (folder ``run`` written by
+    ``marketlab rl train specs/agents/macrohft_*.toml``) on its held-out test split, as target weights
+    ``position * strategy.size`` sent when they change. ``params.policy``: ``macrohft`` (default), ``uniform``,
+    ``sub_<kind>_<label>``. Bars before the test split are flat; bars the split lacks send no order. The
+    positions come from the run's own data source and train-fitted statistics, so the backtest's data must
+    be the same symbol's minutes (its ``commission`` should be the run's ``fee`` for the env P&L to match)."""
+
+    gives = "weights"
+
+    @classmethod
+    def check(cls, signal: SignalSpec, path: Any) -> None:
+        """See :meth:`Source.check`."""
+        if not signal.run:
+            raise SpecError(path, "signal.run", "signal kind 'macrohft-v1' needs the run folder of a trained MacroHFT agent")
+        extra = set(signal.params) - {"policy"}
+        if extra:
+            raise SpecError(path, f"signal.params.{sorted(extra)[0]}", "unknown key (macrohft-v1 takes params.policy only)")
+
+    def decisions(self, market: MarketData, lo: int) -> tuple[str, Any]:
+        """See :class:`marketlab.core.protocols.SignalSource`: the source's decisions over all rows."""
+        from marketlab.agents.macrohft.evaluate import load_trained, policy_positions
+
+        cfg, prep, subs, hyper = load_trained(Path(str(self.signal.run)))
+        if market.symbols != (cfg.symbol,):
+            raise SpecError(self.backtest.spec_path, "data.symbols", f"the MacroHFT run trades {cfg.symbol}, the data holds {list(market.symbols)}")
+        policy = str(self.signal.params.get("policy", "macrohft"))
+        try:
+            pos = policy_positions(policy, prep, "test", subs, hyper)
+        except ValueError as exc:
+            raise SpecError(self.backtest.spec_path, "signal.params.policy", str(exc)) from None
+        ts = prep.splits["test"].ts
+        w = np.full((market.n_steps, 1), np.nan)
+        w[market.ts < ts[0]] = 0.0
+        i = np.clip(np.searchsorted(ts, market.ts), 0, len(ts) - 1)
+        hit = ts[i] == market.ts
+        w[hit, 0] = pos[i[hit]] * self.backtest.spec.strategy.size
+        return "weights", sg.changes_only(w)
+
+
 class FrameScores(Source):
     """``signal/frame-v1``: scores from a frame passed from Python (:meth:`Backtest.from_signals`), aligned
     to the bars like a stored signal (each bar takes the latest row at or before its time)."""

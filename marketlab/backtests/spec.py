@@ -36,7 +36,7 @@ class SignalSpec(Spec):
     :mod:`marketlab.backtests.sources`): ``ma-cross-v1`` (``fast``/``slow`` SMAs), ``momentum-v1``
     (``lookback``, ``skip``), ``mean-reversion-v1`` (``lookback``, ``z_entry``, ``z_exit``),
     ``predictions-v1`` / ``alpha-v1`` (stored ``dataset`` ``columns``), ``rl-v1`` (a trained policy in
-    ``run``), ``weights-v1`` (weights passed from Python). ``threshold``: scores -> entries cut-off.
+    ``run``), ``macrohft-v1`` (a trained MacroHFT run in ``run``; ``params.policy``), ``weights-v1`` (weights passed from Python). ``threshold``: scores -> entries cut-off.
     ``params``: settings of a user's registered source."""
 
     check_on_init: ClassVar[bool] = True  # built in Python: checked like a TOML table

@@ -93,6 +93,7 @@ BUILTIN_IDS: dict[str, str] = {
     "signal/alpha-v1": "marketlab.backtests.sources:StoredAlpha",
     "signal/predictions-v1": "marketlab.backtests.sources:StoredPredictions",
     "signal/rl-v1": "marketlab.backtests.sources:PolicyWeights",
+    "signal/macrohft-v1": "marketlab.backtests.sources:MacroHFTPolicy",
     "signal/weights-v1": "marketlab.backtests.sources:GivenWeights",
     "signal/frame-v1": "marketlab.backtests.sources:FrameScores",
     # whole-day simulators

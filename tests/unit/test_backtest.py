@@ -352,6 +352,7 @@ def test_times_print_as_dates_or_datetimes(daily3):
 
     assert list(format_times(np.array([0, 86_400 * 10**9]))) == ["1970-01-01", "1970-01-02"]
     assert list(format_times(np.array([0, 60 * 10**9]))) == ["1970-01-01 00:00:00", "1970-01-01 00:01:00"]
+    assert list(format_times(np.array([], np.int64))) == []  # a flat backtest has no trades to print
     assert list(format_times(np.array([0, 1]), "s")) == ["1970-01-01 00:00:00", "1970-01-01 00:00:00"]
     d = {"name": "t", "data": {"dataset": "mem"}, "signal": {"kind": "ma-cross-v1", "fast": 3, "slow": 8}, "costs": COSTS}
     res = Backtest(BacktestSpec.from_dict(d), market=daily3).run(report=False)

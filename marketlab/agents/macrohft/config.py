@@ -7,11 +7,12 @@ reduced run turns down. The ONE ``fee`` is used by the env, the DP supervisor an
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from marketlab.agents.macrohft.splits import Splits
 from marketlab.core.config import (Fraction, Identifier, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
@@ -78,6 +79,7 @@ class MacroHFTConfig(Spec):
     archives: SpecPath = ""  # folder of Binance daily kline zips
     dataset: str = ""  # or a store dataset of minute bars
     store: SpecPath = ""
+    out_dir: SpecPath = "runs"  # `marketlab rl train` writes the run folder <out_dir>/<name>/
     splits: Splits = field(default_factory=Splits)
     fee: Fraction = 0.0002  # per side, env = supervisor = backtest
     size: PositiveFloat = 0.01  # coins per unit position (BTC 0.01, ETH 0.2 in the reference)
@@ -98,7 +100,7 @@ class MacroHFTConfig(Spec):
     def fingerprint(self) -> str:
         """Hash of everything that shapes a trained model (checkpoints of another config are refused)."""
         d = self.to_dict()
-        for k in ("name", "archives", "dataset", "store"):
+        for k in ("name", "archives", "dataset", "store", "out_dir"):
             d.pop(k, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -107,9 +109,41 @@ class MacroHFTConfig(Spec):
         if spec_path is None:
             return self
         base = Path(spec_path).resolve().parent
-        import dataclasses
 
         def fix(p: str) -> str:
             return str((base / p).resolve()) if p and not Path(p).is_absolute() else p
 
         return dataclasses.replace(self, archives=fix(self.archives), store=fix(self.store))
+
+
+#: The reduced budget run on the shared 2-core CPU (``benchmarks/macrohft.py``, ``marketlab rl train --budget reduced``)
+#: instead of the reference 15 + 15 epochs over the whole training year.
+REDUCED_BUDGET: dict[str, dict[str, Any]] = {
+    "sub": {"epochs": 2, "max_chunks": 48, "max_val_chunks": 24, "n_envs": 8, "batch_size": 256,
+            "updates_per_block": 20, "eps_decay_epochs": 2, "lr": 3e-4},
+    "hyper": {"epochs": 2, "steps_per_epoch": 32_768, "n_envs": 8, "block": 128, "batch_size": 256,
+              "updates_per_block": 8, "eps_decay_epochs": 2, "lr": 3e-4,
+              "train_minutes": 60 * 1440, "val_minutes": 30 * 1440},
+}
+#: Long chunks (ETH's 4,320 minutes) take fewer of them per sub-agent epoch under the reduced budget.
+REDUCED_LONG_CHUNKS = {"max_chunks": 12, "max_val_chunks": 8}
+
+
+def with_budget(cfg: MacroHFTConfig, budget: Literal["paper", "reduced"]) -> MacroHFTConfig:
+    """``cfg`` as written (``paper``: the spec is the reference budget) or with :data:`REDUCED_BUDGET`."""
+    if budget == "paper":
+        return cfg
+    sub = dict(REDUCED_BUDGET["sub"])
+    if cfg.chunk > 1000:
+        sub.update(REDUCED_LONG_CHUNKS)
+    return dataclasses.replace(cfg, sub=dataclasses.replace(cfg.sub, **sub),
+                               hyper=dataclasses.replace(cfg.hyper, **REDUCED_BUDGET["hyper"]))
+
+
+def is_macrohft_spec(path: str | Path) -> bool:
+    """Whether the TOML at ``path`` is a MacroHFT spec (tables ``[sub]``/``[hyper]``/``[splits]`` or kline
+    ``archives``, and no SB3 ``algo``), so ``marketlab rl train`` can route it."""
+    from marketlab.core.config import load_toml
+
+    d = load_toml(path)
+    return "algo" not in d and any(k in d for k in ("sub", "hyper", "splits", "archives", "chunk"))

@@ -13,16 +13,24 @@ of trades (position changes).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 
-from marketlab.agents.macrohft.dataset import REGIMES, Prepared, SplitArrays
+from marketlab.agents.macrohft.config import MacroHFTConfig
+from marketlab.agents.macrohft.dataset import REGIMES, Prepared, SplitArrays, prepare
 from marketlab.agents.macrohft.nets import HyperAgentNet, SubAgentNet
-from marketlab.agents.macrohft.train import HyperInputs, greedy_path, hyper_inputs, hyper_q_both, sub_q_both
+from marketlab.agents.macrohft.train import HyperInputs, greedy_path, hyper_inputs, hyper_q_both, load_run, sub_q_both
+from marketlab.core.errors import DataError
 from marketlab.core.metrics import drawdown
 from marketlab.envs.macrohft_env import transition_reward
 
 MINUTES_PER_YEAR = 525_600
+#: What ``marketlab rl eval`` reports for a MacroHFT run.
+POLICIES: tuple[str, ...] = ("macrohft", "uniform", "buy_and_hold")
 
 
 def segment_positions(split: SplitArrays, best: np.ndarray) -> np.ndarray:
@@ -77,6 +85,31 @@ def env_pnl(close: np.ndarray, positions: np.ndarray, fee: float, size: float) -
     return transition_reward(close[:-1], close[1:], prev, positions[:-1], fee, size)
 
 
+def allin_env_value(close: np.ndarray, positions: np.ndarray, fee: float, init: float) -> np.ndarray:
+    """Account value (T,) after each minute's close of an all-in long trader, accumulated from the ENV reward.
+
+    The env pays :func:`transition_reward` on a fixed holding; here the holding is re-sized at each entry to
+    everything the account can buy, ``coins = value / (close * (1 + fee))``, and kept until the exit (the
+    sizing of a vectorbt target-percent order of 1 with a proportional ``fee``). ``positions[t]`` is filled at
+    close[t]; value[t] is marked at close[t] after that trade. So value[-1] - init is the env's P&L of the
+    policy traded all-in, which the vectorbt backtest of the same positions must reproduce."""
+    close = np.asarray(close, np.float64)
+    pos = np.asarray(positions, np.int64)
+    out = np.empty(len(close), np.float64)
+    value, coins, prev = float(init), 0.0, 0
+    for t in range(len(close)):
+        if t > 0 and prev:  # carried the holding from close[t-1] to close[t]
+            value += float(transition_reward(close[t - 1], close[t], 1, 1, fee, coins))
+        a = int(pos[t])
+        if a != prev:
+            if a:  # entry: size the holding on the current value, pay the fee on it
+                coins = value / (close[t] * (1 + fee))
+            value += float(transition_reward(close[t], close[t], prev, a, fee, coins))
+            prev = a
+        out[t] = value
+    return out
+
+
 def paper_metrics(value: np.ndarray, positions: np.ndarray | None = None, init: float | None = None) -> dict[str, float]:
     """TR, AVOL, MDD, ASR, ACR, ASoR (paper section 5.2) of an equity curve ``value`` (T,) per minute.
 
@@ -101,4 +134,37 @@ def paper_metrics(value: np.ndarray, positions: np.ndarray | None = None, init: 
     }
     if positions is not None:
         out["trades"] = float(np.abs(np.diff(np.r_[0, positions])).sum())
+    return out
+
+
+def load_trained(run_dir: str | Path) -> tuple[MacroHFTConfig, Prepared, list[SubAgentNet], HyperAgentNet | None]:
+    """The config saved in ``run_dir/run.json``, its prepared data (train-fitted statistics recomputed from
+    the same source) and the trained networks; a missing or foreign run is a one-line :class:`DataError`."""
+    run = Path(run_dir)
+    summary = run / "run.json"
+    if not summary.is_file():
+        raise DataError(run, "not a MacroHFT run folder (run.json missing; train it with `marketlab rl train specs/agents/macrohft_btc.toml`)")
+    cfg = MacroHFTConfig.from_dict(json.loads(summary.read_text())["config"], path=summary)
+    prep = prepare(cfg)
+    subs, hyper = load_run(run, cfg, prep)
+    return cfg, prep, subs, hyper
+
+
+def evaluate_run(run_dir: str | Path, split_name: str = "test", policies: tuple[str, ...] = POLICIES,
+                 init: float = 10_000.0) -> dict[str, Any]:
+    """Paper metrics of each policy over ``split_name`` traded all-in long from ``init`` cash (env reward,
+    :func:`allin_env_value`), plus the env P&L of the fixed holding ``cfg.size``."""
+    cfg, prep, subs, hyper = load_trained(run_dir)
+    split = prep.splits[split_name]
+    cache: dict[str, HyperInputs] = {}
+    out: dict[str, Any] = {"run": str(run_dir), "symbol": cfg.symbol, "split": split_name, "fee": cfg.fee,
+                           "start": str(np.datetime64(int(split.ts[0]), "ns")), "end": str(np.datetime64(int(split.ts[-1]), "ns")),
+                           "policies": {}}
+    for pol in policies:
+        if pol == "macrohft" and hyper is None:
+            continue
+        pos = policy_positions(pol, prep, split_name, subs, hyper, cache)
+        m = paper_metrics(allin_env_value(split.close, pos, cfg.fee, init), pos, init=init)
+        m["env_pnl_fixed_size"] = float(env_pnl(split.close, pos, cfg.fee, cfg.size).sum())
+        out["policies"][pol] = m
     return out

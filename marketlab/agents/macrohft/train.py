@@ -471,7 +471,8 @@ def _log_history(writer: Any, tag: str, history: list[dict[str, Any]]) -> None:
 
 def train_run(cfg: MacroHFTConfig, prep: Prepared, run_dir: str | Path, *, resume: bool = True,
               progress: bool = True, phases: tuple[int, ...] = (1, 2), tensorboard: bool = True) -> dict[str, Any]:
-    """Phase 1 then phase 2 into ``run_dir``; with ``resume`` finished sub-agents/hyper-agent are loaded, not retrained.
+    """Phase 1 then phase 2 into ``run_dir``; with ``resume`` finished sub-agents/hyper-agent are loaded, not retrained
+    (an agent interrupted mid-training starts again). ``phases=(2,)`` loads the six sub-agents and retrains the hyper-agent.
 
     ``tensorboard``: each agent trained here logs its epochs to ``run_dir/tb`` (``sub_trend=0/loss``, ...,
     ``hyper/val_return_rate``) when the ``tensorboard`` package is installed; the path is in the summary."""
@@ -492,7 +493,7 @@ def train_run(cfg: MacroHFTConfig, prep: Prepared, run_dir: str | Path, *, resum
     for kind, label in REGIMES:
         d = _sub_dir(run, kind, label)
         net = new_subagent(cfg, prep)
-        if resume and (d / "config.json").is_file():
+        if (resume or 1 not in phases) and (d / "config.json").is_file():  # phase 2 alone reuses phase 1
             meta = load_net(d, net, fp)
         elif 1 in phases:
             net, meta = train_subagent(cfg, prep, kind, label, progress=progress)
