@@ -154,6 +154,7 @@ def main() -> None:
     ap.add_argument("--baselines", action="store_true",
                     help="add the rule baselines and the trained DQN / Double DQN / PPO baselines (per seed) to an existing "
                          "--out file, without retraining MacroHFT")
+    ap.add_argument("--table", action="store_true", help="print the README table (markdown) of the --out file")
     ap.add_argument("--combine", nargs="+", metavar="PART",
                     help="merge per-symbol result files (runs launched side by side with --out PART) into --out")
     args = ap.parse_args()
@@ -166,6 +167,9 @@ def main() -> None:
         return
     if args.baselines:
         add_baselines(args)
+        return
+    if args.table:
+        print(table(json.loads(Path(args.out).read_text())))
         return
     result: dict[str, Any] = {
         "benchmark": "macrohft", "budget": args.budget,
@@ -228,6 +232,56 @@ def main() -> None:
 
 
 ABLATIONS = {"no_memory": {"memory": False}, "no_adapter": {"adapter": False}}
+#: Paper Table 1 (test period of the paper, NOT the same months: BTC 2023-06-22..10-15, ETH 2023-06-01..10-31),
+#: transcribed in ../shared/research/macrohft.md: TR %, ASR (Sharpe), MDD %, number of trades. IV is the paper's
+#: book Imbalance-Volume rule, the counterpart of our taker-flow rule.
+PAPER_TABLE1 = {
+    "BTCUSDT": {"macrohft": (3.03, 0.61, 5.41, 19), "dqn": (-10.41, -0.90, 21.97, 58), "ddqn": (-9.14, -11.52, 9.91, 282),
+                "ppo": (-9.15, -0.75, 21.66, 1), "macd": (-18.99, -3.07, 22.57, 234), "taker_flow": (-9.24, -1.57, 14.62, 120),
+                "no_memory": (2.03, 0.49, 6.49, None), "no_adapter": (1.69, 0.36, 7.24, None)},
+    "ETHUSDT": {"macrohft": (39.28, 3.89, 9.67, 20), "dqn": (-4.14, -0.09, 25.59, 7), "ddqn": (-8.72, -0.43, 28.52, 111),
+                "ppo": (-2.12, 0.05, 24.76, 1), "macd": (-7.96, -0.72, 22.86, 286), "taker_flow": (0.56, 0.17, 9.98, 80),
+                "no_memory": (12.73, 1.26, 20.87, None), "no_adapter": (14.27, 2.42, 7.57, None)},
+}
+LABELS = {"macrohft": "MacroHFT", "no_memory": "MacroHFT without memory", "no_adapter": "MacroHFT without conditional adapter",
+          "uniform": "six sub-agents, uniform mix (no hyper-agent)", "dqn": "DQN", "ddqn": "Double DQN", "ppo": "PPO (SB3)",
+          "macd": "MACD", "taker_flow": "taker-flow rule", "buy_and_hold": "buy & hold"}
+
+
+def table(result: dict[str, Any]) -> str:
+    """The README table (markdown) from a result file: mean ± std over seeds (n seeds shown when not 3), rules and
+    buy & hold once, the single-seed ablations when only those exist, and the paper's Table 1 beside."""
+    def pct(x: float | None) -> str:
+        return "–" if x is None or not np.isfinite(x) else f"{100 * x:.2f}".replace("-", "−")
+
+    def num(x: float | None, d: int = 2) -> str:
+        return "–" if x is None or not np.isfinite(x) else f"{x:.{d}f}".replace("-", "−")
+
+    rows = ["| symbol | policy | seeds | TR % | Sharpe | Sortino | Calmar | MDD % | AVOL % | trades | paper TR % | paper Sharpe | paper MDD % | paper trades |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for sym, entry in result["symbols"].items():
+        paper = PAPER_TABLE1.get(sym, {})
+        single = result.get("ablations_single_seed", {}).get(f"{sym}_seed0", {})
+        for pol in ("macrohft", "no_memory", "no_adapter", "uniform", "dqn", "ddqn", "ppo", "macd", "taker_flow", "buy_and_hold"):
+            if pol in entry.get("summary", {}):
+                sm = entry["summary"][pol]
+
+                def f(k: str, scale: float = 1.0, d: int = 2, sm: dict[str, Any] = sm) -> str:
+                    m, sd = sm[k]["mean"], sm[k]["std"]
+                    fmt = (lambda v: pct(v)) if scale == 100 else (lambda v: num(v, d))
+                    return f"{fmt(m)} ± {fmt(sd)}"
+                cells = [str(sm["sharpe"]["n"]), f("total_return", 100), f("sharpe"), f("sortino"), f("calmar"),
+                         f("max_drawdown", 100), f("annual_volatility", 100), f("trades", d=0)]
+            elif pol in entry.get("references", {}) or pol in single:
+                m = entry["references"].get(pol) or single[pol]
+                cells = ["1 (seed 0)" if pol in single else "–", pct(m["total_return"]), num(m["sharpe"]), num(m["sortino"]),
+                         num(m["calmar"]), pct(m["max_drawdown"]), pct(m["annual_volatility"]), num(m["trades"], 0)]
+            else:
+                continue
+            p = paper.get(pol)
+            pc = ["–"] * 4 if p is None else [num(p[0]), num(p[1]), num(p[2]), "–" if p[3] is None else str(p[3])]
+            rows.append(f"| {sym[:3]} | {LABELS[pol]} | " + " | ".join(cells + pc) + " |")
+    return "\n".join(rows)
 
 
 def ablation_runs(cfg: MacroHFTConfig, prep: Prepared, subs: list[Any], cache: dict[str, Any],

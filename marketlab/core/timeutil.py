@@ -68,6 +68,6 @@ def format_times(ns: np.ndarray, unit: str | None = None) -> np.ndarray:
     a = np.asarray(ns, dtype=np.int64)
     unit = unit or time_unit(a)
     text = np.datetime_as_string(a.astype("datetime64[ns]"), unit=unit)  # type: ignore[call-overload]
-    if text.size == 0:  # np.char.replace fails on an empty array (e.g. the trade list of a flat backtest)
-        return text
+    if a.size == 0:  # np.char.replace fails on an empty array (e.g. the trade list of a flat backtest)
+        return np.array([], dtype=str)
     return np.char.replace(text, "T", " ")

@@ -163,7 +163,7 @@ def train_ppo(cfg: MacroHFTConfig, prep: Prepared, *, timesteps: int, seed: int,
 
     def make(i: int) -> Any:
         def f() -> gym.Env:
-            env = gym.wrappers.TransformReward(ChunkEnv(train, chunks, cfg.fee, cfg.size), lambda r: r * scale)
+            env = gym.wrappers.TransformReward(ChunkEnv(train, chunks, cfg.fee, cfg.size), lambda r: float(r) * scale)
             env.reset(seed=seed * 100 + i)
             return env
         return f
