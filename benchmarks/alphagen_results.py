@@ -17,31 +17,46 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import json
 import os
-import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from runlog import Run, _commit, hardware
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "alphagen_results.json"
 
 
+REFERENCE_STEPS = {1: 200_000, 10: 200_000, 20: 250_000, 50: 300_000, 100: 350_000}  # research/alphagen.md @HEAD
+
+
 def main() -> None:
+    global OUT
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=4096)
+    ap.add_argument("--steps", type=int, default=4096, help="PPO steps of every AlphaGen run (see --reference)")
+    ap.add_argument("--reference", action="store_true",
+                    help="AlphaGen at the reference budget per pool size (10: 200k, 20: 250k, 50: 300k, 100: 350k)")
+    ap.add_argument("--n-envs", type=int, default=8, help="token envs in lockstep (rollout size kept at the spec's)")
+    ap.add_argument("--checkpoint-every", type=int, default=8192)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--caps", type=int, nargs="+", default=[10, 20])
     ap.add_argument("--gp-pop", type=int, default=100)
     ap.add_argument("--gp-gens", type=int, default=5)
+    ap.add_argument("--hand-models", nargs="+", default=["linear", "gbdt"],
+                    help="hand-factor combiners: linear, gbdt, lightgbm, mlp (seeded ones run per seed)")
     ap.add_argument("--datasets", nargs="+", default=["csi300", "sp500"])
     ap.add_argument("--store", default=os.environ.get("MARKETLAB_STORE"))
+    ap.add_argument("--run-root", default=str(ROOT / "runs"), help="run folders (AlphaGen checkpoints resume from here)")
     ap.add_argument("--methods", nargs="+", default=["alphagen", "gp", "hand"])
-    ap.add_argument("--append", action="store_true", help="add runs to the existing json instead of replacing it")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "alphagen_results.json"), help="results json (default benchmarks/results/alphagen_results.json)")
+    ap.add_argument("--redo", action="store_true", help="run jobs already recorded in the json again")
     ap.add_argument("--backtests", action="store_true", help="only run the top-k backtests of the mined CSI300 pools")
     args = ap.parse_args()
+    OUT = Path(args.out)
     if args.backtests:
         run_backtests(args.store)
         return
@@ -53,19 +68,6 @@ def main() -> None:
 
     torch.set_num_threads(1)
     specs = {"csi300": ROOT / "specs" / "agents" / "alphagen_csi300.toml", "sp500": ROOT / "specs" / "agents" / "alphagen_sp500.toml"}
-    result: dict = {
-        "hardware": {"processor": platform.processor(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                     "cuda": torch.cuda.is_available()},
-        "note": "shared 2-core CPU (other engineers' jobs running); reduced sizes, see 'sizes'",
-        "sizes": {"ppo_steps": args.steps, "seeds": args.seeds, "capacities": args.caps,
-                  "gp_population": args.gp_pop, "gp_generations": args.gp_gens},
-        "runs": [],
-        "summary": {},
-    }  # fmt: skip
-    if args.append and OUT.is_file():
-        old = json.loads(OUT.read_text())
-        result["runs"] = old["runs"]
-        result["sizes"] = {"runs_before": old["sizes"], "appended": result["sizes"]}
     for ds in args.datasets:
         raw = load_toml(specs[ds])
         if args.store:
@@ -74,34 +76,101 @@ def main() -> None:
         t0 = time.perf_counter()
         panel = load_panel(base.data)
         print(f"[{ds}] panel {panel.shape} loaded in {time.perf_counter() - t0:.1f}s", flush=True)
-        jobs = []
-        for k in args.caps:
-            for seed in args.seeds:
-                jobs.append(("alphagen", k, seed, {"steps": args.steps}))
-                jobs.append(("gp", k, seed, {"gp_population": args.gp_pop, "gp_generations": args.gp_gens}))
-        jobs += [("hand", 0, 0, {"hand_model": "linear"}), ("hand", 0, 0, {"hand_model": "gbdt"})]
-        jobs = [j for j in jobs if j[0] in args.methods]
-        for method, k, seed, extra in jobs:
+        for method, k, seed, extra in jobs_for(args):
+            label = run_label(method, k, extra)
+            if not args.redo and any(r["dataset"] == ds and r["method"] == label and r["seed"] == seed
+                                     for r in read_results()["runs"]):
+                print(f"[{ds}] {label} seed {seed}: already in {OUT.name}, skipped (--redo to run again)", flush=True)
+                continue
             m = dataclasses.replace(base.miner, method=method, capacity=max(k, 1), seed=seed, **extra)
-            out = dataclasses.replace(base.output, dir=str(ROOT / "runs" / f"results_{ds}_{method}_{k}_{seed}"),
+            out = dataclasses.replace(base.output, dir=str(Path(args.run_root) / f"results_{ds}_{label}_{seed}"),
                                       signals_dataset=None)  # fmt: skip
             spec = dataclasses.replace(base, miner=m, output=out)
-            t = time.perf_counter()
-            res = mine(spec, panel=panel, progress=False)
-            label = f"{method}" + (f"-{extra['hand_model']}" if method == "hand" else f"-k{k}")
-            if method == "alphagen":
-                label += f"-{args.steps}steps"
-            run = {"dataset": ds, "method": label, "seed": seed, "seconds": round(time.perf_counter() - t, 1),
-                   "pool_size": len(res["pool"]["alphas"]), "metrics": res["metrics"],
-                   "formulas": [a["formula"] for a in res["pool"]["alphas"]][:20]}  # fmt: skip
-            result["runs"].append(run)
+            run = Run("alphagen_results")
+            c0, t = time.process_time(), time.perf_counter()
+            resumed_at = _checkpoint_steps(Path(out.dir)) if method == "alphagen" else None
+            res = mine(spec, panel=panel, progress=False, resume=method == "alphagen", tensorboard=False)
+            entry = {"dataset": ds, "method": label, "seed": seed, "seconds": round(time.perf_counter() - t, 1),
+                     "cpu_seconds": round(time.process_time() - c0, 1), "utc": run.started, "git_commit": _commit(),
+                     "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "hardware": hardware(),
+                     "load_average_1_5_15min": {"start": run.load_start, "end": [round(x, 2) for x in os.getloadavg()]},
+                     "config": {kk: v for kk, v in dataclasses.asdict(m).items() if kk in CONFIG_KEYS[method]},
+                     "resumed_from_step": resumed_at, "run_dir": out.dir,
+                     "pool_size": len(res["pool"]["alphas"]), "metrics": res["metrics"],
+                     "formulas": _formulas(res["pool"]["alphas"])}  # fmt: skip
+            append_run(entry)
             te = res["metrics"].get("test", {})
             print(f"[{ds}] {label} seed {seed}: train ic {res['metrics']['train']['ic']:.4f} "
                   f"test ic {te.get('ic', float('nan')):.4f} rank {te.get('rank_ic', float('nan')):.4f} "
-                  f"({run['seconds']}s)", flush=True)  # fmt: skip
-            result["summary"] = summarize(result["runs"])
-            OUT.parent.mkdir(parents=True, exist_ok=True)
-            OUT.write_text(json.dumps(result, indent=1, default=float))
+                  f"({entry['seconds']}s wall, {entry['cpu_seconds']}s cpu)", flush=True)  # fmt: skip
+
+
+CONFIG_KEYS = {
+    "alphagen": ("capacity", "steps", "n_envs", "n_steps", "batch_size", "n_epochs", "learning_rate", "ent_coef",
+                 "max_len", "max_lookback", "l1", "d_model", "n_layers"),
+    "gp": ("capacity", "gp_population", "gp_generations", "max_len", "max_lookback", "l1"),
+    "hand": ("hand_model",),
+}
+
+
+def jobs_for(args: argparse.Namespace) -> list[tuple[str, int, int, dict]]:
+    """(method, pool capacity, seed, miner overrides) of every run the arguments ask for, in order."""
+    jobs: list[tuple[str, int, int, dict]] = []  # hand models first: cheapest, and the classical reference
+    for model in args.hand_models:
+        for seed in ([0] if model == "linear" else args.seeds):  # least squares has no seed
+            jobs.append(("hand", 0, seed, {"hand_model": model}))
+    for k in args.caps:
+        steps = REFERENCE_STEPS.get(k, max(REFERENCE_STEPS.values())) if args.reference else args.steps
+        for seed in args.seeds:
+            jobs.append(("alphagen", k, seed, {"steps": steps, "n_envs": args.n_envs,
+                                               "n_steps": max(1, 512 // args.n_envs),
+                                               "checkpoint_every": args.checkpoint_every}))
+            jobs.append(("gp", k, seed, {"gp_population": args.gp_pop, "gp_generations": args.gp_gens}))
+    return [j for j in jobs if j[0] in args.methods]
+
+
+def run_label(method: str, k: int, extra: dict) -> str:
+    """The table row of a run: ``alphagen-k10-200000steps``, ``gp-k10-pop200x10``, ``hand-gbdt``."""
+    if method == "hand":
+        return f"hand-{extra['hand_model']}"
+    label = f"{method}-k{k}"
+    if method == "gp":
+        return label + f"-pop{extra['gp_population']}x{extra['gp_generations']}"
+    return label + f"-{extra['steps']}steps" if method == "alphagen" else label
+
+
+def _formulas(alphas: list[dict]) -> list[dict]:
+    """Pool members by |weight| (largest first) with weight and per-split IC, for the README."""
+    rows = [{"formula": a["formula"], **({"weight": round(float(a["weight"]), 4)} if "weight" in a else {}),
+             **({"ic": {s: round(float(v), 4) for s, v in a["ic"].items()}} if isinstance(a.get("ic"), dict) else {})}
+            for a in alphas]  # fmt: skip
+    return sorted(rows, key=lambda r: -abs(r.get("weight", 0.0)))
+
+
+def _checkpoint_steps(run_dir: Path) -> int | None:
+    """PPO steps of the run's checkpoint (the run resumes there), None when it starts fresh."""
+    from marketlab.agents.sb3_state import read_state
+
+    st = read_state(run_dir)
+    return None if st is None else int(st.get("num_timesteps", 0))
+
+
+def read_results() -> dict:
+    """The results json (empty skeleton when missing)."""
+    return json.loads(OUT.read_text()) if OUT.is_file() else {"runs": [], "summary": {}}
+
+
+def append_run(entry: dict) -> None:
+    """Add one run and refresh the summary under a file lock (parallel workers share the json)."""
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    with open(OUT.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        doc = read_results()
+        doc["runs"].append(entry)
+        doc["summary"] = summarize(doc["runs"])
+        tmp = OUT.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(doc, indent=1, default=float))
+        tmp.replace(OUT)
 
 
 BACKTEST_SPECS = {"test": "alphagen_csi300_top50", "test2": "alphagen_csi300_top50_test2"}

@@ -177,3 +177,28 @@ def test_panel_tensor_masks_and_duplicates():
     dup = pl.concat([df, df.head(1)])
     with pytest.raises(MarketlabError, match="duplicate"):
         panel_to_tensors(dup, device="cpu")
+
+
+def test_cache_never_changes_a_value_on_random_formulas(data):
+    """Property: 40 random grammar formulas (seeded masked rollouts) and search-style variants sharing their
+    sub-trees, evaluated in a shuffled order through one caching Evaluator, equal the uncached values bit for bit."""
+    feats, _, _ = data
+    v = Vocabulary()
+    rng = np.random.default_rng(21)
+    base = []
+    while len(base) < 40:
+        b = RPNBuilder(v, max_len=12, max_lookback=40)
+        while not b.finished:
+            b.push(int(rng.choice(np.flatnonzero(b.action_mask()))))
+        base.append(b.result())
+    from marketlab.features.expr import Expr
+
+    formulas = [x for e in base if e.featured for x in (e, Expr.op("Abs", e), Expr.op("Mean", e, Expr.delta(5)),
+                                                        Expr.op("Sub", e, Expr.feature("close")))]  # fmt: skip
+    order = rng.permutation(len(formulas))
+    cached = Evaluator(feats, cache_bytes=1 << 30)
+    plain = Evaluator(feats, cache_bytes=0)
+    for i in np.concatenate([order, order[: len(order) // 2]]):  # second visits are whole-formula hits
+        e = formulas[int(i)]
+        np.testing.assert_array_equal(cached(e).numpy(), plain(e).numpy(), err_msg=str(e))
+    assert cached.hits > len(order) // 2

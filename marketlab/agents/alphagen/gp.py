@@ -31,6 +31,18 @@ class GPConfig:
     offer_top: int = 20
 
 
+def legal(e: Expr, max_len: int, max_lookback: int) -> bool:
+    """Whether the RL env could have written ``e``: at most ``max_len - 1`` tokens, look-back within
+    ``max_lookback``, featured, and every grammar rule (:func:`validate`) kept."""
+    if e.size > max_len - 1 or e.lookback > max_lookback or not e.featured:
+        return False
+    try:
+        validate(e)
+    except ExprError:
+        return False
+    return True
+
+
 def _paths(e: Expr, prefix: tuple[int, ...] = ()) -> list[tuple[int, ...]]:
     """Positions of operand nodes (windows excluded), pre-order."""
     out = [prefix]
@@ -107,13 +119,7 @@ class GPMiner:
 
     def ok(self, e: Expr) -> bool:
         """Whether ``e`` is a legal individual (size, look-back, featured)."""
-        if e.size > self.max_len - 1 or e.lookback > self.max_lookback or not e.featured:
-            return False
-        try:
-            validate(e)
-        except ExprError:
-            return False
-        return True
+        return legal(e, self.max_len, self.max_lookback)
 
     def _valid_tree(self, depth: int) -> Expr:
         for _ in range(100):

@@ -1,6 +1,7 @@
 """Hand-written factor baseline: a subset of qlib's Alpha158, written in the expression language, combined
-by a linear model (least squares on per-day z-scores) or gradient boosting (sklearn's
-``HistGradientBoostingRegressor``, fitted on a subsample of training stock-days)."""
+by a linear model (least squares on per-day z-scores), gradient boosting (sklearn's
+``HistGradientBoostingRegressor``), LightGBM with qlib's Alpha158 settings, or an MLP (sklearn's
+``MLPRegressor``); the non-linear models are fitted on a seeded subsample of training stock-days."""
 
 from __future__ import annotations
 
@@ -62,16 +63,11 @@ class HandModel:
         if self.kind == "linear":
             self.coef = np.linalg.lstsq(X, y, rcond=None)[0]
             return self
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
         rng = np.random.default_rng(self.seed)
         if len(y) > self.max_rows:
             idx = rng.choice(len(y), self.max_rows, replace=False)
             X, y = X[idx], y[idx]
-        self.model = HistGradientBoostingRegressor(
-            max_iter=200, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=200,
-            l2_regularization=1.0, random_state=self.seed,
-        ).fit(X, y)  # fmt: skip
+        self.model = _nonlinear(self.kind, self.seed).fit(X, y)
         return self
 
     def predict(self, zs: list[torch.Tensor]) -> torch.Tensor:
@@ -86,3 +82,29 @@ class HandModel:
         assert self.model is not None, "fit() first"
         pred = self.model.predict(X).astype(np.float32)
         return torch.from_numpy(pred.reshape(shape)).to(zs[0].device)
+
+
+def _nonlinear(kind: str, seed: int):
+    """An unfitted regressor of ``kind`` (``gbdt``, ``lightgbm``, ``mlp``), single-threaded and seeded."""
+    if kind == "gbdt":
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        return HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=200,
+                                             l2_regularization=1.0, random_state=seed)  # fmt: skip
+    if kind == "lightgbm":
+        from lightgbm import LGBMRegressor
+
+        # qlib's examples/benchmarks/LightGBM/workflow_config_lightgbm_Alpha158.yaml (research/alphagen.md §8),
+        # with a fixed 200 rounds in place of its early stopping on the validation split (the miner fits on
+        # training rows only)
+        return LGBMRegressor(objective="regression", colsample_bytree=0.8879, learning_rate=0.2, subsample=0.8789,
+                             subsample_freq=1, reg_alpha=205.6999, reg_lambda=580.9768, max_depth=8, num_leaves=210,
+                             n_estimators=200, n_jobs=1, random_state=seed, verbose=-1)  # fmt: skip
+    if kind == "mlp":
+        from sklearn.neural_network import MLPRegressor
+
+        # two hidden layers, early-stopped on a held-out 10% of the training rows
+        return MLPRegressor(hidden_layer_sizes=(256, 128), alpha=1e-4, learning_rate_init=1e-3, batch_size=4096,
+                            max_iter=50, early_stopping=True, validation_fraction=0.1, n_iter_no_change=5,
+                            random_state=seed)  # fmt: skip
+    raise ValueError(f"unknown hand model {kind!r}")

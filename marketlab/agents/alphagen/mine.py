@@ -5,7 +5,7 @@ Spec (TOML)::
     [data]    dataset, store?, source?/format? (ingested when the dataset is missing), universe, adjust
     [split]   train / valid / test / test2 as "YYYY-MM-DD:YYYY-MM-DD" (inclusive)
     target  = "Ref(close, -20) / close - 1"           (top-level key; 1-day: "Ref(close, -1) / close - 1")
-    [miner]   method = "alphagen" | "gp" | "hand", seed, capacity, steps, PPO / GP / hand settings
+    [miner]   method = "alphagen" | "gp" | "gplearn" | "hand", seed, capacity, steps, PPO / GP / hand settings
     [output]  dir, signals_dataset
 
 Leakage guards: the miner only ever sees feature rows up to the end of the training split; the target at
@@ -69,7 +69,7 @@ class SplitSpec:
 class MinerSpec:
     """``[miner]``: the method and its settings (pool, PPO, GP, hand baseline)."""
 
-    method: Literal["alphagen", "gp", "hand"] = "alphagen"
+    method: Literal["alphagen", "gp", "gplearn", "hand"] = "alphagen"
     seed: NonNegativeInt = 0
     capacity: PositiveInt = 10
     l1: NonNegativeFloat = 5e-3
@@ -92,8 +92,11 @@ class MinerSpec:
     # GP
     gp_population: PositiveInt = 200
     gp_generations: PositiveInt = 10
+    # gplearn (the reference's GP): gp_population / gp_generations (a cap) as above, stopped once this many
+    # process CPU seconds are spent (equal budget with an AlphaGen run of the same CPU time)
+    gplearn_seconds: PositiveFloat = 600.0
     # hand baseline
-    hand_model: Literal["linear", "gbdt"] = "linear"
+    hand_model: Literal["linear", "gbdt", "lightgbm", "mlp"] = "linear"
 
 
 @dataclass(frozen=True)
@@ -402,13 +405,24 @@ def _resume_config(spec: MineSpec) -> dict[str, Any]:
 
 
 def _check_resume_config(path: Path, spec: MineSpec) -> None:
-    """Refuse to resume a checkpoint written by another configuration, naming the first differing key."""
+    """Refuse to resume a checkpoint written by another configuration, naming the first differing key. A key
+    the checkpoint lacks (a setting added to the spec later) counts as unchanged while it holds its default."""
     saved = json.loads(path.read_text()) if path.is_file() else {}
     now = json.loads(json.dumps(_resume_config(spec)))
+    defaults = json.loads(json.dumps(_resume_config(_default_like(spec))))
     for key in sorted(set(saved) | set(now)):
+        if key not in saved and now.get(key) == defaults.get(key):
+            continue
         if saved.get(key) != now.get(key):
             raise SpecError(None, key, f"--resume: the checkpoint in {path.parent} was written with "
                                        f"{key} = {saved.get(key)!r}, the spec says {now.get(key)!r}")
+
+
+def _default_like(spec: MineSpec) -> MineSpec:
+    """``spec`` with every ``[miner]`` setting at its default (the values an older checkpoint implies)."""
+    from dataclasses import replace
+
+    return replace(spec, miner=MinerSpec(method=spec.miner.method))
 
 
 def run_gp(md: MiningData, m: MinerSpec, progress: bool = True):
@@ -472,13 +486,21 @@ def mine(spec: MineSpec, *, store: Any = None, panel: PanelTensors | None = None
                 a["weight"] = float(c)
         pool_info: dict[str, Any] = {"model": m.hand_model, "alphas": alphas}
     else:
+        gp_run: dict[str, Any] | None = None
         if m.method == "alphagen":
             pool = run_alphagen(md, m, outdir, resume=resume, progress=progress, tensorboard_dir=tb)
+        elif m.method == "gplearn":
+            from marketlab.agents.alphagen.gplearn_gp import run_gplearn
+
+            pool = _pool(md, m)
+            gp_run = run_gplearn(md, m, pool, vocabulary(m))
         else:
             pool = run_gp(md, m, progress)
         exprs = list(pool.exprs)
         combine = pool.combine
         pool_info = pool.state()
+        if gp_run is not None:
+            pool_info["gplearn"] = gp_run
         for a, ics in zip(pool_info["alphas"], per_alpha_ics(md, exprs), strict=False):
             a["ic"] = ics
     if not exprs:
