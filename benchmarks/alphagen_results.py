@@ -48,6 +48,10 @@ def main() -> None:
     ap.add_argument("--gp-gens", type=int, default=5)
     ap.add_argument("--hand-models", nargs="+", default=["linear", "gbdt"],
                     help="hand-factor combiners: linear, gbdt, lightgbm, mlp (seeded ones run per seed)")
+    ap.add_argument("--gplearn-pop", type=int, default=1000, help="gplearn population (reference: 1000)")
+    ap.add_argument("--gplearn-gens", type=int, default=40, help="gplearn generation cap (reference: 40)")
+    ap.add_argument("--gplearn-seconds", type=float, default=600.0,
+                    help="gplearn CPU-second budget (the CPU time of an AlphaGen run at the reference budget)")
     ap.add_argument("--datasets", nargs="+", default=["csi300", "sp500"])
     ap.add_argument("--store", default=os.environ.get("MARKETLAB_STORE"))
     ap.add_argument("--run-root", default=str(ROOT / "runs"), help="run folders (AlphaGen checkpoints resume from here)")
@@ -55,8 +59,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "alphagen_results.json"), help="results json (default benchmarks/results/alphagen_results.json)")
     ap.add_argument("--redo", action="store_true", help="run jobs already recorded in the json again")
     ap.add_argument("--backtests", action="store_true", help="only run the top-k backtests of the mined CSI300 pools")
+    ap.add_argument("--table", action="store_true", help="print the README table from the results json and exit")
     args = ap.parse_args()
     OUT = Path(args.out)
+    if args.table:
+        print(table(read_results()))
+        return
     if args.backtests:
         run_backtests(args.store)
         return
@@ -90,6 +98,10 @@ def main() -> None:
             c0, t = time.process_time(), time.perf_counter()
             resumed_at = _checkpoint_steps(Path(out.dir)) if method == "alphagen" else None
             res = mine(spec, panel=panel, progress=False, resume=method == "alphagen", tensorboard=False)
+            if "gplearn" in res["pool"]:
+                entry_extra = {"gplearn": res["pool"]["gplearn"]}
+            else:
+                entry_extra = {}
             entry = {"dataset": ds, "method": label, "seed": seed, "seconds": round(time.perf_counter() - t, 1),
                      "cpu_seconds": round(time.process_time() - c0, 1), "utc": run.started, "git_commit": _commit(),
                      "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "hardware": hardware(),
@@ -97,7 +109,7 @@ def main() -> None:
                      "config": {kk: v for kk, v in dataclasses.asdict(m).items() if kk in CONFIG_KEYS[method]},
                      "resumed_from_step": resumed_at, "run_dir": out.dir,
                      "pool_size": len(res["pool"]["alphas"]), "metrics": res["metrics"],
-                     "formulas": _formulas(res["pool"]["alphas"])}  # fmt: skip
+                     "formulas": _formulas(res["pool"]["alphas"]), **entry_extra}  # fmt: skip
             append_run(entry)
             te = res["metrics"].get("test", {})
             print(f"[{ds}] {label} seed {seed}: train ic {res['metrics']['train']['ic']:.4f} "
@@ -109,6 +121,7 @@ CONFIG_KEYS = {
     "alphagen": ("capacity", "steps", "n_envs", "n_steps", "batch_size", "n_epochs", "learning_rate", "ent_coef",
                  "max_len", "max_lookback", "l1", "d_model", "n_layers"),
     "gp": ("capacity", "gp_population", "gp_generations", "max_len", "max_lookback", "l1"),
+    "gplearn": ("capacity", "gp_population", "gp_generations", "gplearn_seconds", "max_len", "max_lookback", "l1"),
     "hand": ("hand_model",),
 }
 
@@ -126,6 +139,8 @@ def jobs_for(args: argparse.Namespace) -> list[tuple[str, int, int, dict]]:
                                                "n_steps": max(1, 512 // args.n_envs),
                                                "checkpoint_every": args.checkpoint_every}))
             jobs.append(("gp", k, seed, {"gp_population": args.gp_pop, "gp_generations": args.gp_gens}))
+            jobs.append(("gplearn", k, seed, {"gp_population": args.gplearn_pop, "gp_generations": args.gplearn_gens,
+                                              "gplearn_seconds": args.gplearn_seconds}))
     return [j for j in jobs if j[0] in args.methods]
 
 
@@ -225,6 +240,61 @@ def run_backtests(store: str | None) -> None:
     result["backtests_csi300_top50"] = section
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1, default=float))
+
+
+def _ms(v: list[float]) -> str:
+    """``mean ± std`` of a summary pair (std over seeds; a single seed shows no ±)."""
+    return f"{v[0]:.3f}" if len(v) < 2 or v[1] == 0 else f"{v[0]:.3f} ± {v[1]:.3f}"
+
+
+def missing_runs(runs: list[dict], seeds: tuple[int, ...] = (0, 1, 2)) -> list[str]:
+    """The reference grid (issue 19) minus what the json holds: one line per missing cell."""
+    have = {(r["dataset"], r["method"], r["seed"]) for r in runs}
+    out = []
+    for ds in ("csi300", "sp500"):
+        cells = [f"alphagen-k{k}-{REFERENCE_STEPS[k]}steps" for k in (10, 20, 50, 100)]
+        cells += [f"alphagen-k1-{REFERENCE_STEPS[1]}steps", "gplearn-k10", "gplearn-k20", "hand-lightgbm", "hand-mlp"]
+        for c in cells:
+            miss = [s for s in seeds if (ds, c, s) not in have]
+            if miss:
+                out.append(f"{ds} {c}: seeds {', '.join(map(str, miss))}")
+    return out
+
+
+def table(doc: dict) -> str:
+    """Markdown: per dataset and method, test IC / RankIC / ICIR (mean ± std over seeds), the train-test IC gap,
+    seconds; the formulas of the AlphaGen run with the best validation IC; the reference cells not yet run."""
+    runs = doc["runs"]
+    summ = summarize(runs)
+    lines = []
+    for ds, methods in summ.items():
+        lines += [f"**{ds}** (test = {'2020-2021' if ds == 'csi300' else 'the spec test split'})", "",
+                  "| method | seeds | train IC | valid IC | test IC | test RankIC | test ICIR | train − test IC | CPU s / run |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for meth, d in sorted(methods.items()):
+            rs = [r for r in runs if r["dataset"] == ds and r["method"] == meth]
+            cpu = [r.get("cpu_seconds") for r in rs if r.get("cpu_seconds") is not None]
+            gap = np.array([r["metrics"]["train"]["ic"] - r["metrics"]["test"]["ic"] for r in rs if "test" in r["metrics"]])
+            lines.append(f"| {meth} | {d['n_seeds']} | {_ms(d['train_ic'])} | {_ms(d.get('valid_ic', [np.nan]))} | "
+                         f"{_ms(d.get('test_ic', [np.nan]))} | {_ms(d.get('test_rank_ic', [np.nan]))} | "
+                         f"{_ms(d.get('test_icir', [np.nan]))} | {gap.mean():.3f} | "
+                         f"{f'{np.mean(cpu):.0f}' if cpu else 'n/a'} |")  # fmt: skip
+        lines.append("")
+    ag = [r for r in runs if r["method"].startswith("alphagen") and r["dataset"] == "csi300" and "valid" in r["metrics"]]
+    if ag:
+        steps = max(int(r["method"].split("-")[-1].removesuffix("steps")) for r in ag)
+        best = max((r for r in ag if r["method"].endswith(f"-{steps}steps")), key=lambda r: r["metrics"]["valid"]["ic"])
+        lines += [f"Best-validation AlphaGen pool on CSI300 at the largest budget recorded ({best['method']}, seed "
+                  f"{best['seed']}; valid IC {best['metrics']['valid']['ic']:.3f}, test IC {best['metrics']['test']['ic']:.3f}):", ""]  # fmt: skip
+        for f in best["formulas"]:
+            f = f if isinstance(f, dict) else {"formula": f}
+            w = f" (weight {f['weight']:+.3f})" if "weight" in f else ""
+            lines.append(f"- `{f['formula']}`{w}")
+        lines.append("")
+    miss = missing_runs(runs)
+    if miss:
+        lines += ["Not yet run at the reference settings (3 seeds each):", ""] + [f"- {m}" for m in miss]
+    return "\n".join(lines)
 
 
 def summarize(runs: list[dict]) -> dict:
