@@ -121,13 +121,17 @@ def main() -> None:
     ap.add_argument("--eval-rounds", type=int, default=0, help="realism check: rounds over --markets markets")
     ap.add_argument("--abm-seconds", type=float, default=0.0,
                     help="also run the agent-based market for this much simulated time (events/s side by side)")
+    ap.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                    help="checkpoint weights: EMA (paper) or the last ones (better after a short CPU run)")
+    ap.add_argument("--generation-only", action="store_true",
+                    help="only the single and batched generation rows (a loaded machine: the headline number)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     run = Run("trades")
     store = Store(args.store)
     if args.checkpoint:
-        model, stats, cfg = load_checkpoint(args.checkpoint)
-        weights = f"checkpoint {args.checkpoint}"
+        model, stats, cfg = load_checkpoint(args.checkpoint, ema=args.weights == "ema")
+        weights = f"checkpoint {args.checkpoint} ({args.weights} weights)"
     else:
         cfg = TradesConfig.cpu()
         torch.manual_seed(0)
@@ -138,6 +142,11 @@ def main() -> None:
     out: dict = {"weights": weights, "config": cfg.to_dict(), "torch_threads": args.threads, "device": "cpu"}
     out["generation_single"] = generation(model, stats, tokens, start, 1, args.rounds * 4, args.steps)
     out["generation_batched"] = generation(model, stats, tokens, start, args.markets, args.rounds, args.steps)
+    if args.generation_only:
+        path = run.save(out)
+        print(f"single: {out['generation_single']['orders_per_s']} orders/s; {args.markets} markets: "
+              f"{out['generation_batched']['orders_per_s']} orders/s\nwrote {path}")
+        return
     out["generation_batched_4_candidates"] = generation(model, stats, tokens, start, args.markets, args.rounds,
                                                         args.steps, candidates=4)
     # training throughput, CPU config

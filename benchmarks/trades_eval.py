@@ -76,14 +76,21 @@ def main() -> None:
     ap.add_argument("--lstm-epochs", type=int, default=3)
     ap.add_argument("--lstm-max-train", type=int, default=6000)
     ap.add_argument("--impact-seconds", type=float, default=600.0)
+    ap.add_argument("--pov-start", type=float, default=60.0)
+    ap.add_argument("--pov-end", type=float, default=420.0)
+    ap.add_argument("--impact-max-rounds", type=int, default=3000)
+    ap.add_argument("--lstm-max-test", type=int, default=4000)
     ap.add_argument("--abm-seconds", type=float, default=0.0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--weights", choices=("ema", "raw"), default="ema")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     run = Run("trades_eval")
     budget = EvalBudget(markets=args.markets, rounds=args.rounds, lstm_epochs=args.lstm_epochs,
-                        lstm_max_train=args.lstm_max_train, impact_seconds=args.impact_seconds,
-                        abm_seconds=args.abm_seconds)
+                        lstm_max_train=args.lstm_max_train, lstm_max_test=args.lstm_max_test,
+                        impact_seconds=args.impact_seconds, pov_start_s=args.pov_start, pov_end_s=args.pov_end,
+                        impact_max_rounds=args.impact_max_rounds, abm_seconds=args.abm_seconds,
+                        weights=args.weights)
     cases = {}
     for c in args.case:
         sym, store, ck = c.split("=")

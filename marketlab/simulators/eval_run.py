@@ -23,7 +23,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -52,6 +52,7 @@ class EvalBudget(Spec):
     lstm_window: PositiveInt = 100
     lstm_horizon: PositiveInt = 10
     impact_seeds: PositiveInt = 5
+    impact_max_rounds: PositiveInt = 3000  # CPU cap on TRADES rounds of the impact run (counted in the report)
     impact_seconds: PositiveFloat = 600.0
     pov: PositiveFloat = 0.1
     pov_start_s: NonNegativeFloat = 60.0
@@ -59,15 +60,21 @@ class EvalBudget(Spec):
     pov_interval_s: PositiveFloat = 60.0
     pca_points: PositiveInt = 20000
     seed: int = 0
+    #: "ema": the EMA weights (the paper's); "raw": the last weights. A short CPU run wants "raw": with
+    #: decay 0.999 the EMA after 1,500 steps still holds 0.999**1500 = 22% of the initial weights
+    #: (validation loss of the CPU GOOG/AMZN checkpoints: EMA 0.45/0.47, raw 0.25/0.27)
+    weights: Literal["ema", "raw"] = "ema"
 
 
 # ------------------------------------------------------------------------------------------- markets
-def real_test_market(store: Any, dataset: str, symbol: str, tokens: Any, day: Any) -> Market:
+def real_test_market(store: Any, dataset: str, symbol: str, tokens: Any, day: Any, min_orders: int = 1000) -> Market:
     """The real test market of ``symbol``: events and the book after each from the first test order on
-    (``tokens``/``day`` from :func:`~marketlab.simulators.trades.train.load_day`)."""
+    (``tokens``/``day`` from :func:`~marketlab.simulators.trades.train.load_day`); a test part with fewer
+    than ``min_orders`` orders is a one-line :class:`DataError`."""
     te = day.splits["test"]
-    if te.stop - te.start < 1000:
-        raise DataError(f"dataset '{dataset}' symbol '{symbol}'", f"test part has {te.stop - te.start} orders (< 1000)")
+    if te.stop - te.start < min_orders:
+        raise DataError(f"dataset '{dataset}' symbol '{symbol}'",
+                        f"test part has {te.stop - te.start} orders (< {min_orders}: too short for the forecaster windows)")
     t0 = int(tokens.ts[te.start])
     ev = store.scan_events(dataset, symbol).filter(pl.col("ts") >= t0).collect().sort(["ts", "seq"])
     bk = store.scan_book(dataset, symbol).filter(pl.col("ts") >= t0).collect().sort(["ts", "seq"])
@@ -140,7 +147,7 @@ def trades_impact(model: Any, stats: Any, tokens: Any, start: int, budget: EvalB
     times: list[list[int]] = [[t0] for _ in range(n)]
     mids: list[list[float]] = [[float(mid_price(w.books[i].snapshot(1)[None, :])[0])] for i in range(n)]
     rounds = 0
-    while min(w.now) < end and rounds < 20000:
+    while min(w.now) < end and rounds < budget.impact_max_rounds:
         for i in range(1, n, 2):  # treated markets: the POV buyer acts at its wake-ups
             while w.now[i] >= wake[i] and wake[i] <= t0 + int(budget.pov_end_s * NS_PER_S):
                 vol = w.volume[i]
@@ -165,7 +172,10 @@ def trades_impact(model: Any, stats: Any, tokens: Any, start: int, budget: EvalB
     m0 = float(mids[0][0])
     diffs = np.stack([(_on_grid(times[2 * k + 1], mids[2 * k + 1], t0, grid) - _on_grid(times[2 * k], mids[2 * k], t0, grid))
                       / m0 * 1e4 for k in range(budget.impact_seeds)])
-    return _impact_summary(grid, diffs, budget, [executed[2 * k + 1] for k in range(budget.impact_seeds)])
+    out = _impact_summary(grid, diffs, budget, [executed[2 * k + 1] for k in range(budget.impact_seeds)])
+    out["rounds"] = rounds
+    out["simulated_s_min"] = (min(w.now) - t0) / NS_PER_S  # < impact_seconds when the round cap stopped it
+    return out
 
 
 def abm_impact(spec_path: str | Path, budget: EvalBudget) -> dict[str, Any]:
@@ -221,9 +231,9 @@ def run_evaluation(store: Any, dataset: str, symbol: str, checkpoint: str | Path
 
     t_all = time.perf_counter()
     torch.manual_seed(budget.seed)
-    model, stats, cfg = load_checkpoint(checkpoint)
+    model, stats, cfg = load_checkpoint(checkpoint, ema=budget.weights == "ema")
     tokens, day = load_day(store, dataset, symbol, cfg.levels, stats=stats)
-    real = real_test_market(store, dataset, symbol, tokens, day)
+    real = real_test_market(store, dataset, symbol, tokens, day, min_orders=4 * (budget.lstm_window + budget.lstm_horizon))
     start = max(day.splits["test"].start, cfg.window - 1)
     trades = trades_market(model, stats, tokens, start, budget, symbol, real.tick_size)
     abm_s = budget.abm_seconds or float(real.meta["span_s"])
