@@ -8,7 +8,7 @@ export MKL_NUM_THREADS ?= 1
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND ?= Agg
 
-.PHONY: setup demo test test-readme test-fast test-flaky mutants lint type bench docs clean
+.PHONY: setup demo test test-full test-readme test-fast test-flaky mutants lint type bench docs clean
 
 setup: $(STAMP)
 
@@ -23,16 +23,23 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/marketlab demo
 
+# The suite is split in two, and CI (.ci/run) runs both, so every test runs there exactly once:
+# `make test` is everything not marked slow (under 5 minutes on an idle 2-core machine, see the README);
+# `make test-full` runs only the tests marked `@pytest.mark.slow` (deep-BSDE reference cases, training on the real
+# datasets, the Ray cluster, the other kill points of the fault tests, ...).
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadgroup tests
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow" tests
+
+test-full: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m slow tests
 
 # The README's "Using it" commands, top to bottom in a temporary copy of the checkout (tests/readme; minutes).
 test-readme: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m readme tests/readme
 
-# Flake hunt: the whole suite once per seed, test order shuffled by the seed (so xdist workers also get other
-# neighbours), global RNGs seeded per test from the seed, Hypothesis drawing fresh examples. Stops at the first red run
-# and prints the seed that reproduces it: `make test-flaky FLAKY_SEEDS=<seed>`.
+# Flake hunt: the whole suite (slow tests included) once per seed, test order shuffled by the seed (so xdist workers
+# also get other neighbours), global RNGs seeded per test from the seed, Hypothesis drawing fresh examples. Stops at
+# the first red run and prints the seed that reproduces it: `make test-flaky FLAKY_SEEDS=<seed>`.
 FLAKY_SEEDS ?= 1 2 3 4 5
 test-flaky: $(STAMP)
 	for s in $(FLAKY_SEEDS); do \
@@ -46,8 +53,10 @@ test-flaky: $(STAMP)
 mutants: $(STAMP)
 	$(PY) tests/mutants/run.py
 
+# The inner loop while editing: unit and property tests not marked slow, stopping at the first failure (no real
+# datasets, no fault-injection subprocesses).
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -x -m "not slow" tests
+	$(PY) -m pytest -q -x -n 2 --dist loadgroup -m "not slow" tests/unit tests/property
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check marketlab tests benchmarks

@@ -17,6 +17,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from marketlab.store import KINDS, Store
 
@@ -111,3 +114,14 @@ def wait_all(procs: list[subprocess.Popen[str]], timeout: float = 300) -> list[t
         o, e = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
         out.append((p.returncode, o, e))
     return out
+
+
+def kill_points(points: list[tuple[str, str]], quick: set[tuple[str, str]]) -> list[Any]:
+    """``(stage, signal)`` kill points as pytest params with ids ``stage-signal``: the ``quick`` ones run in
+    `make test`, the others are marked slow (`make test-full`; CI runs both). Each point costs a writer subprocess
+    or two (~1-5 s of CPU), so the quick set keeps one point per kind of outcome (before the commit point, across
+    it, after it; both signals) and the full run kills at every one."""
+    unknown = quick - set(points)
+    assert not unknown, unknown  # a renamed stage must not silently drop out of `make test`
+    return [pytest.param(st, sig, id=f"{st}-{sig}", marks=() if (st, sig) in quick else pytest.mark.slow)
+            for st, sig in points]

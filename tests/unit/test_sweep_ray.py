@@ -1,6 +1,10 @@
 """Sweeps on a real local Ray cluster (2 CPUs, started once for this file's tests, which xdist keeps in one
 worker): same answers as the sequential run (backtests, mining, fleets), a killed worker retried by Ray (one
-row per variant), a variant that raises marked failed while the others complete."""
+row per variant), a variant that raises marked failed while the others complete.
+
+Marked slow (`make test-full`): starting the cluster and its worker processes costs seconds of CPU before the first
+task, and each test runs real backtests, mining or simulation twice. `make test` keeps the backend's logic covered
+through the sequential and process-pool backends (tests/unit/test_sweep.py) and the Ray option errors."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from marketlab import sweep
 from tests.support.sweep import BACKTEST_SPEC, mine_store_and_spec, probe_spec, run_killing_one_worker, write_panel_store
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.xdist_group("ray")
+pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
