@@ -56,7 +56,7 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 # alphagen, 128 steps of one env, a checkpoint at steps 64 and 128: each is one folder (policy, optimizer, RNG and
 # env state, pool, counters) written beside the old one and swapped in (agents.sb3_state).
 # (fault, signal, step the folder must hold afterwards: 0 = no checkpoint yet). Each point is a killed run and its
-# resume (two subprocesses, ~10 s of CPU): `make test` kills at the half-done swap, the subtlest recovery; the
+# resume (two subprocesses that import torch and train): `make test` kills at the half-done swap, the subtlest recovery; the
 # other points are marked slow (`make test-full`).
 MINE_POINTS = [
     pytest.param("checkpoint-written#1", "SIGKILL", 0, id="written#1", marks=pytest.mark.slow),  # first folder complete, not renamed: no checkpoint yet

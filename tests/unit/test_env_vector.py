@@ -92,7 +92,7 @@ def test_gymnasium_async_vector_env_default_settings(synth_store):
     _assert_every_env_ok(code, synth_store)
 
 
-@pytest.mark.slow  # forkserver: each of the 2 workers per env re-imports torch, SB3 and marketlab (~25 s on 2 cores)
+@pytest.mark.slow  # forkserver: each of the 2 workers per env re-imports torch, SB3 and marketlab
 def test_sb3_subproc_vec_env_default_settings(synth_store):
     code = f"""
         import os, gymnasium as gym, numpy as np, marketlab.envs

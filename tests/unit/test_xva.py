@@ -98,7 +98,7 @@ def test_exposure_profiles_match_closed_form_r1():
 
 
 # ---------------------------------------------------------------------------------------------- R6
-@pytest.mark.slow  # deep-BSDE training to a reference value (~10 s): `make test-full`, like tests/unit/test_bsde_benchmarks.py
+@pytest.mark.slow  # deep-BSDE training to a reference value: `make test-full`, like tests/unit/test_bsde_benchmarks.py
 def test_r6_unilateral_cva_outer_mc_and_deep_bsde(tmp_path):
     run = XvaRun.from_dict(forward_case(paths=16384, out_dir=str(tmp_path), plots=True))
     res = run.run()
@@ -164,7 +164,7 @@ def _fva_case(r_fl: float, r_fb: float, trades: list[dict]) -> dict:
     return d
 
 
-@pytest.mark.slow  # two deep-BSDE FVA trainings to reference values (~20 s): `make test-full`, like tests/unit/test_bsde_benchmarks.py
+@pytest.mark.slow  # two deep-BSDE FVA trainings to reference values: `make test-full`, like tests/unit/test_bsde_benchmarks.py
 def test_r8_fva_symmetric_two_netting_sets():
     """R8a/R8c: bank SHORT a forward (set F) and a call (set K); r_fl = r_fb = 0.04, r = 0.02.
 
@@ -180,7 +180,7 @@ def test_r8_fva_symmetric_two_netting_sets():
     assert res["xva_table"]["K"]["fva"] == pytest.approx(-0.215251, abs=4e-3)
 
 
-@pytest.mark.slow  # deep-BSDE FVA training to a reference value (~10 s): `make test-full`, like tests/unit/test_bsde_benchmarks.py
+@pytest.mark.slow  # deep-BSDE FVA training to a reference value: `make test-full`, like tests/unit/test_bsde_benchmarks.py
 def test_r8b_fva_asymmetric_rates_is_nonlinear():
     """R8b: r_fl = 0.03, r_fb = 0.05, bank short the forward; N=100 grid value 0.0900824 (sign flipped)."""
     trades = [{"type": "forward", "counterparty": "F", "strike": 100.0, "maturity": 1.0, "quantity": -1.0}]
