@@ -78,6 +78,7 @@ def main() -> None:
     ap.add_argument("--impact-seconds", type=float, default=600.0)
     ap.add_argument("--pov-start", type=float, default=60.0)
     ap.add_argument("--pov-end", type=float, default=420.0)
+    ap.add_argument("--pov-interval", type=float, default=60.0)
     ap.add_argument("--impact-max-rounds", type=int, default=3000)
     ap.add_argument("--lstm-max-test", type=int, default=4000)
     ap.add_argument("--abm-seconds", type=float, default=0.0)
@@ -89,6 +90,7 @@ def main() -> None:
     budget = EvalBudget(markets=args.markets, rounds=args.rounds, lstm_epochs=args.lstm_epochs,
                         lstm_max_train=args.lstm_max_train, lstm_max_test=args.lstm_max_test,
                         impact_seconds=args.impact_seconds, pov_start_s=args.pov_start, pov_end_s=args.pov_end,
+                        pov_interval_s=args.pov_interval,
                         impact_max_rounds=args.impact_max_rounds, abm_seconds=args.abm_seconds,
                         weights=args.weights)
     cases = {}
