@@ -6,7 +6,8 @@ deleted afterwards. Each measurement runs in a fresh subprocess: after imports, 
 1,000-row warm-up ingest of the same layout (polars/duckdb one-off setup), RSS is the baseline; the peak
 (``VmHWM``; ``ru_maxrss`` would carry the parent's peak across exec) minus the baseline is what the ingest itself costs, compared with the largest batch the
 parser yielded (``estimated_size`` of its frame). Goal: increase <= 2x the largest batch. The RSS right
-after imports is recorded too (``cold_rss_after_imports``).
+after imports is recorded too (``cold_rss_after_imports``). The store is measured twice: with the allocators'
+defaults, and with them told to return freed memory at once (``RELEASE_ENV``).
 
 The harness holds no batch itself while the parser builds the next one (a ``for b in ...`` loop would keep
 the previous batch alive and count it against the ingest). Peak RSS includes what the allocators (polars'
@@ -80,6 +81,14 @@ print(json.dumps({{"rows": rows, "seconds": secs, "cold_rss_after_imports": cold
 """
 
 
+# "release": the allocators return freed memory to the OS at once instead of keeping it for reuse: polars'
+# jemalloc (no decay), glibc malloc (small mmap/trim thresholds), Arrow on the system allocator. Environment
+# variables read when the libraries load, so a user sets them for the process; the writer itself already
+# calls Arrow's release_unused() and glibc's malloc_trim(0) after each batch in both configurations.
+RELEASE_ENV = {"_RJEM_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0", "MALLOC_MMAP_THRESHOLD_": "131072",
+               "MALLOC_TRIM_THRESHOLD_": "131072", "ARROW_DEFAULT_MEMORY_POOL": "system"}
+
+
 def make_csv(path: Path) -> int:
     files = sorted(KLINES.glob("BTCUSDT-1m-*.zip"))
     sys.path.insert(0, str(ROOT))
@@ -105,14 +114,16 @@ def main() -> None:
         size = csv.stat().st_size
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         for batch_rows in args.batch_rows:
-            for mode in ("parse", "store"):
-                store = Path(d) / f"store_{mode}_{batch_rows}"
+            for mode, allocators in (("parse", "default"), ("store", "default"), ("store", "release")):
+                store = Path(d) / f"store_{mode}_{batch_rows}_{allocators}"
                 t0 = time.perf_counter()
+                child_env = {**env, **(RELEASE_ENV if allocators == "release" else {})}
                 proc = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT)), mode, str(csv), str(store),
-                                       str(batch_rows)], capture_output=True, text=True, env=env, check=True)
+                                       str(batch_rows)], capture_output=True, text=True, env=child_env, check=True)
                 r = json.loads(proc.stdout.strip().splitlines()[-1])
                 inc = r["peak_rss"] - r["baseline_rss"]
-                results.append({"mode": mode, "batch_rows": batch_rows, **r, "wall_with_startup_s": time.perf_counter() - t0,
+                results.append({"mode": mode, "allocators": allocators, "batch_rows": batch_rows, **r,
+                                "wall_with_startup_s": time.perf_counter() - t0,
                                 "increase_bytes": inc, "increase_over_largest_batch": inc / r["largest_batch_bytes"],
                                 "goal_at_most_2x_batch": inc <= 2 * r["largest_batch_bytes"]})
                 print(json.dumps(results[-1]))
@@ -122,8 +133,14 @@ def main() -> None:
                                                          "2022-2023, 3 copies shifted by 2 years)"},
         "versions": {"polars": pl.__version__},
         "goal": "increase <= 2x the largest batch",
-        "note": "memory numbers do not depend on the load. increase = peak RSS (VmHWM) - RSS after imports, opening "
-                "the store and a 1,000-row warm-up, in a fresh process.",
+        "metric": "increase_bytes = peak RSS of the ingest (VmHWM) - baseline_rss; baseline_rss = RSS after the "
+                  "interpreter, imports, opening the store and a 1,000-row warm-up ingest of the same layout (one-off "
+                  "runtime setup), in a fresh process; cold_rss_after_imports = RSS right after the imports. "
+                  "increase_over_largest_batch = increase_bytes / the largest batch the parser yielded (polars "
+                  "estimated_size). Goal: <= 2. allocators: 'default' = library defaults; 'release' = RELEASE_ENV "
+                  "(allocators return freed memory at once).",
+        "release_env": RELEASE_ENV,
+        "note": "memory numbers do not depend on the load (seconds do).",
         "results": results,
     })
     print(f"appended a run to {path}")

@@ -20,7 +20,7 @@ BUILTIN_IDS: dict[str, str] = {
     "predictor/deeplob-v1": "marketlab.models.deeplob:DeepLOB",
     "predictor/binctabl-v1": "marketlab.models.binctabl:BiNCTABL",
     # store ingest formats: each is a pure parser ``parse(paths, *, dataset=None, **options)``
-    "ingest/lobster": "marketlab.store.ingest.lobster:parse",
+    "ingest/lobster": "marketlab.store.ingest.lobster:iter_batches",  # streams bounded batches
     "ingest/fi2010": "marketlab.store.ingest.fi2010:parse",
     "ingest/binance-raw": "marketlab.store.ingest.binance_raw:parse",
     "ingest/ohlcv": "marketlab.store.ingest.ohlcv:iter_batches",  # streams bounded batches

@@ -55,6 +55,28 @@ def _fail_if(frame: pl.DataFrame, mask: pl.Expr, col: str, problem: str, source:
         raise DataError(source, problem, field=col, row=bad[0], value=bad[1])
 
 
+_ORDER_SLICE = 1 << 16  # rows per slice of the one-symbol order check
+
+
+def _out_of_order(df: pl.DataFrame, key: str, strict: bool, one_symbol: bool) -> bool:
+    """Whether ``key`` ever decreases (or, ``strict``, fails to increase) within a symbol.
+
+    One symbol (a LOBSTER day, a single-instrument file, a streamed batch): the difference is taken slice
+    by slice, so no full-length temporary column is allocated (a streamed batch's peak memory stays near
+    the batch); several symbols: one windowed difference over the frame."""
+    if not one_symbol:
+        diff = pl.col(key).diff().over("symbol")
+        return bool(df.select((diff <= 0 if strict else diff < 0).any()).item())
+    s = df.get_column(key)
+    if not strict and s.is_sorted():
+        return False
+    for i in range(0, s.len(), _ORDER_SLICE):
+        d = s.slice(max(i - 1, 0), _ORDER_SLICE + (i > 0)).diff()
+        if bool((d <= 0 if strict else d < 0).any()):
+            return True
+    return False
+
+
 def conform_frame(kind: str, frame: pl.DataFrame, source: str) -> pl.DataFrame:
     """Cast ``frame`` to its kind's schema (column order included); missing/uncastable columns are errors."""
     if kind == "book" and book_levels(frame.columns) < 1:
@@ -81,7 +103,8 @@ def validate_frame(kind: str, frame: pl.DataFrame, source: str) -> pl.DataFrame:
     df = conform_frame(kind, frame, source)
     if df.height == 0:
         return df
-    _fail_if(df, pl.col("symbol").is_null(), "symbol", "null symbol", source)
+    if df.get_column("symbol").null_count():
+        _fail_if(df, pl.col("symbol").is_null(), "symbol", "null symbol", source)
     symbols = df["symbol"].unique().to_list()
     for sym in symbols:
         check_symbol(sym, source=source)
@@ -140,7 +163,7 @@ def validate_frame(kind: str, frame: pl.DataFrame, source: str) -> pl.DataFrame:
             df = df.sort([key, "symbol"])
         else:
             mask = diff <= 0 if strict else diff < 0
-            if df.select(mask.any()).item():
+            if _out_of_order(df, key, strict, len(symbols) == 1):
                 bad = df.with_row_index("_row").filter(mask).head(1)
                 what = "timestamps not strictly increasing" if strict else "timestamps out of order"
                 raise DataError(source, what, field=key, row=int(bad["_row"][0]), value=bad[key][0])

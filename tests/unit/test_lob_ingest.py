@@ -218,3 +218,67 @@ def test_cli_book_verify_json_and_bad_input(tmp_path):
     cap = write_capture(tmp_path, capture_lines())
     r = CliRunner().invoke(app, ["book", "verify-binance", str(cap), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["agreement_rate_exact"] == 1.0
+
+
+def _long_day(tmp: Path, n: int = 600) -> tuple[list[str], list[str]]:
+    """n consistent-enough rows (adds at rising times) for the streaming reader's boundaries."""
+    msgs = [f"{34200 + i}.{i:09d},1,{i + 1},{i % 7 + 1},{1000000 + 100 * (i % 5)},1" for i in range(n)]
+    book = [f"1001000,{i % 9 + 1},1000000,{i % 7 + 1},1001100,5,999900,30" for i in range(n)]
+    return msgs, book
+
+
+def _stream(m: Path, b: Path, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    bs = list(lobster.iter_batches([m, b], dataset="t", batch_rows=rows))
+    assert all(x.frames["events"].height <= rows for x in bs)
+    ev = np.vstack([x.frames["events"].drop("symbol").to_numpy() for x in bs])
+    bk = np.vstack([x.frames["book"].drop("symbol").to_numpy() for x in bs])
+    return ev, bk
+
+
+@pytest.mark.parametrize("chunk", [64, 1000, 1 << 20])
+@pytest.mark.parametrize("rows", [1, 37, 600, 10_000])
+def test_streamed_rows_equal_the_whole_day_across_chunk_and_batch_boundaries(tmp_path, monkeypatch, chunk, rows):
+    msgs, book = _long_day(tmp_path)
+    msgs[300] = "34500.000000300 , 1, 301 ,+2,1000000,1"  # spaces and '+': only the generic path takes it
+    m, b = write_day(tmp_path, msgs, book)
+    day = lobster.read_lobster(m, b)
+    assert day.msgs[300].tolist() == [1340285400_000000000 + 300 * 10**9 + 300, 1, 301, 2, 1000000, 1]
+    monkeypatch.setattr(lobster, "CHUNK_BYTES", chunk)  # many ~1-line text chunks: every boundary is hit
+    ev, bk = _stream(m, b, rows)
+    assert np.array_equal(ev[:, [0, 2, 3, 6, 5, 4]], day.msgs)  # ts, type, order_id, size, price, side
+    assert np.array_equal(ev[:, 1], np.arange(600)) and np.array_equal(bk[:, 2:], day.book)
+
+
+@pytest.mark.parametrize("chunk", [64, 1 << 20])
+@pytest.mark.parametrize(
+    "target,row,line,match",
+    [
+        ("msg", 450, "34650,9,1,20,1000000,1", r"row 451, field 'type': unknown message type"),
+        ("msg", 450, "34650,1,1,x,1000000,1", r"row 451, field 'size': not an integer"),
+        ("msg", 450, "34000,1,1,5,1000000,1", r"row 451, field 'time': timestamp earlier"),
+        ("book", 450, "1001000,-1,1000000,3,1001100,5,999900,30", r"row 451, field 'ask_sz_1': negative size"),
+        ("book", 450, "1001000,1,1000050,3,1001100,5,999900,30", r"row 451, field 'bid_px_1': price off the tick"),
+    ],
+)
+def test_streamed_errors_name_the_file_row(tmp_path, monkeypatch, chunk, target, row, line, match):
+    """Rows are numbered in the file whatever chunk or batch they fall in (batch 100 rows: row 451 is in batch 5)."""
+    msgs, book = _long_day(tmp_path)
+    (msgs if target == "msg" else book)[row] = line
+    m, b = write_day(tmp_path, msgs, book)
+    monkeypatch.setattr(lobster, "CHUNK_BYTES", chunk)
+    with pytest.raises(DataError, match=match) as exc:
+        list(lobster.iter_batches([m, b], dataset="t", batch_rows=100))
+    assert (m.name if target == "msg" else b.name) in str(exc.value)
+    with pytest.raises(DataError, match=match):
+        lobster.read_lobster(m, b)
+
+
+@pytest.mark.parametrize("book_rows,msg_rows", [(599, 600), (601, 600), (500, 600), (600, 500)])
+def test_streamed_row_count_mismatch_counts_both_files(tmp_path, book_rows, msg_rows):
+    msgs, book = _long_day(tmp_path, 601)
+    m, b = write_day(tmp_path, msgs[:msg_rows], book[:book_rows])
+    want = f"has {book_rows} rows but the message file has {msg_rows}"
+    with pytest.raises(DataError, match=want):
+        list(lobster.iter_batches([m, b], dataset="t", batch_rows=100))
+    with pytest.raises(DataError, match=want):
+        lobster.read_lobster(m, b)

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -252,3 +253,18 @@ def test_duplicate_seq_in_events_is_an_error(tmp_store: Store) -> None:
     tmp_store.write(IngestBatch("e", {"events": ev.with_columns(pl.Series("seq", [0, 1, 2, 3]))},
                                 [Instrument("A", 0.01, 1.0)]))
     assert tmp_store.scan_events("e").collect()["seq"].to_list() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("at", [1, 65_535, 65_536, 65_537, 131_072, 199_999])
+@pytest.mark.parametrize("strict", [False, True])
+def test_one_symbol_order_check_finds_a_step_back_at_every_slice_boundary(at: int, strict: bool) -> None:
+    """The one-symbol check runs slice by slice (no full-length temporary): a step back (or, strict, a
+    repeat) exactly at a slice edge is still found, and only there."""
+    from marketlab.store.validate import _out_of_order
+
+    ts = np.arange(200_000, dtype=np.int64) * 10
+    ok = pl.DataFrame({"ts": ts, "symbol": "A"})
+    assert not _out_of_order(ok, "ts", strict, True)
+    bad = ts.copy()
+    bad[at] = bad[at - 1] if strict else bad[at - 1] - 1
+    assert _out_of_order(pl.DataFrame({"ts": bad, "symbol": "A"}), "ts", strict, True)

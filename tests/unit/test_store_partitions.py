@@ -64,3 +64,31 @@ def test_year_partitions_of_a_panel() -> None:
         assert sorted(parts) == ["year=2019", "year=2020"]
         assert sorted(parts["year=2019"]["close"].to_list()) == [0.0, 1.0, 4.0, 5.0]
         assert sorted(parts["year=2020"]["close"].to_list()) == [2.0, 3.0, 6.0, 7.0]
+
+
+def _runs_frame(days: list[tuple[str, list[int]]]) -> pl.DataFrame:
+    """Runs of (symbol, minute offsets from DAY0), in the given order."""
+    rows = [(DAY0 + m * 60 * 10**9, sym, i) for sym, minutes in days for i, m in enumerate(minutes)]
+    return pl.DataFrame(rows, schema={"ts": pl.Int64, "symbol": pl.String, "size": pl.Int64},
+                        orient="row").with_row_index("row")
+
+
+def test_symbol_runs_in_time_order_split_by_day_like_the_naive_grouping() -> None:
+    """The run + binary-search path (multi-chunk batches of a stream, days with no rows, a day that starts
+    exactly at midnight) gives the naive grouping; a run out of time order, or a (symbol, day) met twice,
+    takes the vectorised path or a copy and still gives it."""
+    day = 24 * 60
+    cases = {
+        "runs": [("AAA", [0, 5, day - 1, day, day + 3, 3 * day + 1]), ("BBB", [2, 2 * day]), ("CCC", [7])],
+        "unsorted run": [("AAA", [5, 0, day + 1]), ("BBB", [1])],
+        "symbol twice": [("AAA", [0, 1]), ("BBB", [0]), ("AAA", [2, day])],
+    }
+    for what, runs in cases.items():
+        df = _runs_frame(runs)
+        chunked = pl.concat([df.slice(0, 3), df.slice(3)], rechunk=False)
+        for frame in (df, chunked):
+            parts = split_partitions("trades", frame)
+            names = [n for n, _ in parts]
+            assert len(names) == len(set(names)), (what, names)
+            want = _naive(df)
+            assert {n: p["row"].to_list() for n, p in parts} == want, what
