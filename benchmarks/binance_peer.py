@@ -17,7 +17,8 @@ event-order correction splits an event whose exchange and local orders differ in
 rows of every diff + the snapshot levels + its 2 clear rows + the trades, counted from marketlab's scan; and
 both books end with the same best bid/ask (price and size) after the last diff.
 
-Writes benchmarks/results/binance_peer.json. Run: ``.venv/bin/python benchmarks/binance_peer.py``
+Appends a run (hardware, load, commit) to benchmarks/results/binance_peer.json through ``benchmarks/runlog.py``
+(the older single-run file is kept as its first, legacy run). Run: ``.venv/bin/python benchmarks/binance_peer.py``
 (needs ``pip install --no-deps hftbacktest==2.4.4``, see pyproject ``[bench]``).
 """
 
@@ -47,6 +48,9 @@ from marketlab.store import Store  # noqa: E402
 from marketlab.store.ingest import _binance_scan as bs  # noqa: E402
 from marketlab.store.ingest._io import read_bytes  # noqa: E402
 from marketlab.store.ingest.binance_raw import parse, read_capture  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from runlog import Run  # noqa: E402
 
 DATA = Path(os.environ.get("MARKETLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CAPTURE = DATA / "binance_btcusdt_raw_feed_2024-08-08" / "usdm_btcusdt_20240808.gz"
@@ -134,6 +138,7 @@ def main() -> None:
     if not CAPTURE.exists():
         raise SystemExit(f"error: {CAPTURE} not found (set MARKETLAB_SHARED_DATA)")
     load_start = list(os.getloadavg())
+    run = Run("binance_peer")
     # warm both sides (numba compile / cache load, imports) outside the timings
     hbt_data = hbt_convert()
     parse([CAPTURE])
@@ -216,8 +221,11 @@ def main() -> None:
             "final_top_equal": top_equal,
         },
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    if Path(args.out) == OUT:  # the results file: append a run (hardware, load, commit) through runlog
+        print(f"appended a run to {run.save(out)}")
+    else:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: out[k] for k in ("convert_parse_only", "convert_end_to_end", "replay", "checks")}, indent=2))
 
 

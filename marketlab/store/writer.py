@@ -82,13 +82,18 @@ def write_parquet(df: pl.DataFrame, path: Path) -> None:
     * strings: dictionary + LZ4; floats and the rest: plain + LZ4 (floats gain little from either).
     """
     table = df.to_arrow()
-    strings = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    pq.write_table(table, path, **parquet_options(table.schema))
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """``pyarrow.parquet.write_table`` keyword arguments of :func:`write_parquet` for ``schema``."""
+    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
                or pa.types.is_string_view(f.type)]
-    packed = [f.name for f in table.schema
+    packed = [f.name for f in schema
               if pa.types.is_integer(f.type) or pa.types.is_date32(f.type) or pa.types.is_timestamp(f.type)]
-    pq.write_table(table, path, use_dictionary=strings or False, write_statistics=True,
-                   compression={f.name: "none" if f.name in packed else "lz4" for f in table.schema},
-                   column_encoding={c: "DELTA_BINARY_PACKED" for c in packed} or None)
+    return {"use_dictionary": strings or False, "write_statistics": True,
+            "compression": {f.name: "none" if f.name in packed else "lz4" for f in schema},
+            "column_encoding": {c: "DELTA_BINARY_PACKED" for c in packed} or None}
 
 
 def partitioning(kind: str, columns: list[str]) -> str:

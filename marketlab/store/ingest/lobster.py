@@ -19,7 +19,11 @@ Traps handled here:
 * Halts (type 7) carry price -1/0/1 and size 0; they are kept as events with price 0, size 0.
 
 Options: ``symbol``, ``date`` (YYYY-MM-DD), ``tick_size`` (default 0.0001), ``price_grid`` (0.01),
-``book`` (True: also return book snapshots).
+``book`` (True: also return book snapshots), ``batch_rows`` (:func:`iter_batches` only, default 250,000).
+
+Streaming: both files are decompressed and parsed in ~1 MiB pieces of text, straight into the batch's
+arrays (:class:`~marketlab.store.ingest._fastcsv.IntRows`); the store's ``ingest/lobster`` is
+:func:`iter_batches`, so an ingest holds one batch of rows, never a file or a day.
 """
 
 from __future__ import annotations
