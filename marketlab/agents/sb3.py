@@ -156,6 +156,7 @@ def train(
     checkpoint_every: int = 0,
     tensorboard: bool = True,
     on_start: Callable[[dict[str, Any]], None] | None = None,
+    on_iteration: Callable[[dict[str, float]], None] | None = None,
 ) -> Path:
     """Train the spec's agent on its train period; returns the run folder ``out_dir/<name>/``.
 
@@ -166,7 +167,9 @@ def train(
     the total it was started with), equal to an uninterrupted run. ``stop_after`` stops this call after about
     that many timesteps (at the next rollout boundary) leaving a checkpoint; ``checkpoint_every`` also writes
     one every that many timesteps (0: only at the end). ``on_start`` gets ``{"run", "tensorboard", "vec",
-    "resumed_from", "total_timesteps"}`` before training starts (the CLI prints it).
+    "resumed_from", "total_timesteps"}`` before training starts (the CLI prints it). ``on_iteration`` gets
+    ``{"timesteps", "rollout_reward_mean"(on-policy), "ep_rew_mean"(once episodes ended)}`` after each
+    rollout (Ray Tune's report in a sweep with ``--scheduler asha``).
     """
     from safetensors.torch import save_file
     from stable_baselines3.common.callbacks import BaseCallback
@@ -227,6 +230,18 @@ def train(
             elif checkpoint_every and n - self.last >= checkpoint_every:
                 save_checkpoint(self.model, run)
                 self.last = n
+
+        def _on_rollout_end(self) -> None:
+            if on_iteration is None:
+                return
+            out = {"timesteps": float(self.model.num_timesteps)}
+            buf = getattr(self.model, "rollout_buffer", None)
+            if buf is not None and getattr(buf, "full", False):
+                out["rollout_reward_mean"] = float(buf.rewards.mean())
+            eps = getattr(self.model, "ep_info_buffer", None)
+            if eps:
+                out["ep_rew_mean"] = float(sum(e["r"] for e in eps) / len(eps))
+            on_iteration(out)
 
         def _on_step(self) -> bool:
             return not self.stopped

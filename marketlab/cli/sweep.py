@@ -31,6 +31,15 @@ def sweep(
     report: Annotated[bool, typer.Option("--report", help="Backtests: write each variant's HTML/PNG report.")] = False,
     random: Annotated[int | None, typer.Option("--random", help="Random search: run N variants of the grid, drawn with --seed.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --random draw.")] = 0,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="asha: Ray Tune trials, weak ones stopped early "
+                                                  "(training-type specs: rl, mine, probe; --backend ray).")] = None,
+    metric: Annotated[str | None, typer.Option("--metric", help="Trial metric the scheduler decides on, reported each "
+                                               "iteration (e.g. train_ic for mining, ep_rew_mean for rl).")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="max | min: whether a higher --metric is better.")] = "max",
+    num_samples: Annotated[int | None, typer.Option("--num-samples", help="With --scheduler: N variants drawn from "
+                                                    "the grid (random search, seeded by --seed).")] = None,
+    grace_period: Annotated[int, typer.Option("--grace-period", help="ASHA: iterations before a trial may be stopped.")] = 1,
+    max_t: Annotated[int, typer.Option("--max-t", help="ASHA: most iterations a trial runs.")] = 10_000,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -42,7 +51,8 @@ def sweep(
 
     res = run(spec, grid, backend=backend, max_concurrency=max_concurrency, address=address, store=store, name=name,
               kind=kind, retries=retries, options={"report": True} if report else None,
-              progress=show_progress(as_json, quiet), random=random, random_seed=seed)
+              progress=show_progress(as_json, quiet), random=random, random_seed=seed, scheduler=scheduler,
+              metric=metric, mode=mode, num_samples=num_samples, grace_period=grace_period, max_t=max_t)
     if as_json:
         emit(res.to_dict(), True)
         return

@@ -81,6 +81,16 @@ class Store:
     the messages are also in :attr:`recovered`.
     """
 
+    def __new__(cls, path: str | Path | None = None, *, create: bool = True) -> Store:
+        """``Store("s3://bucket/prefix")`` (or ``$MARKETLAB_STORE`` naming one) is an object-storage store
+        (:class:`marketlab.store.objstore.S3Store`): the same API, files on S3."""
+        if cls is Store:
+            from marketlab.store.objstore import S3Store, s3_uri
+
+            if s3_uri(path if path is not None else default_store_path()) is not None:
+                return super().__new__(S3Store)
+        return super().__new__(cls)
+
     def __init__(self, path: str | Path | None = None, *, create: bool = True) -> None:
         self.path = Path(path) if path is not None else default_store_path()
         self.catalog_path = self.path / "catalog.duckdb"
@@ -114,7 +124,59 @@ class Store:
                 ])
 
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r})"
+        return f"Store({self.label!r})"
+
+    @property
+    def label(self) -> str:
+        """How messages name this store: its folder (an ``s3://`` URI for object storage)."""
+        return str(self.path)
+
+    # ------------------------------------------------------------------ where data files live
+    # The writer and the scans reach data files only through these (S3Store overrides them): the local
+    # store renames and deletes files under ``path``; the object-storage one uploads and deletes objects.
+    def _data_root(self) -> Path | str:
+        """Prefix of every committed file's store-relative path (a folder, or an ``s3://`` URI)."""
+        return self.path
+
+    def _storage_options(self) -> dict[str, str] | None:
+        """Polars ``storage_options`` for reading data files (None: local files)."""
+        return None
+
+    def _read_files(self, rels: Sequence[str]) -> pl.DataFrame:
+        """The rows of these committed files (store-relative paths), in order."""
+        return pl.read_parquet([str(self.path / r) for r in rels])
+
+    def _journal_begin(self, write_id: str, entry: dict[str, Any]) -> None:
+        """Record the files a write will add and supersede, before the first one is published."""
+        journal.write_journal(self.path, write_id, entry)
+
+    def _journal_end(self, write_id: str) -> None:
+        """Forget a finished (or rolled back) write's journal."""
+        p = journal.journal_path(self.path, write_id)
+        p.unlink(missing_ok=True)
+        try:
+            p.parent.rmdir()
+        except OSError:
+            pass
+
+    def _publish(self, staged: Path, rel: str) -> None:
+        """Move one staged file to its final store-relative place (still invisible: not in the catalog)."""
+        final = self.path / rel
+        try:
+            os.replace(staged, final)
+        except FileNotFoundError:
+            if not staged.exists():
+                raise
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, final)
+
+    def _remove(self, rels: Sequence[str]) -> None:
+        """Delete these store-relative files (and the folders they leave empty) if present."""
+        journal.remove_files(self.path, list(rels))
+
+    def _commit_catalog(self, **commit: Any) -> list[pl.DataFrame]:
+        """THE commit point: one catalog transaction (:func:`.duck.record_commit`); returns META_QUERIES."""
+        return duck.record_commit(self.catalog_path, **commit)
 
     # ------------------------------------------------------------------ recovery and locking
     def _try_recover(self) -> None:
@@ -274,7 +336,7 @@ class Store:
         check_dataset(dataset)
         if dataset not in self._meta()["datasets"]:
             known = ", ".join(sorted(self._meta()["datasets"])) or "none"
-            raise StoreError(f"{self.path}: unknown dataset '{dataset}' (known: {known})")
+            raise StoreError(f"{self.label}: unknown dataset '{dataset}' (known: {known})")
 
     def _table(self, dataset: str, kind: str) -> dict[str, Any] | None:
         table: dict[str, Any] | None = self._meta()["tables"].get((dataset, kind))
@@ -394,7 +456,7 @@ class Store:
         if t is None:
             raise StoreError(f"dataset '{dataset}' has no {kind}")
         files = self._meta()["files"].select(kind, dataset, symbols, start, end)
-        lf = scans.scan(self.path, t, files, symbols, start, end)
+        lf = scans.scan(self._data_root(), t, files, symbols, start, end, storage_options=self._storage_options())
         if as_float:
             ins = self._meta()["instruments"].filter(pl.col("dataset") == dataset)
             lf = scans.float_view(lf, ins, lf.collect_schema().names())
@@ -458,7 +520,7 @@ class Store:
         """The committed Parquet files a scan with these arguments reads (after partition pruning)."""
         if isinstance(symbols, str):
             symbols = [symbols]
-        return [str(self.path / f) for f in self._meta()["files"].select(kind, dataset, symbols, start, end)]
+        return [scans.locate(self._data_root(), f) for f in self._meta()["files"].select(kind, dataset, symbols, start, end)]
 
     def sql(self, query: str) -> pl.DataFrame:
         """Run a read-only ``query`` in DuckDB over views of the same committed Parquet files.

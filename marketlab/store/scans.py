@@ -106,18 +106,27 @@ def dtype(name: str) -> pl.DataType:
     raise StoreError(f"catalog: unsupported stored dtype {name!r}")
 
 
+def locate(root: Path | str, rel: str) -> str:
+    """The path (or object URI, when ``root`` is an ``s3://`` string) of a store-relative file."""
+    return f"{root.rstrip('/')}/{rel}" if isinstance(root, str) else str(root / rel)
+
+
 def scan(
-    root: Path,
+    root: Path | str,
     table: dict[str, Any],
     files: list[str],
     symbols: Sequence[str] | None,
     start: OptTime,
     end: OptTime,
+    *,
+    storage_options: dict[str, str] | None = None,
 ) -> pl.LazyFrame:
-    """Lazy frame over ``files`` (store-relative) with the half-open time and symbol filters applied."""
+    """Lazy frame over ``files`` (store-relative; ``root`` a folder or an ``s3://`` URI) with the half-open
+    time and symbol filters applied. Only these files are opened: partition pruning is the file list."""
     schema = {c: dtype(d) for c, d in json.loads(table["schema_json"]).items()}
     if files:
-        lf = pl.scan_parquet([str(root / f) for f in files], hive_partitioning=False, schema=schema)
+        lf = pl.scan_parquet([locate(root, f) for f in files], hive_partitioning=False, schema=schema,
+                             storage_options=storage_options)
     else:
         lf = pl.LazyFrame(schema=schema)
     key = "ts" if "ts" in schema else ("date" if "date" in schema else None)

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from marketlab.core.errors import StoreError
 from marketlab.core.timeutil import EPOCH_DATE, NS_PER_DAY
-from marketlab.store import duck, faults, journal, keys
+from marketlab.store import faults, journal, keys
 from marketlab.store.types import KINDS, IngestBatch, IngestReport, Instrument, check_dataset
 from marketlab.store.validate import time_key, validate_frame
 
@@ -294,7 +294,8 @@ class Write:
         self.rows: dict[str, int] = {}
         self.symbols: set[str] = set()
         self._n = 0
-        self._journal: Path | None = None
+        self._journaled = False
+        self._obsolete: list[str] = []
         self._renamed: list[str] = []
         self.committed = False
 
@@ -402,7 +403,7 @@ class Write:
                     replaced[kind] = replaced.get(kind, 0) + sum(rows for _, rows in stored)
                 added[kind] = added.get(kind, 0) + n
                 continue
-            old = pl.read_parquet([str(self.store.path / r) for r, _ in stored])
+            old = self.store._read_files([r for r, _ in stored])
             new = pl.concat([_read(c) for c in p.chunks]) if p.in_order() else \
                 self._fold(kind, [_read(c) for c in p.chunks], where)
             m = keys.merge(old, new, kind, upsert=self.mode == "upsert", where=where)
@@ -453,18 +454,16 @@ class Write:
             report.reason = "all records already stored (same natural keys and values)"
             report.seconds = time.perf_counter() - t0
             return report
-        root = self.store.path
-        self._journal = journal.write_journal(root, self.write_id, {
+        store = self.store
+        self._obsolete = obsolete
+        store._journal_begin(self.write_id, {
             "write_id": self.write_id, "dataset": self.dataset, "new": [o.rel for o in outs], "obsolete": obsolete,
         })
+        self._journaled = True
         faults.point("journal")
-        made: set[Path] = set()
+        bytes_written = sum(o.staged.stat().st_size for o in outs)
         for o in outs:
-            final = root / o.rel
-            if final.parent not in made:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                made.add(final.parent)
-            os.replace(o.staged, final)
+            store._publish(o.staged, o.rel)
             self._renamed.append(o.rel)
             faults.point("renamed")
         layouts = {}
@@ -472,8 +471,7 @@ class Write:
             cols = list(self.schemas[kind])
             layouts[kind] = (partitioning(kind, cols),
                              json.dumps({c: str(d) for c, d in self.schemas[kind].items()}))
-        fresh = duck.record_commit(
-            self.store.catalog_path,
+        fresh = store._commit_catalog(
             write_id=self.write_id, dataset=self.dataset, format=self.format, meta=self.meta, layouts=layouts,
             add_files=[{"path": o.rel, "kind": o.kind, "part": o.part, "rows": o.rows, "ts_min": o.lo,
                         "ts_max": o.hi} for o in outs],
@@ -485,36 +483,28 @@ class Write:
             forget_sources=bool(sum(replaced.values())),
         )
         self.committed = True
-        self.store._set_cache(self.store._catalog_sig(), fresh)
+        store._set_cache(store._catalog_sig(), fresh)
         for rel in obsolete:
-            journal.remove_files(root, [rel])
+            store._remove([rel])
             faults.point("obsolete")
-        self._journal.unlink()
-        try:
-            self._journal.parent.rmdir()
-        except OSError:
-            pass
-        self._journal = None
+        store._journal_end(self.write_id)
+        self._journaled = False
         faults.point("done")
         report.partitions = len({(o.kind, o.part) for o in outs})
-        report.bytes_written = sum((root / o.rel).stat().st_size for o in outs)
+        report.bytes_written = bytes_written
         report.seconds = time.perf_counter() - t0
         return report
 
     def cleanup(self) -> None:
         """After success or failure: undo an uncommitted write, remove the journal and staging folder."""
-        root = self.store.path
+        store = self.store
         if not self.committed and self._renamed:
-            journal.remove_files(root, self._renamed)
-        if self._journal is not None:
+            store._remove(self._renamed)
+        if self._journaled:
             if self.committed:  # failed while deleting superseded files: finish that first
-                entry = json.loads(self._journal.read_text())
-                journal.remove_files(root, entry["obsolete"])
-            self._journal.unlink(missing_ok=True)
-            try:
-                self._journal.parent.rmdir()
-            except OSError:
-                pass
+                store._remove(self._obsolete)
+            store._journal_end(self.write_id)
+            self._journaled = False
         shutil.rmtree(self.stage, ignore_errors=True)
 
 

@@ -15,9 +15,29 @@ import polars as pl
 from marketlab.core.config import Identifier, load_toml
 from marketlab.core.errors import SpecError
 from marketlab.core.registry import ids, resolve
-from marketlab.sweep.backends import check, execute
+from marketlab.sweep.backends import SCHEDULERS, check, execute, run_tune
 from marketlab.sweep.grid import Params, apply, check_keys, expand, parse_grid, sample, variant_id
 from marketlab.sweep.results import SweepFolder, to_table
+
+
+DONE = ("ok", "stopped")  # a restart skips these variants (a stopped trial was ASHA's decision, not a failure)
+
+
+def check_scheduler(scheduler: str, metric: str | None, mode: str, backend: str, num_samples: int | None,
+                    grace_period: int, max_t: int) -> None:
+    """Refuse a bad ``--scheduler`` set-up (one line) before anything runs."""
+    if scheduler not in SCHEDULERS:
+        raise SpecError(None, "--scheduler", f"unknown scheduler {scheduler!r} (known: {', '.join(SCHEDULERS)})")
+    if not metric:
+        raise SpecError(None, "--metric", f"--scheduler {scheduler} needs --metric (the trial metric it decides on)")
+    if mode not in ("max", "min"):
+        raise SpecError(None, "--mode", f"must be max or min, got {mode!r}")
+    if backend != "ray":
+        raise SpecError(None, "--backend", f"--scheduler {scheduler} runs on Ray Tune: use --backend ray")
+    if num_samples is not None and num_samples < 1:
+        raise SpecError(None, "--num-samples", f"must be >= 1, got {num_samples}")
+    if grace_period < 1 or max_t < grace_period:
+        raise SpecError(None, "--grace-period", f"need 1 <= grace period ({grace_period}) <= max_t ({max_t})")
 
 
 @dataclass
@@ -98,6 +118,12 @@ def run(
     progress: bool = False,
     random: int | None = None,
     random_seed: int = 0,
+    scheduler: str | None = None,
+    metric: str | None = None,
+    mode: str = "max",
+    num_samples: int | None = None,
+    grace_period: int = 1,
+    max_t: int = 10_000,
 ) -> SweepResult:
     """Run every variant of ``grid`` (``["costs.commission=0,0.001", ...]`` or ``{key: [values]}``; or an
     explicit list ``variants`` of ``{key: value}``) of the spec file ``spec`` on ``backend``
@@ -107,11 +133,24 @@ def run(
     are skipped. ``options`` go to the runner (e.g. ``{"write": True}`` for simulations, ``{"report":
     True}`` for backtests). A variant that raises or whose worker dies ``retries`` + 1 times is a
     ``failed`` row with its error; the others complete. ``random`` = N runs a random search: N variants of
-    the grid drawn without replacement with ``random_seed`` (the same draw on a restart)."""
+    the grid drawn without replacement with ``random_seed`` (the same draw on a restart).
+
+    ``scheduler="asha"`` (training-type kinds: rl, mine, probe; Ray only) runs the variants as Ray Tune
+    trials that report ``metric`` each training iteration; ASHA (``mode`` max|min, ``grace_period``,
+    ``max_t`` iterations, reduction factor 2) stops the weak ones early: their rows say ``stopped`` with
+    the last reported metrics and ``iterations``. ``num_samples`` = N draws N variants of the grid (random
+    search, like ``random``)."""
     t0 = time.perf_counter()
     check(backend, max_concurrency, address)
     path = Path(spec)
+    if scheduler is not None:
+        check_scheduler(scheduler, metric, mode, backend, num_samples, grace_period, max_t)
+        random = num_samples if num_samples is not None else random
     kind, raw, plan_variants = plan(path, grid, variants=variants, kind=kind, random=random, random_seed=random_seed)
+    if scheduler is not None and not resolve(kind, kind="runner").iterative:
+        iterative = ", ".join(k for k in runner_kinds() if resolve(k, kind="runner").iterative)
+        raise SpecError(path, None, f"--scheduler {scheduler} needs a training-type spec ({iterative}); a {kind} "
+                        "spec runs once and reports no iterations")
     name = name or path.stem
     problem = typing.get_args(Identifier)[1].check(name)
     if problem:
@@ -130,7 +169,7 @@ def run(
         if vid in records:
             continue  # the same variant twice in an explicit list: run once
         done = folder.load(vid)
-        if done is not None and done.get("status") == "ok":
+        if done is not None and done.get("status") in DONE:
             records[vid] = done
             continue
         records[vid] = {}
@@ -157,13 +196,18 @@ def run(
             bar.update(1)
 
     try:
-        execute(tasks, land, backend=backend, max_concurrency=max_concurrency, retries=retries, address=address)
+        if scheduler is not None:
+            run_tune(tasks, land, metric=str(metric), mode=mode, storage=str(folder.root.resolve()), name="tune",
+                     max_concurrency=max_concurrency, address=address, retries=retries, grace_period=grace_period,
+                     max_t=max_t)
+        else:
+            execute(tasks, land, backend=backend, max_concurrency=max_concurrency, retries=retries, address=address)
     finally:
         if bar is not None:
             bar.close()
     unique = list(dict.fromkeys(ids_))
     table = to_table([records[v] for v in unique if records[v]], param_keys)
     folder.write_table(table)
-    failed = int((table["status"] != "ok").sum()) if table.height else 0
+    failed = int((table["status"] == "failed").sum()) if table.height else 0
     return SweepResult(name, kind, folder.table_path, table, len(tasks), skipped, failed, backend,
                        time.perf_counter() - t0)

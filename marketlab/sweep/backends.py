@@ -10,6 +10,11 @@ task dicts, so they give the same answers; they differ in where and in how a dea
 
 No scheduler is written here: Ray (or ``concurrent.futures``) schedules; this module only caps the
 number of variants in flight (``max_concurrency``) and collects records as they finish.
+
+On Ray, an input that a runner shares across variants (``Runner.shared_key``: the mining panel) is loaded
+once by the driver and ``ray.put`` into the object store; each task gets its ObjectRef as a top-level
+argument, which Ray resolves on the worker from its node's object store (one transfer per node, no read
+of the store per task). :func:`run_tune` runs training-type variants as Ray Tune trials under ASHA.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from marketlab.core.errors import MarketlabError
+from marketlab.core.files import atomic_write
 from marketlab.sweep.tasks import failed_record, run_task
 
 BACKENDS = ("sequential", "local", "ray")
@@ -144,12 +150,14 @@ def _run_ray(tasks: list[dict[str, Any]], on_record: OnRecord, max_concurrency: 
             return
         remote = ray.remote(run_task).options(max_retries=retries, retry_exceptions=False, num_cpus=1)
         cap = max_concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        shared = {key: ray.put(value) for key, value in load_shared(tasks).items()}
         queue = list(tasks)
         inflight: dict[Any, dict[str, Any]] = {}
         while queue or inflight:
             while queue and len(inflight) < cap:
                 task = queue.pop(0)
-                inflight[remote.remote(task)] = task
+                key = task.get("shared_key")
+                inflight[remote.remote(task, shared[key] if key is not None else None)] = task
             done, _ = ray.wait(list(inflight), num_returns=1)
             for ref in done:
                 task = inflight.pop(ref)
@@ -161,3 +169,124 @@ def _run_ray(tasks: list[dict[str, Any]], on_record: OnRecord, max_concurrency: 
     finally:
         if started:
             ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------- shared inputs
+def load_shared(tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each distinct shared input of ``tasks`` loaded once in this process: ``{key: value}``; every task
+    that shares one gets its ``shared_key`` set (tasks whose runner shares nothing are left alone)."""
+    from pathlib import Path
+
+    from marketlab.core.registry import resolve
+    from marketlab.sweep.runners import RunContext
+
+    out: dict[str, Any] = {}
+    for task in tasks:
+        runner = resolve(task["kind"], kind="runner")
+        spec = runner.load(task["raw"], task["spec_path"])
+        ctx = RunContext(Path(task["spec_path"]), Path(task["run_dir"]), task.get("store"), dict(task.get("options") or {}))
+        key = runner.shared_key(spec, ctx)
+        if key is None:
+            continue
+        task["shared_key"] = key
+        if key not in out:
+            out[key] = runner.load_shared(spec, ctx)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- Ray Tune
+SCHEDULERS = ("asha",)
+
+
+def _trial(config: dict[str, Any], shared: dict[str, Any] | None = None) -> None:
+    """One Tune trial: run the variant, reporting each training iteration through ``tune.report``; the
+    variant's record is written to ``<run_dir>/trial.json`` when it ends (a trial that ASHA stops never
+    gets there: its record is made by the driver from the last report)."""
+    import json
+    from pathlib import Path
+
+    from ray import tune
+
+    task = config["task"]
+    record_path = Path(task["run_dir"]) / TRIAL_RECORD
+    record_path.unlink(missing_ok=True)  # a record left by an earlier run of this variant is not this trial's
+    last: dict[str, float] = {}
+    n = [0]
+
+    def report(metrics: dict[str, float]) -> None:
+        n[0] += 1
+        last.update({k: float(v) for k, v in metrics.items()})
+        tune.report({**last, "iterations": float(n[0])})
+
+    key = task.get("shared_key")
+    rec = run_task(task, shared=(shared or {}).get(key) if key is not None else None, on_iteration=report)
+    rec["metrics"] = {**last, **rec["metrics"], "iterations": float(n[0])}
+    text = json.dumps(rec, default=str, allow_nan=True)
+    atomic_write(record_path, lambda p: Path(p).write_text(text))
+
+
+TRIAL_RECORD = "trial.json"
+
+
+def run_tune(tasks: list[dict[str, Any]], on_record: OnRecord, *, metric: str, mode: str, storage: str, name: str,
+             max_concurrency: int | None = None, address: str | None = None, retries: int = 2,
+             grace_period: int = 1, reduction_factor: int = 2, max_t: int = 10_000) -> None:
+    """Run the variants as Ray Tune trials under ASHA on ``metric`` (``mode`` max|min), each trial's
+    metric reported per training iteration by its runner; ``on_record`` gets one record per trial:
+    ``ok`` (ran to the end), ``failed`` (the runner raised: its error), ``stopped`` (ASHA stopped it: its
+    metrics are the last reported, with ``iterations``) or ``failed`` with Tune's error (the trial's worker
+    died ``retries`` + 1 times). Tune's own files go to ``storage``/``name``."""
+    import contextlib
+    import json
+    import sys
+    from pathlib import Path
+
+    ray = _import_ray()
+    started = connect(address, max_concurrency)
+    try:
+        if not tasks:
+            return
+        from ray import tune
+        from ray.tune.schedulers import ASHAScheduler
+
+        shared = load_shared(tasks)
+        trainable = tune.with_parameters(_trial, shared=shared) if shared else _trial
+        scheduler = ASHAScheduler(time_attr="training_iteration", metric=metric, mode=mode, max_t=max_t,
+                                  grace_period=grace_period, reduction_factor=reduction_factor)
+        cap = max_concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": 1}),
+            param_space={"task": tune.grid_search(tasks)},
+            tune_config=tune.TuneConfig(scheduler=scheduler, max_concurrent_trials=cap),
+            run_config=tune.RunConfig(storage_path=storage, name=name, verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=retries)),
+        )
+        with contextlib.redirect_stdout(sys.stderr):  # Tune's progress lines never mix into --json output
+            results = tuner.fit()
+        for i in range(len(results)):
+            res = results[i]
+            task = res.config["task"]
+            m = dict(res.metrics or {})
+            done = Path(task["run_dir"]) / TRIAL_RECORD
+            if done.exists():
+                on_record(json.loads(done.read_text()))
+                continue
+            rec = failed_record(task, "")
+            if res.error is not None:
+                rec["error"] = " ".join(f"{type(res.error).__name__}: {res.error}".split())[:500]
+            else:
+                rec.update(status="stopped", error=None, wall_s=m.get("time_total_s"),
+                           metrics={k: float(v) for k, v in m.items() if k in _reported(m)})
+            on_record(rec)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _reported(m: dict[str, Any]) -> list[str]:
+    """Keys of a Tune result that the trial reported itself (Tune adds time, ids, host ...)."""
+    tune_keys = {"timestamp", "checkpoint_dir_name", "done", "training_iteration", "trial_id", "date", "time_this_iter_s",
+                 "time_total_s", "pid", "hostname", "node_ip", "config", "time_since_restore", "iterations_since_restore",
+                 "experiment_tag", "should_checkpoint"}
+    return [k for k, v in m.items() if k not in tune_keys and not k.startswith("_") and isinstance(v, (int, float))
+            and not isinstance(v, bool)]

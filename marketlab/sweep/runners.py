@@ -8,7 +8,11 @@ workers):
   are the keys a grid may sweep; imported lazily);
 * ``matches(raw)``: whether a TOML table looks like this kind (``marketlab sweep`` infers the kind);
 * ``seed(spec)``: the variant's master seed (None for deterministic kinds);
-* ``run(spec, ctx)``: run one variant, return its metrics ``{name: float}``.
+* ``run(spec, ctx)``: run one variant, return its metrics ``{name: float}``; training-type kinds
+  (``iterative = True``) also call ``ctx.report({name: float})`` once per training iteration (a PPO
+  rollout, an epoch), which is what Ray Tune's schedulers (ASHA) decide on;
+* ``shared_key(spec, ctx)`` / ``load_shared(spec, ctx)``: an input many variants read (the mining panel),
+  loaded once by the driver and broadcast through Ray's object store (``ctx.shared`` in the worker).
 
 A user adds a kind by writing such a class and ``register("runner/<name>", cls)``: in-process
 (sequential) sweeps see it; pool and Ray workers see it when the module that registers it is imported
@@ -19,13 +23,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from marketlab.core.config import FiniteFloat, NonNegativeFloat, NonNegativeInt, Spec
+from marketlab.core.config import FiniteFloat, NonNegativeFloat, NonNegativeInt, PositiveInt, Spec
 from marketlab.core.errors import SpecError
 
 
@@ -33,18 +38,27 @@ from marketlab.core.errors import SpecError
 class RunContext:
     """Where one variant runs: ``spec_path`` (relative paths in the spec resolve against it),
     ``run_dir`` (the variant's own folder), ``store`` (store folder or None = the spec's/default
-    store), ``options`` (runner options shared by every variant, e.g. ``write`` for simulations)."""
+    store), ``options`` (runner options shared by every variant, e.g. ``write`` for simulations),
+    ``on_iteration`` (Ray Tune's report, or None), ``shared`` (the broadcast input, or None)."""
 
     spec_path: Path
     run_dir: Path
     store: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    on_iteration: Callable[[dict[str, float]], None] | None = None
+    shared: Any = None
+
+    def report(self, metrics: dict[str, float]) -> None:
+        """One training iteration's metrics (to Ray Tune under ``--scheduler``; nothing otherwise)."""
+        if self.on_iteration is not None:
+            self.on_iteration(metrics)
 
 
 class Runner:
     """Base of the runnable spec kinds (see the module docstring)."""
 
     spec_class: ClassVar[type[Spec]]
+    iterative: ClassVar[bool] = False  # reports per training iteration (ctx.report): Tune schedulers apply
 
     @classmethod
     def spec_type(cls) -> type[Spec]:
@@ -70,6 +84,16 @@ class Runner:
     def run(cls, spec: Any, ctx: RunContext) -> dict[str, float]:
         """Run one variant; returns its metrics."""
         raise NotImplementedError
+
+    @classmethod
+    def shared_key(cls, spec: Any, ctx: RunContext) -> str | None:
+        """Identity of the input this variant shares with others (None: nothing shared)."""
+        return None
+
+    @classmethod
+    def load_shared(cls, spec: Any, ctx: RunContext) -> Any:
+        """Load the shared input (called once per key by the driver)."""
+        return None
 
 
 def _floats(d: dict[str, Any]) -> dict[str, float]:
@@ -192,7 +216,10 @@ class XvaRunner(Runner):
 class RLRunner(Runner):
     """An SB3 training run (:func:`marketlab.agents.sb3.train`) into the variant's run folder: the policy's
     train-period evaluation as ``train_<metric>`` plus ``seconds`` and ``steps_per_s``; ``options["eval_period"]``
-    (e.g. "test") also evaluates the trained policy on that period as ``<period>_<metric>``."""
+    (e.g. "test") also evaluates the trained policy on that period as ``<period>_<metric>``. Per rollout it
+    reports ``timesteps``, ``rollout_reward_mean`` and (once episodes ended) ``ep_rew_mean``."""
+
+    iterative = True
 
     @classmethod
     def spec_type(cls) -> type[Spec]:
@@ -221,12 +248,12 @@ class RLRunner(Runner):
         from marketlab.agents.sb3 import evaluate, train
 
         store = None
-        if ctx.store is not None:
+        if ctx.store is not None and spec.env.data.dataset:  # the built-in synthetic data needs no store
             from marketlab.store import Store
 
             store = Store(ctx.store, create=False)
         with contextlib.redirect_stdout(sys.stderr):  # SB3 logs to stdout
-            run = train(spec, store=store, out_dir=ctx.run_dir)
+            run = train(spec, store=store, out_dir=ctx.run_dir, on_iteration=ctx.on_iteration)
         info = json.loads((run / "train.json").read_text())
         out = {"seconds": info["seconds"], "steps_per_s": info["steps_per_s"],
                **{f"train_{k}": v for k, v in info["train_eval"].items()}}
@@ -240,7 +267,10 @@ class MineRunner(Runner):
     """Alpha mining (:func:`marketlab.agents.alphagen.mine.mine`: AlphaGen PPO, GP or hand factors) into the
     variant's run folder: ``<split>_ic`` / ``_rank_ic`` / ``_icir`` of the combined factor, ``pool_size`` and
     ``seconds``. The spec's ``output.signals_dataset`` is dropped (variants would overwrite one dataset) unless
-    ``options["write"]``."""
+    ``options["write"]``. AlphaGen reports ``train_ic``, ``pool_size`` and ``timesteps`` per PPO rollout. The
+    panel is the shared input: on Ray the driver reads it once and workers get it from the object store."""
+
+    iterative = True
 
     @classmethod
     def spec_type(cls) -> type[Spec]:
@@ -267,13 +297,33 @@ class MineRunner(Runner):
         signals = spec.output.signals_dataset if ctx.options.get("write") else None
         spec = replace(spec, output=replace(spec.output, dir=str(ctx.run_dir), signals_dataset=signals))
         store = None
+        if ctx.store is not None and (ctx.shared is None or signals):  # a broadcast panel needs no store to read
+            from marketlab.store import Store
+
+            store = Store(ctx.store, create=False)
+        res = mine(spec, store=store, panel=ctx.shared, progress=False, on_iteration=ctx.on_iteration)
+        out = {f"{split}_{m}": v[m] for split, v in res["metrics"].items() for m in ("ic", "rank_ic", "icir") if m in v}
+        return {**_floats(out), "pool_size": float(len(res["pool"]["alphas"])), "seconds": float(res["seconds"]["total"])}
+
+    @classmethod
+    def shared_key(cls, spec: Any, ctx: RunContext) -> str | None:
+        """The panel's identity: store, dataset and price adjustment (variants differing elsewhere share it)."""
+        import json
+
+        d = spec.data
+        return json.dumps(["mine-panel", ctx.store or d.store, d.dataset, d.adjust, d.source, d.format], default=str)
+
+    @classmethod
+    def load_shared(cls, spec: Any, ctx: RunContext) -> Any:
+        """The mining panel as tensors (:func:`marketlab.agents.alphagen.mine.load_panel`), read once."""
+        from marketlab.agents.alphagen.mine import load_panel
+
+        store = None
         if ctx.store is not None:
             from marketlab.store import Store
 
             store = Store(ctx.store, create=False)
-        res = mine(spec, store=store, progress=False)
-        out = {f"{split}_{m}": v[m] for split, v in res["metrics"].items() for m in ("ic", "rank_ic", "icir") if m in v}
-        return {**_floats(out), "pool_size": float(len(res["pool"]["alphas"])), "seconds": float(res["seconds"]["total"])}
+        return load_panel(spec.data, store)
 
 
 @dataclass(frozen=True)
@@ -285,6 +335,7 @@ class ProbeTable(Spec):
     seed: NonNegativeInt = 0
     x: FiniteFloat = 0.0
     fail: bool = False
+    iterations: PositiveInt = 1
 
 
 @dataclass(frozen=True)
@@ -296,9 +347,12 @@ class ProbeSpec(Spec):
 
 class ProbeRunner(Runner):
     """Known-answer stand-in task: ``value = x + sum of 1000 standard normals from seed`` after spinning the
-    CPU for ``probe.seconds``; ``probe.fail = true`` raises (a variant that fails while others complete)."""
+    CPU for ``probe.seconds``; ``probe.fail = true`` raises (a variant that fails while others complete).
+    The spin is cut into ``probe.iterations`` training iterations, iteration ``i`` (1-based) reporting
+    ``score = x * i`` and ``iteration = i`` (a learning curve of known slope, for Tune's schedulers)."""
 
     spec_class = ProbeSpec
+    iterative = True
 
     @classmethod
     def matches(cls, raw: dict[str, Any]) -> bool:
@@ -314,10 +368,12 @@ class ProbeRunner(Runner):
     def run(cls, spec: Any, ctx: RunContext) -> dict[str, float]:
         """Run one variant; returns its metrics."""
         p = spec.probe
-        t_end = time.perf_counter() + p.seconds
-        spins = 0
-        while time.perf_counter() < t_end:  # busy, not sleeping: a CPU-bound task of known length
-            spins += 1
+        for i in range(1, p.iterations + 1):
+            t_end = time.perf_counter() + p.seconds / p.iterations
+            while time.perf_counter() < t_end:  # busy, not sleeping: a CPU-bound task of known length
+                pass
+            if p.iterations > 1:
+                ctx.report({"score": p.x * i, "iteration": float(i)})
         if p.fail:
             raise SpecError(ctx.spec_path, "probe.fail", "probe asked to fail")
         value = p.x + float(np.random.default_rng(p.seed).standard_normal(1000).sum())

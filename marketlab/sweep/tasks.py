@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,12 @@ def failed_record(task: dict[str, Any], error: str) -> dict[str, Any]:
     return rec
 
 
-def run_task(task: dict[str, Any]) -> dict[str, Any]:
+def run_task(task: dict[str, Any], shared: Any = None,
+             on_iteration: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Run one variant and return its record: status ``ok`` with ``metrics`` or ``failed`` with ``error``.
 
+    ``shared``: the input the runner shares across variants (the mining panel; on Ray a top-level ObjectRef
+    argument, which Ray resolves from the node's object store); ``on_iteration``: Ray Tune's report.
     Writes ``started.json`` (pid, host) then ``metrics.json`` into the variant's ``run_dir``."""
     from marketlab.core.registry import resolve
     from marketlab.sweep.runners import RunContext
@@ -56,7 +60,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         runner = resolve(task["kind"], kind="runner")
         spec = runner.load(task["raw"], task["spec_path"])
         rec["seed"] = runner.seed(spec)
-        ctx = RunContext(Path(task["spec_path"]), run_dir, task.get("store"), dict(task.get("options") or {}))
+        ctx = RunContext(Path(task["spec_path"]), run_dir, task.get("store"), dict(task.get("options") or {}),
+                         on_iteration=on_iteration, shared=shared)
         metrics = runner.run(spec, ctx)
         rec.update(status="ok", metrics=metrics)
         out = {"variant": rec["variant"], "params": rec["params"], "seed": rec["seed"], "metrics": metrics}

@@ -299,9 +299,11 @@ def _pool(md: MiningData, m: MinerSpec):
 
 
 def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = False, progress: bool = True,
-                 tensorboard_dir: Path | None = None):
+                 tensorboard_dir: Path | None = None,
+                 on_iteration: Callable[[dict[str, float]], None] | None = None):
     """MaskablePPO with the LSTM extractor over the token env; returns the pool. ``tensorboard_dir``: SB3's
-    own scalars (rollout, train) plus ``pool/train_ic``, ``pool/size`` and ``pool/tried`` per rollout."""
+    own scalars (rollout, train) plus ``pool/train_ic``, ``pool/size`` and ``pool/tried`` per rollout;
+    ``on_iteration`` gets ``{"train_ic", "pool_size", "timesteps"}`` per rollout (Ray Tune's report)."""
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
@@ -358,6 +360,9 @@ def run_alphagen(md: MiningData, m: MinerSpec, outdir: Path, *, resume: bool = F
             self.logger.record("pool/train_ic", pool.objective)
             self.logger.record("pool/size", pool.size)
             self.logger.record("pool/tried", pool.n_tried)
+            if on_iteration is not None:
+                on_iteration({"train_ic": float(pool.objective), "pool_size": float(pool.size),
+                              "timesteps": float(self.num_timesteps)})
 
         def _on_rollout_start(self) -> None:
             # a clean boundary (last update done, next rollout not begun): resuming here equals not stopping
@@ -456,11 +461,13 @@ def run_gp(md: MiningData, m: MinerSpec, progress: bool = True):
 
 def mine(spec: MineSpec, *, store: Any = None, panel: PanelTensors | None = None, resume: bool = False,
          progress: bool = True, write: bool = True, tensorboard: bool = True,
-         on_start: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+         on_start: Callable[[dict[str, Any]], None] | None = None,
+         on_iteration: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Run the spec's miner; write ``pool.json`` (and signals when ``output.signals_dataset``); return the summary.
 
     ``tensorboard``: AlphaGen logs to ``<output.dir>/tb`` when the ``tensorboard`` package is installed (extra
-    ``[rl]``). ``on_start`` gets ``{"run": output folder, "tensorboard": log folder or None}`` before mining."""
+    ``[rl]``). ``on_start`` gets ``{"run": output folder, "tensorboard": log folder or None}`` before mining;
+    ``on_iteration`` gets AlphaGen's per-rollout ``{"train_ic", "pool_size", "timesteps"}`` (Ray Tune's report)."""
     set_torch_threads()
     seed_everything(spec.miner.seed)
     t0 = time.perf_counter()
@@ -488,7 +495,8 @@ def mine(spec: MineSpec, *, store: Any = None, panel: PanelTensors | None = None
     else:
         gp_run: dict[str, Any] | None = None
         if m.method == "alphagen":
-            pool = run_alphagen(md, m, outdir, resume=resume, progress=progress, tensorboard_dir=tb)
+            pool = run_alphagen(md, m, outdir, resume=resume, progress=progress, tensorboard_dir=tb,
+                                on_iteration=on_iteration)
         elif m.method == "gplearn":
             from marketlab.agents.alphagen.gplearn_gp import run_gplearn
 
