@@ -69,18 +69,34 @@ def check(backend: str, max_concurrency: int | None, address: str | None) -> Non
 
 
 # ---------------------------------------------------------------------------------------------- local pool
-def _pool_context() -> Any:
+def _pool_context(preload: list[str] | None = None) -> Any:
     # forkserver: workers fork from a clean server process (not from this one, which may hold threads
-    # and a Ray or torch runtime); spawn where forkserver does not exist.
+    # and a Ray or torch runtime); spawn where forkserver does not exist. The server imports ``preload``
+    # once before it forks any worker (the worker start-up cost paid once, not per worker); it is started
+    # by the first pool of this process, so a later sweep of another kind imports its own modules.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return multiprocessing.get_context(method)
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver" and preload:
+        ctx.set_forkserver_preload(preload)
+    return ctx
+
+
+def warm_modules(tasks: list[dict[str, Any]]) -> list[str]:
+    """What the workers of ``tasks`` import: the task module and each runner kind's ``warm_modules``."""
+    from marketlab.core.registry import resolve
+
+    out = ["marketlab.sweep.tasks", "marketlab.sweep.runners"]
+    for kind in dict.fromkeys(t["kind"] for t in tasks):
+        out += [m for m in resolve(kind, kind="runner").warm_modules if m not in out]
+    return out
 
 
 def _run_pool(tasks: list[dict[str, Any]], on_record: OnRecord, workers: int, retries: int) -> None:
     pending = list(tasks)
+    ctx = _pool_context(warm_modules(tasks))
     crashes: Counter[str] = Counter()
     while pending:
-        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=_pool_context()) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
             futures: dict[Future[dict[str, Any]], dict[str, Any]] = {pool.submit(run_task, t): t for t in pending}
             pending = []
             while futures:
@@ -272,6 +288,7 @@ def run_tune(tasks: list[dict[str, Any]], on_record: OnRecord, *, metric: str, m
                 on_record(json.loads(done.read_text()))
                 continue
             rec = failed_record(task, "")
+            rec["seed"] = _seed(task)
             if res.error is not None:
                 rec["error"] = " ".join(f"{type(res.error).__name__}: {res.error}".split())[:500]
             else:
@@ -281,6 +298,15 @@ def run_tune(tasks: list[dict[str, Any]], on_record: OnRecord, *, metric: str, m
     finally:
         if started:
             ray.shutdown()
+
+
+def _seed(task: dict[str, Any]) -> int | None:
+    """The variant's master seed (a stopped trial's record is made here, not by its worker)."""
+    from marketlab.core.registry import resolve
+
+    runner = resolve(task["kind"], kind="runner")
+    seed: int | None = runner.seed(runner.load(task["raw"], task["spec_path"]))
+    return seed
 
 
 def _reported(m: dict[str, Any]) -> list[str]:

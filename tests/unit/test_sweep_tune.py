@@ -53,7 +53,7 @@ def test_asha_stops_weak_trials_early_one_row_per_trial(cluster, tmp_path):
     assert {1.0, 0.5} <= set(stopped)  # started after both better curves passed rung 1: below its cutoff
     for x in stopped:  # a stopped row carries its last reported iteration's score: x * iterations
         row = t.filter(pl.col("probe.x") == x).row(0, named=True)
-        assert row["score"] == pytest.approx(x * row["iterations"])
+        assert row["score"] == pytest.approx(x * row["iterations"]) and row["seed"] == 3
     # the completed trial's final metrics equal a sequential run of the same variant (value = x + normals)
     seq = sweep.run(spec, ["probe.x=8"], store=tmp_path / "st", backend="sequential", name="seq")
     assert t.filter(pl.col("probe.x") == 8.0)["value"][0] == seq.table["value"][0]
