@@ -281,7 +281,7 @@ def run_tune(tasks: list[dict[str, Any]], on_record: OnRecord, *, metric: str, m
             results = tuner.fit()
         for i in range(len(results)):
             res = results[i]
-            task = res.config["task"]
+            task = (res.config or {})["task"]
             m = dict(res.metrics or {})
             done = Path(task["run_dir"]) / TRIAL_RECORD
             if done.exists():
