@@ -69,31 +69,19 @@ def check(backend: str, max_concurrency: int | None, address: str | None) -> Non
 
 
 # ---------------------------------------------------------------------------------------------- local pool
-def _pool_context(preload: list[str] | None = None) -> Any:
+def _pool_context() -> Any:
     # forkserver: workers fork from a clean server process (not from this one, which may hold threads
-    # and a Ray or torch runtime); spawn where forkserver does not exist. The server imports ``preload``
-    # once before it forks any worker (the worker start-up cost paid once, not per worker); it is started
-    # by the first pool of this process, so a later sweep of another kind imports its own modules.
+    # and a Ray or torch runtime); spawn where forkserver does not exist. The server preloads nothing of
+    # marketlab: preloading marketlab.store + marketlab.backtests there (to pay the workers' imports once) was
+    # tried, and the workers forked from it failed with ForkUnsafeError (Polars' thread pool had started in
+    # the server), so each worker imports its own.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver" and preload:
-        ctx.set_forkserver_preload(preload)
-    return ctx
-
-
-def warm_modules(tasks: list[dict[str, Any]]) -> list[str]:
-    """What the workers of ``tasks`` import: the task module and each runner kind's ``warm_modules``."""
-    from marketlab.core.registry import resolve
-
-    out = ["marketlab.sweep.tasks", "marketlab.sweep.runners"]
-    for kind in dict.fromkeys(t["kind"] for t in tasks):
-        out += [m for m in resolve(kind, kind="runner").warm_modules if m not in out]
-    return out
+    return multiprocessing.get_context(method)
 
 
 def _run_pool(tasks: list[dict[str, Any]], on_record: OnRecord, workers: int, retries: int) -> None:
     pending = list(tasks)
-    ctx = _pool_context(warm_modules(tasks))
+    ctx = _pool_context()
     crashes: Counter[str] = Counter()
     while pending:
         with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:

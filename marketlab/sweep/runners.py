@@ -59,9 +59,6 @@ class Runner:
 
     spec_class: ClassVar[type[Spec]]
     iterative: ClassVar[bool] = False  # reports per training iteration (ctx.report): Tune schedulers apply
-    # modules a worker imports to run this kind: a local pool imports them once in its forkserver, so every
-    # worker forked from it starts with them loaded instead of importing them itself
-    warm_modules: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def spec_type(cls) -> type[Spec]:
@@ -108,8 +105,6 @@ class BacktestRunner(Runner):
     """``Backtest(spec).run(report=False)``: the backtest's metrics (Sharpe, return, drawdown, turnover ...)
     plus ``final_value``. ``options["report"] = True`` writes the HTML/PNG report into the run folder."""
 
-    warm_modules = ("marketlab.backtests", "marketlab.store")
-
     @classmethod
     def spec_type(cls) -> type[Spec]:
         """The spec class (imported here: the layer below is loaded only when used)."""
@@ -143,8 +138,6 @@ class SimulateRunner(Runner):
     """One agent-based trading day (``simulator/abm-v1``): its stylized facts (:mod:`marketlab.simulators.
     stylized`) and run counts. ``options["write"] = True`` writes the day to the store
     (``Store.replace``: a re-run supersedes that day), which is what a simulation fleet does."""
-
-    warm_modules = ("marketlab.simulators.abm", "marketlab.simulators.stylized", "marketlab.store")
 
     @classmethod
     def matches(cls, raw: dict[str, Any]) -> bool:
