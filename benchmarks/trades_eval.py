@@ -67,7 +67,9 @@ def table(cases: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--case", action="append", required=True, help="SYMBOL=STORE=CHECKPOINT (repeatable)")
+    ap.add_argument("--case", action="append", help="SYMBOL=STORE=CHECKPOINT (repeatable)")
+    ap.add_argument("--table", action="store_true",
+                    help="print the README table from the latest recorded run of each symbol, run nothing")
     ap.add_argument("--dataset", default="lobster")
     ap.add_argument("--abm-spec", default=str(ROOT / "specs" / "simulators" / "abm_default.toml"))
     ap.add_argument("--out", default=str(ROOT / "reports" / "trades_eval"))
@@ -85,6 +87,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--weights", choices=("ema", "raw"), default="ema")
     args = ap.parse_args()
+    if args.table:
+        import json
+
+        latest: dict = {}
+        for r in json.loads((ROOT / "benchmarks" / "results" / "trades_eval.json").read_text())["runs"]:
+            latest.update(r["cases"])  # runs are in time order: a later run of a symbol replaces an earlier one
+        print(table(dict(sorted(latest.items(), key=lambda kv: kv[0] != "GOOG"))))
+        return
+    if not args.case:
+        ap.error("--case is required (or --table)")
     torch.set_num_threads(args.threads)
     run = Run("trades_eval")
     budget = EvalBudget(markets=args.markets, rounds=args.rounds, lstm_epochs=args.lstm_epochs,
