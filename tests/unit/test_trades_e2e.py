@@ -39,8 +39,13 @@ def test_train_generate_play_into_the_engine(shared_data: Path, tmp_path: Path) 
     assert s["engine_rejected"] == 0 and all(b.rejections == {} for b in w.books)
     assert n_accepted > 0  # orders did reach the engine (sampler x0 clamped to the training range)
     assert n_accepted + s["gave_up"] == 3 * 8  # each market: one order per round, or a counted give-up
-    for book in w.books:
+    for book, vol in zip(w.books, w.volume, strict=True):
         assert not book.is_crossed()
+        ev = book.drain_events()
+        # the traded-volume counter (the POV buyer's input) equals the lots of the engine's execution events,
+        # and the first seed_events events are the seed book's adds (dropped from generated market frames)
+        assert vol == int(ev["size"][ev["type"] == 4].sum())
+        assert (ev["type"][: w.seed_events] == 1).all() and ev.shape[0] > w.seed_events
     # the conditioning window holds the confirmed orders: its last row is the last accepted order
     assert np.isfinite(w.cond).all() and np.isfinite(w.cond_book).all()
     # same seed -> the same orders

@@ -71,7 +71,9 @@ class TradesMarkets:
     GOOG model after 300 steps: DDPM-100 without the clamp accepted 2 of 80 orders, with it 80 of 80.
 
     ``candidates`` K: each sampler call draws K i.i.d. samples per market and the first valid one is used
-    (the same distribution as discard-and-resample one at a time, in fewer sampler rounds); candidates
+    (the same distribution as discard-and-resample one at a time, in fewer sampler rounds); retry rounds
+    draw K * 2^attempt (at most 8K) for the markets still without an order, so a few unlucky markets do not
+    cost a full sampler round each; candidates
     left undecoded after a market's order was found are counted as ``unused``."""
 
     def __init__(self, model: Denoiser, stats: TokenStats, tokens: OrderTokens, *, start: int, n_markets: int = 1,
