@@ -2,7 +2,9 @@
 gym-anytrading's StocksEnv and FinRL's StockTradingEnv (when importable; they are not dependencies).
 
 Run: ``.venv/bin/python benchmarks/envs.py [--quick]``; ``--ppo`` runs only the section that times SB3 PPO
-training with the batched VecEnv against ``DummyVecEnv`` and ``SubprocVecEnv`` (:func:`ppo_main`). To include the peers without adding them to the
+training with the batched VecEnv against ``DummyVecEnv`` and ``SubprocVecEnv`` (:func:`ppo_main`);
+``--rewards`` only the batched numba env at B=32768 per reward (pnl, diff-sharpe), A/B against other
+checkouts given as ``--baseline LABEL=DIR`` (:func:`rewards_main`). To include the peers without adding them to the
 project: ``pip install --no-deps --target /tmp/peers gym-anytrading finrl`` and set
 ``MARKETLAB_PEERS=/tmp/peers``. Appends a run (time, commit, hardware, load) to
 ``benchmarks/results/envs.json`` through ``benchmarks/runlog.py``.
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-ROOT = Path(__file__).resolve().parents[1]
+# The checkout whose marketlab is timed: this one, or a baseline's (set by rewards_main for its workers).
+ROOT = Path(os.environ.get("MARKETLAB_BENCH_TREE") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
@@ -104,9 +109,9 @@ def vector_env(market, steps: int, n_envs: int, kind: str) -> float:
 
 
 def batched(market, steps: int, num_envs: int, device: str, dtype: torch.dtype, engine: str = "auto", name: str | None = None,
-            compile: bool = False) -> float:
-    env = BatchedTradingEnv({**CFG, "episode_length": 2000, "random_start": True}, market=market, num_envs=num_envs, device=device,
-                            dtype=dtype, engine=engine, compile=compile)
+            compile: bool = False, reward: str = "pnl-v1") -> float:
+    env = BatchedTradingEnv({**CFG, "episode_length": 2000, "random_start": True, "reward": {"kind": reward}}, market=market,
+                            num_envs=num_envs, device=device, dtype=dtype, engine=engine, compile=compile)
     env.reset(seed=0)
     gen = torch.Generator(device="cpu").manual_seed(0)
     acts = torch.randint(0, 3, (16, num_envs), generator=gen).to(env.device)
@@ -223,12 +228,76 @@ def ppo_main(quick: bool) -> None:
     print(f"appended to {run.save(out)}")
 
 
+REWARDS = ("pnl-v1", "diff-sharpe-v1")
+REWARDS_B = 32768
+
+
+def rewards_worker(steps: int) -> None:
+    """One process's share of :func:`rewards_main`: prints {reward: best ns per env-step of CPU time} as JSON."""
+    market = synthetic_market(20_000, 1, seed=0)
+    out = {}
+    for reward in REWARDS:
+        batched(market, steps, REWARDS_B, "cpu", torch.float64, "numba", name=reward, reward=reward)
+        out[reward] = 1e9 / CPU_RATES[reward]
+    print(json.dumps(out))
+
+
+def rewards_main(baselines: list[str], rounds: int, quick: bool) -> None:
+    """The batched numba env at B=32768 per reward, this checkout against ``LABEL=DIR`` baselines: each round
+    runs one fresh process per checkout (in alternating order), each times every reward best of 3 by process
+    CPU time; the result per checkout and reward is the best over rounds, with every round's value kept."""
+    run = Run("envs")
+    trees = {"this": ROOT}
+    for spec in baselines:
+        label, _, path = spec.partition("=")
+        trees[label] = Path(path).resolve()
+    steps = int(REWARDS_B * (20 if quick else 120))
+    per_round: dict[str, dict[str, list[float]]] = {label: {r: [] for r in REWARDS} for label in trees}
+    loads = [os.getloadavg()[0]]
+    for i in range(rounds):
+        order = list(trees) if i % 2 == 0 else list(reversed(trees))
+        for label in order:
+            tree = trees[label]
+            env = dict(os.environ, MARKETLAB_BENCH_TREE=str(tree), PYTHONPATH=str(tree),
+                       NUMBA_CACHE_DIR=str(tree / ".cache" / "numba"))
+            cmd = [sys.executable, __file__, "--rewards-worker", str(steps)]
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            for reward, ns in json.loads(done.stdout.strip().splitlines()[-1]).items():
+                per_round[label][reward].append(ns)
+            loads.append(os.getloadavg()[0])
+            print(f"round {i}: {label:10s} " + "  ".join(f"{r} {v[-1]:6.1f} ns" for r, v in per_round[label].items()), flush=True)
+    best = {label: {r: min(v) for r, v in d.items()} for label, d in per_round.items()}
+    for label, d in best.items():
+        print(f"best {label:10s} " + "  ".join(f"{r} {v:6.1f} ns per env-step (CPU)" for r, v in d.items()))
+    out = {
+        "section": "batched_rewards",
+        "ns_per_env_step_cpu_best": best,
+        "ns_per_env_step_cpu_rounds": per_round,
+        "trees": {label: str(path) for label, path in trees.items()},
+        "load_average_1min_between_processes": loads,
+        "setup": f"batched Trading-v0, numba engine (float64), B={REWARDS_B}, 1 asset, 32x4 window, costs, episodes of 2000 "
+        f"bars with random starts and auto-reset; {steps // REWARDS_B} steps per repeat, best of 3 repeats per process "
+        f"(process CPU time), {rounds} rounds of one fresh process per checkout in alternating order",
+    }
+    print(f"appended to {run.save(out)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
     ap.add_argument("--ppo", action="store_true", help="only the SB3 PPO training section (vector envs compared)")
+    ap.add_argument("--rewards", action="store_true", help="only the batched numba env at B=32768 per reward (A/B with --baseline)")
+    ap.add_argument("--baseline", action="append", default=[], metavar="LABEL=DIR", help="with --rewards: another checkout to time")
+    ap.add_argument("--rounds", type=int, default=5, help="with --rewards: alternating rounds (one process per checkout each)")
+    ap.add_argument("--rewards-worker", type=int, metavar="STEPS", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.rewards_worker:
+        rewards_worker(args.rewards_worker)
+        return
+    if args.rewards:
+        rewards_main(args.baseline, args.rounds, args.quick)
+        return
     if args.ppo:
         ppo_main(args.quick)
         return

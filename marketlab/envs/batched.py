@@ -35,7 +35,9 @@ import torch
 
 from marketlab.core.device import get_device
 from marketlab.core.errors import SpecError
-from marketlab.envs.batched_nb import Episodes, reset_rows_nb, step_nb, targets_discrete_nb, targets_weights_nb
+from marketlab.envs.batched_nb import (
+    Episodes, Outputs, RewardOps, StepSetup, reset_rows_nb, step_kernel, targets_discrete_nb, targets_weights_nb,
+)
 from marketlab.envs.execution import ABS_TOL, REL_TOL
 from marketlab.envs.interpreters import DiscreteAction, WeightsAction, WindowState, position_cap
 from marketlab.envs.rewards import rows_kernel
@@ -175,8 +177,9 @@ class BatchedTradingEnv:
         self.gen = torch.Generator(device="cpu").manual_seed(seed)
         #: (rows (R,) int64, observations (R, D) float32) of the episodes the last ``step`` ended, before their reset.
         self.final_obs: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
-        # The reward runs on the CPU for both engines: its kernel per row over (B,) prev/new values.
-        self._reward_rows = rows_kernel(kernel)
+        # The reward runs on the CPU for both engines: its kernel per row, inside the numba step's loop or
+        # over the torch engine's (B,) prev/new values.
+        self._reward_kernel = kernel
         self._reward_params = proto.reward_fn.params
         self._reward_state = np.zeros((b, proto.reward_fn.state.shape[0]))
         if engine == "numba":
@@ -201,7 +204,6 @@ class BatchedTradingEnv:
             "t": np.full(b, self.t_lo, dtype=np.int64),
             "end": np.full(b, self.t_hi, dtype=np.int64),
             "obs": np.zeros((b, self.obs_dim), dtype=np.float32),
-            "prev_value": np.zeros(b),
             "reward": np.zeros(b, dtype=np.float32),
             "terminated": np.zeros(b, dtype=np.bool_),
             "truncated": np.zeros(b, dtype=np.bool_),
@@ -213,6 +215,15 @@ class BatchedTradingEnv:
         }
         a = self._np  # the kernels' state operand: these arrays are only ever written in place
         self._episodes_np: Episodes = (a["cash"], a["shares"], a["prev_target"], a["value"], a["t"], a["end"])
+        self._setup_np: StepSetup = (
+            self._close_np, flat, self.window, self.include_position, float(self.bound), bool(cfg.trade_on_change),
+            int(self.interval), self.fees, self.slippage,
+        )
+        self._rewards_np: RewardOps = (self._reward_state, self._reward_params, float(self._turnover_k))
+        self._out_np: Outputs = (
+            a["obs"], a["reward"], a["terminated"], a["fees"], a["traded"], a["value_out"], a["t_out"], a["final_value"],
+        )
+        self._step_nb = step_kernel(self._reward_kernel)
         views = {k: torch.from_numpy(v) for k, v in self._np.items()}
         self.cash, self.shares, self.prev_target = views["cash"], views["shares"], views["prev_target"]
         self.value, self.t, self.end = views["value"], views["t"], views["end"]
@@ -246,6 +257,7 @@ class BatchedTradingEnv:
         self.t = torch.full((b,), self.t_lo, dtype=torch.long, device=dev)
         self.end = torch.full((b,), self.t_hi, dtype=torch.long, device=dev)
         self._reward_np = np.zeros(b, dtype=np.float32)
+        self._reward_rows = rows_kernel(self._reward_kernel)
         self.arange_b = torch.arange(b, device=dev)
         self._obs = torch.zeros((b, self.obs_dim), dtype=torch.float32, device=dev)
         self._reward = torch.zeros((b,), dtype=torch.float32, device=dev)
@@ -463,15 +475,7 @@ class BatchedTradingEnv:
     def _step_numba(self, actions: torch.Tensor | np.ndarray) -> StepResult:
         a, v = self._np, self._views
         target = self._targets_np(actions)
-        done = step_nb(
-            target, self._close_np, self._flat_np, self.window, self.include_position, self.bound,
-            self.config.trade_on_change, self.interval, self.fees, self.slippage, self._episodes_np, a["obs"],
-            a["prev_value"], a["terminated"], a["fees"], a["traded"],
-            a["value_out"], a["t_out"], a["final_value"],
-        )
-        self._reward_rows(self._reward_state, a["prev_value"], a["value_out"], self._reward_params, a["reward"])
-        if self._turnover_k:
-            a["reward"] -= (self._turnover_k * a["traded"]).astype(np.float32)
+        done = self._step_nb(target, self._setup_np, self._episodes_np, self._rewards_np, self._out_np)
         info = dict(self._info_np)
         if done:
             info["final_value"] = v["final_value"]

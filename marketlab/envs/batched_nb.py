@@ -13,15 +13,27 @@ All buffers are preallocated by the caller and written in place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from numba import njit
 
 from marketlab.envs.execution import is_close_nb, order_nb, rebalance_nb
+from marketlab.envs.rewards import diff_sharpe_kernel, log_return_kernel, pnl_kernel
 
 #: The episodes' state the step and reset kernels share, in this order: cash (B,), shares (B, N),
 #: prev_target (B, N), value (B,) float64; t, end (B,) int64 (current and last decision bar).
 Episodes = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
+#: The env's constants for the step: close (T, N) float64 execution and valuation prices, flat (T, K)
+#: float32 features, window, with_weights (append the position weights), bound (their clip), trade_on_change,
+#: interval (bars per step, capped at each episode's end), fees, slippage.
+StepSetup = tuple[np.ndarray, np.ndarray, int, bool, float, bool, int, float, float]
+#: The reward's operands: state (B, S) float64 (per-episode memory), params (P,) float64, turnover_k.
+RewardOps = tuple[np.ndarray, np.ndarray, float]
+#: The step's outputs, (B,) each: obs (B, D) float32, reward float32, terminated bool, fees, traded, value,
+#: t int64, final_value (NaN where the episode goes on) float64.
+Outputs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @njit(cache=True)
@@ -106,42 +118,30 @@ def _write_obs_nb(src: np.ndarray, k: int, t: int, window: int, obs: np.ndarray,
             obs[i, n_feat + j] = min(max(w, -bound), bound)
 
 
-@njit(cache=True)
-def step_nb(
-    target: np.ndarray,
-    close: np.ndarray,
-    flat: np.ndarray,
-    window: int,
-    with_weights: bool,
-    bound: float,
-    trade_on_change: bool,
-    interval: int,
-    fees: float,
-    slippage: float,
-    episodes: Episodes,
-    obs: np.ndarray,
-    prev_out: np.ndarray,
-    terminated: np.ndarray,
-    fees_out: np.ndarray,
-    traded_out: np.ndarray,
-    value_out: np.ndarray,
-    t_out: np.ndarray,
-    final_out: np.ndarray,
-) -> int:
-    """One step of every episode, in place (the reward follows with the reward's row kernel, see
-    :func:`marketlab.envs.rewards.rows_kernel`); returns the number of episodes that ended.
+@njit(inline="always")
+def step_nb(reward_kernel: Any, target: np.ndarray, setup: StepSetup, episodes: Episodes, rewards: RewardOps,
+            out: Outputs) -> int:
+    """One step of every episode, in place, with ``reward_kernel`` (a reward's row kernel, see
+    :mod:`marketlab.envs.rewards`) called per row; returns the number of episodes that ended.
+
+    Not called directly: :func:`step_kernel` gives the compiled step for a reward kernel. Why: the reward
+    is computed in the same pass as the accounting and the observation (a second pass over the batch
+    re-reads state that the (B, D) observation write has evicted from the cache), and the kernel is
+    inlined at numba IR level so its ``state[i]`` row view costs no reference counting per episode.
 
     Args:
         target: (B, N) float64 target weights (from ``targets_*_nb``).
-        close: (T, N) float64 execution and valuation prices. flat: (T, K) float32 features.
-        interval: bars per step (the decision interval; capped at each episode's end).
-        episodes: the episodes' state (:data:`Episodes`), updated.
-        obs (B, D) float32, prev_out (B,) float64 (the value before the step, the reward's operand),
-        terminated (B,) bool, fees_out, traded_out, value_out, final_out (B,) float64, t_out (B,) int64:
-        outputs (fees, traded notional and values in currency units; final_out is the value of episodes
-        that ended, NaN elsewhere). The ``*_out`` copies of value and t survive the reset of ended episodes.
+        setup: the env's constants (:data:`StepSetup`). episodes: their state (:data:`Episodes`), updated.
+        rewards: (state (B, S) float64, updated; params (P,) float64; turnover_k): the reward of row i is
+            float32(kernel(state[i], value before, value after, params)) - float32(turnover_k * traded[i]).
+        out: the outputs (:data:`Outputs`), overwritten: fees and traded notional and values in currency
+            units; final_value is the value of episodes that ended, NaN elsewhere. The copies of value and t
+            survive the reset of ended episodes.
     """
+    close, flat, window, with_weights, bound, trade_on_change, interval, fees, slippage = setup
     cash, shares, prev_target, value, t, end = episodes
+    state, params, turnover_k = rewards
+    obs, reward, terminated, fees_out, traded_out, value_out, t_out, final_out = out
     b, n = target.shape
     k = flat.shape[1]
     src = flat.reshape(-1)
@@ -169,7 +169,7 @@ def step_nb(
                 prev_target[i, j] = target[i, j]
         fees_out[i] = paid
         traded_out[i] = traded
-        prev_out[i] = value[i]
+        prev = value[i]
         ti = min(ti + interval, end[i])
         t[i] = ti
         v = cash[i]  # portfolio_value_nb without the row views
@@ -177,6 +177,10 @@ def step_nb(
             if shares[i, j] != 0:
                 v += shares[i, j] * close[ti, j]
         value[i] = v
+        r = np.float32(reward_kernel(state[i], prev, v, params))
+        if turnover_k != 0.0:  # float32 arithmetic, as the NumPy ``reward -= float32(k * traded)`` it replaces
+            r = r - np.float32(turnover_k * traded)
+        reward[i] = r
         value_out[i] = v
         t_out[i] = ti
         done_i = ti >= end[i] or v <= 0
@@ -187,6 +191,31 @@ def step_nb(
     for i in range(b):
         done += terminated[i]
     return done
+
+
+# The step specialised to each built-in reward, cached on disk (numba caches module-level functions, not
+# closures). numba checks only this file's timestamp: after editing a kernel in rewards.py, clear the cache.
+_STEPS: dict[Any, Callable[..., int]] = {
+    pnl_kernel: njit(cache=True)(lambda target, setup, eps, rw, out: step_nb(pnl_kernel, target, setup, eps, rw, out)),
+    log_return_kernel: njit(cache=True)(lambda target, setup, eps, rw, out: step_nb(log_return_kernel, target, setup, eps, rw, out)),
+    diff_sharpe_kernel: njit(cache=True)(lambda target, setup, eps, rw, out: step_nb(diff_sharpe_kernel, target, setup, eps, rw, out)),
+}
+
+
+def step_kernel(kernel: Any) -> Callable[..., int]:
+    """The compiled step for reward ``kernel``: ``step(target, setup, episodes, rewards, out) -> int``
+    (:func:`step_nb`). Built-in rewards' steps are cached on disk; a user's reward kernel is compiled into
+    its own step once per process (no disk cache: numba cannot cache a closure)."""
+    step = _STEPS.get(kernel)
+    if step is None:
+        inline = njit(inline="always")(kernel.py_func)  # inlined into the loop like the built-ins
+
+        @njit
+        def step(target: np.ndarray, setup: StepSetup, episodes: Episodes, rewards: RewardOps, out: Outputs) -> int:
+            return step_nb(inline, target, setup, episodes, rewards, out)
+
+        _STEPS[kernel] = step
+    return step
 
 
 @njit(cache=True)

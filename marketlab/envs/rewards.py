@@ -1,11 +1,14 @@
 """Rewards of the bar-trading envs: one numba kernel each, called by the single env per step and by the
-batched env per row (:func:`rows_kernel`), so every reward is written once.
+batched env per row (inlined into its step loop, :func:`marketlab.envs.batched_nb.step_kernel`; the torch
+engine uses :func:`rows_kernel`), so every reward is written once.
 
 A kernel is ``kernel(state float64[S], prev_value, value, params float64[P]) -> float``: ``state`` is the
 reward's per-episode memory (updated in place, zeroed at reset), ``params`` its constants. A reward class
 (see :class:`KernelReward`) names its kernel, its state size and how a :class:`RewardConfig` becomes
 ``params``; a user registers one from Python (``register("reward/mine-v1", Mine)``) and names it in a
 spec. A reward without a kernel (only ``reset`` and ``__call__``) works in the single env only.
+The built-in kernels are ``inline="always"`` (the batched step inlines them at numba IR level; calls from
+Python are unaffected); a user's kernel is inlined the same way from its ``py_func``.
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ from marketlab.envs.spec import RewardConfig
 LOG_FLOOR = math.log(1e-12)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def pnl_kernel(state: np.ndarray, prev_value: float, value: float, params: np.ndarray) -> float:
     """(value - prev_value) * params[0], with params[0] = scale / init_cash."""
     return float((value - prev_value) * params[0])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def log_return_kernel(state: np.ndarray, prev_value: float, value: float, params: np.ndarray) -> float:
     """params[0] * log(value / prev_value); log(1e-12) for a wiped-out account."""
     if value <= 0 or prev_value <= 0:
@@ -36,7 +39,7 @@ def log_return_kernel(state: np.ndarray, prev_value: float, value: float, params
     return float(params[0] * math.log(value / prev_value))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def diff_sharpe_kernel(state: np.ndarray, prev_value: float, value: float, params: np.ndarray) -> float:
     """Differential Sharpe ratio (Moody & Saffell 2001) of the simple return R_t = value / prev - 1:
 
