@@ -206,15 +206,16 @@ def step_kernel(kernel: Any) -> Callable[..., int]:
     """The compiled step for reward ``kernel``: ``step(target, setup, episodes, rewards, out) -> int``
     (:func:`step_nb`). Built-in rewards' steps are cached on disk; a user's reward kernel is compiled into
     its own step once per process (no disk cache: numba cannot cache a closure)."""
-    step = _STEPS.get(kernel)
-    if step is None:
-        inline = njit(inline="always")(kernel.py_func)  # inlined into the loop like the built-ins
+    cached = _STEPS.get(kernel)
+    if cached is not None:
+        return cached
+    inline = njit(inline="always")(kernel.py_func)  # inlined into the loop like the built-ins
 
-        @njit
-        def step(target: np.ndarray, setup: StepSetup, episodes: Episodes, rewards: RewardOps, out: Outputs) -> int:
-            return step_nb(inline, target, setup, episodes, rewards, out)
+    @njit
+    def step(target: np.ndarray, setup: StepSetup, episodes: Episodes, rewards: RewardOps, out: Outputs) -> int:
+        return step_nb(inline, target, setup, episodes, rewards, out)
 
-        _STEPS[kernel] = step
+    _STEPS[kernel] = step
     return step
 
 

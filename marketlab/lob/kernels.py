@@ -486,22 +486,30 @@ def _level_emptied(levels, bm, sc, s, li, price):
             sc[S_ASK] = next_up_nb(levels, bm, sc, 1, price)
 
 
-@kernel()
-def _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, qty, ts, syn, front):
-    """Allocate a slot and link it at the tail (``front`` False) or head of its level. Room is checked
-    by the caller."""
+@kernel(inline=True)
+def _take_slot(orders, sc, oid, side, price, qty, ts, syn):
+    """Pop a free order slot and write the order's id, side, price, size, time and origin (``O_SYN``) into it;
+    the queue links are the caller's. Returns the slot (room is checked by the caller)."""
     slot = sc[S_FREE]
     sc[S_FREE] = orders[slot, O_NEXT]
-    s = _sidx(side)
-    li = _lvl(levels, sc, s, price)
-    if li < 0:
-        li = _far_insert(levels, sc, s, price)
     orders[slot, O_ID] = oid
     orders[slot, O_SIDE] = side
     orders[slot, O_PRICE] = price
     orders[slot, O_QTY] = qty
     orders[slot, O_TS] = ts
     orders[slot, O_SYN] = syn
+    return slot
+
+
+@kernel()
+def _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, qty, ts, syn, front):
+    """Allocate a slot and link it at the tail (``front`` False) or head of its level. Room is checked
+    by the caller."""
+    slot = _take_slot(orders, sc, oid, side, price, qty, ts, syn)
+    s = _sidx(side)
+    li = _lvl(levels, sc, s, price)
+    if li < 0:
+        li = _far_insert(levels, sc, s, price)
     if levels[s, li, L_CNT] == 0:
         orders[slot, O_PREV] = -1
         orders[slot, O_NEXT] = -1
@@ -736,14 +744,7 @@ def _set_level(orders, levels, bm, hkeys, hvals, sc, events, ts, side, price, si
 @kernel()
 def _defer(orders, hkeys, hvals, sc, oid, side, price, qty, ts):
     """Hold a crossing add out of the book (room checked by the caller)."""
-    slot = sc[S_FREE]
-    sc[S_FREE] = orders[slot, O_NEXT]
-    orders[slot, O_ID] = oid
-    orders[slot, O_SIDE] = side
-    orders[slot, O_PRICE] = price
-    orders[slot, O_QTY] = qty
-    orders[slot, O_TS] = ts
-    orders[slot, O_SYN] = SYN_DEFERRED
+    slot = _take_slot(orders, sc, oid, side, price, qty, ts, SYN_DEFERRED)
     tail = sc[S_DEFTAIL]
     orders[slot, O_PREV] = tail
     orders[slot, O_NEXT] = -1
@@ -1063,78 +1064,48 @@ def _set_window(sc, row, depth):
 @kernel()
 def snapshot_nb(levels, bm, sc, depth, out):
     """Write the top ``depth`` levels into ``out[4*depth]`` as ask_px, ask_sz, bid_px, bid_sz per level."""
-    _snap_asks(levels, bm, sc, depth, out)
-    _snap_bids(levels, bm, sc, depth, out)
+    _snap_side(levels, bm, sc, depth, out, 1)
+    _snap_side(levels, bm, sc, depth, out, 0)
 
 
 @kernel(inline=True)
-def _snap_asks(levels, bm, sc, depth, out):
-    """Asks of :func:`snapshot_nb`. When the best ask is in the window no far ask lies below it, so the
-    window's bitmap is walked up by index and the far asks above the window follow in table order (the
-    cost of far stub orders is nil until the window's asks run out); a far best ask takes the general walk."""
+def _snap_side(levels, bm, sc, depth, out, s):
+    """Side ``s`` of :func:`snapshot_nb` (a constant after inlining, so each side compiles to its own loop):
+    asks (s = 1) into columns 0, 1 of each level walking up in price, bids (s = 0) into columns 2, 3 walking
+    down. When the best price is in the window no far level lies on its inner side, so the window's bitmap is
+    walked outwards by index and the far levels beyond the window follow in table order (the cost of far stub
+    orders is nil until the window's levels run out); a far best price takes the general walk."""
     base = sc[S_BASE]
     w = sc[S_NLEV]
-    p = sc[S_ASK]
+    p = sc[S_BID + s]  # S_ASK = S_BID + 1
+    c = 2 - 2 * s
     k = 0
     if p > 0 and p - base < w and p >= base:
         li = p - base
         while k < depth and li >= 0:
-            out[4 * k] = li + base
-            out[4 * k + 1] = levels[1, li, L_QTY]
+            out[4 * k + c] = li + base
+            out[4 * k + c + 1] = levels[s, li, L_QTY]
             k += 1
-            li = scan_up_nb(bm, 1, li + 1)
-        n = sc[S_NFAR + 1]
+            li = scan_up_nb(bm, 1, li + 1) if s == 1 else scan_down_nb(bm, 0, li - 1)
+        n = sc[S_NFAR + s]
         if k < depth and n > 0:
             pk = w + sc[S_FCAP]
-            j = _far_pos(levels, sc, 1, base + w)
-            while k < depth and j < n:
-                out[4 * k] = levels[1, pk + j, 0]
-                out[4 * k + 1] = levels[1, w + j, L_QTY]
+            # far asks ascend from the first above the window; far bids descend from the last below it
+            j = _far_pos(levels, sc, 1, base + w) if s == 1 else _far_pos(levels, sc, 0, base) - 1
+            while k < depth and 0 <= j < n:
+                out[4 * k + c] = levels[s, pk + j, 0]
+                out[4 * k + c + 1] = levels[s, w + j, L_QTY]
                 k += 1
-                j += 1
+                j += 2 * s - 1
     else:
         while k < depth and p > 0:
-            out[4 * k] = p
-            out[4 * k + 1] = levels[1, _lvl(levels, sc, 1, p), L_QTY]
+            out[4 * k + c] = p
+            out[4 * k + c + 1] = levels[s, _lvl(levels, sc, s, p), L_QTY]
             k += 1
-            p = next_up_nb(levels, bm, sc, 1, p)
+            p = next_up_nb(levels, bm, sc, 1, p) if s == 1 else next_down_nb(levels, bm, sc, 0, p)
     while k < depth:
-        out[4 * k] = 0
-        out[4 * k + 1] = 0
-        k += 1
-
-
-@kernel(inline=True)
-def _snap_bids(levels, bm, sc, depth, out):
-    """Bids of :func:`snapshot_nb` (the mirror of :func:`_snap_asks`: window down, then far bids below it)."""
-    base = sc[S_BASE]
-    w = sc[S_NLEV]
-    p = sc[S_BID]
-    k = 0
-    if p > 0 and p - base < w and p >= base:
-        li = p - base
-        while k < depth and li >= 0:
-            out[4 * k + 2] = li + base
-            out[4 * k + 3] = levels[0, li, L_QTY]
-            k += 1
-            li = scan_down_nb(bm, 0, li - 1)
-        if k < depth and sc[S_NFAR] > 0:
-            pk = w + sc[S_FCAP]
-            j = _far_pos(levels, sc, 0, base) - 1
-            while k < depth and j >= 0:
-                out[4 * k + 2] = levels[0, pk + j, 0]
-                out[4 * k + 3] = levels[0, w + j, L_QTY]
-                k += 1
-                j -= 1
-    else:
-        while k < depth and p > 0:
-            out[4 * k + 2] = p
-            out[4 * k + 3] = levels[0, _lvl(levels, sc, 0, p), L_QTY]
-            k += 1
-            p = next_down_nb(levels, bm, sc, 0, p)
-    while k < depth:
-        out[4 * k + 2] = 0
-        out[4 * k + 3] = 0
+        out[4 * k + c] = 0
+        out[4 * k + c + 1] = 0
         k += 1
 
 

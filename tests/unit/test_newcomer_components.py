@@ -84,6 +84,15 @@ class ReturnBps(KernelReward):
     state_size = 1
 
 
+@njit(cache=False)
+def _const_kernel(state: np.ndarray, prev_value: float, value: float, params: np.ndarray) -> float:
+    return params[0]  # the scale, whatever the step did
+
+
+class ConstantReward(KernelReward):
+    kernel = _const_kernel
+
+
 # --- a signal source: fully long every asset from the first row ---------------------------------------
 class AlwaysLong:
     gives: ClassVar[str] = "weights"
@@ -99,7 +108,8 @@ class AlwaysLong:
 
 @pytest.fixture
 def registered():
-    ids = {"venue/test-fixed-book-v1": FixedBookVenue, "reward/test-return-bps-v1": ReturnBps, "signal/test-always-long-v1": AlwaysLong}
+    ids = {"venue/test-fixed-book-v1": FixedBookVenue, "reward/test-return-bps-v1": ReturnBps,
+           "reward/test-constant-v1": ConstantReward, "signal/test-always-long-v1": AlwaysLong}
     for rid, obj in ids.items():
         registry.register(rid, obj)
     yield
@@ -146,6 +156,23 @@ def test_new_reward_in_single_and_batched_env(registered):
     benv.reset(starts=np.full(3, env.start))
     got = [benv.step(torch.full((3,), 2))[1].clone() for _ in range(10)]
     np.testing.assert_allclose(torch.stack(got)[:, 0].numpy(), np.float32(rewards), rtol=1e-6)
+
+
+@pytest.mark.slow  # compiles two user kernels into the batched step (~3 s of CPU)
+def test_two_new_rewards_each_get_their_own_batched_step(registered):
+    """The batched env compiles a user's kernel into its step loop once per kernel: a second reward in the same
+    process runs its own kernel, not the first one's."""
+    from marketlab.envs.batched import BatchedTradingEnv
+
+    m = synthetic_market(120, 1, seed=4, vol=0.01)
+    envs = {kind: BatchedTradingEnv({"period": "all", "reward": {"kind": kind, "scale": 3.0}}, market=m, num_envs=2, device="cpu",
+                                    engine="numba") for kind in ("test-return-bps-v1", "test-constant-v1")}
+    for env in envs.values():
+        env.reset(starts=np.full(2, 40))
+    (_, r_bps, _, _, info), (_, r_const, _, _, _) = (env.step(torch.full((2,), 2)) for env in envs.values())
+    assert r_const.tolist() == [3.0, 3.0]
+    init = envs["test-return-bps-v1"].init_cash  # the first step starts at the initial cash
+    np.testing.assert_allclose(r_bps.numpy(), 3.0 * (info["value"].numpy() / init - 1.0) * 1e4, rtol=1e-5)
 
 
 def test_new_signal_source_in_a_backtest(registered):

@@ -50,6 +50,25 @@ def _finish_row(orow, vals, bad, ready):
         orow[j] = NAN if bad[j] > 0 else vals[j]
 
 
+@njit(cache=True, inline="always")
+def _pair_sums(ra, rb, ox, oy, sign, bad, sx, sy, sxx, syy, sxy):
+    """Add (``sign`` 1) or take out (-1) one day's pair ``ra``, ``rb`` (N,), centred on ``ox``, ``oy``, in the
+    running sums of :func:`rolling_cov`; a NaN in either input counts in ``bad`` instead. ``sign`` is a
+    constant at each inlined call (multiplying by it is exact: a sign flip)."""
+    for j in range(ra.shape[0]):
+        a = ra[j]
+        b = rb[j]
+        nb_ = (a != a) | (b != b)
+        za = 0.0 if nb_ else a - ox[j]
+        zb = 0.0 if nb_ else b - oy[j]
+        bad[j] += sign * nb_
+        sx[j] += sign * za
+        sy[j] += sign * zb
+        sxx[j] += sign * za * za
+        syy[j] += sign * zb * zb
+        sxy[j] += sign * za * zb
+
+
 @njit(cache=True)
 def rolling_cov(x, y, w, corr):
     """Rolling covariance (n-1) or Pearson correlation (``corr``) of ``x`` and ``y``; O(1) per output.
@@ -67,34 +86,8 @@ def rolling_cov(x, y, w, corr):
     val = np.empty(N)
     for t in range(T):
         if t >= w:
-            ra = x[t - w]
-            rb = y[t - w]
-            for j in range(N):
-                a = ra[j]
-                b = rb[j]
-                nb_ = (a != a) | (b != b)
-                za = 0.0 if nb_ else a - ox[j]
-                zb = 0.0 if nb_ else b - oy[j]
-                bad[j] -= nb_
-                sx[j] -= za
-                sy[j] -= zb
-                sxx[j] -= za * za
-                syy[j] -= zb * zb
-                sxy[j] -= za * zb
-        ra = x[t]
-        rb = y[t]
-        for j in range(N):
-            a = ra[j]
-            b = rb[j]
-            nb_ = (a != a) | (b != b)
-            za = 0.0 if nb_ else a - ox[j]
-            zb = 0.0 if nb_ else b - oy[j]
-            bad[j] += nb_
-            sx[j] += za
-            sy[j] += zb
-            sxx[j] += za * za
-            syy[j] += zb * zb
-            sxy[j] += za * zb
+            _pair_sums(x[t - w], y[t - w], ox, oy, -1, bad, sx, sy, sxx, syy, sxy)
+        _pair_sums(x[t], y[t], ox, oy, 1, bad, sx, sy, sxx, syy, sxy)
         if t >= w - 1:
             for j in range(N):
                 cxy = sxy[j] - sx[j] * sy[j] / w
@@ -301,51 +294,55 @@ def _bad_counts(x, w):
     return bad
 
 
-@njit(cache=True)
-def rolling_mad(x, w):
-    """Rolling mean absolute deviation from the window mean; O(w) per output (stock loop innermost)."""
+@njit(cache=True, inline="always")
+def _window_pass(x, w, ref, rank, bad):
+    """The O(w)-per-output loop of :func:`rolling_mad` (``rank`` False) and :func:`rolling_rank` (True), stock
+    loop innermost: per day t >= w-1 and stock j, over the window days k = t-w+1..t,
+
+    - mad: sum_k |x[k, j] - ref[t, j]| / w (``ref`` = the rolling mean; a NaN mean propagates);
+    - rank: (#{x[k, j] < ref[t, j]} + (#{x[k, j] == ref[t, j]} + 1) / 2) / w with ``ref`` = x, NaN where
+      ``bad[t, j]`` > 0 (a NaN in the window).
+
+    ``rank`` is a constant at each (inlined) call site, so each operator compiles to its own loop."""
     T, N = x.shape
     out = np.empty((T, N), dtype=np.float32)
-    mean = rolling_stat(x, w, MEAN, 1, default_reanchor(w))
-    acc = np.empty(N)
+    a = np.empty(N)
+    b = np.empty(N)
     for t in range(T):
         if t < w - 1:
             out[t, :] = NAN
             continue
-        m = mean[t]
-        acc[:] = 0.0
+        m = ref[t]
+        a[:] = 0.0
+        b[:] = 0.0
         for k in range(t - w + 1, t + 1):
             r = x[k]
-            for j in range(N):
-                acc[j] += abs(r[j] - m[j])
+            if rank:
+                for j in range(N):
+                    a[j] += r[j] < m[j]
+                    b[j] += r[j] == m[j]
+            else:
+                for j in range(N):
+                    a[j] += abs(r[j] - m[j])
         for j in range(N):
-            out[t, j] = acc[j] / w  # NaN mean (poisoned window) propagates
+            if rank:
+                out[t, j] = NAN if bad[t, j] > 0 else (a[j] + (b[j] + 1.0) / 2.0) / w
+            else:
+                out[t, j] = a[j] / w
     return out
+
+
+@njit(cache=True)
+def rolling_mad(x, w):
+    """Rolling mean absolute deviation from the window mean; O(w) per output (stock loop innermost)."""
+    mean = rolling_stat(x, w, MEAN, 1, default_reanchor(w))
+    return _window_pass(x, w, mean, False, np.zeros((0, 0), dtype=np.int32))
 
 
 @njit(cache=True)
 def rolling_rank(x, w):
     """Percentile rank of today's value inside its window: average rank / w; O(w) per output."""
-    T, N = x.shape
-    out = np.empty((T, N), dtype=np.float32)
-    bad = _bad_counts(x, w)
-    less = np.empty(N)
-    eq = np.empty(N)
-    for t in range(T):
-        if t < w - 1:
-            out[t, :] = NAN
-            continue
-        last = x[t]
-        less[:] = 0.0
-        eq[:] = 0.0
-        for k in range(t - w + 1, t + 1):
-            r = x[k]
-            for j in range(N):
-                less[j] += r[j] < last[j]
-                eq[j] += r[j] == last[j]
-        for j in range(N):
-            out[t, j] = NAN if bad[t, j] > 0 else (less[j] + (eq[j] + 1.0) / 2.0) / w
-    return out
+    return _window_pass(x, w, x, True, _bad_counts(x, w))
 
 
 @njit(cache=True)
