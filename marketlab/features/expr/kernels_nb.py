@@ -314,7 +314,8 @@ def _window_pass(x, w, ref, rank, bad):
             continue
         m = ref[t]
         a[:] = 0.0
-        b[:] = 0.0
+        if rank:
+            b[:] = 0.0
         for k in range(t - w + 1, t + 1):
             r = x[k]
             if rank:
