@@ -505,11 +505,11 @@ def _take_slot(orders, sc, oid, side, price, qty, ts, syn):
 def _new_order(orders, levels, bm, hkeys, hvals, sc, oid, side, price, qty, ts, syn, front):
     """Allocate a slot and link it at the tail (``front`` False) or head of its level. Room is checked
     by the caller."""
-    slot = _take_slot(orders, sc, oid, side, price, qty, ts, syn)
     s = _sidx(side)
     li = _lvl(levels, sc, s, price)
     if li < 0:
         li = _far_insert(levels, sc, s, price)
+    slot = _take_slot(orders, sc, oid, side, price, qty, ts, syn)
     if levels[s, li, L_CNT] == 0:
         orders[slot, O_PREV] = -1
         orders[slot, O_NEXT] = -1
