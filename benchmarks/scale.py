@@ -15,11 +15,13 @@ Speedup = sequential wall / backend wall. The sequential run is warm (the data s
 in this process first). Pool walls include starting the pool's worker processes and their imports (a fresh
 pool per sweep: that is what a user waits for); ``ray`` walls exclude ``ray.init`` (reported as ``ray_init_s``)
 but include the Ray workers' first imports; ``ray_warm`` is the same job again on the same cluster (Ray keeps
-its workers, so their imports are paid once): the steady state of a long sweep. ``startup_s_est`` = wall -
+its workers, so their imports are paid once): the steady state of a long sweep. ``local_warm`` is the same for
+the pool: the job again on the pool the ``local`` run kept (``keep_pool=True``), its workers already warm. ``startup_s_est`` = wall -
 (sum of the tasks' own wall times) / workers: what the backend added beyond the tasks. Every backend's results table must equal the sequential one
 (asserted). On a shared machine the load average matters as much as the core count: it is recorded.
 
-Run: ``nice -n 10 .venv/bin/python benchmarks/scale.py [--variants 16 --days 8 --day-seconds 3600]``.
+Run: ``nice -n 10 .venv/bin/python benchmarks/scale.py [--variants 16 --days 8 --day-seconds 3600]
+[--backends sequential,local,ray]``.
 """
 
 from __future__ import annotations
@@ -65,7 +67,10 @@ def main() -> None:
     ap.add_argument("--day-seconds", type=float, default=3600.0, help="simulated session length of each ABM day")
     ap.add_argument("--probe-tasks", type=int, default=8)
     ap.add_argument("--probe-seconds", type=float, default=1.0)
+    ap.add_argument("--backends", default="sequential,local,ray",
+                    help="comma list: sequential, local (also times local_warm: a kept pool reused), ray (also ray_warm)")
     args = ap.parse_args()
+    wanted = args.backends.split(",")
     run = Run("scale")
 
     import ray
@@ -73,6 +78,7 @@ def main() -> None:
     from marketlab import sweep
     from marketlab.backtests import Backtest
     from marketlab.store import Store
+    from marketlab.sweep.backends import shutdown_pool
     from marketlab.sweep.fleet import simulate_fleet
 
     tmp = Path(tempfile.mkdtemp(prefix="scale_"))
@@ -90,32 +96,50 @@ def main() -> None:
     probe_grid = {"probe.x": [float(i) for i in range(args.probe_tasks)]}
     probe_grid2 = {"probe.x": [float(i) for i in range(2 * args.probe_tasks)]}
 
+    # local: a fresh pool per job (kept, keep_pool=True); local_warm: the same job again on that kept pool's
+    # warm workers (their imports and numba caches loaded), like ray_warm on Ray's kept workers
     jobs = {
-        "backtest": lambda backend, name: sweep.run(bt_spec, grid, backend=backend, max_concurrency=WORKERS, store=store,
-                                                    name=name),
-        "abm": lambda backend, name: simulate_fleet(abm_spec, seeds, backend=backend, max_concurrency=WORKERS,
-                                                    store=tmp / f"abm_{name}", name=name),
-        "probe": lambda backend, name: sweep.run(probe_spec, probe_grid, backend=backend, max_concurrency=WORKERS,
-                                                 store=tmp / "probe", name=name),
-        "probe2x": lambda backend, name: sweep.run(probe_spec, probe_grid2, backend=backend, max_concurrency=WORKERS,
-                                                   store=tmp / "probe", name=name),
+        "backtest": lambda backend, name, keep: sweep.run(bt_spec, grid, backend=backend, max_concurrency=WORKERS,
+                                                          store=store, name=name, keep_pool=keep),
+        "abm": lambda backend, name, keep: simulate_fleet(abm_spec, seeds, backend=backend, max_concurrency=WORKERS,
+                                                          store=tmp / f"abm_{name}", name=name, keep_pool=keep),
+        "probe": lambda backend, name, keep: sweep.run(probe_spec, probe_grid, backend=backend, max_concurrency=WORKERS,
+                                                       store=tmp / "probe", name=name, keep_pool=keep),
+        "probe2x": lambda backend, name, keep: sweep.run(probe_spec, probe_grid2, backend=backend,
+                                                         max_concurrency=WORKERS, store=tmp / "probe", name=name,
+                                                         keep_pool=keep),
     }
     results: dict = {}
     ray_init_s = None
-    for backend in ("sequential", "local", "ray", "ray_warm"):
+    order = [b for b in ("sequential", "local", "ray", "ray_warm") if b.removesuffix("_warm") in wanted]
+    for backend in order:
         if backend == "ray":
             t = time.perf_counter()
             ray.init(num_cpus=WORKERS, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
             ray_init_s = time.perf_counter() - t
         for job, fn in jobs.items():
-            load = os.getloadavg()[0]
-            res, wall = _timed(fn, backend.removesuffix("_warm"), f"{job}-{backend}")
-            assert res.failed == 0, res.table.filter(res.table["status"] != "ok")["error"].to_list()
-            results.setdefault(job, {})[backend] = {"wall_s": round(wall, 3), "tasks": res.table.height,
-                                                    "task_wall_s_mean": round(float(res.table["wall_s"].mean()), 3),
-                                                    "load_1min_at_start": round(load, 2), "table": res.table}
-            print(f"{job:8s} {backend:10s} wall {wall:7.2f} s  tasks {res.table.height}  load {load:.1f}", flush=True)
-    ray.shutdown()
+            runs = [backend, "local_warm"] if backend == "local" else [backend]
+            if backend == "local":
+                shutdown_pool()  # the local row starts cold: a fresh pool for this job
+            for b in runs:
+                _one(results, job, fn, b)
+    shutdown_pool()
+    if ray.is_initialized():
+        ray.shutdown()
+    _summarise(results, args, ray_init_s, grid, run, tmp)
+
+
+def _one(results: dict, job: str, fn, backend: str) -> None:
+    load = os.getloadavg()[0]
+    res, wall = _timed(fn, backend.removesuffix("_warm"), f"{job}-{backend}", backend.startswith("local"))
+    assert res.failed == 0, res.table.filter(res.table["status"] != "ok")["error"].to_list()
+    results.setdefault(job, {})[backend] = {"wall_s": round(wall, 3), "tasks": res.table.height,
+                                            "task_wall_s_mean": round(float(res.table["wall_s"].mean()), 3),
+                                            "load_1min_at_start": round(load, 2), "table": res.table}
+    print(f"{job:8s} {backend:10s} wall {wall:7.2f} s  tasks {res.table.height}  load {load:.1f}", flush=True)
+
+
+def _summarise(results: dict, args, ray_init_s, grid, run, tmp) -> None:
 
     out: dict = {"workers": WORKERS, "ray_init_s": round(ray_init_s or 0.0, 2), "grid": grid, "abm_days": args.days,
                  "abm_day_seconds": args.day_seconds, "probe_seconds": args.probe_seconds, "jobs": {}}

@@ -124,6 +124,7 @@ def run(
     num_samples: int | None = None,
     grace_period: int = 1,
     max_t: int = 10_000,
+    keep_pool: bool = False,
 ) -> SweepResult:
     """Run every variant of ``grid`` (``["costs.commission=0,0.001", ...]`` or ``{key: [values]}``; or an
     explicit list ``variants`` of ``{key: value}``) of the spec file ``spec`` on ``backend``
@@ -139,7 +140,8 @@ def run(
     trials that report ``metric`` each training iteration; ASHA (``mode`` max|min, ``grace_period``,
     ``max_t`` iterations, reduction factor 2) stops the weak ones early: their rows say ``stopped`` with
     the last reported metrics and ``iterations``. ``num_samples`` = N draws N variants of the grid (random
-    search, like ``random``)."""
+    search, like ``random``). ``keep_pool`` (local backend): reuse warm pool workers across the sweeps of this
+    process (:func:`marketlab.sweep.backends.execute`)."""
     t0 = time.perf_counter()
     check(backend, max_concurrency, address)
     path = Path(spec)
@@ -201,7 +203,8 @@ def run(
                      max_concurrency=max_concurrency, address=address, retries=retries, grace_period=grace_period,
                      max_t=max_t)
         else:
-            execute(tasks, land, backend=backend, max_concurrency=max_concurrency, retries=retries, address=address)
+            execute(tasks, land, backend=backend, max_concurrency=max_concurrency, retries=retries, address=address,
+                    keep_pool=keep_pool)
     finally:
         if bar is not None:
             bar.close()

@@ -19,6 +19,7 @@ of the store per task). :func:`run_tune` runs training-type variants as Ray Tune
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import socket
@@ -41,8 +42,12 @@ class ClusterError(MarketlabError):
 
 
 def execute(tasks: list[dict[str, Any]], on_record: OnRecord, *, backend: str = "local",
-            max_concurrency: int | None = None, retries: int = 2, address: str | None = None) -> None:
-    """Run every task on ``backend``; ``on_record`` gets each variant's record as it finishes."""
+            max_concurrency: int | None = None, retries: int = 2, address: str | None = None,
+            keep_pool: bool = False) -> None:
+    """Run every task on ``backend``; ``on_record`` gets each variant's record as it finishes. ``keep_pool``
+    (local backend): keep the process pool's workers alive after the sweep and reuse them in the next
+    ``keep_pool`` sweep of this process with the same number of workers (warm workers: their imports and
+    numba caches are already loaded); :func:`shutdown_pool` ends them (also at exit)."""
     check(backend, max_concurrency, address)
     if backend == "ray":
         _run_ray(tasks, on_record, max_concurrency, retries, address)
@@ -52,7 +57,7 @@ def execute(tasks: list[dict[str, Any]], on_record: OnRecord, *, backend: str = 
         for t in tasks:
             on_record(run_task(t))
     else:
-        _run_pool(tasks, on_record, max_concurrency or os.cpu_count() or 1, retries)
+        _run_pool(tasks, on_record, max_concurrency or os.cpu_count() or 1, retries, keep_pool)
 
 
 def check(backend: str, max_concurrency: int | None, address: str | None) -> None:
@@ -79,12 +84,35 @@ def _pool_context() -> Any:
     return multiprocessing.get_context(method)
 
 
-def _run_pool(tasks: list[dict[str, Any]], on_record: OnRecord, workers: int, retries: int) -> None:
+_KEPT: dict[int, ProcessPoolExecutor] = {}  # workers -> the pool kept alive between keep_pool sweeps
+
+
+def shutdown_pool() -> None:
+    """End the workers of a pool kept by ``keep_pool`` sweeps (registered to run at exit too)."""
+    while _KEPT:
+        _, pool = _KEPT.popitem()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+atexit.register(shutdown_pool)
+
+
+def _open_pool(workers: int, n_tasks: int, keep: bool) -> ProcessPoolExecutor:
+    if not keep:
+        return ProcessPoolExecutor(max_workers=min(workers, n_tasks), mp_context=_pool_context())
+    if workers not in _KEPT:
+        shutdown_pool()  # one kept pool at a time: another size replaces it
+        _KEPT[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context())
+    return _KEPT[workers]
+
+
+def _run_pool(tasks: list[dict[str, Any]], on_record: OnRecord, workers: int, retries: int, keep: bool = False) -> None:
     pending = list(tasks)
-    ctx = _pool_context()
     crashes: Counter[str] = Counter()
     while pending:
-        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
+        pool = _open_pool(workers, len(pending), keep)
+        broken = False
+        try:
             futures: dict[Future[dict[str, Any]], dict[str, Any]] = {pool.submit(run_task, t): t for t in pending}
             pending = []
             while futures:
@@ -95,11 +123,19 @@ def _run_pool(tasks: list[dict[str, Any]], on_record: OnRecord, workers: int, re
                         on_record(fut.result())
                     except BrokenProcessPool:
                         # which worker died is unknown: every unfinished variant counts one crash
+                        broken = True
                         crashes[task["variant"]] += 1
                         if crashes[task["variant"]] > retries:
                             on_record(failed_record(task, f"worker process died ({crashes[task['variant']]} attempts)"))
                         else:
                             pending.append(task)
+        except BaseException:
+            broken = True
+            raise
+        finally:
+            if not keep or broken:  # a broken (or interrupted) kept pool is not reused
+                _KEPT.pop(workers, None)
+                pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ---------------------------------------------------------------------------------------------- Ray

@@ -77,15 +77,16 @@ def simulate_fleet(
     name: str | None = None,
     retries: int = 2,
     progress: bool = False,
+    keep_pool: bool = False,
 ) -> SweepResult:
     """Simulate one day per seed on ``backend``, each written to ``store`` by its own task; the results
     table (one row per day: seed, start, facts, wall time, host) lands in ``<store>/sweeps/<name>/``
-    (default name ``<spec stem>-fleet``)."""
+    (default name ``<spec stem>-fleet``). ``keep_pool``: see :func:`marketlab.sweep.run`."""
     if not seeds:
         raise SpecError(None, "--seeds", "no seeds given")
     return run(spec, variants=fleet_variants(spec, seeds, dataset), backend=backend, max_concurrency=max_concurrency,
                address=address, store=store, name=name or f"{Path(spec).stem}-fleet", kind="simulate", retries=retries,
-               options={"write": True}, progress=progress)
+               options={"write": True}, progress=progress, keep_pool=keep_pool)
 
 
 def aggregate(table: pl.DataFrame, facts: Sequence[str] = FACTS) -> dict[str, dict[str, float]]:

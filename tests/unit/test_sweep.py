@@ -322,3 +322,31 @@ def test_driver_killed_mid_sweep_restart_skips_done(tmp_path):
     res = sweep.run(spec, ["probe.x=0,1,2,3,4,5"], backend="sequential", store=store)
     assert (res.skipped, res.ran) == (done, 6 - done)
     assert res.table.height == 6 and res.table["variant"].n_unique() == 6 and set(res.table["status"]) == {"ok"}
+
+
+@pytest.mark.slow  # two pools of 2 workers importing marketlab (seconds of CPU in the workers)
+def test_kept_local_pool_reuses_its_warm_workers_across_sweeps(tmp_path):
+    from marketlab.sweep import backends
+    from marketlab.sweep.results import SweepFolder
+
+    spec = probe_spec(tmp_path)
+    st = tmp_path / "st"
+
+    def pids(res) -> set[int]:
+        folder = SweepFolder(st / "sweeps" / res.name)
+        return {folder.load(v)["pid"] for v in res.table["variant"]}
+
+    try:
+        first = sweep.run(spec, ["probe.x=0,1,2,3"], store=st, backend="local", max_concurrency=2, name="a",
+                          keep_pool=True)
+        second = sweep.run(spec, ["probe.x=4,5,6,7"], store=st, backend="local", max_concurrency=2, name="b",
+                           keep_pool=True)
+        assert first.failed == second.failed == 0
+        assert pids(second) <= pids(first) and len(pids(first)) <= 2  # the same (at most 2) worker processes
+        seq = sweep.run(spec, ["probe.x=4,5,6,7"], store=st, backend="sequential", name="c")
+        assert second.table.select("variant", "value").equals(seq.table.select("variant", "value"))
+    finally:
+        backends.shutdown_pool()
+    assert not backends._KEPT
+    cold = sweep.run(spec, ["probe.x=8,9"], store=st, backend="local", max_concurrency=2, name="d")
+    assert not backends._KEPT and not (pids(cold) & pids(first))  # without keep_pool: fresh workers, none kept
