@@ -388,6 +388,7 @@ class S3Store(Store):
     def _recover_locked(self) -> None:
         """At the start of a write: roll back or complete what dead writers left, drop snapshots nobody
         can reach (uploaded but never committed, or older than the last :data:`KEEP_CATALOGS`)."""
+        self._sync()  # the committed version decides what is committed and which snapshots are unreachable
         msgs: list[str] = []
         for rel in self.bucket.listdir(JOURNAL_DIR):
             raw = self.bucket.get(rel)
@@ -406,10 +407,13 @@ class S3Store(Store):
                 n = self.bucket.delete(entry["new"])
                 msgs.append(f"rolled back interrupted write {wid} into '{entry['dataset']}' (deleted {n} uncommitted file(s))")
             self.bucket.delete([rel])
-        version = self._version or 0
+        version = self._version
+        assert version is not None and self._catalog_file is not None
+        current = f"{CATALOG_DIR}/{self._catalog_file.name}"
         snaps = self.bucket.listdir(CATALOG_DIR)
         committed = [s for s in snaps if _snap_version(s) <= version]
         drop = [s for s in snaps if _snap_version(s) > version] + committed[:-KEEP_CATALOGS]
+        drop = [s for s in drop if s != current]  # never the snapshot the manifest names
         self.bucket.delete(drop)
         for d in self.path.iterdir():
             if d.name.startswith(STAGING_PREFIX):

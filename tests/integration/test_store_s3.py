@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -225,3 +226,41 @@ def test_credentials_from_a_profile(tmp_path: Path) -> None:
     assert (c.access_key, c.secret_key, c.region, c.endpoint) == ("KEY", "SECRET", "eu-west-1", None)
     with pytest.raises(Exception, match="no AWS credentials"):
         credentials("s3://b/p", {**env, "AWS_PROFILE": "default"})  # default has a key but no secret
+
+
+@pytest.mark.slow
+def test_a_commit_raced_by_another_machine_is_refused_whole(s3: Server, shared_data: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two writers on two machines (two local caches): the one whose base version moved refuses, nothing of it
+    visible, and its uploaded files are removed; the other's write stands."""
+    from marketlab.store import objstore
+
+    folder = shared_data / DATA
+    if not folder.is_dir():
+        pytest.skip(f"{DATA} not staged")
+    uri = f"s3://{BUCKET}/stores/raced"
+    Store(uri).ingest("ohlcv", [folder / "BTCUSDT_1m_2024-01.csv.gz"], dataset="r")
+    loser = Store(uri)
+    real = objstore.duck.record_commit
+    raced: list[int] = []
+
+    def other_machine_commits_first(path, **commit):  # type: ignore[no-untyped-def]
+        if not raced:
+            raced.append(1)
+            monkeypatch.setenv("MARKETLAB_S3_CACHE", str(tmp_path / "machine-b"))
+            Store(uri).ingest("ohlcv", [folder / "ETHUSDT_1m_2024-01.csv.gz"], dataset="r")
+        return real(path, **commit)
+
+    monkeypatch.setattr(objstore.duck, "record_commit", other_machine_commits_first)
+    one_day = Store(uri).scan_bars("r", "BTCUSDT", "2024-01-10", "2024-01-11").collect()
+    from marketlab.core.errors import StoreError
+    from marketlab.store import IngestBatch, Instrument
+
+    with pytest.raises(StoreError, match="another writer committed"):
+        loser.write(IngestBatch("r", {"bars": one_day.with_columns(symbol=pl.lit("XRPUSDT"))},
+                                [Instrument("XRPUSDT", 0.0001, 0.1)]))
+    after = Store(uri)
+    assert after.instruments("r")["symbol"].to_list() == ["BTCUSDT", "ETHUSDT"]  # the winner's write stands
+    listed = sorted(f.removeprefix(f"{uri}/") for f in after.files("bars", "r"))
+    assert _objects(after, "bars") == listed and len(listed) == 64  # the loser's upload was removed
+    assert _objects(after, ".journal") == []
