@@ -4,7 +4,8 @@ the protocol, it does not reproduce AWS's consistency or latency), started and s
 A real month of Binance 1-minute klines (BTCUSDT + ETHUSDT, 2024-01) is ingested into an ``s3://`` store
 and a local one: scans are equal, a one-symbol-one-day scan requests only that partition's object and
 lists nothing (counted in the server's request log), a re-ingest writes nothing, a killed writer's
-uploads are rolled back by the next write, and missing credentials are one line, exit 2.
+uploads are rolled back by the next write, one killed after its commit is completed by the next write, a
+commit raced by a writer on another machine is refused whole, and missing credentials are one line, exit 2.
 
 moto_server is found next to this interpreter (``pip install 'marketlab[s3]'`` puts it there), on PATH, or
 at ``$MARKETLAB_MOTO_SERVER``; the tests skip when there is none.
@@ -264,3 +265,33 @@ def test_a_commit_raced_by_another_machine_is_refused_whole(s3: Server, shared_d
     listed = sorted(f.removeprefix(f"{uri}/") for f in after.files("bars", "r"))
     assert _objects(after, "bars") == listed and len(listed) == 64  # the loser's upload was removed
     assert _objects(after, ".journal") == []
+
+
+@pytest.mark.slow
+def test_writer_killed_after_its_commit_is_completed_by_the_next_write(s3: Server, shared_data: Path) -> None:
+    folder = shared_data / DATA
+    if not folder.is_dir():
+        pytest.skip(f"{DATA} not staged")
+    uri = f"s3://{BUCKET}/stores/killed-after"
+    Store(uri).ingest("ohlcv", [folder / "BTCUSDT_1m_2024-01.csv.gz"], dataset="k")
+    code = (
+        "import polars as pl\nfrom marketlab.store import Store, IngestBatch\n"
+        f"st = Store({uri!r})\n"
+        "days = st.scan_bars('k', 'BTCUSDT', '2024-01-10', '2024-01-12').collect()\n"
+        "print('READY', flush=True)\n"
+        "st.replace(IngestBatch('k', {'bars': days.with_columns(pl.col('close') + 1.0)}, [st.instrument('k', 'BTCUSDT')]))\n"
+    )
+    p = run_python(code, fault="obsolete#1")  # killed after the manifest PUT, one of 2 superseded files deleted
+    assert p.returncode != 0
+    reader = Store(uri, create=False)
+    listed = sorted(f.removeprefix(f"{uri}/") for f in reader.files("bars", "k"))
+    assert len(listed) == 32 and len(_objects(reader, "bars")) == 33  # committed; one superseded file left over
+    day = reader.scan_bars("k", "BTCUSDT", "2024-01-10", "2024-01-11").collect()
+    btc = pl.read_csv(folder / "BTCUSDT_1m_2024-01.csv.gz")  # the file itself: closes of 2024-01-10, plus 1
+    want = btc.filter(pl.col("datetime").str.starts_with("2024-01-10"))["close"] + 1.0
+    assert day["close"].to_list() == want.to_list()
+    writer = Store(uri)
+    writer.ingest("ohlcv", [folder / "ETHUSDT_1m_2024-01.csv.gz"], dataset="k")
+    assert any("completed interrupted write" in m for m in writer.recovered)
+    listed = sorted(f.removeprefix(f"{uri}/") for f in writer.files("bars", "k"))
+    assert _objects(writer, "bars") == listed and len(listed) == 64 and _objects(writer, ".journal") == []
