@@ -29,6 +29,9 @@ def _reversal_signals(store, start: str, end: str) -> pl.DataFrame:
     )  # fmt: skip
 
 
+# slow (`make test-full`): the CSI300 folder ingested, then the backtest; 24 s of CPU in a serial profile with a fresh
+# numba cache, 9 s with a warm one
+@pytest.mark.slow
 def test_csi300_top_k_drop_spec_end_to_end(shared_data, tmp_store):
     from marketlab.agents.alphagen.mine import write_signals
 

@@ -25,6 +25,9 @@ def _spec(name: str, shared: Path, out: Path, **over) -> dict:
     return d
 
 
+# slow (`make test-full`): a month of real minutes ingested, then the backtest and its HTML/PNG report; 34 s of CPU in a
+# serial profile with a fresh numba cache (vectorbt's kernels compiled), 6 s with a warm one
+@pytest.mark.slow
 def test_ma_cross_on_btc_minutes(shared_data, tmp_store, tmp_path):
     res = Backtest(BacktestSpec.from_dict(_spec("ma_cross_btc", shared_data, tmp_path)), store=tmp_store).run()
     assert res.metrics["n_bars"] == 10 * 1440 + 1  # 2024-01-22 00:00 .. 2024-02-01 00:00 inclusive
