@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	# Compile bytecode once: these machines set PYTHONDONTWRITEBYTECODE, which doubles import time.
 	$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null 2>&1 || true
+	# Compile the numba kernels of `make demo` into NUMBA_CACHE_DIR once (the demo's steps on a small temporary
+	# store), so the first demo starts warm instead of compiling for a minute.
+	$(VENV)/bin/marketlab warmup
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1047,7 +1047,11 @@ def one_nb(orders, levels, bm, hkeys, hvals, sc, cmd, status, fills, events, nos
     cmd[0, C_SIZE] = size
     cmd[0, C_AUX] = aux
     status[0] = 0
-    code, i = process_nb(orders, levels, bm, hkeys, hvals, sc, cmd, 0, status, fills, events, nosnap, 0, False)
+    # Typed zeros, not literals: a literal 0/False would compile a second, literal-specialised copy of the
+    # (large) process_nb beside the one the batch path uses, doubling the engine's first-run compile time.
+    zero = np.int64(0)
+    code, i = process_nb(orders, levels, bm, hkeys, hvals, sc, cmd, zero, status, fills, events, nosnap, zero,
+                         np.bool_(False))
     return code if code < 0 else status[0]
 
 

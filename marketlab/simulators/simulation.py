@@ -211,10 +211,12 @@ def simulate_day(
     *,
     progress: bool = False,
     dataset: str | None = None,
+    duration_s: float | None = None,
 ) -> dict[str, Any]:
     """Simulate one session from ``spec_path`` and write it to ``store`` (if given); return a summary.
 
-    ``seed`` overrides the spec's master seed; ``dataset`` overrides ``market.dataset``. The summary has
+    ``seed`` overrides the spec's master seed; ``dataset`` overrides ``market.dataset``; ``duration_s``
+    overrides ``market.duration_s`` (a shorter session, e.g. ``marketlab warmup``'s). The summary has
     the run counts (:meth:`Simulation.summary`), ``events``, ``book_rows``, ``events_per_s`` (events per
     wall second of simulation) and, when written, the store's report fields.
     """
@@ -224,6 +226,9 @@ def simulate_day(
         if problem:
             raise SpecError(None, "--dataset", problem)
         spec = replace(spec, market=replace(spec.market, dataset=dataset))
+    if duration_s is not None:
+        spec = replace(spec, market=replace(spec.market, duration_s=float(duration_s)))
+        spec.validate(spec_path)
     sim = Simulation(spec, seed=seed).run(progress=progress)
     t = time.perf_counter()
     batch = sim.to_batch()

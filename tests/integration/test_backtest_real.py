@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 def _spec(name: str, shared: Path, out: Path, **over) -> dict:
     d = load_toml(ROOT / "specs" / "backtests" / f"{name}.toml")
     if "ingest" in d["data"]:
-        d["data"]["ingest"]["paths"] = [str(shared / Path(p).relative_to("../../../shared/data")) for p in d["data"]["ingest"]["paths"]]
+        d["data"]["ingest"]["paths"] = [str(shared / p.removeprefix("$MARKETLAB_DATA/")) for p in d["data"]["ingest"]["paths"]]
     d["report"]["out_dir"] = str(out)
     for k, v in over.items():
         d[k].update(v)

@@ -3,7 +3,8 @@ section, in order, in a temporary copy of the checkout (a fresh clone's files), 
 NUMBA_CACHE_DIR variable set. A block after a ``<!-- readme-test: skip -->`` line is not run (real data).
 
 Run with ``make test-readme`` (``.ci/run`` calls it); the xVA spec is shrunk in the copy (:data:`REDUCED`) so
-the whole section takes about a minute of CPU.
+the whole section takes about a minute of CPU. Like ``make setup``, it first runs ``marketlab warmup``, and it
+ends with ``marketlab demo``, which must then compile no numba kernel (``make demo``'s first run is warm).
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ def test_using_it_runs_top_to_bottom(tmp_path: Path) -> None:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(clone)
     env["HOME"] = str(tmp_path / "home")  # numba's default cache lands in this fresh user cache folder
+    # what `make setup` does after installing: compile the demo's kernels into the (empty) cache once
+    r = subprocess.run(["marketlab", "warmup", "--json"], cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0 and json.loads(r.stdout)["compiled"] > 0, r.stderr[-3000:]
     for n, (lang, code) in enumerate(blocks):
         for text, reduced in REDUCED_COMMANDS.items():
             code = code.replace(text, reduced)
@@ -111,3 +115,9 @@ def test_using_it_runs_top_to_bottom(tmp_path: Path) -> None:
     assert json.loads((clone / "rl.schema.json").read_text())["title"] == "marketlab rl spec"
     assert (tmp_path / "home" / ".cache" / "marketlab" / "numba").is_dir()
     assert not list((clone / "marketlab").rglob("*.nbi"))  # numba's index files never land in the package
+    # `make demo` after `make setup` on this fresh clone: every kernel it needs was compiled by the warmup
+    r = subprocess.run(["marketlab", "demo", "--json", "--quiet"], cwd=clone, env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    demo = json.loads(r.stdout)
+    assert demo["numba_compiled"] == 0 and Path(demo["report"]).is_file()

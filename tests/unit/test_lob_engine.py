@@ -203,3 +203,25 @@ def test_sell_side_symmetry(tif):
     assert code == 0
     assert b.last_fills()["price"].tolist() == [100, 99]
     assert b.best_bid == 99 and b.level_size(BUY, 99) == 3
+
+
+def test_single_and_batch_paths_share_one_compiled_engine():
+    """``one_nb`` (per-call API) runs the same compiled ``process_nb`` as :meth:`OrderBook.process`: one
+    signature, so the engine compiles once on a fresh numba cache (a literal ``0``/``False`` argument inside
+    ``one_nb`` specialised a second copy and doubled the demo's first-run compile time). Run in a fresh
+    interpreter, so other tests' calls cannot add signatures."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from marketlab.lob import OrderBook\n"
+        "from marketlab.lob import kernels as K\n"
+        "b = OrderBook()\n"
+        "b.submit_limit(1, -1, 101, 5, ts=1); b.submit_market(2, 1, 2, ts=2)\n"
+        "b.process(np.array([[3, K.K_LIMIT, 3, 1, 99, 5, 0]], dtype=np.int64), depth=2)\n"
+        "b.process(np.array([[4, K.K_CANCEL, 3, 1, 0, 0, 0]], dtype=np.int64), stop_on_reject=True)\n"
+        "print(len(K.process_nb.signatures))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600)
+    assert out.stdout.split() == ["1"]

@@ -12,7 +12,7 @@ import pytest
 
 from marketlab.backtests import Backtest
 from marketlab.backtests.report.page import VENDOR, fmt
-from marketlab.backtests.report.stats import rolling_beta, rolling_sharpe, tearsheet
+from marketlab.backtests.report.stats import rolling_beta, rolling_sharpe, tail_ratio, tearsheet
 from marketlab.backtests.spec import BacktestSpec
 from marketlab.core.metrics import summary
 from marketlab.market import synthetic_market
@@ -58,6 +58,12 @@ def test_statistics_against_numpy():
     var = x[int(pos)] + (pos - int(pos)) * (x[int(pos) + 1] - x[int(pos)])
     assert s["VaR 95%"].strategy == pytest.approx(var, rel=1e-12)
     assert s["CVaR 95%"].strategy == pytest.approx(r[r <= var].mean(), rel=1e-12)
+
+    def pct(q: float) -> float:  # linear interpolation between order statistics
+        pos = q * (n - 1)
+        return x[int(pos)] + (pos - int(pos)) * (x[int(pos) + 1] - x[int(pos)])
+
+    assert s["Tail ratio"].strategy == pytest.approx(abs(pct(0.95)) / abs(pct(0.05)), rel=1e-12)
     z = (r - r.mean()) / r.std(ddof=1)
     assert s["Skew"].strategy == pytest.approx(n / ((n - 1) * (n - 2)) * np.sum(z**3), rel=1e-9)
     kurt = n * (n + 1) / ((n - 1) * (n - 2) * (n - 3)) * np.sum(z**4) - 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))
@@ -68,6 +74,15 @@ def test_statistics_against_numpy():
                       ("Volatility (ann.)", "volatility"), ("Max drawdown", "max_drawdown"), ("Total return", "total_return")):
         assert s[name].strategy == pytest.approx(m[key], rel=1e-9), name
     assert s["Sharpe"].strategy == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(ppy), rel=1e-9)
+
+
+def test_tail_ratio_edges():
+    # NaNs are dropped; 5th percentile 0 -> inf (as vectorbt's tail_ratio); nothing -> NaN
+    r = np.array([np.nan, -0.02, -0.01, 0.0, 0.01, 0.03, np.nan])
+    x = np.sort(r[~np.isnan(r)])  # 5 values: the 95th percentile is 80% of the way from x[3] to x[4]
+    assert tail_ratio(r) == pytest.approx((x[3] + 0.8 * (x[4] - x[3])) / abs(x[0] + 0.2 * (x[1] - x[0])), rel=1e-12)
+    assert tail_ratio(np.array([0.0] * 10 + [0.01])) == np.inf
+    assert np.isnan(tail_ratio(np.array([np.nan])))
 
 
 def test_calendar_returns_and_drawdowns_known_path():

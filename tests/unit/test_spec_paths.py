@@ -131,6 +131,45 @@ def test_shipped_specs_name_no_cwd_relative_outputs() -> None:
                             assert target.is_relative_to(REPO), (f.name, key, v)
 
 
+def _shipped_data_paths() -> list[tuple[Path, str, str, Any]]:
+    """(spec file, kind, key, raw value) of every path in a shipped spec that names the raw data."""
+    out = []
+    for kind in SPEC_KINDS.values():
+        for f in kind.files(REPO):
+            doc = tomllib.loads(f.read_text())
+            for key, many in path_keys(schema_of(kind.name)):
+                try:
+                    value = get(doc, key)
+                except (KeyError, TypeError):
+                    continue
+                if any(v.startswith("$MARKETLAB_DATA") or "shared/data" in v for v in (value if many else [value])):
+                    out.append((f, kind.name, key, value))
+    return out
+
+
+def test_shipped_specs_read_the_raw_data_root(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every raw-data path of a shipped spec is written ``$MARKETLAB_DATA/...`` (never ``../../../shared/data``,
+    which works in one folder layout only), names a file or folder that exists in the real datasets, and
+    follows the variable when it names another folder (here a symlink to them)."""
+    found = _shipped_data_paths()
+    assert len({f for f, *_ in found}) >= 10  # backtests and agents on the real datasets
+    link = tmp_path / "elsewhere"
+    link.symlink_to(shared_data, target_is_directory=True)
+    for root in (shared_data, link):
+        monkeypatch.setenv(DATA_ENV, str(root))
+        for f, kind, key, value in found:
+            raw = value if isinstance(value, list) else [value]
+            assert all(v.startswith("$MARKETLAB_DATA/") for v in raw), (f.name, key, raw)
+            got = get(SPEC_KINDS[kind].cls().from_toml(f).to_dict(), key)
+            for v, p in zip(raw, got if isinstance(got, list) else [got], strict=True):
+                assert Path(p) == Path(os.path.normpath(root.absolute() / v.removeprefix("$MARKETLAB_DATA/"))), (f.name, key, p)
+                assert Path(p).exists(), (f.name, key, p)
+    monkeypatch.delenv(DATA_ENV)  # unset: a one-line error naming the variable, never a guess
+    f, kind, _, _ = found[0]
+    with pytest.raises(SpecError, match=rf"{f.name}: key '[a-z_.\[\]0-9]+': .*MARKETLAB_DATA, which is not set"):
+        SPEC_KINDS[kind].cls().from_toml(f)
+
+
 def test_backtest_from_another_cwd_writes_beside_its_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from marketlab.store import Store
     from marketlab.store.synth import write_synth
