@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# Benchmarks run from a checkout (every script imports this module): the shipped real-data specs they load read
+# $MARKETLAB_DATA/..., which defaults here to the datasets beside the checkout (the package itself guesses nothing).
+os.environ.setdefault("MARKETLAB_DATA", str(RESULTS.parents[2] / "shared" / "data"))
 
 
 def _cpu_model() -> str:

@@ -267,7 +267,8 @@ def test_missing_file_spec(tmp_path):
         BacktestSpec.from_toml(tmp_path / "none.toml")
 
 
-def test_shipped_specs_validate():
+def test_shipped_specs_validate(tmp_path, monkeypatch):
+    monkeypatch.setenv("MARKETLAB_DATA", str(tmp_path))  # the real-data ones read $MARKETLAB_DATA/... (checked on use)
     root = Path(__file__).resolve().parents[2] / "specs" / "backtests"
     specs = sorted(root.glob("*.toml"))
     assert len(specs) >= 4

@@ -63,7 +63,8 @@ def test_training_is_deterministic(tmp_path):
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_shipped_agent_specs_validate():
+def test_shipped_agent_specs_validate(tmp_path, monkeypatch):
+    monkeypatch.setenv("MARKETLAB_DATA", str(tmp_path))  # they read $MARKETLAB_DATA/... (existence is checked on use)
     for name in ("ppo_trading", "dqn_trading", "sac_trading"):
         spec = AgentSpec.from_toml(ROOT / "specs" / "agents" / f"{name}.toml")
         assert spec.name == name and spec.algo == name.split("_")[0]
