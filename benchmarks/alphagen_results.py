@@ -1,12 +1,19 @@
-"""Mining results: AlphaGen (MaskablePPO) vs GP vs hand-factor baselines on CSI300 and S&P 500.
+"""Mining results: AlphaGen (MaskablePPO) vs GP, gplearn and hand-factor models on CSI300 and S&P 500 (issue 19).
 
-Runs each method at pool capacity k in {10, 20} over several seeds (hand baselines: linear and gradient
-boosting), reporting train / valid / test IC, RankIC and ICIR of the combined factor (mean ± std over seeds),
-and writes ``benchmarks/results/alphagen_results.json`` after every run (partial results survive a stop).
+Each job (method x pool capacity k x seed) mines one spec (``specs/agents/alphagen_<dataset>.toml`` with the
+method's settings) and appends one run to ``benchmarks/results/alphagen_results.json``: train / valid / test
+IC, RankIC, ICIR of the combined factor, the pool's formulas with weights, wall and process CPU seconds,
+hardware, load average, git commit, command. Runs already in the json are skipped (``--redo`` runs them again),
+so re-issuing a command continues a cut-off sweep; AlphaGen runs checkpoint every ``--checkpoint-every`` steps
+in ``--run-root/results_<dataset>_<label>_<seed>/`` and resume from there. Parallel workers share the json
+through a file lock.
 
-Sized for a shared 2-core CPU: PPO steps and GP population are far below the paper's (see the json's
-``sizes``); the numbers show the pipeline and the train/test gap, not the paper's converged results.
-    python benchmarks/alphagen_results.py [--steps 4096] [--seeds 0 1] [--datasets csi300 sp500]
+    python benchmarks/alphagen_results.py --reference --methods alphagen --caps 10 20 --seeds 0 1 2 --datasets csi300
+    python benchmarks/alphagen_results.py --methods hand gp gplearn --hand-models linear lightgbm mlp gbdt ...
+    python benchmarks/alphagen_results.py --table        # the README table from the json
+
+``--reference``: AlphaGen's step budget per pool size (10: 200k, 20: 250k, 50: 300k, 100: 350k; k = 1, the
+single-alpha ablation: 200k). gplearn stops at ``--gplearn-seconds`` of CPU (equal budget with an AlphaGen run).
 
 ``--backtests`` instead trades the pools that ``marketlab mine specs/agents/alphagen_csi300*.toml`` wrote into the
 store: the top-50 / drop-5 specs ``specs/backtests/alphagen_csi300_top50*.toml`` (0.15% per side, vs the CSI300
@@ -278,7 +285,8 @@ def table(doc: dict) -> str:
             lines.append(f"| {meth} | {d['n_seeds']} | {_ms(d['train_ic'])} | {_ms(d.get('valid_ic', [np.nan]))} | "
                          f"{_ms(d.get('test_ic', [np.nan]))} | {_ms(d.get('test_rank_ic', [np.nan]))} | "
                          f"{_ms(d.get('test_icir', [np.nan]))} | {gap.mean():.3f} | "
-                         f"{f'{np.mean(cpu):.0f}' if cpu else 'n/a'} |")  # fmt: skip
+                         f"{f'{np.mean(cpu):.0f}' if cpu else 'n/a'}"
+                         f"{' (this session only: resumed)' if any(r.get('resumed_from_step') for r in rs) else ''} |")  # fmt: skip
         lines.append("")
     ag = [r for r in runs if r["method"].startswith("alphagen") and r["dataset"] == "csi300" and "valid" in r["metrics"]]
     if ag:
