@@ -90,7 +90,9 @@ def test_ingest_killed_at_a_random_time(tmp_path: Path, k: int) -> None:
 
 BARS_STAGES = [("staged", "SIGKILL"), ("journal", "SIGTERM"), ("renamed#1", "SIGKILL"), ("catalog", "SIGTERM"),
                ("committed", "SIGKILL"), ("obsolete#1", "SIGTERM")]
-BARS_QUICK = {("journal", "SIGTERM"), ("committed", "SIGKILL")}  # before and after the commit point
+# `data bars --to-dataset` and `simulate` commit through the same staged write as the ingests above (whose kill points
+# `make test` keeps); each of their points costs two CLI runs of the LOB kernels, so all of them run in `make test-full`.
+BARS_QUICK: set[tuple[str, str]] = set()
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +130,7 @@ def test_bars_to_dataset_killed(lob_store: Path, tmp_path: Path, stage: str, sig
 SIM_STAGES = [("staged", "SIGTERM"), ("renamed#2", "SIGKILL"), ("committed", "SIGTERM")]
 
 
-@pytest.mark.parametrize("stage, sig", kill_points(SIM_STAGES, {("renamed#2", "SIGKILL")}))
+@pytest.mark.parametrize("stage, sig", kill_points(SIM_STAGES, set()))
 def test_simulate_killed(tmp_path: Path, stage: str, sig: str) -> None:
     spec = tmp_path / "tiny.toml"
     spec.write_text((REPO / "specs" / "simulators" / "abm_default.toml").read_text()
