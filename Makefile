@@ -47,7 +47,7 @@ FLAKY_SEEDS ?= 1 2 3 4 5
 test-flaky: $(STAMP)
 	for s in $(FLAKY_SEEDS); do \
 	  echo "== test-flaky seed $$s"; \
-	  HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q -n 2 -p no:cacheprovider --seed $$s --shuffle tests \
+	  HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q -n 2 --dist loadgroup -p no:cacheprovider --seed $$s --shuffle tests \
 	    || { echo "test-flaky: red with seed $$s"; exit 1; }; \
 	done
 
