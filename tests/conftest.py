@@ -97,3 +97,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # tests/gpu/ skips as a whole without CUDA, marked or not
         if ("gpu" in item.keywords or "tests/gpu/" in item.nodeid) and not has_cuda:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster of 2 worker CPUs, shared by one test module's tests (Ray's start costs seconds);
+    started and shut down here unless the test session already runs one."""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    if started:
+        ray.shutdown()

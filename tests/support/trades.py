@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 LOBSTER_DIR = "lobster_sample_2012-06-21"
@@ -30,6 +31,24 @@ def goog_slice_store(shared_data: Path, root: Path, rows: int = 3000):
     store = Store(root / "store")
     store.ingest("lobster", write_goog_slice(shared_data, root / "raw", rows), dataset="lob")
     return store
+
+
+def train_tiny_cli(store_path: Path, out: Path, steps: int, val_every: int) -> list[str]:
+    """Train a tiny TRADES model on dataset ``lob`` symbol GOOG through ``marketlab trades train`` into ``out``
+    (window 8, depth 1; seconds). Returns the ``--data/--symbol/--store`` arguments shared by the next commands."""
+    from typer.testing import CliRunner
+
+    from marketlab.cli.main import app
+
+    cfg = out.parent / f"{out.name}.toml"
+    cfg.write_text("[trades]\nwindow = 8\ndepth = 1\naugment_dim = 8\nbatch_size = 8\n"
+                   f"val_every = {val_every}\nval_batches = 1\n")
+    base = ["--data", "lob", "--symbol", "GOOG", "--store", str(store_path)]
+    r = CliRunner().invoke(app, ["trades", "train", *base, "--config", str(cfg), "--steps", str(steps), "--out", str(out),
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["step"] == steps
+    return base
 
 
 def synthetic_tokens(n: int, seed: int = 0, levels: int = 10):

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from marketlab.cli.main import app
-from tests.support.trades import goog_slice_store
+from tests.support.trades import goog_slice_store, train_tiny_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET = """[eval]
@@ -38,12 +38,8 @@ weights = "raw"
 @pytest.mark.slow
 def test_evaluate_sim_writes_the_report_and_refuses_bad_input(shared_data: Path, tmp_path: Path) -> None:
     store = goog_slice_store(shared_data, tmp_path, rows=8000)
-    cfg = tmp_path / "t.toml"
-    cfg.write_text("[trades]\nwindow = 8\ndepth = 1\naugment_dim = 8\nbatch_size = 8\nval_every = 5\nval_batches = 1\n")
+    base = train_tiny_cli(store.path, tmp_path / "ck", steps=5, val_every=5)
     run = CliRunner().invoke
-    base = ["--data", "lob", "--symbol", "GOOG", "--store", str(store.path)]
-    r = run(app, ["trades", "train", *base, "--config", str(cfg), "--steps", "5", "--out", str(tmp_path / "ck"), "--json"])
-    assert r.exit_code == 0, r.output
     budget = tmp_path / "b.toml"
     budget.write_text(BUDGET)
     abm = str(ROOT / "specs" / "simulators" / "abm_default.toml")

@@ -115,36 +115,33 @@ def test_unset_data_root_in_a_spec_is_one_line_naming_file_and_key(tmp_path: Pat
 
 def test_shipped_specs_name_no_cwd_relative_outputs() -> None:
     """Shipped specs write under the checkout's runs/ and reports/ from any cwd (paths relative to the spec)."""
-    for kind in SPEC_KINDS.values():
-        for f in kind.files(REPO):
-            doc = tomllib.loads(f.read_text())
-            for key, many in path_keys(schema_of(kind.name)):
-                try:
-                    value = get(doc, key)
-                except (KeyError, TypeError):
-                    continue
-                for v in value if many else [value]:
-                    if v and not v.startswith(("$MARKETLAB_DATA", "/")):
-                        target = Path(os.path.normpath(f.parent / v))
-                        assert target.is_relative_to(REPO.parent), (f.name, key, v)
-                        if key.endswith(("out_dir", "dir", "run", "checkpoint")):
-                            assert target.is_relative_to(REPO), (f.name, key, v)
+    for f, _, key, value, many in _shipped_spec_paths():
+        for v in value if many else [value]:
+            if v and not v.startswith(("$MARKETLAB_DATA", "/")):
+                target = Path(os.path.normpath(f.parent / v))
+                assert target.is_relative_to(REPO.parent), (f.name, key, v)
+                if key.endswith(("out_dir", "dir", "run", "checkpoint")):
+                    assert target.is_relative_to(REPO), (f.name, key, v)
 
 
-def _shipped_data_paths() -> list[tuple[Path, str, str, Any]]:
-    """(spec file, kind, key, raw value) of every path in a shipped spec that names the raw data."""
+def _shipped_spec_paths() -> list[tuple[Path, str, str, Any, bool]]:
+    """(spec file, kind, key, raw value, is a list) of every path key set in a shipped spec."""
     out = []
     for kind in SPEC_KINDS.values():
         for f in kind.files(REPO):
             doc = tomllib.loads(f.read_text())
             for key, many in path_keys(schema_of(kind.name)):
                 try:
-                    value = get(doc, key)
+                    out.append((f, kind.name, key, get(doc, key), many))
                 except (KeyError, TypeError):
                     continue
-                if any(v.startswith("$MARKETLAB_DATA") or "shared/data" in v for v in (value if many else [value])):
-                    out.append((f, kind.name, key, value))
     return out
+
+
+def _shipped_data_paths() -> list[tuple[Path, str, str, Any]]:
+    """(spec file, kind, key, raw value) of every path in a shipped spec that names the raw data."""
+    return [(f, kind, key, value) for f, kind, key, value, many in _shipped_spec_paths()
+            if any(v.startswith("$MARKETLAB_DATA") or "shared/data" in v for v in (value if many else [value]))]
 
 
 def test_shipped_specs_read_the_raw_data_root(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

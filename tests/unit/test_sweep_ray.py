@@ -20,18 +20,7 @@ ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A local Ray cluster of 2 worker CPUs (Ray's start costs seconds: shared by the tests here)."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield ray
-    if started:
-        ray.shutdown()
-
-
-def test_ray_backtest_sweep_equals_sequential(cluster, tmp_path):
+def test_ray_backtest_sweep_equals_sequential(ray_cluster, tmp_path):
     store = write_panel_store(tmp_path / "store")
     spec = tmp_path / "mom.toml"
     spec.write_text(BACKTEST_SPEC)
@@ -45,7 +34,7 @@ def test_ray_backtest_sweep_equals_sequential(cluster, tmp_path):
 
 
 @pytest.mark.parametrize("retries,expect", [(2, "ok"), (0, "failed")])
-def test_ray_worker_killed_mid_task(cluster, tmp_path, retries, expect):
+def test_ray_worker_killed_mid_task(ray_cluster, tmp_path, retries, expect):
     """SIGKILL the Ray worker running a variant: Ray re-runs it (exactly one row per variant, all ok);
     with no retries left the variant is a failed row naming Ray's error, and the others complete."""
     t, _ = run_killing_one_worker(probe_spec(tmp_path, seconds=2.0), tmp_path / "st", 90, backend="ray",
@@ -57,19 +46,19 @@ def test_ray_worker_killed_mid_task(cluster, tmp_path, retries, expect):
         assert "WorkerCrashedError" in t.filter(pl.col("status") == "failed")["error"][0]
 
 
-def test_ray_failed_variant_others_complete(cluster, tmp_path):
+def test_ray_failed_variant_others_complete(ray_cluster, tmp_path):
     res = sweep.run(probe_spec(tmp_path), {"probe.fail": [False, True]}, store=tmp_path / "st", backend="ray")
     assert res.table.sort("probe.fail")["status"].to_list() == ["ok", "failed"]
     assert "probe asked to fail" in res.table.filter(pl.col("status") == "failed")["error"][0]
 
 
-def test_ray_backend_uses_the_cluster_it_finds(cluster, tmp_path: Path):
+def test_ray_backend_uses_the_cluster_it_finds(ray_cluster, tmp_path: Path):
     """A sweep inside a running Ray session neither starts nor shuts down a cluster."""
     sweep.run(probe_spec(tmp_path), ["probe.x=0"], store=tmp_path / "st", backend="ray")
     assert ray.is_initialized()
 
 
-def test_ray_fleet_writes_each_day_and_matches_sequential(cluster, tmp_path):
+def test_ray_fleet_writes_each_day_and_matches_sequential(ray_cluster, tmp_path):
     """Two days as Ray tasks writing the same store concurrently: both days stored, facts equal the
     sequential fleet's."""
     from marketlab.store import Store
@@ -85,7 +74,7 @@ def test_ray_fleet_writes_each_day_and_matches_sequential(cluster, tmp_path):
     assert len(days) == 2
 
 
-def test_ray_mining_seeds_match_sequential(cluster, tmp_path):
+def test_ray_mining_seeds_match_sequential(ray_cluster, tmp_path):
     """Alpha-mining seeds as Ray tasks: the same pools' ICs as the sequential sweep."""
     store, spec = mine_store_and_spec(tmp_path)
     on_ray = sweep.run(spec, ["miner.seed=5,6"], store=store, backend="ray", name="ray")

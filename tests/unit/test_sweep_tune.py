@@ -18,17 +18,6 @@ pytest.importorskip("ray.tune")
 pytestmark = pytest.mark.xdist_group("ray")
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A local Ray cluster of 2 worker CPUs (Ray's start costs seconds: shared by the tests here)."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield ray
-    if started:
-        ray.shutdown()
-
-
 def _curve_spec(tmp_path: Path) -> Path:
     p = tmp_path / "curve.toml"
     p.write_text("[probe]\nseconds = 0.2\nseed = 3\niterations = 4\n")
@@ -36,7 +25,7 @@ def _curve_spec(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_asha_stops_weak_trials_early_one_row_per_trial(cluster, tmp_path):
+def test_asha_stops_weak_trials_early_one_row_per_trial(ray_cluster, tmp_path):
     # score_i = x * i: the best curve goes first, so every later (weaker) trial is below the rung's cutoff
     spec = _curve_spec(tmp_path)
     grid = ["probe.x=8,4,1,0.5"]
@@ -86,7 +75,7 @@ def test_scheduler_bad_input_is_one_line(tmp_path):  # refused before Ray starts
 
 
 @pytest.mark.slow
-def test_mining_panel_is_broadcast_once_not_read_by_workers(cluster, tmp_path, monkeypatch):
+def test_mining_panel_is_broadcast_once_not_read_by_workers(ray_cluster, tmp_path, monkeypatch):
     from marketlab.sweep.runners import MineRunner
 
     store, spec = mine_store_and_spec(tmp_path)

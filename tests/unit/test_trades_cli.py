@@ -8,18 +8,14 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from marketlab.cli.main import app
-from tests.support.trades import goog_slice_store
+from tests.support.trades import goog_slice_store, train_tiny_cli
 
 
 def test_train_then_generate_and_bad_input(shared_data: Path, tmp_path: Path) -> None:
     store = goog_slice_store(shared_data, tmp_path, rows=1500)
-    cfg = tmp_path / "t.toml"
-    cfg.write_text("[trades]\nwindow = 8\ndepth = 1\naugment_dim = 8\nbatch_size = 8\nval_every = 2\nval_batches = 1\n")
+    base = train_tiny_cli(store.path, tmp_path / "ck", steps=2, val_every=2)
+    cfg = tmp_path / "ck.toml"
     run = CliRunner().invoke
-    base = ["--data", "lob", "--symbol", "GOOG", "--store", str(store.path)]
-    r = run(app, ["trades", "train", *base, "--config", str(cfg), "--steps", "2", "--out", str(tmp_path / "ck"), "--json"])
-    assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["step"] == 2
     r = run(app, ["trades", "generate", str(tmp_path / "ck"), *base, "--orders", "2", "--markets", "2", "--steps", "1",
                   "--json"])
     assert r.exit_code == 0, r.output
