@@ -110,6 +110,46 @@ def test_rejections_leave_book_untouched():
     assert len(b.rejection_log) == len(codes)
 
 
+def test_hash_delete_keeps_every_later_id_of_a_probe_chain_findable():
+    """The order-id hash (open addressing, linear probing, deletion by backward shift, no tombstones) against a
+    dict: ids that share a home bucket form one probe chain, and deleting its head must leave the others
+    findable. The engine keeps the table at most half full, so chains are short there and a delete that only
+    empties its bucket broke nothing the book tests saw (mutant engine-hash-delete-no-backshift survived)."""
+    hcap = 16
+    htab = np.empty((hcap, 2), dtype=np.int64)  # the engine's layout: keys and slots interleaved
+    htab[:, 0] = 0
+    htab[:, 1] = -1
+    hkeys, hvals = htab[:, 0], htab[:, 1]
+    sc = np.zeros(K.N_SCALARS, dtype=np.int64)
+    sc[K.S_HSHIFT] = 64 - 4  # 16 buckets
+
+    def home(key: int) -> int:  # Fibonacci hashing, written out independently of the kernel
+        return ((key * 11400714819323198485) % 2**64) >> 60
+
+    chain = [k for k in range(1, 1000) if home(k) == home(1)][:3]
+    for slot, k in enumerate(chain):
+        K.hash_put_nb(hkeys, hvals, sc, k, slot)
+    K.hash_del_nb(hkeys, hvals, sc, chain[0])
+    assert [K.hash_get_nb(hkeys, hvals, sc, k) for k in chain] == [-1, 1, 2]
+
+    rng = np.random.default_rng(0)
+    ref = {chain[1]: 1, chain[2]: 2}  # still in the table
+    for step in range(2000):  # random puts and deletes, the table at most half full like the engine's
+        if ref and (len(ref) >= hcap // 2 or rng.random() < 0.5):
+            k = int(rng.choice(sorted(ref)))
+            K.hash_del_nb(hkeys, hvals, sc, k)
+            del ref[k]
+        else:
+            k = int(rng.integers(1, 64))
+            if k in ref:
+                continue
+            K.hash_put_nb(hkeys, hvals, sc, k, step)
+            ref[k] = step
+        assert {k: int(K.hash_get_nb(hkeys, hvals, sc, k)) for k in range(1, 64)} == {
+            k: ref.get(k, -1) for k in range(1, 64)}, step
+        assert sc[K.S_HCOUNT] == len(ref)
+
+
 def test_growth_of_slots_hash_and_band():
     b = OrderBook(capacity=16)
     rng = np.random.default_rng(0)
