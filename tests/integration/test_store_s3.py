@@ -7,7 +7,7 @@ lists nothing (counted in the server's request log), a re-ingest writes nothing,
 uploads are rolled back by the next write, one killed after its commit is completed by the next write, a
 commit raced by a writer on another machine is refused whole, and missing credentials are one line, exit 2.
 
-moto_server is found next to this interpreter (``pip install 'marketlab[s3]'`` puts it there), on PATH, or
+moto_server is found next to this interpreter (``pip install 'marketlab[s3]'`` puts it there) or
 at ``$MARKETLAB_MOTO_SERVER``; the tests skip when there is none.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -37,8 +36,8 @@ BUCKET = "marketlab-test"
 
 
 def _moto_server() -> str | None:
-    for cand in (os.environ.get("MARKETLAB_MOTO_SERVER"), str(Path(sys.executable).parent / "moto_server"),
-                 shutil.which("moto_server")):
+    # Not any moto_server on PATH: another install's moto (another version) failed multipart uploads here.
+    for cand in (os.environ.get("MARKETLAB_MOTO_SERVER"), str(Path(sys.executable).parent / "moto_server")):
         if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
             return cand
     return None

@@ -1,5 +1,5 @@
 """Planted-bug (mutation) check: apply each bug of ``mutants.toml`` to a temporary copy of the repository and
-run the tests named for it; a bug is *killed* when those tests go red (or time out).
+run the tests named for it; a bug is *killed* when those tests go red, time out or crash the test process.
 
 Usage (from the repository root; ``make mutants`` runs the first form)::
 
@@ -106,6 +106,8 @@ def _pytest(work: Path, tests: tuple[str, ...], timeout: float, first_fail: bool
         return "passed", time.perf_counter() - t0, last
     if r.returncode in (1, 3):  # tests failed / internal error while running them (e.g. an import crash)
         return "failed", time.perf_counter() - t0, last
+    if r.returncode < 0:  # the test process died of a signal (a planted bug that segfaults numba code): CI goes red too
+        return "crashed", time.perf_counter() - t0, f"killed by signal {-r.returncode}"
     return f"rc{r.returncode}", time.perf_counter() - t0, last
 
 
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     path.write_text(text)
                     os.utime(path, ns=(st0.st_atime_ns, st0.st_mtime_ns + 2_000_000_000))
-                status = "survived" if st == "passed" else ("killed" if st in ("failed", "timeout") else st)
+                status = "survived" if st == "passed" else ("killed" if st in ("failed", "timeout", "crashed") else st)
                 res = {"id": m.id, "area": m.area, "status": status, "seconds": round(secs, 1), "detail": last}
             results.append(res)
             print(f"{res['status']:>8}  {m.area:<8} {m.id:<40} {res['seconds']:6.0f}s  {res['detail'][:90]}", flush=True)
