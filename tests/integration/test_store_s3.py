@@ -115,15 +115,21 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def stores(s3: Server, shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Store, str]:
-    """(local store, s3 store, dataset) with the same real month of klines ingested into both."""
+def klines(shared_data: Path) -> Path:
+    """The real month of Binance 1-minute klines these tests store (skipped when not staged)."""
     folder = shared_data / DATA
     if not folder.is_dir():
         pytest.skip(f"{DATA} not staged")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def stores(s3: Server, klines: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Store, str]:
+    """(local store, s3 store, dataset) with the same real month of klines ingested into both."""
     local = Store(tmp_path_factory.mktemp("local") / "store")
-    rep = local.ingest("ohlcv", [folder])
+    rep = local.ingest("ohlcv", [klines])
     remote = Store(f"s3://{BUCKET}/stores/klines")
-    rep_s3 = remote.ingest("ohlcv", [folder])
+    rep_s3 = remote.ingest("ohlcv", [klines])
     assert rep_s3.dataset == rep.dataset and rep_s3.rows == rep.rows == {"bars": 89_282}
     return local, remote, rep.dataset
 
@@ -162,11 +168,11 @@ def test_one_symbol_day_requests_only_its_object(stores: tuple[Store, Store, str
 
 
 @pytest.mark.slow
-def test_reingest_writes_nothing(stores: tuple[Store, Store, str], s3: Server, shared_data: Path) -> None:
+def test_reingest_writes_nothing(stores: tuple[Store, Store, str], s3: Server, klines: Path) -> None:
     _, remote, ds = stores
     before = _objects(remote, "")
     since = s3.mark()
-    rep = remote.ingest("ohlcv", [shared_data / DATA])
+    rep = remote.ingest("ohlcv", [klines])
     assert rep.skipped and "already ingested" in (rep.reason or "")
     # the same records through another door (no source hash): merged by natural key, nothing added
     one = remote.scan_bars(ds, "ETHUSDT", "2024-01-20", "2024-01-21").collect()
@@ -179,22 +185,19 @@ def test_reingest_writes_nothing(stores: tuple[Store, Store, str], s3: Server, s
 
 
 @pytest.mark.slow
-def test_killed_writer_is_rolled_back_by_the_next_write(s3: Server, shared_data: Path) -> None:
-    folder = shared_data / DATA
-    if not folder.is_dir():
-        pytest.skip(f"{DATA} not staged")
+def test_killed_writer_is_rolled_back_by_the_next_write(s3: Server, klines: Path) -> None:
     uri = f"s3://{BUCKET}/stores/killed"
     st = Store(uri)
-    st.ingest("ohlcv", [folder / "BTCUSDT_1m_2024-01.csv.gz"], dataset="k")
+    st.ingest("ohlcv", [klines / "BTCUSDT_1m_2024-01.csv.gz"], dataset="k")
     before = st.scan_bars("k").collect()
     code = (f"from marketlab.store import Store\nprint('READY', flush=True)\n"
-            f"Store({uri!r}).ingest('ohlcv', [{str(folder / 'ETHUSDT_1m_2024-01.csv.gz')!r}], dataset='k')\n")
+            f"Store({uri!r}).ingest('ohlcv', [{str(klines / 'ETHUSDT_1m_2024-01.csv.gz')!r}], dataset='k')\n")
     p = run_python(code, fault="renamed#5")  # killed after uploading 5 of ETH's 32 partition files
     assert p.returncode != 0
     assert len(_objects(st, ".journal")) == 1 and len(_objects(st, "bars")) == 32 + 5
     assert Store(uri, create=False).scan_bars("k").collect().equals(before)  # readers never saw the uploads
     after = Store(uri)
-    rep = after.ingest("ohlcv", [folder / "ETHUSDT_1m_2024-01.csv.gz"], dataset="k")
+    rep = after.ingest("ohlcv", [klines / "ETHUSDT_1m_2024-01.csv.gz"], dataset="k")
     assert rep.added == {"bars": 44_641}  # the file's rows (wc -l minus the header)
     assert any("rolled back interrupted write" in m for m in after.recovered)
     assert _objects(after, ".journal") == []
@@ -229,17 +232,14 @@ def test_credentials_from_a_profile(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_commit_raced_by_another_machine_is_refused_whole(s3: Server, shared_data: Path, tmp_path: Path,
+def test_a_commit_raced_by_another_machine_is_refused_whole(s3: Server, klines: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Two writers on two machines (two local caches): the one whose base version moved refuses, nothing of it
     visible, and its uploaded files are removed; the other's write stands."""
     from marketlab.store import objstore
 
-    folder = shared_data / DATA
-    if not folder.is_dir():
-        pytest.skip(f"{DATA} not staged")
     uri = f"s3://{BUCKET}/stores/raced"
-    Store(uri).ingest("ohlcv", [folder / "BTCUSDT_1m_2024-01.csv.gz"], dataset="r")
+    Store(uri).ingest("ohlcv", [klines / "BTCUSDT_1m_2024-01.csv.gz"], dataset="r")
     loser = Store(uri)
     real = objstore.duck.record_commit
     raced: list[int] = []
@@ -248,7 +248,7 @@ def test_a_commit_raced_by_another_machine_is_refused_whole(s3: Server, shared_d
         if not raced:
             raced.append(1)
             monkeypatch.setenv("MARKETLAB_S3_CACHE", str(tmp_path / "machine-b"))
-            Store(uri).ingest("ohlcv", [folder / "ETHUSDT_1m_2024-01.csv.gz"], dataset="r")
+            Store(uri).ingest("ohlcv", [klines / "ETHUSDT_1m_2024-01.csv.gz"], dataset="r")
         return real(path, **commit)
 
     monkeypatch.setattr(objstore.duck, "record_commit", other_machine_commits_first)
@@ -267,12 +267,9 @@ def test_a_commit_raced_by_another_machine_is_refused_whole(s3: Server, shared_d
 
 
 @pytest.mark.slow
-def test_writer_killed_after_its_commit_is_completed_by_the_next_write(s3: Server, shared_data: Path) -> None:
-    folder = shared_data / DATA
-    if not folder.is_dir():
-        pytest.skip(f"{DATA} not staged")
+def test_writer_killed_after_its_commit_is_completed_by_the_next_write(s3: Server, klines: Path) -> None:
     uri = f"s3://{BUCKET}/stores/killed-after"
-    Store(uri).ingest("ohlcv", [folder / "BTCUSDT_1m_2024-01.csv.gz"], dataset="k")
+    Store(uri).ingest("ohlcv", [klines / "BTCUSDT_1m_2024-01.csv.gz"], dataset="k")
     code = (
         "import polars as pl\nfrom marketlab.store import Store, IngestBatch\n"
         f"st = Store({uri!r})\n"
@@ -286,11 +283,11 @@ def test_writer_killed_after_its_commit_is_completed_by_the_next_write(s3: Serve
     listed = sorted(f.removeprefix(f"{uri}/") for f in reader.files("bars", "k"))
     assert len(listed) == 32 and len(_objects(reader, "bars")) == 33  # committed; one superseded file left over
     day = reader.scan_bars("k", "BTCUSDT", "2024-01-10", "2024-01-11").collect()
-    btc = pl.read_csv(folder / "BTCUSDT_1m_2024-01.csv.gz")  # the file itself: closes of 2024-01-10, plus 1
+    btc = pl.read_csv(klines / "BTCUSDT_1m_2024-01.csv.gz")  # the file itself: closes of 2024-01-10, plus 1
     want = btc.filter(pl.col("datetime").str.starts_with("2024-01-10"))["close"] + 1.0
     assert day["close"].to_list() == want.to_list()
     writer = Store(uri)
-    writer.ingest("ohlcv", [folder / "ETHUSDT_1m_2024-01.csv.gz"], dataset="k")
+    writer.ingest("ohlcv", [klines / "ETHUSDT_1m_2024-01.csv.gz"], dataset="k")
     assert any("completed interrupted write" in m for m in writer.recovered)
     listed = sorted(f.removeprefix(f"{uri}/") for f in writer.files("bars", "k"))
     assert _objects(writer, "bars") == listed and len(listed) == 64 and _objects(writer, ".journal") == []
