@@ -15,7 +15,7 @@ points of the parent's arrival notional: ``side * (arrival_mid - fill_price) * s
 arrival_mid) * 1e4``; whatever cannot be filled at the end costs ``unfilled_penalty_bps`` per parent.
 
 Observation (float32, clipped to [-10, 10]): remaining fraction, time fraction, resting-child fraction,
-queue ahead of the agent's oldest child / quantity, spread in ticks / 10, level-1 imbalance, mid move
+queue ahead of the agent's oldest child / quantity, spread in ticks (:func:`.lob_venue.venue_tick`) / 10, level-1 imbalance, mid move
 since arrival in bps / 10, then log1p of the top ``depth`` bid and ask sizes / 10.
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from marketlab.core.config import NonNegativeFloat, PositiveInt
 from marketlab.core.protocols import AgentFill
-from marketlab.envs.lob_venue import VenueEnv, VenueFields, check_room, venue_mid
+from marketlab.envs.lob_venue import VenueEnv, VenueFields, check_room, venue_mid, venue_tick
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class LOBExecutionEnv(VenueEnv):
         obs[1] = self.step_no / cfg.horizon
         obs[2] = self.venue.resting() / q
         obs[3] = self.venue.queue_ahead() / q
-        obs[4] = spread / 10.0
+        obs[4] = spread / venue_tick(self.venue) / 10.0
         obs[5] = imb
         obs[6] = (mid / self.arrival_mid - 1.0) * 1e3 if self.arrival_mid else 0.0
         obs[7 : 7 + cfg.depth] = np.log1p(snap[:, 3]) / 10.0
@@ -128,12 +128,13 @@ class LOBExecutionEnv(VenueEnv):
         size = self._slice()
         b, ask = self.venue.quotes()
         if a in (1, 2) and size > 0:
+            tick = venue_tick(self.venue)
             own, other = (b, ask) if side == 1 else (ask, b)
             if own is None:
-                own = (other - side) if other else int(round(self.arrival_mid))
+                own = (other - side * tick) if other else tick * int(round(self.arrival_mid / tick))
             px = own
-            if a == 2 and other is not None and abs(other - own) > 1:
-                px = own + side  # one tick inside the spread
+            if a == 2 and other is not None and abs(other - own) > tick:
+                px = own + side * tick  # one tick inside the spread
             reward += self._book(self.venue.limit(side, px, size))
         elif a == 3 and size > 0:
             reward += self._book(self.venue.market(side, size))

@@ -4,7 +4,8 @@ choosing where an episode starts, reading the venue's mid price, and :class:`Ven
 A venue (``venue/replay-v1``, ``venue/abm-v1`` or a user's registered class) implements
 :class:`marketlab.core.protocols.Venue` and is built with ``cls.from_config(config, events=, store=)``;
 ``start_bounds(horizon)`` gives the range of replay start indices, or None for a generative venue, which
-gets a fresh seed instead.
+gets a fresh seed instead. A venue whose prices are in finer units than its tick (``venue/trades-v1``: the
+store's LOBSTER units, grid 100) says so with a ``tick`` attribute (:func:`venue_tick`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def venue_mid(venue: Any, fallback: float) -> float:
     if b and a:
         return float((a + b) / 2.0)
     return float(b or a or fallback)
+
+
+def venue_tick(venue: Any) -> int:
+    """The venue's price grid in price units (its ``tick`` attribute; 1 when it has none, as the replay and
+    agent-based venues, whose prices are already in ticks). The envs move prices in multiples of it."""
+    return int(getattr(venue, "tick", 1))
 
 
 def build_venue(config: VenueFields, *, events: Any = None, store: Any = None) -> Any:

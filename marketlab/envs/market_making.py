@@ -7,7 +7,8 @@ inventory already sits at ``max_inventory`` in that direction. The market then r
 venue named by ``venue`` (default ``abm-v1``, the agent-based market; ``replay-v1`` replays recorded
 events; see :mod:`.lob_venue`).
 
-Reward = change of mark-to-market PnL (cash + inventory x mid, in ticks x lots) minus
+Prices move in the venue's ticks (:func:`.lob_venue.venue_tick`: 1 price unit for the replay and agent-based
+venues, the price grid for ``trades-v1``). Reward = change of mark-to-market PnL (cash + inventory x mid, in ticks x lots) minus
 ``inventory_penalty`` x inventory^2, divided by ``quote_size`` (so it is in ticks per quoted lot).
 Observation (float32): inventory / max_inventory, time fraction, spread / 10, level-1 imbalance,
 mid change over the step in ticks / 10, the last reward / 10, clipped to [-10, 10].
@@ -24,7 +25,7 @@ import numpy as np
 from marketlab.core.config import NonNegativeFloat, PositiveInt
 from marketlab.core.errors import SpecError
 from marketlab.core.protocols import AgentFill
-from marketlab.envs.lob_venue import VenueEnv, VenueFields, venue_mid
+from marketlab.envs.lob_venue import VenueEnv, VenueFields, venue_mid, venue_tick
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,9 @@ class MarketMakingEnv(VenueEnv):
             [
                 self.inventory / cfg.max_inventory,
                 self.step_no / cfg.horizon,
-                ((a - b) if (a and b) else 0) / 10.0,
+                ((a - b) if (a and b) else 0) / venue_tick(self.venue) / 10.0,
                 (bid1 - ask1) / (bid1 + ask1) if bid1 + ask1 > 0 else 0.0,
-                mid_change / 10.0,
+                mid_change / venue_tick(self.venue) / 10.0,
                 self.last_reward / 10.0,
             ],
             dtype=np.float32,
@@ -110,14 +111,15 @@ class MarketMakingEnv(VenueEnv):
         self.venue.cancel_all()
         b, ask = self.venue.quotes()
         q = cfg.quote_size
+        tick = venue_tick(self.venue)
         if b and self.inventory + q <= cfg.max_inventory:
-            self._account(self.venue.limit(1, b - off_b, q))
+            self._account(self.venue.limit(1, b - off_b * tick, q))
         if ask and self.inventory - q >= -cfg.max_inventory:
-            self._account(self.venue.limit(-1, ask + off_a, q))
+            self._account(self.venue.limit(-1, ask + off_a * tick, q))
         self._account(self.venue.advance())
         mid = self._mid()
         pnl = self.cash + self.inventory * mid
-        reward = (pnl - prev_pnl - cfg.inventory_penalty * self.inventory**2) / q
+        reward = ((pnl - prev_pnl) / tick - cfg.inventory_penalty * self.inventory**2) / q
         mid_change = mid - self.last_mid
         self.last_mid = mid
         self.last_reward = reward
@@ -125,5 +127,5 @@ class MarketMakingEnv(VenueEnv):
         done = self.step_no >= cfg.horizon or self.venue.exhausted
         if done:
             self.venue.cancel_all()
-        info = {"inventory": self.inventory, "pnl_ticks": pnl, "mid": mid}
+        info = {"inventory": self.inventory, "pnl_ticks": pnl / tick, "mid": mid}
         return self._observe(mid_change), float(reward), bool(done), False, info

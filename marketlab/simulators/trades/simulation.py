@@ -39,7 +39,9 @@ class SourceSpec:
 @dataclass(frozen=True)
 class TradesSimSpec(Spec):
     """A TRADES session: ``checkpoint`` (relative paths resolve against the spec file's folder), output
-    ``dataset``, ``seed``, ``duration_s`` of market time, ``sampler``/``steps``/``candidates``."""
+    ``dataset``, ``seed``, ``duration_s`` of market time, ``sampler``/``steps``/``candidates``, and which
+    ``weights`` of the checkpoint generate ("ema", the averaged ones, or "raw", the last optimiser step's:
+    after a short CPU training the EMA with decay 0.999 still holds much of the initial weights)."""
 
     simulator: Literal["trades-v1"] = "trades-v1"
     checkpoint: SpecPath = "runs/trades_goog"
@@ -49,6 +51,7 @@ class TradesSimSpec(Spec):
     sampler: Literal["ddim", "ddpm"] = "ddim"
     steps: PositiveInt = 10
     candidates: PositiveInt = 4
+    weights: Literal["ema", "raw"] = "ema"
     source: SourceSpec = field(default_factory=SourceSpec)
 
 
@@ -64,7 +67,7 @@ class TradesSimulation:
         src = self.spec.source
         self.store = store if store is not None else Store(self._resolve(src.store) if src.store else None)
         ck = self._resolve(self.spec.checkpoint)
-        self.model, self.stats, self.cfg = load_checkpoint(ck)
+        self.model, self.stats, self.cfg = load_checkpoint(ck, ema=self.spec.weights == "ema")
         self.tokens, day = load_day(self.store, src.dataset, src.symbol, self.cfg.levels, stats=self.stats)
         self.start_row = max(day.splits[src.split].start, self.cfg.window - 1)
         self.instrument = self.store.instrument(src.dataset, src.symbol)

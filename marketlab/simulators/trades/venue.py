@@ -29,8 +29,8 @@ class TradesVenue:
 
     def __init__(self, checkpoint: str | Path, store: Any, dataset: str, symbol: str, *, step_seconds: float = 1.0,
                  horizon_seconds: float = 600.0, method: str = "ddim", steps: int = 10, start: str = "test",
-                 device: str = "cpu") -> None:
-        self.model, self.stats, cfg = load_checkpoint(checkpoint, device=device)
+                 device: str = "cpu", weights: str = "ema") -> None:
+        self.model, self.stats, cfg = load_checkpoint(checkpoint, device=device, ema=weights == "ema")
         if not hasattr(store, "scan_events"):
             from marketlab.store import Store
 
@@ -39,6 +39,7 @@ class TradesVenue:
         if start not in day.splits:
             raise ValueError(f"start must be one of {sorted(day.splits)}, got {start!r}")
         self.start_row = max(day.splits[start].start, cfg.window - 1)
+        self.tick = int(self.tokens.grid)  # the price grid (store price units): agents' limit prices must lie on it
         self.step_ns = int(step_seconds * 1e9)
         self.horizon_ns = int(horizon_seconds * 1e9)
         self.method, self.steps, self.device = method, steps, device
@@ -73,7 +74,8 @@ class TradesVenue:
 
             store = Store(resolve_path(src.store) if src.store else None)
         return cls(resolve_path(spec.checkpoint), store, src.dataset, src.symbol, step_seconds=config.step_seconds,
-                   horizon_seconds=spec.duration_s, method=spec.sampler, steps=spec.steps, start=src.split)
+                   horizon_seconds=spec.duration_s, method=spec.sampler, steps=spec.steps, start=src.split,
+                   weights=spec.weights)
 
     def start_bounds(self, horizon: int) -> None:
         """None: a generative venue draws a fresh market from the seed instead of a start index."""
@@ -150,7 +152,11 @@ class TradesVenue:
         return oid
 
     def limit(self, side: int, price: int, size: int) -> list[AgentFill]:
-        """GTC limit order of the agent; its immediate fills."""
+        """GTC limit order of the agent; its immediate fills. ``price`` must lie on the venue's grid
+        (:attr:`tick`): the generator places its orders relative to the best prices, so an off-grid agent
+        quote at the touch would move the whole generated market off the grid (ValueError)."""
+        if price <= 0 or price % self.tick:
+            raise ValueError(f"limit price {price} is not a positive multiple of the venue's tick {self.tick}")
         ob = self._w.books[0]
         oid = self._new_id()
         code = ob.submit_limit(oid, int(side), int(price), int(size), ts=self.now_ns)
