@@ -205,7 +205,7 @@ def main() -> None:
             jobs += [("ppo", venue, s, args, ts, es) for s in args.seeds]
             jobs += [(k, venue, 0, args, ts, es) for k in ("twap_market", "twap_join")]
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            results = list(pool.map(job, *zip(*jobs)))
+            results = list(pool.map(job, *zip(*jobs, strict=True)))
     venues = ["trades-v1"] + (["abm-v1"] if args.abm else [])
     payload = {
         "setup": {k: v for k, v in vars(args).items() if k != "table"},

@@ -136,3 +136,114 @@ def test_lob_execution_env_runs_on_trades_flow_by_one_id(setup, tmp_path: Path) 
     assert filled[0] > 0
     assert np.all(np.isfinite(r1))
     assert episode(5) == (r1, filled)  # same seed, same generated market, same episode
+
+
+def _session_spec(setup, tmp_path: Path) -> Path:
+    _, ck = setup
+    spec = tmp_path / "trades_session.toml"
+    spec.write_text(f'checkpoint = "{ck}"\nduration_s = 3600.0\nsteps = 2\n\n[source]\ndataset = "lob"\nsymbol = "GOOG"\n')
+    return spec
+
+
+def test_agent_quotes_must_lie_on_the_venue_grid(setup) -> None:
+    """The venue's tick is the data's price grid (LOBSTER GOOG: 100 units = $0.01); an off-grid agent quote
+    would shift every generated order placed relative to the touch off the grid, so it is refused."""
+    v = _venue(setup)
+    v.reset(seed=2)
+    assert v.tick == 100
+    bid, _ = v.quotes()
+    assert bid is not None and bid % 100 == 0
+    with pytest.raises(ValueError, match="tick 100"):
+        v.limit(+1, bid + 1, 5)
+    assert v.resting() == 0
+
+
+def test_execution_env_moves_prices_in_venue_ticks(setup, tmp_path: Path) -> None:
+    """Action 2 (improve by one tick) on TRADES flow quotes one *grid* tick inside the spread, and the
+    spread observation is in ticks: an episode of joins, improvements and cancels keeps every agent quote on
+    the grid and the generator's orders valid."""
+    import gymnasium as gym
+
+    import marketlab.envs  # noqa: F401
+
+    store, _ = setup
+    config = {"venue": "trades-v1", "sim_spec": str(_session_spec(setup, tmp_path)), "step_seconds": 0.5,
+              "horizon": 6, "quantity": 30, "side": 1}
+    env = gym.make("marketlab/LOBExecution-v0", config=config, store=store)
+    obs, _ = env.reset(seed=7)
+    venue = env.unwrapped.venue
+    b, a = venue.quotes()
+    assert obs[4] == pytest.approx((a - b) / 100 / 10, rel=1e-6)  # spread in ticks / 10
+    improved = 0
+    for action in (2, 1, 4, 2, 2, 2):
+        b, a = venue.quotes()
+        before = set(venue._mine)
+        _, _, term, trunc, _ = env.step(action)
+        new = [venue._mine[o][1] for o in set(venue._mine) - before]
+        if action == 2 and b is not None and a is not None and a - b > 100 and new:
+            assert new == [b + 100]
+            improved += 1
+        assert all(px % 100 == 0 for _, px in venue._mine.values())
+        if term or trunc:
+            break
+    assert improved > 0
+    assert venue.world.stats_run.engine_rejected == 0
+
+
+def test_market_making_env_runs_on_trades_flow_by_one_id(setup, tmp_path: Path) -> None:
+    """MarketMaking-v0 on generated flow: only ``venue`` (+ ``sim_spec``) changes; quotes ``offset`` grid
+    ticks behind the touch, PnL in ticks, and seeded episodes repeat."""
+    import gymnasium as gym
+    import numpy as np
+
+    import marketlab.envs  # noqa: F401
+
+    store, _ = setup
+    config = {"venue": "trades-v1", "sim_spec": str(_session_spec(setup, tmp_path)), "step_seconds": 0.5,
+              "horizon": 5, "quote_size": 5, "n_offsets": 3, "max_inventory": 50}
+
+    def episode(seed: int) -> list[tuple[float, int]]:
+        env = gym.make("marketlab/MarketMaking-v0", config=config, store=store)
+        env.reset(seed=seed)
+        venue = env.unwrapped.venue
+        out = []
+        for a in (8, 0, 5, 1, 4):  # (bid offset, ask offset) = divmod(a, 3)
+            venue.cancel_all()  # what the step does first: the touch it quotes behind is the others' touch
+            b, ask = venue.quotes()
+            _, r, term, trunc, info = env.step(a)
+            off_b, off_a = divmod(a, 3)
+            quoted = {px for _, px in venue._mine.values()}
+            # the quotes still resting sit offset grid ticks behind the touch seen when they were placed
+            assert quoted <= {b - off_b * 100 if b else None, ask + off_a * 100 if ask else None}
+            assert np.isfinite(r)
+            out.append((round(float(r), 9), int(info["inventory"])))
+            if term or trunc:
+                break
+        assert venue.world.stats_run.engine_rejected == 0
+        env.close()
+        return out
+
+    first = episode(11)
+    assert len(first) == 5
+    assert episode(11) == first
+
+
+def test_session_weights_pick_the_checkpoint_file(setup, tmp_path: Path) -> None:
+    """``weights = "raw"`` generates with model.safetensors, the default with ema.safetensors (they differ
+    after training), in both the venue (through the env's sim_spec) and the simulated session."""
+    from safetensors.torch import load_file
+
+    from marketlab.envs.lob_venue import VenueFields
+    from marketlab.simulators.trades.simulation import TradesSimulation, TradesSimSpec
+    from marketlab.simulators.trades.venue import TradesVenue
+
+    store, ck = setup
+    files = {w: load_file(str(ck / f"{w}.safetensors")) for w in ("ema", "model")}
+    name = next(k for k in files["ema"] if not (files["ema"][k] == files["model"][k]).all())
+    for weights, file in (("ema", "ema"), ("raw", "model")):
+        spec = tmp_path / f"{weights}.toml"
+        spec.write_text(f'checkpoint = "{ck}"\nweights = "{weights}"\n[source]\ndataset = "lob"\nsymbol = "GOOG"\n')
+        v = TradesVenue.from_config(VenueFields(venue="trades-v1", sim_spec=str(spec)), store=store)
+        sim = TradesSimulation(TradesSimSpec.from_toml(spec), store=store)
+        for model in (v.model, sim.model):
+            assert (model.state_dict()[name] == files[file][name]).all()
