@@ -31,7 +31,7 @@ import json
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,14 @@ def job(kind: str, venue: str, seed: int, args: argparse.Namespace, train_spec: 
     return res
 
 
+def _load_partial(path: str | None) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Jobs finished by an earlier, interrupted run with the same options (one JSON line each)."""
+    if not path or not Path(path).is_file():
+        return {}
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return {(r["kind"], r["venue"], r["seed"]): r for r in rows}
+
+
 def summarize(results: list[dict[str, Any]], venue: str) -> dict[str, Any]:
     """Per policy: mean ± std of the episodes' shortfall; PPO: mean ± std over seeds of each seed's mean, the
     paired difference against TWAP (market) per episode pooled over seeds, its standard error and win rate."""
@@ -186,6 +194,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--eval-episodes", type=int, default=30)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--partial", help="JSON-lines file: each finished job is appended; a rerun with the same options "
+                    "skips the jobs found there (an interrupted run resumes)")
     ap.add_argument("--abm", action="store_true", help="also the same experiment on venue abm-v1")
     ap.add_argument("--table", action="store_true", help="print the README table of the latest run and exit")
     args = ap.parse_args()
@@ -204,11 +214,19 @@ def main() -> None:
             ts, es = (train_spec, eval_spec) if venue == "trades-v1" else (None, None)
             jobs += [("ppo", venue, s, args, ts, es) for s in args.seeds]
             jobs += [(k, venue, 0, args, ts, es) for k in ("twap_market", "twap_join")]
+        done = _load_partial(args.partial)
+        results = [done[(k, v, s)] for k, v, s, *_ in jobs if (k, v, s) in done]
+        todo = [j for j in jobs if (j[0], j[1], j[2]) not in done]
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            results = list(pool.map(job, *zip(*jobs, strict=True)))
+            for fut in as_completed([pool.submit(job, *j) for j in todo]):
+                res = fut.result()
+                results.append(res)
+                if args.partial:
+                    with open(args.partial, "a") as f:
+                        f.write(json.dumps(res) + "\n")
     venues = ["trades-v1"] + (["abm-v1"] if args.abm else [])
     payload = {
-        "setup": {k: v for k, v in vars(args).items() if k != "table"},
+        "setup": {k: v for k, v in vars(args).items() if k not in ("table", "partial")},
         "design": "PPO trains on TRADES markets started at the day's validation part, is evaluated on markets "
                   "started at the held-back test part with reset seeds never used in training; all policies "
                   "see the same evaluation markets (paired). Shortfall = bps of arrival notional, lower is better.",

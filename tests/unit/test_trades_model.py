@@ -87,3 +87,20 @@ def test_denoiser_shapes_for_both_configs_and_sequence_mixing_end_to_end() -> No
 def test_bad_head_count_is_refused() -> None:
     with pytest.raises(ValueError, match="not divisible"):
         Denoiser(DenoiserShape(window=4, depth=1, augment_dim=8, heads=3))
+
+
+def test_the_paper_training_config_builds_the_paper_model_and_runs_a_forward_pass_on_cpu() -> None:
+    """``TradesConfig.paper()`` (what ``marketlab trades train --config`` selects for a GPU) is the same code
+    as the CPU config: its architecture is the paper's (256 x 8 x 128, 2 heads, T = 100) and the full-depth
+    denoiser runs one forward pass at batch 1 on CPU with finite outputs."""
+    from marketlab.simulators.trades.train import TradesConfig
+
+    cfg = TradesConfig.paper()
+    assert cfg.shape() == PAPER
+    assert (cfg.batch_size, cfg.lr, cfg.lambda_vlb, cfg.ema_decay) == (256, 1e-3, 0.01, 0.999)
+    torch.manual_seed(0)
+    m = Denoiser(cfg.shape()).eval()
+    with torch.no_grad():
+        eps, v = m(torch.randn(1, 1, 8), torch.tensor([50]), torch.randn(1, cfg.window - 1, 8),
+                   torch.randn(1, cfg.window, 4 * cfg.levels))
+    assert eps.shape == v.shape == (1, 1, 8) and torch.isfinite(eps).all() and torch.isfinite(v).all()

@@ -247,3 +247,30 @@ def test_session_weights_pick_the_checkpoint_file(setup, tmp_path: Path) -> None
         sim = TradesSimulation(TradesSimSpec.from_toml(spec), store=store)
         for model in (v.model, sim.model):
             assert (model.state_dict()[name] == files[file][name]).all()
+
+
+def test_an_order_the_engine_refuses_is_counted_and_kept_out_of_the_history(setup) -> None:
+    """A generated order the engine rejects (here: every new order reuses a live order id) is counted as
+    ``engine_rejected``, appears in the engine's rejections, and never enters the log or the conditioning
+    window (the history is the exchange-confirmed orders)."""
+    import numpy as np
+
+    from marketlab.simulators.trades.train import load_checkpoint, load_day
+    from marketlab.simulators.trades.world import TradesMarkets
+
+    store, ck = setup
+    model, stats, cfg = load_checkpoint(ck)
+    tokens, day = load_day(store, "lob", "GOOG", cfg.levels, stats=stats)
+    w = TradesMarkets(model, stats, tokens, start=day.splits["test"].start, n_markets=1, seed=0, method="ddim", steps=2)
+    for _ in range(40):
+        w.next_id[0] = int(w.books[0].resting_orders()[0, 0])  # a live id: a new limit/market order is refused
+        cond, book, n_log, before = w.cond.copy(), w.cond_book.copy(), len(w.log[0]), w.stats_run.engine_rejected
+        w.step()
+        if w.stats_run.engine_rejected > before:
+            break
+    else:
+        pytest.fail("no limit or market order was generated in 40 rounds")
+    assert w.books[0].rejections == {"duplicate_order_id": 1}
+    assert len(w.log[0]) == n_log and np.array_equal(w.cond, cond) and np.array_equal(w.cond_book, book)
+    s = w.stats_run.to_dict()
+    assert s["samples"] == sum(s["accepted"].values()) + sum(s["discarded"].values()) + s["engine_rejected"] + s["unused"]
