@@ -56,3 +56,45 @@ def test_run_kernel_declines_split_groups() -> None:
     grouped = df.sort("symbol", maintain_order=True)
     fast = _bars_from_runs(grouped, MIN)
     assert fast is not None and fast["close"].to_list() == [3.0, 2.0] and fast["trades"].to_list() == [2, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(df=trades(), minutes=st.sampled_from([1, 60]),
+       names=st.sampled_from([("A", "AB", "ABC"), ("ABCDE1", "ABCDE2", "ABCDEF"), ("ABCD", "ABCDEFGH", "ABCDEFGHIJK1"),
+                              ("LONGSYMBOL_1234", "LONGSYMBOL_1235", "LONGSYMBOL_123"), ("", "x", "xx")]),
+       chunks=st.integers(1, 4))
+def test_run_kernel_tells_symbols_apart_by_their_string_view_words(df: pl.DataFrame, minutes: int,
+                                                                   names: tuple[str, str, str], chunks: int) -> None:
+    """Symbols sharing a prefix, differing only past byte 4 or 8, of 12+ bytes (compared as strings), the
+    empty string, and a frame in several chunks (the view words are read chunk by chunk): the bars
+    equal the group-by's."""
+    df = df.with_columns(pl.col("symbol").replace_strict(dict(zip(("A", "B", "CC"), names, strict=True))))
+    if chunks > 1:
+        cut = [df.height * i // chunks for i in range(chunks + 1)]
+        df = pl.concat([df.slice(a, b - a) for a, b in zip(cut, cut[1:], strict=False)], rechunk=False)
+    step = minutes * MIN
+    got, want = trades_to_bars(df, step), reference(df, step)
+    exact = ["ts", "symbol", "open", "high", "low", "close", "volume", "trades"]
+    assert got.select(exact).equals(want.select(exact))
+    assert got["vwap"].to_list() == pytest.approx(want["vwap"].to_list(), rel=1e-12)
+
+
+def test_run_kernel_bars_of_negative_times_and_near_int64_max() -> None:
+    """Bars open at floor(ts / step) * step for times before 1970 and just below 2**63 (no overflow)."""
+    big = 2**63 - 1
+    df = pl.DataFrame({"ts": [-MIN - 1, -1, 0, big - 5, big - 1], "symbol": ["A"] * 5,
+                       "price": [1.0, 2.0, 3.0, 4.0, 5.0], "size": [1.0] * 5})
+    got = _bars_from_runs(df, MIN)  # the one-pass kernel, not the group-by it falls back to
+    assert got is not None and got.equals(trades_to_bars(df.sample(fraction=1.0, seed=1).sort("ts"), MIN))
+    assert got["ts"].to_list() == [-2 * MIN, -MIN, 0, big - big % MIN]
+    assert got["trades"].to_list() == [1, 1, 1, 2] and got["close"].to_list() == [1.0, 2.0, 3.0, 5.0]
+
+
+@pytest.mark.parametrize("a,b", [("ABCDE1", "ABCDE2"), ("ABCDEFGHIJK1", "ABCDEFGHIJK2"),
+                                 ("LONGSYMBOL_1234", "LONGSYMBOL_1235"), ("AB", "ABC")])
+def test_two_symbols_in_one_minute_are_two_bars(a: str, b: str) -> None:
+    """Adjacent runs of two symbols inside one bar: only the symbol tells them apart."""
+    df = pl.DataFrame({"ts": [0, 1, 2, 3], "symbol": [a, a, b, b], "price": [1.0, 2.0, 3.0, 4.0], "size": [1.0] * 4})
+    got = _bars_from_runs(df, MIN)
+    assert got is not None and got.select("symbol", "open", "close", "trades").rows() == \
+        [(a, 1.0, 2.0, 2), (b, 3.0, 4.0, 2)]

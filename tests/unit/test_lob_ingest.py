@@ -282,3 +282,27 @@ def test_streamed_row_count_mismatch_counts_both_files(tmp_path, book_rows, msg_
         list(lobster.iter_batches([m, b], dataset="t", batch_rows=100))
     with pytest.raises(DataError, match=want):
         lobster.read_lobster(m, b)
+
+
+@pytest.mark.parametrize("unit", [1, 7, 100, 10_000])
+def test_book_grid_check_equals_exact_modulo(tmp_path, unit):
+    """The book check tests "multiple of the grid" without an integer division (float quotient, exact
+    integer re-multiplication): it must accept and refuse exactly what ``px % unit == 0`` does, also for
+    prices near 2**53-2**60 where a float quotient is inexact, and dummies/empty levels pass."""
+    rng = np.random.default_rng(7)
+    n = 4000
+    base = np.concatenate([rng.integers(1, 10**7, n // 2), rng.integers(2**52, 10**17, n // 2)])
+    px = np.where(rng.random(n) < 0.5, base - base % unit, base)  # half on the grid, half anywhere
+    px[:10] = lobster.DUMMY
+    px[10:20] = -lobster.DUMMY
+    sz = rng.integers(0, 50, n)
+    for i in range(n):
+        cols = np.array([[px[i]], [sz[i]]], dtype=np.int64)
+        real = sz[i] > 0 and abs(px[i]) != lobster.DUMMY
+        bad = real and (px[i] <= 0 or px[i] % unit != 0)
+        if bad:
+            with pytest.raises(DataError, match="price off the tick grid"):
+                lobster._normalise_book(tmp_path / "b.csv", cols, 0, 1, unit, 0.01)
+        else:
+            lobster._normalise_book(tmp_path / "b.csv", cols, 0, 1, unit, 0.01)
+            assert cols[:, 0].tolist() == ([int(px[i]), int(sz[i])] if real else [0, 0])
