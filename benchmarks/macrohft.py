@@ -392,8 +392,11 @@ def ablations(args: argparse.Namespace) -> None:
     an earlier ``ablations_single_seed`` record are moved into their seed's results."""
     out = Path(args.out)
     result = json.loads(out.read_text())
-    result["ablations_run"] = {"command": "python benchmarks/macrohft.py --ablations " + " ".join(sys.argv[2:]),
-                               "machine_start": machine()}
+    runs = result.setdefault("ablations_runs", [])  # one record per invocation (command, machine and load)
+    if "ablations_run" in result:  # the single record of an earlier file format
+        runs.insert(0, result.pop("ablations_run"))
+    record = {"command": "python benchmarks/macrohft.py --ablations " + " ".join(sys.argv[2:]), "machine_start": machine()}
+    runs.append(record)
     for sym in args.symbols:
         entry = result["symbols"].get(sym)
         if not entry:
@@ -436,7 +439,7 @@ def ablations(args: argparse.Namespace) -> None:
                 res["test"][name] = m
                 print(f"{sym} seed {seed} {name}: sharpe {m['sharpe']}", flush=True)
             entry["summary"] = summarise(entry)
-            result["ablations_run"]["machine_end"] = machine()
+            record["machine_end"] = machine()
             write(result, out)
 
 

@@ -68,7 +68,14 @@ BARS_SCHEMA: dict[str, pl.DataType] = {
     **_SYMBOL_OHLCV,
     "vwap": pl.Float64(),
     "trades": pl.Int64(),
+    "taker_buy_volume": pl.Float64(),  # base units bought by takers (aggressor = buyer); null: source lacks it
+    "taker_buy_quote_volume": pl.Float64(),  # quote currency spent by taker buyers; null: source lacks it
 }
+
+#: Bars columns a producer may omit (stored null: the source does not have them, e.g. bars resampled from
+#: trades or a vendor file with plain OHLCV). A bars dataset written before these columns existed keeps its
+#: stored schema on disk and reads them as null (``marketlab.store.scans.scan``), so old stores stay readable.
+BARS_OPTIONAL: tuple[str, ...] = ("taker_buy_volume", "taker_buy_quote_volume")
 
 PANEL_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date(),

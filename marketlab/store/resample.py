@@ -5,6 +5,9 @@ Bars use integer bucketing on int64 ns timestamps: a trade at ``ts`` belongs to 
 forward fill), so "resample to 1m then aggregate to 5m" equals "resample to 5m" exactly for
 open/high/low/close/volume/trades and up to float rounding for vwap.
 
+Taker volumes: bars from trades or events leave ``taker_buy_volume``/``taker_buy_quote_volume`` null; coarser
+bars sum them (null when any input bar's is null, so a partial sum is never shown as the whole).
+
 Trades must be in time order within a symbol (as the store returns them within a partition); ties keep
 input order, which is the exchange sequence.
 """
@@ -15,6 +18,7 @@ input order, which is the exchange sequence.
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -22,12 +26,13 @@ import pyarrow as pa
 from numba import njit
 
 from marketlab.core.errors import StoreError
-from marketlab.core.schema import BARS_SCHEMA, EventType
+from marketlab.core.schema import BARS_OPTIONAL, BARS_SCHEMA, EventType
 
 _UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "min": 60 * 10**9,
           "h": 3600 * 10**9, "d": 86_400 * 10**9}
 
 Frame = pl.DataFrame | pl.LazyFrame
+_F = TypeVar("_F", pl.DataFrame, pl.LazyFrame)
 
 
 def parse_every(every: str | int) -> int:
@@ -79,7 +84,13 @@ def trades_to_bars(trades: Frame, every: str | int, *, price_scale: float | dict
         .with_columns((pl.col("_notional") / pl.col("volume")).alias("vwap"))
         .sort("symbol", "ts")
     )
-    return out.select([pl.col(c).cast(t) for c, t in BARS_SCHEMA.items()]).collect()
+    return _as_bars(out).collect()
+
+
+def _as_bars(frame: _F) -> _F:
+    """``frame``'s columns in BARS_SCHEMA order and types; columns it lacks (the taker volumes) are null."""
+    names = frame.collect_schema().names()
+    return frame.select([(pl.col(c) if c in names else pl.lit(None)).cast(t).alias(c) for c, t in BARS_SCHEMA.items()])
 
 
 @njit(cache=True, nogil=True, _nrt=False, boundscheck=False)  # type: ignore[call-overload]  # _nrt: numba's private switch
@@ -224,7 +235,7 @@ def _bars_from_runs(df: pl.DataFrame, step: int) -> pl.DataFrame | None:
     if not out.select(pl.struct("symbol", "ts").is_unique().all()).item():
         return None
     out = out.with_columns((pl.col("_notional") / pl.col("volume")).alias("vwap")).sort("symbol", "ts")
-    return out.select([pl.col(c).cast(t) for c, t in BARS_SCHEMA.items()])
+    return _as_bars(out)
 
 
 def events_to_trades(events: Frame) -> pl.LazyFrame:
@@ -249,6 +260,9 @@ def aggregate_bars(bars: Frame, every: str | int) -> pl.DataFrame:
     """
     step = parse_every(every)
     lf = _lazy(bars)
+    names = lf.collect_schema().names()
+    # a sum over the bucket only when every input bar has the value (null otherwise, never a partial sum)
+    taker = [pl.when(pl.col(c).null_count() == 0).then(pl.col(c).sum()).alias(c) for c in BARS_OPTIONAL if c in names]
     out = (
         lf.with_columns((pl.col("ts") - pl.col("ts").mod(step)).alias("ts"))
         .sort("symbol", "ts", maintain_order=True)
@@ -262,11 +276,12 @@ def aggregate_bars(bars: Frame, every: str | int) -> pl.DataFrame:
             (pl.col("vwap") * pl.col("volume")).sum().alias("_notional"),
             pl.col("volume").filter(pl.col("vwap").is_not_null()).sum().alias("_vv"),
             pl.col("trades").sum(),
+            *taker,
         )
         .with_columns(pl.when(pl.col("_vv") > 0).then(pl.col("_notional") / pl.col("_vv")).alias("vwap"))
         .sort("symbol", "ts")
     )
-    return out.select([pl.col(c).cast(t) for c, t in BARS_SCHEMA.items()]).collect()
+    return _as_bars(out).collect()
 
 
 def sample_book_by_time(book: Frame, every: str | int) -> pl.DataFrame:

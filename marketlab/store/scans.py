@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from marketlab.core.errors import StoreError
+from marketlab.core.schema import BARS_OPTIONAL, BARS_SCHEMA
 from marketlab.core.timeutil import NS_PER_DAY, TimeLike, ns_to_date, to_ns
 from marketlab.store.types import check_symbol
 
@@ -129,6 +130,10 @@ def scan(
                              storage_options=storage_options)
     else:
         lf = pl.LazyFrame(schema=schema)
+    if table.get("kind") == "bars" and any(c not in schema for c in BARS_OPTIONAL):
+        # a bars dataset stored before the taker columns existed: they read as null, in BARS_SCHEMA order
+        lf = lf.with_columns(pl.lit(None, BARS_SCHEMA[c]).alias(c) for c in BARS_OPTIONAL if c not in schema)
+        lf = lf.select([c for c in BARS_SCHEMA if c in schema or c in BARS_OPTIONAL])
     key = "ts" if "ts" in schema else ("date" if "date" in schema else None)
     if symbols is not None and table["partitioning"] == "year":
         lf = lf.filter(pl.col("symbol").is_in(list(symbols)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from marketlab.core.errors import DataError
-from marketlab.core.schema import SCHEMAS, book_levels, book_schema
+from marketlab.core.schema import BARS_OPTIONAL, SCHEMAS, book_levels, book_schema
 from marketlab.store.types import KINDS, check_symbol
 
 # Time key of each kind; features/signals may carry either (or neither, for features).
@@ -82,6 +82,9 @@ def conform_frame(kind: str, frame: pl.DataFrame, source: str) -> pl.DataFrame:
     if kind == "book" and book_levels(frame.columns) < 1:
         raise DataError(source, "book frame has no ask_px_1 column", field="ask_px_1")
     schema = schema_for(kind, frame)
+    if kind == "bars":  # a source without taker volumes stores them null
+        absent = [pl.lit(None, schema[c]).alias(c) for c in BARS_OPTIONAL if c not in frame.columns]
+        frame = frame.with_columns(absent) if absent else frame
     missing = [c for c in schema if c not in frame.columns]
     if missing:
         raise DataError(source, f"missing column(s) {missing} for kind '{kind}'", field=missing[0])
@@ -137,6 +140,11 @@ def validate_frame(kind: str, frame: pl.DataFrame, source: str) -> pl.DataFrame:
         for c in ("open", "high", "low", "close"):
             checks.append((pl.col(c) <= 0, c, "non-positive price"))
         checks.append((pl.col("volume") < 0, "volume", "negative volume"))
+    if kind == "bars" and "taker_buy_volume" in df.columns:  # taker buys are part of the bar's volume
+        checks.append((pl.col("taker_buy_volume") < 0, "taker_buy_volume", "negative taker buy volume"))
+        checks.append((pl.col("taker_buy_volume") > pl.col("volume"), "taker_buy_volume",
+                       "taker buy volume exceeds the bar's volume"))
+        checks.append((pl.col("taker_buy_quote_volume") < 0, "taker_buy_quote_volume", "negative taker buy quote volume"))
         # high < low is NOT rejected: real vendor files have such rows (sp500_5yr AOS 2014-05-19) and
         # known row counts must hold; parsers count them into the batch meta instead.
     if checks:

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from marketlab.core.errors import StoreError
+from marketlab.core.schema import BARS_OPTIONAL
 from marketlab.core.timeutil import EPOCH_DATE, NS_PER_DAY
 from marketlab.store import faults, journal, keys
 from marketlab.store.types import KINDS, IngestBatch, IngestReport, Instrument, check_dataset
@@ -322,6 +323,7 @@ class Write:
             missing = sorted(syms - set(self.instruments))
             if missing:
                 raise StoreError(f"{where}: no Instrument given for symbol(s) {missing[:5]}")
+            df = self._legacy_bars(kind, df, where)
             self._check_schema(kind, df, where)
             self.symbols |= syms
             self.rows[kind] = self.rows.get(kind, 0) + df.height
@@ -337,6 +339,20 @@ class Write:
         pa.default_memory_pool().release_unused()
         _trim_malloc()
         faults.point("staged")
+
+    def _legacy_bars(self, kind: str, df: pl.DataFrame, where: str) -> pl.DataFrame:
+        """Bars for a dataset stored before the taker columns existed (``BARS_OPTIONAL``): written without
+        them when they are all null (nothing is lost), refused when they hold values (its files lack them)."""
+        stored = self.store._table(self.dataset or "", kind) if kind == "bars" else None
+        if stored is None:
+            return df
+        old = json.loads(stored["schema_json"])
+        absent = [c for c in BARS_OPTIONAL if c not in old]
+        held = [c for c in absent if df.get_column(c).null_count() < df.height]
+        if held:
+            raise StoreError(f"{where}: dataset '{self.dataset}' was stored before bars had '{held[0]}' (its files "
+                             "lack the taker columns) and these bars carry it; ingest them into a new dataset")
+        return df.drop(absent) if absent else df
 
     def _check_schema(self, kind: str, df: pl.DataFrame, where: str) -> None:
         new = dict(df.schema)

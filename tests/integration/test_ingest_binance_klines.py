@@ -25,6 +25,9 @@ def test_two_years_of_daily_zips_parse_with_the_halt_reported(shared_data) -> No
     assert btc["ts"][0] == 1_640_995_200 * 10**9 and btc["open"][0] == 46216.93  # 2022-01-01 00:00 UTC
     assert btc["ts"][-1] == (1_704_067_140) * 10**9  # 2023-12-31 23:59 UTC
     assert btc["open"].min() > 15_000 and btc["close"].max() < 48_200  # SOURCE.md: 15,476.00 - 48,189.84
+    # taker buys on every bar (SOURCE.md: taker_buy_base <= volume on all rows; the ingest refuses otherwise)
+    assert bars["taker_buy_volume"].null_count() == 0 and bars["taker_buy_quote_volume"].null_count() == 0
+    assert btc["taker_buy_volume"][0] == 27.26086 and btc["taker_buy_quote_volume"][0] == 1260270.3720627
     notes = batches[-1].meta["notes"]
     halt = {"from": "2023-03-24T12:40:00Z", "to": "2023-03-24T13:59:00Z", "missing": 80}
     assert notes["gaps"]["count"] == 2 and notes["gaps"]["missing_bars"] == 160

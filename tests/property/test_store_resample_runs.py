@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketlab.core.schema import BARS_SCHEMA
+from marketlab.core.schema import BARS_OPTIONAL, BARS_SCHEMA
 from marketlab.store.resample import _bars_from_runs, trades_to_bars
 from tests.support.store import MIN, trade_frames
 
@@ -25,7 +25,8 @@ def reference(df: pl.DataFrame, step: int) -> pl.DataFrame:
         .with_columns((pl.col("_n") / pl.col("volume")).alias("vwap"))
         .sort("symbol", "ts")
     )
-    return out.select([pl.col(c).cast(t) for c, t in BARS_SCHEMA.items()])
+    # trades carry no taker split here: the taker columns are null
+    return out.select([(pl.lit(None) if c in BARS_OPTIONAL else pl.col(c)).cast(t).alias(c) for c, t in BARS_SCHEMA.items()])
 
 
 @st.composite

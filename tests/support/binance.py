@@ -50,3 +50,18 @@ def write_capture(folder: Path, lines: list[str], name: str = "cap.gz") -> Path:
     with gzip.open(p, "wt") as fh:
         fh.write("\n".join(lines) + "\n")
     return p
+
+
+KLINES = "binance_spot_1m_klines_btcusdt_ethusdt_2022_2023"
+
+
+def kline_days(shared: Path, dest: Path, days: dict[str, list[str]]) -> Path:
+    """``dest`` filled with copies of the staged daily kline zips of ``days`` (symbol -> ISO dates): a few real
+    days a test can ingest (or name as a MacroHFT spec's ``archives``) instead of the two-year folder."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for symbol, dates in days.items():
+        for d in dates:
+            shutil.copy(shared / KLINES / f"{symbol}-1m-{d}.zip", dest)
+    return dest

@@ -21,7 +21,8 @@ MIN = 60 * 10**9
 def _kline(open_ms: int, close: float = 100.0, volume: float = 1.0, *, us: bool = False) -> str:
     t = open_ms * 1000 if us else open_ms
     c = (open_ms + 59_999) * (1000 if us else 1)
-    return f"{t},{close},{close + 1},{close - 1},{close},{volume},{c},{close * volume},3,0.5,{close / 2},0"
+    # taker buys: half the volume (Binance: taker_base <= volume, taker_quote <= quote_volume)
+    return f"{t},{close},{close + 1},{close - 1},{close},{volume},{c},{close * volume},3,{volume / 2},{close * volume / 2},0"
 
 
 def _zip(folder: Path, name: str, lines: list[str]) -> Path:

@@ -14,15 +14,15 @@ import torch
 
 from marketlab.agents.macrohft.config import MacroHFTConfig
 from marketlab.agents.macrohft.dataset import prepare
-from marketlab.agents.macrohft.evaluate import env_pnl, paper_metrics, policy_positions
+from marketlab.agents.macrohft.evaluate import env_pnl, load_trained, paper_metrics, policy_positions
 from marketlab.agents.macrohft.memory import EpisodicMemory
 from marketlab.agents.macrohft.nets import HyperAgentNet, SubAgentNet
 from marketlab.agents.macrohft.train import load_run, return_rate, train_run
-from marketlab.core.errors import DataError
+from marketlab.core.errors import DataError, StoreError
 from marketlab.core.timeutil import NS_PER_MIN, to_ns
 from marketlab.envs.macrohft_env import MinuteTradingEnv
+from tests.support.binance import kline_days
 
-KLINES = "binance_spot_1m_klines_btcusdt_ethusdt_2022_2023"
 TINY = {
     "chunk": 120, "scheme": "paper",
     "sub": {"epochs": 2, "batch_size": 32, "n_envs": 4, "warmup": 32, "updates_per_block": 2, "block": 50, "max_chunks": 8},
@@ -120,7 +120,7 @@ def _synthetic(days: int = 6, seed: int = 0) -> pl.DataFrame:
 
 
 def _cfg(**over: object) -> MacroHFTConfig:
-    d = {"archives": "unused", "splits": {"train_start": "2022-01-01", "train_end": "2022-01-04", "val_start": "2022-01-04",
+    d = {"dataset": "unused", "splits": {"train_start": "2022-01-01", "train_end": "2022-01-04", "val_start": "2022-01-04",
                                           "val_end": "2022-01-05", "test_start": "2022-01-05", "test_end": "2022-01-07"}, **TINY}
     d.update(over)
     return MacroHFTConfig.from_dict(d)
@@ -160,9 +160,18 @@ def test_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
     assert hyper is not None and len(subs) == 6
 
 
-def test_train_eval_end_to_end_on_real_minutes(shared_data: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def real(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Config keys reading a few real days from a store: the staged zips of those days, ingested on first use."""
+    tmp = tmp_path_factory.mktemp("mh_real")
+    folder = kline_days(shared_data, tmp / "klines", {"BTCUSDT": [f"2022-01-0{d}" for d in range(1, 7)],
+                                                      "ETHUSDT": [f"2023-03-{d}" for d in range(20, 27)]})
+    return {"archives": str(folder), "store": str(tmp / "store"), "dataset": "mh_klines"}
+
+
+def test_train_eval_end_to_end_on_real_minutes(real: dict[str, str], tmp_path: Path) -> None:
     """A few days of real BTCUSDT minutes: train both phases, roll out on the held-out days, P&L adds up."""
-    cfg = _cfg(archives=str(shared_data / KLINES), symbol="BTCUSDT")
+    cfg = _cfg(**real, symbol="BTCUSDT")
     prep = prepare(cfg)
     assert prep.splits["train"].n == 3 * 1440 and prep.splits["test"].n == 2 * 1440
     train_run(cfg, prep, tmp_path, progress=False)
@@ -176,20 +185,34 @@ def test_train_eval_end_to_end_on_real_minutes(shared_data: Path, tmp_path: Path
         env.reset()
         total = sum(env.step(int(a))[1] for a in pos[:-1])
         assert pnl.sum() == pytest.approx(total, abs=1e-9)
+    # a backtest or `rl eval` re-reads only the test days (+ warm-up) with the run's saved statistics: same inputs
+    # as the full preparation (the rolling windows up to float rounding), hence the same positions
+    _, part, subs2, hyper2 = load_trained(tmp_path)
+    got = part.splits["test"]
+    assert set(part.splits) == {"test"} and got.segments == test.segments
+    np.testing.assert_array_equal(got.ts, test.ts)
+    np.testing.assert_array_equal(got.close, test.close)
+    for f in ("s1", "s2", "ctx"):
+        np.testing.assert_allclose(getattr(got, f), getattr(test, f), rtol=0, atol=1e-5, err_msg=f)
+    for policy in ("macrohft", "uniform", "sub_slope_2"):
+        np.testing.assert_array_equal(policy_positions(policy, part, "test", subs2, hyper2),
+                                      policy_positions(policy, prep, "test", subs, hyper), err_msg=policy)
     bh = env_pnl(test.close, np.ones(test.n, np.int64), cfg.fee, cfg.size).sum()
     assert bh == pytest.approx(cfg.size * (test.close[-1] - test.close[0]) - cfg.size * cfg.fee * test.close[0])
 
 
-def test_bad_inputs_are_one_line_errors(shared_data: Path) -> None:
-    with pytest.raises(DataError, match="no DOGEUSDT 1m archives"):
-        prepare(_cfg(archives=str(shared_data / KLINES), symbol="DOGEUSDT"))
+def test_bad_inputs_are_one_line_errors(real: dict[str, str]) -> None:
+    with pytest.raises(DataError, match="'DOGEUSDT' has no bars in dataset 'mh_klines'"):
+        prepare(_cfg(**real, symbol="DOGEUSDT"))
+    with pytest.raises(StoreError, match="dataset 'nope' is not in the store"):  # no archives to ingest it from
+        prepare(_cfg(store=real["store"], dataset="nope"))
     with pytest.raises(DataError, match="test split"):
         prepare(_cfg(), _synthetic(days=4))
 
 
-def test_halt_day_gap_is_reported_and_never_inside_an_episode(shared_data: Path) -> None:
+def test_halt_day_gap_is_reported_and_never_inside_an_episode(real: dict[str, str]) -> None:
     """2023-03-24: 80 missing minutes after 12:39 UTC. The validation split is cut there; no chunk crosses it."""
-    cfg = _cfg(archives=str(shared_data / KLINES), symbol="ETHUSDT",
+    cfg = _cfg(**real, symbol="ETHUSDT",
                splits={"train_start": "2023-03-20", "train_end": "2023-03-23", "val_start": "2023-03-23",
                        "val_end": "2023-03-26", "test_start": "2023-03-26", "test_end": "2023-03-27"})
     prep = prepare(cfg)

@@ -13,11 +13,14 @@ from typer.testing import CliRunner
 from marketlab.agents.macrohft.evaluate import allin_env_value, load_trained, policy_positions
 from marketlab.cli.main import app
 
-KLINES = "binance_spot_1m_klines_btcusdt_ethusdt_2022_2023"
+from tests.support.binance import KLINES, kline_days
+
 TINY_TOML = """
 name = "mh_tiny"
 symbol = "{symbol}"
-archives = "{archives}"
+dataset = "mh_klines"
+archives = "{data}/klines"
+store = "{data}/store"
 out_dir = "runs"
 chunk = 120
 scheme = "paper"
@@ -49,10 +52,18 @@ steps_per_epoch = 600
 """
 
 
-def _spec(tmp_path: Path, shared: Path, *, symbol: str = "BTCUSDT", fee: float = 0.0002, name: str = "spec.toml") -> Path:
+def _spec(tmp_path: Path, data: Path, *, symbol: str = "BTCUSDT", fee: float = 0.0002, name: str = "spec.toml") -> Path:
     p = tmp_path / name
-    p.write_text(TINY_TOML.format(symbol=symbol, archives=shared / KLINES, fee=fee))
+    p.write_text(TINY_TOML.format(symbol=symbol, data=data, fee=fee))
     return p
+
+
+@pytest.fixture(scope="module")
+def data(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with ``klines/`` (six real BTCUSDT days, the spec's ``archives``) and ``store/`` (ingested on first use)."""
+    tmp = tmp_path_factory.mktemp("mh_data")
+    kline_days(shared_data, tmp / "klines", {"BTCUSDT": [f"2022-01-0{d}" for d in range(1, 7)]})
+    return tmp
 
 
 def _cli(*args: str) -> tuple[int, str, str]:
@@ -61,10 +72,10 @@ def _cli(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny MacroHFT run trained through the CLI in two calls: phase 1, then phase 2 on the saved sub-agents."""
     tmp = tmp_path_factory.mktemp("mh")
-    spec = _spec(tmp, shared_data)
+    spec = _spec(tmp, data)
     code, out, err = _cli("rl", "train", str(spec), "--phase", "1", "--json", "--no-tensorboard")
     assert code == 0, err
     s = json.loads(out)
@@ -123,17 +134,17 @@ def test_backtest_spec_trades_the_policy_and_matches_the_env(trained: Path, shar
 
 
 @pytest.mark.slow
-def test_cli_bad_inputs_are_one_line_errors(trained: Path, shared_data: Path, tmp_path: Path) -> None:
-    code, _, err = _cli("rl", "train", str(_spec(tmp_path, shared_data, symbol="DOGEUSDT", name="doge.toml")), "-q")
+def test_cli_bad_inputs_are_one_line_errors(trained: Path, data: Path, tmp_path: Path) -> None:
+    code, _, err = _cli("rl", "train", str(_spec(tmp_path, data, symbol="DOGEUSDT", name="doge.toml")), "-q")
     assert code == 2 and err.startswith("error: ") and "DOGEUSDT" in err and len(err.strip().splitlines()) == 1
-    other = _spec(tmp_path, shared_data, fee=0.001, name="fee.toml")  # another config, same run folder
+    other = _spec(tmp_path, data, fee=0.001, name="fee.toml")  # another config, same run folder
     code, _, err = _cli("rl", "train", str(other), "--phase", "2", "--out", str(trained.parent), "-q")
     assert code == 2 and "another config" in err and len(err.strip().splitlines()) == 1
     code, _, err = _cli("rl", "eval", str(trained), "--period", "all")
     assert code == 2 and "one split" in err
-    code, _, err = _cli("rl", "train", str(_spec(tmp_path, shared_data, name="t.toml")), "--timesteps", "10")
+    code, _, err = _cli("rl", "train", str(_spec(tmp_path, data, name="t.toml")), "--timesteps", "10")
     assert code == 2 and "SB3 agent specs" in err
     bad = tmp_path / "overlap.toml"
-    bad.write_text(_spec(tmp_path, shared_data).read_text().replace('val_start = "2022-01-04"', 'val_start = "2022-01-03"'))
+    bad.write_text(_spec(tmp_path, data).read_text().replace('val_start = "2022-01-04"', 'val_start = "2022-01-03"'))
     code, _, err = _cli("rl", "train", str(bad), "-q")
     assert code == 2 and "splits.val_start" in err and "overlapping" in err

@@ -76,9 +76,9 @@ class MacroHFTConfig(Spec):
 
     name: Identifier = "macrohft"
     symbol: str = "BTCUSDT"
-    archives: SpecPath = ""  # folder of Binance daily kline zips
-    dataset: str = ""  # or a store dataset of minute bars
-    store: SpecPath = ""
+    dataset: str = ""  # the store dataset of minute bars (BARS_SCHEMA, taker volumes included) the agent reads
+    archives: SpecPath = ""  # optional: folder of Binance kline zips ingested into `dataset` when the store lacks it
+    store: SpecPath = ""  # the store folder ("" = the default store)
     out_dir: SpecPath = "runs"  # `marketlab rl train` writes the run folder <out_dir>/<name>/
     splits: Splits = field(default_factory=Splits)
     fee: Fraction = 0.0002  # per side, env = supervisor = backtest
@@ -92,9 +92,10 @@ class MacroHFTConfig(Spec):
     hyper: HyperAgentConfig = field(default_factory=HyperAgentConfig)
 
     def validate(self, path: str | Path | None = None) -> None:
-        """A data source is required; the splits must not overlap."""
-        if not self.archives and not self.dataset:
-            raise SpecError(path, "archives", "give a folder of kline archives or a store dataset")
+        """A store dataset is required; the splits must not overlap."""
+        if not self.dataset:
+            raise SpecError(path, "dataset", "name the store dataset of minute bars (with `archives`, the kline "
+                                             "folder ingested into it when the store lacks it)")
         self.splits.validate(path)
 
     def fingerprint(self) -> str:

@@ -1,8 +1,12 @@
-"""Minute klines for MacroHFT: read Binance daily kline archives or a store dataset into one frame.
+"""Minute bars for MacroHFT, read from the store, and the gaps in them.
 
-Output frame (one symbol, sorted by ``ts``): ``ts`` (bar open, int64 ns UTC), ``open, high, low, close,
-volume`` (base units), ``vwap`` (quote volume / volume, null on zero-volume bars), ``trades`` and
-``taker_buy_volume`` (base units bought by takers; null when the source lacks it).
+Binance kline archives reach the agent only through the store: ``marketlab ingest ohlcv <folder>`` (or the
+spec's ``archives`` folder, ingested into its ``dataset`` on first use by :func:`ensure_bars`) stores OHLCV,
+``vwap``, ``trades`` and the taker buys per minute (``BARS_SCHEMA``), and :func:`read_store_bars` reads
+them back. Output frame (one symbol, sorted by ``ts``): ``ts`` (bar open, int64 ns UTC), ``open, high, low,
+close, volume`` (base units), ``vwap`` (quote volume / volume; null on zero-volume bars), ``trades`` and
+``taker_buy_volume`` (base units bought by takers; null where the dataset has none: a plain OHLCV file, or a
+bars dataset stored before the store had taker columns).
 
 Gaps are reported, never filled: :func:`contiguous_segments` cuts a series where consecutive bars are
 more than one minute apart (the 2023-03-24 Binance halt leaves 80 missing minutes), and episodes never
@@ -11,79 +15,37 @@ cross a cut.
 
 from __future__ import annotations
 
-import io
-import re
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from marketlab.core.errors import DataError
-from marketlab.core.timeutil import NS_PER_MIN
+from marketlab.core.timeutil import NS_PER_MIN, TimeLike, to_ns
 
-_ARCHIVE = re.compile(r"^(?P<symbol>[A-Z0-9]+)-1m-(?P<date>\d{4}-\d{2}-\d{2})\.zip$")
-_KLINE_COLS = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
-               "trades", "taker_base", "taker_quote", "ignore"]
-
-
-def archive_days(folder: str | Path, symbol: str) -> list[tuple[str, Path]]:
-    """(date, path) of every ``<symbol>-1m-<date>.zip`` in ``folder``, sorted by date."""
-    d = Path(folder)
-    if not d.is_dir():
-        raise DataError(d, "kline folder not found")
-    out = []
-    for p in d.iterdir():
-        m = _ARCHIVE.match(p.name)
-        if m and m["symbol"] == symbol:
-            out.append((m["date"], p))
-    return sorted(out)
+#: The columns MacroHFT reads from a bars dataset, in order.
+BAR_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "vwap", "trades", "taker_buy_volume")
 
 
-def read_kline_archives(folder: str | Path, symbol: str, start: str | None = None, end: str | None = None) -> pl.DataFrame:
-    """Read the daily Binance kline zips of ``symbol`` with dates in [start, end) (ISO dates).
+def ensure_bars(store: Any, dataset: str, archives: str = "") -> None:
+    """Ingest the kline folder ``archives`` (``marketlab ingest ohlcv``) into ``dataset`` when the store
+    lacks the dataset; without ``archives`` a missing dataset is a one-line error naming it."""
+    from marketlab.market.loading import ensure_dataset
 
-    Timestamps in ms (13 digits) or µs (16 digits, Binance spot from 2025) are both accepted.
-    Raises :class:`DataError` naming the folder when the symbol has no archive in the range.
-    """
-    days = [(dt, p) for dt, p in archive_days(folder, symbol) if (start is None or dt >= start[:10]) and (end is None or dt < end[:10])]
-    if not days:
-        raise DataError(folder, f"no {symbol} 1m archives in [{start}, {end})", field="symbol", value=symbol)
-    frames = []
-    for _, p in days:
-        with zipfile.ZipFile(p) as z:
-            raw = z.read(z.namelist()[0])
-        frames.append(pl.read_csv(io.BytesIO(raw), has_header=False, new_columns=_KLINE_COLS,
-                                  schema_overrides={"open_time": pl.Int64, "trades": pl.Int64}))
-    df = pl.concat(frames)
-    unit = np.where(df["open_time"].to_numpy() > 10**14, 1_000, 1_000_000)  # µs -> ns, ms -> ns
-    df = df.with_columns(pl.Series("ts", df["open_time"].to_numpy() * unit, dtype=pl.Int64))
-    return _finish(df, taker="taker_base", quote="quote_volume")
+    ensure_dataset(store, dataset, format="ohlcv", paths=[archives] if archives else [], key="archives")
 
 
-def read_store_bars(store: Any, dataset: str, symbol: str, start: str | None = None, end: str | None = None) -> pl.DataFrame:
-    """Read one symbol's minute bars from a marketlab store (``taker_buy_volume`` when the dataset has it)."""
-    lf = store.scan_bars(dataset, symbols=symbol, start=start, end=end)
-    df = lf.collect().sort("ts")
+def read_store_bars(store: Any, dataset: str, symbol: str, start: TimeLike | None = None,
+                    end: TimeLike | None = None) -> pl.DataFrame:
+    """One symbol's minute bars in [start, end) from ``store`` (columns :data:`BAR_COLUMNS`, sorted by ``ts``).
+
+    Raises :class:`DataError` naming the symbol and dataset when the range holds no bar of the symbol."""
+    df = store.scan_bars(dataset, symbols=symbol, start=start, end=end).select(BAR_COLUMNS).collect().sort("ts")
     if df.height == 0:
-        raise DataError(None, f"symbol {symbol!r} has no bars in dataset {dataset!r} for [{start}, {end})")
-    taker = next((c for c in ("taker_buy_volume", "taker_base", "taker_buy_base") if c in df.columns), None)
-    if "vwap" in df.columns:
-        df = df.with_columns((pl.col("vwap") * pl.col("volume")).alias("_quote"))
-    return _finish(df, taker=taker, quote="_quote" if "vwap" in df.columns else None)
-
-
-def _finish(df: pl.DataFrame, *, taker: str | None, quote: str | None) -> pl.DataFrame:
-    vol = pl.col("volume").cast(pl.Float64)
-    return df.sort("ts").select(
-        pl.col("ts").cast(pl.Int64),
-        *(pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close")),
-        vol.alias("volume"),
-        (pl.when(vol > 0).then(pl.col(quote).cast(pl.Float64) / vol).otherwise(None) if quote else pl.lit(None, pl.Float64)).alias("vwap"),
-        (pl.col("trades").cast(pl.Int64) if "trades" in df.columns else pl.lit(None, pl.Int64)).alias("trades"),
-        (pl.col(taker).cast(pl.Float64) if taker else pl.lit(None, pl.Float64)).alias("taker_buy_volume"),
-    )
+        span = ", ".join("..." if t is None else str(np.datetime64(to_ns(t), "ns")) for t in (start, end))
+        raise DataError(None, f"symbol {symbol!r} has no bars in dataset {dataset!r} for [{span})")
+    return df.select(pl.col("ts").cast(pl.Int64), *(pl.col(c).cast(pl.Float64) for c in BAR_COLUMNS[1:7]),
+                     pl.col("trades").cast(pl.Int64), pl.col("taker_buy_volume").cast(pl.Float64))
 
 
 def contiguous_segments(ts: np.ndarray, step_ns: int = NS_PER_MIN) -> list[tuple[int, int]]:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from marketlab.agents.macrohft.config import MacroHFTConfig
-from marketlab.agents.macrohft.dataset import REGIMES, Prepared, SplitArrays, prepare
+from marketlab.agents.macrohft.dataset import REGIMES, Prepared, SplitArrays, prepare_splits
 from marketlab.agents.macrohft.nets import HyperAgentNet, SubAgentNet
 from marketlab.agents.macrohft.train import HyperInputs, greedy_path, hyper_inputs, hyper_q_both, load_run, sub_q_both
 from marketlab.core.errors import DataError
@@ -137,15 +137,18 @@ def paper_metrics(value: np.ndarray, positions: np.ndarray | None = None, init: 
     return out
 
 
-def load_trained(run_dir: str | Path) -> tuple[MacroHFTConfig, Prepared, list[SubAgentNet], HyperAgentNet | None]:
-    """The config saved in ``run_dir/run.json``, its prepared data (train-fitted statistics recomputed from
-    the same source) and the trained networks; a missing or foreign run is a one-line :class:`DataError`."""
+def load_trained(run_dir: str | Path, splits: tuple[str, ...] = ("test",)
+                 ) -> tuple[MacroHFTConfig, Prepared, list[SubAgentNet], HyperAgentNet | None]:
+    """The config saved in ``run_dir/run.json``, the named ``splits`` prepared from the same source with the
+    run's saved train-fitted statistics (:func:`prepare_splits`: only those months are read), and the trained
+    networks; a missing or foreign run is a one-line :class:`DataError`."""
     run = Path(run_dir)
     summary = run / "run.json"
     if not summary.is_file():
         raise DataError(run, "not a MacroHFT run folder (run.json missing; train it with `marketlab rl train specs/agents/macrohft_btc.toml`)")
-    cfg = MacroHFTConfig.from_dict(json.loads(summary.read_text())["config"], path=summary)
-    prep = prepare(cfg)
+    saved = json.loads(summary.read_text())
+    cfg = MacroHFTConfig.from_dict(saved["config"], path=summary)
+    prep = prepare_splits(cfg, saved["fitted"], splits)
     subs, hyper = load_run(run, cfg, prep)
     return cfg, prep, subs, hyper
 
@@ -154,7 +157,7 @@ def evaluate_run(run_dir: str | Path, split_name: str = "test", policies: tuple[
                  init: float = 10_000.0) -> dict[str, Any]:
     """Paper metrics of each policy over ``split_name`` traded all-in long from ``init`` cash (env reward,
     :func:`allin_env_value`), plus the env P&L of the fixed holding ``cfg.size``."""
-    cfg, prep, subs, hyper = load_trained(run_dir)
+    cfg, prep, subs, hyper = load_trained(run_dir, (split_name,))
     split = prep.splits[split_name]
     cache: dict[str, HyperInputs] = {}
     out: dict[str, Any] = {"run": str(run_dir), "symbol": cfg.symbol, "split": split_name, "fee": cfg.fee,

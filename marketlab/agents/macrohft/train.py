@@ -450,14 +450,14 @@ def load_net(directory: Path, net: torch.nn.Module, fingerprint: str) -> dict[st
 
 def new_subagent(cfg: MacroHFTConfig, prep: Prepared) -> SubAgentNet:
     """An untrained sub-agent shaped for ``prep``'s features."""
-    tr = prep.splits["train"]
-    return SubAgentNet(tr.s1.shape[1], tr.s2.shape[1], 2, cfg.sub.hidden, adapter=cfg.sub.adapter)
+    return SubAgentNet(len(prep.scalers["s1"].columns), len(prep.scalers["s2"].columns), 2, cfg.sub.hidden,
+                       adapter=cfg.sub.adapter)
 
 
 def new_hyper(cfg: MacroHFTConfig, prep: Prepared) -> HyperAgentNet:
     """An untrained hyper-agent shaped for ``prep``'s features."""
-    tr = prep.splits["train"]
-    return HyperAgentNet(tr.s1.shape[1] + tr.s2.shape[1], 2, len(REGIMES), cfg.hyper.hidden, adapter=cfg.hyper.adapter)
+    n_state = len(prep.scalers["s1"].columns) + len(prep.scalers["s2"].columns)
+    return HyperAgentNet(n_state, 2, len(REGIMES), cfg.hyper.hidden, adapter=cfg.hyper.adapter)
 
 
 def _log_history(writer: Any, tag: str, history: list[dict[str, Any]]) -> None:

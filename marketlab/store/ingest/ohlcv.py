@@ -6,7 +6,9 @@ Accepted layouts (header names are matched case-insensitively):
   ``open_time, open, high, low, close, volume, close_time, quote_volume, trades, taker_base, taker_quote,
   ignore``; ``open_time`` in ms, µs for spot files from 2025 on: the unit is detected **per row** from the
   magnitude (13 digits ms, 16 µs), so a file or folder mixing both lands at the right times.
-  ``vwap = quote_volume / volume`` and ``trades`` come from the file. The daily/monthly ``.zip`` archives
+  ``vwap = quote_volume / volume``, ``trades`` and the taker buys (``taker_base`` -> ``taker_buy_volume``,
+  ``taker_quote`` -> ``taker_buy_quote_volume``) come from the file; a headed file's taker columns are read
+  under the names of :data:`TAKER_NAMES`, and a file without them stores them null. The daily/monthly ``.zip`` archives
   (one CSV member each) are read directly, and a folder of them is one ingest; the symbol and the bar
   interval come from the Binance name ``ETHUSDT-1m-2024-01.csv`` / ``BTCUSDT-1m-2022-01-01.zip``.
 * **A single-symbol file** with a time column (``date``/``datetime``/``timestamp``/``time``/``open_time``)
@@ -76,8 +78,13 @@ KLINE_SCHEMA: dict[str, pl.DataType] = {
     c: (pl.Int64() if c in ("open_time", "close_time", "trades") else pl.Float64()) for c in KLINE_COLUMNS
 }
 KLINE_SCHEMA["ignore"] = pl.String()
+#: Bars taker columns and the file column names they are read from (Binance kline names first).
+TAKER_NAMES: dict[str, tuple[str, ...]] = {
+    "taker_buy_volume": ("taker_base", "taker_buy_base", "taker_buy_base_asset_volume", "taker_buy_volume"),
+    "taker_buy_quote_volume": ("taker_quote", "taker_buy_quote", "taker_buy_quote_asset_volume", "taker_buy_quote_volume"),
+}
 FLOAT_NAMES = ("open", "high", "low", "close", "volume", "quote_volume", "vwap", "amount", "adjusted_close",
-               "adj_close", "adjclose")
+               "adj_close", "adjclose", *(a for names in TAKER_NAMES.values() for a in names))
 PATTERNS = ("*.csv", "*.csv.gz", "*.csv.xz", "*.zip", "*.parquet")
 BATCH_ROWS = 1_000_000  # rows per yielded bars batch (the memory bound of a streamed ingest)
 MAX_GAPS_LISTED = 5
@@ -526,6 +533,10 @@ def _typed(raw: pl.DataFrame, path: Path, row0: int, layout: _Layout, symbol: st
         if out["trades"].null_count() > raw.get_column("trades").null_count():
             r = int((out["trades"].is_null() & raw.get_column("trades").is_not_null()).arg_true()[0])
             raise DataError(path, "not an integer", field="trades", row=row0 + r + 1, value=raw["trades"][r])
+    for name, aliases in TAKER_NAMES.items():
+        src = next((a for a in aliases if a in cols), None)
+        if src is not None:
+            out[name] = _float(raw, src, path, row0).alias(name)
     for alias in ("adjusted_close", "adj_close", "adjclose"):
         if alias in cols:
             out["adj_close"] = _float(raw, alias, path, row0).alias("adj_close")
@@ -597,6 +608,18 @@ def _check_values(frame: pl.DataFrame, path: Path, row0: int = 0) -> None:
     if bad.any():
         r = int(bad.arg_true()[0])
         raise DataError(path, "NaN, infinite or negative volume", field="volume", row=row0 + r + 1, value=v[r])
+    for c in TAKER_NAMES:
+        if c not in frame.columns:
+            continue
+        t = frame[c]
+        rules = [(t.is_nan() | t.is_infinite(), "is NaN or infinite"), (t < 0, "is negative")]
+        if c == "taker_buy_volume":  # taker buys are part of the bar's volume (Binance: on every row)
+            rules.append((t > v, "exceeds the bar's volume"))
+        for bad, what in rules:
+            bad = bad.fill_null(False)
+            if bad.any():
+                r = int(bad.arg_true()[0])
+                raise DataError(path, f"taker buy volume {what}", field=c, row=row0 + r + 1, value=t[r])
 
 
 def _to_bars(frame: pl.DataFrame) -> pl.DataFrame:
