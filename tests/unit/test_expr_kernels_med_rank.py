@@ -89,3 +89,25 @@ def test_cs_rank_through_the_engine_dispatch_on_wide_days() -> None:
     got = K.cross_section("CSRank", torch.from_numpy(x)).numpy()
     want = pd.DataFrame(x.astype(np.float64)).rank(axis=1, pct=True).to_numpy()
     np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("spread", [40, 3000])
+def test_cs_average_rank_truncated_key_collisions_equal_pandas(spread: int) -> None:
+    # The kernel sorts each value's key relative to the day's minimum, truncated to <= 22 bits, and re-orders
+    # runs of colliding truncated keys by the full key afterwards. Far outliers (+-3e38) make the truncation
+    # drop ~10 bits, so clusters of adjacent float32s collide: short runs (spread 3000 ulps: pairs, triples)
+    # and runs longer than the insertion-sort limit (spread 40 ulps: ~25 values per key), with true ties
+    # inside runs. 1,100 stocks: an 11-bit column index.
+    rng = np.random.default_rng(spread)
+    T, N = 8, 1100
+    x = np.empty((T, N), dtype=np.float32)
+    for t in range(T):
+        base = np.float32(1.0 + t)
+        x[t] = base + rng.integers(0, spread, N).astype(np.float32) * np.spacing(base)
+        x[t, rng.integers(0, N, 2)] = [-3e38, 3e38]
+        x[t, rng.random(N) < 0.05] = np.nan
+    x[3] = x[3][::-1]  # a run arriving in descending column order
+    got = nb.cs_average_rank(x, True)
+    want = pd.DataFrame(x.astype(np.float64)).rank(axis=1, method="average", pct=True).to_numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=0, equal_nan=True)

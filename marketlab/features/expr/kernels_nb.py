@@ -346,62 +346,149 @@ def rolling_rank(x, w):
     return _window_pass(x, w, x, True, _bad_counts(x, w))
 
 
-@njit(cache=True)
-def _row_ranks(row, keys, tmp, hist, orow, pct):
-    """Average ranks of one day's non-NaN values into ``orow`` (NaN elsewhere), by an LSD radix sort.
+@njit(cache=True, inline="always")
+def _order_key(b):
+    """float32 bits -> unsigned key with the same order (negatives bit-flipped, positives sign-set); -0.0 gets
+    +0.0's key. Branch-free: a sign branch mispredicts on every other value of signed data."""
+    b = np.uint32(0) if b == np.uint32(0x80000000) else b
+    return np.uint32(b ^ (np.uint32(np.uint32(0xFFFFFFFF) * (b >> np.uint32(31))) | np.uint32(0x80000000)))
 
-    Key per value: its float32 bits made order-preserving as unsigned (negatives bit-flipped, -0.0 as +0.0),
-    in the high 32 bits, the column in the low 32. Four 8-bit passes (a pass whose byte all keys share is
-    skipped) sort ~750 keys in O(n), several times cheaper than a comparison sort per row."""
+
+@njit(cache=True)
+def _radix_pass(src, dst, n, counts, shift):
+    """One stable counting-sort pass of ``src[:n]`` into ``dst`` by the 8-bit digit at ``shift``. A function
+    of its own: inside the row function (``src``/``dst`` swap each pass) numba's loop compiled several times
+    slower."""
+    c = 0
+    for d in range(256):
+        h = counts[d]
+        counts[d] = c
+        c += h
+    for i in range(n):
+        k = src[i]
+        d = (k >> shift) & np.uint32(255)
+        slot = counts[d]
+        counts[d] = slot + 1
+        dst[np.uint64(slot)] = k
+
+
+@njit(cache=True)
+def _radix_pass_rank(src, dst, n, counts, shift, imask, scale, orow):
+    """The last pass of :func:`_radix_pass`, also writing each value's rank ``(slot + 1) * scale`` (exact
+    unless its truncated key collides with a neighbour's: :func:`_fix_collisions` repairs those)."""
+    c = 0
+    for d in range(256):
+        h = counts[d]
+        counts[d] = c
+        c += h
+    for i in range(n):
+        k = src[i]
+        d = (k >> shift) & np.uint32(255)
+        slot = counts[d]
+        counts[d] = slot + 1
+        dst[np.uint64(slot)] = k
+        orow[np.uint64(k & imask)] = np.float32((slot + 1.0) * scale)
+
+
+@njit(cache=True)
+def _fix_collisions(srt, n, ib, bits, orow, eq, scale):
+    """Re-rank runs of ``srt[:n]`` (sorted packed keys) whose truncated keys are equal: order each run by the
+    full key (insertion sort: runs are short) and give equal full keys their average rank."""
+    imask = np.uint32((1 << ib) - 1)
+    sh = np.uint32(ib)
+    for i in range(n - 1):
+        eq[i] = np.uint8((srt[i] >> sh) == (srt[i + 1] >> sh))
+    for i in range(max(n - 1, 0), eq.shape[0]):
+        eq[i] = 0
+    words = eq.view(np.uint64)  # eight flags at a time: most rows have no run at all
+    nxt = 0
+    for wi in range(words.shape[0]):
+        if words[wi] == 0:
+            continue
+        for i in range(wi * 8, wi * 8 + 8):
+            if eq[i] == 0 or i < nxt:
+                continue
+            e = i + 1
+            while eq[e]:
+                e += 1
+            nxt = e + 1
+            if e - i < 32:
+                for a in range(i + 1, e + 1):  # insertion sort of srt[i..e] by full key
+                    v = srt[a]
+                    fv = _order_key(bits[v & imask])
+                    b = a - 1
+                    while b >= i and _order_key(bits[srt[b] & imask]) > fv:
+                        srt[b + 1] = srt[b]
+                        b -= 1
+                    srt[b + 1] = v
+            else:  # a long run (values packed within 2**s of each other next to a far outlier): O(r log r)
+                full = np.empty(e - i + 1, dtype=np.uint64)
+                for a in range(i, e + 1):
+                    full[a - i] = (np.uint64(_order_key(bits[srt[a] & imask])) << np.uint64(32)) | np.uint64(srt[a])
+                full.sort()
+                for a in range(i, e + 1):
+                    srt[a] = np.uint32(full[a - i] & np.uint64(0xFFFFFFFF))
+            a = i
+            while a <= e:
+                fa = _order_key(bits[srt[a] & imask])
+                b = a
+                while b < e and _order_key(bits[srt[b + 1] & imask]) == fa:
+                    b += 1
+                r = np.float32(((a + b) / 2.0 + 1.0) * scale)  # average 1-based rank of the tie block
+                for m in range(a, b + 1):
+                    orow[srt[m] & imask] = r
+                a = b + 1
+
+
+@njit(cache=True)
+def _row_ranks(row, keys, tmp, hist, eq, orow, pct, ib):
+    """Average ranks of one day's non-NaN values into ``orow`` (NaN elsewhere) by an LSD radix sort of packed
+    32-bit keys.
+
+    Each value's order key (:func:`_order_key`) is made relative to the day's smallest, truncated to its top
+    ``22`` or fewer significant bits (``32 - ib`` at most) and packed above the column index (``ib`` bits):
+    three 8-bit passes sort it, a quarter fewer than for the full key with the index beside it, and each pass
+    moves 4 bytes instead of 8. The sort is stable, so values whose truncated keys collide come out in column
+    order next to each other; :func:`_fix_collisions` orders those few runs by the full key afterwards
+    (0.1-3 per 750-stock day on prices and normal noise) and averages true ties."""
     n_col = row.shape[0]
     bits = row.view(np.uint32)
-    n = 0
+    kmin = np.uint32(0xFFFFFFFF)
+    kmax = np.uint32(0)
+    for j in range(n_col):  # branch-free (vectorised) min / max of the valid keys
+        b = _order_key(bits[j])
+        ok = row[j] == row[j]
+        kmin = min(kmin, b if ok else np.uint32(0xFFFFFFFF))
+        kmax = max(kmax, b if ok else np.uint32(0))
+        orow[j] = NAN
+    if kmin > kmax:  # no valid value
+        return
+    span = np.uint32(kmax - kmin)
+    nbits = 0
+    while nbits < 32 and (span >> np.uint32(nbits)) != np.uint32(0):
+        nbits += 1
+    kb = min(32 - ib, 24)
+    s = np.uint32(nbits - kb if nbits > kb else 0)
+    npass = max(1, (nbits - s + 7) // 8)
     hist[:, :] = 0
+    n = 0
     for j in range(n_col):
         if row[j] != row[j]:
-            orow[j] = NAN
             continue
-        b = bits[j]
-        if b == np.uint32(0x80000000):  # -0.0 ties with +0.0
-            b = np.uint32(0)
-        b = ~b if b >> np.uint32(31) else b | np.uint32(0x80000000)
-        hist[0, b & np.uint32(255)] += 1
-        hist[1, (b >> np.uint32(8)) & np.uint32(255)] += 1
-        hist[2, (b >> np.uint32(16)) & np.uint32(255)] += 1
-        hist[3, b >> np.uint32(24)] += 1
-        keys[n] = (np.uint64(b) << np.uint64(32)) | np.uint64(j)
+        v = np.uint32((_order_key(bits[j]) - kmin) >> s)
+        keys[n] = np.uint32((v << np.uint32(ib)) | np.uint32(j))
+        hist[0, v & np.uint32(255)] += 1
+        hist[1, (v >> np.uint32(8)) & np.uint32(255)] += 1
+        hist[2, (v >> np.uint32(16)) & np.uint32(255)] += 1
         n += 1
+    imask = np.uint32((1 << ib) - 1)
+    scale = 1.0 / n if pct else 1.0
     src, dst = keys, tmp
-    for p in range(4):
-        shift = np.uint64(32 + 8 * p)
-        skip = False
-        s = 0
-        for d in range(256):  # counts -> first slot of each digit
-            h = hist[p, d]
-            skip |= h == n
-            hist[p, d] = s
-            s += h
-        if skip:
-            continue
-        for i in range(n):
-            k = src[i]
-            d = (k >> shift) & np.uint64(255)
-            slot = hist[p, d]
-            hist[p, d] = slot + 1
-            dst[slot] = k
+    for p in range(npass - 1):
+        _radix_pass(src, dst, n, hist[p], np.uint32(ib + 8 * p))
         src, dst = dst, src
-    low = np.uint64(0xFFFFFFFF)
-    scale = 1.0 / n if pct and n > 0 else 1.0
-    i = 0
-    while i < n:
-        top = src[i] >> np.uint64(32)
-        k = i
-        while k + 1 < n and (src[k + 1] >> np.uint64(32)) == top:
-            k += 1
-        rank = np.float32(((i + k) / 2.0 + 1.0) * scale)  # average 1-based rank of the tie block
-        for m in range(i, k + 1):
-            orow[np.int64(src[m] & low)] = rank
-        i = k + 1
+    _radix_pass_rank(src, dst, n, hist[npass - 1], np.uint32(ib + 8 * (npass - 1)), imask, scale, orow)
+    _fix_collisions(dst, n, ib, bits, orow, eq, scale)
 
 
 def cs_average_rank(x, pct):
@@ -414,11 +501,15 @@ def cs_average_rank(x, pct):
 def _cs_average_rank(x, pct):
     T, N = x.shape
     out = np.empty((T, N), dtype=np.float32)
-    keys = np.empty(N, dtype=np.uint64)
-    tmp = np.empty(N, dtype=np.uint64)
-    hist = np.empty((4, 256), dtype=np.int32)
+    ib = 1  # bits of the column index packed under the key
+    while (1 << ib) < N:
+        ib += 1
+    keys = np.empty(N, dtype=np.uint32)
+    tmp = np.empty(N, dtype=np.uint32)
+    hist = np.empty((3, 256), dtype=np.int32)
+    eq = np.zeros(8 * (N // 8 + 2), dtype=np.uint8)
     for t in range(T):
-        _row_ranks(x[t], keys, tmp, hist, out[t], pct)
+        _row_ranks(x[t], keys, tmp, hist, eq, out[t], pct, ib)
     return out
 
 
