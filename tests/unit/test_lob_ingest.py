@@ -306,3 +306,44 @@ def test_book_grid_check_equals_exact_modulo(tmp_path, unit):
         else:
             lobster._normalise_book(tmp_path / "b.csv", cols, 0, 1, unit, 0.01)
             assert cols[:, 0].tolist() == ([int(px[i]), int(sz[i])] if real else [0, 0])
+
+
+def _prefetch_threads() -> int:
+    import threading
+
+    return sum(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
+
+
+def test_prefetch_hands_over_pieces_and_the_error_in_order():
+    from marketlab.store.ingest._io import Prefetch
+
+    def pieces():
+        yield b"a\n"
+        yield b"b\n"
+        raise DataError("x.csv.gz", "cannot decompress (truncated)")
+
+    got = []
+    p = Prefetch(pieces(), depth=1)
+    with pytest.raises(DataError, match="truncated"):
+        for c in p:
+            got.append(c)
+    p.close()
+    assert got == [b"a\n", b"b\n"] and _prefetch_threads() == 0
+
+
+@pytest.mark.parametrize("book", [[""], ["1,2,3"] * 600, BOOK[:1] * 600])  # empty; 3 columns; 8 for level 2
+def test_refused_orderbook_leaves_no_prefetch_thread(tmp_path, monkeypatch, book):
+    """The reader refuses the orderbook in its constructor (the caller gets nothing to close) while its
+    decompression thread is still pieces ahead (64-byte pieces): that thread must stop there, or every
+    such ingest leaks a thread."""
+    monkeypatch.setattr(lobster, "CHUNK_BYTES", 64)
+    before = _prefetch_threads()
+    m, b = write_day(tmp_path, book=book)
+    if book[0] == BOOK[0]:  # a level-2 file named level 1
+        b = b.rename(b.with_name(b.name.replace("_2.csv", "_1.csv")))
+        m = m.rename(m.with_name(m.name.replace("_2.csv", "_1.csv")))
+    with pytest.raises(DataError):
+        lobster.read_lobster(m, b)
+    with pytest.raises(DataError):
+        list(lobster.iter_batches([m, b], dataset="t"))
+    assert _prefetch_threads() == before

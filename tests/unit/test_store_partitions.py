@@ -92,3 +92,20 @@ def test_symbol_runs_in_time_order_split_by_day_like_the_naive_grouping() -> Non
             assert len(names) == len(set(names)), (what, names)
             want = _naive(df)
             assert {n: p["row"].to_list() for n, p in parts} == want, what
+
+
+def test_parquet_statistics_kept_for_pruning_columns_not_for_book_levels(tmp_path) -> None:
+    """Time, symbol and seq keep min/max statistics (file-level pruning and the catalog's migration read
+    them); book levels (never a scan filter) skip them."""
+    import pyarrow.parquet as pq
+
+    from marketlab.store.writer import _stats_range, write_parquet
+
+    df = pl.DataFrame({"ts": [5, 9], "symbol": ["A", "A"], "seq": [0, 1], "ask_px_1": [10, 11], "ask_sz_1": [1, 2],
+                       "bid_px_10": [8, 7], "bid_sz_10": [3, 4], "mid": [1.5, 2.5]})
+    write_parquet(df, tmp_path / "b.parquet")
+    md = pq.read_metadata(tmp_path / "b.parquet")
+    col = {md.schema.names[i]: md.row_group(0).column(i).statistics for i in range(md.num_columns)}
+    assert all(col[c] is not None and col[c].has_min_max for c in ("ts", "symbol", "seq", "mid"))
+    assert all(col[c] is None or not col[c].has_min_max for c in ("ask_px_1", "ask_sz_1", "bid_px_10", "bid_sz_10"))
+    assert _stats_range(md, "book") == (5, 9)

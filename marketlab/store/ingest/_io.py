@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import queue
+import threading
 import types
 import zipfile
 import zlib
@@ -94,6 +96,59 @@ def iter_chunks(path: Path, chunk_bytes: int = 64 << 20) -> Iterator[bytes]:
         raise _corrupt(path, exc) from None
     if carry:
         yield carry
+
+
+class Prefetch:
+    """``chunks`` pulled by a worker thread up to ``depth`` pieces ahead (decompression then runs beside
+    the parse of the previous piece: zlib/ISA-L and the numba kernels release the GIL). Iterate it like
+    ``chunks``; an exception the worker meets is raised here, in order. :meth:`close` stops the worker.
+    Memory: ``depth`` pieces."""
+
+    _END = object()
+
+    def __init__(self, chunks: Iterator[bytes], depth: int = 4) -> None:
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, args=(chunks,), daemon=True, name="prefetch")
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, chunks: Iterator[bytes]) -> None:
+        try:
+            for c in chunks:
+                if not self._put(c):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the consumer, raised where it reads
+            self._put(exc)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._done:
+            raise StopIteration
+        item = self._q.get()
+        if item is self._END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        return cast(bytes, item)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _read_zip(path: Path) -> bytes:

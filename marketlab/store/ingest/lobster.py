@@ -257,7 +257,7 @@ class _DayReader:
 
     def __init__(self, mpath: Path, bpath: Path | None, f: _DayFormat,
                  msg_chunks: Iterator[bytes] | None = None) -> None:
-        from marketlab.store.ingest._io import iter_chunks
+        from marketlab.store.ingest._io import Prefetch, iter_chunks
 
         self.mpath, self.bpath, self.f = mpath, bpath, f
         chunks = msg_chunks if msg_chunks is not None else iter_chunks(mpath, CHUNK_BYTES)
@@ -267,32 +267,41 @@ class _DayReader:
         self.served = 0  # rows returned so far
         self.prev_ts: int | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._prefetch: Prefetch | None = None
         if bpath is not None:
-            book_chunks = iter_chunks(bpath, CHUNK_BYTES)
-            first = next(book_chunks, b"")
-            if not first.strip():
-                raise DataError(bpath, "empty file")
-            width = count_columns(first)
-            if width % 4 != 0 or width == 0:
-                raise DataError(bpath, f"orderbook needs 4 x levels columns, found {width}", row=1)
-            self.levels = width // 4
-            named = _name_info(bpath).get("lvl")
-            if named is not None and int(named) != self.levels:
-                raise DataError(bpath, f"file name says level {int(named)} but rows have {width} columns "
-                                       f"({self.levels} levels)", field="columns", value=width)
-            unit = f.ratio * f.grid
+            # the orderbook (~85% of a day's text) is inflated in a third thread while the book worker parses
+            self._prefetch = book_chunks = Prefetch(iter_chunks(bpath, CHUNK_BYTES))
+            try:
+                first = next(book_chunks, b"")
+                if not first.strip():
+                    raise DataError(bpath, "empty file")
+                width = count_columns(first)
+                if width % 4 != 0 or width == 0:
+                    raise DataError(bpath, f"orderbook needs 4 x levels columns, found {width}", row=1)
+                self.levels = width // 4
+                named = _name_info(bpath).get("lvl")
+                if named is not None and int(named) != self.levels:
+                    raise DataError(bpath, f"file name says level {int(named)} but rows have {width} columns "
+                                           f"({self.levels} levels)", field="columns", value=width)
+                unit = f.ratio * f.grid
 
-            def check(out: np.ndarray, a: int, b: int, file_row: int) -> None:
-                _normalise_book(bpath, out[:, a:b], file_row, f.ratio, unit, f.price_grid)
+                def check(out: np.ndarray, a: int, b: int, file_row: int) -> None:
+                    _normalise_book(bpath, out[:, a:b], file_row, f.ratio, unit, f.price_grid)
 
-            self.book = IntRows(itertools.chain([first], book_chunks), width, -1, _book_rows(bpath, width),
-                                on_rows=check)
-            self._pool = ThreadPoolExecutor(max_workers=1)
+                self.book = IntRows(itertools.chain([first], book_chunks), width, -1, _book_rows(bpath, width),
+                                    on_rows=check)
+                self._pool = ThreadPoolExecutor(max_workers=1)
+            except BaseException:
+                self.close()  # stop the prefetch thread: the caller never gets this reader to close
+                raise
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._prefetch is not None:
+            self._prefetch.close()
+            self._prefetch = None
 
     def _mismatch(self, book_rows: int, msg_rows: int) -> DataError:
         assert self.bpath is not None
