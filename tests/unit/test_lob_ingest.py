@@ -323,7 +323,7 @@ def test_prefetch_hands_over_pieces_and_the_error_in_order():
         raise DataError("x.csv.gz", "cannot decompress (truncated)")
 
     got = []
-    p = Prefetch(pieces(), depth=1)
+    p = Prefetch(pieces())
     with pytest.raises(DataError, match="truncated"):
         for c in p:
             got.append(c)

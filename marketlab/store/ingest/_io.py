@@ -99,37 +99,37 @@ def iter_chunks(path: Path, chunk_bytes: int = 64 << 20) -> Iterator[bytes]:
 
 
 class Prefetch:
-    """``chunks`` pulled by a worker thread up to ``depth`` pieces ahead (decompression then runs beside
-    the parse of the previous piece: zlib/ISA-L and the numba kernels release the GIL). Iterate it like
+    """``chunks`` pulled one piece ahead by a worker thread: the next piece is decompressed while the
+    caller parses this one (zlib/ISA-L and the numba kernels release the GIL). Iterate it like
     ``chunks``; an exception the worker meets is raised here, in order. :meth:`close` stops the worker.
-    Memory: ``depth`` pieces."""
+    Memory: the worker starts a piece only after the caller took the previous one, so at most the
+    caller's piece and the one being made are held (a stream's text stays ~2 pieces)."""
 
     _END = object()
 
-    def __init__(self, chunks: Iterator[bytes], depth: int = 4) -> None:
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._slot = threading.Semaphore(1)  # released when the caller takes a piece
         self._stop = threading.Event()
         self._done = False
         self._thread = threading.Thread(target=self._run, args=(chunks,), daemon=True, name="prefetch")
         self._thread.start()
 
-    def _put(self, item: Any) -> bool:
+    def _wait_slot(self) -> bool:
         while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.05)
+            if self._slot.acquire(timeout=0.05):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def _run(self, chunks: Iterator[bytes]) -> None:
         try:
-            for c in chunks:
-                if not self._put(c):
+            while self._wait_slot():
+                c = next(chunks, self._END)
+                self._q.put(c)  # never blocks: the slot guarantees the queue is empty
+                if c is self._END:
                     return
-            self._put(self._END)
         except BaseException as exc:  # handed to the consumer, raised where it reads
-            self._put(exc)
+            self._q.put(exc)
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -138,6 +138,7 @@ class Prefetch:
         if self._done:
             raise StopIteration
         item = self._q.get()
+        self._slot.release()
         if item is self._END:
             self._done = True
             raise StopIteration
