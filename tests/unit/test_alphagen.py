@@ -133,14 +133,19 @@ def test_resume_refuses_another_config(panel, tmp_path):
 
 
 def test_pool_cached_statistics_equal_direct_recomputation(panel):
-    """The batched member products and the cached objective equal a direct recomputation with day_inner."""
+    """The batched member products and the cached objective equal a direct recomputation with day_inner, after
+    adds that pruned an older member (the cached matrix must follow the survivors, not the first k rows)."""
     from marketlab.features.ic import day_inner, pool_ic_from_cache
 
-    ev, pool, y = _pool(panel, capacity=4)
+    ev, pool, y = _pool(panel, capacity=3)
+    pruned_old = 0
     for f in ["Mean(close, 5) / close", "Std(close, 10) / close", "Corr(close, volume, 10)", "Delta(close, 5) / close",
-              "Log(volume)", "Mean(volume, 20) / volume"]:
+              "Log(volume)", "Mean(volume, 20) / volume", "Max(high, 10) / close"]:
+        before = [e.key for e in pool.exprs]
         pool.try_add(parse(f), ev(f))
-    assert pool.size >= 2
+        after = {e.key for e in pool.exprs}
+        pruned_old += any(k not in after for k in before)
+    assert pool.size == 3 and pruned_old >= 1
     n = torch.ones_like(pool.target_z, dtype=torch.bool).sum(1)
     direct = np.array([[day_inner(a, b, n) for b in pool.values] for a in pool.values])
     np.testing.assert_allclose(pool.mutual, direct, rtol=1e-5)
@@ -268,6 +273,34 @@ def test_gp_and_gplearn_fit_on_training_rows_only(panel, tmp_path, method, extra
     assert [x["weight"] for x in a["pool"]["alphas"]] == [x["weight"] for x in b["pool"]["alphas"]]
     assert a["metrics"]["train"] == b["metrics"]["train"]
     assert a["metrics"]["test"]["ic"] != b["metrics"]["test"]["ic"]
+
+
+def test_gplearn_fitness_is_our_gp_fitness_on_the_same_training_rows(panel, tmp_path):
+    """The same split for both GPs, program by program: gplearn's fitness of every program it evaluated equals
+    our GP's fitness (|train IC|, ``train_ic``: training rows, purged target) of the same formula. (That
+    nothing after the split reaches either is ``test_gp_and_gplearn_fit_on_training_rows_only``.)"""
+    from marketlab.agents.alphagen.gp import legal
+    from marketlab.agents.alphagen.gplearn_gp import function_set, run_gplearn, terminals_of, to_expr
+    from marketlab.agents.alphagen.mine import MiningData, _pool, train_ic, vocabulary
+
+    spec = _spec(tmp_path, "gplearn", gp_population=16, gp_generations=2)
+    m = spec.miner
+    md = MiningData(spec, panel=panel)
+    pool = _pool(md, m)
+    seen: list = []
+    run_gplearn(md, m, pool, vocabulary(m), on_generation=lambda g, ranked: seen.extend(ranked))
+    _, _, terminals = terminals_of(vocabulary(m))
+    _, meta = function_set(vocabulary(m), (md.rows["train"].stop, panel.shape[1]))
+    checked = 0
+    for p in seen:
+        e = to_expr(p.program, terminals, meta)
+        if not legal(e, 10**6, md.rows["train"].stop - 1):  # any length; grammar rules our evaluator relies on
+            continue
+        ours = train_ic(md, pool, e)
+        if np.isfinite(ours) and p.raw_fitness_ > 0:
+            assert p.raw_fitness_ == pytest.approx(abs(ours), rel=1e-4, abs=1e-7), str(e)
+            checked += 1
+    assert checked >= 10
 
 
 @pytest.mark.slow  # ~20 s of CPU: 15,000 training rows (LightGBM's qlib settings need them)

@@ -193,8 +193,10 @@ def test_cache_never_changes_a_value_on_random_formulas(data):
         base.append(b.result())
     from marketlab.features.expr import Expr
 
+    # Sub both ways round: a key that forgot which operand is which would serve one for the other
     formulas = [x for e in base if e.featured for x in (e, Expr.op("Abs", e), Expr.op("Mean", e, Expr.delta(5)),
-                                                        Expr.op("Sub", e, Expr.feature("close")))]  # fmt: skip
+                                                        Expr.op("Sub", e, Expr.feature("close")),
+                                                        Expr.op("Sub", Expr.feature("close"), e))]  # fmt: skip
     order = rng.permutation(len(formulas))
     cached = Evaluator(feats, cache_bytes=1 << 30)
     plain = Evaluator(feats, cache_bytes=0)

@@ -102,6 +102,13 @@ def to_expr(program: list[Any], terminals: list[Expr], meta: dict[str, tuple[str
     return rec()
 
 
+def terminals_of(vocab: Vocabulary) -> tuple[list[str], list[float], list[Expr]]:
+    """gplearn's terminal columns: the feature names, the constants, and each column as an :class:`Expr`."""
+    names = [t.name for t in vocab.tokens if t.kind == "feature"]
+    consts = [float(t.value) for t in vocab.tokens if t.kind == "const"]
+    return names, consts, [Expr.feature(n) for n in names] + [Expr.const(c) for c in consts]
+
+
 def run_gplearn(md: Any, m: Any, pool: Any, vocab: Vocabulary, on_generation: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
     """Evolve with gplearn on the training rows; offer each generation's best legal programs to ``pool``.
 
@@ -113,11 +120,9 @@ def run_gplearn(md: Any, m: Any, pool: Any, vocab: Vocabulary, on_generation: Ca
     tr = md.rows["train"]
     feats = {k: v[: tr.stop] for k, v in md.train_eval.features.items()}  # the rows train_values reads
     T, N = feats["close"].shape
-    names = [t.name for t in vocab.tokens if t.kind == "feature"]
-    consts = [float(t.value) for t in vocab.tokens if t.kind == "const"]
+    names, consts, terminals = terminals_of(vocab)
     cols = [feats[n].cpu().numpy().reshape(-1) for n in names] + [np.full(T * N, c, dtype=np.float32) for c in consts]
     X = np.asfortranarray(np.stack(cols, axis=1).astype(np.float32))  # columns contiguous: terminals are X[:, j]
-    terminals = [Expr.feature(n) for n in names] + [Expr.const(c) for c in consts]
     target_z = md.train_target_z
 
     def ic(y: np.ndarray, y_pred: np.ndarray, w: np.ndarray) -> float:

@@ -430,6 +430,12 @@ def _default_like(spec: MineSpec) -> MineSpec:
     return replace(spec, miner=MinerSpec(method=spec.miner.method))
 
 
+def train_ic(md: MiningData, pool: Any, e: Expr) -> float:
+    """IC of ``e`` with the target on the training rows, as the pool normalises it: the GP's fitness (its
+    absolute value); gplearn's metric computes the same from a program's values (``gplearn_gp``)."""
+    return mean_corr(pool.normalise(md.train_values(e)), md.train_target_z)
+
+
 def run_gp(md: MiningData, m: MinerSpec, progress: bool = True):
     """Mine with genetic programming; returns the alpha pool of the best formulas."""
     from tqdm import tqdm
@@ -437,12 +443,9 @@ def run_gp(md: MiningData, m: MinerSpec, progress: bool = True):
     from marketlab.agents.alphagen.gp import GPConfig, GPMiner
 
     pool = _pool(md, m)
-    cache: dict[str, float] = {}
 
     def fitness(e: Expr) -> float:
-        z = pool.normalise(md.train_values(e))
-        ic = mean_corr(z, md.train_target_z)
-        cache[e.key] = ic
+        ic = train_ic(md, pool, e)
         return abs(ic) if np.isfinite(ic) else -1.0
 
     bar = tqdm(total=m.gp_generations, desc="gp", disable=not progress, leave=False)
