@@ -18,6 +18,11 @@ single-alpha ablation: 200k). gplearn stops at ``--gplearn-seconds`` of CPU (equ
 ``--backtests`` instead trades the pools that ``marketlab mine specs/agents/alphagen_csi300*.toml`` wrote into the
 store: the top-50 / drop-5 specs ``specs/backtests/alphagen_csi300_top50*.toml`` (0.15% per side, vs the CSI300
 index) on both test periods, stored under ``"backtests"`` in the same json (the IC table is kept).
+``--backtest-runs`` trades the pool of every CSI300 run of this sweep at the reference settings (AlphaGen at its
+reference steps, gplearn): the combined factor is rebuilt from the run folder's ``pool.json`` (formulas and
+weights; the json's rounded copy when the folder is gone), written to the store as signals ``ab_<run>_s<seed>``
+and backtested with the same two specs; stored per run under ``"backtests_reference"`` (runs already there are
+skipped).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +72,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "alphagen_results.json"), help="results json (default benchmarks/results/alphagen_results.json)")
     ap.add_argument("--redo", action="store_true", help="run jobs already recorded in the json again")
     ap.add_argument("--backtests", action="store_true", help="only run the top-k backtests of the mined CSI300 pools")
+    ap.add_argument("--backtest-runs", action="store_true",
+                    help="only backtest (top-50/drop-5) the pool of every CSI300 reference run in the json")
     ap.add_argument("--table", action="store_true", help="print the README table from the results json and exit")
     args = ap.parse_args()
     OUT = Path(args.out)
@@ -74,6 +82,9 @@ def main() -> None:
         return
     if args.backtests:
         run_backtests(args.store)
+        return
+    if args.backtest_runs:
+        backtest_runs(args.store)
         return
 
     import torch
@@ -182,17 +193,26 @@ def read_results() -> dict:
     return json.loads(OUT.read_text()) if OUT.is_file() else {"runs": [], "summary": {}}
 
 
-def append_run(entry: dict) -> None:
-    """Add one run and refresh the summary under a file lock (parallel workers share the json)."""
+def update_results(change: Callable[[dict], None]) -> None:
+    """Apply ``change`` to the results json under a file lock (parallel workers share the json)."""
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with open(OUT.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         doc = read_results()
-        doc["runs"].append(entry)
-        doc["summary"] = summarize(doc["runs"])
+        change(doc)
         tmp = OUT.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(doc, indent=1, default=float))
         tmp.replace(OUT)
+
+
+def append_run(entry: dict) -> None:
+    """Add one run and refresh the summary."""
+
+    def add(doc: dict) -> None:
+        doc["runs"].append(entry)
+        doc["summary"] = summarize(doc["runs"])
+
+    update_results(add)
 
 
 BACKTEST_SPECS = {"test": "alphagen_csi300_top50", "test2": "alphagen_csi300_top50_test2"}
@@ -205,20 +225,104 @@ BT_KEYS = ("total_return", "cagr", "sharpe", "max_drawdown", "turnover", "benchm
            "volatility", "exposure", "n_bars")
 
 
-def run_backtests(store: str | None) -> None:
-    """Backtest every CSI300 pool found in the store on both test periods; add them to the results json."""
+def _backtest_periods(st, ds: str) -> dict:
+    """Top-50 / drop-5 backtests of signals dataset ``ds`` on both test periods (``BACKTEST_SPECS``)."""
     from marketlab.backtests import Backtest
     from marketlab.backtests.spec import BacktestSpec
+    from marketlab.core.config import load_toml
+
+    out = {}
+    for period, name in BACKTEST_SPECS.items():
+        path = ROOT / "specs" / "backtests" / f"{name}.toml"
+        d = load_toml(path)
+        d["signal"]["dataset"] = ds
+        t, c = time.perf_counter(), time.process_time()
+        m = Backtest(BacktestSpec.from_dict(d, path=path), spec_path=path, store=st).run(report=False).to_dict()
+        out[period] = {"spec": f"specs/backtests/{name}.toml", "start": m["start"][:10], "end": m["end"][:10],
+                       **{k: m[k] for k in BT_KEYS}, "seconds": round(time.perf_counter() - t, 1),
+                       "cpu_seconds": round(time.process_time() - c, 1)}  # fmt: skip
+        print(f"  [{ds}] {period} {m['start'][:10]}..{m['end'][:10]}: return {m['total_return']:.3f} "
+              f"sharpe {m['sharpe']:.2f} mdd {m['max_drawdown']:.3f} turnover {m['turnover']:.1f} "
+              f"excess {m['excess_return']:.3f} (index {m['benchmark_return']:.3f})", flush=True)  # fmt: skip
+    return out
+
+
+def _reference_label(method: str) -> bool:
+    """Whether a run label is one of the reference grid's pools (AlphaGen at its reference steps, gplearn)."""
+    parts = method.split("-")
+    if method.startswith("gplearn-k"):
+        return True
+    return (method.startswith("alphagen-k") and len(parts) == 3
+            and parts[2] == f"{REFERENCE_STEPS.get(int(parts[1][1:]), -1)}steps")  # fmt: skip
+
+
+def backtest_runs(store: str | None) -> None:
+    """Backtest the pool of every CSI300 reference run in the json; results under ``backtests_reference``."""
+    import torch
+
+    from marketlab.agents.alphagen.mine import MiningData, MineSpec, signal_frame, write_signals
+    from marketlab.core.config import load_toml
+    from marketlab.features.expr import parse
+    from marketlab.store import Store
+
+    torch.set_num_threads(1)
+    doc = read_results()
+    done = doc.get("backtests_reference", {}).get("runs", {})
+    todo = [r for r in doc["runs"] if r["dataset"] == "csi300" and _reference_label(r["method"])
+            and f"{r['method']}/seed{r['seed']}" not in done]  # fmt: skip
+    if not todo:
+        print("every reference run is backtested already", flush=True)
+        return
+    spec_path = ROOT / "specs" / "agents" / "alphagen_csi300.toml"
+    raw = load_toml(spec_path)
+    if store:
+        raw["data"]["store"] = store
+    st = Store(store) if store else Store()
+    md = MiningData(MineSpec.from_dict(raw, path=spec_path), store=st)
+    for r in todo:
+        key = f"{r['method']}/seed{r['seed']}"
+        pool_json = Path(r.get("run_dir", "")) / "pool.json"
+        src = "run_dir/pool.json" if pool_json.is_file() else "results json (weights rounded to 1e-4)"
+        alphas = json.loads(pool_json.read_text())["pool"]["alphas"] if pool_json.is_file() else r["formulas"]
+        exprs = [parse(a["formula"]) for a in alphas]
+        weights = [float(a["weight"]) for a in alphas]
+
+        def combine(zs: list, weights: list[float] = weights) -> torch.Tensor:
+            out = torch.zeros_like(zs[0])
+            for w, z in zip(weights, zs, strict=True):
+                out += w * z
+            return out
+
+        ds = f"ab_{r['method'].replace('-', '_')}_s{r['seed']}"
+        c0, t0 = time.process_time(), time.perf_counter()
+        rows = write_signals(st, ds, signal_frame(md, exprs, combine), "csi300")
+        print(f"[{key}] {len(exprs)} formulas from {src}: {rows} signal rows -> {ds}", flush=True)
+        entry = {"method": r["method"], "seed": r["seed"], "pool_from": src, "signals_dataset": ds, "n_alphas": len(exprs),
+                 "pool_ic": {k: round(v["ic"], 4) for k, v in r["metrics"].items()}, "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+                 **_backtest_periods(st, ds), "signal_seconds": round(time.perf_counter() - t0, 1),
+                 "signal_cpu_seconds": round(time.process_time() - c0, 1)}  # fmt: skip
+
+        def put(d: dict, key: str = key, entry: dict = entry) -> None:
+            sec = d.setdefault("backtests_reference", {"note": BT_NOTE, "runs": {}})
+            sec["runs"][key] = entry
+
+        update_results(put)
+
+
+BT_NOTE = ("top-50 / drop-5 daily, decision at close t traded at close t+1, 0.15% commission per side, adjusted prices, "
+           "suspended and out-of-CSI300 stock-days not tradable; benchmark = CSI300 index (SH000300) close; turnover = "
+           "annual traded notional / mean value (both sides)")
+
+
+def run_backtests(store: str | None) -> None:
+    """Backtest every CSI300 pool found in the store on both test periods; add them to the results json."""
     from marketlab.core.config import load_toml
     from marketlab.store import Store
 
     st = Store(store) if store else Store()
     have = set(st.datasets()["dataset"].to_list())
-    result = json.loads(OUT.read_text()) if OUT.is_file() else {"runs": [], "summary": {}}
-    section: dict = {"note": "top-50 / drop-5 daily, decision at close t traded at close t+1, 0.15% commission per "
-                             "side, adjusted prices, suspended and out-of-CSI300 stock-days not tradable; benchmark "
-                             "= CSI300 index (SH000300) close; turnover = annual traded notional / mean value (both sides)",
-                     "load_average_at_start": os.getloadavg()[0], "pools": {}}  # fmt: skip
+    section: dict = {"note": BT_NOTE, "load_average_at_start": os.getloadavg()[0], "pools": {}}
     for label, spec_path in POOLS.items():
         mine_spec = load_toml(ROOT / spec_path)
         ds = mine_spec["output"]["signals_dataset"]
@@ -231,22 +335,9 @@ def run_backtests(store: str | None) -> None:
                        "steps": pool.get("steps"), "capacity": pool.get("capacity"), "seed": pool.get("seed"),
                        "pool_ic": {k: {m: round(v[m], 4) for m in ("ic", "rank_ic", "icir")}
                                    for k, v in pool.get("metrics", {}).items()}}  # fmt: skip
-        for period, name in BACKTEST_SPECS.items():
-            path = ROOT / "specs" / "backtests" / f"{name}.toml"
-            d = load_toml(path)
-            d["signal"]["dataset"] = ds
-            t = time.perf_counter()
-            res = Backtest(BacktestSpec.from_dict(d, path=path), spec_path=path, store=st).run(report=False)
-            m = res.to_dict()
-            entry[period] = {"spec": f"specs/backtests/{name}.toml", "start": m["start"][:10], "end": m["end"][:10],
-                             **{k: m[k] for k in BT_KEYS}, "seconds": round(time.perf_counter() - t, 1)}  # fmt: skip
-            print(f"[{label}] {period} {m['start'][:10]}..{m['end'][:10]}: return {m['total_return']:.3f} "
-                  f"sharpe {m['sharpe']:.2f} mdd {m['max_drawdown']:.3f} turnover {m['turnover']:.1f} "
-                  f"excess {m['excess_return']:.3f} (index {m['benchmark_return']:.3f})", flush=True)  # fmt: skip
+        entry.update(_backtest_periods(st, ds))
         section["pools"][label] = entry
-    result["backtests_csi300_top50"] = section
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=1, default=float))
+    update_results(lambda d: d.__setitem__("backtests_csi300_top50", section))  # the sweep may be writing runs
 
 
 def _ms(v: list[float]) -> str:
@@ -286,7 +377,7 @@ def table(doc: dict) -> str:
                          f"{_ms(d.get('test_ic', [np.nan]))} | {_ms(d.get('test_rank_ic', [np.nan]))} | "
                          f"{_ms(d.get('test_icir', [np.nan]))} | {gap.mean():.3f} | "
                          f"{f'{np.mean(cpu):.0f}' if cpu else 'n/a'}"
-                         f"{' (this session only: resumed)' if any(r.get('resumed_from_step') for r in rs) else ''} |")  # fmt: skip
+                         f"{_resumed_note(rs)} |")  # fmt: skip
         lines.append("")
     ag = [r for r in runs if r["method"].startswith("alphagen") and r["dataset"] == "csi300" and "valid" in r["metrics"]]
     if ag:
@@ -296,13 +387,103 @@ def table(doc: dict) -> str:
                   f"{best['seed']}; valid IC {best['metrics']['valid']['ic']:.3f}, test IC {best['metrics']['test']['ic']:.3f}):", ""]  # fmt: skip
         for f in best["formulas"]:
             f = f if isinstance(f, dict) else {"formula": f}
-            w = f" (weight {f['weight']:+.3f})" if "weight" in f else ""
-            lines.append(f"- `{f['formula']}`{w}")
+            w = f"weight {f['weight']:+.3f}" if "weight" in f else ""
+            ic = f.get("ic", {})
+            ics = ", ".join(f"{s} IC {ic[s]:+.3f}" for s in ("train", "test") if s in ic)
+            note = "; ".join(x for x in (w, ics) if x)
+            lines.append(f"- `{infix(f['formula'])}`" + (f" ({note})" if note else ""))
         lines.append("")
+    lines += backtest_table(doc) + verdict(summ)
     miss = missing_runs(runs)
     if miss:
         lines += ["Not yet run at the reference settings (3 seeds each):", ""] + [f"- {m}" for m in miss]
     return "\n".join(lines)
+
+
+_PREC = {"Add": 1, "Sub": 1, "Mul": 2, "Div": 2}
+_SYM = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/"}
+
+
+def infix(formula: str) -> str:
+    """``formula`` with Add/Sub/Mul/Div written as ``+ - * /`` for reading (left-to-right chains without
+    parentheses), checked to parse back to the same tree."""
+    from marketlab.features.expr import parse
+
+    def go(x) -> tuple[str, int]:  # (text, precedence: 1 for + -, 2 for * /, 3 for atoms and calls)
+        if x.kind == "op" and x.name in _PREC:
+            p = _PREC[x.name]
+            (a, pa), (b, pb) = go(x.args[0]), go(x.args[1])
+            neg = [y.kind == "const" and y.value < 0 for y in x.args]
+            a = f"({a})" if pa < p else a
+            b = f"({b})" if pb <= p or neg[1] else b  # a right operand of equal rank keeps its parentheses
+            return f"{a} {_SYM[x.name]} {b}", p
+        if x.kind == "op":
+            return f"{x.name}({', '.join(go(a)[0] for a in x.args)})", 3
+        return str(x), 3
+
+    e = parse(formula)
+    text = go(e)[0]
+    if parse(text).key != e.key:  # pragma: no cover - a printer bug must not print a different formula
+        raise AssertionError(f"infix({formula!r}) = {text!r} parses to another tree")
+    return text
+
+
+def _resumed_note(rs: list[dict]) -> str:
+    """`` (1 resumed from step 8192: CPU after it only)`` for runs that continued an earlier checkpoint."""
+    res = [r for r in rs if r.get("resumed_from_step")]
+    if not res:
+        return ""
+    steps = ", ".join(str(r["resumed_from_step"]) for r in res)
+    return f" ({len(res)} resumed from step {steps}: CPU after it only)"
+
+
+def backtest_table(doc: dict) -> list[str]:
+    """Markdown lines: top-50 / drop-5 results of the reference runs' pools (mean ± std over seeds per method),
+    then the earlier pools of ``backtests_csi300_top50``."""
+    ref = doc.get("backtests_reference", {}).get("runs", {})
+    old = doc.get("backtests_csi300_top50", {}).get("pools", {})
+    if not ref and not old:
+        return []
+    head = ["| pool | seeds | 2020-21 return | excess vs CSI300 | Sharpe | max DD | turnover | 2022-25 return | excess | Sharpe |",
+            "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["**CSI300 top-50 / drop-5 backtests** (daily, 0.15% per side, decision at close t traded at close t+1, "
+             "vs the CSI300 index; `--backtest-runs` and `--backtests`)", "", *head]  # fmt: skip
+
+    def cell(vals: list[float]) -> str:
+        return _ms([float(np.mean(vals)), float(np.std(vals))])
+
+    groups: dict[str, list[dict]] = {}
+    for e in ref.values():
+        groups.setdefault(e["method"], []).append(e)
+    for meth, es in sorted(groups.items()):
+        row = [meth, str(len(es))]
+        for period, keys in (("test", ("total_return", "excess_return", "sharpe", "max_drawdown", "turnover")),
+                             ("test2", ("total_return", "excess_return", "sharpe"))):  # fmt: skip
+            row += [cell([e[period][k] for e in es]) for k in keys]
+        lines.append("| " + " | ".join(row) + " |")
+    for label, e in old.items():
+        name = f"{label}: earlier `{e.get('mine_spec')}` pool" + (f", {e['steps']} steps" if e.get("steps") else "")
+        row = [name, "1"] + [f"{e['test'][k]:.3f}" for k in ("total_return", "excess_return", "sharpe", "max_drawdown", "turnover")]
+        row += [f"{e['test2'][k]:.3f}" for k in ("total_return", "excess_return", "sharpe")]
+        lines.append("| " + " | ".join(row) + " |")
+    return [*lines, ""]
+
+
+def verdict(summ: dict) -> list[str]:
+    """The issue's goal checked on what the json holds: AlphaGen's mean test IC at each pool size >= 20 on CSI300
+    against the best GP / gplearn row and LightGBM."""
+    cs = summ.get("csi300", {})
+    rivals = {m: d["test_ic"][0] for m, d in cs.items() if "test_ic" in d and (m.startswith(("gp-", "gplearn-")) or m == "hand-lightgbm")}
+    out = ["Goal check (mean test IC on CSI300, AlphaGen pool >= 20 against GP, gplearn and LightGBM):", ""]
+    ag = {m: d for m, d in cs.items() if _reference_label(m) and m.startswith("alphagen-k") and int(m.split("-")[1][1:]) >= 20}
+    if not ag:
+        return [*out, "- no AlphaGen run with a pool of 20 or more has finished at the reference budget yet", ""]
+    for m, d in sorted(ag.items(), key=lambda kv: int(kv[0].split("-")[1][1:])):
+        beats = [r for r, v in rivals.items() if d["test_ic"][0] > v]
+        loses = [f"{r} ({v:.3f})" for r, v in sorted(rivals.items()) if d["test_ic"][0] <= v]
+        out.append(f"- {m} ({d['n_seeds']} seed{'s' * (d['n_seeds'] > 1)}): {d['test_ic'][0]:.3f}; "
+                   + (f"below {', '.join(loses)}" if loses else f"above all of {', '.join(sorted(beats))}"))  # fmt: skip
+    return [*out, ""]
 
 
 def summarize(runs: list[dict]) -> dict:
