@@ -177,22 +177,23 @@ def _mark_runs(symbol: pl.Series, ts: np.ndarray, step: int, start: np.ndarray) 
 
 
 @njit(cache=True, nogil=True, _nrt=False, boundscheck=False)  # type: ignore[call-overload]  # _nrt: numba's private switch
-def _bars_nb(ts, price, size, start, step, first, o, h, lo, c, vol, notional, cnt):  # pragma: no cover - compiled
-    """One pass over the rows: OHLC, volume, notional and count of each run marked in ``start``. The
-    current run's values live in locals and are stored when it closes (accumulating into the output
-    arrays chains every row through a store and a reload)."""
-    n = ts.shape[0]
-    j = -1
-    ho = lw = cl = v = nt = 0.0
-    m = 0
-    for i in range(n):
+def _bars_nb(price, size, start, row0, first, o, h, lo, c, vol, notional, cnt, fs, ist):  # pragma: no cover - compiled
+    """One pass over a chunk of rows (the frame's rows ``row0 ..``): OHLC, volume, notional and count of
+    each run marked in ``start``. The open run's values live in locals (accumulating into the output
+    arrays chains every row through a store and a reload); between chunks they wait in ``fs``
+    (float64[5]: high, low, close, volume, notional) and ``ist`` (int64[2]: run index, count); the
+    caller stores the last run (:func:`_close_run`)."""
+    j = ist[0]
+    m = ist[1]
+    ho, lw, cl, v, nt = fs[0], fs[1], fs[2], fs[3], fs[4]
+    for i in range(price.shape[0]):
         p = price[i]
         q = size[i]
         if start[i]:
             if j >= 0:
                 h[j], lo[j], c[j], vol[j], notional[j], cnt[j] = ho, lw, cl, v, nt, m
             j += 1
-            first[j] = i
+            first[j] = row0 + i
             o[j] = p
             ho = lw = p
             v = nt = 0.0
@@ -205,8 +206,51 @@ def _bars_nb(ts, price, size, start, step, first, o, h, lo, c, vol, notional, cn
         v += q
         nt += p * q
         m += 1
+    ist[0], ist[1] = j, m
+    fs[0], fs[1], fs[2], fs[3], fs[4] = ho, lw, cl, v, nt
+
+
+def _close_run(out: tuple[np.ndarray, ...], fs: np.ndarray, ist: np.ndarray) -> None:
+    """Store the last open run of :func:`_bars_nb`."""
+    first, o, h, lo, c, vol, notional, cnt = out
+    j = int(ist[0])
     if j >= 0:
-        h[j], lo[j], c[j], vol[j], notional[j], cnt[j] = ho, lw, cl, v, nt, m
+        h[j], lo[j], c[j], vol[j], notional[j] = fs
+        cnt[j] = ist[1]
+
+
+def _values(a: pa.Array, dtype: type) -> np.ndarray:
+    """The values buffer of a null-free primitive Arrow array as numpy (zero-copy)."""
+    return np.frombuffer(a.buffers()[1], dtype=dtype)[a.offset: a.offset + len(a)]
+
+
+def _arrow_chunks(frame: pl.DataFrame) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None:
+    """``(ts, symbol view words int64[m, 2], price, size)`` of each Arrow record batch of ``frame`` (``ts``,
+    ``symbol``, ``price``, ``size`` as Int64, String, Float64, Float64, no nulls), zero-copy; None for any
+    other layout. A scan of many files collects into many chunks: ``to_numpy`` would copy each column
+    whole (~250 MB for 10 M trades), which cost as much CPU as the bars themselves."""
+    out = []
+    for b in frame.to_arrow(compat_level=pl.CompatLevel.newest()).to_batches():
+        t, s, p, q = b.columns
+        if (t.type != pa.int64() or s.type != pa.string_view() or p.type != pa.float64() or q.type != pa.float64()
+                or t.null_count or s.null_count or p.null_count or q.null_count):
+            return None
+        words = np.frombuffer(s.buffers()[1], dtype=np.int64).reshape(-1, 2)[s.offset: s.offset + len(s)]
+        out.append((_values(t, np.int64), words, _values(p, np.float64), _values(q, np.float64)))
+    return out
+
+
+def _runs_by_chunk(chunks: list[tuple[np.ndarray, ...]], step: int, start: np.ndarray) -> int:
+    """:func:`_view_runs_nb` over the chunks (the previous row carried across); -1 when it declines."""
+    state = np.zeros(5, dtype=np.int64)
+    off = k = 0
+    for ts, words, _, _ in chunks:
+        got = _view_runs_nb(words, ts, 0, step, start[off: off + len(ts)], state)
+        if got < 0:
+            return -1
+        k += got
+        off += len(ts)
+    return int(k)
 
 
 def _bars_from_runs(df: pl.DataFrame, step: int) -> pl.DataFrame | None:
@@ -216,26 +260,36 @@ def _bars_from_runs(df: pl.DataFrame, step: int) -> pl.DataFrame | None:
     contiguous run of rows and a linear pass replaces a hash group-by over strings (~10x less CPU). The
     result is only used when the run keys come out unique, i.e. when each group really was one run; then
     open/close (first/last in input order), high/low, volume, count and vwap are those of the group-by.
+    The columns are read chunk by chunk in place when they allow it, else as contiguous copies.
     """
     if df.height == 0 or df.select(pl.all().null_count().sum()).row(0) != (0, 0, 0, 0):
         return None
-    ts = df.get_column("ts").to_numpy()
-    price = df.get_column("price").cast(pl.Float64).to_numpy()
-    size = df.get_column("size").cast(pl.Float64).to_numpy()
-    start = np.empty(df.height, dtype=np.bool_)
-    k = _mark_runs(df.get_column("symbol"), ts, step, start)
-    first = np.empty(k, dtype=np.int64)
-    o, h, lo, c, vol, notional = (np.empty(k) for _ in range(6))
-    cnt = np.empty(k, dtype=np.int64)
-    _bars_nb(ts, price, size, start, step, first, o, h, lo, c, vol, notional, cnt)
-    out = pl.DataFrame({
-        "ts": ts[first] - ts[first] % step, "symbol": df.get_column("symbol").gather(first), "open": o, "high": h,
+    frame = df.select("ts", "symbol", pl.col("price").cast(pl.Float64), pl.col("size").cast(pl.Float64))
+    start = np.empty(frame.height, dtype=np.bool_)
+    chunks = _arrow_chunks(frame)
+    k = -1 if chunks is None else _runs_by_chunk(chunks, step, start)
+    if chunks is None or k < 0:
+        ts = frame.get_column("ts").to_numpy()
+        chunks = [(ts, np.zeros((0, 2), np.int64), frame.get_column("price").to_numpy(),
+                   frame.get_column("size").to_numpy())]
+        k = _mark_runs(frame.get_column("symbol"), ts, step, start)
+    out = (np.empty(k, dtype=np.int64), *(np.empty(k) for _ in range(6)), np.empty(k, dtype=np.int64))
+    first, o, h, lo, c, vol, notional, cnt = out
+    fs, ist = np.zeros(5), np.array([-1, 0], dtype=np.int64)
+    row0 = 0
+    for _, _, price, size in chunks:
+        _bars_nb(price, size, start[row0: row0 + len(price)], row0, first, o, h, lo, c, vol, notional, cnt, fs, ist)
+        row0 += len(price)
+    _close_run(out, fs, ist)
+    ts_first = frame.get_column("ts").gather(first).to_numpy()
+    bars = pl.DataFrame({
+        "ts": ts_first - ts_first % step, "symbol": frame.get_column("symbol").gather(first), "open": o, "high": h,
         "low": lo, "close": c, "volume": vol, "_notional": notional, "trades": cnt,
     })
-    if not out.select(pl.struct("symbol", "ts").is_unique().all()).item():
+    if not bars.select(pl.struct("symbol", "ts").is_unique().all()).item():
         return None
-    out = out.with_columns((pl.col("_notional") / pl.col("volume")).alias("vwap")).sort("symbol", "ts")
-    return _as_bars(out)
+    bars = bars.with_columns((pl.col("_notional") / pl.col("volume")).alias("vwap")).sort("symbol", "ts")
+    return _as_bars(bars)
 
 
 def events_to_trades(events: Frame) -> pl.LazyFrame:
