@@ -240,7 +240,8 @@ def _arrow_chunks(frame: pl.DataFrame) -> list[tuple[np.ndarray, np.ndarray, np.
     return out
 
 
-def _runs_by_chunk(chunks: list[tuple[np.ndarray, ...]], step: int, start: np.ndarray) -> int:
+def _runs_by_chunk(chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], step: int,
+                   start: np.ndarray) -> int:
     """:func:`_view_runs_nb` over the chunks (the previous row carried across); -1 when it declines."""
     state = np.zeros(5, dtype=np.int64)
     off = k = 0
