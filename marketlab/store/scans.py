@@ -175,7 +175,10 @@ def float_view(lf: pl.LazyFrame, instruments: pl.DataFrame, schema: Sequence[str
     exprs = []
     for c in cols:
         mult = tick_e if (c == "price" or "_px_" in c) else lot_e
-        exprs.append((pl.col(c).cast(pl.Float64) * mult).alias(c))
+        if extra is None and float(instruments["tick_size" if mult is tick_e else "lot_size"][0]) == 1.0:
+            exprs.append(pl.col(c).cast(pl.Float64))  # x * 1.0 == x: skip a pass over every row
+        else:
+            exprs.append((pl.col(c).cast(pl.Float64) * mult).alias(c))
     if extra:
         return lf.with_columns(exprs).drop(extra)
     return lf.with_columns(exprs)

@@ -170,3 +170,16 @@ def test_default_path_from_env(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("MARKETLAB_STORE", str(tmp_path / "envstore"))
     assert Store().path == tmp_path / "envstore"
     assert (tmp_path / "envstore" / "catalog.duckdb").exists()
+
+
+@pytest.mark.parametrize("tick,lot", [(1.0, 100.0), (0.01, 1.0), (1.0, 1.0)])
+def test_as_float_unit_tick_or_lot_skips_only_its_own_multiply(tmp_store: Store, tick: float, lot: float) -> None:
+    """A tick or lot of exactly 1 leaves that column's values as they are (as floats); the other column is
+    still scaled by its own size."""
+    df = trades(days=1)
+    tmp_store.write(IngestBatch("toy", {"trades": df}, [Instrument(s, tick, lot) for s in ("AAA", "BBB")]))
+    f = tmp_store.scan_trades("toy", "AAA", as_float=True).collect().sort("ts")
+    raw = df.filter(pl.col("symbol") == "AAA").sort("ts")
+    assert f["price"].dtype == pl.Float64 and f["size"].dtype == pl.Float64
+    assert f["price"].to_list() == pytest.approx((raw["price"] * tick).to_list())
+    assert f["size"].to_list() == pytest.approx((raw["size"] * lot).to_list())
