@@ -1,0 +1,60 @@
+"""The README table helpers of ``benchmarks/alphagen_results.py``: the infix printer of mined formulas, which runs
+count as the reference grid, and the goal check (AlphaGen pool >= 20 against GP, gplearn and LightGBM)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ar():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # the script imports its sibling runlog
+    try:
+        spec = importlib.util.spec_from_file_location("alphagen_results", ROOT / "benchmarks" / "alphagen_results.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        yield mod
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+@pytest.mark.parametrize("formula, text", [
+    ("Sub(Sub(close, Sub(open, high)), Div(close, Mul(open, -5)))", "close - (open - high) - close / (open * (-5))"),
+    ("Div(Div(close, open), Div(high, low))", "close / open / (high / low)"),
+    ("Mul(Add(close, 1), Mean(Sub(high, low), 10))", "(close + 1) * Mean(high - low, 10)"),
+    ("Add(close, Add(open, high))", "close + (open + high)"),  # right-nested: the parentheses keep the tree
+    ("Corr(close, volume, 20)", "Corr(close, volume, 20)"),
+    ("Div(-0.5, Abs(close))", "-0.5 / Abs(close)"),
+])  # fmt: skip
+def test_infix_known_answers(ar, formula, text):
+    assert ar.infix(formula) == text
+
+
+def test_reference_labels(ar):
+    assert ar._reference_label("alphagen-k10-200000steps") and ar._reference_label("alphagen-k20-250000steps")
+    assert ar._reference_label("alphagen-k1-200000steps") and ar._reference_label("gplearn-k20")
+    assert not ar._reference_label("alphagen-k10-4096steps") and not ar._reference_label("alphagen-k20-200000steps")
+    assert not ar._reference_label("gp-k10") and not ar._reference_label("hand-lightgbm")
+
+
+def test_goal_check_compares_pools_of_20_and_more_with_every_rival(ar):
+    summ = {"csi300": {
+        "alphagen-k10-200000steps": {"n_seeds": 3, "test_ic": [0.09, 0.0]},  # pool 10: not part of the goal
+        "alphagen-k20-250000steps": {"n_seeds": 3, "test_ic": [0.046, 0.004]},
+        "alphagen-k50-300000steps": {"n_seeds": 1, "test_ic": [0.060, 0.0]},
+        "alphagen-k20-4096steps": {"n_seeds": 2, "test_ic": [0.2, 0.0]},  # not at the reference budget
+        "gp-k20": {"n_seeds": 2, "test_ic": [0.047, 0.005]},
+        "gplearn-k20": {"n_seeds": 3, "test_ic": [0.030, 0.002]},
+        "hand-lightgbm": {"n_seeds": 3, "test_ic": [0.045, 0.001]},
+        "hand-mlp": {"n_seeds": 1, "test_ic": [0.5, 0.0]},  # not a rival named by the goal
+    }}  # fmt: skip
+    lines = [x for x in ar.verdict(summ) if x.startswith("- ")]
+    assert lines == ["- alphagen-k20-250000steps (3 seeds): 0.046; below gp-k20 (0.047)",
+                     "- alphagen-k50-300000steps (1 seed): 0.060; above all of gp-k20, gplearn-k20, hand-lightgbm"]
+    assert "no AlphaGen run" in ar.verdict({"csi300": {"gp-k20": {"n_seeds": 1, "test_ic": [0.04, 0.0]}}})[2]
