@@ -155,12 +155,18 @@ def main() -> None:
                     help="add the rule baselines and the trained DQN / Double DQN / PPO baselines (per seed) to an existing "
                          "--out file, without retraining MacroHFT")
     ap.add_argument("--table", action="store_true", help="print the README table (markdown) of the --out file")
+    ap.add_argument("--signal-timing", metavar="RUN",
+                    help="time what a backtest of the trained run RUN (signal/macrohft-v1) and `rl eval` spend preparing "
+                         "its test split, split-only vs the full two-year preparation; appends to results/macrohft_signal.json")
     ap.add_argument("--combine", nargs="+", metavar="PART",
                     help="merge per-symbol result files (runs launched side by side with --out PART) into --out")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.combine:
         combine([Path(p) for p in args.combine], Path(args.out))
+        return
+    if args.signal_timing:
+        signal_timing(Path(args.signal_timing))
         return
     if args.ablations:
         ablations(args)
@@ -441,6 +447,55 @@ def ablations(args: argparse.Namespace) -> None:
             entry["summary"] = summarise(entry)
             record["machine_end"] = machine()
             write(result, out)
+
+
+def signal_timing(run_dir: Path) -> None:
+    """Seconds a trained run's test split costs to prepare: :func:`load_trained` (the test months + a 2-day warm-up,
+    scaled with the run's saved statistics) against the full two-year :func:`prepare` it replaced, whether every
+    policy's test positions agree, the largest feature difference, and one backtest of the run through the
+    ``signal/macrohft-v1`` source (vectorbt, store bars) end to end. Appends to ``results/macrohft_signal.json``."""
+    from runlog import Run
+
+    from marketlab.agents.macrohft.data import ensure_bars
+    from marketlab.agents.macrohft.evaluate import load_trained
+    from marketlab.market.loading import open_store
+
+    rec = Run("macrohft_signal")
+    saved = json.loads((run_dir / "run.json").read_text())
+    cfg = MacroHFTConfig.from_dict(saved["config"])
+    store = open_store(cfg.store or None)
+    t0 = time.perf_counter()
+    ensure_bars(store, cfg.bars_dataset, cfg.archives)  # a first use ingests the kline folder (not part of the timing)
+    ingest_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cfg, part, subs, hyper = load_trained(run_dir)
+    split_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    full = prepare(cfg)
+    full_s = time.perf_counter() - t0
+    a, b = part.splits["test"], full.splits["test"]
+    policies = ["macrohft", "uniform", *(f"sub_{k}_{lbl}" for k, lbl in REGIMES)]
+    same = {p: bool(np.array_equal(policy_positions(p, part, "test", subs, hyper), policy_positions(p, full, "test", subs, hyper)))
+            for p in policies}
+    spec = BacktestSpec.from_dict({
+        "name": "macrohft_signal_timing",
+        "data": {"dataset": cfg.bars_dataset, "kind": "bars", "symbols": [cfg.symbol], "start": cfg.splits.test_start,
+                 "end": cfg.splits.test_end, "periods_per_year": 525_600.0},
+        "signal": {"kind": "macrohft-v1", "run": str(run_dir)}, "strategy": {"kind": "weights"},
+        "costs": {"commission": cfg.fee, "init_cash": 10_000.0}, "benchmark": {"kind": "none"},
+        "report": {"html": False, "png": False}})
+    t0 = time.perf_counter()
+    res = Backtest(spec, store=store).run(report=False)
+    backtest_s = time.perf_counter() - t0
+    payload = {"run": str(run_dir), "symbol": cfg.symbol, "test_minutes": a.n, "first_use_ingest_s": ingest_s,
+               "split_only_prepare_s": split_s, "full_prepare_s": full_s, "speedup": full_s / split_s,
+               "backtest_via_signal_source_s": backtest_s, "backtest_final_value": float(res.value[-1]),
+               "test_rows_equal": bool(np.array_equal(a.ts, b.ts) and np.array_equal(a.close, b.close)),
+               "max_abs_scaled_feature_diff": {f: float(np.max(np.abs(getattr(a, f) - getattr(b, f)))) for f in ("s1", "s2", "ctx")},
+               "positions_equal": same}
+    path = rec.save(payload)
+    print(json.dumps(jsonable(payload), indent=1))
+    print(f"appended to {path}")
 
 
 def combine(parts: list[Path], out: Path) -> None:

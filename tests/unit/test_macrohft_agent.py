@@ -18,7 +18,7 @@ from marketlab.agents.macrohft.evaluate import env_pnl, load_trained, paper_metr
 from marketlab.agents.macrohft.memory import EpisodicMemory
 from marketlab.agents.macrohft.nets import HyperAgentNet, SubAgentNet
 from marketlab.agents.macrohft.train import load_run, return_rate, train_run
-from marketlab.core.errors import DataError, StoreError
+from marketlab.core.errors import DataError, SpecError, StoreError
 from marketlab.core.timeutil import NS_PER_MIN, to_ns
 from marketlab.envs.macrohft_env import MinuteTradingEnv
 from tests.support.binance import kline_days
@@ -208,6 +208,15 @@ def test_bad_inputs_are_one_line_errors(real: dict[str, str]) -> None:
         prepare(_cfg(store=real["store"], dataset="nope"))
     with pytest.raises(DataError, match="test split"):
         prepare(_cfg(), _synthetic(days=4))
+
+
+def test_the_bars_dataset_is_named_or_taken_from_the_archives_folder() -> None:
+    """A run folder written before ``dataset`` existed names only ``archives``: it reads the dataset that
+    ``marketlab ingest ohlcv <folder>`` makes of the folder (named after it)."""
+    assert _cfg(dataset="btc_minutes", archives="/d/klines").bars_dataset == "btc_minutes"
+    assert _cfg(dataset="", archives="/d/binance_spot_1m_klines_2022").bars_dataset == "binance_spot_1m_klines_2022"
+    with pytest.raises(SpecError, match="dataset"):
+        _cfg(dataset="")
 
 
 def test_halt_day_gap_is_reported_and_never_inside_an_episode(real: dict[str, str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -76,8 +77,8 @@ class MacroHFTConfig(Spec):
 
     name: Identifier = "macrohft"
     symbol: str = "BTCUSDT"
-    dataset: str = ""  # the store dataset of minute bars (BARS_SCHEMA, taker volumes included) the agent reads
-    archives: SpecPath = ""  # optional: folder of Binance kline zips ingested into `dataset` when the store lacks it
+    dataset: str = ""  # the store dataset of minute bars (BARS_SCHEMA, taker volumes included); "" = the archives folder's name
+    archives: SpecPath = ""  # folder of Binance kline zips ingested into `dataset` when the store lacks it
     store: SpecPath = ""  # the store folder ("" = the default store)
     out_dir: SpecPath = "runs"  # `marketlab rl train` writes the run folder <out_dir>/<name>/
     splits: Splits = field(default_factory=Splits)
@@ -92,11 +93,17 @@ class MacroHFTConfig(Spec):
     hyper: HyperAgentConfig = field(default_factory=HyperAgentConfig)
 
     def validate(self, path: str | Path | None = None) -> None:
-        """A store dataset is required; the splits must not overlap."""
-        if not self.dataset:
-            raise SpecError(path, "dataset", "name the store dataset of minute bars (with `archives`, the kline "
-                                             "folder ingested into it when the store lacks it)")
+        """A store dataset (or a kline folder to ingest) is required; the splits must not overlap."""
+        if not self.dataset and not self.archives:
+            raise SpecError(path, "dataset", "name the store dataset of minute bars (or `archives`, a kline folder "
+                                             "ingested into it when the store lacks it)")
         self.splits.validate(path)
+
+    @property
+    def bars_dataset(self) -> str:
+        """The store dataset the agent reads: ``dataset``, else the ``archives`` folder's name made name-safe,
+        as ``marketlab ingest ohlcv <folder>`` names it (run folders written before ``dataset`` existed load so)."""
+        return self.dataset or re.sub(r"[^A-Za-z0-9_\-]", "_", Path(self.archives).name).strip("_-")
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes a trained model (checkpoints of another config are refused)."""

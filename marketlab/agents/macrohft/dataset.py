@@ -98,8 +98,8 @@ def load_frame(cfg: MacroHFTConfig, start: TimeLike | None = None, end: TimeLike
     from marketlab.market.loading import open_store
 
     store = open_store(cfg.store or None)
-    ensure_bars(store, cfg.dataset, cfg.archives)
-    return read_store_bars(store, cfg.dataset, cfg.symbol, cfg.splits.train_start if start is None else start,
+    ensure_bars(store, cfg.bars_dataset, cfg.archives)
+    return read_store_bars(store, cfg.bars_dataset, cfg.symbol, cfg.splits.train_start if start is None else start,
                            cfg.splits.test_end if end is None else end)
 
 
