@@ -475,8 +475,10 @@ def signal_timing(run_dir: Path) -> None:
     full_s = time.perf_counter() - t0
     a, b = part.splits["test"], full.splits["test"]
     policies = ["macrohft", "uniform", *(f"sub_{k}_{lbl}" for k, lbl in REGIMES)]
-    same = {p: bool(np.array_equal(policy_positions(p, part, "test", subs, hyper), policy_positions(p, full, "test", subs, hyper)))
-            for p in policies}
+    ca: dict[str, Any] = {}
+    cb: dict[str, Any] = {}  # each preparation's frozen sub-agent Q table, computed once
+    same = {p: bool(np.array_equal(policy_positions(p, part, "test", subs, hyper, ca),
+                                   policy_positions(p, full, "test", subs, hyper, cb))) for p in policies}
     spec = BacktestSpec.from_dict({
         "name": "macrohft_signal_timing",
         "data": {"dataset": cfg.bars_dataset, "kind": "bars", "symbols": [cfg.symbol], "start": cfg.splits.test_start,
