@@ -274,3 +274,24 @@ def test_an_order_the_engine_refuses_is_counted_and_kept_out_of_the_history(setu
     assert len(w.log[0]) == n_log and np.array_equal(w.cond, cond) and np.array_equal(w.cond_book, book)
     s = w.stats_run.to_dict()
     assert s["samples"] == sum(s["accepted"].values()) + sum(s["discarded"].values()) + s["engine_rejected"] + s["unused"]
+
+
+def test_markets_advance_in_lockstep_with_one_batched_denoiser_call_per_sampler_step(setup) -> None:
+    """M markets x K candidates share each denoiser call: a round with DDIM-3 and one try is exactly three
+    forward passes of batch M*K, and every market moves by one order or a counted give-up."""
+    from marketlab.simulators.trades.train import load_checkpoint, load_day
+    from marketlab.simulators.trades.world import TradesMarkets
+
+    store, ck = setup
+    model, stats, cfg = load_checkpoint(ck)
+    tokens, day = load_day(store, "lob", "GOOG", cfg.levels, stats=stats)
+    w = TradesMarkets(model, stats, tokens, start=day.splits["test"].start, n_markets=5, seed=0, method="ddim", steps=3,
+                      candidates=2, max_tries=1)
+    batches: list[int] = []
+    hook = w.model.register_forward_hook(lambda _m, inp, _out: batches.append(int(inp[0].shape[0])))
+    try:
+        got = w.step()
+    finally:
+        hook.remove()
+    assert batches == [10, 10, 10]
+    assert sum(o is not None for o in got) + w.stats_run.gave_up == 5
