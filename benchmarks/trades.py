@@ -4,6 +4,8 @@
   lockstep (one batched denoiser call per round), DDIM with ``--steps`` steps; also samples/s (accepted +
   discarded), since an under-trained model discards more.
 * training: windows per second of the CPU config (batch 64).
+* with ``--abm-seconds same``: the agent-based market over the simulated time the single TRADES market
+  covered, events/s and CPU-seconds per simulated second side by side (``side_by_side``).
 * the paper config's denoiser: seconds per forward pass at batch 1 (the reference measured ~1.4-1.7 s on
   2 CPU threads with its einsum attention).
 
@@ -66,12 +68,24 @@ def abm_events(seconds: float) -> dict:
 
     spec = SimSpec.from_toml(Path(__file__).resolve().parents[1] / "specs" / "simulators" / "abm_default.toml")
     spec = replace(spec, market=replace(spec.market, duration_s=seconds))
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     sim = Simulation(spec, seed=0).run()
-    secs = time.perf_counter() - t
+    secs, cpu_secs = time.perf_counter() - t, time.process_time() - cpu
     n = int(sim.summary()["messages"])
     return {"simulated_s": seconds, "messages": n, "seconds": round(secs, 3), "messages_per_s": round(n / secs, 1),
+            "cpu_seconds": round(cpu_secs, 3), "messages_per_cpu_s": round(n / cpu_secs, 1) if cpu_secs > 0 else None,
             "wall_s_per_simulated_s": round(secs / seconds, 4)}
+
+
+def side_by_side(trades: dict, abm: dict) -> dict:
+    """TRADES (one market) and the agent-based market over the same simulated time: events per second and
+    CPU-seconds per simulated second."""
+    sim = trades["simulated_s_per_market"]
+    return {"simulated_s": sim,
+            "trades_orders_per_s": trades["orders_per_s"], "trades_orders_per_cpu_s": trades["orders_per_cpu_s"],
+            "trades_cpu_s_per_simulated_s": round(trades["cpu_seconds"] / sim, 4) if sim > 0 else None,
+            "abm_messages_per_s": abm["messages_per_s"], "abm_messages_per_cpu_s": abm["messages_per_cpu_s"],
+            "abm_cpu_s_per_simulated_s": round(abm["cpu_seconds"] / abm["simulated_s"], 4)}
 
 
 def realism(model: Denoiser, stats, tokens, day, start: int, markets: int, rounds: int, steps: int) -> dict:
@@ -124,8 +138,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--eval-rounds", type=int, default=0, help="realism check: rounds over --markets markets")
-    ap.add_argument("--abm-seconds", type=float, default=0.0,
-                    help="also run the agent-based market for this much simulated time (events/s side by side)")
+    ap.add_argument("--abm-seconds", default="0",
+                    help="also run the agent-based market for this much simulated time (events/s side by side); "
+                         "'same': the simulated time the single TRADES market covered")
     ap.add_argument("--weights", choices=("ema", "raw"), default="ema",
                     help="checkpoint weights: EMA (paper) or the last ones (better after a short CPU run)")
     ap.add_argument("--generation-only", action="store_true",
@@ -177,8 +192,10 @@ def main() -> None:
             for _ in range(reps):
                 m(x, t, cond, book)
             out[f"paper_forward_s_batch1_{'einsum' if flag else 'sdpa'}"] = round((time.perf_counter() - t0) / reps, 4)
-    if args.abm_seconds:
-        out["abm_same_simulated_time"] = abm_events(args.abm_seconds)
+    abm_s = out["generation_single"]["simulated_s_per_market"] if args.abm_seconds == "same" else float(args.abm_seconds)
+    if abm_s > 0:
+        out["abm_same_simulated_time"] = abm_events(abm_s)
+        out["side_by_side"] = side_by_side(out["generation_single"], out["abm_same_simulated_time"])
     if args.eval_rounds:
         out["realism_vs_real_test"] = realism(model, stats, tokens, day, start, args.markets, args.eval_rounds,
                                               args.steps)
