@@ -50,11 +50,14 @@ def test_goal_check_compares_pools_of_20_and_more_with_every_rival(ar):
         "alphagen-k50-300000steps": {"n_seeds": 1, "test_ic": [0.060, 0.0]},
         "alphagen-k20-4096steps": {"n_seeds": 2, "test_ic": [0.2, 0.0]},  # not at the reference budget
         "gp-k20": {"n_seeds": 2, "test_ic": [0.047, 0.005]},
+        "gp-k50-pop200x10": {"n_seeds": 1, "test_ic": [0.055, 0.0]},
+        "gp-k10": {"n_seeds": 2, "test_ic": [0.070, 0.005]},  # another pool size: not compared
         "gplearn-k20": {"n_seeds": 3, "test_ic": [0.030, 0.002]},
         "hand-lightgbm": {"n_seeds": 3, "test_ic": [0.045, 0.001]},
         "hand-mlp": {"n_seeds": 1, "test_ic": [0.5, 0.0]},  # not a rival named by the goal
     }}  # fmt: skip
     lines = [x for x in ar.verdict(summ) if x.startswith("- ")]
     assert lines == ["- alphagen-k20-250000steps (3 seeds): 0.046; below gp-k20 (0.047)",
-                     "- alphagen-k50-300000steps (1 seed): 0.060; above all of gp-k20, gplearn-k20, hand-lightgbm"]
+                     "- alphagen-k50-300000steps (1 seed): 0.060; above all of gp-k50-pop200x10, hand-lightgbm "
+                     "(no gplearn-k50 run yet)"]
     assert "no AlphaGen run" in ar.verdict({"csi300": {"gp-k20": {"n_seeds": 1, "test_ic": [0.04, 0.0]}}})[2]
