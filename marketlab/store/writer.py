@@ -226,8 +226,14 @@ def key_span(kind: str, df: pl.DataFrame) -> tuple[Any, Any] | None:
     if len(order) != 1:
         return None
     col = df.get_column(order[0])
-    if col.null_count() or (df.height > 1 and not bool((col.diff().slice(1) > 0).all())):
+    if col.null_count():
         return None
+    if df.height > 1:
+        # numpy on the (zero-copy) values: a write of many small partitions (1-minute bars of 5 symbols x
+        # 20 days: 100) paid ~0.2 ms of polars calls each here
+        a = col.to_numpy()
+        if not bool((a[1:] > a[:-1]).all()):
+            return None
     return col[0], col[-1]
 
 

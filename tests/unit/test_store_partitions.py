@@ -109,3 +109,19 @@ def test_parquet_statistics_kept_for_pruning_columns_not_for_book_levels(tmp_pat
     assert all(col[c] is not None and col[c].has_min_max for c in ("ts", "symbol", "seq", "mid"))
     assert all(col[c] is None or not col[c].has_min_max for c in ("ask_px_1", "ask_sz_1", "bid_px_10", "bid_sz_10"))
     assert _stats_range(md, "book") == (5, 9)
+
+
+def test_key_span_only_for_strictly_increasing_keys() -> None:
+    """A partition's (first, last) key is only claimed when its order column strictly increases (then a
+    stream's batches are adopted without a merge); equal neighbours, a step back or a null refuse it, also
+    for a slice in the middle of a batch."""
+    from marketlab.store.writer import key_span
+
+    bars = pl.DataFrame({"ts": [1, 5, 9, 12], "symbol": ["A"] * 4, "close": [1.0, 2.0, 3.0, 4.0]})
+    assert key_span("bars", bars) == (1, 12)
+    assert key_span("bars", bars.slice(1, 2)) == (5, 9)
+    assert key_span("bars", bars.with_columns(pl.Series("ts", [1, 5, 5, 12]))) is None
+    assert key_span("bars", bars.with_columns(pl.Series("ts", [1, 9, 5, 12]))) is None
+    assert key_span("bars", bars.with_columns(pl.Series("ts", [1, None, 5, 12]))) is None
+    ev = pl.DataFrame({"ts": [3, 3, 3], "symbol": ["A"] * 3, "seq": [7, 8, 9]})
+    assert key_span("events", ev) == (7, 9) and key_span("events", ev.slice(2)) == (9, 9)
