@@ -15,6 +15,7 @@ from marketlab.agents.macrohft.regimes import (
     chunk_volatility,
     macro_context,
     rolling_slope,
+    rolling_std,
 )
 from marketlab.agents.macrohft.splits import Splits, Standardizer
 from marketlab.core.errors import DataError, SpecError
@@ -145,3 +146,14 @@ def test_rolling_slope_and_context_are_causal() -> None:
     ctx2 = macro_context(z, 60)
     np.testing.assert_array_equal(ctx[:400], ctx2[:400])
     assert np.isnan(ctx[:59]).all() and np.isfinite(ctx[60:]).all()
+
+
+def test_rolling_std_in_blocks_is_a_naive_loop() -> None:
+    """Three blocks of windows (plus a partial one) against a per-window loop: the same sample std everywhere."""
+    r = np.random.default_rng(3).normal(0, 1e-3, 3 * 8192 + 500)
+    r[0] = np.nan  # the first return of a series
+    got = rolling_std(r, 360)
+    want = np.full(len(r), np.nan)
+    for t in range(359, len(r)):
+        want[t] = np.std(r[t - 359:t + 1], ddof=1)
+    np.testing.assert_array_equal(got, want)

@@ -131,6 +131,9 @@ def rolling_slope(y: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+_STD_BLOCK = 8192  # windows per block of rolling_std
+
+
 def rolling_std(r: np.ndarray, window: int) -> np.ndarray:
     """Trailing sample std (ddof 1) of ``r`` over ``window`` rows; NaN before and where r is NaN."""
     r = np.asarray(r, dtype=np.float64)
@@ -138,7 +141,10 @@ def rolling_std(r: np.ndarray, window: int) -> np.ndarray:
     if len(r) < window:
         return out
     w = np.lib.stride_tricks.sliding_window_view(r, window)
-    out[window - 1:] = w.std(axis=1, ddof=1)
+    # blocks of windows: numpy's std materialises (rows, window) temporaries, 1 GB for a year of minutes at 360;
+    # each row is reduced on its own, so the blocks give the same bits as one call
+    for lo in range(0, len(w), _STD_BLOCK):
+        out[window - 1 + lo:window - 1 + lo + _STD_BLOCK] = w[lo:lo + _STD_BLOCK].std(axis=1, ddof=1)
     return out
 
 
