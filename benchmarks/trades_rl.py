@@ -13,7 +13,9 @@ agent-based spec; ``sim_spec`` names the TRADES session). The agent buys ``--qua
 Policies on the same evaluation markets (same reset seeds, so paired): TWAP with market orders (action 3 each
 step: a ``ceil(unplaced / steps_left)`` market child), TWAP with passive joins (action 1 each step, the rest
 swept at the horizon), and PPO (deterministic) for each training seed. Implementation shortfall in bps of the
-arrival notional (``info["shortfall_bps"]`` at the episode's end; lower is better). ``--abm`` runs the same
+arrival notional: the filled lots' shortfall (``info["shortfall_bps"]`` at the episode's end) plus the env's
+unfilled penalty (100 bps x the fraction the book could not absorb), i.e. minus the episode's summed reward;
+lower is better. ``--abm`` runs the same
 experiment on ``venue = "abm-v1"`` (PPO trained and evaluated in the agent-based market; different seeds of the
 same default day for training and evaluation).
 
@@ -74,7 +76,9 @@ def make_env(cfg: dict[str, Any], store_path: str | None) -> Any:
 
 
 def episodes(env: Any, act: Any, n: int) -> dict[str, list[float]]:
-    """``n`` evaluation episodes (reset seeds EVAL_SEED_BASE + k) with ``act(obs) -> action``."""
+    """``n`` evaluation episodes (reset seeds EVAL_SEED_BASE + k) with ``act(obs) -> action``. Per episode:
+    ``shortfall_bps`` (the filled lots' cost against the arrival mid, bps of the parent's notional),
+    ``filled_by_horizon`` (lots; a thin generated book may not absorb the final sweep)."""
     out: dict[str, list[float]] = {"shortfall_bps": [], "filled_by_horizon": [], "actions_market": []}
     for k in range(n):
         obs, _ = env.reset(seed=EVAL_SEED_BASE + k)
@@ -131,16 +135,29 @@ def _load_partial(path: str | None) -> dict[tuple[str, str, int], dict[str, Any]
     return {(r["kind"], r["venue"], r["seed"]): r for r in rows}
 
 
-def summarize(results: list[dict[str, Any]], venue: str) -> dict[str, Any]:
-    """Per policy: mean ± std of the episodes' shortfall; PPO: mean ± std over seeds of each seed's mean, the
-    paired difference against TWAP (market) per episode pooled over seeds, its standard error and win rate."""
-    rows = [r for r in results if r["venue"] == venue]
+def cost_bps(r: dict[str, Any], quantity: int) -> np.ndarray:
+    """Per episode: implementation shortfall of the filled lots + the env's unfilled penalty (default
+    ``unfilled_penalty_bps`` x the unfilled fraction) = minus the episode's summed reward, bps."""
+    from marketlab.envs.lob_execution import ExecutionConfig
+
+    pen = ExecutionConfig().unfilled_penalty_bps
+    return np.asarray(r["shortfall_bps"]) + pen * (1.0 - np.asarray(r["filled_by_horizon"]) / quantity)
+
+
+def summarize(results: list[dict[str, Any]], venue: str, quantity: int) -> dict[str, Any]:
+    """Per policy: mean ± std of the episodes' cost (shortfall + unfilled penalty; the shortfall of the filled
+    lots and the filled fraction beside it); PPO: mean ± std over seeds of each seed's mean cost, the paired
+    difference against TWAP (market orders) per episode pooled over seeds, its standard error and win rate."""
+    rows = [dict(r, shortfall_bps=cost_bps(r, quantity).tolist(), filled_shortfall_bps=r["shortfall_bps"])
+            for r in results if r["venue"] == venue]
     twap = next(r for r in rows if r["kind"] == "twap_market")
     out: dict[str, Any] = {}
     for kind in ("twap_market", "twap_join"):
         r = next(x for x in rows if x["kind"] == kind)
         sf = np.asarray(r["shortfall_bps"])
-        out[kind] = {"mean_bps": float(sf.mean()), "std_bps": float(sf.std(ddof=1)), "episodes": int(sf.size)}
+        out[kind] = {"mean_bps": float(sf.mean()), "std_bps": float(sf.std(ddof=1)), "episodes": int(sf.size),
+                     "filled_lots_shortfall_mean_bps": float(np.mean(r["filled_shortfall_bps"])),
+                     "filled_fraction_mean": float(np.mean(r["filled_by_horizon"]) / quantity)}
     ppo = sorted((r for r in rows if r["kind"] == "ppo"), key=lambda r: r["seed"])
     if ppo:
         means = np.array([np.mean(r["shortfall_bps"]) for r in ppo])
@@ -156,6 +173,8 @@ def summarize(results: list[dict[str, Any]], venue: str) -> dict[str, Any]:
             "seeds_beating_twap_market": int((seed_diffs < 0).sum()),
             "episode_win_rate_vs_twap_market": float((diffs < 0).mean()),
             "market_action_share": float(np.mean([np.mean(r["actions_market"]) for r in ppo])),
+            "filled_lots_shortfall_mean_bps": float(np.mean([np.mean(r["filled_shortfall_bps"]) for r in ppo])),
+            "filled_fraction_mean": float(np.mean([np.mean(r["filled_by_horizon"]) for r in ppo]) / quantity),
             "train_wall_s": [r["train_wall_s"] for r in ppo], "train_cpu_s": [r["train_cpu_s"] for r in ppo],
         }
     return out
@@ -163,7 +182,7 @@ def summarize(results: list[dict[str, Any]], venue: str) -> dict[str, Any]:
 
 def table(run: dict[str, Any]) -> str:
     """Markdown table of the latest run (the README's section)."""
-    lines = ["| venue | TWAP market orders, bps | TWAP passive joins, bps | PPO, bps (mean ± std over seeds) | "
+    lines = ["| venue | TWAP market orders, bps (filled) | TWAP passive joins, bps (filled) | PPO, bps (mean ± std over seeds) | "
              "PPO − TWAP market, bps (± s.e.) | seeds beating TWAP | episode win rate |", "|---|---|---|---|---|---|---|"]
     for venue, s in run["summary"].items():
         tm, tj, p = s["twap_market"], s["twap_join"], s.get("ppo")
@@ -171,7 +190,8 @@ def table(run: dict[str, Any]) -> str:
         diff = f"{p['minus_twap_market_bps']:+.3f} ± {p['minus_twap_market_se_bps']:.3f}" if p else "n/a"
         seeds = f"{p['seeds_beating_twap_market']} of {len(p['seed_means_bps'])}" if p else "n/a"
         win = f"{p['episode_win_rate_vs_twap_market']:.2f}" if p else "n/a"
-        lines.append(f"| {venue} | {tm['mean_bps']:.3f} ± {tm['std_bps']:.3f} | {tj['mean_bps']:.3f} ± {tj['std_bps']:.3f} | "
+        lines.append(f"| {venue} | {tm['mean_bps']:.2f} ± {tm['std_bps']:.2f} ({tm['filled_fraction_mean']:.0%}) | "
+                     f"{tj['mean_bps']:.2f} ± {tj['std_bps']:.2f} ({tj['filled_fraction_mean']:.0%}) | "
                      f"{ppo} | {diff} | {seeds} | {win} |")
     return "\n".join(lines)
 
@@ -191,7 +211,7 @@ def main() -> None:
     ap.add_argument("--timesteps", type=int, default=6000, help="PPO training env steps per seed")
     ap.add_argument("--n-steps", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=50)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="PPO training seeds (none: the baselines only)")
     ap.add_argument("--eval-episodes", type=int, default=30)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--partial", help="JSON-lines file: each finished job is appended; a rerun with the same options "
@@ -227,10 +247,11 @@ def main() -> None:
     venues = ["trades-v1"] + (["abm-v1"] if args.abm else [])
     payload = {
         "setup": {k: v for k, v in vars(args).items() if k not in ("table", "partial")},
+        "jobs_loaded_from_partial": len(jobs) - len(todo),  # finished by an earlier run: its timings are in there
         "design": "PPO trains on TRADES markets started at the day's validation part, is evaluated on markets "
                   "started at the held-back test part with reset seeds never used in training; all policies "
                   "see the same evaluation markets (paired). Shortfall = bps of arrival notional, lower is better.",
-        "summary": {v: summarize(results, v) for v in venues},
+        "summary": {v: summarize(results, v, args.quantity if v == "trades-v1" else args.abm_quantity) for v in venues},
         "episodes": results,
     }
     path = run.save(payload)
