@@ -469,7 +469,7 @@ def _row_ranks(row, keys, tmp, hist, eq, orow, pct, ib):
         nbits += 1
     kb = min(32 - ib, 24)
     s = np.uint32(nbits - kb if nbits > kb else 0)
-    npass = max(1, (nbits - s + 7) // 8)
+    npass = max(1, (nbits - s + 7) // 8)  # numba: an int64; mypy cannot type max() over numpy ints
     hist[:, :] = 0
     n = 0
     for j in range(n_col):
@@ -484,10 +484,10 @@ def _row_ranks(row, keys, tmp, hist, eq, orow, pct, ib):
     imask = np.uint32((1 << ib) - 1)
     scale = 1.0 / n if pct else 1.0
     src, dst = keys, tmp
-    for p in range(npass - 1):
+    for p in range(npass - 1):  # type: ignore[operator]
         _radix_pass(src, dst, n, hist[p], np.uint32(ib + 8 * p))
         src, dst = dst, src
-    _radix_pass_rank(src, dst, n, hist[npass - 1], np.uint32(ib + 8 * (npass - 1)), imask, scale, orow)
+    _radix_pass_rank(src, dst, n, hist[npass - 1], np.uint32(ib + 8 * (npass - 1)), imask, scale, orow)  # type: ignore[operator]
     _fix_collisions(dst, n, ib, bits, orow, eq, scale)
 
 
