@@ -373,24 +373,6 @@ def _radix_pass(src, dst, n, counts, shift):
 
 
 @njit(cache=True)
-def _radix_pass_rank(src, dst, n, counts, shift, imask, scale, orow):
-    """The last pass of :func:`_radix_pass`, also writing each value's rank ``(slot + 1) * scale`` (exact
-    unless its truncated key collides with a neighbour's: :func:`_fix_collisions` repairs those)."""
-    c = 0
-    for d in range(256):
-        h = counts[d]
-        counts[d] = c
-        c += h
-    for i in range(n):
-        k = src[i]
-        d = (k >> shift) & np.uint32(255)
-        slot = counts[d]
-        counts[d] = slot + 1
-        dst[np.uint64(slot)] = k
-        orow[np.uint64(k & imask)] = np.float32((slot + 1.0) * scale)
-
-
-@njit(cache=True)
 def _fix_collisions(srt, n, ib, bits, orow, eq, scale):
     """Re-rank runs of ``srt[:n]`` (sorted packed keys) whose truncated keys are equal: order each run by the
     full key (insertion sort: runs are short) and give equal full keys their average rank."""
@@ -469,7 +451,7 @@ def _row_ranks(row, keys, tmp, hist, eq, orow, pct, ib):
         nbits += 1
     kb = min(32 - ib, 24)
     s = np.uint32(nbits - kb if nbits > kb else 0)
-    npass = max(1, (nbits - s + 7) // 8)  # numba: an int64; mypy cannot type max() over numpy ints
+    npass = max(1, (min(nbits, kb) + 7) // 8)  # bytes of the kept key (nbits - s bits)
     hist[:, :] = 0
     n = 0
     for j in range(n_col):
@@ -484,11 +466,14 @@ def _row_ranks(row, keys, tmp, hist, eq, orow, pct, ib):
     imask = np.uint32((1 << ib) - 1)
     scale = 1.0 / n if pct else 1.0
     src, dst = keys, tmp
-    for p in range(npass - 1):  # type: ignore[operator]
+    for p in range(npass):
         _radix_pass(src, dst, n, hist[p], np.uint32(ib + 8 * p))
         src, dst = dst, src
-    _radix_pass_rank(src, dst, n, hist[npass - 1], np.uint32(ib + 8 * (npass - 1)), imask, scale, orow)  # type: ignore[operator]
-    _fix_collisions(dst, n, ib, bits, orow, eq, scale)
+    # src holds the sorted keys: a value's rank is its slot + 1, exact unless its truncated key collides with a
+    # neighbour's (_fix_collisions repairs those)
+    for i in range(n):
+        orow[np.uint64(src[i] & imask)] = np.float32((i + 1.0) * scale)
+    _fix_collisions(src, n, ib, bits, orow, eq, scale)
 
 
 def cs_average_rank(x, pct):
