@@ -47,11 +47,21 @@ def train_cmd(
     if seed is not None:
         over["seed"] = seed
     cfg = TradesConfig.cpu(**over) if preset == "cpu" else TradesConfig.paper(**over)
-    res = train_from_store(Store(store), data, symbol, cfg, out, resume=resume, device=device,
-                           progress=show_progress(as_json, quiet))
-    emit({"checkpoint": str(res.out_dir), "step": res.step, "train_loss": res.train_loss,
-          "val_loss_ema": res.val_loss, "seconds": round(res.seconds, 2),
-          "windows_per_s": round(res.windows_per_s, 1)}, as_json, title="trades train")
+    res = train_from_store(
+        Store(store, create=False), data, symbol, cfg, out, resume=resume, device=device, progress=show_progress(as_json, quiet)
+    )
+    emit(
+        {
+            "checkpoint": str(res.out_dir),
+            "step": res.step,
+            "train_loss": res.train_loss,
+            "val_loss_ema": res.val_loss,
+            "seconds": round(res.seconds, 2),
+            "windows_per_s": round(res.windows_per_s, 1),
+        },
+        as_json,
+        title="trades train",
+    )
 
 
 @trades.command("generate")
@@ -83,14 +93,26 @@ def generate_cmd(
         raise SpecError(None, "--orders/--markets/--candidates", "must be >= 1")
     model, stats, cfg = load_checkpoint(checkpoint)
     tokens, day = load_day(Store(store, create=False), data, symbol, cfg.levels, stats=stats)
-    world = TradesMarkets(model, stats, tokens, start=max(day.splits["test"].start, cfg.window - 1),
-                          n_markets=markets, seed=seed, method=sampler, steps=steps, candidates=candidates)
+    world = TradesMarkets(
+        model,
+        stats,
+        tokens,
+        start=max(day.splits["test"].start, cfg.window - 1),
+        n_markets=markets,
+        seed=seed,
+        method=sampler,
+        steps=steps,
+        candidates=candidates,
+    )
     t0 = time.perf_counter()
     counts = world.run(orders).to_dict()
     secs = time.perf_counter() - t0
     n = sum(counts["accepted"].values())
-    emit({**counts, "seconds": round(secs, 3), "orders_per_s": round(n / secs, 2) if secs > 0 else None},
-         as_json, title="trades generate")
+    emit(
+        {**counts, "seconds": round(secs, 3), "orders_per_s": round(n / secs, 2) if secs > 0 else None},
+        as_json,
+        title="trades generate",
+    )
 
 
 @trades.command("simulate")
@@ -105,8 +127,7 @@ def simulate_cmd(
     from marketlab.simulators.trades.simulation import simulate_trades_day
     from marketlab.store import Store
 
-    emit(simulate_trades_day(spec, Store(store) if store is not None else None, seed), as_json,
-         title="trades simulate")
+    emit(simulate_trades_day(spec, Store(store) if store is not None else None, seed), as_json, title="trades simulate")
 
 
 def register(app: typer.Typer) -> None:

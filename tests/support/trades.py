@@ -33,19 +33,22 @@ def goog_slice_store(shared_data: Path, root: Path, rows: int = 3000):
     return store
 
 
-def train_tiny_cli(store_path: Path, out: Path, steps: int, val_every: int) -> list[str]:
-    """Train a tiny TRADES model on dataset ``lob`` symbol GOOG through ``marketlab trades train`` into ``out``
-    (window 8, depth 1; seconds). Returns the ``--data/--symbol/--store`` arguments shared by the next commands."""
+def train_tiny_cli(
+    store_path: Path, out: Path, steps: int, val_every: int, command: tuple[str, ...] = ("trades", "train")
+) -> list[str]:
+    """Train a tiny TRADES model on dataset ``lob`` symbol GOOG through ``marketlab trades train`` (or
+    ``command``, e.g. ``("train", "trades")``) into ``out`` (window 8, depth 1; seconds). Returns the
+    ``--data/--symbol/--store`` arguments shared by the next commands."""
     from typer.testing import CliRunner
 
     from marketlab.cli.main import app
 
     cfg = out.parent / f"{out.name}.toml"
-    cfg.write_text("[trades]\nwindow = 8\ndepth = 1\naugment_dim = 8\nbatch_size = 8\n"
-                   f"val_every = {val_every}\nval_batches = 1\n")
+    cfg.write_text(
+        f"[trades]\nwindow = 8\ndepth = 1\naugment_dim = 8\nbatch_size = 8\nval_every = {val_every}\nval_batches = 1\n"
+    )
     base = ["--data", "lob", "--symbol", "GOOG", "--store", str(store_path)]
-    r = CliRunner().invoke(app, ["trades", "train", *base, "--config", str(cfg), "--steps", str(steps), "--out", str(out),
-                                 "--json"])
+    r = CliRunner().invoke(app, [*command, *base, "--config", str(cfg), "--steps", str(steps), "--out", str(out), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["step"] == steps
     return base
@@ -73,5 +76,13 @@ def synthetic_tokens(n: int, seed: int = 0, levels: int = 10):
     price = np.where(side > 0, book[:, 2] - depth * grid, book[:, 0] + depth * grid)
     price = np.where(kind == 2, np.where(side > 0, book[:, 0], book[:, 2]), price)
     ts = 34_200 * 10**9 + np.cumsum(rng.exponential(0.2e9, n).astype(np.int64))
-    return OrderTokens(ts=ts, kind=kind, side=side, size=rng.integers(1, 300, n).astype(np.int64),
-                       price=price.astype(np.int64), order_id=np.arange(1, n + 1, dtype=np.int64), book=book, grid=grid)
+    return OrderTokens(
+        ts=ts,
+        kind=kind,
+        side=side,
+        size=rng.integers(1, 300, n).astype(np.int64),
+        price=price.astype(np.int64),
+        order_id=np.arange(1, n + 1, dtype=np.int64),
+        book=book,
+        grid=grid,
+    )
