@@ -22,7 +22,7 @@ BUILTIN_IDS: dict[str, str] = {
     # store ingest formats: each is a pure parser ``parse(paths, *, dataset=None, **options)``
     "ingest/lobster": "marketlab.store.ingest.lobster:iter_batches",  # streams bounded batches
     "ingest/fi2010": "marketlab.store.ingest.fi2010:parse",
-    "ingest/binance-raw": "marketlab.store.ingest.binance_raw:parse",
+    "ingest/binance-raw": "marketlab.store.ingest.binance_raw:iter_batches",  # streams bounded batches
     "ingest/ohlcv": "marketlab.store.ingest.ohlcv:iter_batches",  # streams bounded batches
     "ingest/ashare": "marketlab.store.ingest.ashare:parse",
     "ingest/mbo": "marketlab.store.ingest.mbo:parse",  # generic order-by-order (L3) feeds

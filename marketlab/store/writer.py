@@ -217,24 +217,30 @@ def _runs(sym: pl.Series | None, unit: np.ndarray | None) -> list[tuple[int, int
 
 
 def key_span(kind: str, df: pl.DataFrame) -> tuple[Any, Any] | None:
-    """(first, last) value of a one-symbol partition's single order column (events/book ``seq``, bars
-    ``ts``) when ``df``'s rows strictly increase in it (so its keys are unique and in stored order), else
-    None (several order columns, several symbols, or rows out of order)."""
+    """(first, last) key of a one-symbol partition in its stored order (events/book ``seq``, bars ``ts``:
+    values; trades ``(ts, seq)``: tuples) when ``df``'s rows strictly increase in that order (so its keys are
+    unique and in stored order), else None (more order columns, several symbols, or rows out of order)."""
     if df.height == 0 or partitioning(kind, df.columns) == "year":
         return None
     order = [c for c in keys.sort_columns(kind, df.columns) if c != "symbol"]
-    if len(order) != 1:
+    if len(order) not in (1, 2):
         return None
-    col = df.get_column(order[0])
-    if col.null_count():
+    cols = [df.get_column(c) for c in order]
+    if any(c.null_count() for c in cols):
         return None
     if df.height > 1:
         # numpy on the (zero-copy) values: a write of many small partitions (1-minute bars of 5 symbols x
         # 20 days: 100) paid ~0.2 ms of polars calls each here
-        a = col.to_numpy()
-        if not bool((a[1:] > a[:-1]).all()):
+        a = cols[0].to_numpy()
+        up = a[1:] > a[:-1]
+        if len(cols) == 2:  # lexicographic: a streamed capture's trades, (ts, seq) batch after batch
+            b = cols[1].to_numpy()
+            up |= (a[1:] == a[:-1]) & (b[1:] > b[:-1])
+        if not bool(up.all()):
             return None
-    return col[0], col[-1]
+    if len(cols) == 1:
+        return cols[0][0], cols[0][-1]
+    return tuple(c[0] for c in cols), tuple(c[-1] for c in cols)
 
 
 def time_range(kind: str, df: pl.DataFrame) -> tuple[int | None, int | None]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.binance import long_capture_lines, write_capture
 from tests.support.faults import REPO, check_store, kill_points, killed, klines_csv, rows, run_cli, run_python
 from marketlab.store import Store
 
@@ -146,3 +147,40 @@ def test_simulate_killed(tmp_path: Path, stage: str, sig: str) -> None:
     want = json.loads(retry.stdout[retry.stdout.index("{"):])["events"]
     assert n in (0, want)
     assert rows(check_store(root), "events", "abm_default") == want
+
+
+# A streamed binance-raw ingest (issue 13): its batches are staged one by one and commit as one transaction, so a
+# kill between two batches (mid-stream) or anywhere after leaves all or nothing of the capture.
+RAW_STAGES = [("parsed#3", "SIGKILL"), ("staged#5", "SIGTERM"), ("staged#5", "SIGKILL"), ("merged", "SIGTERM"),
+              ("journal", "SIGKILL"), ("renamed#7", "SIGTERM"), ("catalog", "SIGKILL"), ("committed", "SIGTERM"),
+              ("done", "SIGKILL")]
+RAW_QUICK = {("staged#5", "SIGTERM")}
+
+
+@pytest.fixture(scope="module")
+def raw_capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    """A capture that streams as ~30 batches of 20 level rows over two days, and its whole-file row counts."""
+    from marketlab.store.ingest.binance_raw import parse
+
+    p = write_capture(tmp_path_factory.mktemp("raw"), long_capture_lines(150, seed=11))
+    return p, {k: f.height for k, f in parse([p]).frames.items()}
+
+
+@pytest.mark.parametrize("stage, sig", kill_points(RAW_STAGES, RAW_QUICK))
+def test_streamed_binance_raw_ingest_killed(raw_capture: tuple[Path, dict[str, int]], tmp_path: Path, stage: str,
+                                            sig: str) -> None:
+    cap, want = raw_capture
+    root = tmp_path / "store"
+    code = (f"from marketlab.store import Store; Store({str(root)!r}).ingest('binance-raw', [{str(cap)!r}], "
+            "dataset='raw', batch_rows=20)")
+    proc = run_python(code, fault=f"{stage}:{sig}")
+    assert killed(proc), (proc.returncode, proc.stderr[-500:])
+    store = check_store(root)
+    got = {k: rows(store, k, "raw") for k in want}
+    assert got in ({k: 0 for k in want}, want)  # all or nothing, over every kind
+    assert (got == want) == (stage in ("committed", "done"))
+    rep = store.ingest("binance-raw", [cap], dataset="raw", batch_rows=20)  # retry
+    assert rep.skipped == (got == want)
+    store = check_store(root)
+    assert {k: rows(store, k, "raw") for k in want} == want
+    assert store.read("events", "raw")["seq"].n_unique() == want["events"]  # no record twice

@@ -13,7 +13,7 @@ from marketlab.store import IngestBatch, Instrument, Store
 from marketlab.store.ingest import formats, get_parser
 
 MODULES = {"lobster": "lobster", "fi2010": "fi2010", "binance-raw": "binance_raw", "ohlcv": "ohlcv", "ashare": "ashare"}
-ENTRY = {"ohlcv": "iter_batches", "lobster": "iter_batches"}  # streaming parsers: the store writes their batches one at a time
+ENTRY = {"ohlcv": "iter_batches", "lobster": "iter_batches", "binance-raw": "iter_batches"}  # streaming parsers: the store writes their batches one at a time
 
 
 @pytest.mark.parametrize("fmt", sorted(MODULES))

@@ -125,3 +125,9 @@ def test_key_span_only_for_strictly_increasing_keys() -> None:
     assert key_span("bars", bars.with_columns(pl.Series("ts", [1, None, 5, 12]))) is None
     ev = pl.DataFrame({"ts": [3, 3, 3], "symbol": ["A"] * 3, "seq": [7, 8, 9]})
     assert key_span("events", ev) == (7, 9) and key_span("events", ev.slice(2)) == (9, 9)
+    # trades are ordered by (ts, seq): lexicographic, so equal timestamps with rising seq still qualify
+    tr = pl.DataFrame({"ts": [1, 1, 2, 5], "symbol": ["A"] * 4, "seq": [0, 1, 2, 3]})
+    assert key_span("trades", tr) == ((1, 0), (5, 3)) and key_span("trades", tr.slice(1, 2)) == ((1, 1), (2, 2))
+    assert key_span("trades", tr.with_columns(pl.Series("seq", [1, 0, 2, 3]))) is None  # same ts, seq back
+    assert key_span("trades", tr.with_columns(pl.Series("seq", [0, 0, 2, 3]))) is None  # a key twice
+    assert key_span("trades", tr.with_columns(pl.Series("ts", [1, 1, 0, 5]))) is None  # ts steps back

@@ -31,6 +31,7 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -563,51 +564,123 @@ def verify_capture(cap: Capture) -> dict[str, Any]:
 
 
 def frames(cap: Capture, *, levels: int = 20) -> dict[str, pl.DataFrame]:
-    """events / book / trades frames in the store schemas (see module docstring)."""
+    """events / book / trades frames in the store schemas (see module docstring), from the whole capture."""
     tops, deltas = rebuild(cap, depth=levels)
-    up = cap.updates
+    return batch_frames(cap.symbol, cap.updates, cap.group_ts, cap.trades, tops, deltas, levels=levels)
+
+
+def batch_frames(symbol: str, updates: np.ndarray, group_ts: np.ndarray, trades: np.ndarray, tops: np.ndarray,
+                 deltas: np.ndarray, *, levels: int, seq0: tuple[int, int, int] = (0, 0, 0)) -> dict[str, pl.DataFrame]:
+    """events / book / trades frames of consecutive groups of a capture (all of it, or one streamed batch).
+
+    ``updates int64[m, 4]`` (group, side, price ticks, qty lots; groups numbered from 0 in this piece),
+    ``group_ts int64[G]`` (receive ns, already the running max), ``trades int64[k, 4]`` (ts, price, size,
+    aggressor), ``tops int64[G, 4*levels]`` and ``deltas int64[m]`` from :class:`~marketlab.lob.l2.L2Book`;
+    ``seq0`` = the first events / book / trades ``seq`` of this piece (the rows the earlier pieces hold).
+    Level updates that change nothing (``delta == 0``) are not events. No ``trades`` key when ``k == 0``.
+    """
+    up = updates
     keep = deltas != 0
-    ts_rows = cap.group_ts[up[:, 0]]
-    newq = up[:, 3]
-    etype = np.where(deltas > 0, 1, np.where(newq == 0, 3, 2))
+    n = int(keep.sum())
+    etype = np.where(deltas > 0, 1, np.where(up[:, 3] == 0, 3, 2))
     ev = pl.DataFrame({
-        "ts": ts_rows[keep], "symbol": cap.symbol, "seq": np.arange(int(keep.sum()), dtype=np.int64),
-        "type": etype[keep].astype(np.int8), "order_id": np.zeros(int(keep.sum()), np.int64),
+        "ts": group_ts[up[keep, 0]], "symbol": symbol, "seq": np.arange(seq0[0], seq0[0] + n, dtype=np.int64),
+        "type": etype[keep].astype(np.int8), "order_id": np.zeros(n, np.int64),
         "side": up[keep, 1].astype(np.int8), "price": up[keep, 2], "size": np.abs(deltas[keep]),
     }).select([pl.col(c).cast(t) for c, t in EVENTS_SCHEMA.items()])
-    cols: dict[str, Any] = {"ts": cap.group_ts, "symbol": cap.symbol, "seq": np.arange(len(cap.group_ts), dtype=np.int64)}
+    del etype, keep
+    cols: dict[str, Any] = {"ts": group_ts, "symbol": symbol,
+                            "seq": np.arange(seq0[1], seq0[1] + len(group_ts), dtype=np.int64)}
     names = ["ask_px", "ask_sz", "bid_px", "bid_sz"]
     for j in range(4 * levels):
         cols[f"{names[j % 4]}_{j // 4 + 1}"] = tops[:, j]
     bk = pl.DataFrame(cols).select([pl.col(c).cast(t) for c, t in book_schema(levels).items()])
-    tr = cap.trades
-    trades = pl.DataFrame({
-        "ts": tr[:, 0], "symbol": cap.symbol, "seq": np.arange(tr.shape[0], dtype=np.int64),
-        "price": tr[:, 1], "size": tr[:, 2], "aggressor": tr[:, 3].astype(np.int8),
-    }).select([pl.col(c).cast(t) for c, t in TRADES_SCHEMA.items()])
     out = {"events": ev, "book": bk}
-    if trades.height:
-        out["trades"] = trades
+    if trades.shape[0]:
+        out["trades"] = pl.DataFrame({
+            "ts": trades[:, 0], "symbol": symbol,
+            "seq": np.arange(seq0[2], seq0[2] + trades.shape[0], dtype=np.int64),
+            "price": trades[:, 1], "size": trades[:, 2], "aggressor": trades[:, 3].astype(np.int8),
+        }).select([pl.col(c).cast(t) for c, t in TRADES_SCHEMA.items()])
     return out
 
 
-def parse(paths: list[Path], *, dataset: str | None = None, **options: Any) -> Any:
-    """Pure parser: capture file(s) -> :class:`~marketlab.store.IngestBatch` (events, book, trades).
-
-    Options: ``tick_size``, ``lot_size`` (powers of ten; inferred when absent), ``levels`` (book depth, 20).
-    """
-    from marketlab.store import IngestBatch, Instrument
-
-    known = {"tick_size", "lot_size", "levels"}
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    known = {"tick_size", "lot_size", "levels", "batch_rows"}
     unknown = set(options) - known
     if unknown:
         raise DataError(None, f"unknown binance-raw option(s) {sorted(unknown)} (known: {sorted(known)})")
-    cap = read_capture(list(paths), tick_size=options.get("tick_size"), lot_size=options.get("lot_size"))
+    return options
+
+
+def _batch(frames_: dict[str, pl.DataFrame], dataset: str | None, symbol: str, market: str, tick: float, lot: float,
+           last_update_id: int, applied: int) -> Any:
+    from marketlab.store import IngestBatch, Instrument
+
+    inst = Instrument(symbol, tick_size=tick, lot_size=lot, currency="USDT")
+    meta = {"source": "binance raw capture", "market": market, "snapshot_update_id": last_update_id,
+            "diffs_applied": applied, "clock": "local receive ns"}
+    return IngestBatch(dataset=dataset or f"binance_{market}", frames=frames_, instruments=[inst], meta=meta)
+
+
+def _whole(paths: list[Path], dataset: str | None, options: dict[str, Any]) -> Any:
+    cap = read_capture(paths, tick_size=options.get("tick_size"), lot_size=options.get("lot_size"))
     fr = frames(cap, levels=int(options.get("levels", 20)))
-    inst = Instrument(cap.symbol, tick_size=cap.tick_size, lot_size=cap.lot_size, currency="USDT")
-    meta = {"source": "binance raw capture", "market": cap.market, "snapshot_update_id": cap.last_update_id,
-            "diffs_applied": int(len(cap.group_u) - 1), "clock": "local receive ns"}
-    return IngestBatch(dataset=dataset or f"binance_{cap.market}", frames=fr, instruments=[inst], meta=meta)
+    return _batch(fr, dataset, cap.symbol, cap.market, cap.tick_size, cap.lot_size, cap.last_update_id,
+                  int(len(cap.group_u) - 1))
 
 
-__all__ = ["Capture", "frames", "parse", "read_capture", "rebuild", "verify_capture"]
+def parse(paths: list[Path], *, dataset: str | None = None, **options: Any) -> Any:
+    """Pure parser, whole capture in memory: capture file(s) -> one :class:`~marketlab.store.IngestBatch`
+    (events, book, trades). The store's ``ingest/binance-raw`` streams :func:`iter_batches` instead (the
+    same rows and values, memory bounded by ``batch_rows``); this is its reference.
+
+    Options: ``tick_size``, ``lot_size`` (powers of ten; inferred when absent), ``levels`` (book depth, 20).
+    """
+    options = _options(dict(options))
+    options.pop("batch_rows", None)
+    return _whole([Path(p) for p in paths], dataset, options)
+
+
+BATCH_ROWS = 250_000  # level rows per streamed batch (~12 MB of events + book at 20 levels)
+
+
+def iter_batches(paths: list[Path], *, dataset: str | None = None, batch_rows: int = BATCH_ROWS,
+                 **options: Any) -> Iterator[Any]:
+    """Stream a capture as :class:`~marketlab.store.IngestBatch`es of at most ``batch_rows`` level rows (one
+    larger snapshot or diff alone): two passes over the text (:mod:`._binance_stream`), the same rows and
+    values as :func:`parse`, memory bounded by the batch. Every error :func:`parse` raises while reading
+    and sequencing comes before the first batch; a capture outside the fast scanner's subset is read whole
+    by the generic path (one batch). Options: as :func:`parse`, plus ``batch_rows``.
+    """
+    from marketlab.store.ingest import _binance_stream as st
+
+    if not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or batch_rows < 1:
+        raise DataError(None, "batch_rows must be a positive integer", field="batch_rows", value=batch_rows)
+    options = _options(dict(options))
+    plist = [Path(p) for p in paths]
+    tick, lot, levels = options.get("tick_size"), options.get("lot_size"), int(options.get("levels", 20))
+    if tick is not None:
+        _given_scale(tick, "tick_size")
+    if lot is not None:
+        _given_scale(lot, "lot_size")
+    size = st.chunk_bytes(batch_rows)
+    if all(".csv" in p.name for p in plist):
+        yield _whole(plist, dataset, options)
+        return
+    try:
+        plan = st.plan(plist, tick, lot, size)
+    except st.Outside:
+        yield _whole(plist, dataset, options)
+        return
+    try:
+        for fr in st.batches(plist, plan, levels=levels, batch_rows=batch_rows, size=size):
+            yield _batch(fr, dataset, plan.symbol, plan.market, 10.0**-plan.dp, 10.0**-plan.dq, plan.last_update_id,
+                         plan.applied)
+            del fr
+    except st.Outside:  # a value beyond 18 digits in ticks/lots, found in pass 2: the generic path names it
+        read_capture(plist, tick_size=tick, lot_size=lot, fast=False)
+        raise DataError(plist[0], "a price or size does not fit the grid (more than 18 digits)") from None
+
+
+__all__ = ["Capture", "batch_frames", "frames", "iter_batches", "parse", "read_capture", "rebuild", "verify_capture"]
