@@ -21,8 +21,9 @@ from hypothesis import settings as hypothesis_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The raw-data root: $MARKETLAB_DATA, the one variable the package reads (MARKETLAB_SHARED_DATA: its old name).
-SHARED_DATA = Path(os.environ.get("MARKETLAB_DATA") or os.environ.get("MARKETLAB_SHARED_DATA")
-                   or REPO_ROOT.parent / "shared" / "data")
+SHARED_DATA = Path(
+    os.environ.get("MARKETLAB_DATA") or os.environ.get("MARKETLAB_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data"
+)
 
 # One thread: on 2 shared cores torch with 2 threads ran RL ~80x slower than with one.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -63,6 +64,20 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real datasets not found at {SHARED_DATA} (set MARKETLAB_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_trades(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(store, checkpoint dir) of a tiny TRADES model (window 8, depth 1, 60 steps) on a 2,500-row GOOG slice,
+    trained once per session and worker; modules using it share ``xdist_group("tiny_trades")``."""
+    from marketlab.simulators.trades.train import TradesConfig, train_from_store
+    from tests.support.trades import goog_slice_store
+
+    root = tmp_path_factory.mktemp("tiny_trades")
+    store = goog_slice_store(shared_data, root, rows=2500)
+    cfg = TradesConfig.cpu(window=8, depth=1, steps=60, batch_size=32, val_every=60, val_batches=1, seed=1, ema_decay=0.9)
+    train_from_store(store, "lob", "GOOG", cfg, root / "ck", device="cpu")
+    return store, root / "ck"
 
 
 @pytest.fixture

@@ -6,12 +6,15 @@
   orders each; the engine's events and the book after each are the market;
 * **ABM**: the agent-based day of ``abm_spec`` (``specs/simulators/abm_default.toml``) for ``abm_seconds``
   of market time (default: the length of the real test part);
-* **market impact** (TRADES paper §7.1): the same market without and with a participation-of-volume
-  buyer (``pov`` of the others' volume since its last wake-up, every ``pov_interval_s``, from ``pov_start_s``
-  to ``pov_end_s`` after the start), ``impact_seeds`` seeds, mid-price difference in bps of the starting
-  mid on a 5 s grid. For the ABM the two runs share every random stream (:func:`impact_experiment`); for
-  TRADES the A and B markets are advanced in the same batch but their sampler noise is not coupled, so the
-  per-seed difference also holds the two markets' independent noise (averaged over seeds).
+* **market impact** (TRADES paper §7.1): the same market without and with the agent-based market's own
+  participation-of-volume trader (:class:`~marketlab.simulators.agents.POVTrader`: ``pov`` of the others'
+  volume since its last wake-up, every ``pov_interval_s``, from ``pov_start_s`` to ``pov_end_s`` after the
+  start), ``impact_seeds`` seeds, mid-price difference in bps of the starting mid on a 5 s grid. Both
+  simulators run the identical experiment agent: in TRADES it trades through the mixed market
+  (:mod:`marketlab.simulators.trades.mixed`), so the world agent sees its confirmed orders. For the ABM
+  the two runs share every random stream (:func:`impact_experiment`); for TRADES the A and B markets are
+  advanced in the same batch but their sampler noise is not coupled, so the per-seed difference also holds
+  the two markets' independent noise (averaged over seeds).
 
 :func:`run_evaluation` returns the JSON-ready report and writes ``<out>/<symbol>_eval.json`` and a PNG
 (the stylized-facts overlay of real, TRADES and ABM, plus the predictive, PCA and impact panels).
@@ -73,8 +76,10 @@ def real_test_market(store: Any, dataset: str, symbol: str, tokens: Any, day: An
     than ``min_orders`` orders is a one-line :class:`DataError`."""
     te = day.splits["test"]
     if te.stop - te.start < min_orders:
-        raise DataError(f"dataset '{dataset}' symbol '{symbol}'",
-                        f"test part has {te.stop - te.start} orders (< {min_orders}: too short for the forecaster windows)")
+        raise DataError(
+            f"dataset '{dataset}' symbol '{symbol}'",
+            f"test part has {te.stop - te.start} orders (< {min_orders}: too short for the forecaster windows)",
+        )
     t0 = int(tokens.ts[te.start])
     ev = store.scan_events(dataset, symbol).filter(pl.col("ts") >= t0).collect().sort(["ts", "seq"])
     bk = store.scan_book(dataset, symbol).filter(pl.col("ts") >= t0).collect().sort(["ts", "seq"])
@@ -82,19 +87,27 @@ def real_test_market(store: Any, dataset: str, symbol: str, tokens: Any, day: An
     ev = ev.filter(pl.col("seq").is_in(list(keep)))
     bk = bk.filter(pl.col("seq").is_in(ev["seq"].implode()))
     tick = float(store.instrument(dataset, symbol).tick_size)
-    return Market(f"real:{symbol}", [Segment(ev, bk)], tick, {"orders": te.stop - te.start,
-                                                              "span_s": (int(tokens.ts[-1]) - t0) / NS_PER_S})
+    return Market(
+        f"real:{symbol}", [Segment(ev, bk)], tick, {"orders": te.stop - te.start, "span_s": (int(tokens.ts[-1]) - t0) / NS_PER_S}
+    )
 
 
-def trades_market(model: Any, stats: Any, tokens: Any, start: int, budget: EvalBudget, symbol: str,
-                  tick: float) -> Market:
+def trades_market(model: Any, stats: Any, tokens: Any, start: int, budget: EvalBudget, symbol: str, tick: float) -> Market:
     """``budget.markets`` TRADES markets of ``budget.rounds`` orders each, one segment per market."""
     from marketlab.simulators.trades.simulation import engine_frames
     from marketlab.simulators.trades.world import TradesMarkets
 
     t = time.perf_counter()
-    w = TradesMarkets(model, stats, tokens, start=start, n_markets=budget.markets, seed=budget.seed,
-                      steps=budget.ddim_steps, candidates=budget.candidates)
+    w = TradesMarkets(
+        model,
+        stats,
+        tokens,
+        start=start,
+        n_markets=budget.markets,
+        seed=budget.seed,
+        steps=budget.ddim_steps,
+        candidates=budget.candidates,
+    )
     w.run(budget.rounds)
     secs = time.perf_counter() - t
     segs = []
@@ -102,9 +115,18 @@ def trades_market(model: Any, stats: Any, tokens: Any, start: int, budget: EvalB
         fr = engine_frames(ob.drain_events(), symbol, model.shape.levels, skip=w.seed_events)
         segs.append(Segment(fr["events"], fr["book"]))
     acc = sum(w.stats_run.accepted.values())
-    return Market(f"trades:{symbol}", segs, tick, {"generation_s": round(secs, 2), "orders_accepted": acc,
-                                                   "orders_per_s": round(acc / secs, 2), "counts": w.stats_run.to_dict(),
-                                                   "simulated_s_per_market": float(np.mean([(n - int(tokens.ts[start - 1])) / NS_PER_S for n in w.now]))})
+    return Market(
+        f"trades:{symbol}",
+        segs,
+        tick,
+        {
+            "generation_s": round(secs, 2),
+            "orders_accepted": acc,
+            "orders_per_s": round(acc / secs, 2),
+            "counts": w.stats_run.to_dict(),
+            "simulated_s_per_market": float(np.mean([(n - int(tokens.ts[start - 1])) / NS_PER_S for n in w.now])),
+        },
+    )
 
 
 def abm_market(spec_path: str | Path, seconds: float, seed: int) -> Market:
@@ -117,8 +139,12 @@ def abm_market(spec_path: str | Path, seconds: float, seed: int) -> Market:
     t = time.perf_counter()
     sim = Simulation(spec, seed=seed).run()
     fr = sim.frames()
-    return Market("abm", [Segment(fr["events"], fr["book"], fr.get("trades"))], float(spec.market.tick_size),
-                  {"simulated_s": seconds, "wall_s": round(time.perf_counter() - t, 2), "events": fr["events"].height})
+    return Market(
+        "abm",
+        [Segment(fr["events"], fr["book"], fr.get("trades"))],
+        float(spec.market.tick_size),
+        {"simulated_s": seconds, "wall_s": round(time.perf_counter() - t, 2), "events": fr["events"].height},
+    )
 
 
 # ------------------------------------------------------------------------------------------- impact
@@ -130,37 +156,41 @@ def _on_grid(times: list[int], mids: list[float], t0: int, grid_s: np.ndarray) -
 
 
 def trades_impact(model: Any, stats: Any, tokens: Any, start: int, budget: EvalBudget) -> dict[str, Any]:
-    """POV A/B on TRADES markets: markets 2k (no POV) and 2k+1 (POV buyer) for seed k = 0..impact_seeds-1,
-    all in one batch (seeded by ``budget.seed``). Mid difference in bps of the starting mid."""
+    """POV A/B on TRADES markets: markets 2k (no POV) and 2k+1 (the ABM's POV trader, through the mixed
+    market) for seed k = 0..impact_seeds-1, all in one batch (seeded by ``budget.seed``). Mid difference in
+    bps of the starting mid."""
+    from marketlab.simulators.config import POVConfig
+    from marketlab.simulators.trades.mixed import MarketAgents, attach_agents, tokens_in_ticks
     from marketlab.simulators.trades.tokens import mid_price
     from marketlab.simulators.trades.world import TradesMarkets
 
     n = 2 * budget.impact_seeds
-    w = TradesMarkets(model, stats, tokens, start=start, n_markets=n, seed=budget.seed + 1000,
-                      steps=budget.ddim_steps, candidates=budget.candidates)
+    w = TradesMarkets(
+        model,
+        stats,
+        tokens_in_ticks(tokens),
+        start=start,
+        n_markets=n,
+        seed=budget.seed + 1000,
+        steps=budget.ddim_steps,
+        candidates=budget.candidates,
+    )
+    pov = POVConfig(
+        enabled=True, side=1, pov=budget.pov, start_s=budget.pov_start_s, end_s=budget.pov_end_s, interval_s=budget.pov_interval_s
+    )
+    sims = attach_agents(
+        w,
+        MarketAgents(pov=pov),
+        seeds=[budget.seed + i // 2 for i in range(n)],
+        duration_s=budget.impact_seconds,
+        pov=[i % 2 == 1 for i in range(n)],
+    )
     t0 = w.now[0]
     end = t0 + int(budget.impact_seconds * NS_PER_S)
-    wake = [t0 + int(budget.pov_start_s * NS_PER_S)] * n
-    last_vol = [0] * n
-    executed = [0] * n
-    pov_id = 1 << 46
     times: list[list[int]] = [[t0] for _ in range(n)]
     mids: list[list[float]] = [[float(mid_price(w.books[i].snapshot(1)[None, :])[0])] for i in range(n)]
     rounds = 0
     while min(w.now) < end and rounds < budget.impact_max_rounds:
-        for i in range(1, n, 2):  # treated markets: the POV buyer acts at its wake-ups
-            while w.now[i] >= wake[i] and wake[i] <= t0 + int(budget.pov_end_s * NS_PER_S):
-                vol = w.volume[i]
-                if wake[i] > t0 + int(budget.pov_start_s * NS_PER_S):
-                    qty = int(round(budget.pov * (vol - last_vol[i])))
-                    if qty > 0:
-                        ob = w.books[i]
-                        w.protected[i].add(pov_id)
-                        if ob.submit_market(pov_id, 1, qty, ts=w.now[i]) == 0 and ob.n_last_fills:
-                            executed[i] += int(ob.last_fills()["size"].sum())
-                        pov_id += 1
-                last_vol[i] = vol
-                wake[i] += int(budget.pov_interval_s * NS_PER_S)
         w.step()
         rounds += 1
         for i in range(n):
@@ -170,11 +200,17 @@ def trades_impact(model: Any, stats: Any, tokens: Any, start: int, budget: EvalB
                 mids[i].append(m)
     grid = np.arange(GRID_S, budget.impact_seconds + 1e-9, GRID_S)
     m0 = float(mids[0][0])
-    diffs = np.stack([(_on_grid(times[2 * k + 1], mids[2 * k + 1], t0, grid) - _on_grid(times[2 * k], mids[2 * k], t0, grid))
-                      / m0 * 1e4 for k in range(budget.impact_seeds)])
-    out = _impact_summary(grid, diffs, budget, [executed[2 * k + 1] for k in range(budget.impact_seeds)])
+    diffs = np.stack(
+        [
+            (_on_grid(times[2 * k + 1], mids[2 * k + 1], t0, grid) - _on_grid(times[2 * k], mids[2 * k], t0, grid)) / m0 * 1e4
+            for k in range(budget.impact_seeds)
+        ]
+    )
+    executed = [sims[2 * k + 1].pov.executed for k in range(budget.impact_seeds)]  # type: ignore[union-attr]
+    out = _impact_summary(grid, diffs, budget, executed)
     out["rounds"] = rounds
     out["simulated_s_min"] = (min(w.now) - t0) / NS_PER_S  # < impact_seconds when the round cap stopped it
+    out["counts"] = w.stats_run.to_dict()
     return out
 
 
@@ -184,9 +220,19 @@ def abm_impact(spec_path: str | Path, budget: EvalBudget) -> dict[str, Any]:
     from marketlab.simulators.experiments import impact_experiment
 
     spec = SimSpec.from_toml(spec_path)
-    spec = replace(spec, market=replace(spec.market, duration_s=budget.impact_seconds),
-                   pov=replace(spec.pov, enabled=True, side=1, pov=budget.pov, start_s=budget.pov_start_s,
-                               end_s=budget.pov_end_s, interval_s=budget.pov_interval_s))
+    spec = replace(
+        spec,
+        market=replace(spec.market, duration_s=budget.impact_seconds),
+        pov=replace(
+            spec.pov,
+            enabled=True,
+            side=1,
+            pov=budget.pov,
+            start_s=budget.pov_start_s,
+            end_s=budget.pov_end_s,
+            interval_s=budget.pov_interval_s,
+        ),
+    )
     rows, executed, grid = [], [], np.zeros(0)
     for k in range(budget.impact_seeds):
         r = impact_experiment(spec, seed=budget.seed + k, grid_s=GRID_S)
@@ -201,11 +247,15 @@ def _impact_summary(grid: np.ndarray, diffs: np.ndarray, budget: EvalBudget, exe
     during = (grid > budget.pov_start_s) & (grid <= budget.pov_end_s)
     after = grid > budget.pov_end_s
     per_seed_during = [float(np.nanmean(d[during])) if during.any() else float("nan") for d in diffs]
-    return {"seeds": budget.impact_seeds, "executed_lots": executed,
-            "impact_during_bps": float(np.nanmean(mean[during])) if during.any() else float("nan"),
-            "impact_after_bps": float(np.nanmean(mean[after])) if after.any() else float("nan"),
-            "impact_during_bps_per_seed": per_seed_during,
-            "_grid_s": grid, "_mean_diff_bps": mean}
+    return {
+        "seeds": budget.impact_seeds,
+        "executed_lots": executed,
+        "impact_during_bps": float(np.nanmean(mean[during])) if during.any() else float("nan"),
+        "impact_after_bps": float(np.nanmean(mean[after])) if after.any() else float("nan"),
+        "impact_during_bps_per_seed": per_seed_during,
+        "_grid_s": grid,
+        "_mean_diff_bps": mean,
+    }
 
 
 # ------------------------------------------------------------------------------------------- report
@@ -222,8 +272,9 @@ def _strip(d: Any) -> Any:
     return d
 
 
-def run_evaluation(store: Any, dataset: str, symbol: str, checkpoint: str | Path, abm_spec: str | Path,
-                   budget: EvalBudget, out_dir: str | Path) -> dict[str, Any]:
+def run_evaluation(
+    store: Any, dataset: str, symbol: str, checkpoint: str | Path, abm_spec: str | Path, budget: EvalBudget, out_dir: str | Path
+) -> dict[str, Any]:
     """Real vs TRADES vs ABM for one symbol; writes ``<out>/<symbol>_eval.json`` and ``<symbol>_eval.png``."""
     import torch
 
@@ -238,9 +289,15 @@ def run_evaluation(store: Any, dataset: str, symbol: str, checkpoint: str | Path
     trades = trades_market(model, stats, tokens, start, budget, symbol, real.tick_size)
     abm_s = budget.abm_seconds or float(real.meta["span_s"])
     abm = abm_market(abm_spec, abm_s, budget.seed)
-    lb = LSTMBudget(window=budget.lstm_window, horizon=budget.lstm_horizon, hidden=budget.lstm_hidden,
-                    max_epochs=budget.lstm_epochs, max_train=budget.lstm_max_train, max_test=budget.lstm_max_test,
-                    seed=budget.seed)
+    lb = LSTMBudget(
+        window=budget.lstm_window,
+        horizon=budget.lstm_horizon,
+        hidden=budget.lstm_hidden,
+        max_epochs=budget.lstm_epochs,
+        max_train=budget.lstm_max_train,
+        max_test=budget.lstm_max_test,
+        seed=budget.seed,
+    )
     res = evaluate_markets(real, [trades, abm], lb, budget.pca_points)
     p = res["predictive"]
     res["improvement_factor"] = improvement_factor(p[trades.label]["mae_bps"], p["abm"]["mae_bps"], p["replay"]["mae_bps"])

@@ -159,18 +159,21 @@ class Exchange:
         self._hidden = HiddenOrders()  # non-displayed orders (see the module docstring)
 
     # ------------------------------------------------------------ setup
-    def add_agent(self, agent: Agent, rng: np.random.Generator, latency_rng: np.random.Generator) -> Agent:
+    def add_agent(
+        self, agent: Agent, rng: np.random.Generator, latency_rng: np.random.Generator, *, latency: LatencyModel | None = None
+    ) -> Agent:
         """Register ``agent`` with its decision stream ``rng`` and latency stream ``latency_rng``.
 
         Agents may be added before :meth:`start` or while the session runs (their ``on_start`` is then
-        called at once).
+        called at once). ``latency`` overrides the exchange's latency model for this agent (a co-located
+        participant such as the TRADES world agent: ``LatencyModel(0, 0, 0)``).
         """
         agent.agent_id = len(self.agents)
         agent.rng = RandomBuffer(rng)
         self.agents.append(agent)
         self.agent_volume.append(0)
         self.agent_rejections.append(0)
-        self._lat.append(self.latency.stream(latency_rng))
+        self._lat.append((latency or self.latency).stream(latency_rng))
         self._last_arrival.append(self.t0_ns)
         if self._started:
             agent.on_start(self)
@@ -182,6 +185,24 @@ class Exchange:
             self._started = True
             for a in list(self.agents):
                 a.on_start(self)
+
+    def adopt_resting(self, agent: Agent, n: int) -> range:
+        """Make ``agent`` the owner of the next ``n`` order ids, orders already resting in the engine before
+        any message was sent (a book seeded from real data by ``agent``): it may then cancel them, and their
+        fills reach it like its own. Returns the ids."""
+        first = len(self._owner)
+        self._owner.extend([agent.agent_id] * int(n))
+        return range(first, first + int(n))
+
+    def owners(self, order_ids: np.ndarray) -> np.ndarray:
+        """Index of the agent that sent each order id (int64, same shape; -1 for an id never issued)."""
+        own = self._owner
+        n = len(own)
+        return np.fromiter(
+            (own[i] if 0 < i < n else -1 for i in np.asarray(order_ids, dtype=np.int64).tolist()),
+            dtype=np.int64,
+            count=int(np.asarray(order_ids).size),
+        )
 
     # ------------------------------------------------------------ market data for agents
     @property

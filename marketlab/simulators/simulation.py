@@ -25,6 +25,7 @@ from marketlab.core.device import child_rngs
 from marketlab.core.errors import SpecError
 from marketlab.core.schema import EVENTS_SCHEMA, TRADES_SCHEMA, book_schema
 from marketlab.core.timeutil import NS_PER_S, to_ns
+from marketlab.lob import OrderBook
 from marketlab.simulators.agents import MarketMaker, MomentumTrader, NoiseCrowd, POVTrader, ValueTrader
 from marketlab.simulators.config import SimSpec
 from marketlab.simulators.exchange import Agent, Exchange, snapshots_after_events
@@ -40,7 +41,12 @@ log = logging.getLogger(__name__)
 class Simulation:
     """One simulated session built from a :class:`SimSpec`: fundamental, agents, exchange, outputs."""
 
-    def __init__(self, spec: SimSpec, *, seed: int | None = None) -> None:
+    def __init__(
+        self, spec: SimSpec, *, seed: int | None = None, book: OrderBook | None = None, exchange_cls: type[Exchange] = Exchange
+    ) -> None:
+        """``book``/``exchange_cls``: the agents trade in this engine (one another market already fills,
+        e.g. the TRADES world agent's, :mod:`marketlab.simulators.trades.mixed`) through this exchange class
+        (a subclass that records what it confirms); by default a fresh book and :class:`Exchange`."""
         if seed is not None:
             spec = replace(spec, seed=int(seed))
             spec.validate(None)  # an override is checked like a spec value (key 'seed')
@@ -50,19 +56,18 @@ class Simulation:
         self.t0_ns = to_ns(m.start, key="market.start")
         self.t_end_ns = self.t0_ns + int(m.duration_s * NS_PER_S)
         lat = self.spec.latency
-        self.exchange = Exchange(
+        self.exchange = exchange_cls(
             self.t0_ns,
             self.t_end_ns,
             LatencyModel(int(lat.base_us * 1000), int(lat.jitter_median_us * 1000), lat.jitter_sigma),
             reference_price=m.initial_price,
+            book=book,
         )
         # stream 0 of the master seed is the same whatever the number of streams spawned
         env_rng = child_rngs(self.seed, 1)[0]
         # the activity is drawn first: the fundamental's variance follows it (fundamental.activity_exponent)
         self.activity = Activity(self.spec.activity, env_rng, self.t0_ns, m.duration_s)
-        self.fundamental = Fundamental(
-            self.spec.fundamental, env_rng, self.t0_ns, m.duration_s, m.initial_price, self.activity
-        )
+        self.fundamental = Fundamental(self.spec.fundamental, env_rng, self.t0_ns, m.duration_s, m.initial_price, self.activity)
         self.builtin = self._build_agents()
         rngs = child_rngs(self.seed, 1 + 2 * len(self.builtin))
         for i, agent in enumerate(self.builtin):
@@ -86,15 +91,16 @@ class Simulation:
         agents += [MarketMaker(s.market_maker) for _ in range(s.market_maker.count)]
         return agents
 
-    def add_experimental_agent(self, agent: Agent) -> Agent:
+    def add_experimental_agent(self, agent: Agent, *, latency: LatencyModel | None = None) -> Agent:
         """The experimental-agent hook: add ``agent`` with its own streams after the built-in agents.
 
         Its streams are ``child_rngs`` of the master seed at indices past the built-in ones, so built-in
-        agents draw the same numbers with or without it (common random numbers for A/B runs).
+        agents draw the same numbers with or without it (common random numbers for A/B runs). ``latency``
+        overrides the spec's latency model for this agent.
         """
         idx = len(self.exchange.agents)
         rngs = child_rngs(self.seed, 3 + 2 * idx)
-        return self.exchange.add_agent(agent, rngs[1 + 2 * idx], rngs[2 + 2 * idx])
+        return self.exchange.add_agent(agent, rngs[1 + 2 * idx], rngs[2 + 2 * idx], latency=latency)
 
     # ------------------------------------------------------------ running
     def run(self, *, progress: bool = False) -> Simulation:
@@ -115,8 +121,14 @@ class Simulation:
         else:
             ex.run_until(None)
         self.wall_s = time.perf_counter() - t
-        log.info("simulated %s seed %d: %d messages, %d trades, %.2f s", self.spec.market.dataset, self.seed,
-                 ex.messages, ex.n_trades, self.wall_s)
+        log.info(
+            "simulated %s seed %d: %d messages, %d trades, %.2f s",
+            self.spec.market.dataset,
+            self.seed,
+            ex.messages,
+            ex.n_trades,
+            self.wall_s,
+        )
         return self
 
     # ------------------------------------------------------------ outputs
@@ -128,10 +140,17 @@ class Simulation:
         m = self.spec.market
         ev, fills = self.exchange.drain()
         n = ev.shape[0]
-        sym = pl.Series("symbol", [m.symbol], dtype=pl.String()).repeat_by(n).explode() if n else pl.Series("symbol", [], pl.String())
-        events = pl.DataFrame(
-            {name: ev[name] for name in ("ts", "seq", "type", "order_id", "side", "price", "size")}
-        ).with_columns(symbol=sym.alias("symbol")).select(list(EVENTS_SCHEMA)).cast(EVENTS_SCHEMA)  # type: ignore[arg-type]
+        sym = (
+            pl.Series("symbol", [m.symbol], dtype=pl.String()).repeat_by(n).explode()
+            if n
+            else pl.Series("symbol", [], pl.String())
+        )
+        events = (
+            pl.DataFrame({name: ev[name] for name in ("ts", "seq", "type", "order_id", "side", "price", "size")})
+            .with_columns(symbol=sym.alias("symbol"))
+            .select(list(EVENTS_SCHEMA))
+            .cast(EVENTS_SCHEMA)  # type: ignore[arg-type]
+        )
         snaps = snapshots_after_events(ev, m.book_levels)
         bs = book_schema(m.book_levels)
         cols: dict[str, Any] = {"ts": ev["ts"], "symbol": sym, "seq": ev["seq"]}

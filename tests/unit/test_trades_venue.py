@@ -8,18 +8,13 @@ import pytest
 
 from marketlab.core.protocols import Venue
 from marketlab.core.registry import resolve
-from marketlab.simulators.trades.train import TradesConfig, train_from_store
-from tests.support.trades import goog_slice_store
+
+pytestmark = pytest.mark.xdist_group("tiny_trades")  # one worker trains the shared tiny model once
 
 
 @pytest.fixture(scope="module")
-def setup(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("trades_venue")
-    store = goog_slice_store(shared_data, root, rows=2500)
-    cfg = TradesConfig.cpu(window=8, depth=1, steps=60, batch_size=32, val_every=60, val_batches=1, seed=1,
-                           ema_decay=0.9)
-    train_from_store(store, "lob", "GOOG", cfg, root / "ck", device="cpu")
-    return store, root / "ck"
+def setup(tiny_trades):
+    return tiny_trades
 
 
 def _venue(setup, **kw):
@@ -78,8 +73,9 @@ def test_simulated_session_goes_to_the_store_in_the_real_schemas(setup, tmp_path
 
     store, ck = setup
     spec = tmp_path / "s.toml"
-    spec.write_text(f'checkpoint = "{ck}"\ndataset = "gen"\nduration_s = 2.0\nsteps = 2\n'
-                    '[source]\ndataset = "lob"\nsymbol = "GOOG"\n')
+    spec.write_text(
+        f'checkpoint = "{ck}"\ndataset = "gen"\nduration_s = 2.0\nsteps = 2\n[source]\ndataset = "lob"\nsymbol = "GOOG"\n'
+    )
     assert resolve("simulator/trades-v1").__name__ == "TradesSimulation"
     out = simulate_trades_day(spec, store, seed=4)
     assert out["events"] > 0 and out["engine_rejected"] == 0
@@ -167,8 +163,14 @@ def test_execution_env_moves_prices_in_venue_ticks(setup, tmp_path: Path) -> Non
     import marketlab.envs  # noqa: F401
 
     store, _ = setup
-    config = {"venue": "trades-v1", "sim_spec": str(_session_spec(setup, tmp_path)), "step_seconds": 0.5,
-              "horizon": 6, "quantity": 30, "side": 1}
+    config = {
+        "venue": "trades-v1",
+        "sim_spec": str(_session_spec(setup, tmp_path)),
+        "step_seconds": 0.5,
+        "horizon": 6,
+        "quantity": 30,
+        "side": 1,
+    }
     env = gym.make("marketlab/LOBExecution-v0", config=config, store=store)
     obs, _ = env.reset(seed=7)
     venue = env.unwrapped.venue
@@ -199,8 +201,15 @@ def test_market_making_env_runs_on_trades_flow_by_one_id(setup, tmp_path: Path) 
     import marketlab.envs  # noqa: F401
 
     store, _ = setup
-    config = {"venue": "trades-v1", "sim_spec": str(_session_spec(setup, tmp_path)), "step_seconds": 0.5,
-              "horizon": 5, "quote_size": 5, "n_offsets": 3, "max_inventory": 50}
+    config = {
+        "venue": "trades-v1",
+        "sim_spec": str(_session_spec(setup, tmp_path)),
+        "step_seconds": 0.5,
+        "horizon": 5,
+        "quote_size": 5,
+        "n_offsets": 3,
+        "max_inventory": 50,
+    }
 
     def episode(seed: int) -> list[tuple[float, int]]:
         env = gym.make("marketlab/MarketMaking-v0", config=config, store=store)
@@ -285,8 +294,18 @@ def test_markets_advance_in_lockstep_with_one_batched_denoiser_call_per_sampler_
     store, ck = setup
     model, stats, cfg = load_checkpoint(ck)
     tokens, day = load_day(store, "lob", "GOOG", cfg.levels, stats=stats)
-    w = TradesMarkets(model, stats, tokens, start=day.splits["test"].start, n_markets=5, seed=0, method="ddim", steps=3,
-                      candidates=2, max_tries=1)
+    w = TradesMarkets(
+        model,
+        stats,
+        tokens,
+        start=day.splits["test"].start,
+        n_markets=5,
+        seed=0,
+        method="ddim",
+        steps=3,
+        candidates=2,
+        max_tries=1,
+    )
     batches: list[int] = []
     hook = w.model.register_forward_hook(lambda _m, inp, _out: batches.append(int(inp[0].shape[0])))
     try:

@@ -6,6 +6,12 @@ real data the session starts from (``[source]``: store, dataset, symbol, split w
 session start), the output dataset, the session length and the sampler. The engine's own L3 event
 stream (adds, partial cancels, deletes, executions on the maker's id/side/price) is the output; the
 book after each event is rebuilt by one batch replay of those events.
+
+``[agents]`` puts the agent-based market's agents into the session (the ABM spec's sections under
+``agents.``: noise, value, momentum, market_maker, pov, fundamental, activity, latency; no agent unless a
+section says so): they trade on the same book against the world agent, which conditions on their confirmed
+orders (:mod:`.mixed`); the events written are every participant's, and the summary counts them per agent
+kind (``mixed``).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import polars as pl
@@ -21,8 +27,14 @@ import polars as pl
 from marketlab.core.config import Identifier, PositiveFloat, PositiveInt, Spec, SpecPath
 from marketlab.core.errors import SpecError
 from marketlab.core.schema import EVENTS_SCHEMA, book_schema
+from marketlab.simulators.trades.mixed import MarketAgents, attach_agents, mixed_summary, tokens_in_ticks
 from marketlab.simulators.trades.train import load_checkpoint, load_day
 from marketlab.simulators.trades.world import TradesMarkets
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from marketlab.simulators.exchange import Agent
 
 
 @dataclass(frozen=True)
@@ -53,13 +65,19 @@ class TradesSimSpec(Spec):
     candidates: PositiveInt = 4
     weights: Literal["ema", "raw"] = "ema"
     source: SourceSpec = field(default_factory=SourceSpec)
+    agents: MarketAgents = field(default_factory=MarketAgents)
+
+    def validate(self, path: str | Path | None = None) -> None:
+        """The agents' ranges (the ABM's checks, keys under ``agents.``)."""
+        self.agents.validate(path)
 
 
 class TradesSimulation:
     """Run a session from a :class:`TradesSimSpec`; :meth:`run` then :meth:`frames` / :meth:`to_batch`."""
 
-    def __init__(self, spec: TradesSimSpec, *, seed: int | None = None, store: Any = None,
-                 base_dir: str | Path | None = None) -> None:
+    def __init__(
+        self, spec: TradesSimSpec, *, seed: int | None = None, store: Any = None, base_dir: str | Path | None = None
+    ) -> None:
         self.spec = spec if seed is None else replace(spec, seed=int(seed))
         self.base_dir = Path(base_dir) if base_dir is not None else None
         from marketlab.store import Store
@@ -72,6 +90,8 @@ class TradesSimulation:
         self.start_row = max(day.splits[src.split].start, self.cfg.window - 1)
         self.instrument = self.store.instrument(src.dataset, src.symbol)
         self.world: TradesMarkets | None = None
+        self.sims: list[Any] = []  # the mixed market's per-market agent simulations (empty: TRADES alone)
+        self.fills: list[Any] = []  # the mixed market's engine fills per market (who traded with whom)
         self.events: Any = np.zeros(0)
         self.wall_s = 0.0
 
@@ -79,19 +99,46 @@ class TradesSimulation:
         q = Path(p)
         return q if q.is_absolute() or self.base_dir is None else self.base_dir / q
 
-    def run(self) -> TradesSimulation:
-        """Generate until ``duration_s`` of market time has passed."""
+    def run(self, experimental: Sequence[Agent] = ()) -> TradesSimulation:
+        """Generate until ``duration_s`` of market time has passed.
+
+        ``experimental``: agents added through the agent-based market's experimental-agent hook
+        (:meth:`~marketlab.simulators.simulation.Simulation.add_experimental_agent`) after the spec's agents;
+        they trade in the mixed market like them (prices in grid ticks, :mod:`.mixed`)."""
         t = time.perf_counter()
-        w = TradesMarkets(self.model, self.stats, self.tokens, start=self.start_row, n_markets=1, seed=self.spec.seed,
-                          method=self.spec.sampler, steps=self.spec.steps, candidates=self.spec.candidates)
+        mixed = self.spec.agents.any() or bool(experimental)
+        w = TradesMarkets(
+            self.model,
+            self.stats,
+            tokens_in_ticks(self.tokens) if mixed else self.tokens,
+            start=self.start_row,
+            n_markets=1,
+            seed=self.spec.seed,
+            method=self.spec.sampler,
+            steps=self.spec.steps,
+            candidates=self.spec.candidates,
+        )
         self.world = w
+        if mixed:
+            self.sims = attach_agents(w, self.spec.agents, seeds=[self.spec.seed], duration_s=self.spec.duration_s)
+            for agent in experimental:
+                self.sims[0].add_experimental_agent(agent)
         t_end = w.now[0] + int(self.spec.duration_s * 1e9)
         stuck = 0
         while w.now[0] < t_end and stuck < 1000:
             before = w.now[0]
             w.step()
             stuck = stuck + 1 if w.now[0] == before else 0
-        self.events = w.books[0].drain_events()
+        if mixed:  # the agents' events up to the session end too, hidden executions merged in
+            ex = self.sims[0].exchange
+            ex.run_until(t_end)
+            ev, fills = ex.drain()
+            ev = ev.copy()
+            self.fills = [fills]
+            ev["price"] *= self.tokens.grid  # grid ticks -> store price units
+            self.events = ev
+        else:
+            self.events = w.books[0].drain_events()
         self.wall_s = time.perf_counter() - t
         return self
 
@@ -100,8 +147,9 @@ class TradesSimulation:
         return engine_frames(self.events, self.spec.source.symbol, self.cfg.levels)
 
     @staticmethod
-    def simulate_day(spec_path: str | Path, store: Any = None, seed: int | None = None, *,
-                     dataset: str | None = None) -> dict[str, Any]:
+    def simulate_day(
+        spec_path: str | Path, store: Any = None, seed: int | None = None, *, dataset: str | None = None
+    ) -> dict[str, Any]:
         """``marketlab simulate`` entry (registry id ``simulator/trades-v1``): see :func:`simulate_trades_day`."""
         return simulate_trades_day(spec_path, store, seed, dataset=dataset)
 
@@ -110,17 +158,34 @@ class TradesSimulation:
         w = self.world
         if w is None:
             raise SpecError(None, None, "run() the simulation first")
-        return {"dataset": self.spec.dataset, "symbol": self.spec.source.symbol, "seed": self.spec.seed,
-                "duration_s": self.spec.duration_s, "sampler": self.spec.sampler, "steps": self.spec.steps,
-                "events": int(self.events.shape[0]), **w.stats_run.to_dict(), "wall_s": round(self.wall_s, 3)}
+        return {
+            "dataset": self.spec.dataset,
+            "symbol": self.spec.source.symbol,
+            "seed": self.spec.seed,
+            "duration_s": self.spec.duration_s,
+            "sampler": self.spec.sampler,
+            "steps": self.spec.steps,
+            "events": int(self.events.shape[0]),
+            **w.stats_run.to_dict(),
+            "wall_s": round(self.wall_s, 3),
+            **({"mixed": mixed_summary(w, self.sims, self.fills)} if self.sims else {}),
+        }
 
     def to_batch(self) -> Any:
         """An :class:`marketlab.store.IngestBatch` of the session (same schemas as real LOB data)."""
         from marketlab.store import IngestBatch
 
-        return IngestBatch(dataset=self.spec.dataset, frames=self.frames(), instruments=[self.instrument],
-                           meta={"source": "marketlab.simulators.trades", "synthetic": True,
-                                 "book_levels": self.cfg.levels, "summary": self.summary()})
+        return IngestBatch(
+            dataset=self.spec.dataset,
+            frames=self.frames(),
+            instruments=[self.instrument],
+            meta={
+                "source": "marketlab.simulators.trades",
+                "synthetic": True,
+                "book_levels": self.cfg.levels,
+                "summary": self.summary(),
+            },
+        )
 
 
 def engine_frames(ev: np.ndarray, symbol: str, levels: int, *, ts_shift: int = 0, skip: int = 0) -> dict[str, pl.DataFrame]:
@@ -139,19 +204,29 @@ def engine_frames(ev: np.ndarray, symbol: str, levels: int, *, ts_shift: int = 0
     ev = ev[skip:]
     n = int(ev.shape[0])
     ts = ev["ts"].astype(np.int64) + int(ts_shift)
-    events = pl.DataFrame({
-        "ts": ts, "symbol": [symbol] * n, "seq": np.arange(n, dtype=np.int64), "type": ev["type"],
-        "order_id": ev["order_id"], "side": ev["side"], "price": ev["price"], "size": ev["size"],
-    }).cast(EVENTS_SCHEMA)  # type: ignore[arg-type]
+    events = pl.DataFrame(
+        {
+            "ts": ts,
+            "symbol": [symbol] * n,
+            "seq": np.arange(n, dtype=np.int64),
+            "type": ev["type"],
+            "order_id": ev["order_id"],
+            "side": ev["side"],
+            "price": ev["price"],
+            "size": ev["size"],
+        }
+    ).cast(EVENTS_SCHEMA)  # type: ignore[arg-type]
     schema = book_schema(levels)
     names = [c for c in schema if c not in ("ts", "symbol", "seq")]
-    book = pl.DataFrame({"ts": ts, "symbol": [symbol] * n, "seq": np.arange(n, dtype=np.int64),
-                         **{c: snaps[:, j] for j, c in enumerate(names)}}).cast(schema)  # type: ignore[arg-type]
+    book = pl.DataFrame(
+        {"ts": ts, "symbol": [symbol] * n, "seq": np.arange(n, dtype=np.int64), **{c: snaps[:, j] for j, c in enumerate(names)}}
+    ).cast(schema)  # type: ignore[arg-type]
     return {"events": events, "book": book}
 
 
-def simulate_trades_day(spec_path: str | Path, store: Any = None, seed: int | None = None, *,
-                        dataset: str | None = None) -> dict[str, Any]:
+def simulate_trades_day(
+    spec_path: str | Path, store: Any = None, seed: int | None = None, *, dataset: str | None = None
+) -> dict[str, Any]:
     """Run the spec and write the session to ``store`` (the source store when None) as ``dataset`` (the
     spec's when None); return the summary."""
     spec = TradesSimSpec.from_toml(spec_path)
@@ -161,7 +236,10 @@ def simulate_trades_day(spec_path: str | Path, store: Any = None, seed: int | No
     batch = sim.to_batch()
     out = sim.summary()
     target = store if store is not None else sim.store
-    rep = target.replace(batch, source_files=(str(spec_path),), format="trades") if hasattr(target, "replace") \
+    rep = (
+        target.replace(batch, source_files=(str(spec_path),), format="trades")
+        if hasattr(target, "replace")
         else target.write(batch, source_files=(str(spec_path),), format="trades")
+    )
     out["written"] = {k: v for k, v in getattr(rep, "__dict__", {}).items() if isinstance(v, (int, float, str, dict))}
     return out

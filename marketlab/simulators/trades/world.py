@@ -6,7 +6,11 @@ the engine took it: a market order's first fill price and filled size, a cancel'
 the W books before them plus the current book; a sample is decoded (:mod:`.decode`); discarded samples
 are counted by reason and resampled (up to ``max_tries`` rounds, then the market skips the step, counted
 as ``gave_up``); accepted orders go to the engine, whose rejections are counted too (the tests
-require 0).
+require 0 when the generator trades alone).
+
+In the mixed market (:meth:`TradesMarkets.attach`, :mod:`.mixed`) the orders go through an agent-based
+exchange on the same book instead, other agents trade there too, and the window is every participant's
+confirmed orders; a world order that loses a race to an agent is an engine rejection, counted by reason.
 
 Markets start from real data (the reference replays 15 minutes first): the history window is the real
 tokens before index ``start`` and the engine is seeded with the book before that order, one
@@ -41,9 +45,10 @@ from marketlab.simulators.trades.tokens import (
 
 @dataclass
 class GenerationStats:
-    """Counts over a run: accepted orders by kind, discarded samples by reason, engine rejections, markets
-    that gave up a step after ``max_tries`` rounds, samples drawn, valid candidates left unused.
-    Identity: samples = accepted + discarded + engine_rejected + unused."""
+    """Counts over a run: accepted orders by kind, discarded samples by reason, engine rejections (and their
+    reasons), markets that gave up a step after ``max_tries`` rounds, samples drawn, valid candidates left
+    unused, orders whose arrival fell after the mixed market's exchange closed (``after_close``).
+    Identity: samples = accepted + discarded + engine_rejected + unused + after_close."""
 
     accepted: Counter[str] = field(default_factory=Counter)
     discarded: Counter[str] = field(default_factory=Counter)
@@ -51,12 +56,21 @@ class GenerationStats:
     gave_up: int = 0
     samples: int = 0
     unused: int = 0
+    after_close: int = 0
+    rejected_reasons: Counter[str] = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able counts."""
-        return {"accepted": dict(self.accepted), "discarded": {r: self.discarded.get(r, 0) for r in REASONS},
-                "engine_rejected": self.engine_rejected, "gave_up": self.gave_up, "samples": self.samples,
-                "unused": self.unused}
+        return {
+            "accepted": dict(self.accepted),
+            "discarded": {r: self.discarded.get(r, 0) for r in REASONS},
+            "engine_rejected": self.engine_rejected,
+            "rejected_reasons": dict(self.rejected_reasons),
+            "gave_up": self.gave_up,
+            "samples": self.samples,
+            "unused": self.unused,
+            "after_close": self.after_close,
+        }
 
 
 class TradesMarkets:
@@ -76,10 +90,23 @@ class TradesMarkets:
     cost a full sampler round each; candidates
     left undecoded after a market's order was found are counted as ``unused``."""
 
-    def __init__(self, model: Denoiser, stats: TokenStats, tokens: OrderTokens, *, start: int, n_markets: int = 1,
-                 seed: int = 0, method: str = "ddim", steps: int = 10, rules: DecodeRules | None = None,
-                 max_tries: int = 10, candidates: int = 1, clip_x0: float | str | None = "train_range",
-                 device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        model: Denoiser,
+        stats: TokenStats,
+        tokens: OrderTokens,
+        *,
+        start: int,
+        n_markets: int = 1,
+        seed: int = 0,
+        method: str = "ddim",
+        steps: int = 10,
+        rules: DecodeRules | None = None,
+        max_tries: int = 10,
+        candidates: int = 1,
+        clip_x0: float | str | None = "train_range",
+        device: str | torch.device = "cpu",
+    ) -> None:
         shape = model.shape
         w = shape.window
         if start < w - 1 or start >= len(tokens):
@@ -120,9 +147,9 @@ class TradesMarkets:
         self.now = [t0] * self.m
         seed_book = tokens.book[start]
         for i in range(self.m):
-            ob = OrderBook()
+            ob = OrderBook(event_capacity=None)  # a session is drained once, at its end: keep every event
             for lv in range(self.levels):
-                apx, asz, bpx, bsz = (int(v) for v in seed_book[4 * lv: 4 * lv + 4])
+                apx, asz, bpx, bsz = (int(v) for v in seed_book[4 * lv : 4 * lv + 4])
                 if apx > 0 and asz > 0:
                     ob.submit_limit(self.next_id[i], -1, apx, asz, ts=t0)
                     self.next_id[i] += 1
@@ -137,6 +164,20 @@ class TradesMarkets:
         self.last_mid = np.full(self.m, float(mid_price(seed_book[None, :])[0]))
         self.stats_run = GenerationStats()
         self.log: list[list[tuple[int, Order]]] = [[] for _ in range(self.m)]
+        self.last_ts = [t0] * self.m  # time of the newest order in each conditioning window
+        # the mixed market (:mod:`.mixed`): per market the exchange the orders go through and the world's seat
+        self.exchanges: list[Any] | None = None
+        self.seats: list[Any] = []
+
+    def attach(self, exchanges: list[Any], seats: list[Any]) -> None:
+        """Route every market's orders through ``exchanges[i]`` (a :class:`~.mixed.ConfirmingExchange` on
+        ``books[i]``) as agent ``seats[i]``; the conditioning windows then follow the exchange's confirmed
+        orders of every participant (see :mod:`.mixed`)."""
+        if len(exchanges) != self.m or len(seats) != self.m:
+            raise ValueError(f"need one exchange and seat per market ({self.m})")
+        if any(ex.book is not ob for ex, ob in zip(exchanges, self.books, strict=True)):
+            raise ValueError("each exchange must trade on the market's own book")
+        self.exchanges, self.seats = list(exchanges), list(seats)
 
     # ------------------------------------------------------------------ one round
     def _sample(self, idx: np.ndarray, book_now: np.ndarray) -> np.ndarray:
@@ -151,8 +192,15 @@ class TradesMarkets:
             return out
 
         with torch.inference_mode():
-            x = self.diffusion.sample(fn, (len(idx), 1, cond.shape[-1]), self.generator, method=self.method,
-                                      steps=self.steps, device=dev, clip_x0=self.clip_x0)
+            x = self.diffusion.sample(
+                fn,
+                (len(idx), 1, cond.shape[-1]),
+                self.generator,
+                method=self.method,
+                steps=self.steps,
+                device=dev,
+                clip_x0=self.clip_x0,
+            )
         return x[:, 0, :].cpu().numpy()
 
     def step(self) -> list[Order | None]:
@@ -179,8 +227,9 @@ class TradesMarkets:
             for j, i in enumerate(pending.tolist()):
                 for c in range(k):
                     r = j * k + c
-                    got = decode_one(feats[r], int(kinds[r]), snaps[i], resting[i], self.grid, self.rules,
-                                     ref_mid=float(self.last_mid[i]))
+                    got = decode_one(
+                        feats[r], int(kinds[r]), snaps[i], resting[i], self.grid, self.rules, ref_mid=float(self.last_mid[i])
+                    )
                     if isinstance(got, str):
                         self.stats_run.discarded[got] += 1
                         continue
@@ -192,8 +241,12 @@ class TradesMarkets:
             pending = np.array(still, dtype=np.int64)
         self.stats_run.gave_up += int(pending.size)
         for i, order in enumerate(result):
-            if order is not None:
+            if order is None:
+                continue
+            if self.exchanges is None:
                 self._submit(i, order, anchored[i], bfeat[i])
+            else:
+                self._submit_mixed(i, order)
         return result
 
     def run(self, n_orders: int) -> GenerationStats:
@@ -217,6 +270,8 @@ class TradesMarkets:
     # ------------------------------------------------------------------ engine side
     def _own_resting(self, i: int) -> np.ndarray:
         rows = self.books[i].resting_orders()
+        if self.exchanges is not None:  # mixed market: the world cancels only orders its seat sent
+            return rows[self.exchanges[i].owners(rows[:, 0]) == self.seats[i].agent_id] if rows.size else rows
         if self.protected[i] and rows.size:
             rows = rows[~np.isin(rows[:, 0], list(self.protected[i]))]
         return rows
@@ -254,13 +309,81 @@ class TradesMarkets:
         self.stats_run.accepted[("limit", "cancel", "market")[order.kind]] += 1
         self.log[i].append((ts, order))
         # the confirmed order enters the conditioning window, with the book before it
-        kind = np.array([order.kind], dtype=np.int8)
-        side = np.array([order.side], dtype=np.int8)
+        self._push(i, ts, order.kind, order.side, price, size, snap, bfeat_row, dt_ns=order.dt_ns)
+
+    def _submit_mixed(self, i: int, order: Order) -> None:
+        """The mixed market: every agent event up to the order's arrival (``dt`` after the world's previous
+        order) runs first, then the order goes through the exchange (zero latency); the window takes the
+        exchange's confirmed orders of every participant in time order."""
+        ex, seat = self.exchanges[i], self.seats[i]  # type: ignore[index]
+        ts = self.now[i] + order.dt_ns
+        self.now[i] = ts
+        if ts > ex.t_end_ns:
+            self.stats_run.after_close += 1
+            return
+        ex.run_until(ts)
+        rejected, reasons = ex.agent_rejections[seat.agent_id], dict(ex.rejections)
+        if order.kind == LIMIT:
+            ex.limit(seat, order.side, order.price, order.size)
+        elif order.kind == MARKET:
+            ex.market(seat, order.side, order.size)
+        else:
+            ex.cancel(seat, order.cancel_id)
+        ex.run_until(ts)
+        if ex.agent_rejections[seat.agent_id] != rejected:  # counted, never silently dropped
+            self.stats_run.engine_rejected += 1
+            self.stats_run.rejected_reasons.update(
+                {k: v - reasons.get(k, 0) for k, v in ex.rejections.items() if v != reasons.get(k, 0)}
+            )
+        else:
+            self.stats_run.accepted[("limit", "cancel", "market")[order.kind]] += 1
+            self.log[i].append((ts, order))
+        self.pull_confirmed(i)
+
+    def pull_confirmed(self, i: int) -> int:
+        """Move market ``i``'s newly confirmed orders (every participant's) into its conditioning window;
+        returns how many."""
+        ex = self.exchanges[i]  # type: ignore[index]
+        got = ex.confirmed
+        for c in got:
+            snap = self._anchor_row(i, c.book)
+            self._push(i, c.ts, c.kind, c.side, c.price, c.size, snap)
+        ex.confirmed = []
+        return len(got)
+
+    def _anchor_row(self, i: int, snap: np.ndarray) -> np.ndarray:
+        if snap[0] <= 0 and snap[2] <= 0:
+            bid = max(int(self.last_mid[i] // self.grid) * self.grid, self.grid)
+            snap = snap.copy()
+            snap[2], snap[3], snap[0], snap[1] = bid, 0, bid + self.grid, 0
+        return snap
+
+    def _push(
+        self,
+        i: int,
+        ts: int,
+        kind_: int,
+        side_: int,
+        price: int,
+        size: int,
+        snap: np.ndarray,
+        bfeat_row: np.ndarray | None = None,
+        dt_ns: int | None = None,
+    ) -> None:
+        """Append one confirmed order at ``ts`` (ns) to market ``i``'s window, with ``snap`` the (anchored)
+        book before it; its dt is ``dt_ns`` or else the time since the window's newest order (the same
+        thing unless the venue moved the clock on while the generator was stuck)."""
+        kind = np.array([kind_], dtype=np.int8)
+        side = np.array([side_], dtype=np.int8)
         px = np.array([price], dtype=np.int64)
         mid = float(mid_price(snap[None, :])[0])
         depth = float(depth_of(kind, side, px, snap[None, :], self.grid)[0])
-        feats = np.array([[order.dt_ns / 1e9, size, (price - mid) / self.grid, order.side, depth]])
+        dt_s = (max(ts - self.last_ts[i], 0) if dt_ns is None else dt_ns) / 1e9
+        self.last_ts[i] = max(ts, self.last_ts[i])
+        feats = np.array([[dt_s, size, (price - mid) / self.grid, side_, depth]])
         tok = self.stats.encode_orders(feats, kind)[0]
+        if bfeat_row is None:
+            bfeat_row = self.stats.encode_book(book_features(snap[None, :], self.grid))[0]
         self.cond[i] = np.roll(self.cond[i], -1, axis=0)
         self.cond[i, -1] = tok
         self.cond_book[i] = np.roll(self.cond_book[i], -1, axis=0)
