@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from marketlab.core.errors import StoreError
+from marketlab.store.validate import distinct_symbols
 
 
 def natural_key(kind: str, columns: list[str]) -> list[str] | None:
@@ -137,7 +138,7 @@ def check_unique(kind: str, df: pl.DataFrame, part_day_col: str | None, source: 
     key = natural_key(kind, df.columns)
     if key is None or df.height < 2 or kind in ("bars", "panel"):
         return
-    if kind in ("events", "book") and part_day_col is None and df.get_column("symbol").n_unique() == 1:
+    if kind in ("events", "book") and part_day_col is None and len(distinct_symbols(df.get_column("symbol"))) == 1:
         seq = df.get_column("seq")
         if seq.is_sorted():
             hit = (seq.diff() == 0).arg_true()

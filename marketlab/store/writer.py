@@ -42,7 +42,7 @@ from marketlab.core.schema import BARS_OPTIONAL
 from marketlab.core.timeutil import EPOCH_DATE, NS_PER_DAY
 from marketlab.store import faults, journal, keys
 from marketlab.store.types import KINDS, IngestBatch, IngestReport, Instrument, check_dataset
-from marketlab.store.validate import time_key, validate_frame
+from marketlab.store.validate import distinct_symbols, time_key, validate_frame
 
 if TYPE_CHECKING:
     from marketlab.store.catalog import Store
@@ -95,14 +95,21 @@ _BOOK_LEVEL = re.compile(r"(ask|bid)_(px|sz)_\d+")
 
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     """``pyarrow.parquet.write_table`` keyword arguments of :func:`write_parquet` for ``schema``."""
-    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-               or pa.types.is_string_view(f.type)]
-    packed = [f.name for f in schema
-              if pa.types.is_integer(f.type) or pa.types.is_date32(f.type) or pa.types.is_timestamp(f.type)]
+    strings = [
+        f.name
+        for f in schema
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type)
+    ]
+    packed = [
+        f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_date32(f.type) or pa.types.is_timestamp(f.type)
+    ]
     stats = [f.name for f in schema if not _BOOK_LEVEL.fullmatch(f.name)]
-    return {"use_dictionary": strings or False, "write_statistics": stats if len(stats) < len(schema) else True,
-            "compression": {f.name: "none" if f.name in packed else "lz4" for f in schema},
-            "column_encoding": {c: "DELTA_BINARY_PACKED" for c in packed} or None}
+    return {
+        "use_dictionary": strings or False,
+        "write_statistics": stats if len(stats) < len(schema) else True,
+        "compression": {f.name: "none" if f.name in packed else "lz4" for f in schema},
+        "column_encoding": {c: "DELTA_BINARY_PACKED" for c in packed} or None,
+    }
 
 
 def partitioning(kind: str, columns: list[str]) -> str:
@@ -131,7 +138,7 @@ def split_partitions(kind: str, df: pl.DataFrame) -> list[tuple[str, pl.DataFram
     if key == "ts":
         ts = df.get_column("ts")
         d0, d1 = int(ts.min()) // NS_PER_DAY, int(ts.max()) // NS_PER_DAY  # type: ignore[arg-type]
-        if d0 == d1 and sym.n_unique() == 1:
+        if d0 == d1 and len(distinct_symbols(sym)) == 1:
             # one (symbol, day), e.g. a LOBSTER file: no work at all
             return [(f"symbol={sym[0]}/date={(EPOCH_DATE + dt.timedelta(days=d0)).isoformat()}", df)]
         day_runs = _day_runs(sym, ts)
@@ -145,8 +152,9 @@ def split_partitions(kind: str, df: pl.DataFrame) -> list[tuple[str, pl.DataFram
     else:
         runs = _runs(sym, None)
     if runs is not None:
-        return [(name(sym[i] if key != "date" else None, unit[i] if unit is not None else None),
-                 df.slice(i, j - i)) for i, j in runs]
+        return [
+            (name(sym[i] if key != "date" else None, unit[i] if unit is not None else None), df.slice(i, j - i)) for i, j in runs
+        ]
     out: list[tuple[str, pl.DataFrame]] = []
     if key == "ts":
         keyed = df.with_columns((pl.col("ts") // NS_PER_DAY).alias("_day"))
@@ -339,7 +347,7 @@ class Write:
             df = validate_frame(kind, frame, where)
             if df.height == 0:
                 continue
-            syms = set(df.get_column("symbol").unique().to_list())
+            syms = set(distinct_symbols(df.get_column("symbol")))
             missing = sorted(syms - set(self.instruments))
             if missing:
                 raise StoreError(f"{where}: no Instrument given for symbol(s) {missing[:5]}")
@@ -370,8 +378,10 @@ class Write:
         absent = [c for c in BARS_OPTIONAL if c not in old]
         held = [c for c in absent if df.get_column(c).null_count() < df.height]
         if held:
-            raise StoreError(f"{where}: dataset '{self.dataset}' was stored before bars had '{held[0]}' (its files "
-                             "lack the taker columns) and these bars carry it; ingest them into a new dataset")
+            raise StoreError(
+                f"{where}: dataset '{self.dataset}' was stored before bars had '{held[0]}' (its files "
+                "lack the taker columns) and these bars carry it; ingest them into a new dataset"
+            )
         return df.drop(absent) if absent else df
 
     def _check_schema(self, kind: str, df: pl.DataFrame, where: str) -> None:
@@ -440,8 +450,9 @@ class Write:
                 added[kind] = added.get(kind, 0) + n
                 continue
             old = self.store._read_files([r for r, _ in stored])
-            new = pl.concat([_read(c) for c in p.chunks]) if p.in_order() else \
-                self._fold(kind, [_read(c) for c in p.chunks], where)
+            new = (
+                pl.concat([_read(c) for c in p.chunks]) if p.in_order() else self._fold(kind, [_read(c) for c in p.chunks], where)
+            )
             m = keys.merge(old, new, kind, upsert=self.mode == "upsert", where=where)
             if m.frame is None:
                 continue  # every record already stored with the same values
@@ -481,8 +492,14 @@ class Write:
             raise StoreError(f"{self.source}: nothing to write (all frames empty)")
         outs, obsolete, added, replaced = self._plan()
         report = IngestReport(
-            dataset=self.dataset, format=self.format, rows=dict(self.rows), symbols=sorted(self.symbols),
-            files=[f["file"] for f in sources], added=added, replaced=replaced, write_id=self.write_id,
+            dataset=self.dataset,
+            format=self.format,
+            rows=dict(self.rows),
+            symbols=sorted(self.symbols),
+            files=[f["file"] for f in sources],
+            added=added,
+            replaced=replaced,
+            write_id=self.write_id,
             notes=dict(self.meta.get("notes") or {}),
         )
         if not outs and not obsolete:
@@ -492,9 +509,15 @@ class Write:
             return report
         store = self.store
         self._obsolete = obsolete
-        store._journal_begin(self.write_id, {
-            "write_id": self.write_id, "dataset": self.dataset, "new": [o.rel for o in outs], "obsolete": obsolete,
-        })
+        store._journal_begin(
+            self.write_id,
+            {
+                "write_id": self.write_id,
+                "dataset": self.dataset,
+                "new": [o.rel for o in outs],
+                "obsolete": obsolete,
+            },
+        )
         self._journaled = True
         faults.point("journal")
         bytes_written = sum(o.staged.stat().st_size for o in outs)
@@ -505,17 +528,24 @@ class Write:
         layouts = {}
         for kind in {o.kind for o in outs} | {k for k, _ in self.parts}:
             cols = list(self.schemas[kind])
-            layouts[kind] = (partitioning(kind, cols),
-                             json.dumps({c: str(d) for c, d in self.schemas[kind].items()}))
+            layouts[kind] = (partitioning(kind, cols), json.dumps({c: str(d) for c, d in self.schemas[kind].items()}))
         fresh = store._commit_catalog(
-            write_id=self.write_id, dataset=self.dataset, format=self.format, meta=self.meta, layouts=layouts,
-            add_files=[{"path": o.rel, "kind": o.kind, "part": o.part, "rows": o.rows, "ts_min": o.lo,
-                        "ts_max": o.hi} for o in outs],
+            write_id=self.write_id,
+            dataset=self.dataset,
+            format=self.format,
+            meta=self.meta,
+            layouts=layouts,
+            add_files=[
+                {"path": o.rel, "kind": o.kind, "part": o.part, "rows": o.rows, "ts_min": o.lo, "ts_max": o.hi} for o in outs
+            ],
             drop_files=obsolete,
-            instruments=[{"symbol": i.symbol, "tick_size": float(i.tick_size), "lot_size": float(i.lot_size),
-                          "currency": i.currency} for i in self.instruments.values()],
+            instruments=[
+                {"symbol": i.symbol, "tick_size": float(i.tick_size), "lot_size": float(i.lot_size), "currency": i.currency}
+                for i in self.instruments.values()
+            ],
             sources=[{**f, "rows": sum(self.rows.values())} for f in sources],
-            added=sum(added.values()), replaced=sum(replaced.values()),
+            added=sum(added.values()),
+            replaced=sum(replaced.values()),
             forget_sources=bool(sum(replaced.values())),
         )
         self.committed = True

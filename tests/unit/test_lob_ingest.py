@@ -129,12 +129,16 @@ def capture_lines(gap: bool = False) -> list[str]:
     snap = {"lastUpdateId": 100, "bids": [["10.00", "1.5"], ["9.99", "2"]], "asks": [["10.01", "1"], ["10.03", "4"]]}
 
     def depth(U, u, b, a):
-        return json.dumps({"stream": "x@depth@100ms", "data": {"e": "depthUpdate", "E": 1, "s": "XUSDT", "U": U, "u": u, "b": b, "a": a}})
+        return json.dumps(
+            {"stream": "x@depth@100ms", "data": {"e": "depthUpdate", "E": 1, "s": "XUSDT", "U": U, "u": u, "b": b, "a": a}}
+        )
 
     def ticker(u, b, B, a, A):
         return json.dumps({"stream": "x@bookTicker", "data": {"u": u, "s": "XUSDT", "b": b, "B": B, "a": a, "A": A}})
 
-    trade = json.dumps({"stream": "x@trade", "data": {"e": "trade", "E": 1, "s": "XUSDT", "t": 1, "p": "10.01", "q": "0.5", "T": 1, "m": False}})
+    trade = json.dumps(
+        {"stream": "x@trade", "data": {"e": "trade", "E": 1, "s": "XUSDT", "t": 1, "p": "10.01", "q": "0.5", "T": 1, "m": False}}
+    )
     lines = [
         "1 " + depth(90, 95, [["9.98", "1"]], []),  # before the snapshot: dropped
         "2 " + depth(96, 102, [["10.00", "0"]], [["10.02", "3"]]),  # received before the snapshot, applies
@@ -284,6 +288,15 @@ def test_streamed_row_count_mismatch_counts_both_files(tmp_path, book_rows, msg_
         lobster.read_lobster(m, b)
 
 
+def _normalise_book(path, cols, unit):
+    """The orderbook check/convert of the parser's kernel on raw rows ``cols``, raising its error."""
+    from marketlab.store.ingest._fastcsv import book_rows_nb
+
+    bad = book_rows_nb(cols, 0, cols.shape[1], unit, 1)
+    if bad >= 0:
+        lobster._book_error(path, cols[:, bad:], bad, unit, 0.01)
+
+
 @pytest.mark.parametrize("unit", [1, 7, 100, 10_000])
 def test_book_grid_check_equals_exact_modulo(tmp_path, unit):
     """The book check tests "multiple of the grid" without an integer division (float quotient, exact
@@ -302,10 +315,66 @@ def test_book_grid_check_equals_exact_modulo(tmp_path, unit):
         bad = real and (px[i] <= 0 or px[i] % unit != 0)
         if bad:
             with pytest.raises(DataError, match="price off the tick grid"):
-                lobster._normalise_book(tmp_path / "b.csv", cols, 0, 1, unit, 0.01)
+                _normalise_book(tmp_path / "b.csv", cols, unit)
         else:
-            lobster._normalise_book(tmp_path / "b.csv", cols, 0, 1, unit, 0.01)
+            _normalise_book(tmp_path / "b.csv", cols, unit)
             assert cols[:, 0].tolist() == ([int(px[i]), int(sz[i])] if real else [0, 0])
+
+
+def _reference_book(rows: list[list[int]], unit: int, ratio: int = 1) -> tuple[str, int, str, int] | list[list[int]]:
+    """The orderbook rules written plainly (the oracle for the parser's in-pass check): the first negative
+    size in file order, else the first real level (size > 0, price not +-9999999999) whose price is not a
+    positive multiple of ``unit``, as (problem, 1-based row, field, value); else the converted rows (real
+    prices divided by ``ratio``, empty levels (0, 0))."""
+    names = [
+        f"{side}_{what}_{lvl}" for lvl in (1, 2) for side, what in (("ask", "px"), ("ask", "sz"), ("bid", "px"), ("bid", "sz"))
+    ]
+    for r, row in enumerate(rows):
+        for j in range(1, len(row), 2):
+            if row[j] < 0:
+                return "negative size", r + 1, names[j], row[j]
+    for r, row in enumerate(rows):
+        for j in range(0, len(row), 2):
+            real = row[j + 1] > 0 and abs(row[j]) != 9999999999
+            if real and (row[j] <= 0 or row[j] % unit != 0):
+                return "price off the tick grid (0.01 USD)", r + 1, names[j], row[j]
+    return [
+        [
+            v
+            for j in range(0, len(row), 2)
+            for v in ((row[j] // ratio, row[j + 1]) if row[j + 1] > 0 and abs(row[j]) != 9999999999 else (0, 0))
+        ]
+        for row in rows
+    ]
+
+
+@pytest.mark.parametrize("tick_size,ratio", [(0.0001, 1), (0.01, 100)])
+def test_book_rows_checked_in_the_parse_pass_equal_the_plain_rules(tmp_path, tick_size, ratio):
+    """Random orderbook cells (negative and zero sizes, off-grid, zero, negative, empty-level and 8+ digit
+    prices, spaces that send a line to the generic path) read by ``read_lobster`` give exactly the
+    reference's error (row, field, value) or values: the kernel checks and converts rows in the same pass."""
+    rng = np.random.default_rng(11)
+    prices = ["1000000", "1001100", "1000050", "0", "-100", "9999999999", "-9999999999", "100000000000", "7", " 1000100"]
+    sizes = ["0", "1", "30", "12345678", "-1", "-25", " 5"]
+    msgs, book = _long_day(tmp_path, 40)
+    for case in range(150):
+        rows = [[int(v) for v in line.split(",")] for line in book]
+        text = list(book)
+        for r in rng.choice(np.arange(1, 40), size=int(rng.integers(1, 4)), replace=False):
+            cells = text[r].split(",")
+            j = int(rng.integers(0, 8))
+            cells[j] = str(rng.choice(prices if j % 2 == 0 else sizes))
+            text[r] = ",".join(cells)
+            rows[r][j] = int(cells[j])
+        m, b = write_day(tmp_path, msgs, text)
+        want = _reference_book(rows, 100, ratio)  # the grid is 100 LOBSTER units (0.01 USD) either way
+        if isinstance(want, tuple):
+            problem, row, field, value = want
+            with pytest.raises(DataError) as exc:
+                lobster.read_lobster(m, b, tick_size=tick_size)
+            assert str(exc.value) == str(DataError(b, problem, field=field, row=row, value=value)), case
+        else:
+            assert lobster.read_lobster(m, b, tick_size=tick_size).book.tolist() == want, case
 
 
 def _prefetch_threads() -> int:

@@ -34,8 +34,9 @@ def _zip_member(path: Path, zf: zipfile.ZipFile) -> str:
     """The one file inside a Binance-style ``.zip`` (``BTCUSDT-1m-2022-01-01.csv``); more or none is an error."""
     names = [n for n in zf.namelist() if not n.endswith("/")]
     if len(names) != 1:
-        raise DataError(path, f"zip archive must hold exactly one data file, found {len(names)}",
-                        value=", ".join(names[:3]) or None)
+        raise DataError(
+            path, f"zip archive must hold exactly one data file, found {len(names)}", value=", ".join(names[:3]) or None
+        )
     return names[0]
 
 
@@ -45,8 +46,7 @@ def _corrupt(path: Path, exc: BaseException) -> DataError:
     return DataError(path, f"cannot decompress ({exc.__class__.__name__}: truncated or corrupt archive)")
 
 
-_ERRORS: tuple[type[Exception], ...] = (EOFError, OSError, lzma.LZMAError, zlib.error, zipfile.BadZipFile,
-                                        _INFLATE_ERROR)
+_ERRORS: tuple[type[Exception], ...] = (EOFError, OSError, lzma.LZMAError, zlib.error, zipfile.BadZipFile, _INFLATE_ERROR)
 
 
 def open_stream(path: Path) -> IO[bytes]:
@@ -73,29 +73,25 @@ def open_stream(path: Path) -> IO[bytes]:
 def iter_chunks(path: Path, chunk_bytes: int = 64 << 20) -> Iterator[bytes]:
     """The file's (decompressed) bytes in pieces of about ``chunk_bytes``, each ending at a line end (the
     last may lack the final newline), so a CSV chunk never splits a row. A cut or corrupt archive is a
-    one-line :class:`DataError`; memory is bounded by the chunk, not the file."""
+    one-line :class:`DataError`; memory is bounded by the chunk (plus one line), not the file.
+
+    A piece is ``chunk_bytes`` read plus the rest of its last line (``readline``): one copy of the text,
+    where cutting at the last line end and carrying the remainder into the next piece cost two."""
     stream = open_stream(path)
-    carry = b""
     try:
         with stream:
             while True:
                 try:
                     block = stream.read(chunk_bytes)
+                    if not block:
+                        break
+                    if not block.endswith(b"\n"):
+                        block += stream.readline()
                 except _ERRORS as exc:
                     raise _corrupt(path, exc) from None
-                if not block:
-                    break
-                block = carry + block if carry else block
-                cut = block.rfind(b"\n") + 1
-                if cut == 0:  # one line longer than a chunk: keep reading
-                    carry = block
-                    continue
-                carry = block[cut:]
-                yield block[:cut]
+                yield block
     except _ERRORS as exc:  # errors raised on close (zip CRC check)
         raise _corrupt(path, exc) from None
-    if carry:
-        yield carry
 
 
 class Prefetch:
@@ -210,9 +206,7 @@ def read_csv(path: Path, *, has_header: bool = True, separator: str = ",", **kw:
     if not data.strip():
         raise DataError(path, "empty file")
     try:
-        return pl.read_csv(
-            data, has_header=has_header, separator=separator, infer_schema=False, **kw
-        )
+        return pl.read_csv(data, has_header=has_header, separator=separator, infer_schema=False, **kw)
     except pl.exceptions.PolarsError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(path, f"malformed CSV ({first[:160]})") from None

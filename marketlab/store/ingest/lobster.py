@@ -44,14 +44,21 @@ import polars as pl
 
 from marketlab.core.errors import DataError
 from marketlab.core.schema import EVENTS_SCHEMA, book_schema  # noqa: F401 - documented contracts
-from marketlab.store.ingest._fastcsv import CHUNK_BYTES, Generic, IntRows, count_columns, count_rows
-from marketlab.store.ingest._jit import kernel
+from marketlab.store.ingest._fastcsv import (
+    CHUNK_BYTES,
+    EMPTY_PRICE,
+    BookPairs,
+    Generic,
+    IntRows,
+    count_columns,
+    count_rows,
+)
 
 NAME_RE = re.compile(
     r"^(?P<sym>[A-Za-z0-9.^_-]+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<t0>\d+)_(?P<t1>\d+)_(?P<kind>message|orderbook)_(?P<lvl>\d+)"
 )
 RAW_UNIT = 0.0001  # USD per LOBSTER price unit
-DUMMY = 9999999999
+DUMMY = EMPTY_PRICE  # an empty level's price (+ asks, - bids)
 MSG_COLS = ["time", "type", "order_id", "size", "price", "direction"]
 
 
@@ -107,8 +114,9 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _int_frame(path: Path, data: bytes, ncols: int | None, names: list[str] | None, str_cols: tuple[str, ...] = (),
-               row0: int = 0) -> pl.DataFrame:
+def _int_frame(
+    path: Path, data: bytes, ncols: int | None, names: list[str] | None, str_cols: tuple[str, ...] = (), row0: int = 0
+) -> pl.DataFrame:
     """Read a headerless CSV as strings and cast to Int64, naming the first bad cell on failure (rows
     numbered from ``row0``, the index of the text's first line in its file)."""
     try:
@@ -187,8 +195,9 @@ class _DayFormat:
     price_grid: float
 
 
-def _day_format(mpath: Path, bpath: Path | None, symbol: str | None, date: str | dt.date | None, tick_size: float,
-                price_grid: float) -> _DayFormat:
+def _day_format(
+    mpath: Path, bpath: Path | None, symbol: str | None, date: str | dt.date | None, tick_size: float, price_grid: float
+) -> _DayFormat:
     info = _name_info(mpath)
     symbol = symbol or info.get("sym")
     if not symbol:
@@ -206,10 +215,12 @@ def _day_format(mpath: Path, bpath: Path | None, symbol: str | None, date: str |
     if abs(grid - round(grid)) > 1e-9 or grid < 1:
         raise DataError(mpath, "price_grid must be a multiple of tick_size", field="price_grid", value=price_grid)
     if bpath is not None and _name_info(bpath) and info and _pair_key(_name_info(bpath)) != _pair_key(info):
-        raise DataError(bpath, f"orderbook file does not belong to message file {mpath.name} "
-                               "(ticker, date, window or level differs)")
-    return _DayFormat(symbol, day, int(midnight.timestamp()) * 1_000_000_000, tick_size, int(round(ratio)),
-                      int(round(grid)), price_grid)
+        raise DataError(
+            bpath, f"orderbook file does not belong to message file {mpath.name} (ticker, date, window or level differs)"
+        )
+    return _DayFormat(
+        symbol, day, int(midnight.timestamp()) * 1_000_000_000, tick_size, int(round(ratio)), int(round(grid)), price_grid
+    )
 
 
 def _check_messages(mpath: Path, cols: np.ndarray, row0: int, prev_ts: int | None, f: _DayFormat) -> None:
@@ -255,8 +266,7 @@ class _DayReader:
     message rows are (zlib and the kernels release the GIL). Memory: the batch plus ~1 MiB of text per file.
     """
 
-    def __init__(self, mpath: Path, bpath: Path | None, f: _DayFormat,
-                 msg_chunks: Iterator[bytes] | None = None) -> None:
+    def __init__(self, mpath: Path, bpath: Path | None, f: _DayFormat, msg_chunks: Iterator[bytes] | None = None) -> None:
         from marketlab.store.ingest._io import Prefetch, iter_chunks
 
         self.mpath, self.bpath, self.f = mpath, bpath, f
@@ -281,15 +291,19 @@ class _DayReader:
                 self.levels = width // 4
                 named = _name_info(bpath).get("lvl")
                 if named is not None and int(named) != self.levels:
-                    raise DataError(bpath, f"file name says level {int(named)} but rows have {width} columns "
-                                           f"({self.levels} levels)", field="columns", value=width)
-                unit = f.ratio * f.grid
-
-                def check(out: np.ndarray, a: int, b: int, file_row: int) -> None:
-                    _normalise_book(bpath, out[:, a:b], file_row, f.ratio, unit, f.price_grid)
-
-                self.book = IntRows(itertools.chain([first], book_chunks), width, -1, _book_rows(bpath, width),
-                                    on_rows=check)
+                    raise DataError(
+                        bpath,
+                        f"file name says level {int(named)} but rows have {width} columns ({self.levels} levels)",
+                        field="columns",
+                        value=width,
+                    )
+                # checked and converted level by level as the parser reads them (no pass over the batch after it)
+                pairs = BookPairs(
+                    f.ratio * f.grid,
+                    f.ratio,
+                    lambda cols, file_row: _book_error(bpath, cols, file_row, f.ratio * f.grid, f.price_grid),
+                )
+                self.book = IntRows(itertools.chain([first], book_chunks), width, -1, _book_rows(bpath, width), book=pairs)
                 self._pool = ThreadPoolExecutor(max_workers=1)
             except BaseException:
                 self.close()  # stop the prefetch thread: the caller never gets this reader to close
@@ -305,8 +319,7 @@ class _DayReader:
 
     def _mismatch(self, book_rows: int, msg_rows: int) -> DataError:
         assert self.bpath is not None
-        return DataError(self.bpath, f"has {book_rows} rows but the message file has {msg_rows}", field="rows",
-                         value=book_rows)
+        return DataError(self.bpath, f"has {book_rows} rows but the message file has {msg_rows}", field="rows", value=book_rows)
 
     def next_batch(self, rows: int) -> tuple[np.ndarray, np.ndarray | None] | None:
         """The next ``<= rows`` rows as (message columns, book columns or None); None after the last."""
@@ -342,8 +355,13 @@ class _DayReader:
             if self.served == 0 and k:
                 a1, b1 = book[0, 0], book[2, 0]
                 if a1 > 0 and b1 > 0 and b1 >= a1:
-                    raise DataError(self.bpath, "crossed initial book (best bid >= best ask)", field="bid_px_1",
-                                    row=1, value=int(b1 * self.f.ratio))
+                    raise DataError(
+                        self.bpath,
+                        "crossed initial book (best bid >= best ask)",
+                        field="bid_px_1",
+                        row=1,
+                        value=int(b1 * self.f.ratio),
+                    )
         if k == 0:
             return None
         self.served += k
@@ -385,60 +403,21 @@ def read_lobster(
     return LobsterDay(f.symbol, f.day, reader.levels, f.tick_size, f.grid, msg_cols, book_cols, mpath, bpath)
 
 
-@kernel()
-def _book_ok_nb(cols: np.ndarray, unit: int) -> bool:  # pragma: no cover - compiled
-    """True when no size is negative and every real (non-dummy, size > 0) price is a positive multiple of
-    ``unit`` (LOBSTER units per grid step).
-
-    The multiple test divides in floating point (an int64 ``%`` by a runtime divisor is a ~25-cycle
-    division per cell, most of this kernel's time): ``q = round(px / unit)``, then ``q * unit == px``
-    exactly. A multiple always passes below 2**52; a larger multiple may fail, which only sends the caller
-    to its exact check (never the reverse: ``q * unit`` is a multiple whatever ``q`` is)."""
-    inv = 1.0 / unit
-    for j in range(0, cols.shape[0], 2):
-        for i in range(cols.shape[1]):
-            pxv = cols[j, i]
-            szv = cols[j + 1, i]
-            if szv < 0:
-                return False
-            if szv > 0 and pxv != DUMMY and pxv != -DUMMY:
-                if pxv <= 0 or np.int64(pxv * inv + 0.5) * unit != pxv:
-                    return False
-    return True
-
-
-@kernel()
-def _book_to_ticks_nb(cols: np.ndarray, ratio: int) -> None:  # pragma: no cover - compiled
-    """In place: real levels -> (price // ratio, size); dummy or empty levels -> (0, 0)."""
-    for j in range(0, cols.shape[0], 2):
-        for i in range(cols.shape[1]):
-            pxv = cols[j, i]
-            szv = cols[j + 1, i]
-            if szv > 0 and pxv != DUMMY and pxv != -DUMMY:
-                if ratio != 1:  # LOBSTER's own unit (the default): no division
-                    cols[j, i] = pxv // ratio
-            else:
-                cols[j, i] = 0
-                cols[j + 1, i] = 0
-
-
-def _normalise_book(bpath: Path, cols: np.ndarray, row0: int, ratio: int, unit: int, price_grid: float) -> None:
-    """Validate and convert raw orderbook columns (file rows ``row0 ..``) in place (see
-    :func:`_book_to_ticks_nb`); ``unit``: LOBSTER price units per grid step."""
-    if not _book_ok_nb(cols, unit):
-        arr = cols.T  # row-major order: the first bad cell reported is the first in file order
-        pxc, szc = arr[:, 0::2], arr[:, 1::2]
-        if (szc < 0).any():
-            r, c = np.argwhere(szc < 0)[0]
-            raise DataError(bpath, "negative size", field=_book_col(2 * c + 1), row=row0 + int(r) + 1,
-                            value=int(szc[r, c]))
-        real = (np.abs(pxc) != DUMMY) & (szc > 0)
-        bad = np.argwhere(real & ((pxc <= 0) | (pxc % unit != 0)))
-        if len(bad):  # none: a huge price the fast test could not prove a multiple; the exact test did
-            r, c = bad[0]
-            raise DataError(bpath, f"price off the tick grid ({price_grid} USD)", field=_book_col(2 * c),
-                            row=row0 + int(r) + 1, value=int(pxc[r, c]))
-    _book_to_ticks_nb(cols, ratio)
+def _book_error(bpath: Path, cols: np.ndarray, row0: int, unit: int, price_grid: float) -> None:
+    """Raise the error of orderbook rows ``cols`` (``int64[4L, k]``, file rows ``row0 ..``; sizes and real
+    levels' prices as read) that hold a bad level (see :class:`~marketlab.store.ingest._fastcsv.BookPairs`):
+    the first negative size in file order, else the first real level whose price is not a positive
+    multiple of ``unit`` (LOBSTER units per grid step)."""
+    arr = cols.T  # row-major order: the first bad cell reported is the first in file order
+    pxc, szc = arr[:, 0::2], arr[:, 1::2]
+    if (szc < 0).any():
+        r, c = np.argwhere(szc < 0)[0]
+        raise DataError(bpath, "negative size", field=_book_col(2 * c + 1), row=row0 + int(r) + 1, value=int(szc[r, c]))
+    real = (np.abs(pxc) != DUMMY) & (szc > 0)
+    r, c = np.argwhere(real & ((pxc <= 0) | (pxc % unit != 0)))[0]
+    raise DataError(
+        bpath, f"price off the tick grid ({price_grid} USD)", field=_book_col(2 * c), row=row0 + int(r) + 1, value=int(pxc[r, c])
+    )
 
 
 def _book_col(j: int) -> str:
@@ -478,8 +457,11 @@ def _events(symbol: str, msg_cols: np.ndarray, seq0: int) -> pl.DataFrame:
 def _book(symbol: str, ts: np.ndarray, book_cols: np.ndarray, seq0: int) -> pl.DataFrame:
     """Book snapshots of converted orderbook rows ``int64[4L, k]`` (first row: row ``seq0`` of its day)."""
     n = book_cols.shape[1]
-    cols = [pl.Series("ts", ts), pl.repeat(symbol, n, dtype=pl.String, eager=True).alias("symbol"),
-            pl.Series("seq", np.arange(seq0, seq0 + n, dtype=np.int64))]
+    cols = [
+        pl.Series("ts", ts),
+        pl.repeat(symbol, n, dtype=pl.String, eager=True).alias("symbol"),
+        pl.Series("seq", np.arange(seq0, seq0 + n, dtype=np.int64)),
+    ]
     cols += [pl.Series(_book_col(j), book_cols[j]) for j in range(book_cols.shape[0])]
     return pl.DataFrame(cols)
 
@@ -498,8 +480,11 @@ def pair_files(paths: list[Path], *, need_book: bool = True) -> list[tuple[Path,
         if p.is_dir():
             files.extend(sorted(f for f in p.iterdir() if f.is_file() and _name_info(f)))
         elif not _name_info(p):
-            raise DataError(p, "not a LOBSTER file name (expected TICKER_YYYY-MM-DD_<start ms>_<end ms>_"
-                               "message_<L>.csv or ..._orderbook_<L>.csv, optionally .gz/.xz)")
+            raise DataError(
+                p,
+                "not a LOBSTER file name (expected TICKER_YYYY-MM-DD_<start ms>_<end ms>_"
+                "message_<L>.csv or ..._orderbook_<L>.csv, optionally .gz/.xz)",
+            )
         else:
             files.append(p)
     msgs: dict[tuple[str, str, int, int, int], Path] = {}
@@ -509,20 +494,23 @@ def pair_files(paths: list[Path], *, need_book: bool = True) -> list[tuple[Path,
         key = _pair_key(info)
         table = msgs if info["kind"] == "message" else books
         if key in table and table[key] != f:
-            raise DataError(f, f"two {info['kind']} files for {key[0]} {key[1]} level {key[4]} "
-                               f"(the other is {table[key].name})")
+            raise DataError(f, f"two {info['kind']} files for {key[0]} {key[1]} level {key[4]} (the other is {table[key].name})")
         table[key] = f
     if not msgs:
         raise DataError(paths[0] if paths else None, "no LOBSTER message file (…_message_<L>.csv[.gz]) given")
     for key, b in books.items():
         if key not in msgs:
-            raise DataError(b, "orderbook file has no message file of the same ticker, date, window and level"
-                               f"{_nearest(key, msgs)}")
+            raise DataError(
+                b, f"orderbook file has no message file of the same ticker, date, window and level{_nearest(key, msgs)}"
+            )
     if need_book:
         for key, m in msgs.items():
             if key not in books:
-                raise DataError(m, "message file has no orderbook file of the same ticker, date, window and "
-                                   f"level{_nearest(key, books)} (pass book=False to ingest messages only)")
+                raise DataError(
+                    m,
+                    "message file has no orderbook file of the same ticker, date, window and "
+                    f"level{_nearest(key, books)} (pass book=False to ingest messages only)",
+                )
     return [(m, books.get(key)) for key, m in msgs.items()]
 
 
@@ -575,8 +563,7 @@ def parse(paths: list[Path], *, dataset: str | None = None, **options: Any) -> A
 BATCH_ROWS = 250_000  # rows per streamed batch: a level-10 day's batch is ~86 MB (events + book)
 
 
-def iter_batches(paths: list[Path], *, dataset: str | None = None, batch_rows: int = BATCH_ROWS,
-                 **options: Any) -> Iterator[Any]:
+def iter_batches(paths: list[Path], *, dataset: str | None = None, batch_rows: int = BATCH_ROWS, **options: Any) -> Iterator[Any]:
     """Stream LOBSTER files as :class:`~marketlab.store.IngestBatch`es of at most ``batch_rows`` rows of one
     day (``events`` and, with its orderbook file, ``book``): the same rows, values and checks as
     :func:`parse`, but memory holds one batch (plus ~1 MiB of text per file), not a day or a file.
@@ -594,8 +581,14 @@ def iter_batches(paths: list[Path], *, dataset: str | None = None, batch_rows: i
     levels: dict[str, int] = {}
     for mpath, bpath in pairs:
         bpath = bpath if want_book else None
-        f = _day_format(mpath, bpath, options.get("symbol"), options.get("date"),
-                        options.get("tick_size", RAW_UNIT), options.get("price_grid", 0.01))
+        f = _day_format(
+            mpath,
+            bpath,
+            options.get("symbol"),
+            options.get("date"),
+            options.get("tick_size", RAW_UNIT),
+            options.get("price_grid", 0.01),
+        )
         instrument = Instrument(f.symbol, tick_size=f.tick_size, lot_size=1.0, currency="USD")
         reader = _DayReader(mpath, bpath, f)
         try:
@@ -609,8 +602,9 @@ def iter_batches(paths: list[Path], *, dataset: str | None = None, batch_rows: i
                 if got[1] is not None:
                     frames["book"] = _book(f.symbol, got[0][0], got[1], seq0)
                 del got
-                yield IngestBatch(dataset=name, frames=frames, instruments=[instrument],
-                                  meta={"levels": dict(levels), "source": "LOBSTER"})
+                yield IngestBatch(
+                    dataset=name, frames=frames, instruments=[instrument], meta={"levels": dict(levels), "source": "LOBSTER"}
+                )
                 del frames
         finally:
             reader.close()
