@@ -219,7 +219,7 @@ def parse_rows_nb(
                         row_bad = True
                     elif level == 0:  # an empty level: (0, 0)
                         out[col - 1, row] = 0
-                        v = 0
+                        v = np.int64(0)
             out[col, row] = v
             col += 1
             if p >= n:
