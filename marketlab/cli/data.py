@@ -35,9 +35,30 @@ def ingest(
 
     Records already stored (same natural key and values) are skipped whatever file they come from; a
     stored key with a different value is an error naming it, unless --replace."""
+    release_freed_memory()
     rep = _store(store).ingest(format, paths, dataset=dataset, progress=show_progress(json, quiet), replace=replace,
                                **_options(opt or []))
     emit(rep.to_dict(), json, title=f"ingest {format}")
+
+
+# polars' allocator (jemalloc) keeps freed pages resident for ~1.5 s by default (polars sets 500 ms dirty + 1000 ms
+# "muzzy": MADV_FREE pages still count in RSS); these settings make it return them at once
+JEMALLOC_RELEASE = "dirty_decay_ms:0,muzzy_decay_ms:0"
+
+
+def release_freed_memory() -> None:
+    """Make polars' allocator return freed memory at once, for a streamed ingest (call before polars loads).
+
+    A stream holds one batch at a time, but with the decay polars configures the batches it already freed stay
+    resident for ~1.5 s, several batches' worth, so peak RSS grows past the batch (benchmarks/ingest_memory.py
+    has the figures). jemalloc reads ``_RJEM_MALLOC_CONF`` once, when polars is loaded (polars appends a
+    user's value to its own defaults): a user's own setting wins, and once polars is loaded (the Python API
+    after other work) this does nothing."""
+    import os
+    import sys
+
+    if "polars" not in sys.modules:
+        os.environ.setdefault("_RJEM_MALLOC_CONF", JEMALLOC_RELEASE)
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:

@@ -180,48 +180,82 @@ def plan(paths: list[Path], tick_size: float | None, lot_size: float | None, siz
 
 
 class _Pending:
-    """Groups read but not yet yielded: level rows (group numbered within the pending piece), the groups'
-    receive times and positions in the capture (message ordinal), trades and their positions. Appending
-    copies the pending rows once; a batch is cut off the front."""
+    """Groups read but not yet yielded, kept as the pieces each chunk produced (appending copies nothing):
+    level rows (group numbered within the piece), the groups' receive times and positions in the capture
+    (message ordinal), trades and their positions. A batch is cut off the front: only its rows are joined."""
 
     def __init__(self) -> None:
-        self.upd = np.zeros((0, 4), dtype=np.int64)
-        self.gts = np.zeros(0, dtype=np.int64)
-        self.gpos = np.zeros(0, dtype=np.int64)
-        self.trades = np.zeros((0, 4), dtype=np.int64)
-        self.tpos = np.zeros(0, dtype=np.int64)
+        self.pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (upd, gts, gpos), >= 1 group each
+        self.rows = 0
+        self.trades: list[tuple[np.ndarray, np.ndarray]] = []  # (trades, tpos)
+        self.n_trades = 0
 
     def add(self, upd: np.ndarray, gts: np.ndarray, gpos: np.ndarray, trades: np.ndarray, tpos: np.ndarray) -> None:
         if gts.shape[0]:
-            upd = upd.copy()
-            upd[:, 0] += self.gts.shape[0]
-            self.upd = np.concatenate([self.upd, upd])
-            self.gts = np.concatenate([self.gts, gts])
-            self.gpos = np.concatenate([self.gpos, gpos])
+            self.pieces.append((upd, gts, gpos))
+            self.rows += upd.shape[0]
         if trades.shape[0]:
-            self.trades = np.concatenate([self.trades, trades])
-            self.tpos = np.concatenate([self.tpos, tpos])
+            self.trades.append((trades, tpos))
+            self.n_trades += trades.shape[0]
 
     def cut(self, batch_rows: int, final: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The first whole groups holding at most ``batch_rows`` level rows (at least one group) and the
         trades received before the next group; None while fewer than ``batch_rows`` rows and trades are
         pending (unless ``final``)."""
-        m, g_all, k = self.upd.shape[0], self.gts.shape[0], self.trades.shape[0]
-        if (g_all == 0 and k == 0) or (not final and m < batch_rows and k < batch_rows):
+        if (not self.pieces and not self.trades) or (not final and self.rows < batch_rows and self.n_trades < batch_rows):
             return None
-        if m <= batch_rows:
-            g, r = g_all, m
-        else:  # row end of each group; groups are numbered 0.. in row order
-            ends = np.searchsorted(self.upd[:, 0], np.arange(g_all, dtype=np.int64), side="right")
-            g = max(1, int(np.searchsorted(ends, batch_rows, side="right")))
-            r = int(ends[g - 1])
-        t = int(np.searchsorted(self.tpos, self.gpos[g], side="left")) if g < g_all else k
-        upd, gts, trades = self.upd[:r], self.gts[:g], self.trades[:t]
-        rest = self.upd[r:].copy()
-        rest[:, 0] -= g
-        self.upd, self.gts, self.gpos = rest, self.gts[g:].copy(), self.gpos[g:].copy()
-        self.trades, self.tpos = self.trades[t:].copy(), self.tpos[t:].copy()
-        return upd, gts, trades
+        upd_l: list[np.ndarray] = []
+        gts_l: list[np.ndarray] = []
+        rows = 0
+        while self.pieces and rows < batch_rows:
+            upd, gts, gpos = self.pieces[0]
+            room = batch_rows - rows
+            if upd.shape[0] <= room:  # the whole piece fits
+                self.pieces.pop(0)
+            else:  # the groups of this piece that fit; a single larger group alone
+                ends = np.searchsorted(upd[:, 0], np.arange(gts.shape[0], dtype=np.int64), side="right")
+                g = int(np.searchsorted(ends, room, side="right"))
+                if g == 0 and gts_l:
+                    break
+                g = max(g, 1)
+                r = int(ends[g - 1])
+                if g == gts.shape[0]:  # one group, larger than the batch
+                    self.pieces.pop(0)
+                else:
+                    rest = upd[r:].copy()
+                    rest[:, 0] -= g
+                    self.pieces[0] = (rest, gts[g:].copy(), gpos[g:].copy())
+                upd, gts = upd[:r], gts[:g]
+                room = 0  # the batch is full
+            upd_l.append(upd)
+            gts_l.append(gts)
+            rows += upd.shape[0]
+            if room == 0:
+                break
+        self.rows -= rows
+        nxt = int(self.pieces[0][2][0]) if self.pieces else None  # position of the first group not yielded
+        t_l = []
+        while self.trades and (nxt is None or int(self.trades[0][1][0]) < nxt):
+            trades, tpos = self.trades[0]
+            k = trades.shape[0] if nxt is None else int(np.searchsorted(tpos, nxt, side="left"))
+            t_l.append(trades[:k])
+            if k < trades.shape[0]:
+                self.trades[0] = (trades[k:], tpos[k:])
+                break
+            self.trades.pop(0)
+        got_t = np.concatenate(t_l) if t_l else np.zeros((0, 4), dtype=np.int64)
+        self.n_trades -= got_t.shape[0]
+        if len(upd_l) == 1:
+            upd_all = upd_l[0]
+        else:  # one copy; each piece's groups move past the groups of the pieces before it
+            upd_all = np.concatenate(upd_l) if upd_l else np.zeros((0, 4), dtype=np.int64)
+            start = goff = 0
+            for u, g_ in zip(upd_l, gts_l, strict=True):
+                upd_all[start : start + u.shape[0], 0] += goff
+                start += u.shape[0]
+                goff += g_.shape[0]
+        gts_all = np.concatenate(gts_l) if gts_l else np.zeros(0, dtype=np.int64)
+        return upd_all, gts_all, got_t
 
 
 def _scaled(m: np.ndarray, d: np.ndarray, scale: int) -> np.ndarray:

@@ -579,16 +579,20 @@ def batch_frames(symbol: str, updates: np.ndarray, group_ts: np.ndarray, trades:
     ``seq0`` = the first events / book / trades ``seq`` of this piece (the rows the earlier pieces hold).
     Level updates that change nothing (``delta == 0``) are not events. No ``trades`` key when ``k == 0``.
     """
-    up = updates
-    keep = deltas != 0
-    n = int(keep.sum())
-    etype = np.where(deltas > 0, 1, np.where(up[:, 3] == 0, 3, 2))
+    # built column by column from the kept rows' indices, each straight in its stored dtype: a streamed
+    # batch's temporaries stay small next to the batch (numpy's int64 arrays pass to polars without a copy)
+    idx = np.flatnonzero(deltas)
+    n = idx.shape[0]
+    d = deltas[idx]
+    etype = np.full(n, 2, dtype=np.int8)  # size down
+    etype[d > 0] = 1  # size up (or a new level)
+    etype[updates[idx, 3] == 0] = 3  # level removed (its quantity was > 0: the delta is not 0)
     ev = pl.DataFrame({
-        "ts": group_ts[up[keep, 0]], "symbol": symbol, "seq": np.arange(seq0[0], seq0[0] + n, dtype=np.int64),
-        "type": etype[keep].astype(np.int8), "order_id": np.zeros(n, np.int64),
-        "side": up[keep, 1].astype(np.int8), "price": up[keep, 2], "size": np.abs(deltas[keep]),
+        "ts": group_ts[updates[idx, 0]], "symbol": symbol, "seq": np.arange(seq0[0], seq0[0] + n, dtype=np.int64),
+        "type": etype, "order_id": np.zeros(n, np.int64),
+        "side": updates[idx, 1].astype(np.int8), "price": updates[idx, 2], "size": np.abs(d),
     }).select([pl.col(c).cast(t) for c, t in EVENTS_SCHEMA.items()])
-    del etype, keep
+    del idx, d, etype
     cols: dict[str, Any] = {"ts": group_ts, "symbol": symbol,
                             "seq": np.arange(seq0[1], seq0[1] + len(group_ts), dtype=np.int64)}
     names = ["ask_px", "ask_sz", "bid_px", "bid_sz"]

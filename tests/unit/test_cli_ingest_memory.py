@@ -1,0 +1,48 @@
+"""`marketlab ingest` asks polars' allocator to return freed memory at once (a streamed ingest's peak then
+follows its batch, benchmarks/ingest_memory.py), only before polars loads and never over a user's own setting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from marketlab.cli.data import JEMALLOC_RELEASE
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHOW = (
+    "from marketlab.cli.data import release_freed_memory; release_freed_memory(); import os; "
+    "print(os.environ.get('_RJEM_MALLOC_CONF'))"
+)
+
+
+def _child(code: str, conf: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    env["PYTHONPATH"] = REPO
+    if conf is not None:
+        env["_RJEM_MALLOC_CONF"] = conf
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.parametrize(
+    "code, conf, want",
+    [
+        (SHOW, None, JEMALLOC_RELEASE),  # set before polars loads
+        (SHOW, "dirty_decay_ms:500", "dirty_decay_ms:500"),  # the user's setting wins
+        # too late once polars is loaded (it set its own default, 0.5 s + 1 s): left alone
+        ("import polars; " + SHOW, None, "dirty_decay_ms:500,muzzy_decay_ms:1000"),
+    ],
+)
+def test_release_freed_memory(code: str, conf: str | None, want: str) -> None:
+    assert _child(code, conf) == want
+
+
+def test_the_ingest_command_calls_it_before_loading_the_store() -> None:
+    import inspect
+
+    from marketlab.cli import data
+
+    src = inspect.getsource(data.ingest)
+    assert src.index("release_freed_memory()") < src.index("_store(store)")
