@@ -118,7 +118,7 @@ def test_history_holds_the_other_agents_confirmed_orders(tiny_trades) -> None:
 def test_mixed_session_is_seeded_and_goes_to_the_store(tiny_trades, tmp_path: Path) -> None:
     from marketlab.core.schema import EVENTS_SCHEMA
     from marketlab.lob import OrderBook
-    from marketlab.simulators.trades.simulation import TradesSimSpec, TradesSimulation, simulate_trades_day
+    from marketlab.simulators.trades.simulation import TradesSimulation, simulate_trades_day
 
     store, ck = tiny_trades
     spec = tmp_path / "mixed.toml"
@@ -127,10 +127,9 @@ def test_mixed_session_is_seeded_and_goes_to_the_store(tiny_trades, tmp_path: Pa
         '[source]\ndataset = "lob"\n[agents.noise]\nlimit_rate = 3.0\nmarket_rate = 1.0\n'
         "[agents.market_maker]\ninterval_s = 0.5\n[agents.momentum]\ncount = 2\n"
     )
-    s = TradesSimSpec.from_toml(spec)
 
     def events(seed: int):
-        return TradesSimulation(s, seed=seed, store=store).run().frames()["events"]
+        return TradesSimulation.from_spec(spec, seed=seed, store=store).run().frames()["events"]
 
     a = events(3)
     assert a.equals(events(3)) and not a.equals(events(4))

@@ -95,6 +95,12 @@ class TradesSimulation:
         self.events: Any = np.zeros(0)
         self.wall_s = 0.0
 
+    @classmethod
+    def from_spec(cls, path: str | Path, *, seed: int | None = None, store: Any = None) -> TradesSimulation:
+        """Build from a TOML spec (validated; relative paths resolve against its folder): the Python side of
+        ``marketlab simulate path`` (which also writes the session to the store)."""
+        return cls(TradesSimSpec.from_toml(path), seed=seed, store=store, base_dir=Path(path).resolve().parent)
+
     def _resolve(self, p: str) -> Path:
         q = Path(p)
         return q if q.is_absolute() or self.base_dir is None else self.base_dir / q
