@@ -21,12 +21,12 @@ def panel():
     return panel_to_tensors(synthetic_panel(220, 30, seed=5), device="cpu")
 
 
-def _pool(panel, capacity=3):
+def _pool(panel, capacity=3, mask=None):
     ev = Evaluator(panel.features)
     y = ev("Ref(close, -5) / close - 1", allow_future=True)
     # a target with planted signal so that alphas have ICs
     y = y + 0.02 * torch.nan_to_num(normalize_by_day(ev("Mean(close, 5) / close")))
-    return ev, AlphaPool(capacity=capacity, target_z=normalize_by_day(y)), y
+    return ev, AlphaPool(capacity=capacity, target_z=normalize_by_day(y, mask), mask=mask), y
 
 
 def test_fit_weights_lasso_shrinks_and_matches_lstsq_without_l1():
@@ -35,6 +35,23 @@ def test_fit_weights_lasso_shrinks_and_matches_lstsq_without_l1():
     np.testing.assert_allclose(fit_weights(M, ic, 0.0), np.linalg.solve(M, ic), atol=1e-8)
     w = fit_weights(M, ic, 0.05)
     assert w[1] == 0.0 and 0 < w[0] < 0.05
+
+
+def test_fit_weights_meets_the_lasso_optimality_conditions_at_k_100():
+    """Known answers from outside the solver: l1 = 0 gives numpy's linear solve; l1 > 0 satisfies the KKT
+    conditions of ``wᵀMw - 2wᵀb + l1|w|₁`` (gradient ``2(Mw - b)`` = ``-l1·sign(w)`` on the support, within
+    ``±l1`` off it)."""
+    rng = np.random.default_rng(7)
+    A = rng.normal(size=(400, 100))
+    M = A.T @ A / 400 + 0.05 * np.eye(100)
+    b = rng.normal(scale=0.05, size=100)
+    np.testing.assert_allclose(fit_weights(M, b, 0.0, sweeps=5000, tol=1e-13), np.linalg.solve(M, b), atol=1e-7)
+    w = fit_weights(M, b, 0.01, sweeps=5000, tol=1e-13)
+    grad = 2 * (M @ w - b)
+    on = w != 0
+    assert 0 < on.sum() < 100
+    np.testing.assert_allclose(grad[on], -0.01 * np.sign(w[on]), atol=1e-7)
+    assert np.all(np.abs(grad[~on]) <= 0.01 + 1e-7)
 
 
 def test_pool_rejects_two_sided_duplicates_and_respects_capacity(panel):
@@ -132,26 +149,51 @@ def test_resume_refuses_another_config(panel, tmp_path):
     assert mine(_spec(tmp_path / "r", "alphagen", steps=128, seed=1), panel=panel, progress=False, resume=True)["pool"]
 
 
-def test_pool_cached_statistics_equal_direct_recomputation(panel):
+@pytest.mark.parametrize("masked", [False, True])
+def test_pool_cached_statistics_equal_direct_recomputation(panel, masked):
     """The batched member products and the cached objective equal a direct recomputation with day_inner, after
-    adds that pruned an older member (the cached matrix must follow the survivors, not the first k rows)."""
+    adds that pruned an older member (the cached matrix must follow the survivors, not the first k rows; a
+    freed buffer row must be reused without overwriting a survivor). Masked: the pool keeps only the stock-days
+    that count (a seeded ~half of them, plus a day where none counts), which must not change any product."""
     from marketlab.features.ic import day_inner, pool_ic_from_cache
 
-    ev, pool, y = _pool(panel, capacity=3)
-    pruned_old = 0
-    for f in ["Mean(close, 5) / close", "Std(close, 10) / close", "Corr(close, volume, 10)", "Delta(close, 5) / close",
-              "Log(volume)", "Mean(volume, 20) / volume", "Max(high, 10) / close"]:
+    mask = None
+    if masked:
+        mask = torch.from_numpy(np.random.default_rng(3).random(tuple(panel.features["close"].shape)) < 0.5)
+        mask[40] = False
+    ev, pool, y = _pool(panel, capacity=3, mask=mask)
+    pruned_at = set()  # member positions (0 = oldest) that a later add pruned
+    for f in [
+        "Mean(close, 5) / close",
+        "Std(close, 10) / close",
+        "Corr(close, volume, 10)",
+        "Delta(close, 5) / close",
+        "Log(volume)",
+        "Mean(volume, 20) / volume",
+        "Max(high, 10) / close",
+        "Min(low, 10) / close",
+        "Std(volume, 5) / Mean(volume, 5)",
+        "Corr(high, low, 20)",
+        "Delta(volume, 3) / volume",
+        "Mean(high, 3) / Mean(low, 3)",
+        "Ref(close, 3) / close",
+        "Sum(volume, 10) / Sum(volume, 30)",
+    ]:
         before = [e.key for e in pool.exprs]
         pool.try_add(parse(f), ev(f))
         after = {e.key for e in pool.exprs}
-        pruned_old += any(k not in after for k in before)
-    assert pool.size == 3 and pruned_old >= 1
-    n = torch.ones_like(pool.target_z, dtype=torch.bool).sum(1)
-    direct = np.array([[day_inner(a, b, n) for b in pool.values] for a in pool.values])
+        pruned_at |= {i for i, key in enumerate(before) if key not in after and len(before) == 3}
+        # the members' own values, recomputed from their formulas (not read back from the pool's buffer)
+        own = [pool.normalise(ev(str(e))) for e in pool.exprs]
+        for a, b in zip(pool.values, own, strict=True):
+            torch.testing.assert_close(a, b)
+    assert pool.size == 3 and pruned_at - {2}, pruned_at  # a member other than the newest was pruned
+    n = (mask if masked else torch.ones_like(pool.target_z, dtype=torch.bool)).sum(1)
+    direct = np.array([[day_inner(a, b, n) for b in own] for a in own])
     np.testing.assert_allclose(pool.mutual, direct, rtol=1e-5)
     z = pool.normalise(ev("Mean(close, 10) / close"))
-    np.testing.assert_allclose(pool._mutual_with(z), [day_inner(z, v, n) for v in pool.values], rtol=1e-5)
-    raw = [day_inner(v, pool.target_z, n) for v in pool.values]
+    np.testing.assert_allclose(pool._mutual_with(z), [day_inner(z, v, n) for v in own], rtol=1e-5)
+    raw = [day_inner(v, pool.target_z, n) for v in own]
     assert pool.objective == pytest.approx(pool_ic_from_cache(pool.weights, np.array(raw), direct, pool.target_sq), rel=1e-6)
 
 
@@ -257,8 +299,9 @@ def _poisoned_after_training(panel, end: str):
     return dataclasses.replace(panel, features=feats, traded=traded), cut
 
 
-@pytest.mark.parametrize("method, extra", [("gp", {"gp_population": 16, "gp_generations": 2}),
-                                           ("gplearn", {"gp_population": 16, "gp_generations": 2})])
+@pytest.mark.parametrize(
+    "method, extra", [("gp", {"gp_population": 16, "gp_generations": 2}), ("gplearn", {"gp_population": 16, "gp_generations": 2})]
+)
 def test_gp_and_gplearn_fit_on_training_rows_only(panel, tmp_path, method, extra):
     """Both GPs see only the training split: changing every value after it leaves the mined pool and its
     training IC unchanged (valid/test metrics move, so the poison did reach the panel)."""

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from numba import njit
 
 from marketlab.features.expr import Expr
 from marketlab.features.ic import day_inner, normalize_by_day, pool_ic_from_cache
@@ -34,19 +35,26 @@ from marketlab.features.ic import day_inner, normalize_by_day, pool_ic_from_cach
 
 def fit_weights(mutual: np.ndarray, ic: np.ndarray, l1: float, sweeps: int = 200, tol: float = 1e-9) -> np.ndarray:
     """Minimise ``wᵀMw - 2wᵀic + l1·|w|₁`` by cyclic coordinate descent (soft-thresholding). ``[k]`` -> ``[k]``."""
-    k = len(ic)
+    M = np.ascontiguousarray(mutual, dtype=np.float64)
+    b = np.ascontiguousarray(ic, dtype=np.float64)
+    return _coordinate_descent(M, b, float(l1), int(sweeps), float(tol))
+
+
+@njit(cache=True)
+def _coordinate_descent(M: np.ndarray, b: np.ndarray, l1: float, sweeps: int, tol: float) -> np.ndarray:
+    # compiled: at k = 100 a refit is ~10^4 coordinate updates, twice per candidate when the pool is full
+    # (fit, prune, refit), which interpreted Python made a fifth of a mining step
+    k = b.shape[0]
     w = np.zeros(k)
-    if k == 0:
-        return w
-    M = np.asarray(mutual, dtype=np.float64)
-    b = np.asarray(ic, dtype=np.float64)
-    diag = np.maximum(np.diag(M), 1e-12)
     for _ in range(sweeps):
         delta = 0.0
         for i in range(k):
             # d/dw_i: 2 M_ii w_i + 2 Σ_{j≠i} M_ij w_j - 2 b_i + l1 sign(w_i) = 0
-            rho = b[i] - (M[i] @ w - M[i, i] * w[i])
-            new = np.sign(rho) * max(abs(rho) - l1 / 2.0, 0.0) / diag[i]
+            rho = b[i]
+            for j in range(k):
+                if j != i:
+                    rho -= M[i, j] * w[j]
+            new = np.sign(rho) * max(abs(rho) - l1 / 2.0, 0.0) / max(M[i, i], 1e-12)
             delta = max(delta, abs(new - w[i]))
             w[i] = new
         if delta < tol:
@@ -79,7 +87,6 @@ class AlphaPool:
     dup_threshold: float = 0.99
     min_abs_ic: float = 1e-4
     exprs: list[Expr] = field(default_factory=list)
-    values: list[torch.Tensor] = field(default_factory=list)
     ics: list[float] = field(default_factory=list)  # correlation of each member with the target
     raw_ics: list[float] = field(default_factory=list)  # day_inner(z_i, y): the fit's linear term
     mutual: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
@@ -97,16 +104,31 @@ class AlphaPool:
         # normalised values are finite, so the per-day weights can be applied after one batched product
         n = self._n.to(torch.float64)
         live = n > 0
-        self._day_w = torch.where(live, 1.0 / n.clamp_min(1.0), 0.0) / max(int(live.sum()), 1)
-        # members stacked [k, T, N] (the values list holds views into it): one matrix-vector product against the
-        # day-weighted candidate gives every member's inner product with it
-        self._stack = torch.zeros((0, *self.target_z.shape), dtype=torch.float32)
-        self._day_w32 = self._day_w.to(torch.float32).unsqueeze(1)
+        day_w = torch.where(live, 1.0 / n.clamp_min(1.0), 0.0) / max(int(live.sum()), 1)
+        # members are kept compact: only the stock-days that count (normalised values are 0 elsewhere, so no
+        # inner product changes), e.g. ~300 index members of 751 listed CSI300 stocks per day
+        self._cells = m.reshape(-1).nonzero().squeeze(1)
+        self._cell_w = day_w.to(torch.float32).unsqueeze(1).expand(m.shape).reshape(-1)[self._cells]
+        # member i lives in row _slot_of[i] of a buffer of at most capacity + 1 rows (members hold rows 0..size-1;
+        # a full pool's candidate takes its pruned member's row), so accepting a formula writes one row instead of
+        # re-stacking all k members
+        self._slots = torch.zeros((0, len(self._cells)), dtype=torch.float32)
+        self._slot_of: list[int] = []
 
     @property
     def size(self) -> int:
         """Number of members."""
         return len(self.exprs)
+
+    @property
+    def values(self) -> list[torch.Tensor]:
+        """The members' normalised training values ``[T, N]`` (0 outside the mask), in :attr:`exprs` order."""
+        out = []
+        for slot in self._slot_of:
+            full = torch.zeros(self.target_z.numel(), dtype=torch.float32)
+            full[self._cells] = self._slots[slot]
+            out.append(full.reshape(self.target_z.shape))
+        return out
 
     def normalise(self, values: torch.Tensor) -> torch.Tensor:
         """The pool's view of raw alpha values on the training rows (z-score per day, 0 where missing)."""
@@ -153,10 +175,10 @@ class AlphaPool:
             return self._remember(key, AddResult(False, 0.0, self.objective, "no improvement", ic))
         gain = obj - self.objective
         all_exprs = self.exprs + [expr]
-        all_vals = self.values + [z]
+        all_slots = self._slot_of + [self._row_for_candidate(idx)]
+        self._slots[all_slots[k]] = self._compact(z)
         self.exprs = [all_exprs[i] for i in idx]
-        self._stack = torch.stack([all_vals[i] for i in idx])
-        self.values = list(self._stack.unbind(0))
+        self._slot_of = [all_slots[i] for i in idx]
         all_ic = self.ics + [ic]
         self.ics = [float(all_ic[i]) for i in idx]
         self.raw_ics = [float(ics[i]) for i in idx]
@@ -168,11 +190,28 @@ class AlphaPool:
 
     def _mutual_with(self, z: torch.Tensor) -> np.ndarray:
         """``[k]`` day inner products of ``z`` with every member: ``day_inner(z, v_i)`` summed in float32 (one BLAS
-        matrix-vector product; relative rounding ~1e-6, far below the 0.99 duplicate threshold's resolution)."""
-        if not self.values:
+        matrix-vector product over the rows in use; relative rounding ~1e-6, far below the 0.99 duplicate
+        threshold's resolution)."""
+        if not self._slot_of:
             return np.zeros(0)
-        zw = (z.to(torch.float32) * self._day_w32).reshape(-1)
-        return torch.mv(self._stack.reshape(len(self.values), -1), zw).to(torch.float64).numpy()
+        products = torch.mv(self._slots[: len(self._slot_of)], self._compact(z) * self._cell_w)
+        return products[self._slot_of].to(torch.float64).numpy()
+
+    def _compact(self, z: torch.Tensor) -> torch.Tensor:
+        """``[T, N]`` -> ``[cells]``: the stock-days that count, float32."""
+        return z.reshape(-1)[self._cells].to(torch.float32)
+
+    def _row_for_candidate(self, survivors: list[int]) -> int:
+        """The buffer row an accepted candidate takes: the row of the member it pruned, else the next row (members
+        always hold rows ``0 .. size-1``); grows the buffer geometrically up to ``capacity + 1`` rows."""
+        k = len(self._slot_of)
+        pruned = [self._slot_of[i] for i in range(k) if i not in survivors]
+        if pruned:
+            return pruned[0]
+        if k == len(self._slots):
+            rows = min(max(2 * k, 4), self.capacity + 1) - k
+            self._slots = torch.cat([self._slots, self._slots.new_zeros((rows, self._slots.shape[1]))])
+        return k
 
     def _remember(self, key: str, res: AddResult) -> AddResult:
         self._seen[key] = res
@@ -191,8 +230,9 @@ class AlphaPool:
     def restore(self, snap: dict, exprs: list[Expr], values: list[torch.Tensor]) -> None:
         """Inverse of :meth:`snapshot`; ``exprs``/``values``: the members parsed and evaluated again (raw values)."""
         self.exprs = list(exprs)
-        self._stack = torch.stack([self.normalise(v) for v in values]) if values else self._stack[:0]
-        self.values = list(self._stack.unbind(0))
+        rows = [self._compact(self.normalise(v)) for v in values]
+        self._slots = torch.stack(rows) if rows else self._slots[:0]
+        self._slot_of = list(range(len(rows)))
         self.ics, self.raw_ics, self.diag = list(snap["ics"]), list(snap["raw_ics"]), list(snap["diag"])
         k = len(self.exprs)
         self.mutual = np.asarray(snap["mutual"], dtype=np.float64).reshape(k, k)
