@@ -18,11 +18,12 @@ single-alpha ablation: 200k). gplearn stops at ``--gplearn-seconds`` of CPU (equ
 ``--backtests`` instead trades the pools that ``marketlab mine specs/agents/alphagen_csi300*.toml`` wrote into the
 store: the top-50 / drop-5 specs ``specs/backtests/alphagen_csi300_top50*.toml`` (0.15% per side, vs the CSI300
 index) on both test periods, stored under ``"backtests"`` in the same json (the IC table is kept).
-``--backtest-runs`` trades the pool of every CSI300 run of this sweep at the reference settings (AlphaGen at its
-reference steps, gplearn): the combined factor is rebuilt from the run folder's ``pool.json`` (formulas and
-weights; the json's rounded copy when the folder is gone), written to the store as signals ``ab_<run>_s<seed>``
-and backtested with the same two specs; stored per run under ``"backtests_reference"`` (runs already there are
-skipped).
+``--backtest-runs`` trades the combined factor of every CSI300 run of this sweep at the reference settings (AlphaGen
+at its reference steps, gplearn, our GP, LightGBM and the MLP): a pool is rebuilt from the run folder's
+``pool.json`` (formulas and weights; the json's rounded copy when the folder is gone), a hand-factor model is
+refitted with the run's seed (its test IC must equal the recorded one); the factor is written to the store as
+signals ``ab_<run>_s<seed>`` and backtested with the same two specs; stored per run under
+``"backtests_reference"`` (runs already there are skipped).
 """
 
 from __future__ import annotations
@@ -248,19 +249,25 @@ def _backtest_periods(st, ds: str) -> dict:
 
 
 def _reference_label(method: str) -> bool:
-    """Whether a run label is one of the reference grid's pools (AlphaGen at its reference steps, gplearn)."""
+    """Whether a run label is one of the reference grid's methods: AlphaGen at its reference steps, gplearn, our GP
+    (a population label), the LightGBM and MLP hand-factor models."""
     parts = method.split("-")
-    if method.startswith("gplearn-k"):
+    if method.startswith("gplearn-k") or method in ("hand-lightgbm", "hand-mlp"):
         return True
+    if method.startswith("gp-k"):
+        return len(parts) == 3 and parts[2].startswith("pop")
     return (method.startswith("alphagen-k") and len(parts) == 3
             and parts[2] == f"{REFERENCE_STEPS.get(int(parts[1][1:]), -1)}steps")  # fmt: skip
 
 
 def backtest_runs(store: str | None) -> None:
-    """Backtest the pool of every CSI300 reference run in the json; results under ``backtests_reference``."""
+    """Backtest the pool of every CSI300 reference run in the json; results under ``backtests_reference``. A formula
+    pool is rebuilt from its formulas and weights; a hand-factor model (LightGBM, MLP) is refitted with the run's
+    seed, and its test IC must equal the recorded one (the refit is the run's model, not another)."""
     import torch
 
-    from marketlab.agents.alphagen.mine import MiningData, MineSpec, signal_frame, write_signals
+    from marketlab.agents.alphagen.mine import (MiningData, MineSpec, evaluate_combination, fit_hand, signal_frame,
+                                                write_signals)  # fmt: skip
     from marketlab.core.config import load_toml
     from marketlab.features.expr import parse
     from marketlab.store import Store
@@ -281,17 +288,26 @@ def backtest_runs(store: str | None) -> None:
     md = MiningData(MineSpec.from_dict(raw, path=spec_path), store=st)
     for r in todo:
         key = f"{r['method']}/seed{r['seed']}"
-        pool_json = Path(r.get("run_dir", "")) / "pool.json"
-        src = "run_dir/pool.json" if pool_json.is_file() else "results json (weights rounded to 1e-4)"
-        alphas = json.loads(pool_json.read_text())["pool"]["alphas"] if pool_json.is_file() else r["formulas"]
-        exprs = [parse(a["formula"]) for a in alphas]
-        weights = [float(a["weight"]) for a in alphas]
+        if r["method"].startswith("hand-"):
+            miner = dataclasses.replace(md.spec.miner, method="hand", hand_model=r["method"][5:], seed=r["seed"])
+            model, exprs = fit_hand(md, miner)
+            combine = model.predict
+            refit_ic = evaluate_combination(md, exprs, combine)["test"]["ic"]
+            if abs(refit_ic - r["metrics"]["test"]["ic"]) > 1e-6:
+                raise SystemExit(f"{key}: refitted model's test IC {refit_ic:.6f} != recorded {r['metrics']['test']['ic']:.6f}")
+            src = f"model refitted with seed {r['seed']} (test IC {refit_ic:.4f}, as recorded)"
+        else:
+            pool_json = Path(r.get("run_dir", "")) / "pool.json"
+            src = "run_dir/pool.json" if pool_json.is_file() else "results json (weights rounded to 1e-4)"
+            alphas = json.loads(pool_json.read_text())["pool"]["alphas"] if pool_json.is_file() else r["formulas"]
+            exprs = [parse(a["formula"]) for a in alphas]
+            weights = [float(a["weight"]) for a in alphas]
 
-        def combine(zs: list, weights: list[float] = weights) -> torch.Tensor:
-            out = torch.zeros_like(zs[0])
-            for w, z in zip(weights, zs, strict=True):
-                out += w * z
-            return out
+            def combine(zs: list, weights: list[float] = weights) -> torch.Tensor:
+                out = torch.zeros_like(zs[0])
+                for w, z in zip(weights, zs, strict=True):
+                    out += w * z
+                return out
 
         ds = f"ab_{r['method'].replace('-', '_')}_s{r['seed']}"
         c0, t0 = time.process_time(), time.perf_counter()

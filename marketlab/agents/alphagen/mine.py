@@ -250,6 +250,18 @@ def per_alpha_ics(md: MiningData, exprs: list[Expr]) -> list[dict[str, float]]:
     return res
 
 
+def fit_hand(md: MiningData, m: MinerSpec):
+    """A ``hand`` run's model: the 26 Alpha158-style factors normalised on the training rows, combined by
+    ``m.hand_model`` fitted with ``m.seed`` (deterministic: refitting reproduces the run). Returns
+    ``(HandModel, exprs)``; ``model.predict`` combines the factors' normalised values ``[T, N]``."""
+    from marketlab.agents.alphagen.hand import ALPHA158_SUBSET, HandModel
+
+    exprs = [parse(f) for f in ALPHA158_SUBSET.values()]
+    tr = md.rows["train"]
+    zs = [normalize_by_day(md.full(e)[tr], md.masks["train"]) for e in exprs]
+    return HandModel(m.hand_model, seed=m.seed).fit(zs, md.train_target_z, md.masks["train"]), exprs
+
+
 def signal_frame(md: MiningData, exprs: list[Expr], combine):
     """The combined factor for every day (normalised over traded in-universe stocks) as a polars frame."""
     import polars as pl
@@ -483,12 +495,9 @@ def mine(spec: MineSpec, *, store: Any = None, panel: PanelTensors | None = None
     if on_start is not None:
         on_start({"run": str(outdir), "tensorboard": str(tb) if tb else None})
     if m.method == "hand":
-        from marketlab.agents.alphagen.hand import ALPHA158_SUBSET, HandModel
+        from marketlab.agents.alphagen.hand import ALPHA158_SUBSET
 
-        exprs = [parse(f) for f in ALPHA158_SUBSET.values()]
-        tr = md.rows["train"]
-        zs = [normalize_by_day(md.full(e)[tr], md.masks["train"]) for e in exprs]
-        model = HandModel(m.hand_model, seed=m.seed).fit(zs, md.train_target_z, md.masks["train"])
+        model, exprs = fit_hand(md, m)
         combine = model.predict
         alphas: list[dict[str, Any]] = [{"name": n, "formula": str(e)} for n, e in zip(ALPHA158_SUBSET, exprs, strict=False)]
         if model.coef is not None:
