@@ -19,7 +19,8 @@ first ingest of a process sets up once). Two batch sizes give a line ``increase 
 ``file_backed_growth_bytes`` is how much of the increase is code/library pages mapped for the first time.
 
 The store is measured three times: with the allocators' defaults (the Python API), as ``marketlab ingest`` runs
-it (``cli``: polars' jemalloc told to return freed pages at once, :func:`marketlab.cli.data.release_freed_memory`),
+it (``cli``: polars' jemalloc, Arrow (system allocator) and glibc told to return freed memory at once,
+:func:`marketlab.cli.data.release_freed_memory`),
 and with every allocator told so (``RELEASE_ENV``). Peak RSS includes what the allocators keep after frees (polars configures its jemalloc to keep
 freed pages 0.5 s dirty + 1 s MADV_FREE'd, both counted in RSS), so it is above the live memory. The harness holds no batch itself while the parser builds
 the next one (a ``for b in ...`` loop would keep the previous batch alive and count it against the ingest).
@@ -253,7 +254,7 @@ def main() -> None:
                   "cold_rss_after_imports, warmup_cost_bytes = baseline_rss - cold_rss_after_imports. "
                   "increase_over_largest_batch = increase_bytes / the largest batch the parser yielded (polars "
                   "estimated_size of its frames). Goal: <= 2. allocators: 'default' = library defaults (Python API); "
-                  "'cli' = as `marketlab ingest` runs (polars' jemalloc returns freed pages at once); 'release' = "
+                  "'cli' = as `marketlab ingest` runs (release_freed_memory: jemalloc, Arrow, glibc); 'release' = "
                   "RELEASE_ENV (every allocator returns freed memory at once). fit: increase = fixed + slope * batch "
                   "through the smallest and largest batch size.",
         "release_env": RELEASE_ENV,

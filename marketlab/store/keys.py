@@ -141,10 +141,12 @@ def check_unique(kind: str, df: pl.DataFrame, part_day_col: str | None, source: 
     if kind in ("events", "book") and part_day_col is None and len(distinct_symbols(df.get_column("symbol"))) == 1:
         seq = df.get_column("seq")
         if seq.is_sorted():
-            hit = (seq.diff() == 0).arg_true()
-            if hit.len() == 0:
+            from marketlab.store.validate import first_step_back  # validate sits beside keys
+
+            hit = first_step_back(seq, strict=True)  # sorted: a step that is not up repeats a key
+            if hit is None:
                 return
-            row = df.select(key).row(int(hit[0]), named=True)
+            row = df.select(key).row(hit, named=True)
             raise StoreError(f"{source} [{kind}]: duplicate key ({describe_key(row)}) within one write")
     cols = key + ([part_day_col] if part_day_col else [])
     dup = first_duplicate(df.select(cols), cols)

@@ -71,23 +71,29 @@ def _fail_if(frame: pl.DataFrame, mask: pl.Expr, col: str, problem: str, source:
 _ORDER_SLICE = 1 << 16  # rows per slice of the one-symbol order check
 
 
+def first_step_back(s: pl.Series, strict: bool) -> int | None:
+    """Index of the first row where ``s`` decreases from the row before (``strict``: fails to increase),
+    None when it never does. The difference is taken slice by slice, so no full-length temporary column
+    is allocated (a streamed batch's peak memory stays near the batch)."""
+    if not strict and s.is_sorted():
+        return None
+    for i in range(0, s.len(), _ORDER_SLICE):
+        d = s.slice(max(i - 1, 0), _ORDER_SLICE + (i > 0)).diff()
+        hit = (d <= 0 if strict else d < 0).arg_true()
+        if hit.len():
+            return max(i - 1, 0) + int(hit[0])
+    return None
+
+
 def _out_of_order(df: pl.DataFrame, key: str, strict: bool, one_symbol: bool) -> bool:
     """Whether ``key`` ever decreases (or, ``strict``, fails to increase) within a symbol.
 
-    One symbol (a LOBSTER day, a single-instrument file, a streamed batch): the difference is taken slice
-    by slice, so no full-length temporary column is allocated (a streamed batch's peak memory stays near
-    the batch); several symbols: one windowed difference over the frame."""
+    One symbol (a LOBSTER day, a single-instrument file, a streamed batch): :func:`first_step_back`, slice
+    by slice; several symbols: one windowed difference over the frame."""
     if not one_symbol:
         diff = pl.col(key).diff().over("symbol")
         return bool(df.select((diff <= 0 if strict else diff < 0).any()).item())
-    s = df.get_column(key)
-    if not strict and s.is_sorted():
-        return False
-    for i in range(0, s.len(), _ORDER_SLICE):
-        d = s.slice(max(i - 1, 0), _ORDER_SLICE + (i > 0)).diff()
-        if bool((d <= 0 if strict else d < 0).any()):
-            return True
-    return False
+    return first_step_back(df.get_column(key), strict) is not None
 
 
 def conform_frame(kind: str, frame: pl.DataFrame, source: str) -> pl.DataFrame:

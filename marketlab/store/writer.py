@@ -26,11 +26,12 @@ import re
 import shutil
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import polars as pl
@@ -49,8 +50,12 @@ if TYPE_CHECKING:
 
 MODES = ("append", "upsert", "replace")
 
+#: rows per Parquet row group: bounds the Arrow copy of a write (see :func:`write_parquet`); DuckDB's own
+#: row groups are 122,880 rows, and scans read a group's columns in parallel either way
+ROW_GROUP_ROWS = 1 << 16
 _SPLIT_BYTES = 16 << 20  # partitions above this (in memory) are written as several files in parallel
 _SPLIT_ROWS = 1 << 16  # ... but never in pieces of fewer rows
+_SPAN_SLICE = 1 << 16  # rows per slice of the key-order check of :func:`key_span`
 
 
 def _load_malloc_trim() -> Any:
@@ -84,10 +89,20 @@ def write_parquet(df: pl.DataFrame, path: Path) -> None:
     * strings: dictionary + LZ4; floats and the rest: plain + LZ4 (floats gain little from either);
     * min/max statistics on every column but book levels (``ask_px_1`` ... ``bid_sz_L``): scans prune by
       symbol, time and sequence, never by a level's price, and the 4L level statistics are ~13% of a
-      level-10 book's write time.
+      level-10 book's write time;
+    * row groups of at most :data:`ROW_GROUP_ROWS` rows, each converted to Arrow just before it is encoded
+      and dropped after: the conversion copies strings (polars' views -> Arrow offsets + bytes) and
+      materialises constant/null columns, so converting a whole streamed batch at once cost up to its
+      own size again (benchmarks/ingest_memory.py); a row group bounds that copy instead.
     """
-    table = df.to_arrow()
-    pq.write_table(table, path, **parquet_options(table.schema))
+    if df.height <= ROW_GROUP_ROWS:
+        table = df.to_arrow()
+        pq.write_table(table, path, **parquet_options(table.schema))
+        return
+    schema = df.head(0).to_arrow().schema
+    with pq.ParquetWriter(path, schema, **parquet_options(schema)) as out:
+        for start in range(0, df.height, ROW_GROUP_ROWS):
+            out.write_table(df.slice(start, ROW_GROUP_ROWS).to_arrow(), row_group_size=ROW_GROUP_ROWS)
 
 
 _BOOK_LEVEL = re.compile(r"(ask|bid)_(px|sz)_\d+")
@@ -236,13 +251,14 @@ def key_span(kind: str, df: pl.DataFrame) -> tuple[Any, Any] | None:
     cols = [df.get_column(c) for c in order]
     if any(c.null_count() for c in cols):
         return None
-    if df.height > 1:
-        # numpy on the (zero-copy) values: a write of many small partitions (1-minute bars of 5 symbols x
-        # 20 days: 100) paid ~0.2 ms of polars calls each here
-        a = cols[0].to_numpy()
+    # numpy on the values: a write of many small partitions (1-minute bars of 5 symbols x 20 days: 100)
+    # paid ~0.2 ms of polars calls each here; slice by slice (with one row of overlap), so a streamed
+    # batch's columns, joined from many chunks, are never copied whole
+    for i in range(0, df.height - 1, _SPAN_SLICE):
+        a = cols[0].slice(i, _SPAN_SLICE + 1).to_numpy()
         up = a[1:] > a[:-1]
         if len(cols) == 2:  # lexicographic: a streamed capture's trades, (ts, seq) batch after batch
-            b = cols[1].to_numpy()
+            b = cols[1].slice(i, _SPAN_SLICE + 1).to_numpy()
             up |= (a[1:] == a[:-1]) & (b[1:] > b[:-1])
         if not bool(up.all()):
             return None
@@ -263,17 +279,19 @@ def time_range(kind: str, df: pl.DataFrame) -> tuple[int | None, int | None]:
     return int(lo), int(hi)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Staged:
-    """One staged chunk file: its path, rows and time range (ns; None for untimed kinds)."""
+    """One staged chunk file: its path, rows and time range (ns; None for untimed kinds). A write keeps one
+    per file until it commits (a 3 M-row file of 1-minute bars: 2,190), so it is kept small: slots and the
+    path as a plain string (a ``Path`` object costs ~4x its text)."""
 
-    path: Path
+    path: str
     rows: int
     lo: int | None
     hi: int | None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Part:
     """One touched partition: its staged chunks (row order) and where its stored files are."""
 
@@ -330,7 +348,11 @@ class Write:
 
     # -------------------------------------------------------------------- 1. stage batches
     def add(self, batch: IngestBatch) -> None:
-        """Validate one batch and stage its partitions (the batch can be dropped afterwards)."""
+        """Validate one batch and stage its partitions (the batch can be dropped afterwards).
+
+        Memory: when the caller hands over its only reference (``write_batches`` does), each frame is
+        released as soon as it is split into partitions, and each partition as soon as its file is written,
+        so the batch shrinks while it is staged instead of staying whole beside the writer's buffers."""
         dataset = check_dataset(batch.dataset)
         if self.dataset is None:
             self.dataset = dataset
@@ -341,10 +363,12 @@ class Write:
         for kind in batch.frames:
             if kind not in KINDS:
                 raise StoreError(f"{self.source}: unknown frame kind '{kind}' (expected one of {', '.join(KINDS)})")
+        frames = dict(batch.frames)
+        del batch
         jobs: list[tuple[str, str, pl.DataFrame]] = []
-        for kind, frame in batch.frames.items():
+        for kind in list(frames):
             where = f"{self.source} [{kind}]"
-            df = validate_frame(kind, frame, where)
+            df = validate_frame(kind, frames.pop(kind), where)
             if df.height == 0:
                 continue
             syms = set(distinct_symbols(df.get_column("symbol")))
@@ -355,13 +379,15 @@ class Write:
             self._check_schema(kind, df, where)
             self.symbols |= syms
             self.rows[kind] = self.rows.get(kind, 0) + df.height
-            for part, rows in split_partitions(kind, df):
+            parts = split_partitions(kind, df)
+            del df  # the partitions (slices) hold the data now; no local may keep one past _stage
+            for _, rows in parts:
                 keys.check_unique(kind, rows, None, where)
-                jobs.append((kind, part, rows))
+            jobs.extend((kind, part, rows) for part, rows in parts)
+            del parts, rows
         if not self.stage.exists():
             self.stage.mkdir()
         self._stage(jobs)
-        del jobs
         # Arrow's allocator and glibc's malloc keep freed encode buffers and temporaries for reuse; hand them
         # back so a streamed write's peak stays near one batch (benchmarks/ingest_memory.py)
         pa.default_memory_pool().release_unused()
@@ -396,31 +422,49 @@ class Write:
             )
 
     def _stage(self, jobs: list[tuple[str, str, pl.DataFrame]]) -> None:
-        # A big partition (a LOBSTER level-10 book is ~50 MB in memory) is cut into row slices written as
-        # consecutive chunk files (names sort in row order), encoded in parallel like a multi-partition write.
+        """Write ``jobs`` as staged chunk files, emptying the list: each partition is dropped as soon as its
+        file is written, so a batch shrinks while it is staged (when the writer holds its only reference).
+
+        A big partition (a LOBSTER level-10 book is ~50 MB in memory) is cut into row slices written as
+        consecutive chunk files (names sort in row order) and encoded in parallel (Parquet encoding runs in
+        C++ without the GIL). Everything else is written one file after the other: a stream's batch of
+        many small partitions (1-minute bars: a day each) gains little from threads, and every thread
+        that converts and encodes keeps allocator caches of its own (measured on a 3 M-row bars file:
+        +1 MB with a pool per batch, +4 MB with one kept for the process, against ~14 MB batches)."""
         workers = max(1, min(4, os.cpu_count() or 1))
-        pieces: list[tuple[pl.DataFrame, Path]] = []
-        for kind, part, df in jobs:
+        groups: deque[list[tuple[pl.DataFrame, Path]]] = deque()
+        jobs.reverse()
+        while jobs:
+            kind, part, df = jobs.pop()
             k = int(min(workers, max(1, df.estimated_size() // _SPLIT_BYTES))) if df.height >= 2 * _SPLIT_ROWS else 1
             step = -(-df.height // k)
-            files = []
+            files, group = [], []
             for j in range(k):
                 self._n += 1
                 f = self.stage / f"c{self._n:07d}.parquet"
                 piece = df.slice(j * step, step) if k > 1 else df
-                pieces.append((piece, f))
+                group.append((piece, f))
                 # rows and time range noted now, from memory: adopting the file later reads nothing back
-                files.append(_Staged(f, piece.height, *time_range(kind, piece)))
+                files.append(_Staged(str(f), piece.height, *time_range(kind, piece)))
+            groups.append(group)
             p = self.parts.setdefault((kind, part), _Part(kind, part))
             p.chunks.append(files)
             p.spans.append(key_span(kind, df))
-        if len(pieces) <= 1 or workers == 1:
-            for df, f in pieces:
-                write_parquet(df, f)
-            return
-        # Parquet encoding/compression runs in C++ without the GIL: write the pieces in parallel.
-        with ThreadPoolExecutor(max_workers=min(workers, len(pieces))) as pool:
-            list(pool.map(lambda job: write_parquet(job[0], job[1]), pieces))
+            del df, piece, group  # only ``groups`` holds the partition now
+        pool = ThreadPoolExecutor(max_workers=workers) if any(len(g) > 1 for g in groups) else None
+        try:
+            while groups:
+                group = groups.popleft()
+                if pool is None or len(group) == 1:
+                    write_parquet(*group.pop())
+                    continue
+                futures = [pool.submit(write_parquet, *group.pop()) for _ in range(len(group))]
+                del group
+                for fut in futures:
+                    fut.result()
+        finally:
+            if pool is not None:
+                pool.shutdown()  # waits: no write may run on after an error, into the folder cleanup removes
 
     # -------------------------------------------------------------------- 2. merge
     def _plan(self) -> tuple[list[_Out], list[str], dict[str, int], dict[str, int]]:
@@ -476,7 +520,7 @@ class Write:
         return f"{kind}/dataset={self.dataset}/{part}/part-{self.write_id[:16]}-{self._n:07d}.parquet"
 
     def _adopt(self, kind: str, part: str, files: list[_Staged]) -> list[_Out]:
-        return [_Out(self._final_rel(kind, part), f.path, kind, part, f.rows, f.lo, f.hi) for f in files]
+        return [_Out(self._final_rel(kind, part), Path(f.path), kind, part, f.rows, f.lo, f.hi) for f in files]
 
     def _emit(self, kind: str, part: str, frame: pl.DataFrame) -> list[_Out]:
         self._n += 1
@@ -576,7 +620,7 @@ class Write:
 
 def _read(chunk: list[_Staged]) -> pl.DataFrame:
     """The rows of one staged batch slice of a partition (its chunk files, in row order)."""
-    return pl.read_parquet([str(f.path) for f in chunk])
+    return pl.read_parquet([f.path for f in chunk])
 
 
 def _stats_range(md: pq.FileMetaData, kind: str) -> tuple[int | None, int | None]:
@@ -615,10 +659,12 @@ def write_batches(
         store._recover_locked()
         w = Write(store, format=format, mode=mode, source=source)
         try:
-            for batch in batches:
+            it = iter(batches)
+            while (box := [next(it, None)])[0] is not None:
                 faults.point("parsed")
-                w.add(batch)
-                del batch  # drop it before the parser builds the next one: one batch in memory at a time
+                # the writer gets the only reference (no loop variable keeps it): it frees the batch as it
+                # stages it, and nothing holds it while the parser builds the next one
+                w.add(cast(IngestBatch, box.pop()))
             return w.commit(sources, t0)
         except BaseException:
             store._cache = None

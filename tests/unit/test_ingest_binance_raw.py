@@ -162,3 +162,31 @@ def test_fast_number_scan_follows_json_grammar(text: str, after: int) -> None:
     """The fast scanner's number rule against the JSON grammar: where the number ends, -1 when it is not one."""
     buf = np.frombuffer(text.encode(), dtype=np.uint8)
     assert _number(buf, 0, buf.size)[2] == after
+
+
+def test_sequence_ids_known_answers() -> None:
+    """The Binance rules on id arrays (docs: spot drops u <= lastUpdateId, first U <= last+1 <= u, then
+    U == previous u + 1; USD-M drops u < lastUpdateId, first U <= last <= u, then pu == previous u), with the
+    row of the first diff that breaks them."""
+    from marketlab.store.ingest.binance_raw import sequence_ids
+
+    def run(U: list[int], u: list[int], pu: list[int], last: int, market: str) -> tuple[int, int]:
+        arr = [np.array(x, dtype=np.int64) for x in (U, u, pu)]
+        return sequence_ids(*arr, last, market, lambda i: (Path("cap.gz"), 10 + i))
+
+    # spot: u == last is stale; the first kept diff straddles last + 1
+    assert run([90, 95, 101, 104], [95, 100, 103, 110], [-1] * 4, 100, "spot") == (2, 2)
+    # usdm: u == last is NOT stale (it is the first to apply: U <= last <= u)
+    assert run([90, 95, 101], [95, 100, 103], [-1, 95, 100], 100, "usdm") == (1, 2)
+    assert run([90, 95], [95, 99], [-1, 95], 100, "usdm") == (2, 0)  # all stale
+    with pytest.raises(DataError, match=r"first diff after snapshot 100 covers \[102, 103\]") as exc:
+        run([90, 102], [95, 103], [-1] * 2, 100, "spot")  # a hole before the first kept diff
+    assert "row 11" in str(exc.value)
+    with pytest.raises(DataError, match="update-id gap after 103") as exc:
+        run([101, 105], [103, 106], [-1] * 2, 100, "spot")  # U must be 104
+    assert "row 11" in str(exc.value) and "field 'U'" in str(exc.value)
+    with pytest.raises(DataError, match="update-id gap after 103") as exc:
+        run([99, 104], [103, 106], [90, 102], 100, "usdm")  # pu must be 103
+    assert "field 'pu'" in str(exc.value) and "102" in str(exc.value)
+    # usdm diffs without pu chain by U, as spot
+    assert run([99, 104, 107], [103, 106, 109], [90, -1, -1], 100, "usdm") == (0, 3)

@@ -25,12 +25,14 @@ exactly as before (memory then follows the file).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from marketlab.core.errors import DataError
 from marketlab.store.ingest import _binance_scan as bs
@@ -39,9 +41,10 @@ CHUNK_MIN, CHUNK_MAX = 1 << 18, 16 << 20
 
 
 def chunk_bytes(batch_rows: int) -> int:
-    """Text read per scan: ~8 bytes per batch row (USD-M capture: ~68 bytes of text per level row, so a
-    chunk holds ~1/8 of a batch's level rows: its text and scan arrays stay small next to the batch)."""
-    return int(min(CHUNK_MAX, max(CHUNK_MIN, 8 * batch_rows)))
+    """Text read per scan: ~4 bytes per batch row (USD-M capture: ~68 bytes of text per level row, so a
+    chunk holds ~1/16 of a batch's level rows: its text, scan arrays and conversion temporaries stay small
+    next to the batch; 1/8 cost ~9 MB more at 1M-row batches, 1/32 ~10% more CPU)."""
+    return int(min(CHUNK_MAX, max(CHUNK_MIN, 4 * batch_rows)))
 
 
 class Outside(Exception):
@@ -115,7 +118,7 @@ def plan(paths: list[Path], tick_size: float | None, lot_size: float | None, siz
     """Pass 1 (module docstring). Raises :class:`Outside` when the generic path must read the capture,
     :class:`DataError` for the errors the whole-file fast path raises itself (no snapshot, no symbol,
     an update-id gap)."""
-    from marketlab.store.ingest.binance_raw import _Diff, _given_scale, _sequence
+    from marketlab.store.ingest.binance_raw import _given_scale, sequence_ids
 
     symbol = ""
     snap: tuple[int, int, int, int, np.ndarray] | None = None  # file, line, ts, id, levels
@@ -154,11 +157,9 @@ def plan(paths: list[Path], tick_size: float | None, lot_size: float | None, siz
     d = np.concatenate(diffs) if diffs else np.zeros((0, 7), dtype=np.int64)
     market = "usdm" if bool((d[:, 4] >= 0).any()) else "spot"
     last = snap[3]
-    # the same sequencing (rules and error messages) as the whole-file path, on light diff records
-    seq = [_Diff(paths[f], line, 0, U, u, None if pu < 0 else pu, [], []) for f, line, U, u, pu, _, _ in d.tolist()]
-    applied, skipped = _sequence(seq, last, market)
-    del seq
-    app = d[skipped : skipped + len(applied)]
+    # the same sequencing (rules and error messages) as the whole-file path
+    skipped, applied = sequence_ids(d[:, 2], d[:, 3], d[:, 4], last, market, lambda i: (paths[int(d[i, 0])], int(d[i, 1])))
+    app = d[skipped : skipped + applied]
     lv = snap[4]
     p_dec = max(int(lv[:, 2].max(initial=0)), int(app[:, 5].max(initial=0)), other_p)
     q_dec = max(int(lv[:, 4].max(initial=0)), int(app[:, 6].max(initial=0)), other_q)
@@ -173,89 +174,93 @@ def plan(paths: list[Path], tick_size: float | None, lot_size: float | None, siz
         snapshot_ts=snap[2],
         snapshot_levels=lv,
         skipped=skipped,
-        applied=len(applied),
+        applied=applied,
         dp=dp,
         dq=dq,
     )
 
 
+@dataclass
+class _Piece:
+    """Consecutive applied groups already in their stored form: their ``events`` and ``book`` rows, and
+    what cutting at a group boundary needs, per group (``int64[G]``): cumulative level rows (``rows``) and
+    events (``events_end``), and the position in the capture (message ordinal, for the trades cut)."""
+
+    events: pl.DataFrame
+    book: pl.DataFrame
+    rows: np.ndarray
+    events_end: np.ndarray
+    pos: np.ndarray
+
+    def split(self, g: int) -> tuple[_Piece, _Piece]:
+        """The first ``g`` groups and the rest (slices: no copy)."""
+        r, e = int(self.rows[g - 1]), int(self.events_end[g - 1])
+        head = _Piece(self.events.slice(0, e), self.book.slice(0, g), self.rows[:g], self.events_end[:g], self.pos[:g])
+        rest = _Piece(self.events.slice(e), self.book.slice(g), self.rows[g:] - r, self.events_end[g:] - e, self.pos[g:])
+        return head, rest
+
+
 class _Pending:
-    """Groups read but not yet yielded, kept as the pieces each chunk produced (appending copies nothing):
-    level rows (group numbered within the piece), the groups' receive times and positions in the capture
-    (message ordinal), trades and their positions. A batch is cut off the front: only its rows are joined."""
+    """Groups and trades read but not yet yielded, as the pieces each chunk produced, already converted to
+    frames (the book applied, seq and clock assigned), so what waits is the next batch itself and never
+    its raw level rows beside it. A batch is cut off the front at a group boundary; its frames are the
+    pieces joined without a copy (polars chunks)."""
 
     def __init__(self) -> None:
-        self.pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (upd, gts, gpos), >= 1 group each
+        self.pieces: deque[_Piece] = deque()
         self.rows = 0
-        self.trades: list[tuple[np.ndarray, np.ndarray]] = []  # (trades, tpos)
+        self.trades: deque[tuple[pl.DataFrame, np.ndarray]] = deque()  # (frame, positions)
         self.n_trades = 0
 
-    def add(self, upd: np.ndarray, gts: np.ndarray, gpos: np.ndarray, trades: np.ndarray, tpos: np.ndarray) -> None:
-        if gts.shape[0]:
-            self.pieces.append((upd, gts, gpos))
-            self.rows += upd.shape[0]
-        if trades.shape[0]:
+    def add(self, piece: _Piece | None, trades: pl.DataFrame | None, tpos: np.ndarray) -> None:
+        if piece is not None:
+            self.pieces.append(piece)
+            self.rows += int(piece.rows[-1])
+        if trades is not None:
             self.trades.append((trades, tpos))
-            self.n_trades += trades.shape[0]
+            self.n_trades += trades.height
 
-    def cut(self, batch_rows: int, final: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def cut(self, batch_rows: int, final: bool) -> tuple[list[_Piece], list[pl.DataFrame]] | None:
         """The first whole groups holding at most ``batch_rows`` level rows (at least one group) and the
         trades received before the next group; None while fewer than ``batch_rows`` rows and trades are
         pending (unless ``final``)."""
         if (not self.pieces and not self.trades) or (not final and self.rows < batch_rows and self.n_trades < batch_rows):
             return None
-        upd_l: list[np.ndarray] = []
-        gts_l: list[np.ndarray] = []
+        taken: list[_Piece] = []
         rows = 0
         while self.pieces and rows < batch_rows:
-            upd, gts, gpos = self.pieces[0]
+            piece = self.pieces[0]
             room = batch_rows - rows
-            if upd.shape[0] <= room:  # the whole piece fits
-                self.pieces.pop(0)
+            if int(piece.rows[-1]) <= room:  # the whole piece fits
+                self.pieces.popleft()
             else:  # the groups of this piece that fit; a single larger group alone
-                ends = np.searchsorted(upd[:, 0], np.arange(gts.shape[0], dtype=np.int64), side="right")
-                g = int(np.searchsorted(ends, room, side="right"))
-                if g == 0 and gts_l:
+                g = int(np.searchsorted(piece.rows, room, side="right"))
+                if g == 0 and taken:
                     break
                 g = max(g, 1)
-                r = int(ends[g - 1])
-                if g == gts.shape[0]:  # one group, larger than the batch
-                    self.pieces.pop(0)
+                if g == piece.pos.shape[0]:  # one group, larger than the batch
+                    self.pieces.popleft()
                 else:
-                    rest = upd[r:].copy()
-                    rest[:, 0] -= g
-                    self.pieces[0] = (rest, gts[g:].copy(), gpos[g:].copy())
-                upd, gts = upd[:r], gts[:g]
+                    piece, self.pieces[0] = piece.split(g)
                 room = 0  # the batch is full
-            upd_l.append(upd)
-            gts_l.append(gts)
-            rows += upd.shape[0]
+            taken.append(piece)
+            rows += int(piece.rows[-1])
             if room == 0:
                 break
         self.rows -= rows
-        nxt = int(self.pieces[0][2][0]) if self.pieces else None  # position of the first group not yielded
-        t_l = []
+        nxt = int(self.pieces[0].pos[0]) if self.pieces else None  # position of the first group not yielded
+        t_l: list[pl.DataFrame] = []
         while self.trades and (nxt is None or int(self.trades[0][1][0]) < nxt):
             trades, tpos = self.trades[0]
-            k = trades.shape[0] if nxt is None else int(np.searchsorted(tpos, nxt, side="left"))
-            t_l.append(trades[:k])
-            if k < trades.shape[0]:
-                self.trades[0] = (trades[k:], tpos[k:])
+            k = trades.height if nxt is None else int(np.searchsorted(tpos, nxt, side="left"))
+            if k < trades.height:
+                t_l.append(trades.slice(0, k))
+                self.trades[0] = (trades.slice(k), tpos[k:])
                 break
-            self.trades.pop(0)
-        got_t = np.concatenate(t_l) if t_l else np.zeros((0, 4), dtype=np.int64)
-        self.n_trades -= got_t.shape[0]
-        if len(upd_l) == 1:
-            upd_all = upd_l[0]
-        else:  # one copy; each piece's groups move past the groups of the pieces before it
-            upd_all = np.concatenate(upd_l) if upd_l else np.zeros((0, 4), dtype=np.int64)
-            start = goff = 0
-            for u, g_ in zip(upd_l, gts_l, strict=True):
-                upd_all[start : start + u.shape[0], 0] += goff
-                start += u.shape[0]
-                goff += g_.shape[0]
-        gts_all = np.concatenate(gts_l) if gts_l else np.zeros(0, dtype=np.int64)
-        return upd_all, gts_all, got_t
+            t_l.append(trades)
+            self.trades.popleft()
+        self.n_trades -= sum(t.height for t in t_l)
+        return taken, t_l
 
 
 def _scaled(m: np.ndarray, d: np.ndarray, scale: int) -> np.ndarray:
@@ -281,49 +286,71 @@ def _levels_rows(lv: np.ndarray, lo: np.ndarray, hi: np.ndarray, side: np.ndarra
 
 
 def batches(paths: list[Path], p: Plan, *, levels: int, batch_rows: int, size: int) -> Iterator[dict[str, Any]]:
-    """Pass 2: frames (:func:`.binance_raw.batch_frames`) of consecutive groups, at most ``batch_rows``
-    level rows each (a larger single group alone). Raises :class:`Outside` on a value beyond 18 digits."""
+    """Pass 2: frames (as :func:`.binance_raw.batch_frames`) of consecutive groups, at most ``batch_rows``
+    level rows each (a larger single group alone). Raises :class:`Outside` on a value beyond 18 digits.
+
+    Memory: each chunk's groups are applied to the book and turned into frames at once, so between batches
+    only those frames wait (the next batch itself), never raw level rows; a batch is joined from them
+    without a copy and leaves no reference here while it is out."""
     from marketlab.lob.l2 import L2Book
-    from marketlab.store.ingest.binance_raw import batch_frames
+    from marketlab.store.ingest.binance_raw import batch_frames, trades_frame
 
     book = L2Book()
-    seq0 = [0, 0, 0]  # events, book, trades rows already yielded
-    clock = np.iinfo(np.int64).min  # receive-time running maximum over the groups yielded so far
+    count = [0, 0, 0]  # events, book, trades rows converted so far (the next seq of each)
+    clock = np.iinfo(np.int64).min  # receive-time running maximum over the groups converted so far
     pending = _Pending()
+    none = np.zeros(0, dtype=np.int64)
+    no_trades = np.zeros((0, 4), dtype=np.int64)
+    empty = batch_frames(p.symbol, no_trades, none, no_trades, np.zeros((0, 4 * levels), np.int64), none, levels=levels)
+
+    def convert(upd: np.ndarray, gts: np.ndarray, gpos: np.ndarray) -> _Piece | None:
+        """Groups ``upd int64[m, 4]`` (group numbered from 0 here, side, ticks, lots) received at ``gts``,
+        in capture order: applied to the book now, as frames."""
+        nonlocal clock
+        g = gts.shape[0]
+        if g == 0:
+            return None
+        gts = np.maximum(np.maximum.accumulate(gts), clock)
+        clock = int(gts[-1])
+        tops, deltas = book.apply(upd, depth=levels, n_groups=g)
+        fr = batch_frames(p.symbol, upd, gts, no_trades, tops, deltas, levels=levels, seq0=(count[0], count[1], 0))
+        rows = np.cumsum(np.bincount(upd[:, 0], minlength=g))
+        events_end = np.cumsum(np.bincount(upd[deltas != 0, 0], minlength=g))
+        count[0] += fr["events"].height
+        count[1] += g
+        return _Piece(fr["events"], fr["book"], rows, events_end, gpos)
+
+    def trades_of(trades: np.ndarray) -> pl.DataFrame | None:
+        if trades.shape[0] == 0:
+            return None
+        count[2] += trades.shape[0]
+        return trades_frame(p.symbol, trades, count[2] - trades.shape[0])
+
+    def take(got: tuple[list[_Piece], list[pl.DataFrame]]) -> dict[str, pl.DataFrame]:
+        pieces, trades = got
+        out = {
+            "events": pl.concat([x.events for x in pieces], rechunk=False) if pieces else empty["events"],
+            "book": pl.concat([x.book for x in pieces], rechunk=False) if pieces else empty["book"],
+        }
+        if sum(t.height for t in trades):
+            out["trades"] = pl.concat(trades, rechunk=False)
+        return out
+
+    def emit(final: bool) -> Iterator[dict[str, Any]]:
+        while (got := pending.cut(batch_rows, final)) is not None:
+            box = [take(got)]
+            del got
+            yield box.pop()  # no local keeps the frames while they are out
+
     snap = p.snapshot_levels
     ns = snap.shape[0]
     snap_rows = _levels_rows(
         snap, np.arange(ns, dtype=np.int64), np.arange(1, ns + 1, dtype=np.int64), snap[:, 0], np.zeros(ns, dtype=np.int64), p
     )
-    none = np.zeros(0, dtype=np.int64)
-    pending.add(
-        snap_rows,
-        np.array([p.snapshot_ts], dtype=np.int64),
-        np.array([-1], dtype=np.int64),
-        np.zeros((0, 4), dtype=np.int64),
-        none,
-    )
+    pending.add(convert(snap_rows, np.array([p.snapshot_ts], dtype=np.int64), np.array([-1], dtype=np.int64)), None, none)
     del snap_rows
     ordinal = 0  # depth messages seen, in capture order
     position = 0  # messages seen, in capture order
-
-    def emit(final: bool) -> Iterator[dict[str, Any]]:
-        nonlocal clock
-        while (got := pending.cut(batch_rows, final)) is not None:
-            upd, gts, trades = got
-            del got
-            gts = np.maximum(np.maximum.accumulate(gts), clock) if gts.shape[0] else gts
-            if gts.shape[0]:
-                clock = int(gts[-1])
-            tops, deltas = book.apply(upd, depth=levels, n_groups=gts.shape[0])
-            fr = batch_frames(p.symbol, upd, gts, trades, tops, deltas, levels=levels, seq0=(seq0[0], seq0[1], seq0[2]))
-            del upd, tops, deltas
-            seq0[0] += fr["events"].height
-            seq0[1] += gts.shape[0]
-            seq0[2] += trades.shape[0]
-            del gts, trades
-            yield fr
-            del fr
 
     for _, _, data, newlines in _chunks(paths, size):
         msgs, lv, _tk = _scan(data, newlines)
@@ -346,7 +373,8 @@ def batches(paths: list[Path], p: Plan, *, levels: int, batch_rows: int, size: i
         trades = np.stack(
             [trd[:, 2], _scaled(trd[:, 6], trd[:, 7], p.dp), _scaled(trd[:, 8], trd[:, 9], p.dq), trd[:, 3]], axis=1
         ).reshape(-1, 4)
-        pending.add(rows, adep[:, 2].copy(), dpos[lo:hi], trades, pos[is_trd])
-        del msgs, lv, dep, adep, rows, trd, trades, pos, dpos
+        del lv
+        pending.add(convert(rows, adep[:, 2].copy(), dpos[lo:hi].copy()), trades_of(trades), pos[is_trd])
+        del msgs, dep, adep, rows, trd, trades, pos, dpos
         yield from emit(False)
     yield from emit(True)

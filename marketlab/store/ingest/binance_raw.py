@@ -31,9 +31,9 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -305,27 +305,38 @@ def _read_csv(paths: list[Path]) -> tuple[dict[str, Any], list[_Diff], list[Any]
 
 def _sequence(diffs: list[_Diff], last: int, market: str) -> tuple[list[_Diff], int]:
     """The diffs to apply after snapshot ``last`` (module docstring), and how many came before it."""
-    applied: list[_Diff] = []
-    prev_u = None
-    skipped = 0
-    for d in diffs:
-        if prev_u is None:
-            if d.u < last or (market == "spot" and d.u == last):
-                skipped += 1
-                continue
-            ok = d.U <= last + 1 <= d.u if market == "spot" else d.U <= last <= d.u
-            if not ok:
-                raise DataError(d.path, f"update-id gap: first diff after snapshot {last} covers [{d.U}, {d.u}]",
-                                row=d.line, field="U", value=d.U)
-        else:
-            ok = (d.pu == prev_u) if (market == "usdm" and d.pu is not None) else (d.U == prev_u + 1)
-            if not ok:
-                got = d.pu if market == "usdm" and d.pu is not None else d.U
-                raise DataError(d.path, f"update-id gap after {prev_u}", row=d.line,
-                                field="pu" if market == "usdm" else "U", value=got)
-        applied.append(d)
-        prev_u = d.u
-    return applied, skipped
+    ids = np.array([(d.U, d.u, -1 if d.pu is None else d.pu) for d in diffs], dtype=np.int64).reshape(-1, 3)
+    skipped, applied = sequence_ids(ids[:, 0], ids[:, 1], ids[:, 2], last, market, lambda i: (diffs[i].path, diffs[i].line))
+    return diffs[skipped : skipped + applied], skipped
+
+
+def sequence_ids(U: np.ndarray, u: np.ndarray, pu: np.ndarray, last: int, market: str,
+                 where: Callable[[int], tuple[Path, int]]) -> tuple[int, int]:
+    """``(skipped, applied)``: how many depth diffs (``int64[n]`` first/last/previous update ids in capture
+    order, ``pu`` -1 where absent) come before the first one to apply after snapshot ``last``, and how many
+    apply from there (all the rest). A gap is a :class:`DataError` naming ``where(i)`` (file, line) of the
+    first diff that breaks the chain. Vectorised: a long capture's 50k+ diffs are never Python objects."""
+    n = u.shape[0]
+    stale = (u < last) if market == "usdm" else (u <= last)
+    skipped = n if bool(stale.all()) else int(np.argmin(stale))  # the first diff that is not stale
+    if skipped == n:
+        return n, 0
+    i = skipped
+    first_ok = U[i] <= last <= u[i] if market == "usdm" else U[i] <= last + 1 <= u[i]
+    if not first_ok:
+        path, line = where(i)
+        raise DataError(path, f"update-id gap: first diff after snapshot {last} covers [{U[i]}, {u[i]}]",
+                        row=line, field="U", value=int(U[i]))
+    prev = u[i:-1]
+    with_pu = pu[i + 1 :] >= 0 if market == "usdm" else np.zeros(n - i - 1, dtype=bool)
+    ok = np.where(with_pu, pu[i + 1 :] == prev, U[i + 1 :] == prev + 1)
+    if not bool(ok.all()):
+        j = i + 1 + int(np.argmin(ok))
+        got = pu[j] if market == "usdm" and pu[j] >= 0 else U[j]
+        path, line = where(j)
+        raise DataError(path, f"update-id gap after {u[j - 1]}", row=line, field="pu" if market == "usdm" else "U",
+                        value=int(got))
+    return skipped, n - skipped
 
 
 def read_capture(paths: list[Path] | Path, *, tick_size: float | None = None, lot_size: float | None = None,
@@ -446,15 +457,10 @@ def _fast_capture(paths: list[Path], tick_size: float | None, lot_size: float | 
     dep = msgs[kind == bs.M_DEPTH]
     dfile = fidx[kind == bs.M_DEPTH]
     market = "usdm" if bool((dep[:, 5] >= 0).any()) else "spot"
-    diffs = [_Diff(paths[int(f)], int(r[1]), int(r[2]), int(r[3]), int(r[4]), None if r[5] < 0 else int(r[5]), [], [])
-             for r, f in zip(dep, dfile, strict=True)]
     last = int(snap[3])
-    applied, skipped = _sequence(diffs, last, market)
-    keep = np.zeros(len(diffs), dtype=bool)
-    pos = {id(d): k for k, d in enumerate(diffs)}
-    for d in applied:
-        keep[pos[id(d)]] = True
-    adep = dep[keep]
+    skipped, applied = sequence_ids(dep[:, 3], dep[:, 4], dep[:, 5], last, market,
+                                    lambda i: (paths[int(dfile[i])], int(dep[i, 1])))
+    adep = dep[skipped : skipped + applied]
     # level rows in update order: snapshot bids, asks, then each applied diff's bids, asks
     starts = np.concatenate([[snap[6], snap[8]], adep[:, [6, 8]].ravel()]).astype(np.int64)
     ends = np.concatenate([[snap[7], snap[9]], adep[:, [7, 9]].ravel()]).astype(np.int64)
@@ -601,12 +607,17 @@ def batch_frames(symbol: str, updates: np.ndarray, group_ts: np.ndarray, trades:
     bk = pl.DataFrame(cols).select([pl.col(c).cast(t) for c, t in book_schema(levels).items()])
     out = {"events": ev, "book": bk}
     if trades.shape[0]:
-        out["trades"] = pl.DataFrame({
-            "ts": trades[:, 0], "symbol": symbol,
-            "seq": np.arange(seq0[2], seq0[2] + trades.shape[0], dtype=np.int64),
-            "price": trades[:, 1], "size": trades[:, 2], "aggressor": trades[:, 3].astype(np.int8),
-        }).select([pl.col(c).cast(t) for c, t in TRADES_SCHEMA.items()])
+        out["trades"] = trades_frame(symbol, trades, seq0[2])
     return out
+
+
+def trades_frame(symbol: str, trades: np.ndarray, seq0: int = 0) -> pl.DataFrame:
+    """The ``trades`` frame of ``trades int64[k, 4]`` (ts, price ticks, size lots, aggressor), ``seq`` from
+    ``seq0``."""
+    return pl.DataFrame({
+        "ts": trades[:, 0], "symbol": symbol, "seq": np.arange(seq0, seq0 + trades.shape[0], dtype=np.int64),
+        "price": trades[:, 1], "size": trades[:, 2], "aggressor": trades[:, 3].astype(np.int8),
+    }).select([pl.col(c).cast(t) for c, t in TRADES_SCHEMA.items()])
 
 
 def _options(options: dict[str, Any]) -> dict[str, Any]:
@@ -678,10 +689,11 @@ def iter_batches(paths: list[Path], *, dataset: str | None = None, batch_rows: i
         yield _whole(plist, dataset, options)
         return
     try:
-        for fr in st.batches(plist, plan, levels=levels, batch_rows=batch_rows, size=size):
-            yield _batch(fr, dataset, plan.symbol, plan.market, 10.0**-plan.dp, 10.0**-plan.dq, plan.last_update_id,
-                         plan.applied)
-            del fr
+        frames_ = st.batches(plist, plan, levels=levels, batch_rows=batch_rows, size=size)
+        while (box := [next(frames_, None)])[0] is not None:
+            # no local keeps the frames while the batch is out: the writer frees them as it stages them
+            yield _batch(cast(dict[str, pl.DataFrame], box.pop()), dataset, plan.symbol, plan.market, 10.0**-plan.dp, 10.0**-plan.dq,
+                         plan.last_update_id, plan.applied)
     except st.Outside:  # a value beyond 18 digits in ticks/lots, found in pass 2: the generic path names it
         read_capture(plist, tick_size=tick, lot_size=lot, fast=False)
         raise DataError(plist[0], "a price or size does not fit the grid (more than 18 digits)") from None

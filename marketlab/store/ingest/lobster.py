@@ -602,9 +602,10 @@ def iter_batches(paths: list[Path], *, dataset: str | None = None, batch_rows: i
                 if got[1] is not None:
                     frames["book"] = _book(f.symbol, got[0][0], got[1], seq0)
                 del got
-                yield IngestBatch(
+                box = [IngestBatch(
                     dataset=name, frames=frames, instruments=[instrument], meta={"levels": dict(levels), "source": "LOBSTER"}
-                )
+                )]
                 del frames
+                yield box.pop()  # no local keeps the batch while it is out: the writer frees it as it goes
         finally:
             reader.close()
