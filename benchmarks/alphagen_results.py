@@ -3,7 +3,8 @@
 Each job (method x pool capacity k x seed) mines one spec (``specs/agents/alphagen_<dataset>.toml`` with the
 method's settings) and appends one run to ``benchmarks/results/alphagen_results.json``: train / valid / test
 IC, RankIC, ICIR of the combined factor, the pool's formulas with weights, wall and process CPU seconds,
-hardware, load average, git commit, command. Runs already in the json are skipped (``--redo`` runs them again),
+hardware, load average, git commit, command. Runs already in the json are skipped (``--redo`` runs them again and
+replaces them, recording what was replaced),
 so re-issuing a command continues a cut-off sweep; AlphaGen runs checkpoint every ``--checkpoint-every`` steps
 in ``--run-root/results_<dataset>_<label>_<seed>/`` and resume from there. Parallel workers share the json
 through a file lock.
@@ -207,9 +208,16 @@ def update_results(change: Callable[[dict], None]) -> None:
 
 
 def append_run(entry: dict) -> None:
-    """Add one run and refresh the summary."""
+    """Add one run and refresh the summary. A run of the same dataset, method and seed (``--redo``) is replaced, and
+    the entry says what it replaced (commit, time, test IC); its backtest, made from the old run, is dropped."""
 
     def add(doc: dict) -> None:
+        same = [r for r in doc["runs"] if (r["dataset"], r["method"], r["seed"]) == (entry["dataset"], entry["method"], entry["seed"])]
+        if same:
+            entry["replaces"] = [{"git_commit": r.get("git_commit"), "utc": r.get("utc"),
+                                  "test_ic": r["metrics"].get("test", {}).get("ic")} for r in same]  # fmt: skip
+            doc["runs"] = [r for r in doc["runs"] if all(r is not x for x in same)]
+            doc.get("backtests_reference", {}).get("runs", {}).pop(f"{entry['method']}/seed{entry['seed']}", None)
         doc["runs"].append(entry)
         doc["summary"] = summarize(doc["runs"])
 
