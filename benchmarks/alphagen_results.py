@@ -257,15 +257,20 @@ def _backtest_periods(st, ds: str) -> dict:
 
 
 def _reference_label(method: str) -> bool:
-    """Whether a run label is one of the reference grid's methods: AlphaGen at its reference steps, gplearn, our GP
-    (a population label), the LightGBM and MLP hand-factor models."""
+    """Whether a run label is one of the reference grid's pools (AlphaGen at its reference steps, gplearn)."""
     parts = method.split("-")
-    if method.startswith("gplearn-k") or method in ("hand-lightgbm", "hand-mlp"):
+    if method.startswith("gplearn-k"):
         return True
-    if method.startswith("gp-k"):
-        return len(parts) == 3 and parts[2].startswith("pop")
     return (method.startswith("alphagen-k") and len(parts) == 3
             and parts[2] == f"{REFERENCE_STEPS.get(int(parts[1][1:]), -1)}steps")  # fmt: skip
+
+
+def _backtested(method: str) -> bool:
+    """Whether ``--backtest-runs`` trades a run: the reference grid's pools, our GP (a population label), and the
+    LightGBM and MLP hand-factor models."""
+    parts = method.split("-")
+    gp_pool = method.startswith("gp-k") and len(parts) == 3 and parts[2].startswith("pop")
+    return _reference_label(method) or gp_pool or method in ("hand-lightgbm", "hand-mlp")
 
 
 def backtest_runs(store: str | None) -> None:
@@ -283,7 +288,7 @@ def backtest_runs(store: str | None) -> None:
     torch.set_num_threads(1)
     doc = read_results()
     done = doc.get("backtests_reference", {}).get("runs", {})
-    todo = [r for r in doc["runs"] if r["dataset"] == "csi300" and _reference_label(r["method"])
+    todo = [r for r in doc["runs"] if r["dataset"] == "csi300" and _backtested(r["method"])
             and f"{r['method']}/seed{r['seed']}" not in done]  # fmt: skip
     if not todo:
         print("every reference run is backtested already", flush=True)

@@ -41,6 +41,10 @@ def test_reference_labels(ar):
     assert ar._reference_label("alphagen-k1-200000steps") and ar._reference_label("gplearn-k20")
     assert not ar._reference_label("alphagen-k10-4096steps") and not ar._reference_label("alphagen-k20-200000steps")
     assert not ar._reference_label("gp-k10") and not ar._reference_label("hand-lightgbm")
+    # backtested: the reference pools, our GP's population-labelled pools, LightGBM and the MLP
+    assert ar._backtested("alphagen-k100-350000steps") and ar._backtested("gp-k50-pop100x5")
+    assert ar._backtested("hand-lightgbm") and ar._backtested("hand-mlp")
+    assert not ar._backtested("gp-k10") and not ar._backtested("hand-gbdt") and not ar._backtested("alphagen-k10-4096steps")
 
 
 def test_goal_check_compares_pools_of_20_and_more_with_every_rival(ar):
