@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from marketlab.core.errors import StoreError
-from marketlab.store.validate import distinct_symbols
+from marketlab.store.validate import distinct_symbols, first_step_back
 
 
 def natural_key(kind: str, columns: list[str]) -> list[str] | None:
@@ -141,8 +141,6 @@ def check_unique(kind: str, df: pl.DataFrame, part_day_col: str | None, source: 
     if kind in ("events", "book") and part_day_col is None and len(distinct_symbols(df.get_column("symbol"))) == 1:
         seq = df.get_column("seq")
         if seq.is_sorted():
-            from marketlab.store.validate import first_step_back  # validate sits beside keys
-
             hit = first_step_back(seq, strict=True)  # sorted: a step that is not up repeats a key
             if hit is None:
                 return
