@@ -47,6 +47,7 @@ OUT = ROOT / "benchmarks" / "results" / "alphagen_results.json"
 
 
 REFERENCE_STEPS = {1: 200_000, 10: 200_000, 20: 250_000, 50: 300_000, 100: 350_000}  # research/alphagen.md @HEAD
+GP_POPULATION, GP_GENERATIONS = 100, 5  # our GP's table runs (about the CPU of a pool-10 gplearn generation)
 
 
 def main() -> None:
@@ -59,8 +60,8 @@ def main() -> None:
     ap.add_argument("--checkpoint-every", type=int, default=8192)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--caps", type=int, nargs="+", default=[10, 20])
-    ap.add_argument("--gp-pop", type=int, default=100)
-    ap.add_argument("--gp-gens", type=int, default=5)
+    ap.add_argument("--gp-pop", type=int, default=GP_POPULATION)
+    ap.add_argument("--gp-gens", type=int, default=GP_GENERATIONS)
     ap.add_argument("--hand-models", nargs="+", default=["linear", "gbdt"],
                     help="hand-factor combiners: linear, gbdt, lightgbm, mlp (seeded ones run per seed)")
     ap.add_argument("--gplearn-pop", type=int, default=1000, help="gplearn population (reference: 1000)")
@@ -380,7 +381,9 @@ def missing_runs(runs: list[dict], seeds: tuple[int, ...] = (0, 1, 2)) -> list[s
     out = []
     for ds in ("csi300", "sp500"):
         cells = [f"alphagen-k{k}-{REFERENCE_STEPS[k]}steps" for k in (10, 20, 50, 100)]
-        cells += [f"alphagen-k1-{REFERENCE_STEPS[1]}steps", "gplearn-k10", "gplearn-k20", "hand-lightgbm", "hand-mlp"]
+        cells += [f"alphagen-k1-{REFERENCE_STEPS[1]}steps", "hand-lightgbm", "hand-mlp"]
+        cells += [f"gplearn-k{k}" for k in (10, 20, 50, 100)]
+        cells += [f"gp-k{k}-pop{GP_POPULATION}x{GP_GENERATIONS}" for k in (10, 20, 50, 100)]
         for c in cells:
             miss = [s for s in seeds if (ds, c, s) not in have]
             if miss:

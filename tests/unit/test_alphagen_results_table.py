@@ -65,3 +65,15 @@ def test_goal_check_compares_pools_of_20_and_more_with_every_rival(ar):
                      "- alphagen-k50-300000steps (1 seed): 0.060; above all of gp-k50-pop200x10, hand-lightgbm "
                      "(no gplearn-k50 run yet)"]
     assert "no AlphaGen run" in ar.verdict({"csi300": {"gp-k20": {"n_seeds": 1, "test_ic": [0.04, 0.0]}}})[2]
+
+
+def test_missing_runs_lists_every_grid_cell_short_of_three_seeds(ar):
+    full = [("alphagen-k10-200000steps", s) for s in (0, 1, 2)] + [("gp-k100-pop100x5", s) for s in (0, 1)]
+    full += [("gplearn-k50", 2), ("gp-k100-pop200x10", 2)]  # another GP setting does not fill the grid's cell
+    runs = [{"dataset": "csi300", "method": m, "seed": s} for m, s in full]
+    miss = ar.missing_runs(runs)
+    assert "csi300 gp-k100-pop100x5: seeds 2" in miss and "csi300 gplearn-k50: seeds 0, 1" in miss
+    assert not any(m.startswith("csi300 alphagen-k10-") for m in miss)
+    assert "sp500 alphagen-k10-200000steps: seeds 0, 1, 2" in miss and "sp500 gplearn-k100: seeds 0, 1, 2" in miss
+    # the grid: AlphaGen at pools 1, 10, 20, 50, 100; gplearn and our GP at 10, 20, 50, 100; LightGBM; the MLP
+    assert len([m for m in miss if m.startswith("sp500 ")]) == 5 + 4 + 4 + 2
