@@ -197,12 +197,14 @@ def read_results() -> dict:
 
 
 def update_results(change: Callable[[dict], None]) -> None:
-    """Apply ``change`` to the results json under a file lock (parallel workers share the json)."""
+    """Apply ``change`` to the results json under a file lock (parallel workers share the json); the summary is
+    recomputed from the runs on every write."""
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with open(OUT.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         doc = read_results()
         change(doc)
+        doc["summary"] = summarize(doc["runs"])
         tmp = OUT.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(doc, indent=1, default=float))
         tmp.replace(OUT)
@@ -220,7 +222,6 @@ def append_run(entry: dict) -> None:
             doc["runs"] = [r for r in doc["runs"] if all(r is not x for x in same)]
             doc.get("backtests_reference", {}).get("runs", {}).pop(f"{entry['method']}/seed{entry['seed']}", None)
         doc["runs"].append(entry)
-        doc["summary"] = summarize(doc["runs"])
 
     update_results(add)
 
@@ -404,7 +405,7 @@ def table(doc: dict) -> str:
         for meth, d in sorted(methods.items()):
             rs = [r for r in runs if r["dataset"] == ds and r["method"] == meth]
             cpu = [r.get("cpu_seconds") for r in rs if r.get("cpu_seconds") is not None]
-            gap = np.array([r["metrics"]["train"]["ic"] - r["metrics"]["test"]["ic"] for r in rs if "test" in r["metrics"]])
+            gap = np.array([split_metric(r, "train", "ic") - split_metric(r, "test", "ic") for r in rs if "test" in r["metrics"]])
             lines.append(f"| {meth} | {d['n_seeds']} | {_ms(d['train_ic'])} | {_ms(d.get('valid_ic', [np.nan]))} | "
                          f"{_ms(d.get('test_ic', [np.nan]))} | {_ms(d.get('test_rank_ic', [np.nan]))} | "
                          f"{_ms(d.get('test_icir', [np.nan]))} | {gap.mean():.3f} | "
@@ -426,6 +427,10 @@ def table(doc: dict) -> str:
             lines.append(f"- `{infix(f['formula'])}`" + (f" ({note})" if note else ""))
         lines.append("")
     lines += backtest_table(doc) + verdict(summ)
+    flat = flat_runs(runs)
+    if flat:
+        lines += ["Factors flat across stocks on every day of a split (no daily IC there; counted as IC 0 above):", ""]
+        lines += [f"- {f}" for f in flat] + [""]
     miss = missing_runs(runs)
     if miss:
         lines += ["Not yet run at the reference settings (3 seeds each):", ""] + [f"- {m}" for m in miss]
@@ -523,8 +528,26 @@ def verdict(summ: dict) -> list[str]:
     return [*out, ""]
 
 
+def split_metric(run: dict, split: str, metric: str) -> float:
+    """A run's ``metric`` on ``split``; 0 where its factor is flat across stocks on every day of the split (no day
+    with an IC: ``days == 0``). Such a factor predicts nothing, and the pool's objective counts a flat day as 0."""
+    m = run["metrics"][split]
+    return 0.0 if m.get("days") == 0 else float(m[metric])
+
+
+def flat_runs(runs: list[dict]) -> list[str]:
+    """``dataset method seed N: split, ...`` for every run whose factor is flat on every day of some split."""
+    out = []
+    for r in runs:
+        flat = [s for s, m in r["metrics"].items() if m.get("days") == 0]
+        if flat:
+            out.append(f"{r['dataset']} {r['method']} seed {r['seed']}: {', '.join(flat)}")
+    return out
+
+
 def summarize(runs: list[dict]) -> dict:
-    """mean ± std over seeds per (dataset, method, split, metric)."""
+    """mean ± std over seeds per (dataset, method, split, metric); a split on which a run's factor is flat on every
+    day counts as 0 (:func:`split_metric`), so every seed counts."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
         groups.setdefault((r["dataset"], r["method"]), []).append(r)
@@ -533,7 +556,7 @@ def summarize(runs: list[dict]) -> dict:
         d = out.setdefault(ds, {}).setdefault(meth, {"n_seeds": len(rs)})
         for split in rs[0]["metrics"]:
             for metric in ("ic", "rank_ic", "icir"):
-                v = np.array([r["metrics"][split][metric] for r in rs], dtype=float)
+                v = np.array([split_metric(r, split, metric) for r in rs], dtype=float)
                 d[f"{split}_{metric}"] = [round(float(np.nanmean(v)), 4), round(float(np.nanstd(v)), 4)]
     return out
 

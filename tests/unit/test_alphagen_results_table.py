@@ -77,3 +77,16 @@ def test_missing_runs_lists_every_grid_cell_short_of_three_seeds(ar):
     assert "sp500 alphagen-k10-200000steps: seeds 0, 1, 2" in miss and "sp500 gplearn-k100: seeds 0, 1, 2" in miss
     # the grid: AlphaGen at pools 1, 10, 20, 50, 100; gplearn and our GP at 10, 20, 50, 100; LightGBM; the MLP
     assert len([m for m in miss if m.startswith("sp500 ")]) == 5 + 4 + 4 + 2
+
+
+def test_a_split_without_any_daily_ic_counts_as_zero_and_is_listed(ar):
+    def run(seed, test):
+        return {"dataset": "sp500", "method": "alphagen-k1-200000steps", "seed": seed,
+                "metrics": {"train": {"ic": 0.05, "rank_ic": 0.02, "icir": 0.5, "days": 185}, "test": test}}  # fmt: skip
+
+    flat = {"ic": float("nan"), "rank_ic": float("nan"), "icir": float("nan"), "days": 0}
+    runs = [run(0, {"ic": -0.04, "rank_ic": -0.02, "icir": -0.3, "days": 257}), run(1, flat)]
+    s = ar.summarize(runs)["sp500"]["alphagen-k1-200000steps"]
+    assert s["n_seeds"] == 2 and s["test_ic"] == [-0.02, 0.02]  # mean and std of (-0.04, 0): the flat seed counts
+    assert s["train_ic"] == [0.05, 0.0]
+    assert ar.flat_runs(runs) == ["sp500 alphagen-k1-200000steps seed 1: test"]
