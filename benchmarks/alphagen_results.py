@@ -47,7 +47,7 @@ OUT = ROOT / "benchmarks" / "results" / "alphagen_results.json"
 
 
 REFERENCE_STEPS = {1: 200_000, 10: 200_000, 20: 250_000, 50: 300_000, 100: 350_000}  # research/alphagen.md @HEAD
-GP_POPULATION, GP_GENERATIONS = 100, 5  # our GP's table runs (about the CPU of a pool-10 gplearn generation)
+GP_POPULATION, GP_GENERATIONS = 100, 5  # our GP in the table (the earlier reduced-size runs kept; --gp-pop / --gp-gens)
 
 
 def main() -> None:
